@@ -1,0 +1,197 @@
+"""Frozen descriptions of a network (`ModelConfig`) and of its training (`TrainConfig`).
+
+A Config is the one currency between the estimators, the search and the trainer: the search
+space only produces Configs, the trainer only consumes them. Construction validates every
+field and raises `InvalidParameterError` naming the parameter, the rule and the value.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from numbers import Integral, Real
+from typing import Any
+
+from archtune.errors import InvalidParameterError, nearest
+from archtune.layers import (
+    ACTIVATIONS,
+    INITIALIZERS,
+    REJECTED_ACTIVATIONS,
+    REJECTED_INITIALIZERS,
+    canonical_activation,
+    canonical_initializer,
+)
+
+SHAPES = ("constant", "funnel", "pyramid")
+NORMS = (None, "batch", "layer")
+OPTIMIZERS = ("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "adamw", "nadam")
+SCHEDULES = ("constant", "step", "exponential", "cosine", "one_cycle", "plateau")
+REGRESSION_LOSSES = ("mse", "mae", "huber")
+CLASSIFICATION_LOSSES = ("cross_entropy",)
+
+
+# --------------------------------------------------------------------------- rule helpers
+
+
+def check_choice(name: str, value: Any, choices: tuple) -> Any:
+    if value in choices:
+        return value
+    shown = ", ".join(repr(c) for c in choices)
+    raise InvalidParameterError(
+        f"{name} must be one of {shown}; got {name}={value!r}{nearest(str(value), [str(c) for c in choices])}"
+    )
+
+
+def check_number(
+    name: str,
+    value: Any,
+    low: float | None = None,
+    high: float | None = None,
+    *,
+    low_open: bool = False,
+    high_open: bool = False,
+    integer: bool = False,
+) -> Any:
+    """Check that ``value`` is a finite number in the interval; return it as int or float."""
+    kind = "an integer" if integer else "a number"
+    ok_type = isinstance(value, Integral) if integer else isinstance(value, Real)
+    if isinstance(value, bool) or not ok_type:
+        raise InvalidParameterError(f"{name} must be {kind}; got {name}={value!r}")
+    if not math.isfinite(float(value)):
+        raise InvalidParameterError(f"{name} must be finite; got {name}={value!r}")
+    bad_low = low is not None and (value <= low if low_open else value < low)
+    bad_high = high is not None and (value >= high if high_open else value > high)
+    if bad_low or bad_high:
+        lo = "-inf" if low is None else f"{low:g}"
+        hi = "inf" if high is None else f"{high:g}"
+        interval = f"{'(' if low_open or low is None else '['}{lo}, {hi}{')' if high_open or high is None else ']'}"
+        raise InvalidParameterError(f"{name} must be in {interval}; got {name}={value!r}")
+    return int(value) if integer else float(value)
+
+
+# --------------------------------------------------------------------------- model
+
+
+def resolve_hidden_sizes(
+    hidden_layers: int, units: int, shape: str, hidden_sizes: tuple[int, ...] | None
+) -> tuple[int, ...]:
+    """Widths of the hidden layers, from an explicit tuple or from (depth, widest, shape)."""
+    if hidden_sizes is not None:
+        if isinstance(hidden_sizes, (int, str)) or not hasattr(hidden_sizes, "__iter__"):
+            raise InvalidParameterError(
+                f"hidden_sizes must be a tuple of positive integers such as (256, 128); "
+                f"got hidden_sizes={hidden_sizes!r}"
+            )
+        sizes = tuple(hidden_sizes)
+        for s in sizes:
+            check_number("hidden_sizes", s, 1, integer=True)
+        return tuple(int(s) for s in sizes)
+    layers = check_number("hidden_layers", hidden_layers, 0, 100, integer=True)
+    width = check_number("units", units, 1, 1_000_000, integer=True)
+    check_choice("shape", shape, SHAPES)
+    if shape == "constant":
+        return (width,) * layers
+    if shape == "funnel":
+        return tuple(max(1, round(width / 2**i)) for i in range(layers))
+    # pyramid: a straight line from `units` down toward the output layer.
+    return tuple(max(1, round(width * (layers - i) / layers)) for i in range(layers))
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Everything that defines a network's architecture (not its data-dependent input side)."""
+
+    arch: str = "mlp"
+    hidden_sizes: tuple[int, ...] = (256, 256)
+    activation: str = "relu"
+    initializer: str = "auto"
+    dropout: float = 0.1
+    norm: str | None = None
+
+    def __post_init__(self) -> None:
+        from archtune.models.registry import list_models
+
+        check_choice("arch", self.arch, tuple(list_models()))
+        object.__setattr__(self, "hidden_sizes", resolve_hidden_sizes(0, 1, "constant", self.hidden_sizes))
+        object.__setattr__(self, "activation", canonical_activation(self.activation))
+        object.__setattr__(self, "initializer", canonical_initializer(self.initializer))
+        if self.activation in REJECTED_ACTIVATIONS:
+            raise InvalidParameterError(REJECTED_ACTIVATIONS[self.activation])
+        check_choice("activation", self.activation, tuple(ACTIVATIONS))
+        if self.initializer in REJECTED_INITIALIZERS:
+            raise InvalidParameterError(REJECTED_INITIALIZERS[self.initializer])
+        check_choice("initializer", self.initializer, ("auto", *INITIALIZERS))
+        check_number("dropout", self.dropout, 0.0, 1.0, high_open=True)
+        check_choice("norm", self.norm, NORMS)
+
+
+# --------------------------------------------------------------------------- training
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that defines how a network is trained."""
+
+    optimizer: str = "adamw"
+    learning_rate: float = 1e-3
+    momentum: float = 0.9
+    weight_decay: float = 1e-4
+    l1: float = 0.0
+    l2: float = 0.0
+    max_norm: float | None = None
+    gradient_clip: float | None = None
+    batch_size: int = 128
+    max_epochs: int = 100
+    lr_schedule: str = "plateau"
+    warmup_epochs: int = 1
+    early_stopping: bool = True
+    patience: int = 10
+    min_delta: float = 0.0
+    loss: str = "mse"
+    seed: int = 0
+    extra: dict = field(default_factory=dict, compare=False)
+
+    def __post_init__(self) -> None:
+        check_choice("optimizer", self.optimizer, OPTIMIZERS)
+        check_number("learning_rate", self.learning_rate, 0.0, low_open=True)
+        check_number("momentum", self.momentum, 0.0, 1.0, high_open=True)
+        check_number("weight_decay", self.weight_decay, 0.0)
+        check_number("l1", self.l1, 0.0)
+        check_number("l2", self.l2, 0.0)
+        if self.max_norm is not None:
+            check_number("max_norm", self.max_norm, 0.0, low_open=True)
+        if self.gradient_clip is not None:
+            check_number("gradient_clip", self.gradient_clip, 0.0, low_open=True)
+        check_number("batch_size", self.batch_size, 1, integer=True)
+        check_number("max_epochs", self.max_epochs, 1, integer=True)
+        check_choice("lr_schedule", self.lr_schedule, SCHEDULES)
+        check_number("warmup_epochs", self.warmup_epochs, 0, integer=True)
+        if not isinstance(self.early_stopping, bool):
+            raise InvalidParameterError(
+                f"early_stopping must be True or False; got early_stopping={self.early_stopping!r}"
+            )
+        check_number("patience", self.patience, 1, integer=True)
+        check_number("min_delta", self.min_delta, 0.0)
+        check_choice("loss", self.loss, REGRESSION_LOSSES + CLASSIFICATION_LOSSES + ("binary_cross_entropy",))
+
+    def to_dict(self) -> dict:
+        out = asdict(self)
+        out.pop("extra")
+        return out
+
+
+def resolve_batch_size(batch_size: int | str, n_train: int) -> int:
+    """Turn ``"auto"`` / ``"full"`` / an int into a concrete batch size for ``n_train`` rows."""
+    if batch_size == "full":
+        return max(1, n_train)
+    if batch_size == "auto":
+        # About 50 steps per epoch, as a power of two between 32 and 512: small data gets
+        # enough updates per epoch, large data gets batches that use the hardware well.
+        target = max(1, n_train // 50)
+        power = 2 ** round(math.log2(target)) if target > 1 else 1
+        return int(min(512, max(32, power)))
+    if isinstance(batch_size, str):
+        raise InvalidParameterError(
+            f"batch_size must be a positive integer, 'auto' or 'full'; got batch_size={batch_size!r}"
+        )
+    return check_number("batch_size", batch_size, 1, integer=True)

@@ -1,0 +1,244 @@
+"""Schema inference and the Preprocessor: table in, float32 matrix out.
+
+Output layout: scaled numeric columns, then missing-value indicators, then one-hot columns
+(if chosen), then one integer code per embedded categorical column (0 = missing or unseen).
+Every piece of fitted state is plain JSON (lists, floats, strings) so that model bundles
+never need pickle.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy.special import ndtri
+
+from archtune.config import check_choice
+from archtune.errors import DataError
+
+SCALINGS = ("standard", "quantile", None)
+CATEGORICAL_ENCODINGS = ("embedding", "onehot")
+# An object column whose values mostly parse as numbers is a numeric column with typos, not
+# a categorical one: report the first bad value instead of silently embedding it.
+NUMERIC_SHARE = 0.9
+N_QUANTILES = 1000
+
+
+def as_frame(X: Any, what: str = "X") -> tuple[pd.DataFrame, bool]:
+    """X as a DataFrame, and whether it came with real (string) column names."""
+    if isinstance(X, pd.DataFrame):
+        named = all(isinstance(c, str) for c in X.columns)
+        frame = X if named else X.set_axis([f"x{i}" for i in range(X.shape[1])], axis=1)
+        if frame.columns.duplicated().any():
+            dup = frame.columns[frame.columns.duplicated()][0]
+            raise DataError(f"{what}: duplicate column name {dup!r}")
+        return frame, named
+    if isinstance(X, pd.Series):
+        raise DataError(f"{what} must be 2-dimensional (rows x columns); got a Series. Use X.to_frame()")
+    try:
+        arr = np.asarray(X)
+    except Exception as exc:
+        raise DataError(f"{what} cannot be read as a table: {exc}") from None
+    if arr.ndim == 1:
+        raise DataError(
+            f"{what} must be 2-dimensional (rows x columns); got a 1-D array of {arr.shape[0]} values. "
+            "Reshape your data with X.reshape(-1, 1) for a single feature or X.reshape(1, -1) for a single sample"
+        )
+    if arr.ndim != 2:
+        raise DataError(f"{what} must be 2-dimensional (rows x columns); got shape {arr.shape}")
+    if arr.dtype.kind in "cmM":
+        raise DataError(f"{what} has dtype {arr.dtype}, which is not supported; convert it to numbers")
+    return pd.DataFrame(arr, columns=[f"x{i}" for i in range(arr.shape[1])]), False
+
+
+def _row_label(index: pd.Index, position: int) -> str:
+    label = index[position]
+    if isinstance(index, pd.RangeIndex) and index.start == 0 and index.step == 1:
+        return f"row {position + 1}"  # 1-based data row, as a spreadsheet user counts
+    return f"row {label!r}"
+
+
+def _to_numeric(series: pd.Series, where: str) -> pd.Series | None:
+    """The column as float64, or None if it is categorical. Raises on a stray non-number."""
+    if series.dtype == bool or isinstance(series.dtype, pd.CategoricalDtype):
+        return None
+    if pd.api.types.is_datetime64_any_dtype(series) or pd.api.types.is_timedelta64_dtype(series):
+        raise DataError(f"{where}: column {series.name!r} holds dates/times; convert them to numbers first")
+    if pd.api.types.is_numeric_dtype(series):
+        return series.astype("float64")
+    present = series.notna()
+    if not present.any():
+        return pd.Series(np.nan, index=series.index, name=series.name)
+    values = series[present]
+    # Booleans and strings are categorical; but an object column of Python numbers is numeric.
+    if values.map(lambda v: isinstance(v, (bool, np.bool_))).any():
+        return None
+    parsed = pd.to_numeric(values, errors="coerce")
+    bad = parsed.isna()
+    if not bad.any():
+        return pd.to_numeric(series, errors="coerce").astype("float64")
+    if bad.mean() <= 1 - NUMERIC_SHARE:
+        pos = int(np.flatnonzero(present.to_numpy())[np.flatnonzero(bad.to_numpy())[0]])
+        raise DataError(
+            f"{where}: column {series.name!r} {_row_label(series.index, pos)}: "
+            f"{series.iloc[pos]!r} is not a number"
+        )
+    return None
+
+
+class Preprocessor:
+    """Turns a table into the network's input matrix.
+
+    Parameters
+    ----------
+    scaling : {"standard", "quantile", None}
+        Numeric columns: standardised (default), mapped to a normal distribution through
+        their quantiles (robust to outliers and skew), or left as they are.
+    categorical : {"embedding", "onehot"}
+        Categorical columns (strings, category, bool): integer codes for learned embeddings
+        (default), or one-hot columns.
+    """
+
+    def __init__(self, scaling: str | None = "standard", categorical: str = "embedding"):
+        self.scaling = check_choice("scaling", scaling, SCALINGS)
+        self.categorical = check_choice("categorical", categorical, CATEGORICAL_ENCODINGS)
+
+    # ------------------------------------------------------------------ fitting
+
+    def fit(self, frame: pd.DataFrame, where: str = "X") -> "Preprocessor":
+        self.columns_: list[str] = [str(c) for c in frame.columns]
+        self.numeric_: list[str] = []
+        self.categorical_: list[str] = []
+        self.categories_: dict[str, list[str]] = {}
+        self.center_: list[float] = []
+        self.scale_: list[float] = []
+        self.quantiles_: list[list[float]] = []
+        self.medians_: list[float] = []
+        self.indicators_: list[str] = []
+        for col in frame.columns:
+            numeric = _to_numeric(frame[col], where)
+            if numeric is None:
+                self._fit_categorical(str(col), frame[col])
+            else:
+                self._fit_numeric(str(col), numeric, where)
+        return self
+
+    def _fit_numeric(self, name: str, values: pd.Series, where: str) -> None:
+        arr = values.to_numpy(dtype="float64")
+        _check_finite(arr, name, values.index, where)
+        present = arr[~np.isnan(arr)]
+        if present.size == 0:
+            raise DataError(f"{where}: column {name!r} has no values at all (every row is missing)")
+        self.numeric_.append(name)
+        median = float(np.median(present))
+        self.medians_.append(median)
+        if present.size < arr.size:
+            self.indicators_.append(name)
+        filled = np.where(np.isnan(arr), median, arr)
+        center, scale = float(filled.mean()), float(filled.std())
+        self.center_.append(center)
+        self.scale_.append(scale if scale > 0 else 1.0)
+        if self.scaling == "quantile":
+            qs = np.quantile(filled, np.linspace(0, 1, min(N_QUANTILES, filled.size)))
+            self.quantiles_.append([float(q) for q in qs])
+
+    def _fit_categorical(self, name: str, values: pd.Series) -> None:
+        self.categorical_.append(name)
+        present = values[values.notna()].map(str)
+        # Most frequent first, so codes are stable and the commonest levels get small codes.
+        self.categories_[name] = list(present.value_counts(sort=True).index.map(str))
+
+    # ------------------------------------------------------------------ transforming
+
+    def transform(self, frame: pd.DataFrame, where: str = "X") -> np.ndarray:
+        n = len(frame)
+        blocks: list[np.ndarray] = []
+        numeric = np.empty((n, len(self.numeric_)), dtype="float64")
+        for j, name in enumerate(self.numeric_):
+            values = _to_numeric(frame[name], where)
+            if values is None:
+                raise DataError(f"{where}: column {name!r} was numeric when the model was fitted but now holds text")
+            arr = values.to_numpy(dtype="float64")
+            _check_finite(arr, name, frame.index, where)
+            numeric[:, j] = np.where(np.isnan(arr), self.medians_[j], arr)
+        missing = {name: frame[name].isna().to_numpy() for name in self.indicators_}
+        blocks.append(self._scale(numeric))
+        if self.indicators_:
+            blocks.append(np.column_stack([missing[name] for name in self.indicators_]).astype("float64"))
+        codes = np.column_stack([self._codes(frame[name], name) for name in self.categorical_]) if self.categorical_ else np.empty((n, 0))
+        if self.categorical == "onehot" and self.categorical_:
+            for j, name in enumerate(self.categorical_):
+                k = len(self.categories_[name])
+                onehot = np.zeros((n, k))
+                hit = codes[:, j] > 0
+                onehot[np.flatnonzero(hit), codes[hit, j].astype(int) - 1] = 1.0
+                blocks.append(onehot)
+        else:
+            blocks.append(codes.astype("float64"))
+        return np.hstack(blocks).astype("float32")
+
+    def _scale(self, numeric: np.ndarray) -> np.ndarray:
+        if self.scaling is None or numeric.shape[1] == 0:
+            return numeric
+        if self.scaling == "standard":
+            return (numeric - np.asarray(self.center_)) / np.asarray(self.scale_)
+        out = np.empty_like(numeric)
+        for j, qs in enumerate(self.quantiles_):
+            grid = np.linspace(0, 1, len(qs))
+            # Average of forward and backward interpolation handles tied quantiles (as in
+            # scikit-learn's QuantileTransformer), then the normal quantile function.
+            up = np.interp(numeric[:, j], qs, grid)
+            down = 1 - np.interp(-numeric[:, j], -np.asarray(qs[::-1]), grid)
+            u = np.clip(0.5 * (up + down), 1e-7, 1 - 1e-7)
+            out[:, j] = ndtri(u)
+        return out
+
+    def _codes(self, values: pd.Series, name: str) -> np.ndarray:
+        lookup = {c: i + 1 for i, c in enumerate(self.categories_[name])}
+        present = values.notna().to_numpy()
+        out = np.zeros(len(values), dtype="int64")
+        out[present] = [lookup.get(str(v), 0) for v in values.to_numpy()[present]]
+        return out
+
+    # ------------------------------------------------------------------ shape and state
+
+    @property
+    def n_numeric_out(self) -> int:
+        """Float columns before the categorical codes."""
+        n = len(self.numeric_) + len(self.indicators_)
+        if self.categorical == "onehot":
+            n += sum(len(self.categories_[c]) for c in self.categorical_)
+        return n
+
+    @property
+    def cardinalities(self) -> tuple[int, ...]:
+        """Number of codes per embedded column (its levels + 1 for missing/unseen)."""
+        if self.categorical == "onehot":
+            return ()
+        return tuple(len(self.categories_[c]) + 1 for c in self.categorical_)
+
+    STATE_KEYS = ("columns_", "numeric_", "categorical_", "categories_", "center_", "scale_",
+                  "quantiles_", "medians_", "indicators_")
+
+    def to_state(self) -> dict[str, Any]:
+        state = {"scaling": self.scaling, "categorical": self.categorical}
+        state.update({k: getattr(self, k) for k in self.STATE_KEYS})
+        return state
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> "Preprocessor":
+        pre = cls(state["scaling"], state["categorical"])
+        for key in cls.STATE_KEYS:
+            setattr(pre, key, state[key])
+        return pre
+
+
+def _check_finite(arr: np.ndarray, name: str, index: pd.Index, where: str) -> None:
+    inf = np.isinf(arr)
+    if inf.any():
+        pos = int(np.flatnonzero(inf)[0])
+        raise DataError(
+            f"{where}: column {name!r} {_row_label(index, pos)}: {arr[pos]} is infinite "
+            "(too large to represent, or a division by zero); fix or remove it"
+        )

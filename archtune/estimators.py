@@ -1,0 +1,511 @@
+"""scikit-learn estimators: `NeuralClassifier` and `NeuralRegressor`.
+
+They only glue data + Config + trainer together: ``fit`` validates the parameters into a
+`ModelConfig` and `TrainConfig`, preprocesses the table, builds the network from the model
+registry and hands everything to the `Trainer`.
+"""
+
+from __future__ import annotations
+
+import warnings
+from numbers import Integral
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
+from sklearn.model_selection import train_test_split
+from sklearn.utils.validation import check_is_fitted
+
+from archtune.config import (
+    CLASSIFICATION_LOSSES,
+    REGRESSION_LOSSES,
+    ModelConfig,
+    TrainConfig,
+    check_choice,
+    check_number,
+    resolve_batch_size,
+    resolve_hidden_sizes,
+)
+from archtune.data.preprocess import Preprocessor, as_frame
+from archtune.data.target import encode_classes, regression_target, target_array
+from archtune.errors import DataError, InvalidParameterError
+from archtune.models import InputSpec, build_model
+from archtune.train import ProgressBar, Trainer
+from archtune.train.loop import predict_tensor
+from archtune.train.losses import constant_prediction_loss, make_loss, make_metric
+
+
+def resolve_device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    check_choice("device", device, ("auto", "cpu", "cuda"))
+    if device == "cuda" and not torch.cuda.is_available():
+        raise InvalidParameterError("device='cuda' was requested but no CUDA GPU is available; use device='auto'")
+    return torch.device(device)
+
+
+def _seed_from(random_state: Any) -> int:
+    if random_state is None:
+        return int(np.random.randint(0, 2**31 - 1))
+    if isinstance(random_state, np.random.RandomState):
+        return int(random_state.randint(0, 2**31 - 1))
+    return check_number("random_state", random_state, 0, 2**32 - 1, integer=True)
+
+
+class _NeuralBase(BaseEstimator):
+    """Shared parameters and machinery of the neural estimators.
+
+    Parameters
+    ----------
+    arch : {"mlp", "resnet"}
+        Network family; "resnet" is an MLP with skip connections around each hidden layer.
+    hidden_layers, units, shape :
+        Depth, widest layer and how widths change with depth ("constant", "funnel" = halving
+        per layer, "pyramid" = linear taper toward the output).
+    hidden_sizes : tuple of int, optional
+        Explicit widths; overrides the three above.
+    activation : str
+        relu, leaky_relu, prelu, elu, selu, gelu, silu (swish), mish, tanh, sigmoid,
+        softplus or linear.
+    initializer : str
+        "auto" (He for the ReLU family, Glorot for tanh/sigmoid/linear, LeCun for SELU), or
+        glorot_uniform, glorot_normal, he_uniform, he_normal, lecun_normal, orthogonal.
+    dropout : float
+        Dropout rate after each hidden layer (AlphaDropout with SELU).
+    norm : {None, "batch", "layer"}
+    l1, l2 : float
+        Penalties on the weights, added to the loss.
+    weight_decay : float
+        Decoupled weight decay (AdamW-style), for every optimiser.
+    max_norm : float, optional
+        Upper bound on each hidden unit's incoming weight norm, enforced after every step.
+    gradient_clip : float, optional
+        Clip the global gradient norm to this value.
+    optimizer : str
+        sgd, momentum, nesterov, adagrad, rmsprop, adam, adamw or nadam.
+    learning_rate, momentum : float
+        ``momentum`` is SGD's momentum and the Adam family's beta1.
+    batch_size : int, "auto" or "full"
+        "auto" aims at ~50 steps per epoch (32 to 512); "full" is full-batch descent.
+    max_epochs : int
+    lr_schedule : str
+        constant, step, exponential, cosine, one_cycle or plateau.
+    warmup_epochs : int
+        Linear learning-rate warm-up.
+    early_stopping : bool
+        Stop when the validation loss stops improving, and restore the best epoch's weights.
+    patience : int
+    min_delta : float
+    validation_fraction : float
+        Share of the training rows held out for early stopping, unless ``validation_data``
+        is passed to ``fit``.
+    loss : str
+        "auto" (cross-entropy for classification, mse for regression), or mse, mae, huber.
+    class_weight : "balanced", dict or None
+        Classifier only: weights of the classes in the loss.
+    scaling : {"standard", "quantile", None}
+        How numeric columns are scaled.
+    categorical : {"embedding", "onehot"}
+        How categorical columns are encoded.
+    random_state : int, optional
+    device : {"auto", "cpu", "cuda"}
+    verbose : int
+        0 silent, 1 a progress bar.
+
+    Attributes
+    ----------
+    module_ : torch.nn.Module
+        The trained network (a `TabularNetwork`, which takes the preprocessed matrix).
+    history_ : pandas.DataFrame
+        One row per epoch: train_loss, val_loss, val_<metric>, lr, seconds.
+    best_epoch_ : int
+    n_features_in_ : int
+    feature_names_in_ : ndarray of str
+        Only when fitted on a DataFrame with string column names.
+    preprocessor_ : Preprocessor
+    """
+
+    _task_losses: tuple[str, ...] = ()
+
+    def __init__(
+        self,
+        *,
+        arch: str = "mlp",
+        hidden_layers: int = 2,
+        units: int = 256,
+        shape: str = "constant",
+        hidden_sizes: tuple[int, ...] | None = None,
+        activation: str = "relu",
+        initializer: str = "auto",
+        dropout: float = 0.1,
+        norm: str | None = None,
+        l1: float = 0.0,
+        l2: float = 0.0,
+        weight_decay: float = 1e-4,
+        max_norm: float | None = None,
+        gradient_clip: float | None = None,
+        optimizer: str = "adamw",
+        learning_rate: float = 1e-3,
+        momentum: float = 0.9,
+        batch_size: int | str = "auto",
+        max_epochs: int = 100,
+        lr_schedule: str = "plateau",
+        warmup_epochs: int = 1,
+        early_stopping: bool = True,
+        patience: int = 10,
+        min_delta: float = 0.0,
+        validation_fraction: float = 0.1,
+        loss: str = "auto",
+        class_weight: str | dict | None = None,
+        scaling: str | None = "standard",
+        categorical: str = "embedding",
+        random_state: int | None = None,
+        device: str = "auto",
+        verbose: int = 0,
+    ):
+        self.arch = arch
+        self.hidden_layers = hidden_layers
+        self.units = units
+        self.shape = shape
+        self.hidden_sizes = hidden_sizes
+        self.activation = activation
+        self.initializer = initializer
+        self.dropout = dropout
+        self.norm = norm
+        self.l1 = l1
+        self.l2 = l2
+        self.weight_decay = weight_decay
+        self.max_norm = max_norm
+        self.gradient_clip = gradient_clip
+        self.optimizer = optimizer
+        self.learning_rate = learning_rate
+        self.momentum = momentum
+        self.batch_size = batch_size
+        self.max_epochs = max_epochs
+        self.lr_schedule = lr_schedule
+        self.warmup_epochs = warmup_epochs
+        self.early_stopping = early_stopping
+        self.patience = patience
+        self.min_delta = min_delta
+        self.validation_fraction = validation_fraction
+        self.loss = loss
+        self.class_weight = class_weight
+        self.scaling = scaling
+        self.categorical = categorical
+        self.random_state = random_state
+        self.device = device
+        self.verbose = verbose
+
+    # ------------------------------------------------------------------ configs
+
+    def model_config(self) -> ModelConfig:
+        """The validated `ModelConfig` these parameters describe."""
+        sizes = resolve_hidden_sizes(self.hidden_layers, self.units, self.shape, self.hidden_sizes)
+        return ModelConfig(arch=self.arch, hidden_sizes=sizes, activation=self.activation,
+                           initializer=self.initializer, dropout=self.dropout, norm=self.norm)
+
+    def train_config(self, n_train: int, seed: int) -> TrainConfig:
+        """The validated `TrainConfig` for ``n_train`` training rows."""
+        loss = self.loss
+        if loss == "auto":
+            loss = self._task_losses[0]
+        check_choice("loss", loss, ("auto", *self._task_losses))
+        return TrainConfig(
+            optimizer=self.optimizer, learning_rate=self.learning_rate, momentum=self.momentum,
+            weight_decay=self.weight_decay, l1=self.l1, l2=self.l2, max_norm=self.max_norm,
+            gradient_clip=self.gradient_clip, batch_size=resolve_batch_size(self.batch_size, n_train),
+            max_epochs=self.max_epochs, lr_schedule=self.lr_schedule, warmup_epochs=self.warmup_epochs,
+            early_stopping=self.early_stopping, patience=self.patience, min_delta=self.min_delta,
+            loss=loss, seed=seed,
+        )
+
+    def _validate_params(self) -> ModelConfig:
+        model_config = self.model_config()
+        self.train_config(1000, 0)  # validates every training parameter before any data work
+        check_number("validation_fraction", self.validation_fraction, 0.0, 1.0, high_open=True)
+        check_choice("verbose", self.verbose, (0, 1, 2, False, True))
+        Preprocessor(self.scaling, self.categorical)
+        resolve_device(self.device)
+        return model_config
+
+    # ------------------------------------------------------------------ fit
+
+    def fit(self, X: Any, y: Any, validation_data: tuple[Any, Any] | None = None) -> "_NeuralBase":
+        """Train a network on (X, y).
+
+        Parameters
+        ----------
+        X : array-like or DataFrame of shape (n_samples, n_features)
+            Numeric, categorical (string, category, bool) and missing values are accepted.
+        y : array-like
+            Class labels of any hashable type, or real values (2-D for multi-output regression).
+        validation_data : (X_val, y_val), optional
+            Used for early stopping instead of a split of (X, y).
+        """
+        model_config = self._validate_params()
+        frame, named = as_frame(X, "X")
+        y_arr = target_array(y, "y")
+        if len(frame) != len(y_arr):
+            raise DataError(f"X has {len(frame)} rows but y has {len(y_arr)}; they must match row for row")
+        if len(frame) < 2:
+            raise DataError(f"at least 2 rows are needed to train; got n_samples={len(frame)} (1 sample)")
+        if frame.shape[1] == 0:
+            raise DataError("X has no columns (0 features); at least one is required")
+        self.n_features_in_ = frame.shape[1]
+        if named:
+            self.feature_names_in_ = np.asarray(frame.columns, dtype=object)
+        elif hasattr(self, "feature_names_in_"):
+            del self.feature_names_in_
+        targets = self._fit_target(y_arr)
+        seed = _seed_from(self.random_state)
+
+        if validation_data is not None:
+            X_val_raw, y_val_raw = validation_data
+            frame_val = self._check_frame(X_val_raw, "validation_data X")
+            targets_val = self._encode_target(target_array(y_val_raw, "validation_data y"), "validation_data y")
+            frame_tr, targets_tr = frame, targets
+        else:
+            frame_tr, frame_val, targets_tr, targets_val = self._split(frame, targets, seed)
+
+        pre = Preprocessor(self.scaling, self.categorical).fit(frame_tr, "X")
+        X_tr = torch.from_numpy(pre.transform(frame_tr, "X"))
+        X_va = torch.from_numpy(pre.transform(frame_val, "X")) if frame_val is not None else None
+        self._fit_target_scale(targets_tr)
+        y_tr = self._target_tensor(targets_tr)
+        y_va = self._target_tensor(targets_val) if targets_val is not None else None
+
+        train_config = self.train_config(len(X_tr), seed)
+        device = resolve_device(self.device)
+        spec = InputSpec.auto(pre.n_numeric_out, pre.cardinalities)
+        callbacks = [ProgressBar(type(self).__name__)] if self.verbose else []
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)  # dropout masks draw from the global generator
+            generator = torch.Generator().manual_seed(seed)
+            module = build_model(model_config, spec, self._n_outputs(), self._task, generator)
+            trainer = Trainer(
+                module, make_loss(self._task, train_config.loss, self._loss_weights(targets_tr), device),
+                train_config, metric=make_metric(self._task), metric_name=self._metric_name,
+                callbacks=callbacks, device=device,
+                divergence_limit=100 * constant_prediction_loss(self._task, self._n_outputs()),
+            )
+            trainer.fit(X_tr, y_tr, X_va, y_va)
+        self.module_ = module.eval()
+        self.preprocessor_ = pre
+        self.history_ = pd.DataFrame(trainer.history.records)
+        self.best_epoch_ = trainer.best_epoch if train_config.early_stopping else len(self.history_)
+        self.input_spec_ = spec
+        self.model_config_ = model_config
+        return self
+
+    def _split(self, frame: pd.DataFrame, targets: np.ndarray, seed: int):
+        n = len(frame)
+        n_val = int(round(self.validation_fraction * n)) if self.early_stopping else 0
+        if n_val < 1 or n - n_val < 1:
+            return frame, None, targets, None
+        stratify = self._stratify(targets, n_val)
+        idx_tr, idx_va = train_test_split(np.arange(n), test_size=n_val, random_state=seed % (2**32),
+                                          stratify=stratify)
+        return (frame.iloc[idx_tr], frame.iloc[idx_va], targets[idx_tr], targets[idx_va])
+
+    def _stratify(self, targets: np.ndarray, n_val: int) -> np.ndarray | None:
+        return None
+
+    # ------------------------------------------------------------------ predict
+
+    def _check_frame(self, X: Any, what: str = "X") -> pd.DataFrame:
+        """X checked against the columns seen in fit, in the preprocessor's column names."""
+        frame, named = as_frame(X, what)
+        fitted_names = getattr(self, "feature_names_in_", None)
+        expected = list(self.preprocessor_.columns_) if hasattr(self, "preprocessor_") else None
+        if fitted_names is not None and named:
+            return _match_columns(frame, list(fitted_names), type(self).__name__, what)
+        if fitted_names is not None and not named:
+            warnings.warn(f"{what} does not have valid feature names, but {type(self).__name__} "
+                          "was fitted with feature names", UserWarning, stacklevel=3)
+        elif fitted_names is None and named:
+            warnings.warn(f"{what} has feature names, but {type(self).__name__} was fitted "
+                          "without feature names", UserWarning, stacklevel=3)
+        if frame.shape[1] != self.n_features_in_:
+            raise DataError(f"{what} has {frame.shape[1]} features, but {type(self).__name__} is "
+                            f"expecting {self.n_features_in_} features as input")
+        return frame.set_axis(expected, axis=1) if expected is not None else frame
+
+    def _outputs(self, X: Any) -> torch.Tensor:
+        check_is_fitted(self, "module_")
+        frame = self._check_frame(X)
+        matrix = torch.from_numpy(self.preprocessor_.transform(frame, "X"))
+        device = next(self.module_.parameters()).device
+        return predict_tensor(self.module_, matrix.to(device)).cpu().double()
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = True  # missing values are imputed, with an indicator column
+        tags.input_tags.categorical = True
+        tags.input_tags.string = True
+        return tags
+
+    # Task hooks, set or overridden by the subclasses: _task, _metric_name, _fit_target,
+    # _encode_target, _target_tensor, _n_outputs.
+
+    def _fit_target_scale(self, targets: np.ndarray) -> None:
+        pass
+
+    def _loss_weights(self, targets: np.ndarray) -> torch.Tensor | None:
+        return None
+
+
+def _match_columns(frame: pd.DataFrame, fitted: list[str], owner: str, what: str) -> pd.DataFrame:
+    """Select the fitted columns by name; missing or reordered columns are errors, extra ones
+    are ignored with a warning."""
+    given = [str(c) for c in frame.columns]
+    missing = [c for c in fitted if c not in given]
+    if missing:
+        from archtune.errors import nearest
+
+        unseen = [c for c in given if c not in fitted]
+        hint = nearest(missing[0], unseen) if unseen else ""
+        shown = ", ".join(repr(c) for c in missing[:5]) + (" ..." if len(missing) > 5 else "")
+        raise DataError(f"{what} is missing {len(missing)} column(s) that {owner} was fitted with: {shown}{hint}")
+    extra = [c for c in given if c not in fitted]
+    if extra:
+        shown = ", ".join(repr(c) for c in extra[:5]) + (" ..." if len(extra) > 5 else "")
+        warnings.warn(f"{what} has {len(extra)} column(s) not seen in fit, ignored: {shown}", UserWarning, stacklevel=4)
+        given = [c for c in given if c in fitted]
+    if given != fitted:
+        first = next(i for i, (a, b) in enumerate(zip(given, fitted)) if a != b)
+        raise DataError(f"{what} has its columns in a different order than in fit: position {first + 1} "
+                        f"is {given[first]!r} but {owner} was fitted with {fitted[first]!r} there; "
+                        f"reorder with X[model.feature_names_in_]")
+    return frame[fitted]
+
+
+class NeuralClassifier(ClassifierMixin, _NeuralBase):
+    __doc__ = ("A feed-forward network for classification, with expert defaults.\n\n"
+               "Binary targets get one sigmoid output and binary cross-entropy; more classes get\n"
+               "softmax and cross-entropy. Labels may be of any hashable type.\n"
+               + _NeuralBase.__doc__.split("\n", 1)[1]
+               + "    classes_ : ndarray\n        The class labels.\n")
+
+    _task_losses = CLASSIFICATION_LOSSES
+    _metric_name = "accuracy"
+
+    @property
+    def _task(self) -> str:  # type: ignore[override]
+        return "binary" if len(self.classes_) == 2 else "multiclass"
+
+    def _fit_target(self, y: np.ndarray) -> np.ndarray:
+        self.classes_, codes = encode_classes(y, "y")
+        self._validate_class_weight()
+        return codes
+
+    def _encode_target(self, y: np.ndarray, what: str) -> np.ndarray:
+        classes, codes = np.unique(y, return_inverse=True) if len(y) else (np.array([]), np.array([], int))
+        unknown = [c for c in classes if c not in set(self.classes_.tolist())]
+        if unknown:
+            raise DataError(f"{what} has label {unknown[0]!r}, which does not occur in the training labels")
+        return np.searchsorted(self.classes_, y).astype("int64")
+
+    def _stratify(self, targets: np.ndarray, n_val: int) -> np.ndarray | None:
+        counts = np.bincount(targets)
+        if counts.min() >= 2 and n_val >= len(counts) and len(targets) - n_val >= len(counts):
+            return targets
+        return None
+
+    def _target_tensor(self, targets: np.ndarray) -> torch.Tensor:
+        if self._task == "binary":
+            return torch.from_numpy(targets.astype("float32")).reshape(-1, 1)
+        return torch.from_numpy(targets)
+
+    def _n_outputs(self) -> int:
+        return 1 if self._task == "binary" else len(self.classes_)
+
+    def _validate_class_weight(self) -> None:
+        cw = self.class_weight
+        if cw is None or cw == "balanced":
+            return
+        if not isinstance(cw, dict):
+            raise InvalidParameterError(
+                f"class_weight must be None, 'balanced' or a dict {{label: weight}}; got class_weight={cw!r}")
+        known = set(self.classes_.tolist())
+        for label, weight in cw.items():
+            if label not in known:
+                raise InvalidParameterError(f"class_weight has label {label!r}, which is not one of the classes "
+                                            f"{sorted(known, key=str)}")
+            check_number(f"class_weight[{label!r}]", weight, 0.0)
+
+    def _loss_weights(self, targets: np.ndarray) -> torch.Tensor | None:
+        cw = self.class_weight
+        if cw is None:
+            return None
+        if cw == "balanced":
+            counts = np.bincount(targets, minlength=len(self.classes_)).astype("float64")
+            weights = len(targets) / (len(self.classes_) * np.maximum(counts, 1))
+        else:
+            weights = np.array([float(cw.get(c, 1.0)) for c in self.classes_.tolist()])
+        return torch.tensor(weights, dtype=torch.float32)
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        """Class probabilities, columns in the order of ``classes_``."""
+        logits = self._outputs(X)
+        if self._task == "binary":
+            p = torch.sigmoid(logits)
+            return torch.cat([1 - p, p], dim=1).numpy()
+        return torch.softmax(logits, dim=1).numpy()
+
+    def predict(self, X: Any) -> np.ndarray:
+        """The most probable class label of each row."""
+        logits = self._outputs(X)
+        if self._task == "binary":
+            return self.classes_[(logits[:, 0] > 0).long().numpy()]
+        return self.classes_[logits.argmax(dim=1).numpy()]
+
+
+class NeuralRegressor(RegressorMixin, _NeuralBase):
+    __doc__ = ("A feed-forward network for regression (one or several outputs), with expert\n"
+               "defaults. The target is standardised for training and predictions are mapped back.\n"
+               + _NeuralBase.__doc__.split("\n", 1)[1])
+
+    _task_losses = REGRESSION_LOSSES
+    _task = "regression"
+    _metric_name = "r2"
+
+    def _fit_target(self, y: np.ndarray) -> np.ndarray:
+        if self.class_weight is not None:
+            raise InvalidParameterError(
+                f"class_weight applies to classifiers only; got class_weight={self.class_weight!r} on NeuralRegressor")
+        self.n_outputs_ = 1 if y.ndim == 1 else y.shape[1]
+        self._y_1d = y.ndim == 1
+        return regression_target(y, "y")
+
+    def _encode_target(self, y: np.ndarray, what: str) -> np.ndarray:
+        out = regression_target(y, what)
+        if out.shape[1] != self.n_outputs_:
+            raise DataError(f"{what} has {out.shape[1]} outputs but y has {self.n_outputs_}")
+        return out
+
+    def _fit_target_scale(self, targets: np.ndarray) -> None:
+        self.target_mean_ = targets.mean(axis=0)
+        scale = targets.std(axis=0)
+        self.target_scale_ = np.where(scale > 0, scale, 1.0)
+
+    def _target_tensor(self, targets: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(((targets - self.target_mean_) / self.target_scale_).astype("float32"))
+
+    def _n_outputs(self) -> int:
+        return self.n_outputs_
+
+    def predict(self, X: Any) -> np.ndarray:
+        """Predicted values, shape (n_samples,) or (n_samples, n_outputs)."""
+        out = self._outputs(X).numpy() * self.target_scale_ + self.target_mean_
+        return out.ravel() if self._y_1d else out
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.multi_output = True
+        return tags
+
+
+ESTIMATORS: dict[str, type[_NeuralBase]] = {"NeuralClassifier": NeuralClassifier,
+                                            "NeuralRegressor": NeuralRegressor}

@@ -1,0 +1,313 @@
+"""Model bundles: a directory with safetensors weights and a JSON description.
+
+Layout of a bundle directory::
+
+    archtune.json                    format, version, parameters, preprocessing, target, history
+    weights-<sha256 prefix>.safetensors
+
+The weights file is named after its content and written before the JSON that points to it,
+each by write-to-temporary, fsync and rename. A crash at any moment therefore leaves either
+the previous bundle or the new one, never a JSON that points at missing or partial weights.
+`load` never unpickles anything: weights come from safetensors, everything else from JSON.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from archtune.config import ModelConfig
+from archtune.errors import BundleError
+
+FORMAT = "archtune-bundle"
+FORMAT_VERSION = 1
+META_FILE = "archtune.json"
+
+
+# --------------------------------------------------------------------------- atomic writes
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    """Write ``data`` to ``path`` so that readers see the old file or the new one, never a part."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+    _fsync_dir(path.parent)
+
+
+def _fsync_dir(directory: Path) -> None:
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def weights_bytes(module: nn.Module) -> bytes:
+    from safetensors.torch import save
+
+    return save({k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()})
+
+
+def write_weights(module: nn.Module, path: str | os.PathLike) -> None:
+    """Write a module's weights as safetensors, atomically."""
+    atomic_write_bytes(path, weights_bytes(module))
+
+
+# --------------------------------------------------------------------------- JSON encoding of labels
+
+
+def encode_labels(values: np.ndarray, what: str) -> dict[str, Any]:
+    """Class labels as JSON: their dtype and a list of plain Python values."""
+    arr = np.asarray(values)
+    if arr.dtype.kind in "biuf":
+        return {"dtype": arr.dtype.str, "values": arr.tolist()}
+    if arr.dtype.kind == "U":
+        return {"dtype": arr.dtype.str, "values": arr.tolist()}
+    if arr.dtype.kind == "O":
+        items = arr.tolist()
+        for v in items:
+            if not isinstance(v, (str, bool, int, float)):
+                raise BundleError(f"cannot save {what}: label {v!r} of type {type(v).__name__} has no JSON form; "
+                                  "use str, int, float or bool labels")
+        return {"dtype": "object", "values": items}
+    raise BundleError(f"cannot save {what}: labels of dtype {arr.dtype} have no JSON form")
+
+
+def decode_labels(data: Any, what: str) -> np.ndarray:
+    _expect(data, dict, what)
+    dtype, values = data.get("dtype"), data.get("values")
+    _expect(dtype, str, f"{what}.dtype")
+    _expect(values, list, f"{what}.values")
+    if dtype == "object":
+        out = np.empty(len(values), dtype=object)
+        out[:] = values
+        return out
+    try:
+        np_dtype = np.dtype(dtype)
+        if np_dtype.kind not in "biufU":
+            raise TypeError(dtype)
+        return np.asarray(values, dtype=np_dtype)
+    except (TypeError, ValueError):
+        raise BundleError(f"bundle field {what} has an unsupported dtype {dtype!r}") from None
+
+
+def _expect(value: Any, kind: type | tuple[type, ...], what: str) -> Any:
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        names = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
+        raise BundleError(f"bundle field {what} should be {names}, found {type(value).__name__}: {value!r:.80}")
+    return value
+
+
+def _jsonable_params(params: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in params.items():
+        if isinstance(value, tuple):
+            value = list(value)
+        elif isinstance(value, dict):
+            value = {"labels": encode_labels(np.array(list(value.keys()), dtype=object), key),
+                     "weights": [float(w) for w in value.values()]}
+        elif isinstance(value, np.random.RandomState):
+            value = None
+        elif isinstance(value, np.generic):
+            value = value.item()
+        out[key] = value
+    return out
+
+
+def _params_from_json(params: dict[str, Any]) -> dict[str, Any]:
+    out = dict(params)
+    if isinstance(out.get("hidden_sizes"), list):
+        out["hidden_sizes"] = tuple(out["hidden_sizes"])
+    cw = out.get("class_weight")
+    if isinstance(cw, dict):
+        labels = decode_labels(cw.get("labels"), "params.class_weight.labels").tolist()
+        out["class_weight"] = dict(zip(labels, _expect(cw.get("weights"), list, "params.class_weight.weights")))
+    return out
+
+
+# --------------------------------------------------------------------------- save / load
+
+
+def save(model: Any, directory: str | os.PathLike, metadata: dict[str, Any] | None = None) -> Path:
+    """Save a fitted archtune estimator as a bundle directory; return its path.
+
+    ``metadata`` (JSON-serialisable) is stored alongside, e.g. the target column's name.
+    An existing bundle in ``directory`` is replaced atomically.
+    """
+    from archtune.estimators import ESTIMATORS
+
+    model = getattr(model, "best_estimator_", model)
+    name = type(model).__name__
+    if name not in ESTIMATORS:
+        raise BundleError(f"cannot save a {name}: archtune.save takes a fitted NeuralClassifier or NeuralRegressor")
+    if not hasattr(model, "module_"):
+        raise BundleError(f"cannot save an unfitted {name}: call fit first")
+    directory = Path(directory)
+    if directory.exists() and not directory.is_dir():
+        raise BundleError(f"{directory}: exists and is not a directory")
+    weights = weights_bytes(model.module_)
+    digest = hashlib.sha256(weights).hexdigest()
+    weights_name = f"weights-{digest[:16]}.safetensors"
+    meta: dict[str, Any] = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "archtune_version": _version(),
+        "estimator": name,
+        "params": _jsonable_params(model.get_params()),
+        "model_config": {**model.model_config_.__dict__, "hidden_sizes": list(model.model_config_.hidden_sizes)},
+        "input_spec": {"n_numeric": model.input_spec_.n_numeric,
+                       "cardinalities": list(model.input_spec_.cardinalities),
+                       "embedding_dims": list(model.input_spec_.embedding_dims)},
+        "preprocessor": model.preprocessor_.to_state(),
+        "n_features_in": int(model.n_features_in_),
+        "feature_names_in": (list(map(str, model.feature_names_in_)) if hasattr(model, "feature_names_in_") else None),
+        "best_epoch": int(model.best_epoch_),
+        "history": json.loads(model.history_.to_json(orient="records")),
+        "weights_file": weights_name,
+        "weights_sha256": digest,
+        "metadata": metadata or {},
+    }
+    if name == "NeuralClassifier":
+        meta["target"] = {"classes": encode_labels(model.classes_, "classes_")}
+    else:
+        meta["target"] = {"mean": model.target_mean_.tolist(), "scale": model.target_scale_.tolist(),
+                          "one_d": bool(model._y_1d), "n_outputs": int(model.n_outputs_)}
+    text = json.dumps(meta, indent=1, allow_nan=False)
+    atomic_write_bytes(directory / weights_name, weights)
+    atomic_write_bytes(directory / META_FILE, text.encode())
+    for stale in directory.glob("weights-*.safetensors"):
+        if stale.name != weights_name:
+            stale.unlink(missing_ok=True)
+    return directory
+
+
+def read_meta(directory: str | os.PathLike) -> dict[str, Any]:
+    """The bundle's JSON description, checked for format and version."""
+    directory = Path(directory)
+    if not directory.exists():
+        raise BundleError(f"{directory}: no such model bundle (directory not found)")
+    if not directory.is_dir():
+        raise BundleError(f"{directory}: is a file, not an archtune model bundle directory "
+                          "(archtune never loads pickles or .pt files)")
+    meta_path = directory / META_FILE
+    if not meta_path.is_file():
+        raise BundleError(f"{directory}: not an archtune model bundle ({META_FILE} is missing)")
+    try:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise BundleError(f"{meta_path}: corrupted bundle description ({exc})") from None
+    _expect(meta, dict, META_FILE)
+    if meta.get("format") != FORMAT:
+        raise BundleError(f"{meta_path}: not an archtune bundle (format={meta.get('format')!r})")
+    version = meta.get("format_version")
+    if version != FORMAT_VERSION:
+        raise BundleError(f"{meta_path}: bundle format version {version!r} is not supported by this archtune "
+                          f"(reads version {FORMAT_VERSION}); upgrade archtune or re-save the model")
+    return meta
+
+
+def load(directory: str | os.PathLike) -> Any:
+    """Load a bundle saved by `save`; the model predicts exactly as it did when saved."""
+    from archtune.data.preprocess import Preprocessor
+    from archtune.estimators import ESTIMATORS
+    from archtune.models import InputSpec, build_model
+
+    directory = Path(directory)
+    meta = read_meta(directory)
+    name = _expect(meta.get("estimator"), str, "estimator")
+    if name not in ESTIMATORS:
+        raise BundleError(f"{directory}: unknown estimator {name!r} in the bundle")
+    try:
+        params = _params_from_json(_expect(meta.get("params"), dict, "params"))
+        model = ESTIMATORS[name](**params)
+        mc = dict(_expect(meta.get("model_config"), dict, "model_config"))
+        mc["hidden_sizes"] = tuple(_expect(mc.get("hidden_sizes"), list, "model_config.hidden_sizes"))
+        model_config = ModelConfig(**mc)
+        spec_d = _expect(meta.get("input_spec"), dict, "input_spec")
+        spec = InputSpec(int(spec_d["n_numeric"]), tuple(spec_d["cardinalities"]), tuple(spec_d["embedding_dims"]))
+        pre = Preprocessor.from_state(_expect(meta.get("preprocessor"), dict, "preprocessor"))
+        target = _expect(meta.get("target"), dict, "target")
+        if name == "NeuralClassifier":
+            model.classes_ = decode_labels(target.get("classes"), "target.classes")
+            n_outputs, task = (1, "binary") if len(model.classes_) == 2 else (len(model.classes_), "multiclass")
+        else:
+            model.target_mean_ = np.asarray(_expect(target.get("mean"), list, "target.mean"), dtype="float64")
+            model.target_scale_ = np.asarray(_expect(target.get("scale"), list, "target.scale"), dtype="float64")
+            model._y_1d = bool(target.get("one_d"))
+            model.n_outputs_ = n_outputs = _expect(target.get("n_outputs"), int, "target.n_outputs")
+            task = "regression"
+    except BundleError:
+        raise
+    except (TypeError, KeyError, ValueError) as exc:
+        raise BundleError(f"{directory / META_FILE}: invalid bundle description ({type(exc).__name__}: {exc})") from None
+
+    module = build_model(model_config, spec, n_outputs, task)
+    module.load_state_dict(_read_weights(directory, meta, module))
+    model.module_ = module.eval()
+    model.preprocessor_ = pre
+    model.input_spec_ = spec
+    model.model_config_ = model_config
+    model.n_features_in_ = _expect(meta.get("n_features_in"), int, "n_features_in")
+    names = meta.get("feature_names_in")
+    if names is not None:
+        model.feature_names_in_ = np.asarray(_expect(names, list, "feature_names_in"), dtype=object)
+    model.best_epoch_ = _expect(meta.get("best_epoch"), int, "best_epoch")
+    model.history_ = pd.DataFrame(_expect(meta.get("history"), list, "history"))
+    model.bundle_metadata_ = meta.get("metadata") or {}
+    return model
+
+
+def _read_weights(directory: Path, meta: dict[str, Any], module: nn.Module) -> dict[str, torch.Tensor]:
+    from safetensors import SafetensorError
+    from safetensors.torch import load as load_safetensors
+
+    weights_name = _expect(meta.get("weights_file"), str, "weights_file")
+    if Path(weights_name).name != weights_name:
+        raise BundleError(f"{directory}: weights_file {weights_name!r} must be a file name inside the bundle")
+    path = directory / weights_name
+    if not path.is_file():
+        raise BundleError(f"{path}: the bundle's weights file is missing")
+    data = path.read_bytes()
+    if hashlib.sha256(data).hexdigest() != meta.get("weights_sha256"):
+        raise BundleError(f"{path}: weights file is corrupted or truncated (checksum mismatch)")
+    try:
+        state = load_safetensors(data)
+    except (SafetensorError, ValueError, RuntimeError) as exc:
+        raise BundleError(f"{path}: not a valid safetensors file ({exc})") from None
+    expected = module.state_dict()
+    if set(state) != set(expected) or any(state[k].shape != expected[k].shape for k in expected):
+        raise BundleError(f"{path}: weights do not match the architecture described in {META_FILE}")
+    return state
+
+
+def _version() -> str:
+    from archtune import __version__
+
+    return __version__

@@ -1,0 +1,83 @@
+"""Multi-layer perceptrons: plain ("mlp") and with skip connections ("resnet")."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import torch
+from torch import nn
+
+from archtune.layers import initialize_linear, make_activation, make_dropout, make_norm, resolve_initializer
+from archtune.models.registry import register_model
+
+if TYPE_CHECKING:
+    from archtune.config import ModelConfig
+
+
+def _linear(fan_in: int, fan_out: int, config: "ModelConfig", generator: torch.Generator | None) -> nn.Linear:
+    layer = nn.Linear(fan_in, fan_out)
+    initialize_linear(layer, resolve_initializer(config.initializer, config.activation), generator)
+    return layer
+
+
+@register_model("mlp")
+def build_mlp(config: "ModelConfig", in_width: int, generator: torch.Generator | None) -> tuple[nn.Module, int]:
+    """Linear -> norm -> activation -> dropout, once per hidden layer.
+
+    Normalisation sits before the activation, as in the batch-norm paper, so that the
+    activation sees standardised pre-activations.
+    """
+    layers: list[nn.Module] = []
+    width = in_width
+    for size in config.hidden_sizes:
+        layers += [
+            _linear(width, size, config, generator),
+            make_norm(config.norm, size),
+            make_activation(config.activation),
+            make_dropout(config.dropout, config.activation),
+        ]
+        width = size
+    body = nn.Sequential(*(m for m in layers if not isinstance(m, nn.Identity)))
+    return body, width
+
+
+class ResidualBlock(nn.Module):
+    """x + dropout(activation(linear(norm(x)))), with a linear projection when widths differ."""
+
+    def __init__(self, fan_in: int, fan_out: int, config: "ModelConfig", generator: torch.Generator | None):
+        super().__init__()
+        self.norm = make_norm(config.norm, fan_in)
+        self.linear = _linear(fan_in, fan_out, config, generator)
+        self.activation = make_activation(config.activation)
+        self.dropout = make_dropout(config.dropout, config.activation)
+        self.skip: nn.Module = nn.Identity()
+        if fan_in != fan_out:
+            skip = nn.Linear(fan_in, fan_out, bias=False)
+            initialize_linear(skip, "glorot_uniform", generator)
+            self.skip = skip
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.skip(x) + self.dropout(self.activation(self.linear(self.norm(x))))
+
+
+@register_model("resnet")
+def build_resnet(config: "ModelConfig", in_width: int, generator: torch.Generator | None) -> tuple[nn.Module, int]:
+    """An MLP whose hidden layers after the first are residual blocks.
+
+    The first layer projects the input to the first hidden width; each later layer adds its
+    transformation to a skip path, which keeps gradients flowing through deep stacks.
+    """
+    if not config.hidden_sizes:
+        return nn.Identity(), in_width
+    first = config.hidden_sizes[0]
+    layers: list[nn.Module] = [
+        _linear(in_width, first, config, generator),
+        make_activation(config.activation),
+        make_dropout(config.dropout, config.activation),
+    ]
+    width = first
+    for size in config.hidden_sizes[1:]:
+        layers.append(ResidualBlock(width, size, config, generator))
+        width = size
+    body = nn.Sequential(*(m for m in layers if not isinstance(m, nn.Identity)))
+    return body, width

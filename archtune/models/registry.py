@@ -1,0 +1,126 @@
+"""The model registry (timm-style): a family is one decorated builder function.
+
+A builder turns a `ModelConfig` and an input width into a body module and its output width;
+`build_model` wraps the body with the shared input side (numeric columns + categorical
+embeddings) and the task's output layer, giving a `TabularNetwork`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import torch
+from torch import nn
+
+from archtune.layers import initialize_linear
+
+if TYPE_CHECKING:
+    from archtune.config import ModelConfig
+
+Builder = Callable[["ModelConfig", int, "torch.Generator | None"], tuple[nn.Module, int]]
+_BUILDERS: dict[str, Builder] = {}
+
+
+def register_model(name: str) -> Callable[[Builder], Builder]:
+    def decorate(builder: Builder) -> Builder:
+        if name in _BUILDERS:
+            raise ValueError(f"model family {name!r} is already registered")
+        _BUILDERS[name] = builder
+        return builder
+
+    return decorate
+
+
+def list_models() -> list[str]:
+    return sorted(_BUILDERS)
+
+
+def embedding_dim(cardinality: int) -> int:
+    """fastai's rule of thumb for an embedding's width, capped at 50."""
+    return int(min(50, max(2, round(1.6 * cardinality**0.56))))
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """The input side of a network, derived from the data.
+
+    The input tensor has ``n_numeric`` float columns followed by one column per categorical
+    feature holding its integer code (0 = missing or unseen) as a float.
+    """
+
+    n_numeric: int
+    cardinalities: tuple[int, ...] = ()
+    embedding_dims: tuple[int, ...] = ()
+
+    @classmethod
+    def auto(cls, n_numeric: int, cardinalities: tuple[int, ...]) -> "InputSpec":
+        return cls(n_numeric, tuple(cardinalities), tuple(embedding_dim(c) for c in cardinalities))
+
+    @property
+    def n_columns(self) -> int:
+        return self.n_numeric + len(self.cardinalities)
+
+    @property
+    def width(self) -> int:
+        return self.n_numeric + sum(self.embedding_dims)
+
+
+class TabularNetwork(nn.Module):
+    """Input encoding, a family's body, and a linear output layer.
+
+    ``forward`` returns logits for classification (the sigmoid / softmax is fused into the
+    loss for numerical stability) and values for regression; ``predict_proba`` applies the
+    output activation.
+    """
+
+    def __init__(self, spec: InputSpec, body: nn.Module, body_width: int, n_outputs: int, task: str):
+        super().__init__()
+        self.n_numeric = spec.n_numeric
+        self.task = task
+        self.embeddings = nn.ModuleList(
+            nn.Embedding(card, dim) for card, dim in zip(spec.cardinalities, spec.embedding_dims)
+        )
+        self.body = body
+        self.head = nn.Linear(body_width, n_outputs)
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.embeddings:
+            return x
+        codes = x[:, self.n_numeric :].long()
+        parts = [x[:, : self.n_numeric]]
+        parts += [emb(codes[:, i]) for i, emb in enumerate(self.embeddings)]
+        return torch.cat(parts, dim=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.body(self.encode(x)))
+
+    def predict_proba(self, x: torch.Tensor) -> torch.Tensor:
+        logits = self.forward(x)
+        if self.task == "binary":
+            p = torch.sigmoid(logits)
+            return torch.cat([1 - p, p], dim=1)
+        return torch.softmax(logits, dim=1)
+
+    def hidden_linears(self) -> list[nn.Linear]:
+        """The body's Linear layers: those that max-norm constrains."""
+        return [m for m in self.body.modules() if isinstance(m, nn.Linear)]
+
+
+def build_model(
+    config: "ModelConfig",
+    spec: InputSpec,
+    n_outputs: int,
+    task: str,
+    generator: torch.Generator | None = None,
+) -> TabularNetwork:
+    """Build the network a `ModelConfig` describes, with weights drawn from ``generator``."""
+    body, width = _BUILDERS[config.arch](config, spec.width, generator)
+    net = TabularNetwork(spec, body, width, n_outputs, task)
+    for emb in net.embeddings:
+        with torch.no_grad():
+            emb.weight.normal_(0.0, 1.0, generator=generator)
+    # The output layer is linear in its inputs: Glorot keeps the logits' scale moderate.
+    initialize_linear(net.head, "glorot_uniform", generator)
+    return net
