@@ -245,6 +245,8 @@ class _NeuralBase(BaseEstimator):
             Used for early stopping instead of a split of (X, y).
         """
         model_config = self._validate_params()
+        if y is None:
+            raise DataError(f"{type(self).__name__} requires y to be passed, but the target y is None")
         frame, named = as_frame(X, "X")
         y_arr = target_array(y, "y")
         if len(frame) != len(y_arr):
@@ -252,7 +254,7 @@ class _NeuralBase(BaseEstimator):
         if len(frame) < 2:
             raise DataError(f"at least 2 rows are needed to train; got n_samples={len(frame)} (1 sample)")
         if frame.shape[1] == 0:
-            raise DataError("X has no columns (0 features); at least one is required")
+            raise DataError(f"X has 0 feature(s) (shape=({len(frame)}, 0)) while a minimum of 1 is required.")
         self.n_features_in_ = frame.shape[1]
         if named:
             self.feature_names_in_ = np.asarray(frame.columns, dtype=object)
@@ -396,6 +398,9 @@ class NeuralClassifier(ClassifierMixin, _NeuralBase):
         return "binary" if len(self.classes_) == 2 else "multiclass"
 
     def _fit_target(self, y: np.ndarray) -> np.ndarray:
+        if y.dtype.kind == "f" and np.isfinite(y).all() and np.any(np.mod(y, 1) != 0):
+            raise DataError("Unknown label type: y holds continuous values (e.g. "
+                            f"{y[np.flatnonzero(np.mod(y, 1) != 0)[0]]!r}); use NeuralRegressor for a continuous target")
         self.classes_, codes = encode_classes(y, "y")
         self._validate_class_weight()
         return codes

@@ -34,6 +34,11 @@ def as_frame(X: Any, what: str = "X") -> tuple[pd.DataFrame, bool]:
             dup = frame.columns[frame.columns.duplicated()][0]
             raise DataError(f"{what}: duplicate column name {dup!r}")
         return frame, named
+    import scipy.sparse
+
+    if scipy.sparse.issparse(X):
+        raise DataError(f"{what} is a sparse matrix, and sparse input is not supported: tabular networks "
+                        "need dense input; convert it with X.toarray() if it fits in memory")
     if isinstance(X, pd.Series):
         raise DataError(f"{what} must be 2-dimensional (rows x columns); got a Series. Use X.to_frame()")
     try:
@@ -47,7 +52,10 @@ def as_frame(X: Any, what: str = "X") -> tuple[pd.DataFrame, bool]:
         )
     if arr.ndim != 2:
         raise DataError(f"{what} must be 2-dimensional (rows x columns); got shape {arr.shape}")
-    if arr.dtype.kind in "cmM":
+    if arr.dtype.kind == "c":
+        raise DataError(f"{what} holds complex numbers: Complex data not supported; pass real parts and "
+                        "imaginary parts as separate columns")
+    if arr.dtype.kind in "mM":
         raise DataError(f"{what} has dtype {arr.dtype}, which is not supported; convert it to numbers")
     return pd.DataFrame(arr, columns=[f"x{i}" for i in range(arr.shape[1])]), False
 

@@ -1,0 +1,51 @@
+"""Shared fixtures: fixed seeds and small samples of the real datasets in ../shared/datasets."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+SHARED_DATASETS = Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
+TABULAR = SHARED_DATASETS / "tabular"
+
+
+@pytest.fixture(autouse=True)
+def _fixed_seeds():
+    random.seed(0)
+    np.random.seed(0)
+    torch.manual_seed(0)
+    yield
+
+
+def shared_path(name: str) -> Path:
+    """Path of a file in ../shared/datasets/tabular; skips the test when the folder is absent."""
+    path = TABULAR / name
+    if not path.exists():
+        pytest.skip(f"shared dataset {path} is not available (tests read real data from ../shared/datasets)")
+    return path
+
+
+def load_shared(name: str, n: int | None = None, seed: int = 0) -> tuple[pd.DataFrame, pd.Series]:
+    """(X, y) of a shared tabular dataset, optionally a random sample of n rows."""
+    sep = "\t" if ".tsv" in name else ","
+    frame = pd.read_csv(shared_path(name), sep=sep)
+    if n is not None and n < len(frame):
+        frame = frame.sample(n=n, random_state=seed).reset_index(drop=True)
+    return frame.drop(columns="target"), frame["target"]
+
+
+@pytest.fixture(scope="session")
+def magic_small() -> tuple[pd.DataFrame, pd.Series]:
+    """2000 rows of the MAGIC gamma telescope data (binary, 10 numeric features)."""
+    return load_shared("magic.tsv.gz", n=2000)
+
+
+@pytest.fixture(scope="session")
+def house_small() -> tuple[pd.DataFrame, pd.Series]:
+    """2000 rows of house_16H (regression, 16 numeric features)."""
+    return load_shared("574_house_16H.tsv.gz", n=2000)
