@@ -16,6 +16,7 @@ import click
 import numpy as np
 import pandas as pd
 
+from archtune.data.preprocess import row_label
 from archtune.errors import ArchtuneError, DataError, InvalidParameterError, nearest
 
 EXIT_USAGE = 2
@@ -55,7 +56,30 @@ def parse_settings(settings: tuple[str, ...], estimator_cls: type) -> dict[str, 
             raise InvalidParameterError(f"unknown parameter {key!r}{nearest(key, known)}; "
                                         f"see `archtune fit --help` for the list")
         params[key] = parse_value(value)
+        if key == "hidden_sizes" and isinstance(params[key], int) and not isinstance(params[key], bool):
+            params[key] = (params[key],)  # "--set hidden_sizes=64" means one hidden layer of 64
     return params
+
+
+def check_settings(settings: tuple[str, ...], task: str) -> None:
+    """Validate ``--set`` values before any data is read.
+
+    With ``--task auto`` the task is not known yet: a value is accepted when it is valid for
+    either estimator (``loss=huber`` is a regression loss), and checked again once it is.
+    """
+    from archtune.estimators import NeuralClassifier, NeuralRegressor
+
+    candidates = {"classification": [NeuralClassifier], "regression": [NeuralRegressor]}.get(
+        task, [NeuralClassifier, NeuralRegressor])
+    first_error: ArchtuneError | None = None
+    for cls in candidates:
+        try:
+            cls(**parse_settings(settings, cls))._validate_params()
+            return
+        except InvalidParameterError as exc:
+            first_error = first_error or exc
+    assert first_error is not None
+    raise first_error
 
 
 def split_target(frame: pd.DataFrame, target: str, source: str) -> tuple[pd.DataFrame, pd.Series]:
@@ -68,6 +92,64 @@ def split_target(frame: pd.DataFrame, target: str, source: str) -> tuple[pd.Data
     if X.shape[1] == 0:
         raise DataError(f"{source}: no feature columns besides the target {target!r}")
     return X, frame[target]
+
+
+def check_target(y: pd.Series, source: str) -> None:
+    """Reject missing and infinite targets, naming the file, the column and the row."""
+    missing = y.isna().to_numpy()
+    if missing.any():
+        pos = int(np.flatnonzero(missing)[0])
+        raise DataError(f"{source}: target column {y.name!r} {row_label(y.index, pos)}: the target is missing "
+                        f"(NaN or empty) in {int(missing.sum())} row(s); drop or fill those rows")
+    if pd.api.types.is_numeric_dtype(y) and not pd.api.types.is_bool_dtype(y):
+        inf = np.isinf(y.to_numpy(dtype="float64"))
+        if inf.any():
+            pos = int(np.flatnonzero(inf)[0])
+            raise DataError(f"{source}: target column {y.name!r} {row_label(y.index, pos)}: the target is "
+                            f"infinite ({y.iloc[pos]}); fix or remove that row")
+
+
+def check_task_target(y: pd.Series, task: str, source: str) -> None:
+    """The target suits the task: two classes or more, or numbers for regression."""
+    if task == "classification":
+        n_classes = y.nunique()
+        if n_classes < 2:
+            value = y.iloc[0]
+            value = value.item() if isinstance(value, np.generic) else value
+            raise DataError(f"{source}: target column {y.name!r} has only one class ({value!r}) in all "
+                            f"{len(y)} rows; a classifier needs at least 2 classes")
+        return
+    parsed = pd.to_numeric(y, errors="coerce")
+    bad = parsed.isna().to_numpy()
+    if bad.any():
+        pos = int(np.flatnonzero(bad)[0])
+        raise DataError(f"{source}: target column {y.name!r} {row_label(y.index, pos)}: {y.iloc[pos]!r} is not "
+                        "a number (regression needs a numeric target; use --task classification for labels)")
+
+
+def select_features(frame: pd.DataFrame, model: Any, source: str) -> pd.DataFrame:
+    """The model's feature columns of ``frame``, by name and in the fitted order."""
+    fitted = getattr(model, "feature_names_in_", None)
+    if fitted is None:
+        if frame.shape[1] != model.n_features_in_:
+            raise DataError(f"{source}: has {frame.shape[1]} feature columns but the model expects "
+                            f"{model.n_features_in_}")
+        return frame
+    fitted = [str(c) for c in fitted]
+    given = [str(c) for c in frame.columns]
+    missing = [c for c in fitted if c not in given]
+    if missing:
+        unseen = [c for c in given if c not in fitted]
+        hint = nearest(missing[0], unseen) if unseen else ""
+        shown = ", ".join(repr(c) for c in missing[:5]) + (" ..." if len(missing) > 5 else "")
+        raise DataError(f"{source}: missing {len(missing)} column(s) the model was trained with: {shown}{hint}")
+    extra = [c for c in given if c not in fitted]
+    if extra:
+        shown = ", ".join(repr(c) for c in extra[:5]) + (" ..." if len(extra) > 5 else "")
+        click.echo(f"archtune: note: ignoring {len(extra)} column(s) the model was not trained with: {shown}",
+                   err=True)
+    frame = frame.set_axis(given, axis=1)
+    return frame[fitted]
 
 
 def infer_task(y: pd.Series) -> tuple[str, str]:
@@ -162,6 +244,7 @@ def fit(data: str, target: str | None, task: str, settings: tuple[str, ...], hol
         out: Path, quiet: bool) -> None:
     """Train one network on DATA (a CSV/TSV/Parquet file, or a built-in dataset name)."""
     from archtune.data.datasets import BUILTIN_DATASETS, BUILTIN_TARGET
+    from archtune.data.preprocess import Preprocessor
     from archtune.data.readers import load_table, source_name
     from archtune.estimators import NeuralClassifier, NeuralRegressor
     from archtune.io import atomic_write_bytes, save
@@ -170,17 +253,35 @@ def fit(data: str, target: str | None, task: str, settings: tuple[str, ...], hol
         if data not in BUILTIN_DATASETS:
             raise InvalidParameterError("--target is required: name the column to predict")
         target = BUILTIN_TARGET
+    if out.exists() and not out.is_dir():
+        raise InvalidParameterError(f"--out {out}: exists and is not a directory")
     # Parameters are checked before the data is read: a typo should not cost a long load.
-    NeuralClassifier(**parse_settings(settings, NeuralClassifier))._validate_params()
+    check_settings(settings, task)
     frame = load_table(data)
     name = source_name(data)
     X, y = split_target(frame, target, name)
+    check_target(y, name)
     if task == "auto":
         task, reason = infer_task(y)
         click.echo(f"task: {task} ({reason}; use --task to override)")
+    check_task_target(y, task, name)
     cls = NeuralClassifier if task == "classification" else NeuralRegressor
     params = {"random_state": seed, "verbose": 0 if quiet else 1, **parse_settings(settings, cls)}
     model = cls(**params)
+    try:
+        model._validate_params()
+    except InvalidParameterError as exc:
+        other, other_task = ((NeuralRegressor, "regression") if task == "classification"
+                             else (NeuralClassifier, "classification"))
+        try:
+            other(**parse_settings(settings, other))._validate_params()
+        except InvalidParameterError:
+            raise exc from None
+        raise InvalidParameterError(f"{exc} (that setting is for {other_task}, but the task is {task}; "
+                                    f"pass --task {other_task} if that is what you want)") from None
+    # Every feature value is checked on the whole file before training, so that a stray word
+    # or an infinity is reported with the file's name and row, not minutes later as "X".
+    Preprocessor(model.scaling, model.categorical).fit(X, where=name)
     X_fit, X_hold, y_fit, y_hold = holdout_split(X, y, holdout, task, seed)
     click.echo(f"data: {name}: {len(X_fit)} training rows, {0 if X_hold is None else len(X_hold)} held out, "
                f"{X.shape[1]} features")
@@ -210,15 +311,23 @@ Examples:
 @click.option("--output", "-o", type=click.Path(path_type=Path), help="Write predictions to this CSV file.")
 def predict(bundle: Path, data: str, output: Path | None) -> None:
     """Predict DATA with the model saved in BUNDLE (the target column, if present, is ignored)."""
-    from archtune.data.readers import load_table
+    from archtune.data.readers import load_table, source_name
     from archtune.io import atomic_write_bytes, load
 
     model = load(bundle)
     frame = load_table(data)
+    name = source_name(data)
     target = model.bundle_metadata_.get("target")
     if target in frame.columns:
         frame = frame.drop(columns=[target])
-    result = pd.DataFrame({"prediction": model.predict(frame)}, index=frame.index)
+    frame = select_features(frame, model, name)
+    # Values are checked here so that errors name the file and its rows.
+    model.preprocessor_.transform(frame.set_axis(model.preprocessor_.columns_, axis=1), where=name)
+    pred = model.predict(frame)
+    if pred.ndim == 2:  # a multi-output regressor saved from Python: one column per output
+        result = pd.DataFrame(pred, columns=[f"prediction_{j}" for j in range(pred.shape[1])], index=frame.index)
+    else:
+        result = pd.DataFrame({"prediction": pred}, index=frame.index)
     if hasattr(model, "predict_proba"):
         proba = model.predict_proba(frame)
         for j, label in enumerate(model.classes_):

@@ -60,16 +60,20 @@ def as_frame(X: Any, what: str = "X") -> tuple[pd.DataFrame, bool]:
     return pd.DataFrame(arr, columns=[f"x{i}" for i in range(arr.shape[1])]), False
 
 
-def _row_label(index: pd.Index, position: int) -> str:
+def row_label(index: pd.Index, position: int) -> str:
+    """How an error names the row at ``position``: its 1-based number, or its index label."""
     label = index[position]
     if isinstance(index, pd.RangeIndex) and index.start == 0 and index.step == 1:
         return f"row {position + 1}"  # 1-based data row, as a spreadsheet user counts
+    if isinstance(label, np.generic):
+        label = label.item()  # "row 16", not "row np.int64(16)"
     return f"row {label!r}"
 
 
 def _to_numeric(series: pd.Series, where: str) -> pd.Series | None:
     """The column as float64, or None if it is categorical. Raises on a stray non-number."""
-    if series.dtype == bool or isinstance(series.dtype, pd.CategoricalDtype):
+    # Plain and nullable ("boolean") booleans alike are categorical, never 0/1 numbers.
+    if pd.api.types.is_bool_dtype(series.dtype) or isinstance(series.dtype, pd.CategoricalDtype):
         return None
     if pd.api.types.is_datetime64_any_dtype(series) or pd.api.types.is_timedelta64_dtype(series):
         raise DataError(f"{where}: column {series.name!r} holds dates/times; convert them to numbers first")
@@ -89,7 +93,7 @@ def _to_numeric(series: pd.Series, where: str) -> pd.Series | None:
     if bad.mean() <= 1 - NUMERIC_SHARE:
         pos = int(np.flatnonzero(present.to_numpy())[np.flatnonzero(bad.to_numpy())[0]])
         raise DataError(
-            f"{where}: column {series.name!r} {_row_label(series.index, pos)}: "
+            f"{where}: column {series.name!r} {row_label(series.index, pos)}: "
             f"{series.iloc[pos]!r} is not a number"
         )
     return None
@@ -160,6 +164,12 @@ class Preprocessor:
     # ------------------------------------------------------------------ transforming
 
     def transform(self, frame: pd.DataFrame, where: str = "X") -> np.ndarray:
+        if not all(isinstance(c, str) for c in frame.columns):
+            frame = frame.set_axis([str(c) for c in frame.columns], axis=1)  # fit keys columns by str(name)
+        absent = [c for c in self.columns_ if c not in frame.columns]
+        if absent:
+            shown = ", ".join(repr(c) for c in absent[:5]) + (" ..." if len(absent) > 5 else "")
+            raise DataError(f"{where} is missing {len(absent)} column(s) seen when the preprocessor was fitted: {shown}")
         n = len(frame)
         blocks: list[np.ndarray] = []
         numeric = np.empty((n, len(self.numeric_)), dtype="float64")
@@ -247,6 +257,6 @@ def _check_finite(arr: np.ndarray, name: str, index: pd.Index, where: str) -> No
     if inf.any():
         pos = int(np.flatnonzero(inf)[0])
         raise DataError(
-            f"{where}: column {name!r} {_row_label(index, pos)}: {arr[pos]} is infinite "
+            f"{where}: column {name!r} {row_label(index, pos)}: {arr[pos]} is infinite "
             "(too large to represent, or a division by zero); fix or remove it"
         )

@@ -9,6 +9,7 @@ import csv
 import gzip
 import io
 import os
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -93,6 +94,25 @@ def _delimiter(path: Path, text: str) -> str:
         return ","
 
 
+_COMMA_DECIMAL = re.compile(r"[-+]?\d*,\d+")
+_DOT_DECIMAL = re.compile(r"[-+]?\d*\.\d+")
+
+
+def _decimal(text: str, sep: str) -> str:
+    """The decimal mark: "," when a semicolon-separated file writes ``3,14`` (as Excel does in Europe)."""
+    if sep != ";":
+        return "."
+    comma = dot = 0
+    for line in text.split("\n", 201)[1:201]:
+        for field in line.split(";"):
+            field = field.strip().strip('"')
+            if _COMMA_DECIMAL.fullmatch(field):
+                comma += 1
+            elif _DOT_DECIMAL.fullmatch(field):
+                dot += 1
+    return "," if comma > dot else "."
+
+
 def read_table(path: str | os.PathLike) -> pd.DataFrame:
     """Read CSV, TSV (optionally gzip-compressed) or Parquet into a DataFrame."""
     path = Path(path)
@@ -108,7 +128,7 @@ def read_table(path: str | os.PathLike) -> pd.DataFrame:
     text = _decode(raw, name)
     sep = _delimiter(path, text)
     try:
-        frame = pd.read_csv(io.StringIO(text), sep=sep, low_memory=False)
+        frame = pd.read_csv(io.StringIO(text), sep=sep, decimal=_decimal(text, sep), low_memory=False)
     except pd.errors.EmptyDataError:
         raise DataError(f"{name}: the file is empty") from None
     except pd.errors.ParserError as exc:

@@ -15,6 +15,11 @@ def _row(i: int) -> str:
     return f"row {i + 1}"
 
 
+def _plain(value: Any) -> Any:
+    """A NumPy scalar as the Python value it holds, so messages read 1, not np.int64(1)."""
+    return value.item() if isinstance(value, np.generic) else value
+
+
 def target_array(y: Any, what: str = "y") -> np.ndarray:
     """y as a NumPy array (1-D, or 2-D for multi-output), warning on a column vector."""
     if isinstance(y, (pd.Series, pd.DataFrame)):
@@ -51,7 +56,7 @@ def encode_classes(y: np.ndarray, what: str = "y") -> tuple[np.ndarray, np.ndarr
         raise DataError(f"{what} mixes label types ({', '.join(kinds)}); use one type for all labels") from None
     if len(classes) < 2:
         raise DataError(
-            f"{what} contains only one class ({classes[0]!r}): a classifier needs at least 2 classes"
+            f"{what} contains only one class ({_plain(classes[0])!r}): a classifier needs at least 2 classes"
         )
     return classes, codes.astype("int64")
 

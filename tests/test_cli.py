@@ -1,0 +1,381 @@
+"""The ``archtune`` command: fit, predict and info end to end, and its one-line errors.
+
+A few runs go through a real subprocess (the installed entry point's behaviour: exit code,
+nothing but one line on stderr, no traceback); the many bad-input cases use click's
+CliRunner in-process, which is much faster than starting Python and torch each time.
+Bad input must be refused before any training starts: those tests make training itself fail.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from click.testing import CliRunner
+
+import archtune
+from archtune.cli import cli
+from tests.conftest import load_shared
+
+ARCHTUNE = [sys.executable, "-m", "archtune.cli"]
+# One torch thread: these networks are tiny, and on a busy 2-core machine two threads that
+# spin-wait on each other make a 10-second fit take 35 seconds.
+ONE_THREAD = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+FAST = ["--set", "max_epochs=15", "--set", "units=64", "-q"]
+
+
+def run(*args: str):
+    return CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=True)
+
+
+def assert_one_line_error(stderr: str, stdout: str, *fragments: str) -> str:
+    """stderr is one line, ``archtune: error: ...``, that contains every fragment."""
+    assert "Traceback" not in stderr + stdout
+    lines = stderr.splitlines()
+    assert len(lines) == 1, stderr
+    line = lines[0]
+    assert line.startswith("archtune: error: "), line
+    for fragment in fragments:
+        assert fragment in line, f"{fragment!r} not in {line!r}"
+    return line
+
+
+def assert_usage_error(result, *fragments: str) -> str:
+    assert result.exit_code == 2, (result.exit_code, result.output, result.exception)
+    return assert_one_line_error(result.stderr, result.stdout, *fragments)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_torch_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture()
+def no_training(monkeypatch):
+    """Fail the test if an estimator starts training: the error should come first."""
+
+    def refuse(self, *args, **kwargs):
+        raise AssertionError("training started before the bad input was reported")
+
+    monkeypatch.setattr(archtune.NeuralClassifier, "fit", refuse)
+    monkeypatch.setattr(archtune.NeuralRegressor, "fit", refuse)
+
+
+@pytest.fixture(scope="module")
+def magic() -> pd.DataFrame:
+    """1500 rows of the MAGIC gamma telescope data (binary, 10 numeric features)."""
+    X, y = load_shared("magic.tsv.gz", n=1500)
+    return X.assign(target=y)
+
+
+@pytest.fixture(scope="module")
+def fitted(tmp_path_factory, magic) -> SimpleNamespace:
+    """A model trained by ``archtune fit`` in a real subprocess."""
+    folder = tmp_path_factory.mktemp("cli")
+    data = folder / "magic.csv"
+    magic.to_csv(data, index=False)
+    bundle = folder / "bundle"
+    proc = subprocess.run([*ARCHTUNE, "fit", data, "--target", "target", *FAST, "--out", bundle],
+                          capture_output=True, text=True, env=ONE_THREAD, timeout=600, cwd=folder)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return SimpleNamespace(folder=folder, data=data, bundle=bundle, proc=proc)
+
+
+def write(frame: pd.DataFrame, path: Path) -> Path:
+    frame.to_csv(path, index=False)
+    return path
+
+
+# =========================================================================== end to end
+
+
+def test_fit_in_a_subprocess(fitted, magic):
+    out, err = fitted.proc.stdout, fitted.proc.stderr
+    assert "Traceback" not in err
+    assert "task: classification (target 'target' has 2 integer values" in out
+    assert "data: magic.csv: 1200 training rows, 300 held out, 10 features" in out
+    assert "saved the model bundle to" in out
+    metrics = json.loads((fitted.bundle / "metrics.json").read_text())
+    assert metrics["task"] == "classification" and metrics["target"] == "target"
+    majority = magic["target"].value_counts(normalize=True).max()  # about 0.65
+    assert metrics["holdout"]["accuracy"] > majority + 0.1
+    assert 0.5 < metrics["holdout"]["roc_auc"] <= 1
+    assert f"accuracy {metrics['holdout']['accuracy']:.4f}" in out
+
+
+def test_predict_in_a_subprocess_equals_python(fitted, magic):
+    preds_path = fitted.folder / "preds.csv"
+    proc = subprocess.run([*ARCHTUNE, "predict", fitted.bundle, fitted.data, "-o", preds_path],
+                          capture_output=True, text=True, env=ONE_THREAD, timeout=300, cwd=fitted.folder)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr.strip() == f"wrote 1500 predictions to {preds_path}"
+    preds = pd.read_csv(preds_path)
+    model = archtune.load(fitted.bundle)
+    X = magic.drop(columns="target")
+    assert list(preds.columns) == ["prediction"] + [f"proba_{c}" for c in model.classes_]
+    np.testing.assert_array_equal(preds["prediction"].to_numpy(), model.predict(X))
+    np.testing.assert_array_equal(preds[["proba_0", "proba_1"]].to_numpy(), model.predict_proba(X))
+    # The CLI's labels are the most probable class of each row.
+    np.testing.assert_array_equal(preds["prediction"], model.classes_[preds[["proba_0", "proba_1"]].to_numpy().argmax(1)])
+
+
+def test_predict_to_stdout(fitted, magic):
+    result = run("predict", fitted.bundle, fitted.data)
+    assert result.exit_code == 0, result.output
+    preds = pd.read_csv(io.StringIO(result.stdout))
+    model = archtune.load(fitted.bundle)
+    assert len(preds) == len(magic)
+    np.testing.assert_array_equal(preds["proba_1"], model.predict_proba(magic.drop(columns="target"))[:, 1])
+
+
+def test_predict_selects_columns_by_name(fitted, magic, tmp_path):
+    X = magic.drop(columns="target")
+    shuffled = X[X.columns[::-1]].assign(comment="extra column")
+    result = run("predict", fitted.bundle, write(shuffled, tmp_path / "shuffled.csv"), "-o", tmp_path / "p.csv")
+    assert result.exit_code == 0, result.output
+    assert "ignoring 1 column(s) the model was not trained with: 'comment'" in result.stderr
+    preds = pd.read_csv(tmp_path / "p.csv")
+    np.testing.assert_array_equal(preds["proba_1"], archtune.load(fitted.bundle).predict_proba(X)[:, 1])
+
+
+def test_info(fitted):
+    result = run("info", fitted.bundle)
+    assert result.exit_code == 0, result.output
+    model = archtune.load(fitted.bundle)
+    n_params = sum(p.numel() for p in model.module_.parameters())
+    assert f"NeuralClassifier (mlp), {n_params:,} parameters" in result.stdout
+    assert "10 inputs -> 64 -> 64 -> 1 outputs" in result.stdout
+    assert "classes:      0, 1" in result.stdout
+    assert "target:       target (classification)" in result.stdout
+    assert f"{len(model.history_)} epochs (best {model.best_epoch_})" in result.stdout
+    assert len(model.history_) <= 15
+    assert "holdout:" in result.stdout and "accuracy" in result.stdout
+
+
+def test_save_load_round_trip_gives_identical_predictions(fitted, magic, tmp_path):
+    X = magic.drop(columns="target")
+    model = archtune.load(fitted.bundle)
+    archtune.save(model, tmp_path / "again", metadata=model.bundle_metadata_)
+    again = archtune.load(tmp_path / "again")
+    np.testing.assert_array_equal(again.predict_proba(X), model.predict_proba(X))
+    np.testing.assert_array_equal(again.predict(X), model.predict(X))
+    assert again.bundle_metadata_ == model.bundle_metadata_
+    # And the re-saved bundle works from the command line too.
+    result = run("predict", tmp_path / "again", fitted.data, "-o", tmp_path / "p.csv")
+    assert result.exit_code == 0, result.output
+    preds = pd.read_csv(tmp_path / "p.csv")
+    np.testing.assert_array_equal(preds["proba_1"], model.predict_proba(X)[:, 1])
+
+
+def test_fit_builtin_dataset_without_target_option(tmp_path):
+    result = run("fit", "iris", "-o", tmp_path / "iris", "--set", "max_epochs=3", "--set", "units=16", "-q")
+    assert result.exit_code == 0, result.output
+    assert "task: classification (target 'target' holds labels" in result.stdout
+    assert "data: iris: 120 training rows, 30 held out, 4 features" in result.stdout
+    model = archtune.load(tmp_path / "iris")
+    assert model.classes_.tolist() == ["setosa", "versicolor", "virginica"]
+
+
+def test_fit_regression_with_a_regression_only_setting(tmp_path):
+    X, y = load_shared("574_house_16H.tsv.gz", n=400)
+    data = write(X.assign(target=y), tmp_path / "house.csv")
+    # loss=huber only exists for regression; it must pass the early check under --task auto.
+    result = run("fit", data, "-t", "target", "-o", tmp_path / "house", "--set", "loss=huber",
+                 "--set", "max_epochs=3", "--set", "units=16", "-q", "--holdout", "0.25")
+    assert result.exit_code == 0, result.output
+    assert "task: regression" in result.stdout
+    assert "held-out (100 rows): r2" in result.stdout
+    model = archtune.load(tmp_path / "house")
+    assert type(model).__name__ == "NeuralRegressor" and model.loss == "huber"
+
+
+def test_parse_settings():
+    from archtune.cli import parse_settings
+
+    params = parse_settings(("units=64", "dropout=0.25", "hidden_sizes=256,128", "norm=none",
+                             "early_stopping=false", "activation=gelu"), archtune.NeuralClassifier)
+    assert params == {"units": 64, "dropout": 0.25, "hidden_sizes": (256, 128), "norm": None,
+                      "early_stopping": False, "activation": "gelu"}
+    assert parse_settings(("hidden_sizes=64",), archtune.NeuralRegressor) == {"hidden_sizes": (64,)}
+
+
+def test_predict_with_a_multi_output_regressor_saved_from_python(tmp_path):
+    X, y = load_shared("574_house_16H.tsv.gz", n=300)
+    Y = np.column_stack([np.log1p(y), X["P1"] / 1000])
+    model = archtune.NeuralRegressor(max_epochs=2, units=16, random_state=0).fit(X, Y)
+    archtune.save(model, tmp_path / "multi")
+    result = run("predict", tmp_path / "multi", write(X, tmp_path / "house.csv"), "-o", tmp_path / "p.csv")
+    assert result.exit_code == 0, result.output
+    preds = pd.read_csv(tmp_path / "p.csv")
+    assert list(preds.columns) == ["prediction_0", "prediction_1"]
+    np.testing.assert_allclose(preds.to_numpy(), model.predict(X), rtol=1e-12)
+
+
+@pytest.mark.parametrize("command", ["fit", "predict", "info"])
+def test_help_shows_an_example(command):
+    result = run(command, "--help")
+    assert result.exit_code == 0
+    assert "Example" in result.stdout
+    assert f"archtune {command} " in result.stdout.split("Example", 1)[1]
+
+
+# =========================================================================== bad input
+
+
+@pytest.fixture(scope="module")
+def small(magic) -> pd.DataFrame:
+    return magic.head(300).copy()
+
+
+def test_error_in_a_subprocess_is_one_line_without_traceback(small, tmp_path):
+    frame = small.astype({"target": float})
+    frame.loc[5, "target"] = np.nan
+    data = write(frame, tmp_path / "nan_target.csv")
+    proc = subprocess.run([*ARCHTUNE, "fit", data, "--target", "target", "-o", tmp_path / "out", "-q"],
+                          capture_output=True, text=True, env=ONE_THREAD, timeout=300, cwd=tmp_path)
+    assert proc.returncode == 2
+    assert_one_line_error(proc.stderr, proc.stdout, "nan_target.csv", "column 'target'", "row 6", "missing")
+    assert not (tmp_path / "out").exists()
+
+
+def test_missing_file(tmp_path, no_training):
+    assert_usage_error(run("fit", tmp_path / "nope.csv", "-t", "target", "-o", tmp_path / "o"),
+                       "nope.csv: no such file")
+
+
+def test_directory_instead_of_file(tmp_path, no_training):
+    assert_usage_error(run("fit", tmp_path, "-t", "target", "-o", tmp_path / "o"), "is a directory")
+
+
+def test_empty_file(tmp_path, no_training):
+    (tmp_path / "empty.csv").write_bytes(b"")
+    assert_usage_error(run("fit", tmp_path / "empty.csv", "-t", "target", "-o", tmp_path / "o"),
+                       "empty.csv: the file is empty")
+
+
+def test_header_only_file(small, tmp_path, no_training):
+    data = write(small.head(0), tmp_path / "header.csv")
+    assert_usage_error(run("fit", data, "-t", "target", "-o", tmp_path / "o"),
+                       "header.csv: has a header but no data rows")
+
+
+def test_target_column_missing_suggests_nearest(small, tmp_path, no_training):
+    data = write(small, tmp_path / "magic.csv")
+    assert_usage_error(run("fit", data, "-t", "targte", "-o", tmp_path / "o"),
+                       "magic.csv: target column 'targte' not found", "(did you mean 'target'?)")
+
+
+def test_target_option_is_required_for_a_file(small, tmp_path, no_training):
+    data = write(small, tmp_path / "magic.csv")
+    assert_usage_error(run("fit", data, "-o", tmp_path / "o"), "--target is required")
+
+
+def test_non_numeric_value_in_numeric_column(small, tmp_path, no_training):
+    frame = small.astype({"FLength": object})
+    frame.loc[16, "FLength"] = "abc"
+    data = write(frame, tmp_path / "typo.csv")
+    assert_usage_error(run("fit", data, "-t", "target", "-o", tmp_path / "o"),
+                       "typo.csv: column 'FLength' row 17: 'abc' is not a number")
+
+
+@pytest.mark.parametrize("value, word", [(np.nan, "missing"), (np.inf, "infinite"), (-np.inf, "infinite")])
+def test_bad_target_value(small, tmp_path, no_training, value, word):
+    frame = small.astype({"target": float})
+    frame.loc[41, "target"] = value
+    data = write(frame, tmp_path / "bad_target.csv")
+    assert_usage_error(run("fit", data, "-t", "target", "-o", tmp_path / "o"),
+                       "bad_target.csv: target column 'target' row 42", f"the target is {word}")
+
+
+def test_empty_target_cell_in_a_label_column(small, tmp_path, no_training):
+    frame = small.assign(target=np.where(small["target"] == 1, "gamma", "hadron")).astype({"target": object})
+    frame.loc[7, "target"] = None
+    data = write(frame, tmp_path / "labels.csv")
+    assert_usage_error(run("fit", data, "-t", "target", "-o", tmp_path / "o"), "row 8", "the target is missing")
+
+
+def test_single_class(small, tmp_path, no_training):
+    data = write(small.assign(target=1), tmp_path / "one.csv")
+    assert_usage_error(run("fit", data, "-t", "target", "-o", tmp_path / "o"),
+                       "one.csv: target column 'target' has only one class (1)", "at least 2 classes")
+
+
+def test_text_target_for_regression(small, tmp_path, no_training):
+    frame = small.astype({"target": object})
+    frame.loc[3, "target"] = "unknown"
+    data = write(frame, tmp_path / "reg.csv")
+    assert_usage_error(run("fit", data, "-t", "target", "--task", "regression", "-o", tmp_path / "o"),
+                       "reg.csv: target column 'target' row 4: 'unknown' is not a number")
+
+
+def test_unknown_parameter_suggests_nearest(small, tmp_path, no_training):
+    data = write(small, tmp_path / "magic.csv")
+    assert_usage_error(run("fit", data, "-t", "target", "-o", tmp_path / "o", "--set", "dropuot=0.2"),
+                       "unknown parameter 'dropuot'", "(did you mean 'dropout'?)")
+
+
+def test_parameters_are_checked_before_the_data_is_read(tmp_path, no_training):
+    # The data file does not exist, yet the parameter error is the one reported.
+    assert_usage_error(run("fit", tmp_path / "nope.csv", "-t", "target", "-o", tmp_path / "o",
+                           "--set", "dropout=1.5"), "dropout must be in [0, 1); got dropout=1.5")
+
+
+@pytest.mark.parametrize("setting, message", [
+    ("dropout=1.5", "dropout must be in [0, 1); got dropout=1.5"),
+    ("learning_rate=-1", "learning_rate"),
+    ("units=0", "units must be in [1, 1e+06]; got units=0"),
+    ("activation=rleu", "got activation='rleu' (did you mean 'relu'"),
+    ("dropout", "--set expects PARAM=VALUE, got 'dropout'"),
+])
+def test_parameter_out_of_range(small, tmp_path, no_training, setting, message):
+    data = write(small, tmp_path / "magic.csv")
+    assert_usage_error(run("fit", data, "-t", "target", "-o", tmp_path / "o", "--set", setting), message)
+
+
+def test_regression_setting_on_a_classification_task_says_so(small, tmp_path, no_training):
+    data = write(small, tmp_path / "magic.csv")
+    assert_usage_error(run("fit", data, "-t", "target", "-o", tmp_path / "o", "--set", "loss=huber"),
+                       "loss must be one of", "--task regression")
+
+
+def test_out_is_an_existing_file(small, tmp_path, no_training):
+    data = write(small, tmp_path / "magic.csv")
+    assert_usage_error(run("fit", data, "-t", "target", "-o", data), "exists and is not a directory")
+
+
+def test_predict_with_a_missing_column(fitted, small, tmp_path):
+    data = write(small.drop(columns=["FAlpha"]), tmp_path / "fewer.csv")
+    assert_usage_error(run("predict", fitted.bundle, data),
+                       "fewer.csv: missing 1 column(s) the model was trained with: 'FAlpha'")
+
+
+def test_predict_with_a_renamed_column_suggests_it(fitted, small, tmp_path):
+    data = write(small.rename(columns={"FAlpha": "Falpha"}), tmp_path / "renamed.csv")
+    assert_usage_error(run("predict", fitted.bundle, data), "'FAlpha' (did you mean 'Falpha'?)")
+
+
+def test_predict_with_a_bad_value_names_file_and_row(fitted, small, tmp_path):
+    frame = small.astype({"FSize": object})
+    frame.loc[99, "FSize"] = "huge"
+    data = write(frame, tmp_path / "new.csv")
+    assert_usage_error(run("predict", fitted.bundle, data, "-o", tmp_path / "p.csv"),
+                       "new.csv: column 'FSize' row 100: 'huge' is not a number")
+    assert not (tmp_path / "p.csv").exists()
+
+
+def test_predict_with_a_missing_bundle(small, tmp_path):
+    data = write(small, tmp_path / "magic.csv")
+    assert_usage_error(run("predict", tmp_path / "nowhere", data), "no such model bundle")
+    assert_usage_error(run("info", tmp_path / "nowhere"), "no such model bundle")
