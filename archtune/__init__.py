@@ -1,23 +1,41 @@
-"""archtune: neural networks as off-the-shelf as gradient boosting."""
+"""archtune: neural networks as off-the-shelf as gradient boosting.
 
-from archtune.data import list_datasets, load_dataset, load_table
-from archtune.errors import ArchtuneError, BundleError, DataError, InvalidParameterError, TrainingDivergedError
-from archtune.estimators import NeuralClassifier, NeuralRegressor
-from archtune.io import load, save
+Public names are imported lazily (PEP 562), so that `import archtune.errors` or the CLI's
+argument checking do not pay for importing PyTorch.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "ArchtuneError",
-    "BundleError",
-    "DataError",
-    "InvalidParameterError",
-    "NeuralClassifier",
-    "NeuralRegressor",
-    "TrainingDivergedError",
-    "list_datasets",
-    "load",
-    "load_dataset",
-    "load_table",
-    "save",
-]
+_EXPORTS = {
+    "ArchtuneError": "archtune.errors",
+    "BundleError": "archtune.errors",
+    "DataError": "archtune.errors",
+    "InvalidParameterError": "archtune.errors",
+    "TrainingDivergedError": "archtune.errors",
+    "NeuralClassifier": "archtune.estimators",
+    "NeuralRegressor": "archtune.estimators",
+    "list_datasets": "archtune.data.datasets",
+    "load_dataset": "archtune.data.datasets",
+    "load_table": "archtune.data.readers",
+    "load": "archtune.io",
+    "save": "archtune.io",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(_EXPORTS[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'archtune' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(list(globals()) + __all__)

@@ -244,8 +244,10 @@ def fit(data: str, target: str | None, task: str, settings: tuple[str, ...], hol
         out: Path, quiet: bool) -> None:
     """Train one network on DATA (a CSV/TSV/Parquet file, or a built-in dataset name)."""
     from archtune.data.datasets import BUILTIN_DATASETS, BUILTIN_TARGET
-    from archtune.data.preprocess import Preprocessor
-    from archtune.data.readers import load_table, source_name
+    from archtune.data.readers import check_source, load_table, source_name
+
+    check_source(data)  # a mistyped path fails at once, before PyTorch is even imported
+    from archtune.data.preprocess import infer_column_kinds
     from archtune.estimators import NeuralClassifier, NeuralRegressor
     from archtune.io import atomic_write_bytes, save
 
@@ -281,7 +283,7 @@ def fit(data: str, target: str | None, task: str, settings: tuple[str, ...], hol
                                     f"pass --task {other_task} if that is what you want)") from None
     # Every feature value is checked on the whole file before training, so that a stray word
     # or an infinity is reported with the file's name and row, not minutes later as "X".
-    Preprocessor(model.scaling, model.categorical).fit(X, where=name)
+    infer_column_kinds(X, where=name)
     X_fit, X_hold, y_fit, y_hold = holdout_split(X, y, holdout, task, seed)
     click.echo(f"data: {name}: {len(X_fit)} training rows, {0 if X_hold is None else len(X_hold)} held out, "
                f"{X.shape[1]} features")

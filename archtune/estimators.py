@@ -18,17 +18,16 @@ from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 from sklearn.model_selection import train_test_split
 from sklearn.utils.validation import check_is_fitted
 
+from archtune.checks import check_choice, check_number
 from archtune.config import (
     CLASSIFICATION_LOSSES,
     REGRESSION_LOSSES,
     ModelConfig,
     TrainConfig,
-    check_choice,
-    check_number,
     resolve_batch_size,
     resolve_hidden_sizes,
 )
-from archtune.data.preprocess import Preprocessor, as_frame
+from archtune.data.preprocess import Preprocessor, as_frame, infer_column_kinds
 from archtune.data.target import encode_classes, regression_target, target_array
 from archtune.errors import DataError, InvalidParameterError
 from archtune.models import InputSpec, build_model
@@ -260,6 +259,7 @@ class _NeuralBase(BaseEstimator):
             self.feature_names_in_ = np.asarray(frame.columns, dtype=object)
         elif hasattr(self, "feature_names_in_"):
             del self.feature_names_in_
+        kinds = infer_column_kinds(frame, "X")  # whole table: errors name the user's row numbers
         targets = self._fit_target(y_arr)
         seed = _seed_from(self.random_state)
 
@@ -271,7 +271,7 @@ class _NeuralBase(BaseEstimator):
         else:
             frame_tr, frame_val, targets_tr, targets_val = self._split(frame, targets, seed)
 
-        pre = Preprocessor(self.scaling, self.categorical).fit(frame_tr, "X")
+        pre = Preprocessor(self.scaling, self.categorical).fit(frame_tr, "X", kinds)
         X_tr = torch.from_numpy(pre.transform(frame_tr, "X"))
         X_va = torch.from_numpy(pre.transform(frame_val, "X")) if frame_val is not None else None
         self._fit_target_scale(targets_tr)

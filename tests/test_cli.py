@@ -326,10 +326,25 @@ def test_unknown_parameter_suggests_nearest(small, tmp_path, no_training):
                        "unknown parameter 'dropuot'", "(did you mean 'dropout'?)")
 
 
-def test_parameters_are_checked_before_the_data_is_read(tmp_path, no_training):
-    # The data file does not exist, yet the parameter error is the one reported.
-    assert_usage_error(run("fit", tmp_path / "nope.csv", "-t", "target", "-o", tmp_path / "o",
+def test_parameters_are_checked_before_the_data_is_read(tmp_path, no_training, monkeypatch):
+    # The file exists but reading it fails the test: the parameter error must come first.
+    import archtune.data.readers as readers
+
+    data = tmp_path / "data.csv"
+    data.write_text("a,target\n1,0\n2,1\n")
+    monkeypatch.setattr(readers, "load_table", lambda *a: pytest.fail("the data was read before the parameters were checked"))
+    assert_usage_error(run("fit", data, "-t", "target", "-o", tmp_path / "o",
                            "--set", "dropout=1.5"), "dropout must be in [0, 1); got dropout=1.5")
+
+
+def test_a_missing_file_is_reported_before_torch_is_imported(tmp_path):
+    code = ("import sys; from archtune.cli import main\n"
+            "try:\n    main(['fit', sys.argv[1], '-t', 'y', '-o', sys.argv[2]])\n"
+            "except SystemExit as e:\n    print('torch' in sys.modules, e.code)")
+    out = subprocess.run([sys.executable, "-c", code, str(tmp_path / "nope.csv"), str(tmp_path / "o")],
+                         capture_output=True, text=True, timeout=120)
+    assert out.stdout.split() == ["False", "2"], out.stdout + out.stderr
+    assert_one_line_error(out.stderr, "", "nope.csv: no such file")
 
 
 @pytest.mark.parametrize("setting, message", [

@@ -15,7 +15,9 @@ import pandas as pd
 import pytest
 from sklearn.preprocessing import QuantileTransformer, StandardScaler
 
-from archtune.data import Preprocessor, list_datasets, load_dataset, load_table, read_table
+from archtune.data.datasets import list_datasets, load_dataset
+from archtune.data.preprocess import Preprocessor
+from archtune.data.readers import load_table, read_table
 from archtune.data.target import encode_classes, regression_target
 from archtune.errors import DataError, InvalidParameterError
 from tests.conftest import load_shared, shared_path

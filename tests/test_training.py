@@ -65,7 +65,7 @@ def test_max_norm_holds_after_every_step(magic_small):
     assert watcher.worst <= 0.5 + 1e-5
     # Without the constraint the same training exceeds the bound: the check can fail.
     free = NeuralClassifier(max_epochs=3, learning_rate=1e-2, random_state=0).fit(X, y)
-    assert max(float(l.weight.norm(dim=1).max()) for l in free.module_.hidden_linears()) > 0.5
+    assert max(float(l.weight.detach().norm(dim=1).max()) for l in free.module_.hidden_linears()) > 0.5
 
 
 def test_early_stopping_stops_on_noise_and_restores_the_best_epoch(magic_small):

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 from scipy.special import ndtri
 
-from archtune.config import check_choice
+from archtune.checks import check_choice
 from archtune.errors import DataError
 
 SCALINGS = ("standard", "quantile", None)
@@ -99,6 +99,18 @@ def _to_numeric(series: pd.Series, where: str) -> pd.Series | None:
     return None
 
 
+def infer_column_kinds(frame: pd.DataFrame, where: str = "X") -> dict[str, str]:
+    """Each column's kind, "numeric" or "categorical", checking every value of the table:
+    a stray word in a numeric column or an infinite value raises DataError naming its row."""
+    kinds: dict[str, str] = {}
+    for col in frame.columns:
+        numeric = _to_numeric(frame[col], where)
+        if numeric is not None:
+            _check_finite(numeric.to_numpy(dtype="float64"), str(col), frame.index, where)
+        kinds[str(col)] = "categorical" if numeric is None else "numeric"
+    return kinds
+
+
 class Preprocessor:
     """Turns a table into the network's input matrix.
 
@@ -118,7 +130,12 @@ class Preprocessor:
 
     # ------------------------------------------------------------------ fitting
 
-    def fit(self, frame: pd.DataFrame, where: str = "X") -> "Preprocessor":
+    def fit(self, frame: pd.DataFrame, where: str = "X", kinds: dict[str, str] | None = None) -> "Preprocessor":
+        """Learn column types, categories and scaling statistics from ``frame``.
+
+        ``kinds`` (from `infer_column_kinds` on the whole table) fixes each column's type, so
+        that a table split for validation is typed, and its errors located, as a whole.
+        """
         self.columns_: list[str] = [str(c) for c in frame.columns]
         self.numeric_: list[str] = []
         self.categorical_: list[str] = []
@@ -129,6 +146,9 @@ class Preprocessor:
         self.medians_: list[float] = []
         self.indicators_: list[str] = []
         for col in frame.columns:
+            if kinds is not None and kinds.get(str(col)) == "categorical":
+                self._fit_categorical(str(col), frame[col])
+                continue
             numeric = _to_numeric(frame[col], where)
             if numeric is None:
                 self._fit_categorical(str(col), frame[col])

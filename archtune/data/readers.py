@@ -30,6 +30,13 @@ def load_table(source: str | os.PathLike) -> pd.DataFrame:
     return read_table(path)
 
 
+def check_source(source: str | os.PathLike) -> None:
+    """Raise DataError at once if ``source`` is neither a readable file nor a built-in name."""
+    if str(source) in BUILTIN_DATASETS and not Path(str(source)).exists():
+        return
+    _check_path(Path(source))
+
+
 def source_name(source: str | os.PathLike) -> str:
     """How errors refer to a data source: the file's name, or the built-in name."""
     return Path(str(source)).name
