@@ -214,7 +214,7 @@ TOOLS: dict[str, tuple[str, Runner]] = {
 DIFFERENCES = [
     "All: same widths, ReLU, 1 logit + sigmoid cross-entropy, Adam lr 1e-3 (betas 0.9/0.999), batch 256, "
     "reshuffled every epoch, float32, no validation, no early stopping, no dropout, no weight decay / L2.",
-    "Initialisation differs (archtune He-uniform, PyTorch default for hand/skorch, Glorot for sklearn); it "
+    "Initialisation differs (archtune He-normal, PyTorch default for hand/skorch, Glorot for sklearn); it "
     "does not change the work per step.",
     "archtune: fit() also validates parameters, re-standardises the (already standard) matrix with its "
     "Preprocessor, and wraps the body in a TabularNetwork (encode() is a no-op without categorical "
