@@ -31,7 +31,7 @@ from archtune.data.preprocess import Preprocessor, as_frame, infer_column_kinds
 from archtune.data.target import encode_classes, regression_target, target_array
 from archtune.errors import DataError, InvalidParameterError
 from archtune.models import InputSpec, build_model
-from archtune.train import ProgressBar, Trainer
+from archtune.train import Callback, ProgressBar, Trainer
 from archtune.train.loop import predict_tensor
 from archtune.train.losses import constant_prediction_loss, make_loss, make_metric
 
@@ -231,7 +231,8 @@ class _NeuralBase(BaseEstimator):
 
     # ------------------------------------------------------------------ fit
 
-    def fit(self, X: Any, y: Any, validation_data: tuple[Any, Any] | None = None) -> "_NeuralBase":
+    def fit(self, X: Any, y: Any, validation_data: tuple[Any, Any] | None = None,
+            callbacks: list[Callback] | None = None) -> "_NeuralBase":
         """Train a network on (X, y).
 
         Parameters
@@ -242,6 +243,8 @@ class _NeuralBase(BaseEstimator):
             Class labels of any hashable type, or real values (2-D for multi-output regression).
         validation_data : (X_val, y_val), optional
             Used for early stopping instead of a split of (X, y).
+        callbacks : list of archtune.train.Callback, optional
+            Extra callbacks for the trainer (e.g. to report each epoch to a tuner).
         """
         model_config = self._validate_params()
         if y is None:
@@ -281,7 +284,7 @@ class _NeuralBase(BaseEstimator):
         train_config = self.train_config(len(X_tr), seed)
         device = resolve_device(self.device)
         spec = InputSpec.auto(pre.n_numeric_out, pre.cardinalities)
-        callbacks = [ProgressBar(type(self).__name__)] if self.verbose else []
+        callbacks = [*(callbacks or []), *([ProgressBar(type(self).__name__)] if self.verbose else [])]
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)  # dropout masks draw from the global generator
             generator = torch.Generator().manual_seed(seed)

@@ -1,0 +1,186 @@
+"""Helpers shared by the commands: --set parsing, target checks, task inference, hold-out."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+import numpy as np
+import pandas as pd
+
+from archtune.data.preprocess import row_label
+from archtune.errors import ArchtuneError, DataError, InvalidParameterError, nearest
+
+
+def parse_value(text: str) -> Any:
+    """A ``--set`` value: int, float, bool, None, a tuple of numbers (``256,128``) or a string."""
+    low = text.strip().lower()
+    if low in ("none", "null"):
+        return None
+    if low in ("true", "yes"):
+        return True
+    if low in ("false", "no"):
+        return False
+    if "," in text:
+        return tuple(parse_value(part) for part in text.split(",") if part.strip())
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text.strip()
+
+
+def parse_settings(settings: tuple[str, ...], estimator_cls: type) -> dict[str, Any]:
+    known = sorted(estimator_cls().get_params())
+    params: dict[str, Any] = {}
+    for item in settings:
+        if "=" not in item:
+            raise InvalidParameterError(f"--set expects PARAM=VALUE, got {item!r}")
+        key, value = item.split("=", 1)
+        key = key.strip()
+        if key not in known:
+            raise InvalidParameterError(f"unknown parameter {key!r}{nearest(key, known)}; "
+                                        f"see `archtune fit --help` for the list")
+        params[key] = parse_value(value)
+        if key == "hidden_sizes" and isinstance(params[key], int) and not isinstance(params[key], bool):
+            params[key] = (params[key],)  # "--set hidden_sizes=64" means one hidden layer of 64
+    return params
+
+
+def check_settings(settings: tuple[str, ...], task: str) -> None:
+    """Validate ``--set`` values before any data is read.
+
+    With ``--task auto`` the task is not known yet: a value is accepted when it is valid for
+    either estimator (``loss=huber`` is a regression loss), and checked again once it is.
+    """
+    from archtune.estimators import NeuralClassifier, NeuralRegressor
+
+    candidates = {"classification": [NeuralClassifier], "regression": [NeuralRegressor]}.get(
+        task, [NeuralClassifier, NeuralRegressor])
+    first_error: ArchtuneError | None = None
+    for cls in candidates:
+        try:
+            cls(**parse_settings(settings, cls))._validate_params()
+            return
+        except InvalidParameterError as exc:
+            first_error = first_error or exc
+    assert first_error is not None
+    raise first_error
+
+
+def split_target(frame: pd.DataFrame, target: str, source: str) -> tuple[pd.DataFrame, pd.Series]:
+    if target not in frame.columns:
+        columns = [str(c) for c in frame.columns]
+        hint = nearest(target, columns)
+        shown = ", ".join(repr(c) for c in columns[:8]) + (" ..." if len(columns) > 8 else "")
+        raise DataError(f"{source}: target column {target!r} not found{hint}; columns are {shown}")
+    X = frame.drop(columns=[target])
+    if X.shape[1] == 0:
+        raise DataError(f"{source}: no feature columns besides the target {target!r}")
+    return X, frame[target]
+
+
+def check_target(y: pd.Series, source: str) -> None:
+    """Reject missing and infinite targets, naming the file, the column and the row."""
+    missing = y.isna().to_numpy()
+    if missing.any():
+        pos = int(np.flatnonzero(missing)[0])
+        raise DataError(f"{source}: target column {y.name!r} {row_label(y.index, pos)}: the target is missing "
+                        f"(NaN or empty) in {int(missing.sum())} row(s); drop or fill those rows")
+    if pd.api.types.is_numeric_dtype(y) and not pd.api.types.is_bool_dtype(y):
+        inf = np.isinf(y.to_numpy(dtype="float64"))
+        if inf.any():
+            pos = int(np.flatnonzero(inf)[0])
+            raise DataError(f"{source}: target column {y.name!r} {row_label(y.index, pos)}: the target is "
+                            f"infinite ({y.iloc[pos]}); fix or remove that row")
+
+
+def check_task_target(y: pd.Series, task: str, source: str) -> None:
+    """The target suits the task: two classes or more, or numbers for regression."""
+    if task == "classification":
+        n_classes = y.nunique()
+        if n_classes < 2:
+            value = y.iloc[0]
+            value = value.item() if isinstance(value, np.generic) else value
+            raise DataError(f"{source}: target column {y.name!r} has only one class ({value!r}) in all "
+                            f"{len(y)} rows; a classifier needs at least 2 classes")
+        return
+    parsed = pd.to_numeric(y, errors="coerce")
+    bad = parsed.isna().to_numpy()
+    if bad.any():
+        pos = int(np.flatnonzero(bad)[0])
+        raise DataError(f"{source}: target column {y.name!r} {row_label(y.index, pos)}: {y.iloc[pos]!r} is not "
+                        "a number (regression needs a numeric target; use --task classification for labels)")
+
+
+def select_features(frame: pd.DataFrame, model: Any, source: str) -> pd.DataFrame:
+    """The model's feature columns of ``frame``, by name and in the fitted order."""
+    fitted = getattr(model, "feature_names_in_", None)
+    if fitted is None:
+        if frame.shape[1] != model.n_features_in_:
+            raise DataError(f"{source}: has {frame.shape[1]} feature columns but the model expects "
+                            f"{model.n_features_in_}")
+        return frame
+    fitted = [str(c) for c in fitted]
+    given = [str(c) for c in frame.columns]
+    missing = [c for c in fitted if c not in given]
+    if missing:
+        unseen = [c for c in given if c not in fitted]
+        hint = nearest(missing[0], unseen) if unseen else ""
+        shown = ", ".join(repr(c) for c in missing[:5]) + (" ..." if len(missing) > 5 else "")
+        raise DataError(f"{source}: missing {len(missing)} column(s) the model was trained with: {shown}{hint}")
+    extra = [c for c in given if c not in fitted]
+    if extra:
+        shown = ", ".join(repr(c) for c in extra[:5]) + (" ..." if len(extra) > 5 else "")
+        click.echo(f"archtune: note: ignoring {len(extra)} column(s) the model was not trained with: {shown}",
+                   err=True)
+    frame = frame.set_axis(given, axis=1)
+    return frame[fitted]
+
+
+def infer_task(y: pd.Series) -> tuple[str, str]:
+    """("classification" | "regression", reason)."""
+    values = y.dropna()
+    if not pd.api.types.is_numeric_dtype(values) or values.dtype == bool:
+        return "classification", f"target {y.name!r} holds labels"
+    n_unique = values.nunique()
+    integral = np.all(np.mod(values.to_numpy(dtype="float64"), 1) == 0)
+    if integral and n_unique <= 20:
+        return "classification", f"target {y.name!r} has {n_unique} integer values"
+    return "regression", f"target {y.name!r} has {n_unique} distinct numeric values"
+
+
+def holdout_split(X: pd.DataFrame, y: pd.Series, fraction: float, task: str, seed: int):
+    from sklearn.model_selection import train_test_split
+
+    if fraction <= 0:
+        return X, None, y, None
+    stratify = None
+    if task == "classification":
+        counts = y.value_counts()
+        if counts.min() >= 2 and int(round(fraction * len(y))) >= len(counts):
+            stratify = y
+    return train_test_split(X, y, test_size=fraction, random_state=seed, stratify=stratify)
+
+
+def holdout_metrics(model: Any, X: pd.DataFrame, y: pd.Series, task: str) -> dict[str, float]:
+    from sklearn import metrics
+
+    if task == "classification":
+        proba = model.predict_proba(X)
+        pred = model.classes_[proba.argmax(axis=1)]
+        out = {"accuracy": metrics.accuracy_score(y, pred),
+               "balanced_accuracy": metrics.balanced_accuracy_score(y, pred),
+               "log_loss": metrics.log_loss(y, proba, labels=model.classes_)}
+        if len(model.classes_) == 2:
+            out["roc_auc"] = metrics.roc_auc_score(y == model.classes_[1], proba[:, 1])
+        return {k: float(v) for k, v in out.items()}
+    pred = model.predict(X)
+    return {"r2": float(metrics.r2_score(y, pred)),
+            "rmse": float(np.sqrt(metrics.mean_squared_error(y, pred))),
+            "mae": float(metrics.mean_absolute_error(y, pred))}
+
+
+def _echo_metrics(title: str, values: dict[str, float]) -> None:
+    click.echo(f"{title}: " + "  ".join(f"{k} {v:.4f}" for k, v in values.items()))

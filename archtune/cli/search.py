@@ -1,0 +1,258 @@
+"""``archtune tune`` and ``archtune leaderboard``: search networks, compare with baselines."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+import pandas as pd
+
+from archtune.cli import cli
+from archtune.cli.common import (
+    _echo_metrics,
+    check_target,
+    check_task_target,
+    holdout_metrics,
+    holdout_split,
+    infer_task,
+    parse_value,
+    split_target,
+)
+from archtune.errors import DataError, InvalidParameterError
+
+STUDY_FILE = "study.db"
+LEADERBOARD_FILE = "leaderboard.csv"
+DEFAULT_STUDY = "archtune"
+
+
+def parse_space(items: tuple[str, ...], fixed: tuple[str, ...]) -> dict[str, Any]:
+    """``--space name=a,b,c`` (choices), ``--space name=lo..hi`` (range); ``--set name=v`` fixes."""
+    overrides: dict[str, Any] = {}
+    for item in items:
+        if "=" not in item:
+            raise InvalidParameterError(f"--space expects NAME=CHOICES or NAME=LOW..HIGH, got {item!r}")
+        name, text = (part.strip() for part in item.split("=", 1))
+        if ".." in text:
+            low, high = (parse_value(v) for v in text.split("..", 1))
+            overrides[name] = (low, high)
+        else:
+            overrides[name] = [parse_value(v) for v in text.split(",") if v.strip()]
+    for item in fixed:
+        if "=" not in item:
+            raise InvalidParameterError(f"--set expects PARAM=VALUE, got {item!r}")
+        name, text = (part.strip() for part in item.split("=", 1))
+        value = parse_value(text)
+        # A tuple value (hidden_sizes=256,128) is a fixed value here, not a range.
+        overrides[name] = _Fixed(value) if isinstance(value, tuple) else value
+    return overrides
+
+
+class _Fixed:
+    """Marks a tuple that fixes a parameter (ranges are tuples too)."""
+
+    def __init__(self, value: Any):
+        self.value = value
+
+
+def _space_for(preset: str, overrides: dict[str, Any], neural_cls: type) -> Any:
+    from archtune.tune.space import Dimension, SearchSpace
+
+    space = SearchSpace.small() if preset == "small" else SearchSpace.default()
+    plain = {k: v for k, v in overrides.items() if not isinstance(v, _Fixed)}
+    space = space.with_overrides(plain, sorted(neural_cls().get_params()))
+    for name, fixed in overrides.items():
+        if isinstance(fixed, _Fixed):
+            space.dimensions = [d for d in space.dimensions if d.name != name]
+            space.dimensions.append(Dimension(name, "fixed", value=fixed.value))
+    return space
+
+
+def _open_existing_study(storage: str, name: str) -> Any | None:
+    import optuna
+
+    try:
+        return optuna.load_study(study_name=name, storage=storage)
+    except KeyError:
+        return None
+
+
+def render_leaderboard(frame: pd.DataFrame, limit: int = 15) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(show_lines=False)
+    for column in ("#", "model", "val_score", "fit s", "params", "state", "note"):
+        table.add_column(column, overflow="fold")
+    for rank, row in frame.head(limit).iterrows():
+        score = "" if pd.isna(row["val_score"]) else f"{row['val_score']:.4f}"
+        seconds = "" if pd.isna(row["fit_seconds"]) else f"{row['fit_seconds']:.1f}"
+        n_params = "" if pd.isna(row["n_params"]) else f"{int(row['n_params']):,}"
+        table.add_row(str(rank), str(row["model"]), score, seconds, n_params, str(row["state"]), str(row["note"])[:60])
+    Console().print(table)
+    if len(frame) > limit:
+        click.echo(f"... {len(frame) - limit} more rows in the leaderboard file")
+
+
+def verdict(frame: pd.DataFrame, metric: str) -> str:
+    """One plain sentence: does the best network beat the best classical baseline, by how much."""
+    networks = frame[frame["model"].str.startswith("network") & frame["val_score"].notna()]
+    baselines = frame[(frame["state"] == "BASELINE") & frame["val_score"].notna()]
+    if networks.empty:
+        return "No network finished, so there is nothing to compare."
+    net = networks.iloc[0]
+    if baselines.empty:
+        return f"The best network scores {metric} {net['val_score']:.4f} on validation (no baselines were run)."
+    base = baselines.iloc[0]
+    gap = net["val_score"] - base["val_score"]
+    if gap > 0:
+        return (f"The best network ({metric} {net['val_score']:.4f}) beats the best baseline, {base['model']} "
+                f"({base['val_score']:.4f}), by {gap:+.4f}.")
+    return (f"The best network ({metric} {net['val_score']:.4f}) does NOT beat the best baseline, {base['model']} "
+            f"({base['val_score']:.4f}): it is behind by {gap:+.4f}. Consider {base['model']} for this data.")
+
+
+@cli.command(epilog="""\b
+Examples:
+  archtune tune breast_cancer --target target --budget 1m --out runs/bc-search
+  archtune tune data.csv --target price --trials 40 --space activation=relu,gelu \\
+      --space units=32..256 --set batch_size=256 --out runs/price
+  archtune tune data.csv --target price --trials 40 --out runs/price --resume   (after a crash)
+  optuna-dashboard sqlite:///runs/price/study.db                      (browse the study)""")
+@click.argument("data")
+@click.option("--target", "-t", help="Name of the target column (default for built-in datasets: target).")
+@click.option("--task", type=click.Choice(["auto", "classification", "regression"]), default="auto",
+              show_default=True)
+@click.option("--budget", default="5m", show_default=True, help="Wall-clock budget: 90s, 5m, 1h, 1h30m.")
+@click.option("--trials", type=click.IntRange(1), help="Number of finished trials instead of a time budget.")
+@click.option("--sampler", type=click.Choice(["tpe", "random", "grid", "cmaes", "gp", "qmc"]), default="tpe",
+              show_default=True)
+@click.option("--pruner", type=click.Choice(["hyperband", "sha", "median", "none"]), default="hyperband",
+              show_default=True)
+@click.option("--preset", type=click.Choice(["default", "small"]), default="default", show_default=True,
+              help="Search space to start from.")
+@click.option("--space", "space_items", multiple=True, metavar="NAME=CHOICES|LOW..HIGH",
+              help="Narrow or extend the space: activation=relu,gelu or units=32..256. Repeatable.")
+@click.option("--set", "settings", multiple=True, metavar="PARAM=VALUE",
+              help="Fix a parameter for every trial, e.g. batch_size=256 or max_epochs=20. Repeatable.")
+@click.option("--cv", type=click.IntRange(2), help="K-fold cross-validation instead of one hold-out split.")
+@click.option("--scoring", help="A scikit-learn scorer name (default: accuracy or r2).")
+@click.option("--storage", help=f"Study storage URL (default: sqlite:///OUT/{STUDY_FILE}).")
+@click.option("--study", "study_name", default=DEFAULT_STUDY, show_default=True, help="Study name.")
+@click.option("--resume", is_flag=True, help="Continue the study stored in --storage / OUT.")
+@click.option("--baselines/--no-baselines", default=True, show_default=True,
+              help="Fit classical models on the same split for the leaderboard.")
+@click.option("--holdout", type=click.FloatRange(0, 0.9), default=0.0, show_default=True,
+              help="Share of rows kept out of the whole search, to report the refitted network's test metrics.")
+@click.option("--n-jobs", type=click.IntRange(1), default=1, show_default=True, help="Trials in parallel.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--out", "-o", "out", type=click.Path(path_type=Path), required=True,
+              help="Directory for the best model bundle, the study and the leaderboard.")
+@click.option("--quiet", "-q", is_flag=True, help="No live progress.")
+def tune(data: str, target: str | None, task: str, budget: str, trials: int | None, sampler: str, pruner: str,
+         preset: str, space_items: tuple[str, ...], settings: tuple[str, ...], cv: int | None,
+         scoring: str | None, storage: str | None, study_name: str, resume: bool, baselines: bool,
+         holdout: float, n_jobs: int, seed: int, out: Path, quiet: bool) -> None:
+    """Search network architectures and training settings for DATA, keep the best."""
+    from archtune.data.datasets import BUILTIN_DATASETS, BUILTIN_TARGET
+    from archtune.data.readers import check_source, load_table, source_name
+
+    check_source(data)
+    if target is None:
+        if data not in BUILTIN_DATASETS:
+            raise InvalidParameterError("--target is required: name the column to predict")
+        target = BUILTIN_TARGET
+    if out.exists() and not out.is_dir():
+        raise InvalidParameterError(f"--out {out}: exists and is not a directory")
+    from archtune.auto import AutoNeuralClassifier, AutoNeuralRegressor
+    from archtune.io import atomic_write_bytes, save
+    from archtune.tune.study import parse_budget
+
+    budget_value: str | int = trials if trials is not None else budget
+    parse_budget(budget_value)
+    overrides = parse_space(space_items, settings)
+    for cls in (AutoNeuralClassifier, AutoNeuralRegressor):  # the space must be valid before data is read
+        _space_for(preset, overrides, cls._neural)
+        break
+    if storage is None:
+        out.mkdir(parents=True, exist_ok=True)
+        storage = f"sqlite:///{(out / STUDY_FILE).resolve()}"
+    existing = _open_existing_study(storage, study_name)
+    if resume and existing is None:
+        raise InvalidParameterError(f"--resume: no study named {study_name!r} in {storage} to continue")
+    if not resume and existing is not None and existing.trials:
+        raise InvalidParameterError(f"a study named {study_name!r} already exists in {storage} with "
+                                    f"{len(existing.trials)} trials; pass --resume to continue it, or choose "
+                                    "another --out or --study")
+
+    frame = load_table(data)
+    name = source_name(data)
+    X, y = split_target(frame, target, name)
+    check_target(y, name)
+    if task == "auto":
+        task, reason = infer_task(y)
+        click.echo(f"task: {task} ({reason}; use --task to override)")
+    check_task_target(y, task, name)
+    from archtune.data.preprocess import infer_column_kinds
+
+    infer_column_kinds(X, where=name)
+    auto_cls = AutoNeuralClassifier if task == "classification" else AutoNeuralRegressor
+    space = _space_for(preset, overrides, auto_cls._neural)
+    X_fit, X_hold, y_fit, y_hold = holdout_split(X, y, holdout, task, seed)
+    model = auto_cls(budget=budget_value, space=space, sampler=sampler, pruner=None if pruner == "none" else pruner,
+                     cv=cv, scoring=scoring, storage=storage, study_name=study_name, n_jobs=n_jobs,
+                     baselines=baselines, random_state=seed, verbose=0 if quiet else 1)
+    click.echo(f"data: {name}: {len(X_fit)} rows for the search, {X.shape[1]} features; "
+               f"budget {budget_value if trials is None else f'{trials} trials'}; study {study_name!r} in {storage}")
+    started = time.perf_counter()
+    model.fit(X_fit, y_fit)
+    seconds = time.perf_counter() - started
+    board = model.leaderboard_
+    metric = scoring or ("accuracy" if task == "classification" else "r2")
+    render_leaderboard(board)
+    sentence = verdict(board, metric)
+    click.echo(sentence)
+    report: dict[str, Any] = {
+        "data": str(data), "target": target, "task": task, "search_seconds": seconds, "metric": metric,
+        "best_score": model.best_score_, "best_params": model.best_params_, "verdict": sentence,
+        "validation": {f"val_{metric}": model.best_score_}}
+    if X_hold is not None:
+        report["holdout"] = holdout_metrics(model.best_estimator_, X_hold, y_hold, task)
+        _echo_metrics(f"held-out ({len(X_hold)} rows, refitted best network)", report["holdout"])
+    save(model.best_estimator_, out, metadata=report)
+    atomic_write_bytes(out / LEADERBOARD_FILE, board.to_csv(index_label="rank").encode())
+    atomic_write_bytes(out / "metrics.json", json.dumps(report, indent=2, default=str).encode())
+    click.echo(f"saved the best network to {out} (use: archtune predict {out} DATA); "
+               f"leaderboard in {out / LEADERBOARD_FILE}")
+    if storage.startswith("sqlite"):
+        click.echo(f"browse the study: optuna-dashboard {storage}")
+
+
+@cli.command(epilog="""\b
+Examples:
+  archtune leaderboard runs/bc-search
+  archtune leaderboard --storage postgresql://user@host/db --study archtune""")
+@click.argument("run_dir", type=click.Path(path_type=Path), required=False)
+@click.option("--storage", help="Study storage URL (default: sqlite:///RUN_DIR/study.db).")
+@click.option("--study", "study_name", default=DEFAULT_STUDY, show_default=True)
+@click.option("--limit", type=click.IntRange(1), default=30, show_default=True, help="Rows to show.")
+def leaderboard(run_dir: Path | None, storage: str | None, study_name: str, limit: int) -> None:
+    """Print the leaderboard of a search (every trial and baseline, best first)."""
+    if storage is None:
+        if run_dir is None:
+            raise InvalidParameterError("give a RUN_DIR (the --out of `archtune tune`) or --storage")
+        db = run_dir / STUDY_FILE
+        if not db.is_file():
+            raise DataError(f"{run_dir}: no {STUDY_FILE} here; is this the --out directory of `archtune tune`?")
+        storage = f"sqlite:///{db.resolve()}"
+    study = _open_existing_study(storage, study_name)
+    if study is None:
+        raise DataError(f"no study named {study_name!r} in {storage}")
+    from archtune.tune.tuner import leaderboard as build
+
+    board = build(study, study.user_attrs.get("baselines", []))
+    render_leaderboard(board, limit)
+    metric = "accuracy" if study.user_attrs.get("task") == "classification" else "r2"
+    click.echo(verdict(board, metric))

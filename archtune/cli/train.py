@@ -1,0 +1,180 @@
+"""``archtune fit``, ``predict`` and ``info``: one network, its bundle, its predictions."""
+
+from __future__ import annotations
+
+import io
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+import pandas as pd
+
+from archtune.cli import cli
+from archtune.cli.common import (
+    _echo_metrics,
+    check_settings,
+    check_target,
+    check_task_target,
+    holdout_metrics,
+    holdout_split,
+    infer_task,
+    parse_settings,
+    select_features,
+    split_target,
+)
+from archtune.errors import InvalidParameterError
+
+
+@cli.command(epilog="""\b
+Examples:
+  archtune fit breast_cancer --target target --out runs/bc
+  archtune fit ../shared/datasets/tabular/magic.tsv.gz --target target \\
+      --set hidden_layers=3 --set units=128 --set dropout=0.2 --out runs/magic
+Built-in datasets: breast_cancer, diabetes, digits, iris, wine (target column "target").""")
+@click.argument("data")
+@click.option("--target", "-t", help="Name of the target column (default for built-in datasets: target).")
+@click.option("--task", type=click.Choice(["auto", "classification", "regression"]), default="auto",
+              show_default=True, help="What to predict; auto looks at the target column.")
+@click.option("--set", "settings", multiple=True, metavar="PARAM=VALUE",
+              help="Set an estimator parameter, e.g. --set units=128 --set hidden_sizes=256,128. Repeatable.")
+@click.option("--holdout", type=click.FloatRange(0, 0.9), default=0.2, show_default=True,
+              help="Share of rows kept out of training to report honest metrics (0 to train on all rows).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Random seed.")
+@click.option("--out", "-o", "out", type=click.Path(path_type=Path), required=True,
+              help="Directory to save the model bundle in.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+def fit(data: str, target: str | None, task: str, settings: tuple[str, ...], holdout: float, seed: int,
+        out: Path, quiet: bool) -> None:
+    """Train one network on DATA (a CSV/TSV/Parquet file, or a built-in dataset name)."""
+    from archtune.data.datasets import BUILTIN_DATASETS, BUILTIN_TARGET
+    from archtune.data.readers import check_source, load_table, source_name
+
+    check_source(data)  # a mistyped path fails at once, before PyTorch is even imported
+    from archtune.data.preprocess import infer_column_kinds
+    from archtune.estimators import NeuralClassifier, NeuralRegressor
+    from archtune.io import atomic_write_bytes, save
+
+    if target is None:
+        if data not in BUILTIN_DATASETS:
+            raise InvalidParameterError("--target is required: name the column to predict")
+        target = BUILTIN_TARGET
+    if out.exists() and not out.is_dir():
+        raise InvalidParameterError(f"--out {out}: exists and is not a directory")
+    # Parameters are checked before the data is read: a typo should not cost a long load.
+    check_settings(settings, task)
+    frame = load_table(data)
+    name = source_name(data)
+    X, y = split_target(frame, target, name)
+    check_target(y, name)
+    if task == "auto":
+        task, reason = infer_task(y)
+        click.echo(f"task: {task} ({reason}; use --task to override)")
+    check_task_target(y, task, name)
+    cls = NeuralClassifier if task == "classification" else NeuralRegressor
+    params = {"random_state": seed, "verbose": 0 if quiet else 1, **parse_settings(settings, cls)}
+    model = cls(**params)
+    try:
+        model._validate_params()
+    except InvalidParameterError as exc:
+        other, other_task = ((NeuralRegressor, "regression") if task == "classification"
+                             else (NeuralClassifier, "classification"))
+        try:
+            other(**parse_settings(settings, other))._validate_params()
+        except InvalidParameterError:
+            raise exc from None
+        raise InvalidParameterError(f"{exc} (that setting is for {other_task}, but the task is {task}; "
+                                    f"pass --task {other_task} if that is what you want)") from None
+    # Every feature value is checked on the whole file before training, so that a stray word
+    # or an infinity is reported with the file's name and row, not minutes later as "X".
+    infer_column_kinds(X, where=name)
+    X_fit, X_hold, y_fit, y_hold = holdout_split(X, y, holdout, task, seed)
+    click.echo(f"data: {name}: {len(X_fit)} training rows, {0 if X_hold is None else len(X_hold)} held out, "
+               f"{X.shape[1]} features")
+    started = time.perf_counter()
+    model.fit(X_fit, y_fit)
+    seconds = time.perf_counter() - started
+    best = model.history_.iloc[model.best_epoch_ - 1] if model.best_epoch_ else model.history_.iloc[-1]
+    click.echo(f"trained {len(model.history_)} epochs in {seconds:.1f}s; best epoch {model.best_epoch_}")
+    report: dict[str, Any] = {"data": str(data), "target": target, "task": task, "fit_seconds": seconds,
+                              "validation": {k: float(best[k]) for k in best.index if k.startswith("val_")}}
+    if report["validation"]:
+        _echo_metrics("validation (early-stopping split)", report["validation"])
+    if X_hold is not None:
+        report["holdout"] = holdout_metrics(model, X_hold, y_hold, task)
+        _echo_metrics(f"held-out ({len(X_hold)} rows)", report["holdout"])
+    save(model, out, metadata=report)
+    atomic_write_bytes(out / "metrics.json", json.dumps(report, indent=2).encode())
+    click.echo(f"saved the model bundle to {out} (use: archtune predict {out} DATA)")
+
+
+@cli.command(epilog="""\b
+Examples:
+  archtune predict runs/bc breast_cancer -o predictions.csv
+  archtune predict runs/magic new_rows.csv          (CSV to standard output)""")
+@click.argument("bundle", type=click.Path(path_type=Path))
+@click.argument("data")
+@click.option("--output", "-o", type=click.Path(path_type=Path), help="Write predictions to this CSV file.")
+def predict(bundle: Path, data: str, output: Path | None) -> None:
+    """Predict DATA with the model saved in BUNDLE (the target column, if present, is ignored)."""
+    from archtune.data.readers import load_table, source_name
+    from archtune.io import atomic_write_bytes, load
+
+    model = load(bundle)
+    frame = load_table(data)
+    name = source_name(data)
+    target = model.bundle_metadata_.get("target")
+    if target in frame.columns:
+        frame = frame.drop(columns=[target])
+    frame = select_features(frame, model, name)
+    # Values are checked here so that errors name the file and its rows.
+    model.preprocessor_.transform(frame.set_axis(model.preprocessor_.columns_, axis=1), where=name)
+    pred = model.predict(frame)
+    if pred.ndim == 2:  # a multi-output regressor saved from Python: one column per output
+        result = pd.DataFrame(pred, columns=[f"prediction_{j}" for j in range(pred.shape[1])], index=frame.index)
+    else:
+        result = pd.DataFrame({"prediction": pred}, index=frame.index)
+    if hasattr(model, "predict_proba"):
+        proba = model.predict_proba(frame)
+        for j, label in enumerate(model.classes_):
+            result[f"proba_{label}"] = proba[:, j]
+    buffer = io.StringIO()
+    result.to_csv(buffer, index=False)
+    if output is None:
+        sys.stdout.write(buffer.getvalue())
+    else:
+        atomic_write_bytes(output, buffer.getvalue().encode())
+        click.echo(f"wrote {len(result)} predictions to {output}", err=True)
+
+
+@cli.command(epilog="""\b
+Example:
+  archtune info runs/bc""")
+@click.argument("bundle", type=click.Path(path_type=Path))
+def info(bundle: Path) -> None:
+    """Describe the model saved in BUNDLE: task, architecture, training, metrics."""
+    from archtune.io import load
+
+    model = load(bundle)
+    meta = model.bundle_metadata_
+    n_params = sum(p.numel() for p in model.module_.parameters())
+    mc = model.model_config_
+    click.echo(f"model:        {type(model).__name__} ({mc.arch}), {n_params:,} parameters")
+    click.echo(f"layers:       {model.input_spec_.width} inputs -> {' -> '.join(map(str, mc.hidden_sizes)) or '(none)'} "
+               f"-> {model.module_.head.out_features} outputs")
+    click.echo(f"activation:   {mc.activation} (initializer {mc.initializer}), dropout {mc.dropout}, norm {mc.norm}")
+    p = model.get_params()
+    click.echo(f"training:     {p['optimizer']} lr {p['learning_rate']:g}, schedule {p['lr_schedule']}, "
+               f"batch {p['batch_size']}, {len(model.history_)} epochs (best {model.best_epoch_})")
+    click.echo(f"features:     {model.n_features_in_}"
+               + (f" ({', '.join(map(str, model.feature_names_in_[:6]))}{' ...' if model.n_features_in_ > 6 else ''})"
+                  if hasattr(model, "feature_names_in_") else ""))
+    if hasattr(model, "classes_"):
+        click.echo(f"classes:      {', '.join(map(str, model.classes_[:10]))}")
+    if meta.get("target"):
+        click.echo(f"target:       {meta['target']} ({meta.get('task')}), trained on {meta.get('data')}")
+    for key in ("validation", "holdout"):
+        if meta.get(key):
+            click.echo(f"{key + ':':<13} " + "  ".join(f"{k} {v:.4f}" for k, v in meta[key].items()))

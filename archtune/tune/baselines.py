@@ -1,0 +1,130 @@
+"""Classical baselines on the same split and metric as the search, for an honest leaderboard.
+
+Each baseline is a scikit-learn pipeline with the preprocessing it needs (imputation, scaling
+for the linear model and k-NN, one-hot codes for categoricals). LightGBM joins when installed.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+
+@dataclass
+class BaselineResult:
+    name: str
+    score: float
+    fit_seconds: float
+    params: str
+    error: str | None = None
+
+
+def _column_transformer(frame: pd.DataFrame, scale: bool):
+    from sklearn.compose import ColumnTransformer
+    from sklearn.impute import SimpleImputer
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+    from archtune.data.preprocess import _to_numeric
+
+    numeric = [c for c in frame.columns if _to_numeric(frame[c], "X") is not None]
+    categorical = [c for c in frame.columns if c not in numeric]
+    numeric_steps = [SimpleImputer(strategy="median", add_indicator=True)]
+    if scale:
+        numeric_steps.append(StandardScaler())
+    parts = [("num", make_pipeline(*numeric_steps), numeric)]
+    if categorical:
+        parts.append(("cat", make_pipeline(
+            SimpleImputer(strategy="constant", fill_value="__missing__"),
+            OneHotEncoder(handle_unknown="ignore", min_frequency=5, sparse_output=False)), categorical))
+    return ColumnTransformer(parts)
+
+
+def _as_strings(frame: pd.DataFrame) -> pd.DataFrame:
+    """Categorical columns as strings (OneHotEncoder needs one type per column)."""
+    from archtune.data.preprocess import _to_numeric
+
+    out = frame.copy()
+    for c in out.columns:
+        if _to_numeric(out[c], "X") is None:
+            out[c] = out[c].map(lambda v: v if pd.isna(v) else str(v))
+        else:
+            out[c] = pd.to_numeric(out[c], errors="coerce")
+    return out
+
+
+def baseline_models(task: str, n_rows: int, seed: int) -> dict[str, Callable[[pd.DataFrame], Any]]:
+    """Name -> factory(frame) of a fresh unfitted pipeline."""
+    from sklearn import ensemble, linear_model, neighbors
+    from sklearn.pipeline import make_pipeline
+
+    classify = task != "regression"
+    k = int(min(30, max(5, np.sqrt(n_rows) / 4)))
+    models: dict[str, Callable[[pd.DataFrame], Any]] = {
+        ("logistic_regression" if classify else "ridge"): lambda f: make_pipeline(
+            _column_transformer(f, scale=True),
+            linear_model.LogisticRegression(max_iter=2000) if classify else linear_model.RidgeCV()),
+        "k_nearest_neighbors": lambda f: make_pipeline(
+            _column_transformer(f, scale=True),
+            (neighbors.KNeighborsClassifier if classify else neighbors.KNeighborsRegressor)(n_neighbors=k, weights="distance")),
+        "random_forest": lambda f: make_pipeline(
+            _column_transformer(f, scale=False),
+            (ensemble.RandomForestClassifier if classify else ensemble.RandomForestRegressor)(
+                n_estimators=300, n_jobs=-1, random_state=seed, min_samples_leaf=1 if classify else 2)),
+        "hist_gradient_boosting": lambda f: make_pipeline(
+            _column_transformer(f, scale=False),
+            (ensemble.HistGradientBoostingClassifier if classify else ensemble.HistGradientBoostingRegressor)(
+                random_state=seed)),
+    }
+    try:
+        import lightgbm  # noqa: F401
+
+        def lgbm(f: pd.DataFrame) -> Any:
+            import lightgbm as lgb
+
+            cls = lgb.LGBMClassifier if classify else lgb.LGBMRegressor
+            return make_pipeline(_column_transformer(f, scale=False), cls(random_state=seed, verbose=-1, n_jobs=-1))
+
+        models["lightgbm"] = lgbm
+    except ImportError:
+        pass
+    return models
+
+
+def run_baselines(
+    task: str,
+    X_train: pd.DataFrame,
+    y_train: Any,
+    X_val: pd.DataFrame,
+    y_val: Any,
+    score: Callable[[Any, pd.DataFrame, Any], float],
+    seed: int = 0,
+    deadline: float | None = None,
+) -> list[BaselineResult]:
+    """Fit each baseline on the training split and score it on the validation split."""
+    results: list[BaselineResult] = []
+    X_train, X_val = _as_strings(X_train), _as_strings(X_val)
+    for name, factory in baseline_models(task, len(X_train), seed).items():
+        if deadline is not None and time.monotonic() > deadline:
+            break
+        started = time.perf_counter()
+        try:
+            model = factory(X_train).fit(X_train, y_train)
+            value = float(score(model, X_val, y_val))
+            results.append(BaselineResult(name, value, time.perf_counter() - started, _describe(model)))
+        except Exception as exc:  # a baseline that cannot fit must not sink the search
+            results.append(BaselineResult(name, float("nan"), time.perf_counter() - started, "",
+                                          error=f"{type(exc).__name__}: {exc}"))
+    return results
+
+
+def _describe(pipeline: Any) -> str:
+    final = pipeline.steps[-1][1]
+    params = {k: v for k, v in final.get_params().items()
+              if k in ("n_estimators", "n_neighbors", "max_iter", "learning_rate", "alpha_", "C")}
+    return ", ".join(f"{k}={v}" for k, v in params.items())

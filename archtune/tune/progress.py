@@ -1,0 +1,63 @@
+"""A live one-line view of a search: trials done / pruned / failed, best score, time left."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+
+class SearchProgress:
+    """Context manager; ``update(search)`` after each trial. Silent unless ``enabled``."""
+
+    def __init__(self, trials: int | None, seconds: float | None, enabled: bool = True):
+        self.trials = trials
+        self.seconds = seconds
+        self.enabled = enabled
+        self._progress: Any = None
+        self._task: Any = None
+        self._started = time.monotonic()
+
+    def __enter__(self) -> "SearchProgress":
+        if not self.enabled:
+            return self
+        from rich.console import Console
+        from rich.progress import BarColumn, Progress, TextColumn
+
+        self._progress = Progress(TextColumn("search"), BarColumn(), TextColumn("{task.fields[status]}"),
+                                  console=Console(stderr=True))
+        total = self.trials if self.trials is not None else self.seconds
+        self._task = self._progress.add_task("search", total=total, status="starting")
+        self._progress.start()
+        self._started = time.monotonic()
+        return self
+
+    def update(self, search: Any) -> None:
+        if self._progress is None:
+            return
+        c = search.counts()
+        finished = c["complete"] + c["pruned"]
+        try:
+            best = f"{search.study.best_value:.4f}"
+        except ValueError:
+            best = "-"
+        elapsed = time.monotonic() - self._started
+        if self.trials is not None:
+            done = finished
+            rate = elapsed / max(1, finished)
+            left = max(0.0, (self.trials - finished) * rate)
+        else:
+            done = min(elapsed, self.seconds or 0)
+            left = max(0.0, (self.seconds or 0) - elapsed)
+        status = (f"{c['complete']} complete, {c['pruned']} pruned, {c['failed']} failed | best {best} | "
+                  f"~{_clock(left)} left")
+        self._progress.update(self._task, completed=done, status=status)
+
+    def __exit__(self, *exc: Any) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+            self._progress = None
+
+
+def _clock(seconds: float) -> str:
+    seconds = int(round(seconds))
+    return f"{seconds // 60}m{seconds % 60:02d}s" if seconds >= 60 else f"{seconds}s"
