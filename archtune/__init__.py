@@ -17,6 +17,8 @@ _EXPORTS = {
     "DataError": "archtune.errors",
     "InvalidParameterError": "archtune.errors",
     "TrainingDivergedError": "archtune.errors",
+    "AutoNeuralClassifier": "archtune.auto",
+    "AutoNeuralRegressor": "archtune.auto",
     "NeuralClassifier": "archtune.estimators",
     "NeuralRegressor": "archtune.estimators",
     "list_datasets": "archtune.data.datasets",

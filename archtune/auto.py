@@ -27,6 +27,9 @@ from archtune.errors import DataError, InvalidParameterError, nearest
 from archtune.estimators import NeuralClassifier, NeuralRegressor, _seed_from
 
 
+BASELINE_SHARE = 0.25
+
+
 class _AutoBase(BaseEstimator):
     """Shared machinery of the Auto estimators.
 
@@ -142,6 +145,17 @@ class _AutoBase(BaseEstimator):
 
     def fit(self, X: Any, y: Any) -> "_AutoBase":
         """Search networks on (X, y) within the budget, then refit the best on all rows."""
+        import optuna
+
+        seconds, trials, space = self._check_params()
+        verbosity = optuna.logging.get_verbosity()
+        optuna.logging.set_verbosity(optuna.logging.WARNING)  # progress is ours to show
+        try:
+            return self._fit(X, y, seconds, trials, space)
+        finally:
+            optuna.logging.set_verbosity(verbosity)
+
+    def _fit(self, X: Any, y: Any, seconds: float | None, trials: int | None, space: Any) -> "_AutoBase":
         from archtune.tune.baselines import run_baselines
         from archtune.tune.progress import SearchProgress
         from archtune.tune.study import make_pruner, make_sampler, make_storage
@@ -149,7 +163,6 @@ class _AutoBase(BaseEstimator):
 
         import optuna
 
-        seconds, trials, space = self._check_params()
         if y is None:
             raise DataError(f"{type(self).__name__} requires y to be passed, but the target y is None")
         frame, named = as_frame(X, "X")
@@ -175,8 +188,10 @@ class _AutoBase(BaseEstimator):
             baselines = []
             if self.baselines:
                 first = splits[0]
+                # With a time budget, baselines may use a quarter of it; the rest is for networks.
+                deadline = None if seconds is None else started + BASELINE_SHARE * seconds
                 results = run_baselines(self._task_name, first.X_train, first.y_train, first.X_val, first.y_val,
-                                        score, seed=seed)
+                                        score, seed=seed, deadline=deadline)
                 baselines = [r.__dict__ for r in results]
             study.set_user_attr("baselines", baselines)
 
@@ -188,7 +203,8 @@ class _AutoBase(BaseEstimator):
         progress = SearchProgress(trials, seconds, enabled=bool(self.verbose))
         search = Search(study, storage, space, make_estimator, splits, score,
                         epoch_key=self._epoch_key if self.scoring is None else "val_loss",
-                        epoch_sign=1.0 if self.scoring is None else -1.0, progress=progress.update)
+                        epoch_sign=1.0 if self.scoring is None else -1.0, progress=progress.update,
+                        refit_factor=len(frame) / max(1, len(splits[0].X_train)))
         remaining = None if seconds is None else max(0.0, seconds - (time.monotonic() - started))
         threads = torch.get_num_threads()
         if self.n_jobs > 1:

@@ -63,7 +63,7 @@ class Dimension:
             values = [lo + (hi - lo) * i / (points - 1) for i in range(points)]
         if self.kind == "int":
             return sorted({int(round(v)) for v in values})
-        return values
+        return [min(hi, max(lo, v)) for v in values]  # exp/log round-off must not leave the range
 
     def describe(self) -> str:
         if self.kind == "fixed":

@@ -5,6 +5,7 @@ Nothing outside `archtune.tune` imports Optuna.
 
 from __future__ import annotations
 
+import math
 import re
 import threading
 import warnings
@@ -20,6 +21,7 @@ PRUNERS = ("hyperband", "sha", "median", None)
 # A trial whose heartbeat is older than GRACE_PERIOD seconds belongs to a dead process.
 HEARTBEAT_INTERVAL = 2
 GRACE_PERIOD = 8
+MAX_GRID = 100_000
 
 _UNITS = {"s": 1, "sec": 1, "second": 1, "seconds": 1, "m": 60, "min": 60, "minute": 60, "minutes": 60,
           "h": 3600, "hour": 3600, "hours": 3600}
@@ -67,6 +69,11 @@ def _make_sampler(name: str, seed: int, grid: dict[str, list[Any]] | None) -> op
     if name == "random":
         return optuna.samplers.RandomSampler(seed=seed)
     if name == "grid":
+        size = math.prod(len(v) for v in (grid or {}).values())
+        if size > MAX_GRID:
+            raise InvalidParameterError(
+                f"sampler='grid' over this space means {size:,} combinations (over {MAX_GRID:,}); narrow the "
+                "space with a dict of a few choices per parameter, or use sampler='tpe' or 'random'")
         return optuna.samplers.GridSampler(grid or {}, seed=seed)
     if name == "cmaes":
         return optuna.samplers.CmaEsSampler(seed=seed, warn_independent_sampling=False,
@@ -103,9 +110,12 @@ def make_storage(url: str | None) -> optuna.storages.BaseStorage | None:
         # Wait for a lock rather than failing with "database is locked" under parallel workers.
         engine_kwargs = {"connect_args": {"timeout": 60}}
     try:
-        return optuna.storages.RDBStorage(
-            url, engine_kwargs=engine_kwargs, heartbeat_interval=HEARTBEAT_INTERVAL, grace_period=GRACE_PERIOD,
-            heartbeat_stale_trial_callback=_retry_callback())
+        with warnings.catch_warnings():
+            # Heartbeats and the retry callback are marked experimental; we rely on them.
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return optuna.storages.RDBStorage(
+                url, engine_kwargs=engine_kwargs, heartbeat_interval=HEARTBEAT_INTERVAL, grace_period=GRACE_PERIOD,
+                heartbeat_stale_trial_callback=_retry_callback())
     except ImportError as exc:
         raise InvalidParameterError(f"storage {url!r} needs a database driver that is not installed ({exc}); "
                                     "for PostgreSQL: pip install psycopg2-binary") from None

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import threading
 import time
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -19,9 +20,9 @@ import numpy as np
 import optuna
 import pandas as pd
 
-from archtune.errors import ArchtuneError, InvalidParameterError, TrainingDivergedError
+from archtune.errors import ArchtuneError, TrainingDivergedError
 from archtune.train.callbacks import Callback
-from archtune.tune.baselines import BaselineResult, run_baselines
+from archtune.tune.baselines import BaselineResult
 from archtune.tune.space import SearchSpace
 from archtune.tune.study import Heartbeat, sweep_stale_trials
 
@@ -40,19 +41,24 @@ class _Pruned(Exception):
 
 
 class EpochReporter(Callback):
-    """Hands each epoch's validation score to ``report(epoch, value) -> keep_going``."""
+    """Hands each epoch's validation score to ``report(epoch, value) -> keep_going``, and ends
+    training (keeping the best epoch so far) once ``out_of_time()`` says so."""
 
-    def __init__(self, key: str, sign: float, report: Callable[[int, float], bool]):
+    def __init__(self, key: str, sign: float, report: Callable[[int, float], bool],
+                 out_of_time: Callable[[], bool] | None = None):
         self.key = key
         self.sign = sign
         self.report = report
+        self.out_of_time = out_of_time
+        self.stopped_by_budget = False
 
     def on_epoch_end(self, trainer: Any, logs: dict[str, Any]) -> None:
         value = logs.get(self.key)
-        if value is None or not math.isfinite(value):
-            return
-        if not self.report(logs["epoch"], self.sign * value):
+        if value is not None and math.isfinite(value) and not self.report(logs["epoch"], self.sign * value):
             raise _Pruned(logs["epoch"])
+        if self.out_of_time is not None and self.out_of_time():
+            trainer.stop_training = True
+            self.stopped_by_budget = True
 
 
 @dataclass
@@ -92,7 +98,7 @@ class Search:
     def __init__(self, study: optuna.Study, storage: Any, space: SearchSpace,
                  make_estimator: Callable[[dict[str, Any]], Any], splits: list[Split],
                  score: Callable[[Any, pd.DataFrame, Any], float], epoch_key: str, epoch_sign: float,
-                 progress: Callable[["Search"], None] | None = None):
+                 progress: Callable[["Search"], None] | None = None, refit_factor: float = 0.0):
         self.study = study
         self.storage = storage
         self.space = space
@@ -102,6 +108,8 @@ class Search:
         self.epoch_key = epoch_key
         self.epoch_sign = epoch_sign
         self.progress = progress
+        # Seconds of the final refit per second the best trial trained (0: no refit to reserve).
+        self.refit_factor = refit_factor
         self.deadline: float | None = None
         self._in_flight = 0
         self.started = time.monotonic()
@@ -124,6 +132,29 @@ class Search:
     def time_left(self) -> float | None:
         return None if self.deadline is None else max(0.0, self.deadline - time.monotonic())
 
+    def refit_reserve(self) -> float:
+        """Expected seconds of the final refit: the best trial's training time up to its best
+        epoch, scaled to all rows. Trials stop early enough to leave it."""
+        try:
+            best = self.study.best_trial
+        except ValueError:
+            return 0.0
+        seconds = float(best.user_attrs.get("fit_seconds") or 0.0)
+        epochs = max(1, int(best.user_attrs.get("epochs_run") or 1))
+        return self.refit_factor * seconds * int(best.user_attrs.get("best_epoch") or epochs) / epochs
+
+    def trial_deadline(self) -> float | None:
+        return None if self.deadline is None else self.deadline - self.refit_reserve()
+
+    def _out_of_time(self, trial_started: float) -> bool:
+        """A running trial stops when the time left would not cover the final refit: of the
+        best trial so far, or of this trial itself if it became the best."""
+        if self.deadline is None:
+            return False
+        now = time.monotonic()
+        own_refit = self.refit_factor * (now - trial_started)
+        return now + max(self.refit_reserve(), own_refit) >= self.deadline
+
     # ------------------------------------------------------------------ the loop
 
     def run(self, n_trials: int | None, seconds: float | None, n_jobs: int = 1) -> None:
@@ -145,7 +176,7 @@ class Search:
     def _claim(self, n_trials: int | None) -> bool:
         """Whether another trial may start (counting trials other workers are running)."""
         with self._lock:
-            if self.deadline is not None and time.monotonic() >= self.deadline:
+            if self.deadline is not None and time.monotonic() >= self.trial_deadline():
                 return False
             if self._limit is not None and self._attempts >= self._limit:
                 return False
@@ -169,7 +200,10 @@ class Search:
                 self.progress(self)
 
     def run_one(self) -> TrialOutcome:
-        trial = self.study.ask()
+        with warnings.catch_warnings():
+            # Optuna warns that heartbeats are meant for Study.optimize; `Heartbeat` sends them here.
+            warnings.filterwarnings("ignore", message="Heartbeat of storage")
+            trial = self.study.ask()
         outcome = TrialOutcome(TrialState.FAIL, attrs={"fail_reason": "interrupted"})
         try:
             with Heartbeat(self.storage, trial._trial_id):
@@ -198,9 +232,12 @@ class Search:
             trial.report(value, epoch)
             return not trial.should_prune()
 
+        trial_started = time.monotonic()
         for fold, split in enumerate(self.splits):
             estimator = self.make_estimator(params)
-            callbacks = [EpochReporter(self.epoch_key, self.epoch_sign, report)] if fold == 0 else []
+            reporter = EpochReporter(self.epoch_key, self.epoch_sign, report if fold == 0 else (lambda e, v: True),
+                                     lambda: self._out_of_time(trial_started))
+            callbacks = [reporter]
             try:
                 estimator.fit(split.X_train, split.y_train, validation_data=(split.X_val, split.y_val),
                               callbacks=callbacks)
@@ -221,6 +258,8 @@ class Search:
             if fold == 0:
                 attrs = {"best_epoch": int(estimator.best_epoch_), "epochs_run": int(len(estimator.history_)),
                          "n_params": int(sum(p.numel() for p in estimator.module_.parameters()))}
+            if reporter.stopped_by_budget:
+                attrs["stopped_by_budget"] = True
         attrs["fit_seconds"] = time.perf_counter() - started
         if len(scores) > 1:
             attrs["fold_scores"] = scores
@@ -259,6 +298,8 @@ def leaderboard(study: optuna.Study, baselines: list[BaselineResult] | list[dict
             note = str(t.user_attrs.get("fail_reason", "failed"))
         else:
             note = f"best epoch {t.user_attrs.get('best_epoch')}"
+            if t.user_attrs.get("stopped_by_budget"):
+                note += " (stopped at the time budget)"
         rows.append({
             "model": f"network #{t.number} ({params.get('arch', 'mlp')})",
             "params": _describe_params(params),
@@ -270,11 +311,17 @@ def leaderboard(study: optuna.Study, baselines: list[BaselineResult] | list[dict
         })
     for b in baselines:
         b = b if isinstance(b, dict) else b.__dict__
-        rows.append({"model": b["name"], "params": b["params"], "val_score": b["score"] if b.get("error") is None else None,
-                     "fit_seconds": b["fit_seconds"], "n_params": None, "state": "BASELINE" if b.get("error") is None else "FAIL",
-                     "note": b.get("error") or "classical baseline"})
+        error = b.get("error")
+        state = "BASELINE" if error is None else "SKIPPED" if error.startswith("skipped") else "FAIL"
+        rows.append({"model": b["name"], "params": b["params"], "val_score": b["score"] if error is None else None,
+                     "fit_seconds": b["fit_seconds"], "n_params": None, "state": state,
+                     "note": error or "classical baseline"})
     frame = pd.DataFrame(rows, columns=["model", "params", "val_score", "fit_seconds", "n_params", "state", "note"])
-    frame = frame.sort_values("val_score", ascending=False, na_position="last", kind="stable").reset_index(drop=True)
+    # Scored rows best first, then pruned trials, then failures.
+    order = frame["state"].map({"PRUNED": 1, "SKIPPED": 2, "FAIL": 3}).fillna(0)
+    frame = (frame.assign(_order=order).sort_values(["_order", "val_score"], ascending=[True, False],
+                                                    na_position="last", kind="stable")
+             .drop(columns="_order").reset_index(drop=True))
     frame.index = frame.index + 1
     return frame
 
@@ -286,4 +333,4 @@ def _describe_params(params: dict[str, Any]) -> str:
     return ", ".join(f"{k}={fmt(v)}" for k, v in params.items())
 
 
-__all__ = ["EpochReporter", "Search", "Split", "TrialOutcome", "leaderboard", "run_baselines", "InvalidParameterError"]
+__all__ = ["EpochReporter", "Search", "Split", "TrialOutcome", "leaderboard"]

@@ -1,0 +1,313 @@
+"""The search: spaces, pruning, failures, determinism, resume after SIGKILL, baselines, CLI."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import optuna
+import pytest
+
+from archtune import InvalidParameterError
+from archtune.auto import AutoNeuralClassifier, AutoNeuralRegressor
+from archtune.tune.space import SearchSpace, resolve_space
+from archtune.tune.study import parse_budget
+from tests.conftest import load_shared
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+FAST_SPACE = {"max_epochs": 12, "hidden_layers": (1, 3), "units": (16, 128)}
+NEURAL_PARAMS = sorted(__import__("archtune").NeuralClassifier().get_params())
+
+
+@pytest.fixture(scope="module")
+def magic():
+    return load_shared("magic.tsv.gz", n=1500, seed=1)
+
+
+# --------------------------------------------------------------------------- space
+
+
+class _Recorder:
+    """Stands in for an Optuna trial: picks the first choice / the low end, records names."""
+
+    def __init__(self, pick: dict | None = None):
+        self.pick = pick or {}
+        self.names: list[str] = []
+
+    def _choose(self, name, default):
+        self.names.append(name)
+        return self.pick.get(name, default)
+
+    def suggest_categorical(self, name, choices):
+        return self._choose(name, choices[0])
+
+    def suggest_int(self, name, low, high, log=False):
+        return self._choose(name, low)
+
+    def suggest_float(self, name, low, high, log=False):
+        return self._choose(name, low)
+
+
+def test_default_space_conditions():
+    space = SearchSpace.default()
+    selu = _Recorder({"activation": "selu", "optimizer": "adamw"})
+    params = space.sample(selu)
+    assert params["norm"] is None and "norm" not in selu.names  # SELU normalises itself
+    assert "momentum" not in selu.names  # momentum only for the SGD optimisers
+    assert params["learning_rate"] == 1e-5  # adaptive optimisers: 1e-5..1e-2
+    sgd = _Recorder({"activation": "relu", "optimizer": "nesterov", "lr_schedule": "one_cycle"})
+    params = space.sample(sgd)
+    assert "norm" in sgd.names and "momentum" in sgd.names
+    assert params["learning_rate"] == 1e-4  # SGD: 1e-4..1e-1
+    assert "warmup_epochs" not in sgd.names and params["warmup_epochs"] == 0  # one_cycle warms up itself
+    assert params["max_epochs"] == space.max_epochs
+
+
+def test_space_overrides_narrow_extend_and_fix():
+    space = resolve_space({"activation": ["relu", "gelu"], "units": (32, 256), "batch_size": 256, "l1": (1e-6, 1e-3),
+                           "max_epochs": 20}, NEURAL_PARAMS)
+    rec = _Recorder()
+    params = space.sample(rec)
+    assert params["activation"] == "relu" and params["units"] == 32 and params["batch_size"] == 256
+    assert params["l1"] == 1e-6 and params["max_epochs"] == 20
+    assert "batch_size" not in rec.names  # fixed, not searched
+    units = next(d for d in space.dimensions if d.name == "units")
+    assert units.log and units.kind == "int"  # a narrowed range keeps the default's log scale
+
+
+@pytest.mark.parametrize("overrides, message", [
+    ({"activaton": ["relu"]}, "unknown search-space parameter 'activaton' (did you mean 'activation'"),
+    ({"units": (256, 32)}, "range for units is empty"),
+    ({"activation": []}, "choices for activation are empty"),
+    ({"learning_rate": (0, 0.1)}, "log-scaled and must be positive"),
+    ({"max_epochs": (5, 10)}, "max_epochs is the search's fidelity"),
+])
+def test_bad_space_overrides_are_clear_errors(overrides, message):
+    with pytest.raises(InvalidParameterError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        resolve_space(overrides, NEURAL_PARAMS)
+
+
+@pytest.mark.parametrize("budget, expected", [
+    ("90s", (90.0, None)), ("5m", (300.0, None)), ("1h", (3600.0, None)), ("1h30m", (5400.0, None)),
+    (" 2 min ", (120.0, None)), (20, (None, 20)), ("20", (None, 20)),
+])
+def test_budgets(budget, expected):
+    assert parse_budget(budget) == expected
+
+
+@pytest.mark.parametrize("budget", ["5 parsecs", "fast", "", 0, -3, "0s", True, 2.5])
+def test_bad_budgets_are_clear_errors(budget):
+    with pytest.raises(InvalidParameterError, match="budget"):
+        parse_budget(budget)
+
+
+def test_estimator_rejects_bad_search_parameters(magic):
+    X, y = magic
+    for kwargs, message in [({"sampler": "tpee"}, "did you mean 'tpe'"), ({"pruner": "hyperbnd"}, "hyperband"),
+                            ({"budget": "5 parsecs"}, "budget"), ({"scoring": "acuracy"}, "did you mean 'accuracy'"),
+                            ({"space": {"dropout": (0.6, 0.2)}}, "empty")]:
+        with pytest.raises(InvalidParameterError, match=message):
+            AutoNeuralClassifier(**kwargs).fit(X, y)
+
+
+# --------------------------------------------------------------------------- studies
+
+
+def test_seeded_tpe_hyperband_study_prunes_and_improves(magic):
+    X, y = magic
+    model = AutoNeuralClassifier(budget=12, space=FAST_SPACE, random_state=0, baselines=False).fit(X, y)
+    trials = model.study_.trials
+    states = [t.state for t in trials]
+    assert sum(s in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED) for s in states) == 12
+    assert optuna.trial.TrialState.PRUNED in states
+    first = next(t for t in trials if t.state == optuna.trial.TrialState.COMPLETE)
+    assert model.best_score_ >= first.value
+    # Every trial reported its validation score per epoch, up to where it stopped.
+    for t in trials:
+        if t.state != optuna.trial.TrialState.FAIL:
+            assert sorted(t.intermediate_values) == list(range(1, len(t.intermediate_values) + 1))
+    # The refitted best network predicts, on every row.
+    assert model.predict(X).shape == (len(X),) and model.score(X, y) > 0.75
+    assert model.best_estimator_.early_stopping is False  # refit for the best trial's epoch count
+    assert model.best_estimator_.max_epochs == model.best_trial_.user_attrs["best_epoch"]
+
+
+def test_diverging_configuration_fails_with_reason_and_is_never_best(magic, tmp_path):
+    X, y = magic
+    storage = f"sqlite:///{tmp_path / 's.db'}"
+    study = optuna.create_study(storage=storage, study_name="s", direction="maximize")
+    study.enqueue_trial({"learning_rate": 10.0, "optimizer": "adam", "activation": "relu", "hidden_layers": 2,
+                         "units": 64, "batch_size": 256}, skip_if_exists=False)
+    model = AutoNeuralClassifier(budget=4, space=FAST_SPACE, storage=storage, study_name="s", random_state=0,
+                                 baselines=False).fit(X, y)
+    first = model.study_.trials[0]
+    assert first.params["learning_rate"] == 10.0
+    assert first.state == optuna.trial.TrialState.FAIL
+    assert first.user_attrs["fail_reason"].startswith("diverged")
+    assert model.best_trial_.number != 0
+    board = model.leaderboard_
+    failed = board[board["model"].str.contains("#0 ")]
+    assert failed["state"].item() == "FAIL" and failed.index.item() == len(board)  # ranked last
+
+
+def test_same_seed_gives_the_same_sequence_of_trials(magic):
+    X, y = magic
+    runs = [AutoNeuralClassifier(budget=5, space=FAST_SPACE, random_state=3, baselines=False).fit(X, y) for _ in range(2)]
+    params = [[t.params for t in r.study_.trials] for r in runs]
+    values = [[t.value for t in r.study_.trials] for r in runs]
+    assert params[0] == params[1] and values[0] == values[1]
+    other = AutoNeuralClassifier(budget=5, space=FAST_SPACE, random_state=4, baselines=False).fit(X, y)
+    assert [t.params for t in other.study_.trials] != params[0]
+
+
+def test_cross_validation_value_is_the_mean_of_the_folds(magic):
+    X, y = magic
+    model = AutoNeuralClassifier(budget=2, cv=3, space=FAST_SPACE, pruner=None, random_state=0, baselines=False).fit(X, y)
+    for t in model.study_.trials:
+        assert len(t.user_attrs["fold_scores"]) == 3
+        assert t.value == pytest.approx(np.mean(t.user_attrs["fold_scores"]))
+
+
+@pytest.mark.parametrize("sampler", ["random", "grid", "cmaes", "gp", "qmc"])
+def test_every_sampler_runs(magic, sampler):
+    X, y = magic
+    space = SearchSpace.small().with_overrides({"max_epochs": 3, "units": (16, 64)}, NEURAL_PARAMS)
+    model = AutoNeuralClassifier(budget=3, sampler=sampler, space=space, pruner=None, random_state=0,
+                                 baselines=False).fit(X[:600], y[:600])
+    assert len(model.study_.trials) == 3 and model.best_score_ > 0.5
+
+
+def test_grid_over_a_huge_space_is_a_clear_error(magic):
+    X, y = magic
+    with pytest.raises(InvalidParameterError, match="combinations"):
+        AutoNeuralClassifier(budget=2, sampler="grid").fit(X, y)
+
+
+def test_regressor_search_with_baselines_and_leaderboard(tmp_path):
+    X, y = load_shared("197_cpu_act.tsv.gz", n=1500)
+    model = AutoNeuralRegressor(budget=4, space=FAST_SPACE, random_state=0).fit(X, y)
+    board = model.leaderboard_
+    assert {"ridge", "k_nearest_neighbors", "random_forest", "hist_gradient_boosting"} <= set(board["model"])
+    assert list(board.columns) == ["model", "params", "val_score", "fit_seconds", "n_params", "state", "note"]
+    scores = board["val_score"].dropna().to_numpy()
+    assert np.all(np.diff(scores) <= 0)  # best first
+    assert model.score(X, y) > 0.5
+
+
+# --------------------------------------------------------------------------- CLI and resume
+
+
+def _trials(db: Path) -> list[optuna.trial.FrozenTrial]:
+    try:
+        return optuna.load_study(study_name="archtune", storage=f"sqlite:///{db}").get_trials(deepcopy=False)
+    except Exception:  # the subprocess has not created the study yet
+        return []
+
+
+def _finished(db: Path) -> list[optuna.trial.FrozenTrial]:
+    return [t for t in _trials(db) if t.state in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)]
+
+
+def _training_after_three(db: Path) -> bool:
+    """Three trials finished and a fourth is mid-training (it has reported an epoch)."""
+    trials = _trials(db)
+    running = [t for t in trials if t.state == optuna.trial.TrialState.RUNNING and t.intermediate_values]
+    return len(_finished(db)) >= 3 and bool(running)
+
+
+def test_resume_after_sigkill_finishes_exactly_the_requested_trials(magic, tmp_path):
+    X, y = magic
+    data = tmp_path / "magic.csv"
+    X.assign(target=y).to_csv(data, index=False)
+    out = tmp_path / "run"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "archtune", "tune", str(data), "--target", "target", "--trials", "8", "--out",
+           str(out), "--set", "max_epochs=25", "--space", "units=64..256", "--no-baselines", "-q", "--seed", "0"]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 240
+    while not _training_after_three(out / "study.db") and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    study = optuna.load_study(study_name="archtune", storage=f"sqlite:///{out / 'study.db'}")
+    killed = [t for t in study.trials if t.state == optuna.trial.TrialState.RUNNING]
+    assert len(_finished(out / "study.db")) >= 3 and len(killed) == 1, [t.state for t in study.trials]
+
+    resumed = subprocess.run(cmd + ["--resume"], env=env, capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    study = optuna.load_study(study_name="archtune", storage=f"sqlite:///{out / 'study.db'}")
+    states = [t.state for t in study.trials]
+    assert len(_finished(out / "study.db")) == 8
+    assert optuna.trial.TrialState.RUNNING not in states
+    numbers = [t.number for t in study.trials]
+    assert len(numbers) == len(set(numbers))
+    # The interrupted trial is failed, and its configuration was retried.
+    interrupted = study.trials[killed[0].number]
+    assert interrupted.state == optuna.trial.TrialState.FAIL
+    retries = [t for t in study.trials if t.system_attrs.get("failed_trial") == interrupted.number]
+    assert len(retries) == 1 and retries[0].params == interrupted.params
+    assert retries[0].state in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+    # The result is usable: a bundle, a leaderboard, and `archtune leaderboard` reprints it.
+    assert (out / "archtune.json").is_file() and (out / "leaderboard.csv").is_file()
+    board = subprocess.run([sys.executable, "-m", "archtune", "leaderboard", str(out)], env=env,
+                           capture_output=True, text=True, timeout=120)
+    assert board.returncode == 0 and "network #" in board.stdout
+
+
+def test_tune_cli_end_to_end_with_baselines_and_verdict(tmp_path):
+    from click.testing import CliRunner
+
+    from archtune.cli import cli
+
+    out = tmp_path / "bc"
+    result = CliRunner().invoke(cli, ["tune", "breast_cancer", "--trials", "3", "--set", "max_epochs=8", "-q",
+                                      "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "best baseline" in result.output and "logistic_regression" in result.output
+    assert ("beats the best baseline" in result.output) or ("does NOT beat" in result.output)
+    again = CliRunner().invoke(cli, ["tune", "breast_cancer", "--trials", "3", "--out", str(out)])
+    assert again.exit_code == 2 and "pass --resume" in again.stderr
+    predict = CliRunner().invoke(cli, ["predict", str(out), "breast_cancer"])
+    assert predict.exit_code == 0 and predict.stdout.count("\n") == 570
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--budget", "5 parsecs"], "budget must be a time"),
+    (["--space", "activaton=relu"], "did you mean 'activation'"),
+    (["--space", "units=256..32"], "range for units is empty"),
+    (["--resume"], "no study named 'archtune'"),
+])
+def test_tune_cli_bad_input(tmp_path, args, message):
+    from click.testing import CliRunner
+
+    from archtune.cli import cli
+
+    result = CliRunner().invoke(cli, ["tune", "iris", "--out", str(tmp_path / "o"), *args])
+    assert result.exit_code == 2, result.output
+    assert message in result.stderr and "Traceback" not in result.output
+
+
+def test_time_budget_covers_baselines_trials_and_refit(magic):
+    X, y = load_shared("magic.tsv.gz", n=6000, seed=2)
+    started = time.monotonic()
+    model = AutoNeuralClassifier(budget="12s", random_state=0).fit(X, y)
+    elapsed = time.monotonic() - started
+    # Slack for the last epoch in flight and the refit estimate; before budget-aware stopping
+    # a 20 s budget took 34 s.
+    assert elapsed < 12 * 1.35, elapsed
+    assert model.study_.trials and hasattr(model, "best_estimator_")
+
+
+def test_auto_estimators_are_exported_and_quiet(magic, capsys):
+    import archtune
+
+    assert archtune.AutoNeuralClassifier is AutoNeuralClassifier
+    X, y = magic
+    archtune.AutoNeuralRegressor(budget=1, space=FAST_SPACE, baselines=False, random_state=0).fit(X, X["FLength"])
+    captured = capsys.readouterr()
+    assert "A new study created" not in captured.err + captured.out
