@@ -8,7 +8,7 @@ registry and hands everything to the `Trainer`.
 from __future__ import annotations
 
 import warnings
-from numbers import Integral
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -34,6 +34,22 @@ from archtune.models import InputSpec, build_model
 from archtune.train import Callback, ProgressBar, Trainer
 from archtune.train.loop import predict_tensor
 from archtune.train.losses import constant_prediction_loss, make_loss, make_metric
+
+
+@dataclass
+class Prepared:
+    """What `_NeuralBase._prepare` produces: tensors and configs, ready for a trainer."""
+
+    X_train: torch.Tensor
+    y_train: torch.Tensor
+    X_val: torch.Tensor | None
+    y_val: torch.Tensor | None
+    targets_train: np.ndarray
+    seed: int
+    model_config: ModelConfig
+    train_config: TrainConfig
+    spec: InputSpec
+    device: torch.device
 
 
 def resolve_device(device: str) -> torch.device:
@@ -246,6 +262,24 @@ class _NeuralBase(BaseEstimator):
         callbacks : list of archtune.train.Callback, optional
             Extra callbacks for the trainer (e.g. to report each epoch to a tuner).
         """
+        prepared = self._prepare(X, y, validation_data)
+        callbacks = [*(callbacks or []), *([ProgressBar(type(self).__name__)] if self.verbose else [])]
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(prepared.seed)  # dropout masks draw from the global generator
+            module = self._build_module(prepared)
+            trainer = Trainer(
+                module, self._make_loss(prepared), prepared.train_config, metric=make_metric(self._task),
+                metric_name=self._metric_name, callbacks=callbacks, device=prepared.device,
+                divergence_limit=self._divergence_limit(),
+            )
+            trainer.fit(prepared.X_train, prepared.y_train, prepared.X_val, prepared.y_val)
+        return self._finish(prepared, module, trainer.history.records, trainer.best_epoch)
+
+    # The three stages of fit, shared with population training (archtune.population), which
+    # prepares once per cohort, trains many modules together and finishes each member.
+
+    def _prepare(self, X: Any, y: Any, validation_data: tuple[Any, Any] | None) -> "Prepared":
+        """Validate, split and preprocess; set the data-derived fitted attributes."""
         model_config = self._validate_params()
         if y is None:
             raise DataError(f"{type(self).__name__} requires y to be passed, but the target y is None")
@@ -268,6 +302,7 @@ class _NeuralBase(BaseEstimator):
 
         if validation_data is not None:
             X_val_raw, y_val_raw = validation_data
+            self.preprocessor_ = None  # _check_frame matches columns by the fitted names only
             frame_val = self._check_frame(X_val_raw, "validation_data X")
             targets_val = self._encode_target(target_array(y_val_raw, "validation_data y"), "validation_data y")
             frame_tr, targets_tr = frame, targets
@@ -275,33 +310,36 @@ class _NeuralBase(BaseEstimator):
             frame_tr, frame_val, targets_tr, targets_val = self._split(frame, targets, seed)
 
         pre = Preprocessor(self.scaling, self.categorical).fit(frame_tr, "X", kinds)
+        self.preprocessor_ = pre
         X_tr = torch.from_numpy(pre.transform(frame_tr, "X"))
         X_va = torch.from_numpy(pre.transform(frame_val, "X")) if frame_val is not None else None
         self._fit_target_scale(targets_tr)
         y_tr = self._target_tensor(targets_tr)
         y_va = self._target_tensor(targets_val) if targets_val is not None else None
+        return Prepared(
+            X_train=X_tr, y_train=y_tr, X_val=X_va, y_val=y_va, targets_train=targets_tr, seed=seed,
+            model_config=model_config, train_config=self.train_config(len(X_tr), seed),
+            spec=InputSpec.auto(pre.n_numeric_out, pre.cardinalities), device=resolve_device(self.device))
 
-        train_config = self.train_config(len(X_tr), seed)
-        device = resolve_device(self.device)
-        spec = InputSpec.auto(pre.n_numeric_out, pre.cardinalities)
-        callbacks = [*(callbacks or []), *([ProgressBar(type(self).__name__)] if self.verbose else [])]
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)  # dropout masks draw from the global generator
-            generator = torch.Generator().manual_seed(seed)
-            module = build_model(model_config, spec, self._n_outputs(), self._task, generator)
-            trainer = Trainer(
-                module, make_loss(self._task, train_config.loss, self._loss_weights(targets_tr), device),
-                train_config, metric=make_metric(self._task), metric_name=self._metric_name,
-                callbacks=callbacks, device=device,
-                divergence_limit=100 * constant_prediction_loss(self._task, self._n_outputs()),
-            )
-            trainer.fit(X_tr, y_tr, X_va, y_va)
+    def _build_module(self, prepared: "Prepared") -> torch.nn.Module:
+        """The initial network: the same seed gives the same weights, alone or in a cohort."""
+        generator = torch.Generator().manual_seed(prepared.seed)
+        return build_model(prepared.model_config, prepared.spec, self._n_outputs(), self._task, generator)
+
+    def _make_loss(self, prepared: "Prepared"):
+        return make_loss(self._task, prepared.train_config.loss, self._loss_weights(prepared.targets_train),
+                         prepared.device)
+
+    def _divergence_limit(self) -> float:
+        return 100 * constant_prediction_loss(self._task, self._n_outputs())
+
+    def _finish(self, prepared: "Prepared", module: torch.nn.Module, records: list[dict[str, Any]],
+                best_epoch: int) -> "_NeuralBase":
         self.module_ = module.eval()
-        self.preprocessor_ = pre
-        self.history_ = pd.DataFrame(trainer.history.records)
-        self.best_epoch_ = trainer.best_epoch if train_config.early_stopping else len(self.history_)
-        self.input_spec_ = spec
-        self.model_config_ = model_config
+        self.history_ = pd.DataFrame(records)
+        self.best_epoch_ = best_epoch if prepared.train_config.early_stopping else len(self.history_)
+        self.input_spec_ = prepared.spec
+        self.model_config_ = prepared.model_config
         return self
 
     def _split(self, frame: pd.DataFrame, targets: np.ndarray, seed: int):
@@ -323,7 +361,8 @@ class _NeuralBase(BaseEstimator):
         """X checked against the columns seen in fit, in the preprocessor's column names."""
         frame, named = as_frame(X, what)
         fitted_names = getattr(self, "feature_names_in_", None)
-        expected = list(self.preprocessor_.columns_) if hasattr(self, "preprocessor_") else None
+        pre = getattr(self, "preprocessor_", None)
+        expected = list(pre.columns_) if pre is not None else None
         if fitted_names is not None and named:
             return _match_columns(frame, list(fitted_names), type(self).__name__, what)
         if fitted_names is not None and not named:

@@ -61,7 +61,7 @@ def _deep(activation: str, depth: int = 30, width: int = 256):
     x = torch.randn(2000, width, generator=g)
     outputs: list[torch.Tensor] = []
     for m in net.body:
-        if not isinstance(m, nn.Linear):
+        if not isinstance(m, (nn.Linear, nn.Identity)):
             m.register_forward_hook(lambda mod, inp, out: outputs.append(out.detach()))
     (net(x) ** 2).mean().backward()
     linears = [m for m in net.body if isinstance(m, nn.Linear)]

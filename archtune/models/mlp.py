@@ -37,8 +37,10 @@ def build_mlp(config: "ModelConfig", in_width: int, generator: torch.Generator |
             make_dropout(config.dropout, config.activation),
         ]
         width = size
-    body = nn.Sequential(*(m for m in layers if not isinstance(m, nn.Identity)))
-    return body, width
+    # Identity placeholders are kept so that parameter names (body.4.weight, ...) depend only
+    # on depth and family, not on whether dropout or norm is on: population training lines up
+    # members by name.
+    return nn.Sequential(*layers), width
 
 
 BRANCH_SCALE = 0.1
@@ -89,5 +91,4 @@ def build_resnet(config: "ModelConfig", in_width: int, generator: torch.Generato
     for size in config.hidden_sizes[1:]:
         layers.append(ResidualBlock(width, size, config, generator))
         width = size
-    body = nn.Sequential(*(m for m in layers if not isinstance(m, nn.Identity)))
-    return body, width
+    return nn.Sequential(*layers), width
