@@ -61,3 +61,47 @@ def constant_prediction_loss(task: str, n_classes: int = 2) -> float:
     if task in ("binary", "multiclass"):
         return math.log(max(2, n_classes))
     return 1.0
+
+
+# --------------------------------------------------------------------------- per member
+
+
+def make_member_loss(task: str, name: str, class_weights: torch.Tensor | None = None,
+                     device: torch.device | str = "cpu") -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    """Like `make_loss`, for stacked outputs [K, batch, outputs]: one loss per member, [K]."""
+    weights = class_weights.to(device) if class_weights is not None else None
+    if task == "binary":
+        def binary(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+            per_row = F.binary_cross_entropy_with_logits(logits, y.expand_as(logits), reduction="none")
+            if weights is None:
+                return per_row.mean(dim=(1, 2))
+            w = weights[y.long()]
+            return (w * per_row).sum(dim=(1, 2)) / w.sum()
+
+        return binary
+    if task == "multiclass":
+        def multiclass(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+            target = y.expand(logits.shape[0], -1)
+            per_row = F.cross_entropy(logits.transpose(1, 2), target, weight=weights, reduction="none")
+            if weights is None:
+                return per_row.mean(dim=1)
+            return per_row.sum(dim=1) / weights[y].sum()
+
+        return multiclass
+    elementwise = {"mae": F.l1_loss, "huber": F.huber_loss}.get(name, F.mse_loss)
+    return lambda pred, y: elementwise(pred, y.expand_as(pred), reduction="none").mean(dim=(1, 2))
+
+
+def make_member_metric(task: str) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    """Like `make_metric`, for stacked outputs: accuracy or mean R^2 per member, [K]."""
+    if task == "binary":
+        return lambda logits, y: ((logits > 0).float() == y).float().mean(dim=(1, 2))
+    if task == "multiclass":
+        return lambda logits, y: (logits.argmax(dim=2) == y).float().mean(dim=1)
+
+    def r2(pred: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        residual = ((y - pred) ** 2).sum(dim=1)
+        total = ((y - y.mean(dim=0)) ** 2).sum(dim=0).clamp_min(1e-12)
+        return (1 - residual / total).mean(dim=1)
+
+    return r2

@@ -1,0 +1,334 @@
+"""K networks of one family trained as one model.
+
+All of a member's parameters live in one row of a flat leaf tensor ``flat`` of shape [K, P];
+each layer reads views of it ([K, out, in] weights, [K, out] biases), so the forward pass is
+batched matrix products and the optimiser (archtune.train.population) updates every member
+with a handful of whole-buffer operations, however deep the network.
+
+Members may differ in width: each parameter slot has the largest member's shape, padded with
+zeros. Padded units are multiplied by a mask after their activation (sigmoid(0) = 0.5 would
+otherwise leak), and layer normalisation averages over a member's real units only, so each
+member's arithmetic is its own. Members are built by the ordinary `build_model` and copied in,
+and `member_state(k)` gives back a state dict for that single network.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from archtune.models.mlp import ResidualBlock
+from archtune.models.registry import TabularNetwork
+
+ALPHA_DROPOUT_ALPHA = 1.7580993408473766  # SELU's lambda * alpha, as in torch's alpha_dropout
+
+
+@dataclass
+class Slot:
+    name: str
+    shape: tuple[int, ...]  # padded: the largest member's shape
+    offset: int
+    size: int
+    decayed: bool  # a Linear weight: weight decay, L1 and L2 act on it
+
+
+class StackedNetwork(nn.Module):
+    """K `TabularNetwork` members of the same family, depth, activation and normalisation."""
+
+    def __init__(self, members: Sequence[TabularNetwork]):
+        super().__init__()
+        first = members[0]
+        self.k = len(members)
+        self.n_numeric = first.n_numeric
+        self.n_embeddings = len(first.embeddings)
+        self.task = first.task
+        self.has_batchnorm = any(isinstance(m, nn.BatchNorm1d) for m in first.modules())
+        params = [dict(m.named_parameters()) for m in members]
+        linear_weights = {f"{n}.weight" for n, mod in first.named_modules() if isinstance(mod, nn.Linear)}
+        self.slots: dict[str, Slot] = {}
+        offset = 0
+        for name in params[0]:
+            shape = tuple(max(p[name].shape[d] for p in params) for d in range(params[0][name].dim()))
+            size = math.prod(shape)
+            self.slots[name] = Slot(name, shape, offset, size, name in linear_weights)
+            offset += size
+        self.member_shapes = [{n: tuple(p[n].shape) for n in p} for p in params]
+        flat = torch.zeros(self.k, offset, dtype=params[0][next(iter(params[0]))].dtype)
+        for k, p in enumerate(params):
+            for name, slot in self.slots.items():
+                view = flat[k, slot.offset:slot.offset + slot.size].view(slot.shape)
+                view[tuple(slice(0, s) for s in p[name].shape)] = p[name].detach()
+        self.flat = nn.Parameter(flat)
+        decay = torch.zeros(offset, dtype=torch.bool)
+        for slot in self.slots.values():
+            if slot.decayed:
+                decay[slot.offset:slot.offset + slot.size] = True
+        self.register_buffer("decay_mask", decay, persistent=False)
+        self._buffer_names = [n for n, _ in first.named_buffers()]
+        for name in self._buffer_names:
+            stacked = _stack_padded([dict(m.named_buffers())[name] for m in members])
+            self.register_buffer(_buffer_key(name), stacked)
+        self.ops = _build_ops(members)
+        self.hidden_weight_names = [f"{n}.weight" for n, mod in first.body.named_modules(prefix="body")
+                                    if isinstance(mod, nn.Linear)]
+
+    # ------------------------------------------------------------------ views
+
+    def views(self) -> dict[str, torch.Tensor]:
+        flat = self.flat
+        return {n: flat[:, s.offset:s.offset + s.size].view(self.k, *s.shape) for n, s in self.slots.items()}
+
+    def buffer(self, name: str) -> torch.Tensor:
+        return getattr(self, _buffer_key(name))
+
+    # ------------------------------------------------------------------ forward
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Outputs of every member: [K, batch, n_outputs]."""
+        P = self.views()
+        h: torch.Tensor = x
+        if self.n_embeddings:
+            codes = x[:, self.n_numeric:].long()
+            parts = [x[:, :self.n_numeric].expand(self.k, -1, -1)]
+            parts += [P[f"embeddings.{i}.weight"][:, codes[:, i], :] for i in range(self.n_embeddings)]
+            h = torch.cat(parts, dim=2)
+        for op in self.ops:
+            h = op(h, P, self)
+        return h
+
+    # ------------------------------------------------------------------ members
+
+    def member_state(self, k: int) -> dict[str, torch.Tensor]:
+        """Member k's weights (and norm statistics) as a single network's state dict."""
+        P = self.views()
+        shapes = self.member_shapes[k]
+        state = {n: P[n][k][tuple(slice(0, s) for s in shapes[n])].detach().clone() for n in self.slots}
+        for name in self._buffer_names:
+            value = self.buffer(name)[k]
+            if value.dim():
+                value = value[: shapes.get(name.rsplit(".", 1)[0] + ".weight", value.shape)[0]]
+            state[name] = value.detach().clone()
+        return state
+
+    def keep(self, index: torch.Tensor) -> None:
+        """Keep only the members at ``index`` (compaction); the others leave the stack."""
+        rows = [int(i) for i in index.tolist()]
+        self.flat = nn.Parameter(self.flat.detach()[index].clone())
+        for name in self._buffer_names:
+            setattr(self, _buffer_key(name), self.buffer(name)[index].clone())
+        self.member_shapes = [self.member_shapes[i] for i in rows]
+        for op in self.ops:
+            op.keep(index)
+        self.k = len(rows)
+
+
+# --------------------------------------------------------------------------- ops
+
+
+def _buffer_key(name: str) -> str:
+    return "buf__" + name.replace(".", "__")
+
+
+def _stack_padded(tensors: Sequence[torch.Tensor]) -> torch.Tensor:
+    if tensors[0].dim() == 0:
+        return torch.stack([t.detach().clone() for t in tensors])
+    shape = tuple(max(t.shape[d] for t in tensors) for d in range(tensors[0].dim()))
+    out = torch.zeros(len(tensors), *shape, dtype=tensors[0].dtype)
+    for k, t in enumerate(tensors):
+        out[k][tuple(slice(0, s) for s in t.shape)] = t.detach()
+    return out
+
+
+class _Op:
+    def __call__(self, h: torch.Tensor, P: dict[str, torch.Tensor], net: StackedNetwork) -> torch.Tensor:
+        raise NotImplementedError  # every op below defines it
+
+    def keep(self, index: torch.Tensor) -> None:
+        pass
+
+
+class _Linear(_Op):
+    def __init__(self, prefix: str, bias: bool = True):
+        self.weight = f"{prefix}.weight"
+        self.bias = f"{prefix}.bias" if bias else None
+
+    def __call__(self, h, P, net):
+        w = P[self.weight].transpose(1, 2)
+        if h.dim() == 2:  # the shared input matrix: broadcast it against every member
+            out = torch.matmul(h, w)
+            return out + P[self.bias].unsqueeze(1) if self.bias else out
+        if self.bias is None:
+            return torch.bmm(h, w)
+        return torch.baddbmm(P[self.bias].unsqueeze(1), h, w)
+
+
+class _Mask(_Op):
+    """Zeroes padded units: [K, 1, width] of ones for real units."""
+
+    def __init__(self, widths: Sequence[int]):
+        top = max(widths)
+        self.mask = (torch.arange(top)[None, :] < torch.tensor(widths)[:, None]).float().unsqueeze(1)
+        self.count = torch.tensor(widths, dtype=torch.float32).view(-1, 1, 1)
+
+    def __call__(self, h, P, net):
+        return h * self.mask.to(h.dtype)
+
+    def keep(self, index):
+        self.mask, self.count = self.mask[index], self.count[index]
+
+
+class _Activation(_Op):
+    def __init__(self, module: nn.Module, prefix: str):
+        self.module = module
+        self.prelu = f"{prefix}.weight" if isinstance(module, nn.PReLU) else None
+
+    def __call__(self, h, P, net):
+        if self.prelu is not None:
+            w = P[self.prelu].view(-1, 1, 1)
+            return torch.where(h >= 0, h, w * h)
+        return self.module(h)
+
+
+class _Dropout(_Op):
+    """Per-member rates; AlphaDropout's affine correction with SELU."""
+
+    def __init__(self, rates: Sequence[float], alpha: bool):
+        self.rates = torch.tensor(rates, dtype=torch.float64).view(-1, 1, 1)
+        self.alpha = alpha
+
+    def __call__(self, h, P, net):
+        if not net.training or not bool((self.rates > 0).any()):
+            return h
+        keep = (1 - self.rates).to(h.dtype)
+        noise = torch.bernoulli(keep.expand_as(h))
+        if not self.alpha:
+            return h * noise / keep
+        p = self.rates.to(h.dtype)
+        a = 1.0 / torch.sqrt((ALPHA_DROPOUT_ALPHA**2 * p + 1) * (1 - p))
+        b = (noise - 1) * (ALPHA_DROPOUT_ALPHA * a) + ALPHA_DROPOUT_ALPHA * a * p
+        return h * (noise * a) + b
+
+    def keep(self, index):
+        self.rates = self.rates[index]
+
+
+class _BatchNorm(_Op):
+    def __init__(self, prefix: str, module: nn.BatchNorm1d):
+        self.prefix = prefix
+        self.eps = module.eps
+        self.momentum = module.momentum
+
+    def __call__(self, h, P, net):
+        w, b = P[f"{self.prefix}.weight"].unsqueeze(1), P[f"{self.prefix}.bias"].unsqueeze(1)
+        mean_buf = net.buffer(f"{self.prefix}.running_mean")
+        var_buf = net.buffer(f"{self.prefix}.running_var")
+        if net.training:
+            mean = h.mean(dim=1)
+            var = h.var(dim=1, unbiased=False)
+            n = h.shape[1]
+            with torch.no_grad():
+                mean_buf.mul_(1 - self.momentum).add_(mean.detach(), alpha=self.momentum)
+                var_buf.mul_(1 - self.momentum).add_(var.detach() * (n / max(1, n - 1)), alpha=self.momentum)
+                net.buffer(f"{self.prefix}.num_batches_tracked").add_(1)
+        else:
+            mean, var = mean_buf, var_buf
+        return (h - mean.unsqueeze(1)) / torch.sqrt(var.unsqueeze(1) + self.eps) * w + b
+
+
+class _LayerNorm(_Op):
+    """Layer norm over each member's real units (padded units excluded from the statistics)."""
+
+    def __init__(self, prefix: str, module: nn.LayerNorm, mask: _Mask | None):
+        self.prefix = prefix
+        self.eps = module.eps
+        self.mask = mask
+
+    def __call__(self, h, P, net):
+        w, b = P[f"{self.prefix}.weight"].unsqueeze(1), P[f"{self.prefix}.bias"].unsqueeze(1)
+        if self.mask is None:
+            return F.layer_norm(h, h.shape[-1:], eps=self.eps) * w + b
+        mask, count = self.mask.mask.to(h.dtype), self.mask.count.to(h.dtype)
+        mean = (h * mask).sum(-1, keepdim=True) / count
+        centred = (h - mean) * mask
+        var = (centred * centred).sum(-1, keepdim=True) / count
+        return (centred / torch.sqrt(var + self.eps) * w + b) * mask
+
+
+class _Residual(_Op):
+    def __init__(self, prefix: str, blocks: Sequence[ResidualBlock], in_mask: _Mask | None, out_mask: _Mask | None):
+        first = blocks[0]
+        self.norm = _norm_op(f"{prefix}.norm", first.norm, in_mask)
+        self.linear = _Linear(f"{prefix}.linear")
+        self.activation = _Activation(first.activation, f"{prefix}.activation")
+        self.dropout = _dropout_op([b.dropout for b in blocks])
+        self.skip = _Linear(f"{prefix}.skip", bias=False) if isinstance(first.skip, nn.Linear) else None
+        self.out_mask = out_mask
+
+    def __call__(self, h, P, net):
+        branch = self.linear(self.norm(h, P, net) if self.norm else h, P, net)
+        branch = self.activation(branch, P, net)
+        if self.dropout is not None:
+            branch = self.dropout(branch, P, net)
+        out = (self.skip(h, P, net) if self.skip else h) + branch
+        return self.out_mask(out, P, net) if self.out_mask is not None else out
+
+    def keep(self, index):
+        for op in (self.norm, self.dropout, self.out_mask):
+            if op is not None:
+                op.keep(index)
+
+
+def _norm_op(prefix: str, module: nn.Module, mask: _Mask | None) -> _Op | None:
+    if isinstance(module, nn.BatchNorm1d):
+        return _BatchNorm(prefix, module)
+    if isinstance(module, nn.LayerNorm):
+        return _LayerNorm(prefix, module, mask)
+    return None
+
+
+def _dropout_op(modules: Sequence[nn.Module]) -> _Dropout | None:
+    rates = [float(getattr(m, "p", 0.0)) for m in modules]
+    if not any(r > 0 for r in rates):
+        return None
+    return _Dropout(rates, alpha=any(isinstance(m, nn.AlphaDropout) for m in modules))
+
+
+def _mask_for(widths: Sequence[int]) -> _Mask | None:
+    return _Mask(widths) if len(set(widths)) > 1 else None
+
+
+def _build_ops(members: Sequence[TabularNetwork]) -> list[_Op]:
+    """Walk the members' bodies position by position (they share one layout by name)."""
+    ops: list[_Op] = []
+    bodies = [list(m.body) if isinstance(m.body, nn.Sequential) else [m.body] for m in members]
+    mask: _Mask | None = None
+    for i, modules in enumerate(zip(*bodies)):
+        first = modules[0]
+        prefix = f"body.{i}"
+        if isinstance(first, nn.Linear):
+            ops.append(_Linear(prefix))
+            mask = _mask_for([m.out_features for m in modules])
+        elif isinstance(first, (nn.BatchNorm1d, nn.LayerNorm)):
+            ops.append(_norm_op(prefix, first, mask))  # type: ignore[arg-type]
+        elif isinstance(first, ResidualBlock):
+            in_mask = mask
+            mask = _mask_for([m.linear.out_features for m in modules])
+            ops.append(_Residual(prefix, modules, in_mask, mask))  # type: ignore[arg-type]
+        elif isinstance(first, (nn.Dropout, nn.AlphaDropout)) or (
+                isinstance(first, nn.Identity) and any(isinstance(m, (nn.Dropout, nn.AlphaDropout)) for m in modules)):
+            op = _dropout_op(modules)
+            if op is not None:
+                ops.append(op)
+        elif isinstance(first, nn.Identity):
+            continue
+        else:  # an activation: padded units must stay exactly zero after it
+            ops.append(_Activation(first, prefix))
+            if mask is not None:
+                ops.append(mask)
+    ops.append(_Linear("head"))
+    return ops
