@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from archtune.errors import InvalidParameterError
 from archtune.models.mlp import ResidualBlock
 from archtune.models.registry import TabularNetwork
 
@@ -42,7 +43,14 @@ class StackedNetwork(nn.Module):
 
     def __init__(self, members: Sequence[TabularNetwork]):
         super().__init__()
+        if not members:
+            raise InvalidParameterError("a population needs at least one member")
         first = members[0]
+        for k, member in enumerate(members[1:], start=1):
+            if _structure(member) != _structure(first):
+                raise InvalidParameterError(
+                    f"population member {k} has a different structure from member 0 (family, depth, activation, "
+                    f"normalisation, residual projections and inputs must match; widths may differ)")
         self.k = len(members)
         self.n_numeric = first.n_numeric
         self.n_embeddings = len(first.embeddings)
@@ -128,6 +136,18 @@ class StackedNetwork(nn.Module):
 
 
 # --------------------------------------------------------------------------- ops
+
+
+_RATE_ONLY = ("Dropout", "AlphaDropout", "Identity")  # dropout on or off: a per-member rate
+
+
+def _structure(member: nn.Module) -> tuple:
+    """What must agree for members to share one stack: everything but widths and rates."""
+    kinds = tuple((name, type(mod).__name__) for name, mod in member.named_modules()
+                  if type(mod).__name__ not in _RATE_ONLY)
+    params = tuple((name, p.dim(), p.dtype) for name, p in member.named_parameters())
+    buffers = tuple(name for name, _ in member.named_buffers())
+    return kinds, params, buffers, getattr(member, "task", None), getattr(member, "n_numeric", None)
 
 
 def _buffer_key(name: str) -> str:

@@ -134,7 +134,8 @@ class Trainer:
                 started = time.perf_counter()
                 module.train()
                 perm = torch.randperm(n, generator=generator).to(self.device)
-                loss_sum = torch.zeros((), device=self.device)
+                # float64: the epoch mean must not depend on float32 rounding of a long sum.
+                loss_sum = torch.zeros((), device=self.device, dtype=torch.float64)
                 seen = 0
                 for start in range(0, n, batch_size):
                     idx = perm[start : start + batch_size]

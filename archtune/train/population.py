@@ -127,7 +127,7 @@ class PopulationTrainer:
             started = time.perf_counter()
             net.train()
             perm = torch.randperm(n, generator=generator).to(self.device)
-            loss_sum = torch.zeros(len(active), device=self.device, dtype=net.flat.dtype)
+            loss_sum = torch.zeros(len(active), device=self.device, dtype=torch.float64)  # as Trainer
             seen = 0
             for start in range(0, n, batch_size):
                 idx = perm[start:start + batch_size]

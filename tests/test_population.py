@@ -1,0 +1,255 @@
+"""Population (cohort) training: a stack of K networks trained as one model must reproduce,
+member by member, what training each network alone gives (oracle tests), and members that
+leave the stack must not disturb the others."""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+
+import pytest
+import torch
+
+from archtune.config import ModelConfig, TrainConfig
+from archtune.data.preprocess import Preprocessor
+from archtune.errors import InvalidParameterError
+from archtune.models import InputSpec, build_model
+from archtune.models.stacked import StackedNetwork
+from archtune.train import Trainer
+from archtune.train.callbacks import Callback
+from archtune.train.losses import make_loss, make_member_loss, make_member_metric, make_metric
+from archtune.train.population import PopulationTrainer
+from tests.conftest import load_shared
+
+SCHEDULES = ["constant", "cosine", "plateau", "one_cycle", "step", "exponential"]
+
+
+def _magic(dtype, n=1200):
+    X, y = load_shared("magic.tsv.gz", n=n)
+    pre = Preprocessor().fit(X)
+    Xt = torch.from_numpy(pre.transform(X)).to(dtype)
+    yt = torch.from_numpy((y.to_numpy() == y.unique()[0]).astype("float64")).to(dtype).reshape(-1, 1)
+    cut = int(n * 5 / 6)
+    return InputSpec(Xt.shape[1]), Xt[:cut], yt[:cut], Xt[cut:], yt[cut:]
+
+
+def _adult_with_categories(dtype, n=1500):
+    """Adult with its label-encoded columns read as categories, so members have embeddings."""
+    X, y = load_shared("adult.tsv.gz", n=n)
+    cats = ["workclass", "education", "marital-status", "occupation", "relationship", "race", "sex"]
+    X = X.drop(columns=["native-country"])
+    kinds = {c: ("categorical" if c in cats else "numeric") for c in X.columns}
+    pre = Preprocessor().fit(X, kinds=kinds)
+    Xt = torch.from_numpy(pre.transform(X)).to(dtype)
+    yt = torch.from_numpy(y.to_numpy().astype("float64")).to(dtype).reshape(-1, 1)
+    spec = InputSpec.auto(pre.n_numeric_out, pre.cardinalities)
+    cut = int(n * 5 / 6)
+    return spec, Xt[:cut], yt[:cut], Xt[cut:], yt[cut:]
+
+
+def _members(spec, dtype, widths, *, arch="mlp", activation="tanh", norm=None, optimizer="adamw",
+             dropout=0.0, max_epochs=8, batch_size=100):
+    """Six configurations that differ in width, learning rate, weight decay, L2, L1, max-norm,
+    gradient clipping and schedule; the modules are built with different seeds."""
+    lrs = [1e-3, 3e-3, 1e-2, 5e-4, 2e-3, 1e-3]
+    if optimizer in ("sgd", "momentum", "nesterov", "adagrad"):
+        lrs = [lr * 10 for lr in lrs]
+    wds = [0, 1e-3, 1e-2, 0, 1e-4, 1e-3]
+    l2s = [0, 1e-4, 0, 1e-3, 0, 1e-5]
+    configs = [
+        TrainConfig(optimizer=optimizer, learning_rate=lr, weight_decay=wd, l2=l2, batch_size=batch_size,
+                    max_epochs=max_epochs, lr_schedule=sched, warmup_epochs=1, patience=3,
+                    momentum=0.9 if i % 2 else 0.8, loss="cross_entropy", seed=7,
+                    max_norm=2.0 if i == 1 else None, gradient_clip=0.5 if i == 2 else None,
+                    l1=1e-4 if i == 3 else 0.0)
+        for i, (lr, wd, l2, sched) in enumerate(zip(lrs, wds, l2s, SCHEDULES))
+    ]
+    modules = [
+        build_model(ModelConfig(arch=arch, hidden_sizes=w, activation=activation, dropout=dropout, norm=norm),
+                    spec, 1, "binary", torch.Generator().manual_seed(i)).to(dtype)
+        for i, w in enumerate(widths)
+    ]
+    return modules, configs
+
+
+def _train_alone(modules, configs, data):
+    _, Xtr, ytr, Xva, yva = data
+    out = []
+    for module, config in zip(modules, configs):
+        module = copy.deepcopy(module)
+        trainer = Trainer(module, make_loss("binary", "cross_entropy"), config, metric=make_metric("binary"),
+                          metric_name="accuracy")
+        trainer.fit(Xtr, ytr, Xva, yva)
+        out.append((trainer.history.records, module.state_dict(), trainer.best_epoch))
+    return out
+
+
+def _train_together(modules, configs, data, callbacks=None, divergence_limit=None):
+    _, Xtr, ytr, Xva, yva = data
+    trainer = PopulationTrainer([copy.deepcopy(m) for m in modules], configs,
+                                make_member_loss("binary", "cross_entropy"), make_member_metric("binary"),
+                                "accuracy", callbacks=callbacks, divergence_limit=divergence_limit)
+    return trainer.fit(Xtr, ytr, Xva, yva)
+
+
+def _relative(a: torch.Tensor, b: torch.Tensor, scale: float) -> float:
+    return float((a.double() - b.double()).abs().max()) / max(scale, 1e-12)
+
+
+def _assert_same(alone, together, rtol, accuracy_slack=0.0):
+    """Per-epoch losses, rates and the final weights agree member by member; the accuracy
+    may differ by ``accuracy_slack`` (in float32 a row on the decision boundary can flip)."""
+    for k, ((history, state, best_epoch), result) in enumerate(zip(alone, together)):
+        assert result.status == "complete", (k, result.status, result.error)
+        assert len(history) == len(result.history), f"member {k}: epochs {len(history)} vs {len(result.history)}"
+        for a, b in zip(history, result.history):
+            for key in ("train_loss", "val_loss", "lr"):
+                assert b[key] == pytest.approx(a[key], rel=rtol, abs=1e-12), (k, a["epoch"], key)
+            assert abs(b["val_accuracy"] - a["val_accuracy"]) <= accuracy_slack + 1e-12, (k, a["epoch"])
+        assert result.best_epoch == best_epoch, k
+        # Relative to the largest weight of the whole network: a bias just before batch norm
+        # has a zero gradient in exact arithmetic, so only absolute agreement is meaningful there.
+        scale = max(float(v.abs().max()) for v in state.values() if v.dtype.is_floating_point)
+        for name, value in state.items():
+            if value.dtype.is_floating_point:
+                assert _relative(value, result.state[name], scale) < rtol, (k, name)
+            else:
+                assert torch.equal(value, result.state[name]), (k, name)
+
+
+MLP_WIDTHS = [(32, 32, 32), (64, 64, 64), (16, 16, 16), (48, 48, 48), (64, 64, 64), (8, 8, 8)]
+TAPERED = [(32, 16, 8), (64, 32, 16), (16, 8, 4), (48, 24, 12), (64, 32, 16), (8, 4, 2)]
+
+
+def test_oracle_float64_six_members_of_different_width_match_training_alone():
+    data = _magic(torch.float64)
+    modules, configs = _members(data[0], torch.float64, MLP_WIDTHS)
+    _assert_same(_train_alone(modules, configs, data), _train_together(modules, configs, data), 1e-8)
+
+
+def test_oracle_float32_resnet_with_batch_norm():
+    data = _magic(torch.float32)
+    # Six epochs: float32 rounding differs between a batched and a single matmul, and such
+    # differences grow with every step (measured: ~1e-7 at 5 epochs, 2e-6 at 6, 1e-4 at 8); the
+    # float64 tests check the longer horizon.
+    modules, configs = _members(data[0], torch.float32, TAPERED, arch="resnet", activation="relu", norm="batch",
+                                max_epochs=6)
+    one_row = 1.0 / len(data[3]) + 1e-6
+    _assert_same(_train_alone(modules, configs, data), _train_together(modules, configs, data), 1e-4, one_row)
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "nadam"])
+def test_oracle_every_optimizer(optimizer):
+    data = _magic(torch.float64, n=600)
+    modules, configs = _members(data[0], torch.float64, MLP_WIDTHS, optimizer=optimizer, activation="gelu",
+                                max_epochs=4)
+    _assert_same(_train_alone(modules, configs, data), _train_together(modules, configs, data), 1e-8)
+
+
+@pytest.mark.parametrize("arch,norm,activation", [
+    ("mlp", "layer", "elu"), ("resnet", "layer", "silu"), ("mlp", "batch", "leaky_relu"),
+    ("resnet", None, "prelu"), ("mlp", None, "selu"), ("mlp", None, "mish"), ("mlp", None, "softplus"),
+])
+def test_oracle_norms_residuals_and_activations(arch, norm, activation):
+    data = _magic(torch.float64, n=600)
+    widths = TAPERED if arch == "resnet" else MLP_WIDTHS
+    modules, configs = _members(data[0], torch.float64, widths, arch=arch, norm=norm, activation=activation,
+                                max_epochs=4)
+    _assert_same(_train_alone(modules, configs, data), _train_together(modules, configs, data), 1e-8)
+
+
+def test_oracle_categorical_embeddings():
+    data = _adult_with_categories(torch.float64)
+    assert data[0].cardinalities, "the adult sample must have categorical columns"
+    modules, configs = _members(data[0], torch.float64, MLP_WIDTHS, activation="relu", max_epochs=4)
+    _assert_same(_train_alone(modules, configs, data), _train_together(modules, configs, data), 1e-8)
+
+
+class _StopAt(Callback):
+    """Stops its member at a given epoch, as a pruner would."""
+
+    def __init__(self, epoch):
+        self.epoch = epoch
+
+    def on_epoch_end(self, trainer, logs):
+        if logs["epoch"] >= self.epoch:
+            trainer.stop_training = True
+
+
+class _Pruned(Exception):
+    pass
+
+
+class _RaiseAt(_StopAt):
+    def on_epoch_end(self, trainer, logs):
+        if logs["epoch"] >= self.epoch:
+            raise _Pruned(f"pruned at epoch {logs['epoch']}")
+
+
+def test_compaction_pruning_two_of_six_leaves_the_others_on_their_trajectory():
+    data = _magic(torch.float64)
+    modules, configs = _members(data[0], torch.float64, MLP_WIDTHS, max_epochs=8)
+    # Without early stopping every survivor runs all 8 epochs, through the compaction.
+    configs = [dataclasses.replace(c, early_stopping=False) for c in configs]
+    reference = _train_together(modules, configs, data)
+    callbacks = [[], [_RaiseAt(3)], [], [], [_StopAt(2)], []]
+    pruned = _train_together(modules, configs, data, callbacks=callbacks)
+    assert pruned[1].status == "stopped" and isinstance(pruned[1].error, _Pruned)
+    assert len(pruned[1].history) == 3 and len(pruned[4].history) == 2
+    for k in (0, 2, 3, 5):
+        assert len(pruned[k].history) == 8
+        for a, b in zip(reference[k].history, pruned[k].history):
+            for key in ("train_loss", "val_loss", "lr"):
+                assert b[key] == pytest.approx(a[key], rel=1e-12), (k, a["epoch"], key)
+        for name, value in reference[k].state.items():
+            assert torch.allclose(value, pruned[k].state[name], rtol=1e-12, atol=1e-15), (k, name)
+    # The members that left carry their weights from the epoch they left at.
+    assert pruned[4].state is not None and pruned[4].best_epoch == 2
+
+
+def test_diverging_member_leaves_and_the_rest_finish():
+    data = _magic(torch.float64, n=600)
+    modules, configs = _members(data[0], torch.float64, MLP_WIDTHS, optimizer="sgd", max_epochs=4)
+    configs[2] = dataclasses.replace(configs[2], learning_rate=1e6, gradient_clip=None)
+    results = _train_together(modules, configs, data, divergence_limit=100 * 0.69)  # as the estimators set it
+    assert results[2].status == "diverged" and "diverged" in str(results[2].error)
+    assert all(r.status == "complete" and len(r.history) >= 1 for k, r in enumerate(results) if k != 2)
+    alone = _train_alone([modules[0]], [configs[0]], data)
+    assert results[0].history[-1]["val_loss"] == pytest.approx(alone[0][0][-1]["val_loss"], rel=1e-8)
+
+
+@pytest.mark.parametrize("arch,norm", [("mlp", "batch"), ("resnet", "layer")])
+def test_extracted_member_predicts_identically_to_its_slice(arch, norm):
+    spec, Xtr, ytr, Xva, yva = _magic(torch.float64, n=600)
+    widths = TAPERED if arch == "resnet" else MLP_WIDTHS
+    modules, configs = _members(spec, torch.float64, widths, arch=arch, norm=norm, activation="relu", max_epochs=2)
+    trainer = PopulationTrainer([copy.deepcopy(m) for m in modules], configs,
+                                make_member_loss("binary", "cross_entropy"), make_member_metric("binary"))
+    stack = trainer.net
+    for _ in range(3):  # move the weights and the running statistics away from their start
+        stack.train()
+        stack(Xtr[:200]).sum().backward()
+        with torch.no_grad():
+            stack.flat.sub_(0.05 * stack.flat.grad)
+        stack.flat.grad = None
+    stack.eval()
+    with torch.no_grad():
+        sliced = stack(Xva)
+    for k, module in enumerate(modules):
+        single = copy.deepcopy(module)
+        single.load_state_dict(stack.member_state(k))
+        single.eval()
+        with torch.no_grad():
+            assert torch.allclose(single(Xva), sliced[k], rtol=1e-12, atol=1e-13), k
+
+
+def test_members_of_different_structure_are_refused():
+    spec = InputSpec(10)
+    a = build_model(ModelConfig(hidden_sizes=(8, 8)), spec, 1, "binary")
+    b = build_model(ModelConfig(hidden_sizes=(8, 8, 8)), spec, 1, "binary")
+    with pytest.raises(InvalidParameterError):
+        StackedNetwork([a, b])
+    c = build_model(ModelConfig(hidden_sizes=(8, 8)), spec, 1, "binary")
+    with pytest.raises(InvalidParameterError, match="optimizer and batch_size"):
+        PopulationTrainer([a, c], [TrainConfig(optimizer="adam"), TrainConfig(optimizer="sgd")],
+                          make_member_loss("binary", "cross_entropy"), make_member_metric("binary"))
