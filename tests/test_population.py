@@ -7,6 +7,8 @@ from __future__ import annotations
 import copy
 import dataclasses
 
+import optuna
+
 import pytest
 import torch
 
@@ -253,3 +255,111 @@ def test_members_of_different_structure_are_refused():
     with pytest.raises(InvalidParameterError, match="optimizer and batch_size"):
         PopulationTrainer([a, c], [TrainConfig(optimizer="adam"), TrainConfig(optimizer="sgd")],
                           make_member_loss("binary", "cross_entropy"), make_member_metric("binary"))
+
+
+# --------------------------------------------------------------------------- estimators
+
+
+from archtune import NeuralClassifier, NeuralRegressor  # noqa: E402
+from archtune.errors import TrainingDivergedError  # noqa: E402
+from archtune.population import fit_population  # noqa: E402
+
+ESTIMATOR_CONFIGS = [dict(units=32, learning_rate=1e-3), dict(units=44, learning_rate=3e-3, weight_decay=1e-3),
+                     dict(units=40, learning_rate=2e-3, l2=1e-4, lr_schedule="cosine", max_epochs=6)]
+
+
+@pytest.mark.parametrize("cls,dataset", [(NeuralClassifier, "magic.tsv.gz"), (NeuralRegressor, "197_cpu_act.tsv.gz")])
+def test_fit_population_gives_the_estimators_that_fitting_alone_gives(cls, dataset):
+    X, y = load_shared(dataset, n=1500)
+    common = dict(random_state=3, dropout=0.0)
+    configs = [{"max_epochs": 8, **c} for c in ESTIMATOR_CONFIGS]
+    alone = [cls(**common, **c).fit(X, y) for c in configs]
+    together = [cls(**common, **c) for c in configs]
+    assert fit_population(together, X, y) == [None, None, None]
+    for a, b in zip(alone, together):
+        assert list(a.history_["val_loss"]) == pytest.approx(list(b.history_["val_loss"]), rel=1e-4)
+        assert a.best_epoch_ == b.best_epoch_
+        out_a = a.predict_proba(X) if cls is NeuralClassifier else a.predict(X)
+        out_b = b.predict_proba(X) if cls is NeuralClassifier else b.predict(X)
+        assert abs(out_a - out_b).max() <= 1e-4 * max(1.0, abs(out_a).max())
+        assert b.n_features_in_ == a.n_features_in_ and list(b.feature_names_in_) == list(a.feature_names_in_)
+
+
+def test_fit_population_refuses_estimators_that_cannot_share_a_stack():
+    X, y = load_shared("magic.tsv.gz", n=300)
+    with pytest.raises(InvalidParameterError, match="estimator 1 cannot share a population"):
+        fit_population([NeuralClassifier(hidden_layers=2), NeuralClassifier(hidden_layers=3)], X, y)
+    with pytest.raises(InvalidParameterError, match="estimator 1 cannot share a population"):
+        fit_population([NeuralClassifier(random_state=0), NeuralClassifier(random_state=1)], X, y)
+
+
+def test_fit_population_reports_a_diverged_member_and_fits_the_rest():
+    X, y = load_shared("magic.tsv.gz", n=600)
+    members = [NeuralClassifier(random_state=0, optimizer="sgd", learning_rate=lr, max_epochs=4)
+               for lr in (0.01, 1e5, 0.05)]
+    errors = fit_population(members, X, y)
+    assert errors[0] is None and errors[2] is None and isinstance(errors[1], TrainingDivergedError)
+    assert members[0].score(X, y) > 0.6 and not hasattr(members[1], "module_")
+
+
+# --------------------------------------------------------------------------- search
+
+
+from archtune.auto import AutoNeuralClassifier  # noqa: E402
+from archtune.tune.space import resolve_space  # noqa: E402
+from archtune.tune.tuner import STRUCTURE_PARAMS  # noqa: E402
+
+NEURAL = sorted(NeuralClassifier().get_params())
+SEARCH_SPACE = {"max_epochs": 5, "hidden_layers": (1, 3), "units": (16, 64), "dropout": 0.0}
+
+
+@pytest.fixture(scope="module")
+def magic_search():
+    X, y = load_shared("magic.tsv.gz", n=1500, seed=1)
+    model = AutoNeuralClassifier(budget=8, space=SEARCH_SPACE, population=4, random_state=0, baselines=False).fit(X, y)
+    return X, y, model
+
+
+def test_search_trains_cohorts_that_share_the_leaders_structure(magic_search):
+    _, _, model = magic_search
+    trials = model.study_.trials
+    assert len(trials) == 8 and all(t.state.name in ("COMPLETE", "PRUNED") for t in trials)
+    followers = [t for t in trials if "cohort_leader" in t.user_attrs]
+    assert len(followers) == 6  # two cohorts of four: a leader and three followers each
+    for t in followers:
+        leader = trials[t.user_attrs["cohort_leader"]]
+        assert {k: t.params[k] for k in STRUCTURE_PARAMS if k in leader.params} == \
+            {k: leader.params[k] for k in STRUCTURE_PARAMS if k in leader.params}
+    # The followers' other parameters come from the sampler, so they differ.
+    assert len({t.params["learning_rate"] for t in trials}) == 8
+    assert all(t.user_attrs.get("cohort") == 4 for t in trials if t.state.name == "COMPLETE")
+
+
+def test_search_cohort_scores_equal_training_each_trial_alone(magic_search):
+    """Each trial's per-epoch validation accuracy, as the pruner saw it, is what fitting its
+    configuration alone on the same split gives (float32: a row on the boundary may flip)."""
+    X, y, model = magic_search
+    from archtune.data.preprocess import as_frame
+
+    frame, _ = as_frame(X)
+    split = model._splits(frame, y.to_numpy(), 0)[0]
+    space = resolve_space(SEARCH_SPACE, NEURAL)
+    for trial in model.study_.trials[:4]:
+        params = space.sample(optuna.trial.FixedTrial(trial.params))
+        alone = NeuralClassifier(random_state=0, verbose=0, **params)
+        alone.fit(split.X_train, split.y_train, validation_data=(split.X_val, split.y_val))
+        seen = trial.intermediate_values
+        for epoch, value in seen.items():
+            expected = alone.history_["val_accuracy"].iloc[epoch - 1]
+            assert abs(value - expected) <= 1.0 / len(split.X_val) + 1e-6, (trial.number, epoch)
+
+
+
+
+def test_population_false_trains_one_at_a_time():
+    X, y = load_shared("magic.tsv.gz", n=600, seed=1)
+    model = AutoNeuralClassifier(budget=3, space={"max_epochs": 3, "units": (16, 32)}, population=False,
+                                 random_state=0, baselines=False).fit(X, y)
+    assert all("cohort" not in t.user_attrs and "cohort_leader" not in t.user_attrs for t in model.study_.trials)
+    with pytest.raises(InvalidParameterError, match="population"):
+        AutoNeuralClassifier(budget=2, population=0).fit(X, y)

@@ -147,6 +147,9 @@ Examples:
 @click.option("--holdout", type=click.FloatRange(0, 0.9), default=0.0, show_default=True,
               help="Share of rows kept out of the whole search, to report the refitted network's test metrics.")
 @click.option("--n-jobs", type=click.IntRange(1), default=1, show_default=True, help="Trials in parallel.")
+@click.option("--population/--no-population", default=True, show_default=True,
+              help="Train trials in cohorts of 8 as one stacked model (faster for small networks); "
+                   "--no-population trains one trial at a time.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--out", "-o", "out", type=click.Path(path_type=Path), required=True,
               help="Directory for the best model bundle, the study and the leaderboard.")
@@ -154,7 +157,7 @@ Examples:
 def tune(data: str, target: str | None, task: str, budget: str, trials: int | None, sampler: str, pruner: str,
          preset: str, space_items: tuple[str, ...], settings: tuple[str, ...], cv: int | None,
          scoring: str | None, storage: str | None, study_name: str, resume: bool, baselines: bool,
-         holdout: float, n_jobs: int, seed: int, out: Path, quiet: bool) -> None:
+         holdout: float, n_jobs: int, population: bool, seed: int, out: Path, quiet: bool) -> None:
     """Search network architectures and training settings for DATA, keep the best."""
     from archtune.data.datasets import BUILTIN_DATASETS, BUILTIN_TARGET
     from archtune.data.readers import check_source, load_table, source_name
@@ -203,7 +206,7 @@ def tune(data: str, target: str | None, task: str, budget: str, trials: int | No
     X_fit, X_hold, y_fit, y_hold = holdout_split(X, y, holdout, task, seed)
     model = auto_cls(budget=budget_value, space=space, sampler=sampler, pruner=None if pruner == "none" else pruner,
                      cv=cv, scoring=scoring, storage=storage, study_name=study_name, n_jobs=n_jobs,
-                     baselines=baselines, random_state=seed, verbose=0 if quiet else 1)
+                     population=population, baselines=baselines, random_state=seed, verbose=0 if quiet else 1)
     click.echo(f"data: {name}: {len(X_fit)} rows for the search, {X.shape[1]} features; "
                f"budget {budget_value if trials is None else f'{trials} trials'}; study {study_name!r} in {storage}")
     started = time.perf_counter()

@@ -11,8 +11,9 @@ import math
 import threading
 import time
 import warnings
-from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,6 +32,12 @@ FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 # Failed trials (diverged, invalid combinations) do not count toward a trial budget; this
 # bounds how many attempts a search makes before it gives up on a hopeless space.
 MAX_ATTEMPTS_PER_TRIAL = 3
+# A cohort's followers share these with its leader, so that they can be stacked with it, and
+# the sampler chooses everything else: learning rate, schedule, warm-up, momentum, dropout and
+# weight decay. The width is shared too: a stack pads every member to the widest, so members
+# of 16 and 700 units together would cost each as much as the widest (measured: one epoch of
+# such a cohort took 25 times the members' solo epochs together). Widths vary across cohorts.
+STRUCTURE_PARAMS = ("arch", "hidden_layers", "units", "shape", "activation", "norm", "optimizer", "batch_size")
 
 
 class _Pruned(Exception):
@@ -51,8 +58,12 @@ class EpochReporter(Callback):
         self.report = report
         self.out_of_time = out_of_time
         self.stopped_by_budget = False
+        self.seconds = 0.0  # training time of this trial's epochs (its share, in a cohort)
+        self.epochs = 0
 
     def on_epoch_end(self, trainer: Any, logs: dict[str, Any]) -> None:
+        self.seconds += float(logs.get("seconds") or 0.0)
+        self.epochs += 1
         value = logs.get(self.key)
         if value is not None and math.isfinite(value) and not self.report(logs["epoch"], self.sign * value):
             raise _Pruned(logs["epoch"])
@@ -93,12 +104,18 @@ class Search:
         ``score(fitted_estimator, X_val, y_val) -> float``, higher is better.
     epoch_key, epoch_sign :
         History column reported to the pruner each epoch, and its sign (higher = better).
+    cohort_size : int
+        Trials trained together as one stacked model (population training); 1 trains one at
+        a time. A cohort is a leader trial plus followers whose structure parameters
+        (`STRUCTURE_PARAMS`) are fixed to the leader's and whose other parameters the sampler
+        chooses; members that still cannot be stacked train alone.
     """
 
     def __init__(self, study: optuna.Study, storage: Any, space: SearchSpace,
                  make_estimator: Callable[[dict[str, Any]], Any], splits: list[Split],
                  score: Callable[[Any, pd.DataFrame, Any], float], epoch_key: str, epoch_sign: float,
-                 progress: Callable[["Search"], None] | None = None, refit_factor: float = 0.0):
+                 progress: Callable[["Search"], None] | None = None, refit_factor: float = 0.0,
+                 cohort_size: int = 1):
         self.study = study
         self.storage = storage
         self.space = space
@@ -110,7 +127,11 @@ class Search:
         self.progress = progress
         # Seconds of the final refit per second the best trial trained (0: no refit to reserve).
         self.refit_factor = refit_factor
+        self.cohort_size = max(1, int(cohort_size))
         self.deadline: float | None = None
+        # ask() (and enqueue-then-ask for cohort followers) happen under this lock, so that no
+        # other worker takes a follower's enqueued trial.
+        self._ask_lock = threading.Lock()
         self._in_flight = 0
         self.started = time.monotonic()
 
@@ -139,20 +160,22 @@ class Search:
             best = self.study.best_trial
         except ValueError:
             return 0.0
-        seconds = float(best.user_attrs.get("fit_seconds") or 0.0)
         epochs = max(1, int(best.user_attrs.get("epochs_run") or 1))
-        return self.refit_factor * seconds * int(best.user_attrs.get("best_epoch") or epochs) / epochs
+        # A cohort member's share of the cohort's time understates what it costs alone.
+        per_epoch = best.user_attrs.get("solo_epoch_seconds") or float(best.user_attrs.get("fit_seconds") or 0.0) / epochs
+        return self.refit_factor * per_epoch * int(best.user_attrs.get("best_epoch") or epochs)
 
     def trial_deadline(self) -> float | None:
         return None if self.deadline is None else self.deadline - self.refit_reserve()
 
-    def _out_of_time(self, trial_started: float) -> bool:
+    def _out_of_time(self, trial_started: float, own_seconds: Callable[[], float] | None = None) -> bool:
         """A running trial stops when the time left would not cover the final refit: of the
-        best trial so far, or of this trial itself if it became the best."""
+        best trial so far, or of this trial itself if it became the best (``own_seconds``: what
+        its epochs so far would take alone; by default the time since it started)."""
         if self.deadline is None:
             return False
         now = time.monotonic()
-        own_refit = self.refit_factor * (now - trial_started)
+        own_refit = self.refit_factor * (own_seconds() if own_seconds is not None else now - trial_started)
         return now + max(self.refit_reserve(), own_refit) >= self.deadline
 
     # ------------------------------------------------------------------ the loop
@@ -173,28 +196,32 @@ class Search:
             for future in [pool.submit(self._worker, n_trials) for _ in range(n_jobs)]:
                 future.result()
 
-    def _claim(self, n_trials: int | None) -> bool:
-        """Whether another trial may start (counting trials other workers are running)."""
+    def _claim(self, n_trials: int | None, want: int = 1) -> int:
+        """How many trials (up to ``want``) may start now, counting those other workers run."""
         with self._lock:
             if self.deadline is not None and time.monotonic() >= self.trial_deadline():
-                return False
-            if self._limit is not None and self._attempts >= self._limit:
-                return False
+                return 0
+            if self._limit is not None:
+                want = min(want, self._limit - self._attempts)
             if n_trials is not None:
                 c = self.counts()
-                if c["complete"] + c["pruned"] + self._in_flight >= n_trials:
-                    return False
-            self._attempts += 1
-            self._in_flight += 1
-            return True
+                want = min(want, n_trials - (c["complete"] + c["pruned"] + self._in_flight))
+            if want <= 0:
+                return 0
+            self._attempts += want
+            self._in_flight += want
+            return want
 
     def _worker(self, n_trials: int | None) -> None:
-        while self._claim(n_trials):
+        while granted := self._claim(n_trials, self.cohort_size):
             try:
-                self.run_one()
+                if granted == 1:
+                    self.run_one()
+                else:
+                    self.run_cohort(granted)
             finally:
                 with self._lock:
-                    self._in_flight -= 1
+                    self._in_flight -= granted
             sweep_stale_trials(self.study, self.storage, wait=False)
             if self.progress is not None:
                 self.progress(self)
@@ -203,27 +230,38 @@ class Search:
         with warnings.catch_warnings():
             # Optuna warns that heartbeats are meant for Study.optimize; `Heartbeat` sends them here.
             warnings.filterwarnings("ignore", message="Heartbeat of storage")
-            trial = self.study.ask()
+            with self._ask_lock:
+                trial = self.study.ask()
         outcome = TrialOutcome(TrialState.FAIL, attrs={"fail_reason": "interrupted"})
         try:
             with Heartbeat(self.storage, trial._trial_id):
                 outcome = self.evaluate(trial)
         finally:
-            # Every asked trial is told, even on KeyboardInterrupt: none is left RUNNING.
-            for key, value in outcome.attrs.items():
-                trial.set_user_attr(key, value)
-            if outcome.state == TrialState.COMPLETE:
-                self.study.tell(trial, outcome.value)
-            else:
-                self.study.tell(trial, state=outcome.state)
+            self._tell(trial, outcome)
         return outcome
 
-    def evaluate(self, trial: optuna.trial.Trial) -> TrialOutcome:
-        """Train the trial's configuration on every split; report the first split's epochs."""
+    def _tell(self, trial: optuna.trial.Trial, outcome: TrialOutcome) -> None:
+        # Every asked trial is told, even on KeyboardInterrupt: none is left RUNNING.
+        for key, value in outcome.attrs.items():
+            trial.set_user_attr(key, value)
+        if outcome.state == TrialState.COMPLETE:
+            self.study.tell(trial, outcome.value)
+        else:
+            self.study.tell(trial, state=outcome.state)
+
+    def _sample(self, trial: optuna.trial.Trial) -> dict[str, Any] | TrialOutcome:
         try:
-            params = self.space.sample(trial)
+            return self.space.sample(trial)
         except ArchtuneError as exc:
             return TrialOutcome(TrialState.FAIL, attrs={"fail_reason": f"invalid: {exc}"})
+
+    def evaluate(self, trial: optuna.trial.Trial, params: dict[str, Any] | None = None) -> TrialOutcome:
+        """Train the trial's configuration on every split; report the first split's epochs."""
+        if params is None:
+            sampled = self._sample(trial)
+            if isinstance(sampled, TrialOutcome):
+                return sampled
+            params = sampled
         started = time.perf_counter()
         scores: list[float] = []
         attrs: dict[str, Any] = {}
@@ -264,6 +302,146 @@ class Search:
         if len(scores) > 1:
             attrs["fold_scores"] = scores
         return TrialOutcome(TrialState.COMPLETE, value=float(np.mean(scores)), attrs=attrs)
+
+    # ------------------------------------------------------------------ cohorts
+
+    def run_cohort(self, size: int) -> None:
+        """Ask a leader and ``size - 1`` followers, train them as cohorts, tell them all."""
+        trials: list[optuna.trial.Trial] = []
+        params: dict[int, dict[str, Any]] = {}
+        outcomes: dict[int, TrialOutcome] = {}
+        interrupted = TrialOutcome(TrialState.FAIL, attrs={"fail_reason": "interrupted"})
+        try:
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", message="Heartbeat of storage")
+                for _ in range(size):
+                    with self._ask_lock:
+                        if trials and trials[0].number in params:
+                            self._enqueue_follower(trials[0], params[trials[0].number])
+                        trials.append(self.study.ask())
+                    sampled = self._sample(trials[-1])
+                    if isinstance(sampled, TrialOutcome):
+                        outcomes[trials[-1].number] = sampled
+                    else:
+                        params[trials[-1].number] = sampled
+            with ExitStack() as beats:
+                for trial in trials:
+                    beats.enter_context(Heartbeat(self.storage, trial._trial_id))
+                outcomes.update(self._evaluate_cohort([t for t in trials if t.number in params], params))
+        finally:
+            for trial in trials:
+                self._tell(trial, outcomes.get(trial.number, interrupted))
+
+    def _enqueue_follower(self, leader: optuna.trial.Trial, leader_params: dict[str, Any]) -> None:
+        """Queue a trial with the leader's structure, unless trials are already waiting (the
+        retries of interrupted trials, which go first)."""
+        if self.study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
+            return
+        fixed = {name: leader.params[name] for name in STRUCTURE_PARAMS if name in leader.params}
+        self.study.enqueue_trial(fixed, user_attrs={"cohort_leader": leader.number})
+
+    def _evaluate_cohort(self, trials: list[optuna.trial.Trial],
+                         params: dict[int, dict[str, Any]]) -> dict[int, TrialOutcome]:
+        """Group the trials by what can be stacked; train each group together, singles alone."""
+        from archtune.population import cohort_key
+
+        n_train = len(self.splits[0].X_train)
+        groups: dict[Any, list[optuna.trial.Trial]] = {}
+        for trial in trials:
+            key = cohort_key(self.make_estimator(params[trial.number]), n_train)
+            groups.setdefault(key if key is not None else ("alone", trial.number), []).append(trial)
+        outcomes: dict[int, TrialOutcome] = {}
+        for group in groups.values():
+            if len(group) == 1:
+                outcomes[group[0].number] = self.evaluate(group[0], params[group[0].number])
+            else:
+                outcomes.update(self._train_together(group, params))
+        return outcomes
+
+    def _train_together(self, group: list[optuna.trial.Trial],
+                        params: dict[int, dict[str, Any]]) -> dict[int, TrialOutcome]:
+        """One cohort on every split: each member reports its epochs to the pruner as a trial
+        trained alone would, and leaves the stack when pruned, diverged or done."""
+        from archtune.population import fit_population
+
+        trial_started = time.monotonic()
+        outcomes: dict[int, TrialOutcome] = {}
+        scores: dict[int, list[float]] = {t.number: [] for t in group}
+        attrs: dict[int, dict[str, Any]] = {t.number: {} for t in group}
+        trained: dict[int, float] = {t.number: 0.0 for t in group}
+
+        def reporter_for(trial: optuna.trial.Trial, fold: int) -> EpochReporter:
+            def report(epoch: int, value: float) -> bool:
+                trial.report(value, epoch)
+                return not trial.should_prune()
+
+            reporter = EpochReporter(self.epoch_key, self.epoch_sign, report if fold == 0 else (lambda e, v: True),
+                                     lambda: self._out_of_time(trial_started, lambda: alone_seconds(reporter)))
+            return reporter
+
+        def alone_seconds(reporter: EpochReporter) -> float:
+            # fit_population measures each member's solo epoch time before training starts.
+            return reporter.epochs * float(getattr(member_of.get(id(reporter)), "_solo_epoch_seconds", 0.0))
+
+        member_of: dict[int, Any] = {}
+
+        for fold, split in enumerate(self.splits):
+            alive = [t for t in group if t.number not in outcomes]
+            if not alive:
+                break
+            estimators = [self.make_estimator(params[t.number]) for t in alive]
+            reporters = [reporter_for(t, fold) for t in alive]
+            for est, reporter in zip(estimators, reporters):
+                member_of[id(reporter)] = est
+            fold_started = time.perf_counter()
+            try:
+                errors = fit_population(estimators, split.X_train, split.y_train,
+                                        validation_data=(split.X_val, split.y_val),
+                                        callbacks=[[r] for r in reporters])
+            except (ArchtuneError, ValueError) as exc:
+                for t in alive:
+                    outcomes[t.number] = TrialOutcome(TrialState.FAIL, attrs={
+                        "fail_reason": f"invalid: {type(exc).__name__}: {exc}"})
+                break
+            # Time outside the epochs (preparing the data once) is shared equally.
+            overhead = (time.perf_counter() - fold_started - sum(r.seconds for r in reporters)) / len(alive)
+            for trial, est, reporter, error in zip(alive, estimators, reporters, errors):
+                number = trial.number
+                trained[number] += reporter.seconds + max(0.0, overhead)
+                if isinstance(error, _Pruned):
+                    outcomes[number] = TrialOutcome(TrialState.PRUNED, attrs={
+                        "pruned_at_epoch": error.epoch, "fit_seconds": trained[number],
+                        "n_params": _n_params(self.make_estimator, params[number], split), "cohort": len(group)})
+                elif isinstance(error, TrainingDivergedError):
+                    outcomes[number] = TrialOutcome(TrialState.FAIL, attrs={
+                        "fail_reason": f"diverged: {error}", "fit_seconds": trained[number]})
+                elif error is not None:
+                    outcomes[number] = TrialOutcome(TrialState.FAIL, attrs={
+                        "fail_reason": f"invalid: {type(error).__name__}: {error}", "fit_seconds": trained[number]})
+                else:
+                    value = float(self.score(est, split.X_val, split.y_val))
+                    if not math.isfinite(value):
+                        outcomes[number] = TrialOutcome(TrialState.FAIL, attrs={
+                            "fail_reason": f"diverged: validation score {value}"})
+                        continue
+                    scores[number].append(value)
+                    if fold == 0:
+                        attrs[number] = {"best_epoch": int(est.best_epoch_), "epochs_run": int(len(est.history_)),
+                                         "n_params": int(sum(p.numel() for p in est.module_.parameters())),
+                                         "cohort": len(group),
+                                         "solo_epoch_seconds": float(getattr(est, "_solo_epoch_seconds", 0.0))}
+                    if reporter.stopped_by_budget:
+                        attrs[number]["stopped_by_budget"] = True
+        for trial in group:
+            number = trial.number
+            if number in outcomes:
+                continue
+            attrs[number]["fit_seconds"] = trained[number]
+            if len(scores[number]) > 1:
+                attrs[number]["fold_scores"] = scores[number]
+            outcomes[number] = TrialOutcome(TrialState.COMPLETE, value=float(np.mean(scores[number])),
+                                            attrs=attrs[number])
+        return outcomes
 
 
 def _n_params(make_estimator: Callable[[dict[str, Any]], Any], params: dict[str, Any], split: Split) -> int | None:

@@ -1,0 +1,143 @@
+"""Fit several `NeuralClassifier` / `NeuralRegressor` configurations as one cohort.
+
+The data is prepared once (split, preprocessing, target encoding) by the first estimator, the
+leader; each member's network is built exactly as its own ``fit`` would build it, all are
+trained together by `PopulationTrainer`, and each estimator is finished with its own result,
+so that afterwards every estimator is an ordinary fitted estimator (``module_``, ``history_``,
+``best_epoch_``, ``predict``), as if it had been fitted alone on the same data order.
+
+    from archtune.population import fit_population
+    models = [NeuralClassifier(units=u, learning_rate=lr, random_state=0) for u, lr in configs]
+    errors = fit_population(models, X, y)        # None for each member that trained
+
+Members must agree on what the shared data pipeline and the stack depend on (see
+`cohort_key`); widths, learning rates, schedules, regularisation, dropout and epochs differ
+freely.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import math
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+
+from archtune.errors import InvalidParameterError
+from archtune.train.callbacks import Callback
+from archtune.train.losses import make_member_loss, make_member_metric
+from archtune.train.optim import make_optimizer
+from archtune.train.population import PopulationTrainer, structure_signature
+
+# Families that `StackedNetwork` can stack; others train one at a time.
+STACKABLE_ARCHS = ("mlp", "resnet")
+# Estimator parameters that the shared data pipeline depends on.
+_DATA_PARAMS = ("random_state", "validation_fraction", "early_stopping", "scaling", "categorical", "class_weight",
+                "device")
+
+
+def cohort_key(estimator: Any, n_train: int) -> tuple | None:
+    """Estimators with equal keys can be fitted together; None if this one cannot be stacked.
+
+    The key holds the structure signature (family, depth, activation, norm, which residual
+    blocks project, optimiser, batch size), a band of widest-layer widths, the loss, and the
+    data parameters.
+    """
+    try:
+        model_config = estimator.model_config()
+        train_config = estimator.train_config(n_train, 0)
+    except Exception:  # an invalid configuration is reported by its own fit
+        return None
+    if model_config.arch not in STACKABLE_ARCHS:
+        return None
+    data = tuple(repr(getattr(estimator, name, None)) for name in _DATA_PARAMS)
+    signature = structure_signature(model_config, train_config, model_config.hidden_sizes)
+    # Members are padded to the widest, so widths in one stack stay within a factor sqrt(2)
+    # (padding then at most doubles a member's arithmetic).
+    width_band = math.floor(2 * math.log2(max(model_config.hidden_sizes)))
+    return (type(estimator).__name__, signature, width_band, train_config.loss, data)
+
+
+def fit_population(estimators: Sequence[Any], X: Any, y: Any, validation_data: tuple[Any, Any] | None = None,
+                   callbacks: Sequence[Sequence[Callback]] | None = None) -> list[BaseException | None]:
+    """Fit ``estimators`` together on (X, y); return, per estimator, None when it is fitted or
+    the exception that ended it (a callback's, or `TrainingDivergedError`).
+
+    ``callbacks`` holds one list per estimator; a callback stops its own member by setting
+    ``trainer.stop_training`` or raising.
+    """
+    if not estimators:
+        raise InvalidParameterError("fit_population needs at least one estimator")
+    leader = estimators[0]
+    before = set(vars(leader))
+    prepared = leader._prepare(X, y, validation_data)
+    n_train = len(prepared.X_train)
+    key = cohort_key(leader, n_train)
+    if key is None:
+        raise InvalidParameterError(f"arch={leader.arch!r} cannot be trained in a population; "
+                                    f"use one of {', '.join(STACKABLE_ARCHS)}")
+    fitted_data = {name: value for name, value in vars(leader).items()
+                   if name.endswith("_") and not name.startswith("_") or name not in before}
+    members = [prepared]
+    for k, est in enumerate(estimators[1:], start=1):
+        if cohort_key(est, n_train) != key:
+            raise InvalidParameterError(
+                f"estimator {k} cannot share a population with estimator 0: family, depth, activation, norm, "
+                f"widest layer (within a factor 1.41), "
+                f"optimizer, batch_size, loss and the data parameters ({', '.join(_DATA_PARAMS)}) must match")
+        # The data-derived attributes (preprocessor_, classes_, n_features_in_, ...) are the
+        # leader's: the same rows went through the same pipeline.
+        for name in ("feature_names_in_",):
+            if name not in fitted_data and hasattr(est, name):
+                delattr(est, name)
+        for name, value in fitted_data.items():
+            setattr(est, name, value)
+        members.append(dataclasses.replace(prepared, model_config=est._validate_params(),
+                                           train_config=est.train_config(n_train, prepared.seed)))
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(prepared.seed)  # dropout masks draw from the global generator, as in fit
+        modules = [est._build_module(p) for est, p in zip(estimators, members)]
+        for est, p, module in zip(estimators, members, modules):
+            est._solo_epoch_seconds = solo_epoch_seconds(module, p, est._make_loss(p))
+        trainer = PopulationTrainer(
+            modules, [p.train_config for p in members],
+            make_member_loss(leader._task, prepared.train_config.loss, leader._loss_weights(prepared.targets_train),
+                             prepared.device),
+            make_member_metric(leader._task), leader._metric_name, callbacks=callbacks, device=prepared.device,
+            divergence_limit=leader._divergence_limit())
+        results = trainer.fit(prepared.X_train, prepared.y_train, prepared.X_val, prepared.y_val)
+    outcomes: list[BaseException | None] = []
+    for est, p, module, result in zip(estimators, members, modules, results):
+        if result.status != "complete" or result.state is None:
+            outcomes.append(result.error or InvalidParameterError("member left the population without a result"))
+            continue
+        module.load_state_dict(result.state)
+        est._finish(p, module.to(p.device), result.history, result.best_epoch)
+        outcomes.append(None)
+    return outcomes
+
+
+def solo_epoch_seconds(module: torch.nn.Module, prepared: Any, loss: Any, steps: int = 3) -> float:
+    """Seconds an epoch of this network takes when trained alone, from a few timed steps on
+    a copy (the search needs it to reserve time for refitting a cohort member alone)."""
+    cfg = prepared.train_config
+    net = copy.deepcopy(module).to(prepared.device).train()
+    optimizer = make_optimizer(cfg, net.parameters())
+    n = len(prepared.X_train)
+    batch = min(cfg.batch_size, n)
+    xb, yb = prepared.X_train[:batch].to(prepared.device), prepared.y_train[:batch].to(prepared.device)
+    timings = []
+    with torch.random.fork_rng(devices=[]):
+        for _ in range(steps + 1):  # the first step pays for allocation; it is not counted
+            started = time.perf_counter()
+            optimizer.zero_grad(set_to_none=True)
+            loss(net(xb), yb).backward()
+            optimizer.step()
+            timings.append(time.perf_counter() - started)
+    return min(timings[1:]) * math.ceil(n / batch)
+
+
+__all__ = ["STACKABLE_ARCHS", "cohort_key", "fit_population", "solo_epoch_seconds"]
