@@ -88,8 +88,11 @@ class StackedNetwork(nn.Module):
     # ------------------------------------------------------------------ views
 
     def views(self) -> dict[str, torch.Tensor]:
-        flat = self.flat
-        return {n: flat[:, s.offset:s.offset + s.size].view(self.k, *s.shape) for n, s in self.slots.items()}
+        # One split rather than a slice per slot: the backward of a split is one concatenation,
+        # while each slice's backward fills a zero [K, P] gradient and adds it up (measured: a
+        # tenth of a small cohort's step).
+        chunks = torch.split(self.flat, [s.size for s in self.slots.values()], dim=1)
+        return {n: c.view(self.k, *s.shape) for (n, s), c in zip(self.slots.items(), chunks)}
 
     def buffer(self, name: str) -> torch.Tensor:
         return getattr(self, _buffer_key(name))
@@ -215,7 +218,14 @@ class _Activation(_Op):
 
 
 class _Dropout(_Op):
-    """Per-member rates; AlphaDropout's affine correction with SELU."""
+    """Per-member rates; AlphaDropout's affine correction with SELU.
+
+    One uniform draw per (row, unit) is shared by all members, and member k keeps a unit when
+    ``floor(keep_k + u) == 1``, that is with probability keep_k: each member's mask is exact
+    Bernoulli dropout at its own rate, and the members' masks are correlated (common random
+    numbers, which if anything makes their comparison fairer). Drawing K times fewer random
+    numbers matters: on CPU they cost more than a small member's matmuls.
+    """
 
     def __init__(self, rates: Sequence[float], alpha: bool):
         self.rates = torch.tensor(rates, dtype=torch.float64).view(-1, 1, 1)
@@ -224,11 +234,13 @@ class _Dropout(_Op):
     def __call__(self, h, P, net):
         if not net.training or not bool((self.rates > 0).any()):
             return h
-        keep = (1 - self.rates).to(h.dtype)
-        noise = torch.bernoulli(keep.expand_as(h))
+        keep = (1 - self.rates).to(h.dtype).to(h.device)
+        u = torch.rand(h.shape[1:], dtype=h.dtype, device=h.device)
+        noise = torch.floor(keep + u)  # [K, batch, width] of 0/1
         if not self.alpha:
-            return h * noise / keep
-        p = self.rates.to(h.dtype)
+            scale = torch.where(keep > 0, 1 / keep, torch.zeros_like(keep))
+            return h * noise.mul_(scale)  # inverted-dropout scaling folded into the mask
+        p = self.rates.to(h.dtype).to(h.device)
         a = 1.0 / torch.sqrt((ALPHA_DROPOUT_ALPHA**2 * p + 1) * (1 - p))
         b = (noise - 1) * (ALPHA_DROPOUT_ALPHA * a) + ALPHA_DROPOUT_ALPHA * a * p
         return h * (noise * a) + b

@@ -263,12 +263,14 @@ class PopulationTrainer:
             buf.copy_(g) if t == 1 else buf.mul_(beta1).add_(g)
             p.sub_(lr * (g + beta1 * buf if name == "nesterov" else buf))
         elif name in ("adam", "adamw"):
+            # Few passes over the [K, P] buffers: on CPU each elementwise pass costs as much
+            # as a small member's matmuls.
             m, v = state["first"], state["second"]
-            m.mul_(beta1).add_((1 - beta1) * g)
+            m.lerp_(g, 1 - beta1)
             v.mul_(0.999).addcmul_(g, g, value=1 - 0.999)
             step_size = lr / (1 - beta1**t)
-            denom = v.sqrt() / math.sqrt(1 - 0.999**t) + 1e-8
-            p.sub_(step_size * m / denom)
+            denom = v.sqrt().div_(math.sqrt(1 - 0.999**t)).add_(1e-8)
+            p.addcdiv_(m * step_size, denom, value=-1.0)
         elif name == "nadam":
             m, v = state["first"], state["second"]
             mu = beta1 * (1.0 - 0.5 * 0.96 ** (t * 0.004))
