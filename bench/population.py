@@ -108,6 +108,12 @@ def _worker(method: str, units: int, batch: int, epochs: int, members: int, thre
 
     X, y = _data()
     configs = _configs(members, units, batch, epochs)
+    # Pay the one-time costs of a process (torch.optim's first use imports torch._dynamo, ~2 s;
+    # archtune's lazy imports) before the clock starts, for every method alike.
+    warm = dict(configs[0], max_epochs=1)
+    NeuralClassifier(**warm).fit(X[:300], y[:300])
+    fit_population([NeuralClassifier(**warm), NeuralClassifier(**warm)], X[:300], y[:300])
+    _hand_loop(X[:300], y[:300], warm)
     base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     started, cpu = time.perf_counter(), time.process_time()
     if method == "cohort":

@@ -77,6 +77,7 @@ class StackedNetwork(nn.Module):
             if slot.decayed:
                 decay[slot.offset:slot.offset + slot.size] = True
         self.register_buffer("decay_mask", decay, persistent=False)
+        self.decayed_ranges = [(s.offset, s.offset + s.size) for s in self.slots.values() if s.decayed]
         self._buffer_names = [n for n, _ in first.named_buffers()]
         for name in self._buffer_names:
             stacked = _stack_padded([dict(m.named_buffers())[name] for m in members])

@@ -239,7 +239,10 @@ class PopulationTrainer:
                 norms = grad.norm(dim=1, keepdim=True)
                 grad.mul_(torch.clamp(self.clip / (norms + 1e-6), max=1.0))
             if bool((self.weight_decay > 0).any()):
-                net.flat.mul_(1 - lrs * self.weight_decay * decay)
+                # Only the Linear weights' columns of the buffer, one [K, 1] factor each.
+                shrink = 1 - lrs * self.weight_decay
+                for start, stop in net.decayed_ranges:
+                    net.flat[:, start:stop].mul_(shrink)
             self._update(net.flat, grad, lrs)
             if bool(torch.isfinite(self.max_norm).any()):
                 views = net.views()
@@ -259,18 +262,20 @@ class PopulationTrainer:
         if name == "sgd":
             p.sub_(lr * g)
         elif name in ("momentum", "nesterov"):
+            # The fused SGD kernel per member, as for Adam.
             buf = state["first"]
-            buf.copy_(g) if t == 1 else buf.mul_(beta1).add_(g)
-            p.sub_(lr * (g + beta1 * buf if name == "nesterov" else buf))
+            for k, (rate, mu) in enumerate(zip(lr.view(-1).tolist(), beta1.view(-1).tolist())):
+                torch._fused_sgd_([p[k]], [g[k]], [buf[k]] if mu > 0 else [], weight_decay=0.0, momentum=mu, lr=rate, dampening=0.0,
+                                  nesterov=name == "nesterov" and mu > 0, maximize=False, is_first_step=t == 1)
         elif name in ("adam", "adamw"):
-            # Few passes over the [K, P] buffers: on CPU each elementwise pass costs as much
-            # as a small member's matmuls.
+            # torch's fused Adam kernel, once per member: one pass over each member's buffers
+            # (measured 3-12x faster than vectorised [K, P] passes at 64-256 units), and the
+            # very kernel a network trained alone uses (`make_optimizer`).
+            step = torch.full((), float(t), dtype=p.dtype, device=p.device)
             m, v = state["first"], state["second"]
-            m.lerp_(g, 1 - beta1)
-            v.mul_(0.999).addcmul_(g, g, value=1 - 0.999)
-            step_size = lr / (1 - beta1**t)
-            denom = v.sqrt().div_(math.sqrt(1 - 0.999**t)).add_(1e-8)
-            p.addcdiv_(m * step_size, denom, value=-1.0)
+            for k, (rate, b1) in enumerate(zip(lr.view(-1).tolist(), beta1.view(-1).tolist())):
+                torch._fused_adam_([p[k]], [g[k]], [m[k]], [v[k]], [], [step], lr=rate, beta1=b1, beta2=0.999,
+                                   weight_decay=0.0, eps=1e-8, amsgrad=False, maximize=False)
         elif name == "nadam":
             m, v = state["first"], state["second"]
             mu = beta1 * (1.0 - 0.5 * 0.96 ** (t * 0.004))
