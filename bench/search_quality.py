@@ -28,6 +28,8 @@ classification) and, where it searches, the same wall-clock budget (``--budget``
                    is refitted on all training rows.
     (4) lightgbm   ``LGBMClassifier`` / ``LGBMRegressor`` with default parameters (no search,
                    no budget; its fit time is reported).
+    (5) archtune_solo  (1) with ``population=False``: one trial at a time (only when named in
+                   ``--tools``), to measure what cohort training does to a search.
 
 Scores: accuracy (classification), R^2 and RMSE (regression) on the 20% test rows, which no
 tool sees before scoring. Per tool and dataset the table reports trials finished (archtune:
@@ -101,9 +103,11 @@ DATASETS: dict[str, tuple[str, str]] = {
 }
 DEFAULT_DATASETS = ("magic", "adult", "house", "cpu_act")
 QUICK_DATASETS = ("magic", "house")
-TOOLS = ("archtune", "loop", "sklearn", "lightgbm")
+TOOLS = ("archtune", "loop", "sklearn", "lightgbm", "archtune_solo")
+DEFAULT_TOOLS = ("archtune", "loop", "sklearn", "lightgbm")
 TOOL_NAMES = {
     "archtune": "archtune Auto*",
+    "archtune_solo": "archtune Auto* population=False",
     "loop": "Optuna TPE + hand loop",
     "sklearn": "RandomizedSearchCV MLP",
     "lightgbm": "LightGBM defaults",
@@ -247,14 +251,15 @@ class Clock:
 # --------------------------------------------------------------------------- (1) archtune
 
 
-def run_archtune(data: Data, budget: float, seed: int, baselines: bool) -> Result:
+def run_archtune(data: Data, budget: float, seed: int, baselines: bool, population: bool = True) -> Result:
     import optuna
 
     from archtune.auto import AutoNeuralClassifier, AutoNeuralRegressor  # not exported by archtune/__init__.py
 
     cls = AutoNeuralClassifier if data.task == "classification" else AutoNeuralRegressor
-    model = cls(budget=f"{int(round(budget))}s", random_state=seed, baselines=baselines, verbose=0)
-    res = Result(data.name, "archtune")
+    model = cls(budget=f"{int(round(budget))}s", random_state=seed, baselines=baselines, population=population,
+                verbose=0)
+    res = Result(data.name, "archtune" if population else "archtune_solo")
     start = dt.datetime.now()
     try:
         with Clock() as clock:
@@ -714,7 +719,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--budget", type=float, default=None, help="seconds per searching tool (default 180)")
     parser.add_argument("--datasets", default=None,
                         help=f"comma-separated, from {','.join(DATASETS)} (default {','.join(DEFAULT_DATASETS)})")
-    parser.add_argument("--tools", default=",".join(TOOLS), help=f"comma-separated subset of {','.join(TOOLS)}")
+    parser.add_argument("--tools", default=",".join(DEFAULT_TOOLS),
+                        help=f"comma-separated subset of {','.join(TOOLS)} (archtune_solo: population=False)")
     parser.add_argument("--max-rows", type=int, default=20000, help="subsample larger tables (default 20000)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1, help="torch/BLAS/OpenMP threads for every tool (default 1)")
@@ -765,8 +771,8 @@ def main(argv: list[str] | None = None) -> int:
               f"{extra}; train {len(data.X_train)}, test {len(data.X_test)}", file=sys.stderr)
         for tool in tools:
             load_before = _loadavg()
-            if tool == "archtune":
-                r = run_archtune(data, budget, args.seed, args.archtune_baselines)
+            if tool in ("archtune", "archtune_solo"):
+                r = run_archtune(data, budget, args.seed, args.archtune_baselines, population=tool == "archtune")
             elif tool == "loop":
                 r = run_loop(data, budget, args.seed, max_epochs, args.loop_final)
             elif tool == "sklearn":
@@ -797,7 +803,7 @@ def main(argv: list[str] | None = None) -> int:
         for tool in tools:
             r = by[(name, tool)]
             searching = tool != "lightgbm"
-            finished = f"{r.trials_finished} ({r.trials_pruned})" if tool == "archtune" else (
+            finished = f"{r.trials_finished} ({r.trials_pruned})" if tool.startswith("archtune") else (
                 str(r.trials_finished) if searching else "-")
             print(f"| {label} | {TOOL_NAMES[tool]} | {_fmt(r.test_score, '.4f')}"
                   f"{' (' + r.error.split(':')[0] + ')' if r.error else ''} | "
@@ -816,7 +822,7 @@ def main(argv: list[str] | None = None) -> int:
     verdicts: list[tuple[str, bool, str]] = []
     comparisons: list[dict[str, Any]] = []
     if "archtune" in tools:
-        for rival in [t for t in ("loop", "sklearn", "lightgbm") if t in tools]:
+        for rival in [t for t in ("loop", "sklearn", "lightgbm", "archtune_solo") if t in tools]:
             wins, per = 0, []
             for name in names:
                 a, b = by[(name, "archtune")], by[(name, rival)]

@@ -363,3 +363,19 @@ def test_population_false_trains_one_at_a_time():
     assert all("cohort" not in t.user_attrs and "cohort_leader" not in t.user_attrs for t in model.study_.trials)
     with pytest.raises(InvalidParameterError, match="population"):
         AutoNeuralClassifier(budget=2, population=0).fit(X, y)
+
+
+def test_interrupt_ends_the_epoch_and_stops_every_member_with_its_weights():
+    data = _magic(torch.float64, n=600)
+    modules, configs = _members(data[0], torch.float64, MLP_WIDTHS, max_epochs=8)
+    _, Xtr, ytr, Xva, yva = data
+    calls = []
+    trainer = PopulationTrainer([copy.deepcopy(m) for m in modules], configs,
+                                make_member_loss("binary", "cross_entropy"), make_member_metric("binary"),
+                                interrupt=lambda: calls.append(1) or len(calls) > 7)
+    results = trainer.fit(Xtr, ytr, Xva, yva)
+    steps_per_epoch = -(-len(Xtr) // configs[0].batch_size)
+    assert len(calls) < 2 * steps_per_epoch  # it stopped in the second epoch, not at the end of training
+    for r in results:
+        assert r.status == "complete" and len(r.history) == 2 and r.state is not None
+        assert "val_loss" in r.history[-1]

@@ -77,12 +77,16 @@ class PopulationTrainer:
         stop that member (the exception is kept in its result).
     divergence_limit : float, optional
         A member whose training loss exceeds it has diverged (see `TerminateOnNaN`).
+    interrupt : callable, optional
+        Checked every step; when it returns True the current epoch ends at once (its
+        validation still runs and the callbacks see it) and every member stops with its best
+        weights so far. A cohort's epoch is K members long, too long to wait for at a deadline.
     """
 
     def __init__(self, modules: Sequence[torch.nn.Module], configs: Sequence[TrainConfig], loss: MemberLoss,
                  metric: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], metric_name: str = "metric",
                  callbacks: Sequence[Sequence[Callback]] | None = None, device: torch.device | str = "cpu",
-                 divergence_limit: float | None = None):
+                 divergence_limit: float | None = None, interrupt: Callable[[], bool] | None = None):
         if len({(c.optimizer, c.batch_size) for c in configs}) > 1:
             raise InvalidParameterError("members of a population must share optimizer and batch_size")
         self.net = StackedNetwork(modules)
@@ -93,6 +97,7 @@ class PopulationTrainer:
         self.callbacks = [list(c) for c in (callbacks or [[] for _ in configs])]
         self.device = torch.device(device)
         self.divergence_limit = divergence_limit
+        self.interrupt = interrupt
 
     # ------------------------------------------------------------------ public
 
@@ -129,9 +134,13 @@ class PopulationTrainer:
             perm = torch.randperm(n, generator=generator).to(self.device)
             loss_sum = torch.zeros(len(active), device=self.device, dtype=torch.float64)  # as Trainer
             seen = 0
+            interrupted = False
             for start in range(0, n, batch_size):
                 idx = perm[start:start + batch_size]
                 if has_batchnorm and len(idx) < 2:
+                    break
+                if seen and self.interrupt is not None and self.interrupt():
+                    interrupted = True
                     break
                 lrs = self._rates([factors[k] * configs[k].learning_rate for k in active])
                 losses = self._step(X[idx], y[idx], lrs)
@@ -174,7 +183,7 @@ class PopulationTrainer:
                     results[k].status, results[k].error = "stopped", exc
                     leaving.append(pos)
                     continue
-                done = (epoch >= cfg.max_epochs or views[k].stop_training
+                done = (epoch >= cfg.max_epochs or views[k].stop_training or interrupted
                         or (cfg.early_stopping and stale[k] >= cfg.patience))
                 if done:
                     if not cfg.early_stopping or results[k].state is None:

@@ -385,6 +385,10 @@ class Search:
 
         member_of: dict[int, Any] = {}
 
+        # A cohort's epoch lasts K members' epochs: at the time the best trial's refit needs,
+        # the cohort stops mid-epoch rather than at the end of a long one.
+        stop_at = None if self.deadline is None else self.deadline - self.refit_reserve()
+        interrupt = None if stop_at is None else (lambda: time.monotonic() >= stop_at)
         for fold, split in enumerate(self.splits):
             alive = [t for t in group if t.number not in outcomes]
             if not alive:
@@ -397,7 +401,7 @@ class Search:
             try:
                 errors = fit_population(estimators, split.X_train, split.y_train,
                                         validation_data=(split.X_val, split.y_val),
-                                        callbacks=[[r] for r in reporters])
+                                        callbacks=[[r] for r in reporters], interrupt=interrupt)
             except (ArchtuneError, ValueError) as exc:
                 for t in alive:
                     outcomes[t.number] = TrialOutcome(TrialState.FAIL, attrs={
