@@ -48,7 +48,8 @@ class SearchProgress:
         else:
             done = min(elapsed, self.seconds or 0)
             left = max(0.0, (self.seconds or 0) - elapsed)
-        status = (f"{c['complete']} complete, {c['pruned']} pruned, {c['failed']} failed | best {best} | "
+        running = f", {c['running']} training" if c["running"] else ""
+        status = (f"{c['complete']} complete, {c['pruned']} pruned, {c['failed']} failed{running} | best {best} | "
                   f"~{_clock(left)} left")
         self._progress.update(self._task, completed=done, status=status)
 

@@ -332,6 +332,14 @@ class Search:
             for trial in trials:
                 self._tell(trial, outcomes.get(trial.number, interrupted))
 
+    def _show_progress(self) -> None:
+        """Progress while a cohort trains (its trials are told only when it ends); at most
+        once a second, since it reads the study."""
+        now = time.monotonic()
+        if self.progress is not None and now - getattr(self, "_shown", 0.0) >= 1.0:
+            self._shown = now
+            self.progress(self)
+
     def _enqueue_follower(self, leader: optuna.trial.Trial, leader_params: dict[str, Any]) -> None:
         """Queue a trial with the leader's structure, unless trials are already waiting (the
         retries of interrupted trials, which go first)."""
@@ -373,6 +381,7 @@ class Search:
         def reporter_for(trial: optuna.trial.Trial, fold: int) -> EpochReporter:
             def report(epoch: int, value: float) -> bool:
                 trial.report(value, epoch)
+                self._show_progress()
                 return not trial.should_prune()
 
             reporter = EpochReporter(self.epoch_key, self.epoch_sign, report if fold == 0 else (lambda e, v: True),
