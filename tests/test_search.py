@@ -263,7 +263,9 @@ def test_resume_after_sigkill_finishes_exactly_the_requested_trials(magic, tmp_p
         interrupted = study.trials[trial.number]
         assert interrupted.state == optuna.trial.TrialState.FAIL
         retries = [t for t in study.trials if t.system_attrs.get("failed_trial") == interrupted.number]
-        assert len(retries) == 1 and retries[0].params == interrupted.params
+        # The kill may land while a just-asked trial is still sampling: its retry keeps every
+        # parameter chosen so far and samples the rest.
+        assert len(retries) == 1 and interrupted.params.items() <= retries[0].params.items()
         assert retries[0].state in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
     # The result is usable: a bundle, a leaderboard, and `archtune leaderboard` reprints it.
     assert (out / "archtune.json").is_file() and (out / "leaderboard.csv").is_file()
