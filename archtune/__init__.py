@@ -23,6 +23,8 @@ _EXPORTS = {
     "NeuralRegressor": "archtune.estimators",
     "list_datasets": "archtune.data.datasets",
     "load_dataset": "archtune.data.datasets",
+    "lr_find": "archtune.doctor.lr_finder",
+    "LRFinderResult": "archtune.doctor.lr_finder",
     "load_table": "archtune.data.readers",
     "load": "archtune.io",
     "save": "archtune.io",

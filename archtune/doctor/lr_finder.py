@@ -1,0 +1,235 @@
+"""The learning-rate finder: which learning rate should this network train with?
+
+Two procedures, both on a throwaway copy of the estimator's initial network:
+
+- ``method="range"``: the exponential range test (Smith, 2015; fast.ai's ``lr_find``). One
+  pass of mini-batch steps while the rate grows geometrically from ``start_lr`` to
+  ``end_lr``, recording the loss, until it diverges. Suggestions: the rate where the smoothed
+  loss falls fastest (the steepest descent, per unit of log learning rate), and the largest
+  rate at which the loss was still no worse than where it started (the largest stable rate).
+- ``method="divide"``: the practitioner's rule "start high, divide by 3 until training stops
+  diverging": from ``end_lr``, train ``probe_steps`` steps at a constant rate from the same
+  initial weights; while the loss does not end below 0.8 of where it began, divide by 3, and
+  suggest a tenth of the first rate that trains.
+
+    from archtune import NeuralClassifier, lr_find
+    result = lr_find(NeuralClassifier(units=128), X, y)
+    print(result)                      # a text summary with both suggestions
+    result.plot("lr.png")              # loss against learning rate (needs matplotlib)
+    NeuralClassifier(units=128, learning_rate=result.suggestion).fit(X, y)
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from archtune.checks import check_choice, check_number
+from archtune.errors import InvalidParameterError
+
+
+# "divide": a rate trains when the loss at the end of the probe is at most this share of the
+# loss at its start (a rate that merely does not blow up can still oscillate uselessly).
+STABLE_RATIO = 0.8
+
+
+@dataclass
+class LRFinderResult:
+    """What the finder measured, and what it suggests."""
+
+    method: str
+    lrs: list[float] = field(default_factory=list)
+    losses: list[float] = field(default_factory=list)
+    smoothed: list[float] = field(default_factory=list)
+    steepest: float | None = None  # range test: fastest descent of the smoothed loss
+    largest_stable: float | None = None  # largest rate whose loss had not risen above the start
+    suggestion: float = 1e-3
+
+    def __str__(self) -> str:
+        lines = [f"learning-rate finder ({self.method}): suggested learning_rate={self.suggestion:.3g}"]
+        if self.method == "range":
+            lines.append(f"  steepest descent of the loss at {self.steepest:.3g}" if self.steepest else
+                         "  the loss never fell: no steepest-descent point")
+            if self.largest_stable:
+                lines.append(f"  largest stable rate {self.largest_stable:.3g} (the loss diverges above it)")
+            lines.append(f"  {len(self.lrs)} steps from {self.lrs[0]:.1e} to {self.lrs[-1]:.1e}")
+        else:
+            tried = ", ".join(f"{lr:.3g}" + (" did not train" if not ok else " trains")
+                              for lr, ok in zip(self.lrs, [math.isfinite(v) and v <= STABLE_RATIO
+                                                           for v in self.losses]))
+            lines.append(f"  tried, from the top, dividing by 3: {tried}; suggested a tenth of the first that trains")
+        return "\n".join(lines)
+
+    def plot(self, path: str | Path) -> Path:
+        """Loss against learning rate (log axis) as a PNG, with the suggestions marked."""
+        try:
+            import matplotlib
+
+            matplotlib.use("Agg")
+            import matplotlib.pyplot as plt
+        except ImportError as exc:  # pragma: no cover - matplotlib ships with the test extras
+            raise InvalidParameterError("plotting needs matplotlib: pip install 'archtune[plot]'") from exc
+        fig, ax = plt.subplots(figsize=(6, 4))
+        ax.plot(self.lrs, self.losses, alpha=0.35, label="loss")
+        if self.smoothed:
+            ax.plot(self.lrs, self.smoothed, label="smoothed")
+        for value, name, style in ((self.steepest, "steepest", "--"), (self.largest_stable, "largest stable", ":"),
+                                   (self.suggestion, "suggestion", "-")):
+            if value:
+                ax.axvline(value, linestyle=style, color="k", alpha=0.6, label=f"{name} {value:.2g}")
+        ax.set_xscale("log")
+        ax.set_xlabel("learning rate")
+        ax.set_ylabel("training loss" if self.method == "range" else "final / initial loss")
+        ax.legend()
+        fig.tight_layout()
+        path = Path(path)
+        fig.savefig(path, dpi=100)
+        plt.close(fig)
+        return path
+
+
+def lr_find(estimator: Any, X: Any, y: Any, *, method: str = "range", start_lr: float = 1e-7,
+            end_lr: float = 10.0, num_steps: int = 100, smoothing: float = 0.05, divergence: float = 4.0,
+            probe_steps: int = 50) -> LRFinderResult:
+    """Run the learning-rate finder for ``estimator``'s network on (X, y).
+
+    Parameters
+    ----------
+    estimator : NeuralClassifier or NeuralRegressor
+        Unfitted or fitted; it is not changed. Its optimiser, batch size and architecture are
+        used as given.
+    method : {"range", "divide"}
+    start_lr, end_lr : float
+        The range of the test ("divide" starts at ``end_lr``).
+    num_steps : int
+        Steps of the range test (the data is cycled if it has fewer batches).
+    smoothing : float
+        Weight of the newest loss in the exponential moving average.
+    divergence : float
+        The range test stops once the smoothed loss exceeds this multiple of its best.
+    probe_steps : int
+        Steps per trial rate of the "divide" method.
+    """
+    check_choice("method", method, ("range", "divide"))
+    check_number("start_lr", start_lr, 0.0, low_open=True)
+    check_number("end_lr", end_lr, start_lr, low_open=True)
+    check_number("num_steps", num_steps, 5, integer=True)
+    check_number("smoothing", smoothing, 0.0, 1.0, low_open=True)
+    check_number("divergence", divergence, 1.0, low_open=True)
+    check_number("probe_steps", probe_steps, 1, integer=True)
+    est = copy.deepcopy(estimator)
+    prepared = est._prepare(X, y, None)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(prepared.seed)
+        module = est._build_module(prepared).to(prepared.device)
+        loss_fn = est._make_loss(prepared)
+        batches = _batches(prepared)
+        if method == "range":
+            return _range_test(module, prepared.train_config, loss_fn, batches, start_lr, end_lr, num_steps,
+                               smoothing, divergence)
+        return _divide_by_three(module, prepared.train_config, loss_fn, batches, end_lr, probe_steps)
+
+
+def _batches(prepared: Any):
+    """An endless stream of shuffled mini-batches of the training rows."""
+    X, y = prepared.X_train.to(prepared.device), prepared.y_train.to(prepared.device)
+    n = len(X)
+    size = max(2, min(prepared.train_config.batch_size, n))
+    generator = torch.Generator().manual_seed(prepared.seed)
+    while True:
+        perm = torch.randperm(n, generator=generator).to(X.device)
+        for start in range(0, n - size + 1, size):  # full batches only: batch norm needs 2+ rows
+            idx = perm[start:start + size]
+            yield X[idx], y[idx]
+
+
+def _optimizer(module: torch.nn.Module, config: Any, lr: float) -> torch.optim.Optimizer:
+    from archtune.train.optim import make_optimizer
+
+    return make_optimizer(dataclasses.replace(config, learning_rate=lr), module.parameters())
+
+
+def _step(module, optimizer, loss_fn, xb, yb) -> float:
+    optimizer.zero_grad(set_to_none=True)
+    loss = loss_fn(module(xb), yb)
+    loss.backward()
+    optimizer.step()
+    return float(loss.detach())
+
+
+def _range_test(module, config, loss_fn, batches, start_lr, end_lr, num_steps, smoothing,
+                divergence) -> LRFinderResult:
+    module = copy.deepcopy(module).train()
+    optimizer = _optimizer(module, config, start_lr)
+    ratio = (end_lr / start_lr) ** (1 / (num_steps - 1))
+    result = LRFinderResult("range")
+    average, best = None, math.inf
+    for i in range(num_steps):
+        lr = start_lr * ratio**i
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        xb, yb = next(batches)
+        loss = _step(module, optimizer, loss_fn, xb, yb)
+        if not math.isfinite(loss):
+            break
+        average = loss if average is None else (1 - smoothing) * average + smoothing * loss
+        result.lrs.append(lr)
+        result.losses.append(loss)
+        result.smoothed.append(average)
+        best = min(best, average)
+        if average > divergence * best:
+            break
+    if len(result.lrs) < 3:
+        raise InvalidParameterError(f"the loss diverged at once (learning rate {start_lr:g}); lower start_lr")
+    log_lr = np.log10(result.lrs)
+    smooth = np.asarray(result.smoothed)
+    # Up to the minimum of the smoothed loss: past it the loss is diverging.
+    stop = int(np.argmin(smooth)) + 1
+    slopes = np.gradient(smooth[:stop], log_lr[:stop]) if stop >= 3 else np.array([])
+    if slopes.size and slopes.min() < 0:
+        result.steepest = float(result.lrs[int(np.argmin(slopes))])
+    start_loss = smooth[0]
+    stable = [lr for lr, s in zip(result.lrs, smooth) if s <= start_loss]
+    result.largest_stable = float(stable[-1]) if stable else None
+    # The steepest point can sit on a small early dip; never suggest more than a tenth of the
+    # rate at which the loss was lowest, the usual safety margin of the range test.
+    at_minimum = result.lrs[stop - 1]
+    candidates = [v for v in (result.steepest, at_minimum / 10) if v]
+    result.suggestion = float(min(candidates))
+    return result
+
+
+def _divide_by_three(module, config, loss_fn, batches, end_lr, probe_steps) -> LRFinderResult:
+    result = LRFinderResult("divide")
+    fixed = [next(batches) for _ in range(probe_steps)]
+    lr = end_lr
+    while lr > 1e-7:
+        trial = copy.deepcopy(module).train()
+        optimizer = _optimizer(trial, config, lr)
+        with torch.no_grad():
+            first = float(loss_fn(trial(fixed[0][0]), fixed[0][1]))
+        losses = [_step(trial, optimizer, loss_fn, xb, yb) for xb, yb in fixed]
+        tail = float(np.mean(losses[-max(1, probe_steps // 5):]))
+        ratio = tail / first if math.isfinite(tail) and first > 0 else math.inf
+        result.lrs.append(lr)
+        result.losses.append(ratio)
+        if math.isfinite(ratio) and ratio <= STABLE_RATIO:
+            # The first rate that trains is at the edge of stability, where adaptive optimisers
+            # still oscillate (measured on magic with Adam: 0.37 "trains", 0.12 reaches 0.77
+            # accuracy against 0.87 at 0.03): back off a decade, as the range test does.
+            result.largest_stable = lr
+            result.suggestion = lr / 10
+            return result
+        lr /= 3
+    raise InvalidParameterError("training diverged at every learning rate down to 1e-7; check the data "
+                                "(scaling, target) and the architecture")
+
+
+__all__ = ["LRFinderResult", "lr_find"]

@@ -1,0 +1,64 @@
+"""The learning-rate finder (issue 5, first part): its suggestion trains as well as the best
+of a grid of fixed rates on real data, and it leaves the estimator untouched."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from archtune import NeuralClassifier, lr_find
+from archtune.errors import InvalidParameterError
+from tests.conftest import load_shared
+
+GRID = [1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2]
+
+
+@pytest.fixture(scope="module")
+def magic():
+    # 3000 test rows: with 1000, one fit's accuracy varies by about a point between nearby
+    # learning rates, the size of the margin under test.
+    X, y = load_shared("magic.tsv.gz", n=10000, seed=2)
+    return X[:7000], y[:7000], X[7000:], y[7000:]
+
+
+def _accuracy(lr, magic):
+    X, y, Xt, yt = magic
+    return NeuralClassifier(random_state=0, learning_rate=lr, max_epochs=20).fit(X, y).score(Xt, yt)
+
+
+def test_range_test_suggestion_is_within_one_point_of_the_best_fixed_rate(magic):
+    X, y, _, _ = magic
+    result = lr_find(NeuralClassifier(random_state=0), X, y)
+    assert result.method == "range" and 1e-5 < result.suggestion < 1e-1
+    # The loss fell and then diverged: the curve has the shape the suggestions rest on.
+    assert min(result.smoothed) < result.smoothed[0] < max(result.smoothed)
+    assert result.largest_stable is not None and result.largest_stable > result.suggestion
+    best = max(_accuracy(lr, magic) for lr in GRID)
+    assert _accuracy(result.suggestion, magic) >= best - 0.01
+
+
+def test_divide_by_three_stops_at_the_first_rate_that_trains(magic):
+    X, y, _, _ = magic
+    result = lr_find(NeuralClassifier(random_state=0), X, y, method="divide", end_lr=10.0)
+    assert result.lrs[0] == 10.0 and np.allclose(np.diff(np.log(result.lrs)), -np.log(3))
+    assert all(r > 0.8 for r in result.losses[:-1]) and result.losses[-1] <= 0.8
+    assert result.suggestion == pytest.approx(result.lrs[-1] / 10)
+    assert "trains" in str(result)
+
+
+def test_estimator_is_unchanged_and_the_plot_is_written(magic, tmp_path):
+    X, y, _, _ = magic
+    est = NeuralClassifier(random_state=0, units=32)
+    result = lr_find(est, X[:1000], y[:1000], num_steps=30)
+    assert not hasattr(est, "module_") and est.get_params()["learning_rate"] == 1e-3
+    path = result.plot(tmp_path / "lr.png")
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "suggested learning_rate" in str(result)
+
+
+def test_bad_parameters_are_named(magic):
+    X, y, _, _ = magic
+    with pytest.raises(InvalidParameterError, match="method"):
+        lr_find(NeuralClassifier(), X, y, method="bisect")
+    with pytest.raises(InvalidParameterError, match="end_lr"):
+        lr_find(NeuralClassifier(), X, y, start_lr=1.0, end_lr=0.1)
