@@ -27,7 +27,7 @@ from archtune.config import (
     resolve_batch_size,
     resolve_hidden_sizes,
 )
-from archtune.data.preprocess import Preprocessor, as_frame, infer_column_kinds
+from archtune.data.preprocess import Preprocessor, as_frame, column_differences, infer_column_kinds, list_columns
 from archtune.data.target import encode_classes, regression_target, target_array
 from archtune.errors import DataError, InvalidParameterError
 from archtune.models import InputSpec, build_model
@@ -404,18 +404,13 @@ def _match_columns(frame: pd.DataFrame, fitted: list[str], owner: str, what: str
     """Select the fitted columns by name; missing or reordered columns are errors, extra ones
     are ignored with a warning."""
     given = [str(c) for c in frame.columns]
-    missing = [c for c in fitted if c not in given]
+    missing, hint, extra = column_differences(fitted, given)
     if missing:
-        from archtune.errors import nearest
-
-        unseen = [c for c in given if c not in fitted]
-        hint = nearest(missing[0], unseen) if unseen else ""
-        shown = ", ".join(repr(c) for c in missing[:5]) + (" ..." if len(missing) > 5 else "")
-        raise DataError(f"{what} is missing {len(missing)} column(s) that {owner} was fitted with: {shown}{hint}")
-    extra = [c for c in given if c not in fitted]
+        raise DataError(f"{what} is missing {len(missing)} column(s) that {owner} was fitted with: "
+                        f"{list_columns(missing)}{hint}")
     if extra:
-        shown = ", ".join(repr(c) for c in extra[:5]) + (" ..." if len(extra) > 5 else "")
-        warnings.warn(f"{what} has {len(extra)} column(s) not seen in fit, ignored: {shown}", UserWarning, stacklevel=4)
+        warnings.warn(f"{what} has {len(extra)} column(s) not seen in fit, ignored: {list_columns(extra)}",
+                      UserWarning, stacklevel=4)
         given = [c for c in given if c in fitted]
     if given != fitted:
         first = next(i for i, (a, b) in enumerate(zip(given, fitted)) if a != b)

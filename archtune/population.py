@@ -92,9 +92,8 @@ def fit_population(estimators: Sequence[Any], X: Any, y: Any, validation_data: t
                 f"optimizer, batch_size, loss and the data parameters ({', '.join(_DATA_PARAMS)}) must match")
         # The data-derived attributes (preprocessor_, classes_, n_features_in_, ...) are the
         # leader's: the same rows went through the same pipeline.
-        for name in ("feature_names_in_",):
-            if name not in fitted_data and hasattr(est, name):
-                delattr(est, name)
+        if "feature_names_in_" not in fitted_data and hasattr(est, "feature_names_in_"):
+            del est.feature_names_in_
         for name, value in fitted_data.items():
             setattr(est, name, value)
         members.append(dataclasses.replace(prepared, model_config=est._validate_params(),

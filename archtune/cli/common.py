@@ -8,7 +8,7 @@ import click
 import numpy as np
 import pandas as pd
 
-from archtune.data.preprocess import row_label
+from archtune.data.preprocess import column_differences, list_columns, row_label
 from archtune.errors import ArchtuneError, DataError, InvalidParameterError, nearest
 
 
@@ -69,6 +69,22 @@ def check_settings(settings: tuple[str, ...], task: str) -> None:
     raise first_error
 
 
+def load_training_table(data: str, target: str, task: str) -> tuple[pd.DataFrame, pd.Series, str, str]:
+    """Read DATA, split off the target, check it, and settle the task ("auto" is inferred and
+    said); returns (X, y, task, source name)."""
+    from archtune.data.readers import load_table, source_name
+
+    frame = load_table(data)
+    name = source_name(data)
+    X, y = split_target(frame, target, name)
+    check_target(y, name)
+    if task == "auto":
+        task, reason = infer_task(y)
+        click.echo(f"task: {task} ({reason}; use --task to override)")
+    check_task_target(y, task, name)
+    return X, y, task, name
+
+
 def split_target(frame: pd.DataFrame, target: str, source: str) -> tuple[pd.DataFrame, pd.Series]:
     if target not in frame.columns:
         columns = [str(c) for c in frame.columns]
@@ -124,17 +140,13 @@ def select_features(frame: pd.DataFrame, model: Any, source: str) -> pd.DataFram
         return frame
     fitted = [str(c) for c in fitted]
     given = [str(c) for c in frame.columns]
-    missing = [c for c in fitted if c not in given]
+    missing, hint, extra = column_differences(fitted, given)
     if missing:
-        unseen = [c for c in given if c not in fitted]
-        hint = nearest(missing[0], unseen) if unseen else ""
-        shown = ", ".join(repr(c) for c in missing[:5]) + (" ..." if len(missing) > 5 else "")
-        raise DataError(f"{source}: missing {len(missing)} column(s) the model was trained with: {shown}{hint}")
-    extra = [c for c in given if c not in fitted]
+        raise DataError(f"{source}: missing {len(missing)} column(s) the model was trained with: "
+                        f"{list_columns(missing)}{hint}")
     if extra:
-        shown = ", ".join(repr(c) for c in extra[:5]) + (" ..." if len(extra) > 5 else "")
-        click.echo(f"archtune: note: ignoring {len(extra)} column(s) the model was not trained with: {shown}",
-                   err=True)
+        click.echo(f"archtune: note: ignoring {len(extra)} column(s) the model was not trained with: "
+                   f"{list_columns(extra)}", err=True)
     frame = frame.set_axis(given, axis=1)
     return frame[fitted]
 

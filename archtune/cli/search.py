@@ -13,13 +13,10 @@ import pandas as pd
 from archtune.cli import cli
 from archtune.cli.common import (
     _echo_metrics,
-    check_target,
-    check_task_target,
     holdout_metrics,
     holdout_split,
-    infer_task,
+    load_training_table,
     parse_value,
-    split_target,
 )
 from archtune.errors import DataError, InvalidParameterError
 
@@ -160,7 +157,7 @@ def tune(data: str, target: str | None, task: str, budget: str, trials: int | No
          holdout: float, n_jobs: int, population: bool, seed: int, out: Path, quiet: bool) -> None:
     """Search network architectures and training settings for DATA, keep the best."""
     from archtune.data.datasets import BUILTIN_DATASETS, BUILTIN_TARGET
-    from archtune.data.readers import check_source, load_table, source_name
+    from archtune.data.readers import check_source
 
     check_source(data)
     if target is None:
@@ -190,14 +187,7 @@ def tune(data: str, target: str | None, task: str, budget: str, trials: int | No
                                     f"{len(existing.trials)} trials; pass --resume to continue it, or choose "
                                     "another --out or --study")
 
-    frame = load_table(data)
-    name = source_name(data)
-    X, y = split_target(frame, target, name)
-    check_target(y, name)
-    if task == "auto":
-        task, reason = infer_task(y)
-        click.echo(f"task: {task} ({reason}; use --task to override)")
-    check_task_target(y, task, name)
+    X, y, task, name = load_training_table(data, target, task)
     from archtune.data.preprocess import infer_column_kinds
 
     infer_column_kinds(X, where=name)

@@ -16,14 +16,11 @@ from archtune.cli import cli
 from archtune.cli.common import (
     _echo_metrics,
     check_settings,
-    check_target,
-    check_task_target,
     holdout_metrics,
     holdout_split,
-    infer_task,
+    load_training_table,
     parse_settings,
     select_features,
-    split_target,
 )
 from archtune.errors import InvalidParameterError
 
@@ -50,7 +47,7 @@ def fit(data: str, target: str | None, task: str, settings: tuple[str, ...], hol
         out: Path, quiet: bool) -> None:
     """Train one network on DATA (a CSV/TSV/Parquet file, or a built-in dataset name)."""
     from archtune.data.datasets import BUILTIN_DATASETS, BUILTIN_TARGET
-    from archtune.data.readers import check_source, load_table, source_name
+    from archtune.data.readers import check_source
 
     check_source(data)  # a mistyped path fails at once, before PyTorch is even imported
     from archtune.data.preprocess import infer_column_kinds
@@ -65,14 +62,7 @@ def fit(data: str, target: str | None, task: str, settings: tuple[str, ...], hol
         raise InvalidParameterError(f"--out {out}: exists and is not a directory")
     # Parameters are checked before the data is read: a typo should not cost a long load.
     check_settings(settings, task)
-    frame = load_table(data)
-    name = source_name(data)
-    X, y = split_target(frame, target, name)
-    check_target(y, name)
-    if task == "auto":
-        task, reason = infer_task(y)
-        click.echo(f"task: {task} ({reason}; use --task to override)")
-    check_task_target(y, task, name)
+    X, y, task, name = load_training_table(data, target, task)
     cls = NeuralClassifier if task == "classification" else NeuralRegressor
     params = {"random_state": seed, "verbose": 0 if quiet else 1, **parse_settings(settings, cls)}
     model = cls(**params)

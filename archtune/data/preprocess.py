@@ -60,6 +60,22 @@ def as_frame(X: Any, what: str = "X") -> tuple[pd.DataFrame, bool]:
     return pd.DataFrame(arr, columns=[f"x{i}" for i in range(arr.shape[1])]), False
 
 
+def column_differences(fitted: list[str], given: list[str]) -> tuple[list[str], str, list[str]]:
+    """Fitted columns missing from ``given`` (with a did-you-mean hint for the first) and the
+    columns of ``given`` that were not fitted."""
+    from archtune.errors import nearest
+
+    missing = [c for c in fitted if c not in given]
+    extra = [c for c in given if c not in fitted]
+    hint = nearest(missing[0], extra) if missing and extra else ""
+    return missing, hint, extra
+
+
+def list_columns(names: list[str], limit: int = 5) -> str:
+    """'a', 'b', 'c' ... for an error message."""
+    return ", ".join(repr(c) for c in names[:limit]) + (" ..." if len(names) > limit else "")
+
+
 def row_label(index: pd.Index, position: int) -> str:
     """How an error names the row at ``position``: its 1-based number, or its index label."""
     label = index[position]

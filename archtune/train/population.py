@@ -214,6 +214,7 @@ class PopulationTrainer:
         self.l2 = col([c.l2 for c in configs])
         self.clip = col([c.gradient_clip if c.gradient_clip is not None else math.inf for c in configs])
         self.max_norm = col([c.max_norm if c.max_norm is not None else math.inf for c in configs])
+        self.penalised = any(c.l1 > 0 or c.l2 > 0 for c in configs)  # else skip the penalty terms
         self.optimizer = configs[0].optimizer
         flat = self.net.flat
         self.state: dict[str, torch.Tensor] = {}
@@ -235,11 +236,12 @@ class PopulationTrainer:
         net = self.net
         losses = self.loss(net(xb), yb)
         total = losses.sum()
-        decay = net.decay_mask.to(net.flat.dtype)
-        if bool((self.l1 > 0).any()):
-            total = total + (self.l1.squeeze(1) * (net.flat * decay).abs().sum(dim=1)).sum()
-        if bool((self.l2 > 0).any()):
-            total = total + (self.l2.squeeze(1) * (net.flat * decay).pow(2).sum(dim=1)).sum()
+        if self.penalised:
+            decay = net.decay_mask.to(net.flat.dtype)
+            if bool((self.l1 > 0).any()):
+                total = total + (self.l1.squeeze(1) * (net.flat * decay).abs().sum(dim=1)).sum()
+            if bool((self.l2 > 0).any()):
+                total = total + (self.l2.squeeze(1) * (net.flat * decay).pow(2).sum(dim=1)).sum()
         net.flat.grad = None
         total.backward()
         grad = net.flat.grad

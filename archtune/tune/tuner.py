@@ -282,16 +282,8 @@ class Search:
             try:
                 estimator.fit(split.X_train, split.y_train, validation_data=(split.X_val, split.y_val),
                               callbacks=callbacks)
-            except _Pruned as pruned:
-                return TrialOutcome(TrialState.PRUNED, attrs={
-                    "pruned_at_epoch": pruned.epoch, "fit_seconds": time.perf_counter() - started,
-                    "n_params": _n_params(self.make_estimator, params, split)})
-            except TrainingDivergedError as exc:
-                return TrialOutcome(TrialState.FAIL, attrs={"fail_reason": f"diverged: {exc}",
-                                                            "fit_seconds": time.perf_counter() - started})
-            except (ArchtuneError, ValueError) as exc:
-                return TrialOutcome(TrialState.FAIL, attrs={"fail_reason": f"invalid: {type(exc).__name__}: {exc}",
-                                                            "fit_seconds": time.perf_counter() - started})
+            except (_Pruned, ArchtuneError, ValueError) as exc:
+                return self._ended(exc, time.perf_counter() - started, params, split)
             value = float(self.score(estimator, split.X_val, split.y_val))
             if not math.isfinite(value):
                 return TrialOutcome(TrialState.FAIL, attrs={"fail_reason": f"diverged: validation score {value}"})
@@ -305,6 +297,17 @@ class Search:
         if len(scores) > 1:
             attrs["fold_scores"] = scores
         return TrialOutcome(TrialState.COMPLETE, value=float(np.mean(scores)), attrs=attrs)
+
+    def _ended(self, error: BaseException, seconds: float, params: dict[str, Any], split: Split) -> TrialOutcome:
+        """The outcome of a trial that training ended early: pruned, diverged or invalid."""
+        if isinstance(error, _Pruned):
+            return TrialOutcome(TrialState.PRUNED, attrs={
+                "pruned_at_epoch": error.epoch, "fit_seconds": seconds,
+                "n_params": _n_params(self.make_estimator, params, split)})
+        if isinstance(error, TrainingDivergedError):
+            return TrialOutcome(TrialState.FAIL, attrs={"fail_reason": f"diverged: {error}", "fit_seconds": seconds})
+        return TrialOutcome(TrialState.FAIL, attrs={"fail_reason": f"invalid: {type(error).__name__}: {error}",
+                                                    "fit_seconds": seconds})
 
     # ------------------------------------------------------------------ cohorts
 
@@ -424,16 +427,10 @@ class Search:
             for trial, est, reporter, error in zip(alive, estimators, reporters, errors):
                 number = trial.number
                 trained[number] += reporter.seconds + max(0.0, overhead)
-                if isinstance(error, _Pruned):
-                    outcomes[number] = TrialOutcome(TrialState.PRUNED, attrs={
-                        "pruned_at_epoch": error.epoch, "fit_seconds": trained[number],
-                        "n_params": _n_params(self.make_estimator, params[number], split), "cohort": len(group)})
-                elif isinstance(error, TrainingDivergedError):
-                    outcomes[number] = TrialOutcome(TrialState.FAIL, attrs={
-                        "fail_reason": f"diverged: {error}", "fit_seconds": trained[number]})
-                elif error is not None:
-                    outcomes[number] = TrialOutcome(TrialState.FAIL, attrs={
-                        "fail_reason": f"invalid: {type(error).__name__}: {error}", "fit_seconds": trained[number]})
+                if error is not None:
+                    outcomes[number] = self._ended(error, trained[number], params[number], split)
+                    if isinstance(error, _Pruned):
+                        outcomes[number].attrs["cohort"] = len(group)
                 else:
                     value = float(self.score(est, split.X_val, split.y_val))
                     if not math.isfinite(value):
