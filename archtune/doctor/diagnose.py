@@ -1,0 +1,195 @@
+"""`archtune.diagnose`: what is wrong with this network, and what to change.
+
+Given an unfitted estimator, the doctor trains a copy in an instrumented run (the estimator's
+own settings, at most ``max_epochs`` epochs) and watches its gradients, updates, losses and
+hidden units. Given a fitted estimator or a saved run directory, it reads the learning curves
+kept in the model and probes the fitted network on (X, y). Either way the data itself is
+checked too. Each detector is a function of numbers (archtune.doctor.detectors), so that what
+it decides is testable without training anything.
+
+    from archtune import NeuralClassifier, diagnose
+    print(diagnose(NeuralClassifier(hidden_layers=20, activation="sigmoid"), X, y))
+    # [error] vanishing_gradients: the first layer's gradient is 1e-09 of the output layer's ...
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from archtune.checks import check_number
+from archtune.doctor import data_checks, detectors
+from archtune.doctor.findings import Diagnosis, Finding
+from archtune.doctor.probes import (TrainingRecord, TrainingRecorder, duplicate_units, gradient_rms,
+                                    recording_loss, unit_stats)
+from archtune.errors import InvalidParameterError, TrainingDivergedError
+
+DEFAULT_EPOCHS = 30
+
+
+@dataclass
+class Evidence:
+    """Everything the detectors may look at; fields are None when not measured."""
+
+    task: str
+    history: pd.DataFrame
+    constant_loss: float  # loss of the best constant prediction (the prior / the mean)
+    record: TrainingRecord | None = None  # instrumented run only
+    grad_rms: list[list[float]] | None = None  # [batch or step][layer]
+    layers: list[str] = field(default_factory=list)
+    initial_units: list = field(default_factory=list)  # UnitStats before training
+    final_units: list = field(default_factory=list)  # UnitStats of the final network
+    initial_duplicates: list = field(default_factory=list)
+    final_duplicates: list = field(default_factory=list)
+    diverged: str | None = None  # the divergence message, if training diverged
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+def diagnose(model_or_run_dir: Any, X: Any = None, y: Any = None, *, max_epochs: int | None = None,
+             initialize: Callable[[nn.Module], None] | None = None) -> Diagnosis:
+    """Diagnose a network: an estimator (fitted or not) or a run directory saved by
+    ``archtune fit`` / ``archtune tune`` / `archtune.save`.
+
+    Parameters
+    ----------
+    model_or_run_dir : NeuralClassifier, NeuralRegressor, Auto estimator, or path
+        Unfitted: trained in an instrumented run on (X, y) first (the estimator is not
+        changed). Fitted or saved: its learning curves and weights are examined.
+    X, y : optional for a fitted model or a run directory
+        The data to probe the network with (and to check for data problems). Without them only
+        the learning curves and the weights are examined.
+    max_epochs : int, optional
+        Cap on the epochs of the instrumented run (default: the estimator's ``max_epochs``, at
+        most 30). Early stopping applies as the estimator says.
+    initialize : callable, optional
+        ``initialize(module)`` is applied to the freshly built network before the instrumented
+        run: diagnose a custom initialisation (e.g. biases set to a constant).
+    """
+    source, model = _resolve(model_or_run_dir)
+    if max_epochs is not None:
+        check_number("max_epochs", max_epochs, 1, integer=True)
+    if (X is None) != (y is None):
+        raise InvalidParameterError("pass both X and y, or neither")
+    fitted = hasattr(model, "module_")
+    if not fitted and X is None:
+        raise InvalidParameterError(f"{type(model).__name__} is not fitted: pass X and y for an instrumented run")
+    if fitted and initialize is not None:
+        raise InvalidParameterError("initialize applies to the instrumented run of an unfitted estimator only")
+
+    findings: list[Finding] = []
+    checked: list[str] = []
+    work = copy.deepcopy(model)  # _prepare sets fitted attributes: the caller's model is not touched
+    prepared = work._prepare(X, y, None) if X is not None else None  # the split and encoding fit uses
+    if prepared is not None:
+        findings += data_checks.run_all(work, X, y, prepared, checked)
+    if fitted:
+        evidence = _fitted_evidence(model, X, y)
+    else:
+        evidence = _instrumented_run(work, prepared, max_epochs, initialize)
+    findings += detectors.run_all(evidence, checked)
+    return Diagnosis(findings, checked, source)
+
+
+def _resolve(model_or_run_dir: Any) -> tuple[str, Any]:
+    if isinstance(model_or_run_dir, (str, os.PathLike)):
+        from archtune.io import load
+
+        return str(model_or_run_dir), load(Path(model_or_run_dir))
+    model = getattr(model_or_run_dir, "best_estimator_", model_or_run_dir)
+    if not hasattr(model, "_prepare"):
+        raise InvalidParameterError(f"diagnose takes an archtune estimator or a run directory, not "
+                                    f"{type(model_or_run_dir).__name__}")
+    return type(model).__name__, model
+
+
+def _base(est: Any, history: pd.DataFrame, loss_fn: Any = None, y: torch.Tensor | None = None) -> Evidence:
+    return Evidence(task=est._task, history=history, constant_loss=_constant_loss(est, loss_fn, y),
+                    params=est.get_params())
+
+
+def _constant_loss(est: Any, loss_fn: Any, y: torch.Tensor | None) -> float:
+    """The loss of the best constant prediction on ``y``: the class priors' log-odds, or the
+    (standardised) mean. A network whose loss stays near it has learned next to nothing."""
+    from archtune.train.losses import constant_prediction_loss
+
+    if loss_fn is None or y is None or len(y) == 0:
+        return float(constant_prediction_loss(est._task, est._n_outputs()))
+    if est._task == "regression":
+        outputs = torch.zeros(len(y), y.shape[1] if y.ndim > 1 else 1)
+    else:
+        counts = torch.bincount(y.long().reshape(-1), minlength=max(2, est._n_outputs())).double()
+        priors = (counts / counts.sum()).clamp_min(1e-12)
+        logits = (priors[1] / priors[0]).log().reshape(1) if est._task == "binary" else priors.log()
+        outputs = logits.float().expand(len(y), -1)
+    with torch.no_grad():
+        return float(loss_fn(outputs, y))
+
+
+def _instrumented_run(model: Any, prepared: Any, max_epochs: int | None,
+                      initialize: Callable[[nn.Module], None] | None) -> Evidence:
+    from archtune.train.loop import Trainer
+    from archtune.train.losses import make_metric
+
+    est = model
+    config = prepared.train_config
+    epochs = max_epochs if max_epochs is not None else min(config.max_epochs, DEFAULT_EPOCHS)
+    config = dataclasses.replace(config, max_epochs=epochs)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(prepared.seed)
+        module = est._build_module(prepared).to(prepared.device)
+        if initialize is not None:
+            with torch.no_grad():
+                initialize(module)
+        probe_rows = (prepared.X_val if prepared.X_val is not None else prepared.X_train).to(prepared.device)
+        initial_units = unit_stats(module, probe_rows)
+        initial_duplicates = duplicate_units(module)
+        recorder = TrainingRecorder(module)
+        trainer = Trainer(module, recording_loss(est._make_loss(prepared), recorder), config,
+                          metric=make_metric(est._task), metric_name=est._metric_name, callbacks=[recorder],
+                          device=prepared.device, divergence_limit=est._divergence_limit())
+        diverged = None
+        try:
+            trainer.fit(prepared.X_train, prepared.y_train, prepared.X_val, prepared.y_val)
+        except TrainingDivergedError as exc:
+            diverged = str(exc)
+    evidence = _base(est, pd.DataFrame(trainer.history.records), est._make_loss(prepared), prepared.y_train)
+    evidence.record = recorder.record
+    evidence.grad_rms = recorder.record.grad_rms
+    evidence.layers = recorder.record.layers
+    evidence.initial_units = initial_units
+    evidence.final_units = unit_stats(module, probe_rows) if diverged is None else []
+    evidence.initial_duplicates = initial_duplicates
+    evidence.final_duplicates = duplicate_units(module)
+    evidence.diverged = diverged
+    return evidence
+
+
+def _fitted_evidence(model: Any, X: Any, y: Any) -> Evidence:
+    from archtune.doctor.probes import weight_layers
+
+    evidence = _base(model, model.history_)
+    module = copy.deepcopy(model.module_).cpu()
+    evidence.layers = [name for name, _ in weight_layers(module)]
+    evidence.final_duplicates = duplicate_units(module)
+    if X is not None:
+        frame = model._check_frame(X)
+        X_t = torch.from_numpy(model.preprocessor_.transform(frame, "X"))
+        y_t = model._target_tensor(model._encode_target(np.asarray(y), "y"))
+        evidence.final_units = unit_stats(module, X_t)
+        from archtune.train.losses import make_loss
+
+        loss_fn = make_loss(model._task, model.train_config(len(X_t), 0).loss, None, torch.device("cpu"))
+        batch = model.train_config(len(X_t), 0).batch_size
+        evidence.grad_rms = gradient_rms(module, loss_fn, X_t, y_t, batch)
+        evidence.constant_loss = _constant_loss(model, loss_fn, y_t)
+    return evidence
