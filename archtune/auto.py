@@ -242,7 +242,7 @@ class _AutoBase(BaseEstimator):
                 f"failed{': ' + ', '.join(reasons) if reasons else ''}); give a larger budget or a smaller space")
         best = study.best_trial
         self.best_score_ = float(best.value)
-        self.best_params_ = {**space.sample(optuna.trial.FixedTrial(best.params)), **best.params}
+        self.best_params_ = _concrete({**space.sample(optuna.trial.FixedTrial(best.params)), **best.params}, best)
         self.best_trial_ = best
         self.best_estimator_ = self._refit(frame, y_arr, best, fixed, space,
                                            None if seconds is None else started + seconds)
@@ -265,7 +265,7 @@ class _AutoBase(BaseEstimator):
         With a time budget it stops at the budget's end, keeping the last epoch's weights."""
         import optuna
 
-        params = space.sample(optuna.trial.FixedTrial(best.params))
+        params = _concrete(space.sample(optuna.trial.FixedTrial(best.params)), best)
         params["max_epochs"] = max(1, int(best.user_attrs.get("best_epoch") or params["max_epochs"]))
         params["early_stopping"] = False
         estimator = self._neural(**{**fixed, **params})
@@ -334,6 +334,17 @@ class _StopAtDeadline(Callback):
         if self.deadline is not None and time.monotonic() >= self.deadline and logs["epoch"] < trainer.config.max_epochs:
             trainer.stop_training = True
             self.stopped_at = logs["epoch"]
+
+
+def _concrete(params: dict[str, Any], trial: Any) -> dict[str, Any]:
+    """Estimator parameters of a finished trial: with learning_rate="auto" in the space, the
+    rate the trial trained with (the finder's suggestion times its searched factor)."""
+    from archtune.tune.space import AUTO_LR_SCALE_PARAM
+
+    if AUTO_LR_SCALE_PARAM in params:
+        params = {k: v for k, v in params.items() if k != AUTO_LR_SCALE_PARAM}
+        params["learning_rate"] = float(trial.user_attrs["learning_rate"])
+    return params
 
 
 def _fixed_values(space: Any) -> dict[str, Any]:

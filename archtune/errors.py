@@ -27,6 +27,10 @@ class TrainingDivergedError(ArchtuneError, RuntimeError):
     """The loss became NaN or infinite during training."""
 
 
+class DeadNetworkError(ArchtuneError, RuntimeError):
+    """The network gives the same output for every row: a whole layer of units is inactive."""
+
+
 class BundleError(ArchtuneError):
     """A saved model bundle is missing, corrupted, foreign or of an unknown format."""
 

@@ -8,6 +8,7 @@ registry and hands everything to the `Trainer`.
 from __future__ import annotations
 
 import warnings
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,6 +35,9 @@ from archtune.models import InputSpec, build_model
 from archtune.train import Callback, ProgressBar, Trainer
 from archtune.train.loop import predict_tensor
 from archtune.train.losses import constant_prediction_loss, make_loss, make_metric
+
+
+AUTO_LR_PLACEHOLDER = 1e-3
 
 
 @dataclass
@@ -100,8 +104,11 @@ class _NeuralBase(BaseEstimator):
         Clip the global gradient norm to this value.
     optimizer : str
         sgd, momentum, nesterov, adagrad, rmsprop, adam, adamw or nadam.
-    learning_rate, momentum : float
-        ``momentum`` is SGD's momentum and the Adam family's beta1.
+    learning_rate : float or "auto"
+        "auto" runs the learning-rate finder (`archtune.lr_find`, range test) on the training
+        rows first and trains with its suggestion (kept in ``learning_rate_``).
+    momentum : float
+        SGD's momentum and the Adam family's beta1.
     batch_size : int, "auto" or "full"
         "auto" aims at ~50 steps per epoch (32 to 512); "full" is full-batch descent.
     max_epochs : int
@@ -133,6 +140,8 @@ class _NeuralBase(BaseEstimator):
     ----------
     module_ : torch.nn.Module
         The trained network (a `TabularNetwork`, which takes the preprocessed matrix).
+    learning_rate_ : float
+        The learning rate used (the finder's suggestion when ``learning_rate="auto"``).
     history_ : pandas.DataFrame
         One row per epoch: train_loss, val_loss, val_<metric>, lr, seconds.
     best_epoch_ : int
@@ -162,7 +171,7 @@ class _NeuralBase(BaseEstimator):
         max_norm: float | None = None,
         gradient_clip: float | None = None,
         optimizer: str = "adamw",
-        learning_rate: float = 1e-3,
+        learning_rate: float | str = 1e-3,
         momentum: float = 0.9,
         batch_size: int | str = "auto",
         max_epochs: int = 100,
@@ -223,18 +232,40 @@ class _NeuralBase(BaseEstimator):
 
     def train_config(self, n_train: int, seed: int) -> TrainConfig:
         """The validated `TrainConfig` for ``n_train`` training rows."""
+        if isinstance(self.learning_rate, str) and not self._auto_lr:
+            raise InvalidParameterError(f"learning_rate must be a positive number or 'auto'; "
+                                        f"got learning_rate={self.learning_rate!r}")
         loss = self.loss
         if loss == "auto":
             loss = self._task_losses[0]
         check_choice("loss", loss, ("auto", *self._task_losses))
         return TrainConfig(
-            optimizer=self.optimizer, learning_rate=self.learning_rate, momentum=self.momentum,
+            # "auto" is resolved by the learning-rate finder once the data is prepared
+            # (_resolve_learning_rate); the placeholder only lets the other values be checked.
+            optimizer=self.optimizer, learning_rate=AUTO_LR_PLACEHOLDER if self._auto_lr else self.learning_rate,
+            momentum=self.momentum,
             weight_decay=self.weight_decay, l1=self.l1, l2=self.l2, max_norm=self.max_norm,
             gradient_clip=self.gradient_clip, batch_size=resolve_batch_size(self.batch_size, n_train),
             max_epochs=self.max_epochs, lr_schedule=self.lr_schedule, warmup_epochs=self.warmup_epochs,
             early_stopping=self.early_stopping, patience=self.patience, min_delta=self.min_delta,
             loss=loss, seed=seed,
         )
+
+    @property
+    def _auto_lr(self) -> bool:
+        return isinstance(self.learning_rate, str) and self.learning_rate == "auto"
+
+    def _resolve_learning_rate(self, prepared: "Prepared") -> "Prepared":
+        """With ``learning_rate="auto"``, the finder's suggestion for this network on the
+        prepared training rows; sets ``learning_rate_`` either way."""
+        if not self._auto_lr:
+            self.learning_rate_ = float(self.learning_rate)
+            return prepared
+        from archtune.doctor.lr_finder import find_on_prepared
+
+        self.learning_rate_ = find_on_prepared(self, prepared).suggestion
+        return dataclasses.replace(prepared, train_config=dataclasses.replace(prepared.train_config,
+                                                                             learning_rate=self.learning_rate_))
 
     def _validate_params(self) -> ModelConfig:
         model_config = self.model_config()
@@ -262,7 +293,7 @@ class _NeuralBase(BaseEstimator):
         callbacks : list of archtune.train.Callback, optional
             Extra callbacks for the trainer (e.g. to report each epoch to a tuner).
         """
-        prepared = self._prepare(X, y, validation_data)
+        prepared = self._resolve_learning_rate(self._prepare(X, y, validation_data))
         callbacks = [*(callbacks or []), *([ProgressBar(type(self).__name__)] if self.verbose else [])]
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(prepared.seed)  # dropout masks draw from the global generator

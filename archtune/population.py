@@ -98,6 +98,7 @@ def fit_population(estimators: Sequence[Any], X: Any, y: Any, validation_data: t
             setattr(est, name, value)
         members.append(dataclasses.replace(prepared, model_config=est._validate_params(),
                                            train_config=est.train_config(n_train, prepared.seed)))
+    members = [est._resolve_learning_rate(p) for est, p in zip(estimators, members)]
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(prepared.seed)  # dropout masks draw from the global generator, as in fit
         modules = [est._build_module(p) for est, p in zip(estimators, members)]

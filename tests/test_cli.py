@@ -394,3 +394,43 @@ def test_predict_with_a_missing_bundle(small, tmp_path):
     data = write(small, tmp_path / "magic.csv")
     assert_usage_error(run("predict", tmp_path / "nowhere", data), "no such model bundle")
     assert_usage_error(run("info", tmp_path / "nowhere"), "no such model bundle")
+
+
+# --------------------------------------------------------------------------- the doctor
+
+
+def test_lr_find_prints_a_suggestion_and_writes_the_plot(tmp_path):
+    plot = tmp_path / "lr.png"
+    result = run("lr-find", "breast_cancer", "--set", "units=64", "--plot", plot)
+    assert result.exit_code == 0, result.output
+    assert "suggested learning_rate=" in result.stdout and "--set learning_rate=" in result.stdout
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert_usage_error(run("lr-find", "breast_cancer", "--plot", tmp_path / "lr.jpg"), "--plot", ".png")
+    assert_usage_error(run("lr-find", "breast_cancer", "--set", "learning_rat=1"), "learning_rate")
+
+
+def test_diagnose_data_with_a_sick_network_names_the_problem_and_writes_json(tmp_path):
+    out = tmp_path / "d.json"
+    result = run("diagnose", "breast_cancer", "--set", "hidden_layers=20", "--set", "activation=sigmoid",
+                 "--set", "units=32", "--epochs", "2", "--json", out)
+    assert result.exit_code == 0, result.output
+    assert "[error] vanishing_gradients" in result.stdout and "arch='resnet'" in result.stdout
+    assert json.loads(out.read_text())["findings"][0]["code"] == "vanishing_gradients"
+
+
+def test_diagnose_a_run_directory_with_and_without_data(tmp_path):
+    run_dir = tmp_path / "run"
+    assert run("fit", "breast_cancer", "--out", run_dir, *FAST).exit_code == 0
+    alone = run("diagnose", run_dir, "--json", tmp_path / "alone.json")
+    assert alone.exit_code == 0 and f"diagnosis of {run_dir}" in alone.stdout
+    probed = run("diagnose", run_dir, "--data", "breast_cancer", "--json", tmp_path / "probed.json")
+    assert probed.exit_code == 0, probed.output
+    checked_alone = set(json.loads((tmp_path / "alone.json").read_text())["checked"])
+    checked_probed = set(json.loads((tmp_path / "probed.json").read_text())["checked"])
+    # Without data only the curves and weights are read; with data the network is probed
+    # (gradient flow, dead units) and the data itself checked.
+    assert "overfitting" in checked_alone and "dead_units" not in checked_alone
+    assert {"dead_units", "vanishing_gradients", "train_val_leak"} <= checked_probed
+    assert_usage_error(run("diagnose", run_dir, "--set", "units=3"), "--set applies when SOURCE is data")
+    assert_usage_error(run("diagnose", "breast_cancer", "--data", "iris"), "--data goes with a run directory")
+    assert_usage_error(run("diagnose", tmp_path / "missing.csv", "--target", "y"), "missing.csv")

@@ -248,3 +248,84 @@ def test_bad_calls_are_named(magic, tmp_path):
         diagnose([1, 2], X, y)
     with pytest.raises(BundleError, match="no such model bundle"):
         diagnose(tmp_path / "missing")
+
+
+# ---------------------------------------------------------------- learning_rate="auto" and the search
+
+def test_learning_rate_auto_trains_with_the_finder_suggestion(magic):
+    from archtune import lr_find
+
+    X, y = magic
+    auto = NeuralClassifier(learning_rate="auto", random_state=0, max_epochs=4).fit(X, y)
+    suggestion = lr_find(NeuralClassifier(random_state=0), X, y).suggestion
+    # Oracle: training with the rate the finder chose gives the same network epoch for epoch,
+    # and that rate is close to what the public finder suggests on all rows (fit runs it on
+    # its 90% training split).
+    fixed = NeuralClassifier(learning_rate=auto.learning_rate_, random_state=0, max_epochs=4).fit(X, y)
+    assert list(auto.history_["val_loss"]) == list(fixed.history_["val_loss"])
+    assert auto.learning_rate_ == pytest.approx(suggestion, rel=0.5)  # whole data vs its 90% split
+    assert fixed.learning_rate_ == auto.learning_rate_ and auto.learning_rate == "auto"
+    with pytest.raises(InvalidParameterError, match="positive number or 'auto'"):
+        NeuralClassifier(learning_rate="fast").fit(X, y)
+
+
+def test_search_centres_each_configuration_on_the_finder_suggestion():
+    from archtune import AutoNeuralClassifier
+
+    X, y = load_shared("magic.tsv.gz", n=1500, seed=1)
+    space = {"learning_rate": "auto", "max_epochs": 8, "hidden_layers": (1, 2), "units": (16, 64)}
+    model = AutoNeuralClassifier(budget=6, space=space, baselines=False, random_state=0).fit(X, y)
+    trials = [t for t in model.study_.trials if "learning_rate_scale" in t.params]
+    assert len(trials) >= 6
+    for trial in trials:
+        attrs = trial.user_attrs
+        assert attrs["learning_rate"] == pytest.approx(attrs["lr_finder_suggestion"] * trial.params["learning_rate_scale"])
+        assert 0.1 <= trial.params["learning_rate_scale"] <= 10
+    best = model.best_trial_
+    assert model.best_params_["learning_rate"] == best.user_attrs["learning_rate"]
+    assert "learning_rate_scale" not in model.best_params_
+    assert model.best_estimator_.learning_rate == best.user_attrs["learning_rate"]
+
+
+def test_search_stops_dead_networks_with_the_reason_and_stores_each_diagnosis():
+    from optuna.trial import TrialState
+
+    from archtune import AutoNeuralClassifier
+
+    X, y = load_shared("magic.tsv.gz", n=1500, seed=1)
+    space = {"learning_rate": [5.0, 1e-3], "max_epochs": 8, "hidden_layers": 2, "units": 64, "arch": "mlp",
+             "activation": "relu", "optimizer": "adamw", "lr_schedule": "constant"}
+    model = AutoNeuralClassifier(budget=10, space=space, population=False, pruner=None, baselines=False,
+                                 random_state=0).fit(X, y)
+    reasons = [t.user_attrs["fail_reason"] for t in model.study_.trials if t.state == TrialState.FAIL]
+    assert any(r.startswith("dead: ") and "same value for every validation row" in r for r in reasons), reasons
+    assert all(r.startswith(("dead: ", "diverged: ")) for r in reasons)
+    dead = [t for t in model.study_.trials if t.user_attrs.get("fail_reason", "").startswith("dead")]
+    assert all(t.params["learning_rate"] == 5.0 for t in dead)
+    for trial in model.study_.trials:
+        if trial.state == TrialState.COMPLETE:
+            summary = trial.user_attrs["diagnosis"]
+            assert set(summary["codes"]) <= set(CODES)
+            if trial.params["learning_rate"] == 1e-3:
+                assert "dead_units" not in summary["codes"]
+
+
+def test_a_dead_layer_gives_constant_outputs_and_the_reporter_stops_it():
+    from archtune.errors import DeadNetworkError
+    from archtune.train import Trainer
+    from archtune.tune.tuner import EpochReporter
+
+    X, y = load_shared("magic.tsv.gz", n=600, seed=1)
+    healthy = NeuralClassifier(random_state=0, max_epochs=1).fit(X, y)
+    assert healthy.history_["val_output_std"].iloc[-1] > 0.01
+    est = NeuralClassifier(random_state=0, max_epochs=2)
+    prepared = est._prepare(X, y, None)
+    module = est._build_module(prepared)
+    with torch.no_grad():
+        module.hidden_linears()[1].bias.fill_(-100.0)  # the second hidden layer never activates
+    trainer = Trainer(module, est._make_loss(prepared), prepared.train_config)
+    history = trainer.fit(prepared.X_train, prepared.y_train, prepared.X_val, prepared.y_val).records
+    assert history[-1]["val_output_std"] == 0.0
+    reporter = EpochReporter("val_loss", -1.0, lambda epoch, value: True)
+    with pytest.raises(DeadNetworkError, match="same value for every validation row at epoch 2"):
+        reporter.on_epoch_end(trainer, history[-1])

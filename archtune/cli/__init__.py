@@ -1,4 +1,4 @@
-"""The ``archtune`` command: fit, predict, info, tune and leaderboard.
+"""The ``archtune`` command: fit, predict, info, tune, leaderboard, lr-find and diagnose.
 
 Every deliberate error is printed as one line, ``archtune: error: ...``, with exit code 2.
 Commands import PyTorch only when they need it, so that argument mistakes are reported at once.
@@ -36,6 +36,7 @@ def cli() -> None:
     """archtune: neural networks as off-the-shelf as gradient boosting."""
 
 
+from archtune.cli import doctor as _doctor  # noqa: E402,F401  (registers lr-find, diagnose)
 from archtune.cli import search as _search  # noqa: E402,F401  (registers tune, leaderboard)
 from archtune.cli import train as _train  # noqa: E402,F401  (registers fit, predict, info)
 

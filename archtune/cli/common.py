@@ -69,6 +69,35 @@ def check_settings(settings: tuple[str, ...], task: str) -> None:
     raise first_error
 
 
+def estimator_for(data: str, target: str, task: str, settings: tuple[str, ...],
+                  extra: dict[str, Any]) -> tuple[Any, pd.DataFrame, pd.Series, str, str]:
+    """The estimator ``--set`` describes for DATA, with the data read and checked; returns
+    (estimator, X, y, task, source name)."""
+    from archtune.data.preprocess import infer_column_kinds
+    from archtune.estimators import NeuralClassifier, NeuralRegressor
+
+    # Parameters are checked before the data is read: a typo should not cost a long load.
+    check_settings(settings, task)
+    X, y, task, name = load_training_table(data, target, task)
+    cls = NeuralClassifier if task == "classification" else NeuralRegressor
+    model = cls(**{**extra, **parse_settings(settings, cls)})
+    try:
+        model._validate_params()
+    except InvalidParameterError as exc:
+        other, other_task = ((NeuralRegressor, "regression") if task == "classification"
+                             else (NeuralClassifier, "classification"))
+        try:
+            other(**parse_settings(settings, other))._validate_params()
+        except InvalidParameterError:
+            raise exc from None
+        raise InvalidParameterError(f"{exc} (that setting is for {other_task}, but the task is {task}; "
+                                    f"pass --task {other_task} if that is what you want)") from None
+    # Every feature value is checked on the whole file before training, so that a stray word
+    # or an infinity is reported with the file's name and row, not minutes later as "X".
+    infer_column_kinds(X, where=name)
+    return model, X, y, task, name
+
+
 def load_training_table(data: str, target: str, task: str) -> tuple[pd.DataFrame, pd.Series, str, str]:
     """Read DATA, split off the target, check it, and settle the task ("auto" is inferred and
     said); returns (X, y, task, source name)."""

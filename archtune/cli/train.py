@@ -15,11 +15,9 @@ import pandas as pd
 from archtune.cli import cli
 from archtune.cli.common import (
     _echo_metrics,
-    check_settings,
+    estimator_for,
     holdout_metrics,
     holdout_split,
-    load_training_table,
-    parse_settings,
     select_features,
 )
 from archtune.errors import InvalidParameterError
@@ -50,8 +48,6 @@ def fit(data: str, target: str | None, task: str, settings: tuple[str, ...], hol
     from archtune.data.readers import check_source
 
     check_source(data)  # a mistyped path fails at once, before PyTorch is even imported
-    from archtune.data.preprocess import infer_column_kinds
-    from archtune.estimators import NeuralClassifier, NeuralRegressor
     from archtune.io import atomic_write_bytes, save
 
     if target is None:
@@ -60,26 +56,8 @@ def fit(data: str, target: str | None, task: str, settings: tuple[str, ...], hol
         target = BUILTIN_TARGET
     if out.exists() and not out.is_dir():
         raise InvalidParameterError(f"--out {out}: exists and is not a directory")
-    # Parameters are checked before the data is read: a typo should not cost a long load.
-    check_settings(settings, task)
-    X, y, task, name = load_training_table(data, target, task)
-    cls = NeuralClassifier if task == "classification" else NeuralRegressor
-    params = {"random_state": seed, "verbose": 0 if quiet else 1, **parse_settings(settings, cls)}
-    model = cls(**params)
-    try:
-        model._validate_params()
-    except InvalidParameterError as exc:
-        other, other_task = ((NeuralRegressor, "regression") if task == "classification"
-                             else (NeuralClassifier, "classification"))
-        try:
-            other(**parse_settings(settings, other))._validate_params()
-        except InvalidParameterError:
-            raise exc from None
-        raise InvalidParameterError(f"{exc} (that setting is for {other_task}, but the task is {task}; "
-                                    f"pass --task {other_task} if that is what you want)") from None
-    # Every feature value is checked on the whole file before training, so that a stray word
-    # or an infinity is reported with the file's name and row, not minutes later as "X".
-    infer_column_kinds(X, where=name)
+    model, X, y, task, name = estimator_for(data, target, task, settings,
+                                            {"random_state": seed, "verbose": 0 if quiet else 1})
     X_fit, X_hold, y_fit, y_hold = holdout_split(X, y, holdout, task, seed)
     click.echo(f"data: {name}: {len(X_fit)} training rows, {0 if X_hold is None else len(X_hold)} held out, "
                f"{X.shape[1]} features")

@@ -100,6 +100,14 @@ def diagnose(model_or_run_dir: Any, X: Any = None, y: Any = None, *, max_epochs:
     return Diagnosis(findings, checked, source)
 
 
+def diagnose_fitted(model: Any, X: Any = None, y: Any = None) -> Diagnosis:
+    """The network checks alone (no data checks) on a fitted estimator: what the search stores
+    for each trial."""
+    checked: list[str] = []
+    findings = detectors.run_all(_fitted_evidence(model, X, y), checked)
+    return Diagnosis(findings, checked, type(model).__name__)
+
+
 def _resolve(model_or_run_dir: Any) -> tuple[str, Any]:
     if isinstance(model_or_run_dir, (str, os.PathLike)):
         from archtune.io import load

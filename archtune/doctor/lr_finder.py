@@ -125,7 +125,16 @@ def lr_find(estimator: Any, X: Any, y: Any, *, method: str = "range", start_lr: 
     check_number("divergence", divergence, 1.0, low_open=True)
     check_number("probe_steps", probe_steps, 1, integer=True)
     est = copy.deepcopy(estimator)
-    prepared = est._prepare(X, y, None)
+    return find_on_prepared(est, est._prepare(X, y, None), method=method, start_lr=start_lr, end_lr=end_lr,
+                            num_steps=num_steps, smoothing=smoothing, divergence=divergence, probe_steps=probe_steps)
+
+
+def find_on_prepared(est: Any, prepared: Any, *, method: str = "range", start_lr: float = 1e-7,
+                     end_lr: float = 10.0, num_steps: int = 100, smoothing: float = 0.05, divergence: float = 4.0,
+                     probe_steps: int = 50) -> LRFinderResult:
+    """The finder on data already prepared by ``est`` (what ``learning_rate="auto"`` runs in
+    fit). The global random state is left as it was, so that the fit that follows draws the
+    same dropout masks as it would have without the finder."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(prepared.seed)
         module = est._build_module(prepared).to(prepared.device)

@@ -171,6 +171,9 @@ class Trainer:
         logs = {"val_loss": float(self.loss_fn(outputs, y))}
         if self.metric is not None:
             logs[f"val_{self.metric_name}"] = self.metric(outputs, y)
+        # How much the outputs vary across rows: exactly 0 when a whole layer is dead (every
+        # row then gets the same prediction), which the search uses to stop such trials.
+        logs["val_output_std"] = float(outputs.double().std(dim=0).mean()) if len(outputs) > 1 else 0.0
         return logs
 
     # ------------------------------------------------------------------ internals

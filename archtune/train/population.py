@@ -149,9 +149,9 @@ class PopulationTrainer:
                 step += 1
                 factors = [s.factor(step) for s in schedules]
             train_loss = (loss_sum / max(1, seen)).tolist()
-            val_loss = val_metric = None
+            val_loss = val_metric = val_spread = None
             if has_val:
-                val_loss, val_metric = self._evaluate(X_val, y_val)  # type: ignore[arg-type]
+                val_loss, val_metric, val_spread = self._evaluate(X_val, y_val)  # type: ignore[arg-type]
             seconds = (time.perf_counter() - started) / len(active)
             leaving: list[int] = []
             for pos, k in enumerate(active):
@@ -161,6 +161,7 @@ class PopulationTrainer:
                 if has_val:
                     logs["val_loss"] = val_loss[pos]  # type: ignore[index]
                     logs[f"val_{self.metric_name}"] = val_metric[pos]  # type: ignore[index]
+                    logs["val_output_std"] = val_spread[pos]  # type: ignore[index]
                 logs["seconds"] = seconds
                 results[k].history.append(logs)
                 if self._diverged(logs, results[k], cfg):
@@ -310,14 +311,15 @@ class PopulationTrainer:
             raise AssertionError(f"unreachable: optimizer {name!r} passed validation")
 
     @torch.no_grad()
-    def _evaluate(self, X: torch.Tensor, y: torch.Tensor) -> tuple[list[float], list[float]]:
+    def _evaluate(self, X: torch.Tensor, y: torch.Tensor) -> tuple[list[float], list[float], list[float]]:
         net = self.net
         net.eval()
         try:
             outputs = torch.cat([net(X[i:i + EVAL_BATCH]) for i in range(0, len(X), EVAL_BATCH)], dim=1)
         finally:
             net.train()
-        return self.loss(outputs, y).tolist(), self.metric(outputs, y).tolist()
+        spread = outputs.double().std(dim=1).mean(dim=-1) if outputs.shape[1] > 1 else outputs.new_zeros(len(outputs))
+        return self.loss(outputs, y).tolist(), self.metric(outputs, y).tolist(), spread.tolist()
 
     def _diverged(self, logs: dict[str, Any], result: MemberResult, cfg: TrainConfig) -> bool:
         """NaN/inf or an exploded loss ends the member as diverged (as `TerminateOnNaN` does)."""

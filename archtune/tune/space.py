@@ -18,6 +18,10 @@ from typing import Any
 from archtune.errors import InvalidParameterError, nearest
 
 DEFAULT_MAX_EPOCHS = 60
+# learning_rate="auto" in a space: the finder's suggestion for each configuration, times a
+# searched factor in this range (log-scaled) - the range is centred on the suggestion.
+AUTO_LR_SCALE = (0.1, 10.0)
+AUTO_LR_SCALE_PARAM = "learning_rate_scale"
 
 
 @dataclass(frozen=True)
@@ -152,6 +156,8 @@ class SearchSpace:
                 # A later variant of the same name (e.g. learning_rate per optimiser family)
                 # may still apply and replace this placeholder.
                 params[dim.name] = dim.otherwise
+        if _is_auto(params.get("learning_rate")):
+            params[AUTO_LR_SCALE_PARAM] = trial.suggest_float(AUTO_LR_SCALE_PARAM, *AUTO_LR_SCALE, log=True)
         params["max_epochs"] = self.max_epochs
         return params
 
@@ -162,6 +168,8 @@ class SearchSpace:
             if dim.kind != "fixed":
                 grid[dim.name] = sorted(set(grid.get(dim.name, [])) | set(dim.grid_values(points)),
                                         key=lambda v: (v is None, str(type(v)), v if v is not None else 0))
+            elif dim.name == "learning_rate" and _is_auto(dim.value):
+                grid[AUTO_LR_SCALE_PARAM] = [0.3, 1.0, 3.0]
         return grid
 
     def with_overrides(self, overrides: Mapping[str, Any], estimator_params: list[str]) -> "SearchSpace":
@@ -198,6 +206,10 @@ class SearchSpace:
             out[d.name] = out[d.name] + " | " + d.describe() if d.name in out else d.describe()
         out["max_epochs"] = f"{self.max_epochs} (fidelity)"
         return out
+
+
+def _is_auto(value: Any) -> bool:
+    return isinstance(value, str) and value == "auto"
 
 
 _ORDER = [d.name for d in _default_dimensions()]
@@ -247,4 +259,4 @@ def resolve_space(space: Any, estimator_params: list[str]) -> SearchSpace:
         f"space must be 'default', 'small', a dict of overrides or a SearchSpace; got space={space!r}")
 
 
-__all__ = ["DEFAULT_MAX_EPOCHS", "Dimension", "SearchSpace", "resolve_space"]
+__all__ = ["AUTO_LR_SCALE", "AUTO_LR_SCALE_PARAM", "DEFAULT_MAX_EPOCHS", "Dimension", "SearchSpace", "resolve_space"]

@@ -21,10 +21,10 @@ import numpy as np
 import optuna
 import pandas as pd
 
-from archtune.errors import ArchtuneError, TrainingDivergedError
+from archtune.errors import ArchtuneError, DeadNetworkError, TrainingDivergedError
 from archtune.train.callbacks import Callback
 from archtune.tune.baselines import BaselineResult
-from archtune.tune.space import SearchSpace
+from archtune.tune.space import AUTO_LR_SCALE_PARAM, SearchSpace
 from archtune.tune.study import Heartbeat, sweep_stale_trials
 
 TrialState = optuna.trial.TrialState
@@ -47,6 +47,9 @@ class _Pruned(Exception):
         self.epoch = epoch
 
 
+DEAD_OUTPUT_STD = 1e-9
+
+
 class EpochReporter(Callback):
     """Hands each epoch's validation score to ``report(epoch, value) -> keep_going``, and ends
     training (keeping the best epoch so far) once ``out_of_time()`` says so."""
@@ -64,6 +67,13 @@ class EpochReporter(Callback):
     def on_epoch_end(self, trainer: Any, logs: dict[str, Any]) -> None:
         self.seconds += float(logs.get("seconds") or 0.0)
         self.epochs += 1
+        spread = logs.get("val_output_std")
+        if spread is not None and spread <= DEAD_OUTPUT_STD:
+            # Every validation row gets the same output: a whole layer is dead (no gradient
+            # reaches the layers below it) and no further epoch can change that.
+            raise DeadNetworkError(f"the network predicts the same value for every validation row at epoch "
+                                   f"{logs['epoch']}: a whole layer of units is inactive (dead ReLUs, usually from "
+                                   "a too-high learning rate)")
         value = logs.get(self.key)
         if value is not None and math.isfinite(value) and not self.report(logs["epoch"], self.sign * value):
             raise _Pruned(logs["epoch"])
@@ -134,6 +144,7 @@ class Search:
         self._ask_lock = threading.Lock()
         self._in_flight = 0
         self.started = time.monotonic()
+        self._lr_suggestions: dict[tuple, float] = {}  # learning_rate="auto": one finder run per structure
 
     # ------------------------------------------------------------------ counting
 
@@ -254,9 +265,31 @@ class Search:
 
     def _sample(self, trial: optuna.trial.Trial) -> dict[str, Any] | TrialOutcome:
         try:
-            return self.space.sample(trial)
+            params = self.space.sample(trial)
+            if AUTO_LR_SCALE_PARAM in params:
+                params = self._centre_learning_rate(trial, params)
+            return params
         except ArchtuneError as exc:
             return TrialOutcome(TrialState.FAIL, attrs={"fail_reason": f"invalid: {exc}"})
+
+    def _centre_learning_rate(self, trial: optuna.trial.Trial, params: dict[str, Any]) -> dict[str, Any]:
+        """learning_rate="auto": the finder's suggestion for this structure (on the first
+        split's training rows, cached: cohort followers share their leader's structure) times
+        the trial's searched factor. The rate used is kept in the trial's user attributes."""
+        from archtune.doctor.lr_finder import lr_find
+
+        params = dict(params)
+        scale = params.pop(AUTO_LR_SCALE_PARAM)
+        key = tuple(repr(params.get(name)) for name in STRUCTURE_PARAMS)
+        if key not in self._lr_suggestions:
+            split = self.splits[0]
+            estimator = self.make_estimator({**params, "learning_rate": 1e-3})
+            self._lr_suggestions[key] = lr_find(estimator, split.X_train, split.y_train).suggestion
+        suggestion = self._lr_suggestions[key]
+        params["learning_rate"] = suggestion * scale
+        trial.set_user_attr("lr_finder_suggestion", suggestion)
+        trial.set_user_attr("learning_rate", params["learning_rate"])
+        return params
 
     def evaluate(self, trial: optuna.trial.Trial, params: dict[str, Any] | None = None) -> TrialOutcome:
         """Train the trial's configuration on every split; report the first split's epochs."""
@@ -290,7 +323,8 @@ class Search:
             scores.append(value)
             if fold == 0:
                 attrs = {"best_epoch": int(estimator.best_epoch_), "epochs_run": int(len(estimator.history_)),
-                         "n_params": int(sum(p.numel() for p in estimator.module_.parameters()))}
+                         "n_params": int(sum(p.numel() for p in estimator.module_.parameters())),
+                         "diagnosis": _diagnosis_summary(estimator, split)}
             if reporter.stopped_by_budget:
                 attrs["stopped_by_budget"] = True
         attrs["fit_seconds"] = time.perf_counter() - started
@@ -306,6 +340,8 @@ class Search:
                 "n_params": _n_params(self.make_estimator, params, split)})
         if isinstance(error, TrainingDivergedError):
             return TrialOutcome(TrialState.FAIL, attrs={"fail_reason": f"diverged: {error}", "fit_seconds": seconds})
+        if isinstance(error, DeadNetworkError):
+            return TrialOutcome(TrialState.FAIL, attrs={"fail_reason": f"dead: {error}", "fit_seconds": seconds})
         return TrialOutcome(TrialState.FAIL, attrs={"fail_reason": f"invalid: {type(error).__name__}: {error}",
                                                     "fit_seconds": seconds})
 
@@ -441,7 +477,7 @@ class Search:
                     if fold == 0:
                         attrs[number] = {"best_epoch": int(est.best_epoch_), "epochs_run": int(len(est.history_)),
                                          "n_params": int(sum(p.numel() for p in est.module_.parameters())),
-                                         "cohort": len(group),
+                                         "cohort": len(group), "diagnosis": _diagnosis_summary(est, split),
                                          "solo_epoch_seconds": float(getattr(est, "_solo_epoch_seconds", 0.0))}
                     if reporter.stopped_by_budget:
                         attrs[number]["stopped_by_budget"] = True
@@ -455,6 +491,17 @@ class Search:
             outcomes[number] = TrialOutcome(TrialState.COMPLETE, value=float(np.mean(scores[number])),
                                             attrs=attrs[number])
         return outcomes
+
+
+def _diagnosis_summary(estimator: Any, split: Split) -> dict[str, Any]:
+    """The doctor's findings on a trained trial (its learning curves, and its network probed on
+    the validation rows), compact enough for the trial's user attributes."""
+    from archtune.doctor.diagnose import diagnose_fitted
+
+    try:
+        return diagnose_fitted(estimator, split.X_val, split.y_val).summary()
+    except ArchtuneError as exc:  # a diagnosis must never fail the trial it describes
+        return {"codes": [], "worst": None, "error": str(exc)}
 
 
 def _n_params(make_estimator: Callable[[dict[str, Any]], Any], params: dict[str, Any], split: Split) -> int | None:
