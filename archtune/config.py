@@ -67,8 +67,17 @@ class ModelConfig:
     initializer: str = "auto"
     dropout: float = 0.1
     norm: str | None = None
+    # Convolutional family ("cnn"); image_shape (C, H, W) comes from the data, not the user.
+    conv_blocks: int = 2
+    filters: int = 32
+    kernel_size: int = 3
+    pooling: str = "max"
+    separable: bool = False
+    augment: tuple[str, ...] = ("shift", "flip")
+    image_shape: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
+        from archtune.models.cnn import AUGMENTATIONS
         from archtune.models.registry import list_models
 
         check_choice("arch", self.arch, tuple(list_models()))
@@ -83,6 +92,28 @@ class ModelConfig:
         check_choice("initializer", self.initializer, ("auto", *INITIALIZERS))
         check_number("dropout", self.dropout, 0.0, 1.0, high_open=True)
         check_choice("norm", self.norm, NORMS)
+        check_number("conv_blocks", self.conv_blocks, 0, 10, integer=True)
+        check_number("filters", self.filters, 1, 4096, integer=True)
+        check_number("kernel_size", self.kernel_size, 1, 15, integer=True)
+        if self.kernel_size % 2 == 0:
+            raise InvalidParameterError(f"kernel_size must be odd (so that 'same' padding keeps the image size); "
+                                        f"got kernel_size={self.kernel_size}")
+        check_choice("pooling", self.pooling, ("max", "avg"))
+        check_choice("separable", self.separable, (True, False))
+        object.__setattr__(self, "augment", _augmentations(self.augment, AUGMENTATIONS))
+        object.__setattr__(self, "image_shape", tuple(int(v) for v in self.image_shape))
+
+
+def _augmentations(value: object, known: tuple[str, ...]) -> tuple[str, ...]:
+    """augment: True (shift and flip), False/None, a comma-separated string or a sequence."""
+    if value is True:
+        return ("shift", "flip")
+    if value is False or value is None or value == "":
+        return ()
+    kinds = tuple(v.strip() for v in value.split(",")) if isinstance(value, str) else tuple(value)  # type: ignore[union-attr]
+    for kind in kinds:
+        check_choice("augment", kind, known)
+    return kinds
 
 
 # --------------------------------------------------------------------------- training

@@ -28,6 +28,7 @@ from archtune.config import (
     resolve_batch_size,
     resolve_hidden_sizes,
 )
+from archtune.data.images import flatten_images, is_image_array
 from archtune.data.preprocess import Preprocessor, as_frame, column_differences, infer_column_kinds, list_columns
 from archtune.data.target import encode_classes, regression_target, target_array
 from archtune.errors import DataError, InvalidParameterError
@@ -165,6 +166,12 @@ class _NeuralBase(BaseEstimator):
         initializer: str = "auto",
         dropout: float = 0.1,
         norm: str | None = None,
+        conv_blocks: int = 2,
+        filters: int = 32,
+        kernel_size: int = 3,
+        pooling: str = "max",
+        separable: bool = False,
+        augment: bool | str = True,
         l1: float = 0.0,
         l2: float = 0.0,
         weight_decay: float = 1e-4,
@@ -198,6 +205,12 @@ class _NeuralBase(BaseEstimator):
         self.initializer = initializer
         self.dropout = dropout
         self.norm = norm
+        self.conv_blocks = conv_blocks
+        self.filters = filters
+        self.kernel_size = kernel_size
+        self.pooling = pooling
+        self.separable = separable
+        self.augment = augment
         self.l1 = l1
         self.l2 = l2
         self.weight_decay = weight_decay
@@ -228,7 +241,10 @@ class _NeuralBase(BaseEstimator):
         """The validated `ModelConfig` these parameters describe."""
         sizes = resolve_hidden_sizes(self.hidden_layers, self.units, self.shape, self.hidden_sizes)
         return ModelConfig(arch=self.arch, hidden_sizes=sizes, activation=self.activation,
-                           initializer=self.initializer, dropout=self.dropout, norm=self.norm)
+                           initializer=self.initializer, dropout=self.dropout, norm=self.norm,
+                           conv_blocks=self.conv_blocks, filters=self.filters, kernel_size=self.kernel_size,
+                           pooling=self.pooling, separable=self.separable, augment=self.augment,
+                           image_shape=getattr(self, "image_shape_", ()))
 
     def train_config(self, n_train: int, seed: int) -> TrainConfig:
         """The validated `TrainConfig` for ``n_train`` training rows."""
@@ -311,6 +327,7 @@ class _NeuralBase(BaseEstimator):
 
     def _prepare(self, X: Any, y: Any, validation_data: tuple[Any, Any] | None) -> "Prepared":
         """Validate, split and preprocess; set the data-derived fitted attributes."""
+        X = self._images_to_rows(X, "X", fitting=True)
         model_config = self._validate_params()
         if y is None:
             raise DataError(f"{type(self).__name__} requires y to be passed, but the target y is None")
@@ -388,8 +405,24 @@ class _NeuralBase(BaseEstimator):
 
     # ------------------------------------------------------------------ predict
 
+    def _images_to_rows(self, X: Any, what: str, fitting: bool) -> Any:
+        """Images (N x C x H x W or N x H x W arrays) as rows of pixels; other X unchanged.
+        Fitting on images records ``image_shape_``; later calls must match it."""
+        if not is_image_array(X):
+            if fitting and hasattr(self, "image_shape_"):
+                del self.image_shape_
+            return X
+        rows, shape = flatten_images(X, what)
+        if fitting:
+            self.image_shape_ = shape
+        elif getattr(self, "image_shape_", None) not in (None, shape):
+            raise DataError(f"{what} holds images of shape {shape}, but {type(self).__name__} was fitted on "
+                            f"images of shape {self.image_shape_} (channels, height, width)")
+        return rows
+
     def _check_frame(self, X: Any, what: str = "X") -> pd.DataFrame:
         """X checked against the columns seen in fit, in the preprocessor's column names."""
+        X = self._images_to_rows(X, what, fitting=False)
         frame, named = as_frame(X, what)
         fitted_names = getattr(self, "feature_names_in_", None)
         pre = getattr(self, "preprocessor_", None)

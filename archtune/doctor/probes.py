@@ -29,11 +29,12 @@ PROBE_ROWS = 2048
 RATIO_EVERY = 10  # after the first epoch (every step), update ratios are sampled this often
 
 
-def weight_layers(module: nn.Module) -> list[tuple[str, nn.Linear]]:
-    """The network's Linear layers from input to output, named "hidden layer 1", ...,
+def weight_layers(module: nn.Module) -> list[tuple[str, nn.Module]]:
+    """The network's Linear and convolution layers from input to output, named "hidden layer 1", ...,
     "output layer"; skip projections are left out (they carry the identity path, not the
     depth whose gradient flow is in question)."""
-    linears = [m for name, m in module.named_modules() if isinstance(m, nn.Linear) and not name.endswith(".skip")]
+    linears = [m for name, m in module.named_modules()
+               if isinstance(m, (nn.Linear, nn.Conv1d, nn.Conv2d)) and not name.endswith(".skip")]
     return [(f"hidden layer {i + 1}" if i < len(linears) - 1 else "output layer", m) for i, m in enumerate(linears)]
 
 
@@ -189,8 +190,9 @@ def duplicate_units(module: nn.Module, tolerance: float = 1e-4) -> list[tuple[st
     result = []
     layers = weight_layers(module)[:-1]  # the output layer's units are different targets
     for name, m in layers:
-        rows = torch.cat([m.weight.detach(), (m.bias.detach() if m.bias is not None
-                                               else torch.zeros(m.out_features)).unsqueeze(1)], dim=1).double()
+        weight = m.weight.detach().reshape(len(m.weight), -1)  # a convolution's filters, flattened
+        bias = m.bias.detach() if m.bias is not None else torch.zeros(len(weight))
+        rows = torch.cat([weight, bias.unsqueeze(1)], dim=1).double()
         if len(rows) < 2:
             continue
         scale = rows.abs().max().clamp_min(1e-12)

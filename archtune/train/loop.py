@@ -28,8 +28,9 @@ EVAL_BATCH = 8192
 
 
 def penalised_weights(module: nn.Module) -> list[torch.Tensor]:
-    """Weights that L1/L2 and weight decay act on: those of Linear layers, not biases or norms."""
-    return [m.weight for m in module.modules() if isinstance(m, nn.Linear)]
+    """Weights that L1/L2 and weight decay act on: those of Linear and convolution layers, not
+    biases or norms."""
+    return [m.weight for m in module.modules() if isinstance(m, (nn.Linear, nn.Conv1d, nn.Conv2d))]
 
 
 def _overrides(cb: Callback, hook: str) -> bool:
