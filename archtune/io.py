@@ -27,7 +27,7 @@ import torch
 from torch import nn
 
 from archtune.config import ModelConfig
-from archtune.errors import BundleError, SaveError
+from archtune.errors import BundleError, InvalidParameterError, SaveError
 
 FORMAT = "archtune-bundle"
 FORMAT_VERSION = 1
@@ -273,6 +273,9 @@ def load(directory: str | os.PathLike) -> Any:
     try:
         params = _params_from_json(_expect(meta.get("params"), dict, "params"))
         model = ESTIMATORS[name](**params)
+        # Validated as fit would (but not the device: a model saved on a GPU loads on a CPU).
+        model.model_config()
+        model.train_config(1000, 0)
         mc = dict(_expect(meta.get("model_config"), dict, "model_config"))
         mc["hidden_sizes"] = tuple(_expect(mc.get("hidden_sizes"), list, "model_config.hidden_sizes"))
         model_config = ModelConfig(**mc)
@@ -291,6 +294,8 @@ def load(directory: str | os.PathLike) -> Any:
             task = "regression"
     except BundleError:
         raise
+    except InvalidParameterError as exc:
+        raise BundleError(f"{directory / META_FILE}: invalid parameter in the bundle ({exc})") from None
     except (TypeError, KeyError, ValueError) as exc:
         raise BundleError(f"{directory / META_FILE}: invalid bundle description ({type(exc).__name__}: {exc})") from None
 
