@@ -231,6 +231,10 @@ def save(model: Any, directory: str | os.PathLike, metadata: dict[str, Any] | No
     for stale in directory.glob("weights-*.safetensors"):
         if stale.name != weights_name:
             stale.unlink(missing_ok=True)
+    # Temporary files of a save that was killed (SIGKILL, power loss) are never renamed into
+    # place; the next save of the bundle removes them.
+    for stale in [*directory.glob(f".{META_FILE}.*.tmp"), *directory.glob(".weights-*.safetensors.*.tmp")]:
+        stale.unlink(missing_ok=True)
     return directory
 
 
