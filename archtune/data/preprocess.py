@@ -190,18 +190,18 @@ class Preprocessor:
         present = arr[~np.isnan(arr)]
         if present.size == 0:
             raise DataError(f"{where}: column {name!r} has no values at all (every row is missing)")
+        with np.errstate(over="ignore", invalid="ignore"):
+            median = float(np.median(present))
+            filled = np.where(np.isnan(arr), median, arr)
+            center, scale = float(filled.mean()), float(filled.std())
+        if not (np.isfinite(median) and np.isfinite(center) and np.isfinite(scale)):
+            # Values near the float64 limit (1e308) overflow the median, mean or variance.
+            raise DataError(f"{where}: column {name!r} has values too large to scale (largest magnitude "
+                            f"{np.abs(present).max():.3g}); rescale that column")
         self.numeric_.append(name)
-        median = float(np.median(present))
         self.medians_.append(median)
         if present.size < arr.size:
             self.indicators_.append(name)
-        filled = np.where(np.isnan(arr), median, arr)
-        with np.errstate(over="ignore", invalid="ignore"):
-            center, scale = float(filled.mean()), float(filled.std())
-        if not (np.isfinite(center) and np.isfinite(scale)):
-            # Values near the float64 limit (1e308) overflow the mean or the variance.
-            raise DataError(f"{where}: column {name!r} has values too large to scale (largest magnitude "
-                            f"{np.abs(filled).max():.3g}); rescale that column")
         self.center_.append(center)
         self.scale_.append(scale if scale > 0 else 1.0)
         if self.scaling == "quantile":

@@ -105,7 +105,7 @@ def _read_bytes(path: Path) -> bytes:
         try:
             raw = gzip.decompress(raw)
         except (OSError, EOFError, zlib.error) as exc:  # BadGzipFile is an OSError
-            raise DataError(f"{path.name}: the gzip stream is corrupt or truncated ({exc})") from None
+            raise DataError(f"{path.name}: the gzip stream is corrupt or truncated ({_one_line(exc)})") from None
     return raw
 
 
@@ -213,7 +213,7 @@ def read_table(path: str | os.PathLike) -> pd.DataFrame:
     except pd.errors.EmptyDataError:
         raise DataError(f"{name}: the file is empty") from None
     except pd.errors.ParserError as exc:
-        raise DataError(f"{name}: cannot be parsed as a {'TSV' if sep == chr(9) else 'CSV'} table ({str(exc).strip()})") from None
+        raise DataError(f"{name}: cannot be parsed as a {'TSV' if sep == chr(9) else 'CSV'} table ({_one_line(exc)})") from None
     if len(frame) == 0:
         raise DataError(f"{name}: has a header but no data rows")
     _check_columns(_header(text, sep), name)
@@ -233,11 +233,16 @@ def _read_parquet(path: Path) -> pd.DataFrame:
     try:
         frame = pd.read_parquet(path)
     except Exception as exc:  # pyarrow raises many types for a damaged file
-        raise DataError(f"{path.name}: not a readable Parquet file ({type(exc).__name__}: {exc})") from None
+        raise DataError(f"{path.name}: not a readable Parquet file ({type(exc).__name__}: {_one_line(exc)})") from None
     if len(frame) == 0:
         raise DataError(f"{path.name}: has a header but no data rows")
     _check_columns([str(c) for c in frame.columns], path.name)
     return frame
+
+
+def _one_line(exc: Exception) -> str:
+    """A library's message on one line (pyarrow's span several)."""
+    return " ".join(str(exc).split())
 
 
 def _check_columns(header: list[str], name: str) -> None:
