@@ -58,7 +58,7 @@ def _one_column_hint(columns: list[str]) -> str:
         return ""
     for sep, word in ((",", "','"), (";", "';'"), ("\t", "a tab"), ("|", "'|'")):
         if sep in columns[0]:
-            return f" (the header was read as one column: is the delimiter {word}? name the file .csv or .tsv to match)"
+            return f" (the header was read as one column: is the delimiter {word}?)"
     return ""
 
 
@@ -157,9 +157,11 @@ def _delimiter(path: Path, text: str) -> str:
         return "\t"
     if ".csv" in suffixes:
         first = text.split("\n", 1)[0]
-        # A ".csv" exported with semicolons or tabs is common; trust the header line.
-        if first.count(",") == 0 and (first.count(";") > 0 or first.count("\t") > 0):
-            return ";" if first.count(";") >= first.count("\t") else "\t"
+        # A ".csv" exported with semicolons, tabs or pipes is common; trust the header line.
+        if first.count(",") == 0:
+            counts = {sep: first.count(sep) for sep in ";\t|"}
+            best = max(counts, key=counts.get)
+            return best if counts[best] > 0 else ","
         return ","
     try:
         return csv.Sniffer().sniff(text[:20000], delimiters=",\t;|").delimiter
