@@ -349,3 +349,19 @@ def test_reordered_and_extra_columns_at_predict_time(table, bundle, tmp_path):
     with pytest.raises(DataError, match="different order than in fit: position 1 is 'FDist' but NeuralClassifier "
                                         "was fitted with 'FLength'"):
         model.predict(X[X.columns[::-1]])
+
+
+def test_a_catalogue_case_through_the_real_entry_point(table, tmp_path):
+    """One case in a real subprocess (the others run in-process): before issue 7 this file's
+    UnicodeDecodeError escaped as a traceback."""
+    import subprocess
+    import sys
+
+    data = next(c for c in CASES if c.id == "bom_but_not_utf8").make(table, tmp_path)
+    env = {**os.environ, "OMP_NUM_THREADS": "1",
+           "PYTHONPATH": os.pathsep.join([str(Path(__file__).resolve().parents[1]), os.environ.get("PYTHONPATH", "")])}
+    proc = subprocess.run([sys.executable, "-m", "archtune", "fit", str(data), "-t", "target", "-o", str(tmp_path / "run")],
+                          capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 2
+    assert_one_line_error(proc.stderr, proc.stdout, "bom.csv: starts with a UTF-8 byte-order mark but is not valid UTF-8")
+    assert not (tmp_path / "run").exists()
