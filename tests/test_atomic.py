@@ -29,7 +29,7 @@ from safetensors.torch import load_file
 import archtune
 from archtune import NeuralClassifier, SaveError
 from archtune.cli import cli
-from archtune.io import atomic_write_bytes, write_weights
+from archtune.io import atomic_write_bytes
 from archtune.train import Checkpoint
 from tests.conftest import load_shared
 
@@ -64,13 +64,18 @@ KILLER = textwrap.dedent('''
         return [v for v in (0, 1) if state.keys() == states[v].keys()
                 and all(torch.equal(state[k], states[v][k]) for k in state)]
 
+    def temp_files():
+        return {os.path.join(d, n) for d in (folder, bundle) for n in os.listdir(d) if n.endswith(".tmp")}
+
     save(0)
     rng = random.Random(0)
-    report = {"kills": 0, "survived": 0, "bundle_versions": [0, 0], "failures": [], "stale_temp_files": 0}
+    report = {"kills": 0, "survived": 0, "bundle_versions": [0, 0], "failures": [], "stale_temp_files": 0,
+              "kills_mid_write": 0}
     for i in range(kills):
+        before = temp_files()
         pid = os.fork()
         if pid == 0:  # the writer: alternate the two versions until killed
-            v = 1
+            v = i % 2  # on a slow machine a writer may finish only one save: vary the first
             while True:
                 save(v)
                 v = 1 - v
@@ -78,6 +83,7 @@ KILLER = textwrap.dedent('''
         os.kill(pid, signal.SIGKILL)
         os.waitpid(pid, 0)
         report["kills"] += 1
+        report["kills_mid_write"] += bool(temp_files() - before)  # a temporary file was being written
         try:
             model = archtune.load(bundle)
             v = model.bundle_metadata_["version"]
@@ -122,6 +128,7 @@ def test_sigkill_while_saving_always_leaves_a_whole_version(table, tmp_path):
     report = json.loads(proc.stdout.strip().splitlines()[-1])
     print(f"SIGKILL while saving: {report['survived']}/{report['kills']} kills left a loadable bundle, checkpoint "
           f"and leaderboard (bundle after a kill: old-or-new versions {report['bundle_versions']}; "
+          f"{report['kills_mid_write']} kills caught a file half-written; "
           f"{report['stale_temp_files']} temporary files of killed saves in the bundle)")
     assert report["failures"] == []
     assert report["kills"] == report["survived"] == KILLS

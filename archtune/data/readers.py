@@ -12,6 +12,7 @@ import os
 import re
 import zlib
 from pathlib import Path
+from typing import overload
 
 import pandas as pd
 
@@ -20,6 +21,12 @@ from archtune.errors import DataError
 
 PARQUET_MAGIC = b"PAR1"
 GZIP_MAGIC = b"\x1f\x8b"
+
+
+@overload
+def load_table(source: str | os.PathLike, target: None = None) -> pd.DataFrame: ...
+@overload
+def load_table(source: str | os.PathLike, target: str) -> tuple[pd.DataFrame, pd.Series]: ...
 
 
 def load_table(source: str | os.PathLike, target: str | None = None) -> pd.DataFrame | tuple[pd.DataFrame, pd.Series]:
