@@ -16,6 +16,7 @@ _EXPORTS = {
     "BundleError": "archtune.errors",
     "DataError": "archtune.errors",
     "InvalidParameterError": "archtune.errors",
+    "SaveError": "archtune.errors",
     "TrainingDivergedError": "archtune.errors",
     "AutoNeuralClassifier": "archtune.auto",
     "AutoNeuralRegressor": "archtune.auto",

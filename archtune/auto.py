@@ -23,7 +23,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from archtune.checks import check_choice, check_number
 from archtune.data.preprocess import as_frame, infer_column_kinds
-from archtune.data.target import encode_classes, regression_target, target_array
+from archtune.data.target import check_varies, encode_classes, regression_target, target_array
 from archtune.errors import DataError, InvalidParameterError, nearest
 from archtune.estimators import NeuralClassifier, NeuralRegressor, _seed_from
 from archtune.train.callbacks import Callback
@@ -384,7 +384,7 @@ class AutoNeuralRegressor(RegressorMixin, _AutoBase):
     _epoch_key = "val_r2"
 
     def _check_target(self, y: np.ndarray) -> None:
-        regression_target(y, "y")
+        check_varies(regression_target(y, "y"), "y")
 
     def _stratify_labels(self, y: np.ndarray) -> np.ndarray | None:
         return None

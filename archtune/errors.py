@@ -2,7 +2,8 @@
 
 Every message is one line that names what is wrong: the parameter, the rule and the value
 (`InvalidParameterError`), or the file, column and row (`DataError`). They subclass
-`ValueError` so that scikit-learn's tooling treats them as input errors.
+`ValueError` so that scikit-learn's tooling treats them as input errors (`SaveError`, an
+`OSError`, is the exception).
 """
 
 from __future__ import annotations
@@ -33,6 +34,10 @@ class DeadNetworkError(ArchtuneError, RuntimeError):
 
 class BundleError(ArchtuneError):
     """A saved model bundle is missing, corrupted, foreign or of an unknown format."""
+
+
+class SaveError(ArchtuneError, OSError):
+    """A file could not be written (disk full, no permission); its previous version is kept."""
 
 
 def nearest(name: str, choices: Iterable[str]) -> str:

@@ -30,7 +30,7 @@ from archtune.config import (
 )
 from archtune.data.images import flatten_images, is_image_array
 from archtune.data.preprocess import Preprocessor, as_frame, column_differences, infer_column_kinds, list_columns
-from archtune.data.target import encode_classes, regression_target, target_array
+from archtune.data.target import check_varies, encode_classes, regression_target, target_array
 from archtune.errors import DataError, InvalidParameterError
 from archtune.models import InputSpec, build_model
 from archtune.train import Callback, ProgressBar, Trainer
@@ -583,7 +583,9 @@ class NeuralRegressor(RegressorMixin, _NeuralBase):
                 f"class_weight applies to classifiers only; got class_weight={self.class_weight!r} on NeuralRegressor")
         self.n_outputs_ = 1 if y.ndim == 1 else y.shape[1]
         self._y_1d = y.ndim == 1
-        return regression_target(y, "y")
+        targets = regression_target(y, "y")
+        check_varies(targets, "y")
+        return targets
 
     def _encode_target(self, y: np.ndarray, what: str) -> np.ndarray:
         out = regression_target(y, what)

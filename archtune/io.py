@@ -13,6 +13,7 @@ the previous bundle or the new one, never a JSON that points at missing or parti
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -26,7 +27,7 @@ import torch
 from torch import nn
 
 from archtune.config import ModelConfig
-from archtune.errors import BundleError
+from archtune.errors import BundleError, InvalidParameterError, SaveError
 
 FORMAT = "archtune-bundle"
 FORMAT_VERSION = 1
@@ -37,23 +38,37 @@ META_FILE = "archtune.json"
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    """Write ``data`` to ``path`` so that readers see the old file or the new one, never a part."""
+    """Write ``data`` to ``path`` so that readers see the old file or the new one, never a part.
+
+    A failed write (disk full, no permission) raises `SaveError` naming the path, leaves the
+    previous version of the file as it was and no temporary file behind.
+    """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        raise _save_error(path, exc) from exc
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         try:
             os.unlink(tmp)
         except FileNotFoundError:
             pass
+        if isinstance(exc, OSError) and not isinstance(exc, SaveError):
+            raise _save_error(path, exc) from exc
         raise
     _fsync_dir(path.parent)
+
+
+def _save_error(path: Path, exc: OSError) -> SaveError:
+    reason = "no space left on device" if exc.errno == errno.ENOSPC else (exc.strerror or str(exc))
+    return SaveError(f"{path}: cannot save: {reason}; the previous version (if any) is kept")
 
 
 def _fsync_dir(directory: Path) -> None:
@@ -200,11 +215,26 @@ def save(model: Any, directory: str | os.PathLike, metadata: dict[str, Any] | No
         meta["target"] = {"mean": model.target_mean_.tolist(), "scale": model.target_scale_.tolist(),
                           "one_d": bool(model._y_1d), "n_outputs": int(model.n_outputs_)}
     text = json.dumps(meta, indent=1, allow_nan=False)
-    atomic_write_bytes(directory / weights_name, weights)
-    atomic_write_bytes(directory / META_FILE, text.encode())
+    created = not directory.exists()
+    weights_path = directory / weights_name
+    new_weights = not weights_path.exists()
+    try:
+        atomic_write_bytes(weights_path, weights)
+        atomic_write_bytes(directory / META_FILE, text.encode())
+    except BaseException:
+        # The previous JSON still points at the previous weights: drop only what this call added.
+        if new_weights:
+            weights_path.unlink(missing_ok=True)
+        if created and directory.is_dir() and not any(directory.iterdir()):
+            directory.rmdir()
+        raise
     for stale in directory.glob("weights-*.safetensors"):
         if stale.name != weights_name:
             stale.unlink(missing_ok=True)
+    # Temporary files of a save that was killed (SIGKILL, power loss) are never renamed into
+    # place; the next save of the bundle removes them.
+    for stale in [*directory.glob(f".{META_FILE}.*.tmp"), *directory.glob(".weights-*.safetensors.*.tmp")]:
+        stale.unlink(missing_ok=True)
     return directory
 
 
@@ -247,6 +277,9 @@ def load(directory: str | os.PathLike) -> Any:
     try:
         params = _params_from_json(_expect(meta.get("params"), dict, "params"))
         model = ESTIMATORS[name](**params)
+        # Validated as fit would (but not the device: a model saved on a GPU loads on a CPU).
+        model.model_config()
+        model.train_config(1000, 0)
         mc = dict(_expect(meta.get("model_config"), dict, "model_config"))
         mc["hidden_sizes"] = tuple(_expect(mc.get("hidden_sizes"), list, "model_config.hidden_sizes"))
         model_config = ModelConfig(**mc)
@@ -265,6 +298,8 @@ def load(directory: str | os.PathLike) -> Any:
             task = "regression"
     except BundleError:
         raise
+    except InvalidParameterError as exc:
+        raise BundleError(f"{directory / META_FILE}: invalid parameter in the bundle ({exc})") from None
     except (TypeError, KeyError, ValueError) as exc:
         raise BundleError(f"{directory / META_FILE}: invalid bundle description ({type(exc).__name__}: {exc})") from None
 

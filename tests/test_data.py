@@ -93,6 +93,12 @@ def test_semicolon_csv(tmp_path):
     assert got["city"].tolist() == ["Lyon", "Paris"]
 
 
+def test_pipe_separated_csv(tmp_path):
+    path = tmp_path / "export.csv"
+    path.write_text("area|rooms|city\n70.5|3|Lyon\n")
+    assert read_table(path).to_dict("list") == {"area": [70.5], "rooms": [3], "city": ["Lyon"]}
+
+
 def test_semicolon_csv_with_decimal_commas(tmp_path):
     # Excel in most of Europe writes "70,5" with ";" between fields.
     path = tmp_path / "prices.csv"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -12,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import optuna
 import pytest
+import torch
 
 from archtune import InvalidParameterError
 from archtune.auto import AutoNeuralClassifier, AutoNeuralRegressor
@@ -137,22 +139,34 @@ def test_seeded_tpe_hyperband_study_prunes_and_improves(magic):
     assert model.best_estimator_.max_epochs == model.best_trial_.user_attrs["best_epoch"]
 
 
-def test_diverging_configuration_fails_with_reason_and_is_never_best(magic, tmp_path):
+@pytest.mark.parametrize("population", [True, False])
+def test_diverging_configuration_fails_with_reason_and_is_never_best(magic, tmp_path, population):
     X, y = magic
     storage = f"sqlite:///{tmp_path / 's.db'}"
     study = optuna.create_study(storage=storage, study_name="s", direction="maximize")
-    study.enqueue_trial({"learning_rate": 10.0, "optimizer": "adam", "activation": "relu", "hidden_layers": 2,
-                         "units": 64, "batch_size": 256}, skip_if_exists=False)
-    model = AutoNeuralClassifier(budget=4, space=FAST_SPACE, storage=storage, study_name="s", random_state=0,
-                                 baselines=False).fit(X, y)
-    first = model.study_.trials[0]
-    assert first.params["learning_rate"] == 10.0
-    assert first.state == optuna.trial.TrialState.FAIL
-    assert first.user_attrs["fail_reason"].startswith("diverged")
-    assert model.best_trial_.number != 0
+    # An exploding Adam (loss far above a constant prediction's) and a Nesterov step that overflows
+    # to inf/NaN, alone or as the leader of a cohort.
+    for optimizer, lr in (("adam", 10.0), ("nesterov", 1e6)):
+        study.enqueue_trial({"learning_rate": lr, "optimizer": optimizer, "activation": "relu", "hidden_layers": 2,
+                             "units": 64, "batch_size": 256}, skip_if_exists=False)
+    model = AutoNeuralClassifier(budget=5, space=FAST_SPACE, storage=storage, study_name="s", random_state=0,
+                                 baselines=False, population=population).fit(X, y)
+    diverged = [t for t in model.study_.trials if t.params.get("learning_rate") in (10.0, 1e6)]
+    assert len(diverged) == 2
+    for trial in diverged:
+        assert trial.state == optuna.trial.TrialState.FAIL
+        assert trial.user_attrs["fail_reason"].startswith("diverged: training diverged at epoch")
+        assert trial.number != model.best_trial_.number
+    overflow = next(t for t in diverged if t.params["optimizer"] == "nesterov")
+    # A non-finite loss ends the trial at the end of the epoch where it appeared: the first.
+    assert re.match(r"diverged: training diverged at epoch 1: train_loss became (nan|inf)", overflow.user_attrs["fail_reason"])
+    assert model.best_trial_.state == optuna.trial.TrialState.COMPLETE and np.isfinite(model.best_score_)
+    assert all(torch.isfinite(p).all() for p in model.best_estimator_.module_.parameters())
     board = model.leaderboard_
-    failed = board[board["model"].str.contains("#0 ")]
-    assert failed["state"].item() == "FAIL" and failed.index.item() == len(board)  # ranked last
+    assert board.iloc[0]["state"] == "COMPLETE"
+    for trial in diverged:
+        row = board[board["model"].str.contains(f"#{trial.number} ")]
+        assert row["state"].item() == "FAIL" and row.index.item() > (board["state"] == "COMPLETE").sum()  # ranked last
 
 
 def test_same_seed_gives_the_same_sequence_of_trials(magic):

@@ -260,3 +260,79 @@ def test_categorical_and_missing_values_train(magic_small):
     assert model.score(X, y) > 0.75
     onehot = NeuralClassifier(categorical="onehot", max_epochs=5, random_state=0).fit(X, y)
     assert len(onehot.module_.embeddings) == 0 and onehot.score(X, y) > 0.75
+
+
+# --------------------------------------------------------------------------- divergence (issue 7)
+
+
+class _Poison(Callback):
+    """Sets the first layer's weights to ``value`` after batch ``step`` (0-based, counted over
+    the whole run), as a blow-up would; counts the batches trained."""
+
+    def __init__(self, step: int, value: float = math.nan):
+        self.step, self.value, self.batches = step, value, 0
+
+    def on_batch_end(self, trainer, step):
+        self.batches += 1
+        if step == self.step:
+            with torch.no_grad():
+                next(trainer.module.parameters()).fill_(self.value)
+
+
+def _finite_file(path) -> bool:
+    from safetensors.torch import load_file
+
+    return all(bool(torch.isfinite(t).all()) for t in load_file(path).values())
+
+
+@pytest.mark.parametrize("value", [math.nan, math.inf])
+def test_a_non_finite_loss_mid_epoch_stops_at_that_epochs_end_and_keeps_the_best_checkpoint(
+        house_small, tmp_path, value):
+    from archtune.train import Checkpoint
+
+    X, y = house_small
+    X, y = X.iloc[:200], np.log1p(y.iloc[:200])
+    poison = _Poison(step=4 * 2 + 1, value=value)  # 4 batches an epoch: the 2nd batch of epoch 3
+    path = tmp_path / "best.safetensors"
+    checkpoint = Checkpoint(path, monitor="train_loss")
+    model = NeuralRegressor(batch_size=50, early_stopping=False, max_epochs=20, random_state=0)
+    with pytest.raises(TrainingDivergedError, match="diverged at epoch 3: train_loss became nan"):
+        model.fit(X, y, callbacks=[poison, checkpoint])
+    assert poison.batches == 3 * 4  # the poisoned epoch ends, and nothing after it runs
+    assert math.isfinite(checkpoint.best) and _finite_file(path)
+
+
+def test_checkpoint_never_writes_non_finite_weights_behind_a_finite_loss(house_small, tmp_path):
+    """The epoch's loss averages its batches, each measured before its step: a last step that
+    blows up leaves a finite loss and non-finite weights. Those must never become the best."""
+    from safetensors.torch import load_file, save_file
+
+    from archtune.train import Checkpoint
+
+    X, y = house_small
+    X, y = X.iloc[:200], np.log1p(y.iloc[:200])
+    path = tmp_path / "best.safetensors"
+    save_file({"earlier": torch.ones(3)}, path)  # a checkpoint from an earlier run, to be kept
+    poison = _Poison(step=3)  # the last batch of epoch 1
+    checkpoint = Checkpoint(path, monitor="train_loss")
+    model = NeuralRegressor(batch_size=50, early_stopping=False, max_epochs=5, random_state=0)
+    with pytest.raises(TrainingDivergedError, match="diverged at epoch 2"):
+        model.fit(X, y, callbacks=[poison, checkpoint])
+    assert poison.batches == 2 * 4
+    assert checkpoint.best == math.inf  # epoch 1's finite loss came with NaN weights: not a best
+    assert list(load_file(path)) == ["earlier"]
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+def test_a_diverging_regressor_stops_in_its_first_epoch_without_a_non_finite_checkpoint(
+        house_small, tmp_path, optimizer):
+    from archtune.train import Checkpoint
+
+    X, y = house_small
+    counter = _Poison(step=-1)
+    path = tmp_path / "best.safetensors"
+    model = NeuralRegressor(optimizer=optimizer, learning_rate=1e6, batch_size=100, max_epochs=50, random_state=0)
+    with pytest.raises(TrainingDivergedError, match="diverged at epoch 1: "):
+        model.fit(X.iloc[:1000], np.log1p(y.iloc[:1000]), callbacks=[counter, Checkpoint(path)])
+    assert counter.batches <= 10  # at most one epoch of 800 training rows in batches of 100
+    assert not path.exists() or _finite_file(path)

@@ -103,27 +103,14 @@ def load_training_table(data: str, target: str, task: str) -> tuple[pd.DataFrame
     said); returns (X, y, task, source name)."""
     from archtune.data.readers import load_table, source_name
 
-    frame = load_table(data)
     name = source_name(data)
-    X, y = split_target(frame, target, name)
+    X, y = load_table(data, target=target)
     check_target(y, name)
     if task == "auto":
         task, reason = infer_task(y)
         click.echo(f"task: {task} ({reason}; use --task to override)")
     check_task_target(y, task, name)
     return X, y, task, name
-
-
-def split_target(frame: pd.DataFrame, target: str, source: str) -> tuple[pd.DataFrame, pd.Series]:
-    if target not in frame.columns:
-        columns = [str(c) for c in frame.columns]
-        hint = nearest(target, columns)
-        shown = ", ".join(repr(c) for c in columns[:8]) + (" ..." if len(columns) > 8 else "")
-        raise DataError(f"{source}: target column {target!r} not found{hint}; columns are {shown}")
-    X = frame.drop(columns=[target])
-    if X.shape[1] == 0:
-        raise DataError(f"{source}: no feature columns besides the target {target!r}")
-    return X, frame[target]
 
 
 def check_target(y: pd.Series, source: str) -> None:
@@ -157,6 +144,9 @@ def check_task_target(y: pd.Series, task: str, source: str) -> None:
         pos = int(np.flatnonzero(bad)[0])
         raise DataError(f"{source}: target column {y.name!r} {row_label(y.index, pos)}: {y.iloc[pos]!r} is not "
                         "a number (regression needs a numeric target; use --task classification for labels)")
+    if len(y) > 1 and parsed.nunique() == 1:
+        raise DataError(f"{source}: target column {y.name!r} is constant ({parsed.iloc[0]:g} in all {len(y)} rows); "
+                        "a regressor needs a target that varies")
 
 
 def select_features(frame: pd.DataFrame, model: Any, source: str) -> pd.DataFrame:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import shutil
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -65,6 +68,30 @@ def _space_for(preset: str, overrides: dict[str, Any], neural_cls: type) -> Any:
             space.dimensions = [d for d in space.dimensions if d.name != name]
             space.dimensions.append(Dimension(name, "fixed", value=fixed.value))
     return space
+
+
+@contextlib.contextmanager
+def _removed_unless_trials(out: Path) -> Iterator[None]:
+    """If the command fails, remove the --out directory it created, unless its study holds trials
+    (they are kept for --resume): a refused input leaves nothing behind."""
+    created = not out.exists()
+    try:
+        yield
+    except BaseException:
+        if created and out.is_dir() and not _has_trials(out / STUDY_FILE):
+            shutil.rmtree(out, ignore_errors=True)
+        raise
+
+
+def _has_trials(db: Path) -> bool:
+    if not db.is_file():
+        return False
+    import optuna
+
+    try:
+        return any(s.n_trials for s in optuna.get_all_study_summaries(f"sqlite:///{db.resolve()}"))
+    except Exception:  # an unreadable study file is kept for the user to look at
+        return True
 
 
 def _open_existing_study(storage: str, name: str) -> Any | None:
@@ -176,51 +203,52 @@ def tune(data: str, target: str | None, task: str, budget: str, trials: int | No
     for cls in (AutoNeuralClassifier, AutoNeuralRegressor):  # the space must be valid before data is read
         _space_for(preset, overrides, cls._neural)
         break
-    if storage is None:
-        out.mkdir(parents=True, exist_ok=True)
-        storage = f"sqlite:///{(out / STUDY_FILE).resolve()}"
-    existing = _open_existing_study(storage, study_name)
-    if resume and existing is None:
-        raise InvalidParameterError(f"--resume: no study named {study_name!r} in {storage} to continue")
-    if not resume and existing is not None and existing.trials:
-        raise InvalidParameterError(f"a study named {study_name!r} already exists in {storage} with "
-                                    f"{len(existing.trials)} trials; pass --resume to continue it, or choose "
-                                    "another --out or --study")
+    with _removed_unless_trials(out):
+        if storage is None:
+            out.mkdir(parents=True, exist_ok=True)
+            storage = f"sqlite:///{(out / STUDY_FILE).resolve()}"
+        existing = _open_existing_study(storage, study_name)
+        if resume and existing is None:
+            raise InvalidParameterError(f"--resume: no study named {study_name!r} in {storage} to continue")
+        if not resume and existing is not None and existing.trials:
+            raise InvalidParameterError(f"a study named {study_name!r} already exists in {storage} with "
+                                        f"{len(existing.trials)} trials; pass --resume to continue it, or choose "
+                                        "another --out or --study")
 
-    X, y, task, name = load_training_table(data, target, task)
-    from archtune.data.preprocess import infer_column_kinds
+        X, y, task, name = load_training_table(data, target, task)
+        from archtune.data.preprocess import infer_column_kinds
 
-    infer_column_kinds(X, where=name)
-    auto_cls = AutoNeuralClassifier if task == "classification" else AutoNeuralRegressor
-    space = _space_for(preset, overrides, auto_cls._neural)
-    X_fit, X_hold, y_fit, y_hold = holdout_split(X, y, holdout, task, seed)
-    model = auto_cls(budget=budget_value, space=space, sampler=sampler, pruner=None if pruner == "none" else pruner,
-                     cv=cv, scoring=scoring, storage=storage, study_name=study_name, n_jobs=n_jobs,
-                     population=population, baselines=baselines, random_state=seed, verbose=0 if quiet else 1)
-    click.echo(f"data: {name}: {len(X_fit)} rows for the search, {X.shape[1]} features; "
-               f"budget {budget_value if trials is None else f'{trials} trials'}; study {study_name!r} in {storage}")
-    started = time.perf_counter()
-    model.fit(X_fit, y_fit)
-    seconds = time.perf_counter() - started
-    board = model.leaderboard_
-    metric = scoring or ("accuracy" if task == "classification" else "r2")
-    render_leaderboard(board)
-    sentence = verdict(board, metric)
-    click.echo(sentence)
-    report: dict[str, Any] = {
-        "data": str(data), "target": target, "task": task, "search_seconds": seconds, "metric": metric,
-        "best_score": model.best_score_, "best_params": model.best_params_, "verdict": sentence,
-        "validation": {f"val_{metric}": model.best_score_}}
-    if X_hold is not None:
-        report["holdout"] = holdout_metrics(model.best_estimator_, X_hold, y_hold, task)
-        _echo_metrics(f"held-out ({len(X_hold)} rows, refitted best network)", report["holdout"])
-    save(model.best_estimator_, out, metadata=report)
-    atomic_write_bytes(out / LEADERBOARD_FILE, board.to_csv(index_label="rank").encode())
-    atomic_write_bytes(out / "metrics.json", json.dumps(report, indent=2, default=str).encode())
-    click.echo(f"saved the best network to {out} (use: archtune predict {out} DATA); "
-               f"leaderboard in {out / LEADERBOARD_FILE}")
-    if storage.startswith("sqlite"):
-        click.echo(f"browse the study: optuna-dashboard {storage}")
+        infer_column_kinds(X, where=name)
+        auto_cls = AutoNeuralClassifier if task == "classification" else AutoNeuralRegressor
+        space = _space_for(preset, overrides, auto_cls._neural)
+        X_fit, X_hold, y_fit, y_hold = holdout_split(X, y, holdout, task, seed)
+        model = auto_cls(budget=budget_value, space=space, sampler=sampler, pruner=None if pruner == "none" else pruner,
+                         cv=cv, scoring=scoring, storage=storage, study_name=study_name, n_jobs=n_jobs,
+                         population=population, baselines=baselines, random_state=seed, verbose=0 if quiet else 1)
+        click.echo(f"data: {name}: {len(X_fit)} rows for the search, {X.shape[1]} features; "
+                   f"budget {budget_value if trials is None else f'{trials} trials'}; study {study_name!r} in {storage}")
+        started = time.perf_counter()
+        model.fit(X_fit, y_fit)
+        seconds = time.perf_counter() - started
+        board = model.leaderboard_
+        metric = scoring or ("accuracy" if task == "classification" else "r2")
+        render_leaderboard(board)
+        sentence = verdict(board, metric)
+        click.echo(sentence)
+        report: dict[str, Any] = {
+            "data": str(data), "target": target, "task": task, "search_seconds": seconds, "metric": metric,
+            "best_score": model.best_score_, "best_params": model.best_params_, "verdict": sentence,
+            "validation": {f"val_{metric}": model.best_score_}}
+        if X_hold is not None:
+            report["holdout"] = holdout_metrics(model.best_estimator_, X_hold, y_hold, task)
+            _echo_metrics(f"held-out ({len(X_hold)} rows, refitted best network)", report["holdout"])
+        save(model.best_estimator_, out, metadata=report)
+        atomic_write_bytes(out / LEADERBOARD_FILE, board.to_csv(index_label="rank").encode())
+        atomic_write_bytes(out / "metrics.json", json.dumps(report, indent=2, default=str).encode())
+        click.echo(f"saved the best network to {out} (use: archtune predict {out} DATA); "
+                   f"leaderboard in {out / LEADERBOARD_FILE}")
+        if storage.startswith("sqlite"):
+            click.echo(f"browse the study: optuna-dashboard {storage}")
 
 
 @cli.command(epilog="""\b

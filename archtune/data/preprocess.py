@@ -8,6 +8,7 @@ never need pickle.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import numpy as np
@@ -23,6 +24,7 @@ CATEGORICAL_ENCODINGS = ("embedding", "onehot")
 # a categorical one: report the first bad value instead of silently embedding it.
 NUMERIC_SHARE = 0.9
 N_QUANTILES = 1000
+_COMMA_NUMBER = re.compile(r"[-+]?\d*,\d+")
 
 
 def as_frame(X: Any, what: str = "X") -> tuple[pd.DataFrame, bool]:
@@ -106,13 +108,21 @@ def _to_numeric(series: pd.Series, where: str) -> pd.Series | None:
     bad = parsed.isna()
     if not bad.any():
         return pd.to_numeric(series, errors="coerce").astype("float64")
-    if bad.mean() <= 1 - NUMERIC_SHARE:
-        pos = int(np.flatnonzero(present.to_numpy())[np.flatnonzero(bad.to_numpy())[0]])
-        raise DataError(
-            f"{where}: column {series.name!r} {row_label(series.index, pos)}: "
-            f"{series.iloc[pos]!r} is not a number"
-        )
+    # Numbers written with a comma ("3,14" or "1,000") would otherwise make a numeric column
+    # look categorical and be silently embedded as labels: count them as numbers gone wrong.
+    bad_arr = bad.to_numpy(dtype=bool)
+    comma = np.array([_comma_number(v) for v in values.to_numpy()[bad_arr]], dtype=bool)
+    if (len(comma) - comma.sum()) <= (1 - NUMERIC_SHARE) * len(bad_arr):
+        pos = int(np.flatnonzero(present.to_numpy())[np.flatnonzero(bad_arr)[0]])
+        value = series.iloc[pos]
+        hint = (" (a comma as decimal mark or thousands separator? write 3.14 and 1000, or separate the "
+                "file's fields with ';' or tabs)") if _comma_number(value) else ""
+        raise DataError(f"{where}: column {series.name!r} {row_label(series.index, pos)}: {value!r} is not a number{hint}")
     return None
+
+
+def _comma_number(value: Any) -> bool:
+    return isinstance(value, str) and _COMMA_NUMBER.fullmatch(value.strip()) is not None
 
 
 def infer_column_kinds(frame: pd.DataFrame, where: str = "X") -> dict[str, str]:
@@ -123,6 +133,8 @@ def infer_column_kinds(frame: pd.DataFrame, where: str = "X") -> dict[str, str]:
         numeric = _to_numeric(frame[col], where)
         if numeric is not None:
             _check_finite(numeric.to_numpy(dtype="float64"), str(col), frame.index, where)
+            if len(numeric) and numeric.isna().all():
+                raise DataError(f"{where}: column {str(col)!r} has no values at all (every row is missing)")
         kinds[str(col)] = "categorical" if numeric is None else "numeric"
     return kinds
 
@@ -178,13 +190,18 @@ class Preprocessor:
         present = arr[~np.isnan(arr)]
         if present.size == 0:
             raise DataError(f"{where}: column {name!r} has no values at all (every row is missing)")
+        with np.errstate(over="ignore", invalid="ignore"):
+            median = float(np.median(present))
+            filled = np.where(np.isnan(arr), median, arr)
+            center, scale = float(filled.mean()), float(filled.std())
+        if not (np.isfinite(median) and np.isfinite(center) and np.isfinite(scale)):
+            # Values near the float64 limit (1e308) overflow the median, mean or variance.
+            raise DataError(f"{where}: column {name!r} has values too large to scale (largest magnitude "
+                            f"{np.abs(present).max():.3g}); rescale that column")
         self.numeric_.append(name)
-        median = float(np.median(present))
         self.medians_.append(median)
         if present.size < arr.size:
             self.indicators_.append(name)
-        filled = np.where(np.isnan(arr), median, arr)
-        center, scale = float(filled.mean()), float(filled.std())
         self.center_.append(center)
         self.scale_.append(scale if scale > 0 else 1.0)
         if self.scaling == "quantile":
@@ -218,6 +235,7 @@ class Preprocessor:
             numeric[:, j] = np.where(np.isnan(arr), self.medians_[j], arr)
         missing = {name: frame[name].isna().to_numpy() for name in self.indicators_}
         blocks.append(self._scale(numeric))
+        self._check_representable(blocks[0], numeric, frame.index, where)
         if self.indicators_:
             blocks.append(np.column_stack([missing[name] for name in self.indicators_]).astype("float64"))
         codes = np.column_stack([self._codes(frame[name], name) for name in self.categorical_]) if self.categorical_ else np.empty((n, 0))
@@ -247,6 +265,16 @@ class Preprocessor:
             u = np.clip(0.5 * (up + down), 1e-7, 1 - 1e-7)
             out[:, j] = ndtri(u)
         return out
+
+    def _check_representable(self, scaled: np.ndarray, raw: np.ndarray, index: pd.Index, where: str) -> None:
+        """The network computes in float32: a value that scales beyond its range (3.4e38) would
+        reach it as inf, and the loss as NaN."""
+        with np.errstate(over="ignore", invalid="ignore"):
+            bad = ~np.isfinite(scaled.astype("float32"))
+        if bad.any():
+            pos, j = (int(v[0]) for v in np.nonzero(bad))
+            raise DataError(f"{where}: column {self.numeric_[j]!r} {row_label(index, pos)}: {raw[pos, j]:.6g} is too "
+                            "large to use (beyond float32 range once scaled); rescale that column")
 
     def _codes(self, values: pd.Series, name: str) -> np.ndarray:
         lookup = {c: i + 1 for i, c in enumerate(self.categories_[name])}

@@ -81,3 +81,16 @@ def regression_target(y: np.ndarray, what: str = "y") -> np.ndarray:
         kind = "missing (NaN)" if np.isnan(arr[i]).any() else "infinite"
         raise DataError(f"{what} {_row(i)}: the target is {kind}")
     return arr
+
+
+def check_varies(arr: np.ndarray, what: str = "y") -> None:
+    """Refuse a regression target with one value in every row: the network would learn a
+    constant (and R2 is undefined), which is almost always the wrong column or a filter gone wrong."""
+    if len(arr) < 2:
+        return
+    constant = np.flatnonzero(np.all(arr == arr[0], axis=0))
+    if constant.size:
+        j = int(constant[0])
+        output = f" output {j}" if arr.shape[1] > 1 else ""
+        raise DataError(f"{what}{output} is constant ({_plain(arr[0, j])!r} in all {len(arr)} rows): "
+                        "a regressor needs a target that varies")

@@ -127,9 +127,15 @@ class Checkpoint(Callback):
         from archtune.io import write_weights
 
         value = logs.get(self.monitor, logs["train_loss"])
-        if math.isfinite(value) and value < self.best:
+        # The logged loss averages the epoch's batches, each taken before its step: the last
+        # step can leave non-finite weights behind a finite loss. Those are never the best.
+        if math.isfinite(value) and value < self.best and _all_finite(trainer.module):
             self.best = value
             write_weights(trainer.module, self.path)
+
+
+def _all_finite(module: torch.nn.Module) -> bool:
+    return all(bool(torch.isfinite(t).all()) for t in module.state_dict().values() if t.is_floating_point())
 
 
 class LRScheduler(Callback):
