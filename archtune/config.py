@@ -75,6 +75,11 @@ class ModelConfig:
     separable: bool = False
     augment: tuple[str, ...] = ("shift", "flip")
     image_shape: tuple[int, ...] = ()
+    # Wide&Deep ("wide_deep"): input-matrix positions of the wide features, of the deep path's
+    # columns, and pairs of wide positions whose products join the wide part (from `inputs`).
+    wide_columns: tuple[int, ...] = ()
+    deep_columns: tuple[int, ...] = ()
+    crosses: tuple[tuple[int, int], ...] = ()
 
     def __post_init__(self) -> None:
         from archtune.models.cnn import AUGMENTATIONS
@@ -102,6 +107,9 @@ class ModelConfig:
         check_choice("separable", self.separable, (True, False))
         object.__setattr__(self, "augment", _augmentations(self.augment, AUGMENTATIONS))
         object.__setattr__(self, "image_shape", tuple(int(v) for v in self.image_shape))
+        object.__setattr__(self, "wide_columns", tuple(int(v) for v in self.wide_columns))
+        object.__setattr__(self, "deep_columns", tuple(int(v) for v in self.deep_columns))
+        object.__setattr__(self, "crosses", tuple((int(a), int(b)) for a, b in self.crosses))
 
 
 def _augmentations(value: object, known: tuple[str, ...]) -> tuple[str, ...]:

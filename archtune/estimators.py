@@ -31,7 +31,7 @@ from archtune.config import (
 from archtune.data.images import flatten_images, is_image_array
 from archtune.data.preprocess import Preprocessor, as_frame, column_differences, infer_column_kinds, list_columns
 from archtune.data.target import check_varies, encode_classes, regression_target, target_array
-from archtune.errors import DataError, InvalidParameterError
+from archtune.errors import DataError, InvalidParameterError, nearest
 from archtune.models import InputSpec, build_model
 from archtune.train import Callback, ProgressBar, Trainer
 from archtune.train.loop import predict_tensor
@@ -172,6 +172,7 @@ class _NeuralBase(BaseEstimator):
         pooling: str = "max",
         separable: bool = False,
         augment: bool | str = True,
+        inputs: dict | None = None,
         l1: float = 0.0,
         l2: float = 0.0,
         weight_decay: float = 1e-4,
@@ -211,6 +212,7 @@ class _NeuralBase(BaseEstimator):
         self.pooling = pooling
         self.separable = separable
         self.augment = augment
+        self.inputs = inputs
         self.l1 = l1
         self.l2 = l2
         self.weight_decay = weight_decay
@@ -359,6 +361,7 @@ class _NeuralBase(BaseEstimator):
 
         pre = Preprocessor(self.scaling, self.categorical).fit(frame_tr, "X", kinds)
         self.preprocessor_ = pre
+        model_config = self._with_inputs(model_config, pre)
         X_tr = torch.from_numpy(pre.transform(frame_tr, "X"))
         X_va = torch.from_numpy(pre.transform(frame_val, "X")) if frame_val is not None else None
         self._fit_target_scale(targets_tr)
@@ -404,6 +407,50 @@ class _NeuralBase(BaseEstimator):
         return None
 
     # ------------------------------------------------------------------ predict
+
+    def _with_inputs(self, model_config: ModelConfig, pre: Preprocessor) -> ModelConfig:
+        """Wide&Deep: ``inputs={"wide": [...], "deep": [...], "cross": [[a, b], ...]}`` as positions
+        in the preprocessed matrix. Wide columns must be numeric; categorical columns always
+        feed the deep path (through their embeddings); "deep" defaults to every other column."""
+        if self.inputs is None:
+            return model_config
+        if not isinstance(self.inputs, dict) or not set(self.inputs) <= {"wide", "deep", "cross"}:
+            raise InvalidParameterError(f"inputs must be a dict with keys 'wide', 'deep' (optional) and 'cross' "
+                                        f"(optional); got inputs={self.inputs!r}")
+        if self.arch != "wide_deep":
+            raise InvalidParameterError(f"inputs={{'wide': ...}} needs arch='wide_deep'; got arch={self.arch!r}")
+        columns = pre.columns_
+        numeric_at = {name: j for j, name in enumerate(pre.numeric_)}
+        indicator_at = {name: len(pre.numeric_) + k for k, name in enumerate(pre.indicators_)}
+
+        def names(key: str) -> list[str]:
+            value = self.inputs.get(key, [])  # type: ignore[union-attr]
+            value = [value] if isinstance(value, str) else list(value)
+            for name in value:
+                if str(name) not in columns:
+                    raise InvalidParameterError(f"inputs[{key!r}]: no column {name!r}{nearest(str(name), columns)}")
+            return [str(v) for v in value]
+
+        wide = names("wide")
+        if not wide:
+            raise InvalidParameterError("inputs['wide'] is empty: name the columns that go straight to the output")
+        for name in wide:
+            if name not in numeric_at:
+                raise InvalidParameterError(f"inputs['wide']: column {name!r} is categorical; wide columns must be "
+                                            "numeric (categorical columns feed the deep path through embeddings)")
+        deep = names("deep") if "deep" in self.inputs else [c for c in columns if c not in wide]
+        wide_positions = [numeric_at[n] for n in wide] + [indicator_at[n] for n in wide if n in indicator_at]
+        n_float = len(pre.numeric_) + len(pre.indicators_)
+        deep_positions = ([numeric_at[n] for n in deep if n in numeric_at]
+                          + [indicator_at[n] for n in deep if n in indicator_at]
+                          + list(range(n_float, pre.n_numeric_out + len(pre.cardinalities))))
+        crosses = []
+        for pair in self.inputs.get("cross", []):
+            if len(pair) != 2 or any(str(p) not in wide for p in pair):
+                raise InvalidParameterError(f"inputs['cross']: each cross is a pair of wide columns; got {pair!r}")
+            crosses.append((numeric_at[str(pair[0])], numeric_at[str(pair[1])]))
+        return dataclasses.replace(model_config, wide_columns=tuple(wide_positions),
+                                   deep_columns=tuple(deep_positions), crosses=tuple(crosses))
 
     def _images_to_rows(self, X: Any, what: str, fitting: bool) -> Any:
         """Images (N x C x H x W or N x H x W arrays) as rows of pixels; other X unchanged.

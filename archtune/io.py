@@ -145,7 +145,7 @@ def _jsonable_params(params: dict[str, Any]) -> dict[str, Any]:
     for key, value in params.items():
         if isinstance(value, tuple):
             value = list(value)
-        elif isinstance(value, dict):
+        elif isinstance(value, dict) and key == "class_weight":  # labels of any type, encoded
             value = {"labels": encode_labels(np.array(list(value.keys()), dtype=object), key),
                      "weights": [float(w) for w in value.values()]}
         elif isinstance(value, np.random.RandomState):

@@ -34,7 +34,7 @@ def weight_layers(module: nn.Module) -> list[tuple[str, nn.Module]]:
     "output layer"; skip projections are left out (they carry the identity path, not the
     depth whose gradient flow is in question)."""
     linears = [m for name, m in module.named_modules()
-               if isinstance(m, (nn.Linear, nn.Conv1d, nn.Conv2d)) and not name.endswith(".skip")]
+               if isinstance(m, (nn.Linear, nn.Conv1d, nn.Conv2d)) and not name.endswith((".skip", "wide_head"))]
     return [(f"hidden layer {i + 1}" if i < len(linears) - 1 else "output layer", m) for i, m in enumerate(linears)]
 
 

@@ -67,6 +67,9 @@ class InputSpec:
         return self.n_numeric + sum(self.embedding_dims)
 
 
+WIDE_GAIN = 10.0
+
+
 class TabularNetwork(nn.Module):
     """Input encoding, a family's body, and a linear output layer.
 
@@ -75,7 +78,8 @@ class TabularNetwork(nn.Module):
     output activation.
     """
 
-    def __init__(self, spec: InputSpec, body: nn.Module, body_width: int, n_outputs: int, task: str):
+    def __init__(self, spec: InputSpec, body: nn.Module, body_width: int, n_outputs: int, task: str,
+                 wide: tuple[int, ...] = (), deep: tuple[int, ...] = (), crosses: tuple[tuple[int, int], ...] = ()):
         super().__init__()
         self.n_numeric = spec.n_numeric
         self.task = task
@@ -83,7 +87,18 @@ class TabularNetwork(nn.Module):
             nn.Embedding(card, dim) for card, dim in zip(spec.cardinalities, spec.embedding_dims)
         )
         self.body = body
+        # Wide&Deep: the wide features (and products of pairs of them) skip the body and join
+        # its last hidden layer right before the output, so the deep path cannot drown them.
+        self.wide = tuple(wide)
+        self.deep = tuple(deep)
+        self.crosses = tuple(crosses)
         self.head = nn.Linear(body_width, n_outputs)
+        if self.wide:
+            # Zero-initialised, and scaled by WIDE_GAIN: with Adam a weight moves about one
+            # learning rate per step, so a wide weight of 1 would take 1000 steps; the gain is a
+            # 10x rate for the wide part alone (the paper trains it with its own optimiser, FTRL).
+            self.wide_head = nn.Linear(len(self.wide) + len(self.crosses), n_outputs, bias=False)
+            nn.init.zeros_(self.wide_head.weight)
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         if not self.embeddings:
@@ -94,7 +109,11 @@ class TabularNetwork(nn.Module):
         return torch.cat(parts, dim=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.body(self.encode(x)))
+        if not self.wide:
+            return self.head(self.body(self.encode(x)))
+        wide = [x[:, list(self.wide)], *(x[:, [a]] * x[:, [b]] for a, b in self.crosses)]
+        return (self.head(self.body(self.encode(x[:, list(self.deep)])))
+                + WIDE_GAIN * self.wide_head(torch.cat(wide, dim=1)))
 
     def predict_proba(self, x: torch.Tensor) -> torch.Tensor:
         logits = self.forward(x)
@@ -116,8 +135,16 @@ def build_model(
     generator: torch.Generator | None = None,
 ) -> TabularNetwork:
     """Build the network a `ModelConfig` describes, with weights drawn from ``generator``."""
+    if config.arch == "wide_deep":
+        if not config.wide_columns:
+            from archtune.errors import InvalidParameterError
+
+            raise InvalidParameterError("arch='wide_deep' needs inputs={'wide': [columns]}: the features that "
+                                        "go straight to the output layer")
+        # The deep path sees its own columns; categorical codes (always deep) stay last.
+        spec = InputSpec(len(config.deep_columns) - len(spec.cardinalities), spec.cardinalities, spec.embedding_dims)
     body, width = _BUILDERS[config.arch](config, spec.width, generator)
-    net = TabularNetwork(spec, body, width, n_outputs, task)
+    net = TabularNetwork(spec, body, width, n_outputs, task, config.wide_columns, config.deep_columns, config.crosses)
     for emb in net.embeddings:
         with torch.no_grad():
             emb.weight.normal_(0.0, 1.0, generator=generator)
