@@ -80,6 +80,7 @@ class ModelConfig:
     wide_columns: tuple[int, ...] = ()
     deep_columns: tuple[int, ...] = ()
     crosses: tuple[tuple[int, int], ...] = ()
+    layers: tuple = ()  # arch="layers": the declared layer list (archtune.models.layer_list)
 
     def __post_init__(self) -> None:
         from archtune.models.cnn import AUGMENTATIONS
@@ -110,6 +111,9 @@ class ModelConfig:
         object.__setattr__(self, "wide_columns", tuple(int(v) for v in self.wide_columns))
         object.__setattr__(self, "deep_columns", tuple(int(v) for v in self.deep_columns))
         object.__setattr__(self, "crosses", tuple((int(a), int(b)) for a, b in self.crosses))
+        if isinstance(self.layers, (str, bytes)) or not hasattr(self.layers, "__iter__"):
+            raise InvalidParameterError(f"layers must be a list of layers (Dense(64), ...); got layers={self.layers!r}")
+        object.__setattr__(self, "layers", tuple(self.layers))
 
 
 def _augmentations(value: object, known: tuple[str, ...]) -> tuple[str, ...]:

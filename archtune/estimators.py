@@ -173,6 +173,7 @@ class _NeuralBase(BaseEstimator):
         separable: bool = False,
         augment: bool | str = True,
         inputs: dict | None = None,
+        layers: list | None = None,
         l1: float = 0.0,
         l2: float = 0.0,
         weight_decay: float = 1e-4,
@@ -213,6 +214,7 @@ class _NeuralBase(BaseEstimator):
         self.separable = separable
         self.augment = augment
         self.inputs = inputs
+        self.layers = layers
         self.l1 = l1
         self.l2 = l2
         self.weight_decay = weight_decay
@@ -246,7 +248,7 @@ class _NeuralBase(BaseEstimator):
                            initializer=self.initializer, dropout=self.dropout, norm=self.norm,
                            conv_blocks=self.conv_blocks, filters=self.filters, kernel_size=self.kernel_size,
                            pooling=self.pooling, separable=self.separable, augment=self.augment,
-                           image_shape=getattr(self, "image_shape_", ()))
+                           image_shape=getattr(self, "image_shape_", ()), layers=self.layers or ())
 
     def train_config(self, n_train: int, seed: int) -> TrainConfig:
         """The validated `TrainConfig` for ``n_train`` training rows."""
@@ -359,7 +361,7 @@ class _NeuralBase(BaseEstimator):
         else:
             frame_tr, frame_val, targets_tr, targets_val = self._split(frame, targets, seed)
 
-        pre = Preprocessor(self.scaling, self.categorical).fit(frame_tr, "X", kinds)
+        pre = Preprocessor(self._scaling(), self.categorical).fit(frame_tr, "X", kinds)
         self.preprocessor_ = pre
         model_config = self._with_inputs(model_config, pre)
         X_tr = torch.from_numpy(pre.transform(frame_tr, "X"))
@@ -407,6 +409,14 @@ class _NeuralBase(BaseEstimator):
         return None
 
     # ------------------------------------------------------------------ predict
+
+    def _scaling(self) -> str | None:
+        """Token codes feeding an Embedding layer must reach it unscaled."""
+        from archtune.models.layer_list import Embedding
+
+        if self.arch == "layers" and self.layers and isinstance(list(self.layers)[0], Embedding):
+            return None
+        return self.scaling
 
     def _with_inputs(self, model_config: ModelConfig, pre: Preprocessor) -> ModelConfig:
         """Wide&Deep: ``inputs={"wide": [...], "deep": [...], "cross": [[a, b], ...]}`` as positions

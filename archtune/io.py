@@ -143,7 +143,11 @@ def _expect(value: Any, kind: type | tuple[type, ...], what: str) -> Any:
 def _jsonable_params(params: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, value in params.items():
-        if isinstance(value, tuple):
+        if key == "layers" and value is not None:
+            from archtune.models.layer_list import layer_to_dict
+
+            value = [layer_to_dict(layer) for layer in value]
+        elif isinstance(value, tuple):
             value = list(value)
         elif isinstance(value, dict) and key == "class_weight":  # labels of any type, encoded
             value = {"labels": encode_labels(np.array(list(value.keys()), dtype=object), key),
@@ -158,6 +162,10 @@ def _jsonable_params(params: dict[str, Any]) -> dict[str, Any]:
 
 def _params_from_json(params: dict[str, Any]) -> dict[str, Any]:
     out = dict(params)
+    if isinstance(out.get("layers"), list):
+        from archtune.models.layer_list import layer_from_dict
+
+        out["layers"] = [layer_from_dict(_expect(d, dict, "params.layers[]")) for d in out["layers"]]
     if isinstance(out.get("hidden_sizes"), list):
         out["hidden_sizes"] = tuple(out["hidden_sizes"])
     cw = out.get("class_weight")
@@ -196,7 +204,8 @@ def save(model: Any, directory: str | os.PathLike, metadata: dict[str, Any] | No
         "archtune_version": _version(),
         "estimator": name,
         "params": _jsonable_params(model.get_params()),
-        "model_config": {**model.model_config_.__dict__, "hidden_sizes": list(model.model_config_.hidden_sizes)},
+        "model_config": {**model.model_config_.__dict__, "hidden_sizes": list(model.model_config_.hidden_sizes),
+                         "layers": _jsonable_params({"layers": model.model_config_.layers})["layers"]},
         "input_spec": {"n_numeric": model.input_spec_.n_numeric,
                        "cardinalities": list(model.input_spec_.cardinalities),
                        "embedding_dims": list(model.input_spec_.embedding_dims)},
@@ -282,6 +291,7 @@ def load(directory: str | os.PathLike) -> Any:
         model.train_config(1000, 0)
         mc = dict(_expect(meta.get("model_config"), dict, "model_config"))
         mc["hidden_sizes"] = tuple(_expect(mc.get("hidden_sizes"), list, "model_config.hidden_sizes"))
+        mc["layers"] = _params_from_json({"layers": _expect(mc.get("layers", []), list, "model_config.layers")})["layers"]
         model_config = ModelConfig(**mc)
         spec_d = _expect(meta.get("input_spec"), dict, "input_spec")
         spec = InputSpec(int(spec_d["n_numeric"]), tuple(spec_d["cardinalities"]), tuple(spec_d["embedding_dims"]))

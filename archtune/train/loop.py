@@ -90,6 +90,7 @@ class Trainer:
         self.epoch = 0
         self.best_epoch = 0
         self.optimizer: torch.optim.Optimizer | None = None
+        self._activity: list[nn.Module] = []
         self.schedule: LRSchedule | None = None
 
     # ------------------------------------------------------------------ public
@@ -121,6 +122,7 @@ class Trainer:
         self.schedule = LRSchedule(cfg.lr_schedule, steps_per_epoch, cfg.max_epochs, cfg.warmup_epochs,
                                    plateau_patience=max(1, cfg.patience // 2), min_delta=cfg.min_delta)
         weights = penalised_weights(module)
+        self._activity = [m for m in module.modules() if getattr(m, "adds_to_loss", False)]
         hidden = [m.weight for m in module.hidden_linears()] if hasattr(module, "hidden_linears") else weights
         batch_hooks = [cb for cb in self.callbacks if _overrides(cb, "on_batch_end")]
         generator = torch.Generator(device="cpu").manual_seed(cfg.seed)
@@ -185,6 +187,8 @@ class Trainer:
         assert opt is not None
         loss = self.loss_fn(self.module(xb), yb)
         total = loss
+        for m in self._activity:  # ActivityRegularization layers' penalties on this batch
+            total = total + m.penalty
         if cfg.l1 > 0:
             total = total + cfg.l1 * sum(w.abs().sum() for w in weights)
         if cfg.l2 > 0:

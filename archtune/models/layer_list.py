@@ -1,0 +1,441 @@
+"""An explicit layer list ("layers"), compiled to a torch module with shape inference.
+
+For users who want to declare the network themselves, in the vocabulary of Keras:
+
+    from archtune import NeuralClassifier
+    from archtune.models.layer_list import Dense, Dropout, BatchNorm, Activation
+    model = NeuralClassifier(arch="layers", layers=[Dense(128), BatchNorm(), Activation("relu"),
+                                                    Dropout(0.2), Dense(64, activation="relu")])
+
+Shapes exclude the batch dimension and follow Keras: a sequence is (steps, features) and an
+image (channels, height, width). The list is the body: archtune adds the task's output layer.
+Each layer is a frozen dataclass, so estimators stay cloneable and bundles store the list as
+JSON (every layer but `Lambda`, which holds code: archtune never pickles).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import torch
+from torch import nn
+
+from archtune.errors import InvalidParameterError
+from archtune.layers import ACTIVATIONS, canonical_activation, initialize_linear, make_activation
+from archtune.models.registry import register_model
+
+if TYPE_CHECKING:
+    from archtune.config import ModelConfig
+
+Shape = tuple[int, ...]
+
+
+def _fail(layer: Any, shape: Shape, why: str) -> InvalidParameterError:
+    return InvalidParameterError(f"layers: {layer!r} cannot take input of shape {shape}: {why}")
+
+
+def _activation(name: str | None) -> list[nn.Module]:
+    if name is None:
+        return []
+    name = canonical_activation(name)
+    if name not in ACTIVATIONS:
+        raise InvalidParameterError(f"layers: unknown activation {name!r}; choose from {', '.join(ACTIVATIONS)}")
+    return [make_activation(name)]
+
+
+def _init(module: nn.Module, activation: str | None, state: dict) -> nn.Module:
+    """The initialiser matched to the activation (He for the ReLU family, Glorot without
+    one), drawn from the network's generator as the built-in families do."""
+    name = canonical_activation(activation) if activation else "linear"
+    initialize_linear(module, ACTIVATIONS[name].auto_init if name in ACTIVATIONS else "glorot_uniform",  # type: ignore[arg-type]
+                      state.get("generator"))
+    return module
+
+
+class _ChannelsLast(nn.Module):
+    """Runs a channels-first torch module on a (batch, steps, channels) sequence."""
+
+    def __init__(self, inner: nn.Module):
+        super().__init__()
+        self.inner = inner
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.inner(x.transpose(1, 2)).transpose(1, 2)
+
+
+class _Fn(nn.Module):
+    def __init__(self, fn: Callable[[torch.Tensor], torch.Tensor]):
+        super().__init__()
+        self.fn = fn
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fn(x)
+
+
+class ActivityPenalty(nn.Module):
+    """Identity that remembers l1 * |x| + l2 * x^2 of its last training input; the trainer
+    adds it to the loss (Keras' ActivityRegularization)."""
+
+    adds_to_loss = True  # the trainer's marker (train/ does not import models/)
+
+    def __init__(self, l1: float, l2: float):
+        super().__init__()
+        self.l1, self.l2 = l1, l2
+        self.penalty: torch.Tensor | None = None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.training:
+            self.penalty = self.l1 * x.abs().sum() / len(x) + self.l2 * x.pow(2).sum() / len(x)
+        return x
+
+
+class _Recurrent(nn.Module):
+    """LSTM/GRU over (batch, steps, features), returning the last step's output (or every
+    step's). With a mask value (a `Masking` layer before it), trailing padding steps are
+    skipped: each sequence's last real step is its output."""
+
+    def __init__(self, rnn: nn.RNNBase, return_sequences: bool, mask_value: float | None):
+        super().__init__()
+        self.rnn, self.return_sequences, self.mask_value = rnn, return_sequences, mask_value
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.mask_value is None:
+            out, _ = self.rnn(x)
+            if self.return_sequences:
+                return out
+            if not self.rnn.bidirectional:
+                return out[:, -1]
+            half = out.shape[-1] // 2  # forward direction's last step, backward's first
+            return torch.cat([out[:, -1, :half], out[:, 0, half:]], dim=1)
+        real = (x != self.mask_value).any(dim=-1)
+        lengths = real.long().sum(dim=1).clamp_min(1)
+        packed = nn.utils.rnn.pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
+        out, hidden = self.rnn(packed)
+        if self.return_sequences:
+            return nn.utils.rnn.pad_packed_sequence(out, batch_first=True, total_length=x.shape[1])[0]
+        h = hidden[0] if isinstance(hidden, tuple) else hidden  # [layers * directions, batch, units]
+        return torch.cat([h[-2], h[-1]], dim=1) if self.rnn.bidirectional else h[-1]
+
+
+# ------------------------------------------------------------------ the layers
+
+
+@dataclass(frozen=True)
+class Dense:
+    units: int
+    activation: str | None = None
+
+    def build(self, shape: Shape, state: dict) -> tuple[list[nn.Module], Shape]:
+        return [_init(nn.Linear(shape[-1], self.units), self.activation, state), *_activation(self.activation)], \
+            (*shape[:-1], self.units)
+
+
+@dataclass(frozen=True)
+class Activation:
+    name: str
+
+    def build(self, shape, state):
+        return _activation(self.name), shape
+
+
+@dataclass(frozen=True)
+class Dropout:
+    rate: float
+
+    def build(self, shape, state):
+        return [nn.Dropout(self.rate)], shape
+
+
+@dataclass(frozen=True)
+class SpatialDropout1D:
+    rate: float
+
+    def build(self, shape, state):
+        if len(shape) != 2:
+            raise _fail(self, shape, "it drops whole channels of a (steps, channels) sequence")
+        return [_ChannelsLast(nn.Dropout1d(self.rate))], shape
+
+
+@dataclass(frozen=True)
+class SpatialDropout2D:
+    rate: float
+
+    def build(self, shape, state):
+        if len(shape) != 3:
+            raise _fail(self, shape, "it drops whole feature maps of a (channels, height, width) image")
+        return [nn.Dropout2d(self.rate)], shape
+
+
+@dataclass(frozen=True)
+class BatchNorm:
+    def build(self, shape, state):
+        if len(shape) == 1:
+            return [nn.BatchNorm1d(shape[0])], shape
+        if len(shape) == 2:
+            return [_ChannelsLast(nn.BatchNorm1d(shape[1]))], shape
+        if len(shape) == 3:
+            return [nn.BatchNorm2d(shape[0])], shape
+        raise _fail(self, shape, "1 to 3 dimensions expected")
+
+
+@dataclass(frozen=True)
+class LayerNorm:
+    def build(self, shape, state):
+        return [nn.LayerNorm(shape[-1])], shape
+
+
+@dataclass(frozen=True)
+class Flatten:
+    def build(self, shape, state):
+        return [nn.Flatten()], (math.prod(shape),)
+
+
+@dataclass(frozen=True)
+class Reshape:
+    target_shape: tuple[int, ...]
+
+    def build(self, shape, state):
+        target = tuple(self.target_shape)
+        if math.prod(target) != math.prod(shape):
+            raise _fail(self, shape, f"{math.prod(shape)} values cannot be reshaped to {target}")
+        return [nn.Unflatten(1, target) if len(shape) == 1 else nn.Sequential(nn.Flatten(), nn.Unflatten(1, target))], target
+
+
+@dataclass(frozen=True)
+class Permute:
+    dims: tuple[int, ...]  # 1-based, as in Keras
+
+    def build(self, shape, state):
+        dims = tuple(self.dims)
+        if sorted(dims) != list(range(1, len(shape) + 1)):
+            raise _fail(self, shape, f"dims must be a permutation of 1..{len(shape)}")
+        return [_Fn(lambda x, order=(0, *dims): x.permute(*order))], tuple(shape[d - 1] for d in dims)
+
+
+@dataclass(frozen=True)
+class RepeatVector:
+    n: int
+
+    def build(self, shape, state):
+        if len(shape) != 1:
+            raise _fail(self, shape, "it repeats a vector")
+        return [_Fn(lambda x, n=self.n: x.unsqueeze(1).expand(-1, n, -1))], (self.n, shape[0])
+
+
+@dataclass(frozen=True)
+class Masking:
+    mask_value: float = 0.0
+
+    def build(self, shape, state):
+        state["mask_value"] = self.mask_value  # read by the next recurrent layer
+        return [], shape
+
+
+@dataclass(frozen=True)
+class Lambda:
+    function: Callable[[torch.Tensor], torch.Tensor]
+
+    def build(self, shape, state):
+        with torch.no_grad():
+            out = self.function(torch.zeros(2, *shape))
+        return [_Fn(self.function)], tuple(out.shape[1:])
+
+
+@dataclass(frozen=True)
+class ActivityRegularization:
+    l1: float = 0.0
+    l2: float = 0.0
+
+    def build(self, shape, state):
+        return [ActivityPenalty(self.l1, self.l2)], shape
+
+
+def _conv_out(size: int, kernel: int, stride: int, padding: str) -> int:
+    return math.ceil(size / stride) if padding == "same" else (size - kernel) // stride + 1
+
+
+def _padding(kernel: int, padding: str) -> int:
+    if padding not in ("same", "valid"):
+        raise InvalidParameterError(f"layers: padding must be 'same' or 'valid'; got padding={padding!r}")
+    if padding == "same" and kernel % 2 == 0:
+        raise InvalidParameterError(f"layers: padding='same' needs an odd kernel_size; got {kernel}")
+    return kernel // 2 if padding == "same" else 0
+
+
+@dataclass(frozen=True)
+class Conv1D:
+    filters: int
+    kernel_size: int
+    strides: int = 1
+    padding: str = "same"
+    activation: str | None = None
+
+    def build(self, shape, state):
+        if len(shape) != 2:
+            raise _fail(self, shape, "a (steps, channels) sequence expected")
+        conv = _init(nn.Conv1d(shape[1], self.filters, self.kernel_size, self.strides,
+                               _padding(self.kernel_size, self.padding)), self.activation, state)
+        steps = _conv_out(shape[0], self.kernel_size, self.strides, self.padding)
+        return [_ChannelsLast(conv), *_activation(self.activation)], (steps, self.filters)
+
+
+@dataclass(frozen=True)
+class Conv2D:
+    filters: int
+    kernel_size: int
+    strides: int = 1
+    padding: str = "same"
+    activation: str | None = None
+
+    def build(self, shape, state):
+        if len(shape) != 3:
+            raise _fail(self, shape, "a (channels, height, width) image expected")
+        conv = _init(nn.Conv2d(shape[0], self.filters, self.kernel_size, self.strides,
+                               _padding(self.kernel_size, self.padding)), self.activation, state)
+        h, w = (_conv_out(s, self.kernel_size, self.strides, self.padding) for s in shape[1:])
+        return [conv, *_activation(self.activation)], (self.filters, h, w)
+
+
+def _pool(kind: str, dims: int):
+    @dataclass(frozen=True)
+    class Pool:
+        pool_size: int = 2
+
+        def build(self, shape, state):
+            if len(shape) != dims + 1:
+                raise _fail(self, shape, f"{'a (steps, channels) sequence' if dims == 1 else 'an image'} expected")
+            cls = {("max", 1): nn.MaxPool1d, ("avg", 1): nn.AvgPool1d,
+                   ("max", 2): nn.MaxPool2d, ("avg", 2): nn.AvgPool2d}[kind, dims]
+            module = cls(self.pool_size)
+            if dims == 1:
+                return [_ChannelsLast(module)], (shape[0] // self.pool_size, shape[1])
+            return [module], (shape[0], shape[1] // self.pool_size, shape[2] // self.pool_size)
+
+    Pool.__name__ = Pool.__qualname__ = f"{kind.capitalize()}Pool{dims}D"
+    return Pool
+
+
+MaxPool1D, AvgPool1D, MaxPool2D, AvgPool2D = _pool("max", 1), _pool("avg", 1), _pool("max", 2), _pool("avg", 2)
+
+
+@dataclass(frozen=True)
+class GlobalPool1D:
+    kind: str = "max"  # "max" or "avg", over the steps
+
+    def build(self, shape, state):
+        if len(shape) != 2:
+            raise _fail(self, shape, "a (steps, channels) sequence expected")
+        fn = (lambda x: x.max(dim=1).values) if self.kind == "max" else (lambda x: x.mean(dim=1))
+        return [_Fn(fn)], (shape[1],)
+
+
+@dataclass(frozen=True)
+class GlobalAvgPool2D:
+    def build(self, shape, state):
+        return [nn.AdaptiveAvgPool2d(1), nn.Flatten()], (shape[0],)
+
+
+@dataclass(frozen=True)
+class UpSampling1D:
+    size: int = 2
+
+    def build(self, shape, state):
+        return [_Fn(lambda x, s=self.size: x.repeat_interleave(s, dim=1))], (shape[0] * self.size, shape[1])
+
+
+@dataclass(frozen=True)
+class UpSampling2D:
+    size: int = 2
+
+    def build(self, shape, state):
+        return [nn.Upsample(scale_factor=self.size, mode="nearest")], (shape[0], shape[1] * self.size, shape[2] * self.size)
+
+
+def _recurrent(cls: type[nn.RNNBase]):
+    @dataclass(frozen=True)
+    class Recurrent:
+        units: int
+        return_sequences: bool = False
+        bidirectional: bool = False
+
+        def build(self, shape, state):
+            if len(shape) != 2:
+                raise _fail(self, shape, "a (steps, features) sequence expected")
+            rnn = cls(shape[1], self.units, batch_first=True, bidirectional=self.bidirectional)
+            width = self.units * (2 if self.bidirectional else 1)
+            out = (shape[0], width) if self.return_sequences else (width,)
+            return [_Recurrent(rnn, self.return_sequences, state.pop("mask_value", None))], out
+
+    Recurrent.__name__ = Recurrent.__qualname__ = cls.__name__
+    return Recurrent
+
+
+LSTM, GRU = _recurrent(nn.LSTM), _recurrent(nn.GRU)
+
+
+@dataclass(frozen=True)
+class Embedding:
+    input_dim: int  # vocabulary size: codes 0 .. input_dim - 1 (0 is padding)
+    output_dim: int
+
+    def build(self, shape, state):
+        if len(shape) != 1:
+            raise _fail(self, shape, "a vector of token codes expected")
+        emb = nn.Embedding(self.input_dim, self.output_dim, padding_idx=0)
+        limit = self.input_dim - 1
+        return [_Fn(lambda x, limit=limit: x.round().clamp(0, limit).long()), emb], (shape[0], self.output_dim)
+
+
+LAYERS: dict[str, type] = {cls.__name__: cls for cls in (
+    Dense, Activation, Dropout, SpatialDropout1D, SpatialDropout2D, BatchNorm, LayerNorm, Flatten, Reshape,
+    Permute, RepeatVector, Masking, Lambda, ActivityRegularization, Conv1D, Conv2D, MaxPool1D, AvgPool1D,
+    MaxPool2D, AvgPool2D, GlobalPool1D, GlobalAvgPool2D, UpSampling1D, UpSampling2D, LSTM, GRU, Embedding)}
+
+
+def compile_layers(layers: Sequence[Any], shape: Shape,
+                   generator: torch.Generator | None = None) -> tuple[nn.Sequential, Shape]:
+    """The torch module of a layer list for inputs of ``shape``, and its output shape."""
+    modules: list[nn.Module] = []
+    state: dict = {"generator": generator}
+    for i, layer in enumerate(layers):
+        if type(layer).__name__ not in LAYERS or not hasattr(layer, "build"):
+            raise InvalidParameterError(f"layers[{i}]: {layer!r} is not an archtune layer; use "
+                                        f"{', '.join(LAYERS)} from archtune.models.layer_list")
+        built, shape = layer.build(tuple(shape), state)
+        if min(shape, default=1) < 1:
+            raise InvalidParameterError(f"layers[{i}]: {layer!r} leaves an empty output of shape {shape}")
+        modules += built
+    return nn.Sequential(*modules), tuple(shape)
+
+
+def layer_to_dict(layer: Any) -> dict[str, Any]:
+    if isinstance(layer, Lambda):
+        raise InvalidParameterError("a Lambda layer holds code and cannot be saved (archtune never pickles)")
+    fields = {f.name: getattr(layer, f.name) for f in dataclasses.fields(layer)}
+    return {"type": type(layer).__name__, **{k: list(v) if isinstance(v, tuple) else v for k, v in fields.items()}}
+
+
+def layer_from_dict(data: dict[str, Any]) -> Any:
+    data = dict(data)
+    kind = data.pop("type", None)
+    if kind not in LAYERS or kind == "Lambda":
+        raise InvalidParameterError(f"unknown layer type {kind!r}")
+    return LAYERS[kind](**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
+
+
+@register_model("layers")
+def build_layer_list(config: "ModelConfig", in_width: int, generator: torch.Generator | None) -> tuple[nn.Module, int]:
+    if not config.layers:
+        raise InvalidParameterError("arch='layers' needs layers=[...] (Dense, Conv2D, LSTM, ... from "
+                                    "archtune.models.layer_list)")
+    shape: Shape = tuple(config.image_shape) if config.image_shape else (in_width,)
+    body, out = compile_layers(config.layers, shape, generator)
+    if config.image_shape:
+        body = nn.Sequential(nn.Unflatten(1, shape), *body)
+    if len(out) != 1:
+        body = nn.Sequential(*body, nn.Flatten())
+    return body, math.prod(out)
