@@ -81,6 +81,11 @@ class ModelConfig:
     deep_columns: tuple[int, ...] = ()
     crosses: tuple[tuple[int, int], ...] = ()
     layers: tuple = ()  # arch="layers": the declared layer list (archtune.models.layer_list)
+    # Text columns' sequence encoders (models/sequence.py).
+    sequence: str = "conv"
+    embedding_dim: int = 64
+    sequence_units: int = 128
+    bidirectional: bool = False
 
     def __post_init__(self) -> None:
         from archtune.models.cnn import AUGMENTATIONS
@@ -114,6 +119,10 @@ class ModelConfig:
         if isinstance(self.layers, (str, bytes)) or not hasattr(self.layers, "__iter__"):
             raise InvalidParameterError(f"layers must be a list of layers (Dense(64), ...); got layers={self.layers!r}")
         object.__setattr__(self, "layers", tuple(self.layers))
+        check_choice("sequence", self.sequence, ("conv", "lstm", "gru"))
+        check_number("embedding_dim", self.embedding_dim, 1, 4096, integer=True)
+        check_number("sequence_units", self.sequence_units, 1, 4096, integer=True)
+        check_choice("bidirectional", self.bidirectional, (True, False))
 
 
 def _augmentations(value: object, known: tuple[str, ...]) -> tuple[str, ...]:

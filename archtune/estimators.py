@@ -174,6 +174,10 @@ class _NeuralBase(BaseEstimator):
         augment: bool | str = True,
         inputs: dict | None = None,
         layers: list | None = None,
+        sequence: str = "conv",
+        embedding_dim: int = 64,
+        sequence_units: int = 128,
+        bidirectional: bool = False,
         l1: float = 0.0,
         l2: float = 0.0,
         weight_decay: float = 1e-4,
@@ -215,6 +219,10 @@ class _NeuralBase(BaseEstimator):
         self.augment = augment
         self.inputs = inputs
         self.layers = layers
+        self.sequence = sequence
+        self.embedding_dim = embedding_dim
+        self.sequence_units = sequence_units
+        self.bidirectional = bidirectional
         self.l1 = l1
         self.l2 = l2
         self.weight_decay = weight_decay
@@ -248,7 +256,9 @@ class _NeuralBase(BaseEstimator):
                            initializer=self.initializer, dropout=self.dropout, norm=self.norm,
                            conv_blocks=self.conv_blocks, filters=self.filters, kernel_size=self.kernel_size,
                            pooling=self.pooling, separable=self.separable, augment=self.augment,
-                           image_shape=getattr(self, "image_shape_", ()), layers=self.layers or ())
+                           image_shape=getattr(self, "image_shape_", ()), layers=self.layers or (),
+                           sequence=self.sequence, embedding_dim=self.embedding_dim,
+                           sequence_units=self.sequence_units, bidirectional=self.bidirectional)
 
     def train_config(self, n_train: int, seed: int) -> TrainConfig:
         """The validated `TrainConfig` for ``n_train`` training rows."""
@@ -372,7 +382,7 @@ class _NeuralBase(BaseEstimator):
         return Prepared(
             X_train=X_tr, y_train=y_tr, X_val=X_va, y_val=y_va, targets_train=targets_tr, seed=seed,
             model_config=model_config, train_config=self.train_config(len(X_tr), seed),
-            spec=InputSpec.auto(pre.n_numeric_out, pre.cardinalities), device=resolve_device(self.device))
+            spec=InputSpec.auto(pre.n_numeric_out, pre.cardinalities, pre.text_columns), device=resolve_device(self.device))
 
     def _build_module(self, prepared: "Prepared") -> torch.nn.Module:
         """The initial network: the same seed gives the same weights, alone or in a cohort."""
@@ -453,7 +463,8 @@ class _NeuralBase(BaseEstimator):
         n_float = len(pre.numeric_) + len(pre.indicators_)
         deep_positions = ([numeric_at[n] for n in deep if n in numeric_at]
                           + [indicator_at[n] for n in deep if n in indicator_at]
-                          + list(range(n_float, pre.n_numeric_out + len(pre.cardinalities))))
+                          + list(range(n_float, pre.n_numeric_out + len(pre.cardinalities)
+                                       + sum(n for _, n in pre.text_columns))))
         crosses = []
         for pair in self.inputs.get("cross", []):
             if len(pair) != 2 or any(str(p) not in wide for p in pair):

@@ -208,7 +208,8 @@ def save(model: Any, directory: str | os.PathLike, metadata: dict[str, Any] | No
                          "layers": _jsonable_params({"layers": model.model_config_.layers})["layers"]},
         "input_spec": {"n_numeric": model.input_spec_.n_numeric,
                        "cardinalities": list(model.input_spec_.cardinalities),
-                       "embedding_dims": list(model.input_spec_.embedding_dims)},
+                       "embedding_dims": list(model.input_spec_.embedding_dims),
+                       "text": [list(t) for t in model.input_spec_.text]},
         "preprocessor": model.preprocessor_.to_state(),
         "n_features_in": int(model.n_features_in_),
         "feature_names_in": (list(map(str, model.feature_names_in_)) if hasattr(model, "feature_names_in_") else None),
@@ -294,7 +295,8 @@ def load(directory: str | os.PathLike) -> Any:
         mc["layers"] = _params_from_json({"layers": _expect(mc.get("layers", []), list, "model_config.layers")})["layers"]
         model_config = ModelConfig(**mc)
         spec_d = _expect(meta.get("input_spec"), dict, "input_spec")
-        spec = InputSpec(int(spec_d["n_numeric"]), tuple(spec_d["cardinalities"]), tuple(spec_d["embedding_dims"]))
+        spec = InputSpec(int(spec_d["n_numeric"]), tuple(spec_d["cardinalities"]), tuple(spec_d["embedding_dims"]),
+                         tuple((int(v), int(n)) for v, n in spec_d.get("text", [])))
         pre = Preprocessor.from_state(_expect(meta.get("preprocessor"), dict, "preprocessor"))
         target = _expect(meta.get("target"), dict, "target")
         if name == "NeuralClassifier":

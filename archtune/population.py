@@ -76,6 +76,9 @@ def fit_population(estimators: Sequence[Any], X: Any, y: Any, validation_data: t
     leader = estimators[0]
     before = set(vars(leader))
     prepared = leader._prepare(X, y, validation_data)
+    if prepared.spec.text:
+        # Text columns' sequence encoders are not stacked: members train one at a time.
+        return _fit_one_at_a_time(estimators, X, y, validation_data, callbacks)
     n_train = len(prepared.X_train)
     key = cohort_key(leader, n_train)
     if key is None:
@@ -119,6 +122,18 @@ def fit_population(estimators: Sequence[Any], X: Any, y: Any, validation_data: t
         module.load_state_dict(result.state)
         est._finish(p, module.to(p.device), result.history, result.best_epoch)
         outcomes.append(None)
+    return outcomes
+
+
+def _fit_one_at_a_time(estimators: Sequence[Any], X: Any, y: Any, validation_data: Any,
+                       callbacks: Sequence[Sequence[Callback]] | None) -> list[BaseException | None]:
+    outcomes: list[BaseException | None] = []
+    for k, est in enumerate(estimators):
+        try:
+            est.fit(X, y, validation_data=validation_data, callbacks=list(callbacks[k]) if callbacks else None)
+            outcomes.append(None)
+        except Exception as exc:  # a pruner's signal or a divergence ends this member only
+            outcomes.append(exc)
     return outcomes
 
 

@@ -150,11 +150,18 @@ class Preprocessor:
     categorical : {"embedding", "onehot"}
         Categorical columns (strings, category, bool): integer codes for learned embeddings
         (default), or one-hot columns.
+    text : bool
+        String columns that read as text (several words, mostly distinct values; see
+        data/text.py) become token codes for a sequence encoder, after every other column.
     """
 
-    def __init__(self, scaling: str | None = "standard", categorical: str = "embedding"):
+    def __init__(self, scaling: str | None = "standard", categorical: str = "embedding", text: bool = True):
         self.scaling = check_choice("scaling", scaling, SCALINGS)
         self.categorical = check_choice("categorical", categorical, CATEGORICAL_ENCODINGS)
+        self.text = text
+        self.text_: list[str] = []
+        self.vocabularies_: dict[str, list[str]] = {}
+        self.text_lengths_: dict[str, int] = {}
 
     # ------------------------------------------------------------------ fitting
 
@@ -173,6 +180,7 @@ class Preprocessor:
         self.quantiles_: list[list[float]] = []
         self.medians_: list[float] = []
         self.indicators_: list[str] = []
+        self.text_, self.vocabularies_, self.text_lengths_ = [], {}, {}
         for col in frame.columns:
             if kinds is not None and kinds.get(str(col)) == "categorical":
                 self._fit_categorical(str(col), frame[col])
@@ -209,6 +217,12 @@ class Preprocessor:
             self.quantiles_.append([float(q) for q in qs])
 
     def _fit_categorical(self, name: str, values: pd.Series) -> None:
+        from archtune.data.text import build_vocabulary, looks_like_text
+
+        if self.text and looks_like_text(values):
+            self.text_.append(name)
+            self.vocabularies_[name], self.text_lengths_[name] = build_vocabulary(values)
+            return
         self.categorical_.append(name)
         present = values[values.notna()].map(str)
         # Most frequent first, so codes are stable and the commonest levels get small codes.
@@ -248,6 +262,11 @@ class Preprocessor:
                 blocks.append(onehot)
         else:
             blocks.append(codes.astype("float64"))
+        if self.text_:
+            from archtune.data.text import encode_texts
+
+            blocks += [encode_texts(frame[name], self.vocabularies_[name], self.text_lengths_[name]).astype("float64")
+                       for name in self.text_]
         return np.hstack(blocks).astype("float32")
 
     def _scale(self, numeric: np.ndarray) -> np.ndarray:
@@ -300,12 +319,20 @@ class Preprocessor:
             return ()
         return tuple(len(self.categories_[c]) + 1 for c in self.categorical_)
 
+    @property
+    def text_columns(self) -> tuple[tuple[int, int], ...]:
+        """(vocabulary size with padding and unknown, length) of each text column."""
+        return tuple((len(self.vocabularies_[c]) + 2, self.text_lengths_[c]) for c in self.text_)
+
     STATE_KEYS = ("columns_", "numeric_", "categorical_", "categories_", "center_", "scale_",
                   "quantiles_", "medians_", "indicators_")
+    TEXT_KEYS = ("text_", "vocabularies_", "text_lengths_")  # absent from bundles of tables without text
 
     def to_state(self) -> dict[str, Any]:
         state = {"scaling": self.scaling, "categorical": self.categorical}
         state.update({k: getattr(self, k) for k in self.STATE_KEYS})
+        if self.text_:
+            state.update({k: getattr(self, k) for k in self.TEXT_KEYS})
         return state
 
     @classmethod
@@ -313,6 +340,9 @@ class Preprocessor:
         pre = cls(state["scaling"], state["categorical"])
         for key in cls.STATE_KEYS:
             setattr(pre, key, state[key])
+        for key in cls.TEXT_KEYS:
+            if key in state:
+                setattr(pre, key, state[key])
         return pre
 
 

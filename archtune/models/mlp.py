@@ -20,6 +20,7 @@ def _linear(fan_in: int, fan_out: int, config: "ModelConfig", generator: torch.G
     return layer
 
 
+@register_model("sequence")  # text columns' encoders feed an MLP (see models/sequence.py)
 @register_model("wide_deep")  # the deep path of Wide&Deep is an MLP (see TabularNetwork)
 @register_model("mlp")
 def build_mlp(config: "ModelConfig", in_width: int, generator: torch.Generator | None) -> tuple[nn.Module, int]:

@@ -53,17 +53,21 @@ class InputSpec:
     n_numeric: int
     cardinalities: tuple[int, ...] = ()
     embedding_dims: tuple[int, ...] = ()
+    text: tuple[tuple[int, int], ...] = ()  # (vocabulary, length) of each text column, after the codes
 
     @classmethod
-    def auto(cls, n_numeric: int, cardinalities: tuple[int, ...]) -> "InputSpec":
-        return cls(n_numeric, tuple(cardinalities), tuple(embedding_dim(c) for c in cardinalities))
+    def auto(cls, n_numeric: int, cardinalities: tuple[int, ...],
+             text: tuple[tuple[int, int], ...] = ()) -> "InputSpec":
+        return cls(n_numeric, tuple(cardinalities), tuple(embedding_dim(c) for c in cardinalities),
+                   tuple((int(v), int(n)) for v, n in text))
 
     @property
     def n_columns(self) -> int:
-        return self.n_numeric + len(self.cardinalities)
+        return self.n_numeric + len(self.cardinalities) + sum(n for _, n in self.text)
 
     @property
     def width(self) -> int:
+        """Features after encoding, text encoders excluded (their width depends on the config)."""
         return self.n_numeric + sum(self.embedding_dims)
 
 
@@ -79,9 +83,12 @@ class TabularNetwork(nn.Module):
     """
 
     def __init__(self, spec: InputSpec, body: nn.Module, body_width: int, n_outputs: int, task: str,
-                 wide: tuple[int, ...] = (), deep: tuple[int, ...] = (), crosses: tuple[tuple[int, int], ...] = ()):
+                 wide: tuple[int, ...] = (), deep: tuple[int, ...] = (), crosses: tuple[tuple[int, int], ...] = (),
+                 text_encoders: list[nn.Module] | None = None):
         super().__init__()
         self.n_numeric = spec.n_numeric
+        self.text_lengths = tuple(n for _, n in spec.text)
+        self.text_encoders = nn.ModuleList(text_encoders or [])
         self.task = task
         self.embeddings = nn.ModuleList(
             nn.Embedding(card, dim) for card, dim in zip(spec.cardinalities, spec.embedding_dims)
@@ -101,11 +108,16 @@ class TabularNetwork(nn.Module):
             nn.init.zeros_(self.wide_head.weight)
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
-        if not self.embeddings:
+        if not self.embeddings and not self.text_encoders:
             return x
-        codes = x[:, self.n_numeric :].long()
+        n_codes = len(self.embeddings)
+        codes = x[:, self.n_numeric : self.n_numeric + n_codes].long()
         parts = [x[:, : self.n_numeric]]
         parts += [emb(codes[:, i]) for i, emb in enumerate(self.embeddings)]
+        start = self.n_numeric + n_codes
+        for encoder, length in zip(self.text_encoders, self.text_lengths):
+            parts.append(encoder(x[:, start : start + length]))
+            start += length
         return torch.cat(parts, dim=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -141,10 +153,16 @@ def build_model(
 
             raise InvalidParameterError("arch='wide_deep' needs inputs={'wide': [columns]}: the features that "
                                         "go straight to the output layer")
-        # The deep path sees its own columns; categorical codes (always deep) stay last.
-        spec = InputSpec(len(config.deep_columns) - len(spec.cardinalities), spec.cardinalities, spec.embedding_dims)
-    body, width = _BUILDERS[config.arch](config, spec.width, generator)
-    net = TabularNetwork(spec, body, width, n_outputs, task, config.wide_columns, config.deep_columns, config.crosses)
+        # The deep path sees its own columns; categorical and text codes (always deep) stay last.
+        n_codes = len(spec.cardinalities) + sum(n for _, n in spec.text)
+        spec = InputSpec(len(config.deep_columns) - n_codes, spec.cardinalities, spec.embedding_dims, spec.text)
+    from archtune.models.sequence import SequenceEncoder
+
+    encoders = [SequenceEncoder(vocabulary, length, config, generator) for vocabulary, length in spec.text]
+    in_width = spec.width + sum(e.width for e in encoders)
+    body, width = _BUILDERS[config.arch](config, in_width, generator)
+    net = TabularNetwork(spec, body, width, n_outputs, task, config.wide_columns, config.deep_columns, config.crosses,
+                         encoders)
     for emb in net.embeddings:
         with torch.no_grad():
             emb.weight.normal_(0.0, 1.0, generator=generator)
