@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 
 SEQUENCE_KINDS = ("conv", "lstm", "gru")
 CONV_KERNEL = 5  # five-token windows: phrases such as "not at all good"
+EMBED_INIT = 0.05  # Keras' uniform(-0.05, 0.05)
 
 
 class SequenceEncoder(nn.Module):
@@ -27,7 +28,7 @@ class SequenceEncoder(nn.Module):
         self.vocabulary = vocabulary
         self.embedding = nn.Embedding(vocabulary, config.embedding_dim, padding_idx=0)
         with torch.no_grad():
-            self.embedding.weight.normal_(0.0, 1.0, generator=generator)
+            self.embedding.weight.uniform_(-EMBED_INIT, EMBED_INIT, generator=generator)
             self.embedding.weight[0] = 0.0
         self.dropout = nn.Dropout1d(config.dropout)  # SpatialDropout1D: whole embedding channels
         units = config.sequence_units
