@@ -178,14 +178,30 @@ class _AutoBase(BaseEstimator):
 
         if y is None:
             raise DataError(f"{type(self).__name__} requires y to be passed, but the target y is None")
-        frame, named = as_frame(X, "X")
+        from archtune.data.images import flatten_images, is_image_array
+
+        images = X if is_image_array(X) else None
+        if images is not None:
+            # Trials train on the images; the baselines and the checks see their pixel rows.
+            rows, _ = flatten_images(images)
+            frame, named = pd.DataFrame(rows, columns=[f"px{i}" for i in range(rows.shape[1])]), False
+        else:
+            frame, named = as_frame(X, "X")
         y_arr = target_array(y, "y")
         if len(frame) != len(y_arr):
             raise DataError(f"X has {len(frame)} rows but y has {len(y_arr)}; they must match row for row")
         infer_column_kinds(frame, "X")
         self._check_target(y_arr)
         seed = _seed_from(self.random_state)
+        space = self._space_for_data(space, frame, images)
         splits = self._splits(frame, y_arr, seed)
+        pixel_splits = splits
+        if images is not None:
+            from archtune.tune.tuner import Split
+
+            position = pd.RangeIndex(len(frame))
+            splits = [Split(images[position.get_indexer(s.X_train.index)], s.y_train,
+                            images[position.get_indexer(s.X_val.index)], s.y_val) for s in pixel_splits]
         scorer = get_scorer(self.scoring or self._default_scoring)
         score = lambda est, Xv, yv: float(scorer(est, Xv, yv))  # noqa: E731
 
@@ -200,7 +216,7 @@ class _AutoBase(BaseEstimator):
         if baselines is None:
             baselines = []
             if self.baselines:
-                first = splits[0]
+                first = pixel_splits[0]
                 # With a time budget, baselines may use a quarter of it; the rest is for networks.
                 deadline = None if seconds is None else started + BASELINE_SHARE * seconds
                 results = run_baselines(self._task_name, first.X_train, first.y_train, first.X_val, first.y_val,
@@ -244,12 +260,25 @@ class _AutoBase(BaseEstimator):
         self.best_score_ = float(best.value)
         self.best_params_ = _concrete({**space.sample(optuna.trial.FixedTrial(best.params)), **best.params}, best)
         self.best_trial_ = best
-        self.best_estimator_ = self._refit(frame, y_arr, best, fixed, space,
+        self.best_estimator_ = self._refit(images if images is not None else frame, y_arr, best, fixed, space,
                                            None if seconds is None else started + seconds)
         self.n_features_in_ = self.best_estimator_.n_features_in_
         if named:
             self.feature_names_in_ = self.best_estimator_.feature_names_in_
         return self
+
+    def _space_for_data(self, space: Any, frame: pd.DataFrame, images: Any) -> Any:
+        """The default space fitted to the data: the CNN space for images, the sequence
+        encoder's dimensions added for text columns. An explicit SearchSpace is kept."""
+        from archtune.tune.baselines import text_columns
+        from archtune.tune.space import SearchSpace, resolve_space
+
+        if isinstance(self.space, SearchSpace) or self.space in ("small", "cnn"):
+            return space
+        data = "images" if images is not None else ("text" if text_columns(frame) else "table")
+        if data == "table":
+            return space
+        return resolve_space(self.space, sorted(self._neural().get_params()), data)
 
     def _cohort_size(self) -> int:
         if self.sampler == "grid":

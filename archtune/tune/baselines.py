@@ -106,10 +106,20 @@ def run_baselines(
     seed: int = 0,
     deadline: float | None = None,
 ) -> list[BaselineResult]:
-    """Fit each baseline on the training split and score it on the validation split."""
+    """Fit each baseline on the training split and score it on the validation split.
+
+    Text columns get TF-IDF + a linear model (the classic text baseline); the other baselines
+    see the remaining columns, and are left out when only text remains."""
     results: list[BaselineResult] = []
     X_train, X_val = _as_strings(X_train), _as_strings(X_val)
-    for name, factory in baseline_models(task, len(X_train), seed).items():
+    text = text_columns(X_train)
+    models = baseline_models(task, len(X_train), seed)
+    if text:
+        models = {**({} if len(text) == X_train.shape[1] else
+                     {name: _without(factory, text) for name, factory in models.items()}),
+                  ("tfidf_logistic_regression" if task != "regression" else "tfidf_ridge"):
+                      lambda f: _tfidf_model(f, text, task != "regression")}
+    for name, factory in models.items():
         if deadline is not None and time.monotonic() > deadline:
             results.append(BaselineResult(name, float("nan"), 0.0, "", error="skipped: its share of the time budget was spent"))
             continue
@@ -122,6 +132,44 @@ def run_baselines(
             results.append(BaselineResult(name, float("nan"), time.perf_counter() - started, "",
                                           error=f"{type(exc).__name__}: {exc}"))
     return results
+
+
+def text_columns(frame: pd.DataFrame) -> list[str]:
+    from archtune.data.preprocess import _to_numeric
+    from archtune.data.text import looks_like_text
+
+    return [c for c in frame.columns if _to_numeric(frame[c], "X") is None and looks_like_text(frame[c])]
+
+
+def _without(factory: Callable[[pd.DataFrame], Any], text: list[str]) -> Callable[[pd.DataFrame], Any]:
+    """The baseline on the non-text columns (a drop step in front of it)."""
+    from sklearn.compose import ColumnTransformer
+    from sklearn.pipeline import make_pipeline
+
+    def make(frame: pd.DataFrame) -> Any:
+        rest = frame.drop(columns=text)
+        return make_pipeline(ColumnTransformer([("rest", "passthrough", list(rest.columns))],
+                                               verbose_feature_names_out=False).set_output(transform="pandas"),
+                             factory(rest))
+
+    return make
+
+
+def _tfidf_model(frame: pd.DataFrame, text: list[str], classify: bool) -> Any:
+    """Word 1-2-gram TF-IDF of each text column (plus the other columns, one-hot/scaled),
+    then logistic regression or ridge."""
+    from sklearn import linear_model
+    from sklearn.compose import ColumnTransformer
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.pipeline import make_pipeline
+
+    parts: list[tuple[str, Any, Any]] = [(f"tfidf_{i}", TfidfVectorizer(ngram_range=(1, 2), min_df=2), column)
+                                         for i, column in enumerate(text)]
+    rest = frame.drop(columns=text)
+    if rest.shape[1]:
+        parts.append(("rest", _column_transformer(rest, scale=True), list(rest.columns)))
+    final = linear_model.LogisticRegression(max_iter=2000) if classify else linear_model.RidgeCV()
+    return make_pipeline(ColumnTransformer(parts), final)
 
 
 def _describe(pipeline: Any) -> str:

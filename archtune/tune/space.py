@@ -105,6 +105,41 @@ def _default_dimensions() -> list[Dimension]:
     ]
 
 
+def _cnn_dimensions() -> list[Dimension]:
+    """Images: the convolutional family's depth, filters, kernel, separable or not, pooling and
+    dropout; a small dense head; the optimiser choices of the default space."""
+    return [
+        Dimension("arch", "fixed", value="cnn"),
+        Dimension("conv_blocks", "int", 1, 3),
+        Dimension("filters", "categorical", choices=(16, 32, 64)),
+        Dimension("kernel_size", "categorical", choices=(3, 5)),
+        Dimension("separable", "categorical", choices=(False, True)),
+        Dimension("pooling", "categorical", choices=("max", "avg")),
+        Dimension("hidden_layers", "int", 0, 2),
+        Dimension("units", "categorical", choices=(64, 128, 256)),
+        Dimension("activation", "categorical", choices=("relu", "gelu")),
+        Dimension("dropout", "float", 0.0, 0.5),
+        Dimension("weight_decay", "float", 1e-6, 1e-2, log=True),
+        Dimension("optimizer", "categorical", choices=("adamw", "nesterov")),
+        Dimension("momentum", "float", 0.8, 0.99, when=lambda p: p.get("optimizer") in ("momentum", "nesterov"),
+                  otherwise=0.9),
+        Dimension("learning_rate", "float", 1e-4, 1e-2, log=True, when=_adam_family),
+        Dimension("learning_rate", "float", 1e-3, 1e-1, log=True, when=lambda p: not _adam_family(p)),
+        Dimension("batch_size", "categorical", choices=(64, 128, 256)),
+        Dimension("lr_schedule", "categorical", choices=("constant", "cosine")),
+    ]
+
+
+# Text columns: the sequence encoder joins the default space.
+TEXT_DIMENSIONS = [
+    Dimension("sequence", "categorical", choices=("conv", "lstm", "gru")),
+    Dimension("embedding_dim", "categorical", choices=(32, 64, 128)),
+    Dimension("sequence_units", "categorical", choices=(64, 128, 256)),
+    Dimension("bidirectional", "categorical", choices=(False, True), when=lambda p: p.get("sequence") != "conv",
+              otherwise=False),
+]
+
+
 def _small_dimensions() -> list[Dimension]:
     return [
         Dimension("arch", "fixed", value="mlp"),
@@ -137,6 +172,10 @@ class SearchSpace:
     @classmethod
     def default(cls) -> "SearchSpace":
         return cls(_default_dimensions())
+
+    @classmethod
+    def cnn(cls) -> "SearchSpace":
+        return cls(_cnn_dimensions(), max_epochs=30)
 
     @classmethod
     def small(cls) -> "SearchSpace":
@@ -245,18 +284,27 @@ def _dimension_from_override(name: str, value: Any, template: Dimension | None) 
     return Dimension(name, "fixed", value=value)
 
 
-def resolve_space(space: Any, estimator_params: list[str]) -> SearchSpace:
-    """"default", "small", a dict of overrides of the default space, or a SearchSpace."""
+def resolve_space(space: Any, estimator_params: list[str], data: str = "table") -> SearchSpace:
+    """"default", "small", "cnn", a dict of overrides of the default space, or a SearchSpace.
+
+    ``data`` says what the search sees: "images" makes the CNN space the default; "text"
+    (a table with text columns) adds the sequence encoder's dimensions to it.
+    """
     if isinstance(space, SearchSpace):
         return space
+    base = SearchSpace.cnn() if data == "images" else SearchSpace.default()
+    if data == "text":
+        base = SearchSpace(base.dimensions + TEXT_DIMENSIONS, base.max_epochs)
     if space is None or space == "default":
-        return SearchSpace.default()
+        return base
     if space == "small":
         return SearchSpace.small()
+    if space == "cnn":
+        return SearchSpace.cnn()
     if isinstance(space, Mapping):
-        return SearchSpace.default().with_overrides(space, estimator_params)
+        return base.with_overrides(space, estimator_params)
     raise InvalidParameterError(
-        f"space must be 'default', 'small', a dict of overrides or a SearchSpace; got space={space!r}")
+        f"space must be 'default', 'small', 'cnn', a dict of overrides or a SearchSpace; got space={space!r}")
 
 
 __all__ = ["AUTO_LR_SCALE", "AUTO_LR_SCALE_PARAM", "DEFAULT_MAX_EPOCHS", "Dimension", "SearchSpace", "resolve_space"]

@@ -266,6 +266,8 @@ class Search:
     def _sample(self, trial: optuna.trial.Trial) -> dict[str, Any] | TrialOutcome:
         try:
             params = self.space.sample(trial)
+            if "arch" not in trial.params and params.get("arch"):
+                trial.set_user_attr("arch", params["arch"])  # a fixed family, for the leaderboard
             if AUTO_LR_SCALE_PARAM in params:
                 params = self._centre_learning_rate(trial, params)
             return params
@@ -539,7 +541,7 @@ def leaderboard(study: optuna.Study, baselines: list[BaselineResult] | list[dict
             if t.user_attrs.get("stopped_by_budget"):
                 note += " (stopped at the time budget)"
         rows.append({
-            "model": f"network #{t.number} ({params.get('arch', 'mlp')})",
+            "model": f"network #{t.number} ({params.get('arch', t.user_attrs.get('arch', 'mlp'))})",
             "params": _describe_params(params),
             "val_score": value,
             "fit_seconds": t.user_attrs.get("fit_seconds"),
