@@ -74,3 +74,16 @@ def test_recurrent_encoders_learn_and_mixed_tables_survive_a_bundle(phrases, kin
     archtune.save(model, tmp_path / "text")
     loaded = archtune.load(tmp_path / "text")
     np.testing.assert_allclose(loaded.predict_proba(X_test[:100]), model.predict_proba(X_test[:100]), atol=1e-6)
+
+
+def test_search_on_a_text_column_adds_the_encoder_and_a_tfidf_baseline(phrases):
+    from archtune import AutoNeuralClassifier
+
+    train, _ = phrases
+    model = AutoNeuralClassifier(budget=3, space={"max_epochs": 2, "hidden_layers": 1, "units": 32}, population=False,
+                                 random_state=0).fit(train[["sentence"]][:1500], train["label"][:1500])
+    assert {"sequence", "embedding_dim", "sequence_units"} <= set(model.best_params_)
+    board = model.leaderboard_
+    assert (board["model"] == "tfidf_logistic_regression").any()
+    # Only the text column exists: the tabular baselines, which cannot read it, are left out.
+    assert not (board["model"] == "random_forest").any()

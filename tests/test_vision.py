@@ -119,3 +119,17 @@ def test_default_cnn_learns_a_fashion_mnist_subset():
     # 0.10; on 3000 rows and 5 epochs it measured 0.76). The full-data figure against the MLP
     # is bench/vision.py's.
     assert cnn.score(X_test, y_test) >= 0.70
+
+
+def test_search_on_images_uses_the_cnn_space_and_pixel_baselines():
+    from archtune import AutoNeuralClassifier
+
+    X, y = _toy_images(160)
+    model = AutoNeuralClassifier(budget=3, space={"max_epochs": 4, "filters": 8, "units": 32}, population=False,
+                                 random_state=0).fit(X, y)
+    assert model.best_estimator_.arch == "cnn" and model.best_estimator_.image_shape_ == (1, 12, 12)
+    assert {"conv_blocks", "kernel_size", "separable", "pooling"} <= set(model.best_params_)
+    board = model.leaderboard_
+    assert board["model"].str.startswith("network #").sum() == 3 and (board["model"] == "random_forest").any()
+    assert board["model"].str.contains(r"\(cnn\)").any()
+    assert model.predict(X[:5]).shape == (5,)
