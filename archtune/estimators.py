@@ -382,7 +382,8 @@ class _NeuralBase(BaseEstimator):
         return Prepared(
             X_train=X_tr, y_train=y_tr, X_val=X_va, y_val=y_va, targets_train=targets_tr, seed=seed,
             model_config=model_config, train_config=self.train_config(len(X_tr), seed),
-            spec=InputSpec.auto(pre.n_numeric_out, pre.cardinalities, pre.text_columns), device=resolve_device(self.device))
+            spec=InputSpec.auto(pre.n_numeric_out, pre.cardinalities, pre.text_columns,
+                                                        pre.image_columns), device=resolve_device(self.device))
 
     def _build_module(self, prepared: "Prepared") -> torch.nn.Module:
         """The initial network: the same seed gives the same weights, alone or in a cohort."""
@@ -464,7 +465,8 @@ class _NeuralBase(BaseEstimator):
         deep_positions = ([numeric_at[n] for n in deep if n in numeric_at]
                           + [indicator_at[n] for n in deep if n in indicator_at]
                           + list(range(n_float, pre.n_numeric_out + len(pre.cardinalities)
-                                       + sum(n for _, n in pre.text_columns))))
+                                       + sum(n for _, n in pre.text_columns)
+                                       + sum(c * h * w for c, h, w in pre.image_columns))))
         crosses = []
         for pair in self.inputs.get("cross", []):
             if len(pair) != 2 or any(str(p) not in wide for p in pair):

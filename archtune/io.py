@@ -209,7 +209,8 @@ def save(model: Any, directory: str | os.PathLike, metadata: dict[str, Any] | No
         "input_spec": {"n_numeric": model.input_spec_.n_numeric,
                        "cardinalities": list(model.input_spec_.cardinalities),
                        "embedding_dims": list(model.input_spec_.embedding_dims),
-                       "text": [list(t) for t in model.input_spec_.text]},
+                       "text": [list(t) for t in model.input_spec_.text],
+                       "images": [list(t) for t in model.input_spec_.images]},
         "preprocessor": model.preprocessor_.to_state(),
         "n_features_in": int(model.n_features_in_),
         "feature_names_in": (list(map(str, model.feature_names_in_)) if hasattr(model, "feature_names_in_") else None),
@@ -296,7 +297,8 @@ def load(directory: str | os.PathLike) -> Any:
         model_config = ModelConfig(**mc)
         spec_d = _expect(meta.get("input_spec"), dict, "input_spec")
         spec = InputSpec(int(spec_d["n_numeric"]), tuple(spec_d["cardinalities"]), tuple(spec_d["embedding_dims"]),
-                         tuple((int(v), int(n)) for v, n in spec_d.get("text", [])))
+                         tuple((int(v), int(n)) for v, n in spec_d.get("text", [])),
+                         tuple(tuple(int(d) for d in shape) for shape in spec_d.get("images", [])))
         pre = Preprocessor.from_state(_expect(meta.get("preprocessor"), dict, "preprocessor"))
         target = _expect(meta.get("target"), dict, "target")
         if name == "NeuralClassifier":

@@ -133,3 +133,59 @@ def test_search_on_images_uses_the_cnn_space_and_pixel_baselines():
     assert board["model"].str.startswith("network #").sum() == 3 and (board["model"] == "random_forest").any()
     assert board["model"].str.contains(r"\(cnn\)").any()
     assert model.predict(X[:5]).shape == (5,)
+
+
+def _image_table(folder, n=120, seed=0):
+    """A CSV whose 'photo' column names PNG files (relative paths), plus a numeric column."""
+    import pandas as pd
+    from PIL import Image
+
+    X, y = _toy_images(n, seed)
+    (folder / "img").mkdir(exist_ok=True)
+    paths = []
+    for i, image in enumerate(X):
+        name = f"img/{seed}_{i}.png"
+        Image.fromarray(image[0]).save(folder / name)
+        paths.append(name)
+    rng = np.random.default_rng(seed)
+    table = pd.DataFrame({"photo": paths, "sharpness": rng.normal(size=n), "label": y})
+    table.to_csv(folder / f"table{seed}.csv", index=False)
+    return table
+
+
+def test_a_column_of_image_paths_is_read_as_images(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # relative paths resolve against the working directory in Python
+    train, test = _image_table(tmp_path), _image_table(tmp_path, 60, seed=1)
+    model = NeuralClassifier(filters=8, units=32, hidden_layers=1, max_epochs=15, augment=False, random_state=0)
+    model.fit(train[["photo", "sharpness"]], train["label"])
+    assert model.preprocessor_.image_ == ["photo"] and model.input_spec_.images == ((1, 12, 12),)
+    assert model.score(test[["photo", "sharpness"]], test["label"]) >= 0.9
+    wide = NeuralClassifier(arch="wide_deep", inputs={"wide": ["sharpness"]}, filters=8, units=32, hidden_layers=1,
+                            max_epochs=15, augment=False, random_state=0)
+    wide.fit(train[["photo", "sharpness"]], train["label"])
+    assert wide.score(test[["photo", "sharpness"]], test["label"]) >= 0.9
+    broken = test[["photo", "sharpness"]].assign(photo=["img/missing.png"] * len(test))
+    with pytest.raises(DataError, match="column 'photo', row 1: image file img/missing.png not found"):
+        model.predict(broken)
+
+
+def test_cli_fits_and_predicts_a_table_of_image_paths(tmp_path):
+    from click.testing import CliRunner
+
+    from archtune.cli import cli
+
+    _image_table(tmp_path)
+    _image_table(tmp_path, 40, seed=1)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    runner = CliRunner()
+    fitted = runner.invoke(cli, ["fit", str(tmp_path / "table0.csv"), "--target", "label", "--set", "filters=8",
+                                 "--set", "units=32", "--set", "max_epochs=10", "--set", "augment=false", "-q",
+                                 "--out", str(elsewhere / "run")])
+    assert fitted.exit_code == 0, fitted.output
+    predicted = runner.invoke(cli, ["predict", str(elsewhere / "run"), str(tmp_path / "table1.csv"),
+                                    "-o", str(elsewhere / "p.csv")])
+    assert predicted.exit_code == 0, predicted.output
+    import pandas as pd
+
+    assert len(pd.read_csv(elsewhere / "p.csv")) == 40

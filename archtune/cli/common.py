@@ -105,12 +105,31 @@ def load_training_table(data: str, target: str, task: str) -> tuple[pd.DataFrame
 
     name = source_name(data)
     X, y = load_table(data, target=target)
+    X = resolve_image_paths(X, data)
     check_target(y, name)
     if task == "auto":
         task, reason = infer_task(y)
         click.echo(f"task: {task} ({reason}; use --task to override)")
     check_task_target(y, task, name)
     return X, y, task, name
+
+
+def resolve_image_paths(frame: pd.DataFrame, data: str) -> pd.DataFrame:
+    """Relative paths in a column of image files are relative to the data file's folder."""
+    from pathlib import Path
+
+    from archtune.data.images import looks_like_image_paths
+
+    folder = Path(data).resolve().parent
+    if not Path(data).is_file():
+        return frame  # a built-in dataset
+    out = frame
+    for column in frame.columns:
+        if not pd.api.types.is_numeric_dtype(frame[column]) and looks_like_image_paths(frame[column]):
+            out = out.copy() if out is frame else out
+            out[column] = [v if not isinstance(v, str) or Path(v).is_absolute() else str(folder / v)
+                           for v in frame[column]]
+    return out
 
 
 def check_target(y: pd.Series, source: str) -> None:

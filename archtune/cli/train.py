@@ -16,6 +16,7 @@ from archtune.cli import cli
 from archtune.cli.common import (
     _echo_metrics,
     estimator_for,
+    resolve_image_paths,
     holdout_metrics,
     holdout_split,
     select_features,
@@ -91,7 +92,7 @@ def predict(bundle: Path, data: str, output: Path | None) -> None:
     from archtune.io import atomic_write_bytes, load
 
     model = load(bundle)
-    frame = load_table(data)
+    frame = resolve_image_paths(load_table(data), data)
     name = source_name(data)
     target = model.bundle_metadata_.get("target")
     if target in frame.columns:

@@ -130,3 +130,50 @@ def read_image_folder(path: str | os.PathLike, size: tuple[int, int] | None = No
 
 
 __all__ = ["flatten_images", "is_image_array", "load_fashion_mnist", "read_idx", "read_image_folder"]
+
+
+# ------------------------------------------------------------------ columns of image paths
+
+IMAGE_PATH_SHARE = 0.9
+
+
+def looks_like_image_paths(values: Any) -> bool:
+    """A string column whose values (90% or more) are file names of images."""
+    import pandas as pd
+
+    present = pd.Series(values).dropna().astype(str)
+    if present.empty:
+        return False
+    return bool(present.str.lower().str.endswith(IMAGE_SUFFIXES).mean() >= IMAGE_PATH_SHARE)
+
+
+def read_image_column(values: Any, shape: tuple[int, int, int] | None, where: str, column: str) -> np.ndarray:
+    """The images a column of paths names, as uint8 [N, C, H, W]. Without ``shape`` (fitting)
+    the first image sets it; images of another size are resized to it. A missing value gives a
+    black image; a missing or unreadable file is an error naming its row."""
+    from PIL import Image, UnidentifiedImageError
+
+    paths = list(values)
+    out = None
+    for row, value in enumerate(paths):
+        if value is None or (isinstance(value, float) and np.isnan(value)):
+            continue
+        try:
+            with Image.open(str(value)) as img:
+                channels = shape[0] if shape else (1 if img.mode in ("L", "1", "I;16") else 3)
+                img = img.convert("L" if channels == 1 else "RGB")
+                if shape is None:
+                    shape = (channels, img.height, img.width)
+                if (img.height, img.width) != shape[1:]:
+                    img = img.resize((shape[2], shape[1]))
+                array = np.asarray(img, dtype=np.uint8)
+        except (FileNotFoundError, IsADirectoryError):
+            raise DataError(f"{where}: column {column!r}, row {row + 1}: image file {value} not found") from None
+        except (UnidentifiedImageError, OSError) as exc:
+            raise DataError(f"{where}: column {column!r}, row {row + 1}: cannot read image {value} ({exc})") from None
+        if out is None:
+            out = np.zeros((len(paths), *shape), dtype=np.uint8)
+        out[row] = array[None] if array.ndim == 2 else array.transpose(2, 0, 1)
+    if out is None:
+        raise DataError(f"{where}: column {column!r} names no images")
+    return out

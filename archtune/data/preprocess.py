@@ -162,6 +162,8 @@ class Preprocessor:
         self.text_: list[str] = []
         self.vocabularies_: dict[str, list[str]] = {}
         self.text_lengths_: dict[str, int] = {}
+        self.image_: list[str] = []
+        self.image_shapes_: dict[str, list[int]] = {}
 
     # ------------------------------------------------------------------ fitting
 
@@ -181,6 +183,7 @@ class Preprocessor:
         self.medians_: list[float] = []
         self.indicators_: list[str] = []
         self.text_, self.vocabularies_, self.text_lengths_ = [], {}, {}
+        self.image_, self.image_shapes_ = [], {}
         for col in frame.columns:
             if kinds is not None and kinds.get(str(col)) == "categorical":
                 self._fit_categorical(str(col), frame[col])
@@ -217,8 +220,14 @@ class Preprocessor:
             self.quantiles_.append([float(q) for q in qs])
 
     def _fit_categorical(self, name: str, values: pd.Series) -> None:
+        from archtune.data.images import looks_like_image_paths, read_image_column
         from archtune.data.text import build_vocabulary, looks_like_text
 
+        if self.text and looks_like_image_paths(values):
+            # A column of image files: their pixels, read by a convolutional encoder.
+            self.image_.append(name)
+            self.image_shapes_[name] = list(read_image_column(values.iloc[:1], None, "X", name).shape[1:])
+            return
         if self.text and looks_like_text(values):
             self.text_.append(name)
             self.vocabularies_[name], self.text_lengths_[name] = build_vocabulary(values)
@@ -267,6 +276,12 @@ class Preprocessor:
 
             blocks += [encode_texts(frame[name], self.vocabularies_[name], self.text_lengths_[name]).astype("float64")
                        for name in self.text_]
+        if self.image_:
+            from archtune.data.images import read_image_column
+
+            for name in self.image_:
+                pixels = read_image_column(frame[name], tuple(self.image_shapes_[name]), where, name)
+                blocks.append(pixels.reshape(n, -1).astype("float64") / 255.0)
         return np.hstack(blocks).astype("float32")
 
     def _scale(self, numeric: np.ndarray) -> np.ndarray:
@@ -320,18 +335,23 @@ class Preprocessor:
         return tuple(len(self.categories_[c]) + 1 for c in self.categorical_)
 
     @property
+    def image_columns(self) -> tuple[tuple[int, int, int], ...]:
+        """(channels, height, width) of each image-path column."""
+        return tuple(tuple(self.image_shapes_[c]) for c in self.image_)  # type: ignore[misc]
+
+    @property
     def text_columns(self) -> tuple[tuple[int, int], ...]:
         """(vocabulary size with padding and unknown, length) of each text column."""
         return tuple((len(self.vocabularies_[c]) + 2, self.text_lengths_[c]) for c in self.text_)
 
     STATE_KEYS = ("columns_", "numeric_", "categorical_", "categories_", "center_", "scale_",
                   "quantiles_", "medians_", "indicators_")
-    TEXT_KEYS = ("text_", "vocabularies_", "text_lengths_")  # absent from bundles of tables without text
+    TEXT_KEYS = ("text_", "vocabularies_", "text_lengths_", "image_", "image_shapes_")  # absent without them
 
     def to_state(self) -> dict[str, Any]:
         state = {"scaling": self.scaling, "categorical": self.categorical}
         state.update({k: getattr(self, k) for k in self.STATE_KEYS})
-        if self.text_:
+        if self.text_ or self.image_:
             state.update({k: getattr(self, k) for k in self.TEXT_KEYS})
         return state
 

@@ -128,3 +128,12 @@ def build_cnn(config: "ModelConfig", in_width: int, generator: torch.Generator |
         layers += [linear, make_activation(config.activation), make_dropout(config.dropout, config.activation)]
         size = hidden
     return nn.Sequential(*layers), size
+
+
+def build_image_encoder(config: "ModelConfig", shape: tuple[int, int, int],
+                        generator: torch.Generator | None) -> tuple[nn.Module, int]:
+    """The conv blocks alone, for a column of image paths in a table: their output joins the
+    other columns' features before the body."""
+    import dataclasses
+
+    return build_cnn(dataclasses.replace(config, image_shape=tuple(shape), hidden_sizes=()), 0, generator)

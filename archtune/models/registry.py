@@ -54,16 +54,18 @@ class InputSpec:
     cardinalities: tuple[int, ...] = ()
     embedding_dims: tuple[int, ...] = ()
     text: tuple[tuple[int, int], ...] = ()  # (vocabulary, length) of each text column, after the codes
+    images: tuple[tuple[int, int, int], ...] = ()  # (C, H, W) of each image-path column, after the text
 
     @classmethod
     def auto(cls, n_numeric: int, cardinalities: tuple[int, ...],
-             text: tuple[tuple[int, int], ...] = ()) -> "InputSpec":
+             text: tuple[tuple[int, int], ...] = (), images: tuple[tuple[int, int, int], ...] = ()) -> "InputSpec":
         return cls(n_numeric, tuple(cardinalities), tuple(embedding_dim(c) for c in cardinalities),
-                   tuple((int(v), int(n)) for v, n in text))
+                   tuple((int(v), int(n)) for v, n in text), tuple(tuple(int(d) for d in s) for s in images))
 
     @property
     def n_columns(self) -> int:
-        return self.n_numeric + len(self.cardinalities) + sum(n for _, n in self.text)
+        return (self.n_numeric + len(self.cardinalities) + sum(n for _, n in self.text)
+                + sum(c * h * w for c, h, w in self.images))
 
     @property
     def width(self) -> int:
@@ -84,11 +86,13 @@ class TabularNetwork(nn.Module):
 
     def __init__(self, spec: InputSpec, body: nn.Module, body_width: int, n_outputs: int, task: str,
                  wide: tuple[int, ...] = (), deep: tuple[int, ...] = (), crosses: tuple[tuple[int, int], ...] = (),
-                 text_encoders: list[nn.Module] | None = None):
+                 text_encoders: list[nn.Module] | None = None, image_encoders: list[nn.Module] | None = None):
         super().__init__()
         self.n_numeric = spec.n_numeric
         self.text_lengths = tuple(n for _, n in spec.text)
         self.text_encoders = nn.ModuleList(text_encoders or [])
+        self.image_sizes = tuple(c * h * w for c, h, w in spec.images)
+        self.image_encoders = nn.ModuleList(image_encoders or [])
         self.task = task
         self.embeddings = nn.ModuleList(
             nn.Embedding(card, dim) for card, dim in zip(spec.cardinalities, spec.embedding_dims)
@@ -108,7 +112,7 @@ class TabularNetwork(nn.Module):
             nn.init.zeros_(self.wide_head.weight)
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
-        if not self.embeddings and not self.text_encoders:
+        if not self.embeddings and not self.text_encoders and not self.image_encoders:
             return x
         n_codes = len(self.embeddings)
         codes = x[:, self.n_numeric : self.n_numeric + n_codes].long()
@@ -118,6 +122,9 @@ class TabularNetwork(nn.Module):
         for encoder, length in zip(self.text_encoders, self.text_lengths):
             parts.append(encoder(x[:, start : start + length]))
             start += length
+        for encoder, size in zip(self.image_encoders, self.image_sizes):
+            parts.append(encoder(x[:, start : start + size]))
+            start += size
         return torch.cat(parts, dim=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -154,15 +161,19 @@ def build_model(
             raise InvalidParameterError("arch='wide_deep' needs inputs={'wide': [columns]}: the features that "
                                         "go straight to the output layer")
         # The deep path sees its own columns; categorical and text codes (always deep) stay last.
-        n_codes = len(spec.cardinalities) + sum(n for _, n in spec.text)
-        spec = InputSpec(len(config.deep_columns) - n_codes, spec.cardinalities, spec.embedding_dims, spec.text)
+        n_codes = (len(spec.cardinalities) + sum(n for _, n in spec.text)
+                   + sum(c * h * w for c, h, w in spec.images))
+        spec = InputSpec(len(config.deep_columns) - n_codes, spec.cardinalities, spec.embedding_dims, spec.text,
+                         spec.images)
+    from archtune.models.cnn import build_image_encoder
     from archtune.models.sequence import SequenceEncoder
 
     encoders = [SequenceEncoder(vocabulary, length, config, generator) for vocabulary, length in spec.text]
-    in_width = spec.width + sum(e.width for e in encoders)
+    images = [build_image_encoder(config, shape, generator) for shape in spec.images]
+    in_width = spec.width + sum(e.width for e in encoders) + sum(width for _, width in images)
     body, width = _BUILDERS[config.arch](config, in_width, generator)
     net = TabularNetwork(spec, body, width, n_outputs, task, config.wide_columns, config.deep_columns, config.crosses,
-                         encoders)
+                         encoders, [encoder for encoder, _ in images])
     for emb in net.embeddings:
         with torch.no_grad():
             emb.weight.normal_(0.0, 1.0, generator=generator)

@@ -112,6 +112,13 @@ def run_baselines(
     see the remaining columns, and are left out when only text remains."""
     results: list[BaselineResult] = []
     X_train, X_val = _as_strings(X_train), _as_strings(X_val)
+    from archtune.data.images import looks_like_image_paths
+
+    # Columns of image paths mean nothing to these models: they see the other columns.
+    paths = [c for c in X_train.columns
+             if not pd.api.types.is_numeric_dtype(X_train[c]) and looks_like_image_paths(X_train[c])]
+    if paths and len(paths) < X_train.shape[1]:
+        X_train, X_val = X_train.drop(columns=paths), X_val.drop(columns=paths)
     text = text_columns(X_train)
     models = baseline_models(task, len(X_train), seed)
     if text:
