@@ -75,6 +75,7 @@ class ModelConfig:
     separable: bool = False
     augment: tuple[str, ...] = ("shift", "flip")
     image_shape: tuple[int, ...] = ()
+    series_shape: tuple[int, ...] = ()  # (steps, features) of time series for arch="sequence"
     # Wide&Deep ("wide_deep"): input-matrix positions of the wide features, of the deep path's
     # columns, and pairs of wide positions whose products join the wide part (from `inputs`).
     wide_columns: tuple[int, ...] = ()
@@ -113,6 +114,7 @@ class ModelConfig:
         check_choice("separable", self.separable, (True, False))
         object.__setattr__(self, "augment", _augmentations(self.augment, AUGMENTATIONS))
         object.__setattr__(self, "image_shape", tuple(int(v) for v in self.image_shape))
+        object.__setattr__(self, "series_shape", tuple(int(v) for v in self.series_shape))
         object.__setattr__(self, "wide_columns", tuple(int(v) for v in self.wide_columns))
         object.__setattr__(self, "deep_columns", tuple(int(v) for v in self.deep_columns))
         object.__setattr__(self, "crosses", tuple((int(a), int(b)) for a, b in self.crosses))

@@ -256,7 +256,8 @@ class _NeuralBase(BaseEstimator):
                            initializer=self.initializer, dropout=self.dropout, norm=self.norm,
                            conv_blocks=self.conv_blocks, filters=self.filters, kernel_size=self.kernel_size,
                            pooling=self.pooling, separable=self.separable, augment=self.augment,
-                           image_shape=getattr(self, "image_shape_", ()), layers=self.layers or (),
+                           image_shape=getattr(self, "image_shape_", ()),
+                           series_shape=getattr(self, "series_shape_", ()), layers=self.layers or (),
                            sequence=self.sequence, embedding_dim=self.embedding_dim,
                            sequence_units=self.sequence_units, bidirectional=self.bidirectional)
 
@@ -476,18 +477,31 @@ class _NeuralBase(BaseEstimator):
                                    deep_columns=tuple(deep_positions), crosses=tuple(crosses))
 
     def _images_to_rows(self, X: Any, what: str, fitting: bool) -> Any:
-        """Images (N x C x H x W or N x H x W arrays) as rows of pixels; other X unchanged.
-        Fitting on images records ``image_shape_``; later calls must match it."""
-        if not is_image_array(X):
-            if fitting and hasattr(self, "image_shape_"):
-                del self.image_shape_
-            return X
-        rows, shape = flatten_images(X, what)
+        """Images (N x C x H x W or N x H x W arrays) as rows of pixels, and with
+        ``arch="sequence"`` time series (N x T x F) as rows of T*F values; other X unchanged.
+        Fitting records ``image_shape_`` (C, H, W) or ``series_shape_`` (T, F); later calls
+        must match it."""
         if fitting:
-            self.image_shape_ = shape
-        elif getattr(self, "image_shape_", None) not in (None, shape):
-            raise DataError(f"{what} holds images of shape {shape}, but {type(self).__name__} was fitted on "
-                            f"images of shape {self.image_shape_} (channels, height, width)")
+            for name in ("image_shape_", "series_shape_"):
+                if hasattr(self, name):
+                    delattr(self, name)
+        if not is_image_array(X):
+            return X
+        if self.arch == "sequence" and X.ndim == 3:
+            # Time series, not grey images: kept as they are and scaled per step and feature
+            # by the preprocessor like any numeric column.
+            rows, shape, name = np.asarray(X, dtype=np.float32).reshape(len(X), -1), tuple(X.shape[1:]), "series"
+            if not np.isfinite(rows).all():
+                raise DataError(f"{what}: series {int(np.flatnonzero(~np.isfinite(rows).all(axis=1))[0])} has NaN "
+                                "or infinite values")
+        else:
+            (rows, shape), name = flatten_images(X, what), "image"
+        if fitting:
+            setattr(self, f"{name}_shape_", shape)
+        elif getattr(self, f"{name}_shape_", None) not in (None, shape):
+            plural = "images" if name == "image" else "series"
+            raise DataError(f"{what} holds {plural} of shape {shape}, but {type(self).__name__} was fitted on "
+                            f"{plural} of shape {getattr(self, f'{name}_shape_')}")
         return rows
 
     def _check_frame(self, X: Any, what: str = "X") -> pd.DataFrame:

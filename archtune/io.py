@@ -323,6 +323,10 @@ def load(directory: str | os.PathLike) -> Any:
     model.preprocessor_ = pre
     model.input_spec_ = spec
     model.model_config_ = model_config
+    if model_config.image_shape:  # predict checks the shape of new images against these
+        model.image_shape_ = tuple(model_config.image_shape)
+    if model_config.series_shape:
+        model.series_shape_ = tuple(model_config.series_shape)
     model.n_features_in_ = _expect(meta.get("n_features_in"), int, "n_features_in")
     names = meta.get("feature_names_in")
     if names is not None:

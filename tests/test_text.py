@@ -87,3 +87,28 @@ def test_search_on_a_text_column_adds_the_encoder_and_a_tfidf_baseline(phrases):
     assert (board["model"] == "tfidf_logistic_regression").any()
     # Only the text column exists: the tabular baselines, which cannot read it, are left out.
     assert not (board["model"] == "random_forest").any()
+
+
+def _series(n, seed):
+    """Two noisy sine frequencies (the label) in feature 0 of N x 40 x 2 series; feature 1 is noise."""
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 2, n)
+    steps = np.arange(40)
+    wave = np.sin(np.where(y == 1, 0.5, 0.3)[:, None] * steps[None, :] + rng.uniform(0, 6.3, (n, 1)))
+    X = np.stack([wave + 0.3 * rng.normal(size=(n, 40)), rng.normal(size=(n, 40))], axis=2)
+    return X.astype(np.float32), y
+
+
+@pytest.mark.parametrize("kind", ["conv", "gru"])
+def test_time_series_arrays_train_sequence_models_and_survive_a_bundle(kind, tmp_path):
+    X, y = _series(600, 0)
+    X_test, y_test = _series(300, 1)
+    model = NeuralClassifier(arch="sequence", sequence=kind, sequence_units=32, hidden_layers=1, units=32,
+                             max_epochs=20, random_state=0).fit(X, y)
+    assert model.series_shape_ == (40, 2) and not hasattr(model, "image_shape_")
+    assert model.score(X_test, y_test) >= 0.85
+    archtune.save(model, tmp_path / "series")
+    loaded = archtune.load(tmp_path / "series")
+    np.testing.assert_allclose(loaded.predict_proba(X_test), model.predict_proba(X_test), atol=1e-6)
+    with pytest.raises(archtune.DataError, match=r"series of shape \(30, 2\).*fitted on series of shape \(40, 2\)"):
+        loaded.predict(X_test[:, :30])

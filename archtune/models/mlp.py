@@ -20,7 +20,6 @@ def _linear(fan_in: int, fan_out: int, config: "ModelConfig", generator: torch.G
     return layer
 
 
-@register_model("sequence")  # text columns' encoders feed an MLP (see models/sequence.py)
 @register_model("wide_deep")  # the deep path of Wide&Deep is an MLP (see TabularNetwork)
 @register_model("mlp")
 def build_mlp(config: "ModelConfig", in_width: int, generator: torch.Generator | None) -> tuple[nn.Module, int]:
@@ -94,3 +93,17 @@ def build_resnet(config: "ModelConfig", in_width: int, generator: torch.Generato
         layers.append(ResidualBlock(width, size, config, generator))
         width = size
     return nn.Sequential(*layers), width
+
+
+@register_model("sequence")
+def build_sequence(config: "ModelConfig", in_width: int, generator: torch.Generator | None) -> tuple[nn.Module, int]:
+    """Time series (N x T x F arrays): a convolution over the steps with global max pooling, or
+    an LSTM / GRU, then the MLP layers. Without series (a table whose text columns have their
+    own encoders) it is the MLP."""
+    if not config.series_shape:
+        return build_mlp(config, in_width, generator)
+    from archtune.models.sequence import SeriesEncoder
+
+    encoder = SeriesEncoder(config, generator)
+    mlp, width = build_mlp(config, encoder.width, generator)
+    return nn.Sequential(encoder, mlp), width

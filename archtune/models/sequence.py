@@ -57,3 +57,31 @@ class SequenceEncoder(nn.Module):
         _, hidden = self.rnn(packed)
         last = hidden[0] if isinstance(hidden, tuple) else hidden  # [directions, batch, units]
         return torch.cat([last[-2], last[-1]], dim=1) if self.rnn.bidirectional else last[-1]
+
+
+class SeriesEncoder(nn.Module):
+    """Time series rows (T*F values) -> features: Conv1d over the steps + global max pooling,
+    or an LSTM / GRU whose last state is the output."""
+
+    def __init__(self, config: "ModelConfig", generator: torch.Generator | None):
+        super().__init__()
+        self.steps, self.features = config.series_shape
+        self.kind = config.sequence
+        units = config.sequence_units
+        if self.kind == "conv":
+            self.conv = nn.Conv1d(self.features, units, CONV_KERNEL, padding=CONV_KERNEL // 2)
+            initialize_linear(self.conv, resolve_initializer(config.initializer, config.activation), generator)  # type: ignore[arg-type]
+            self.activation = make_activation(config.activation)
+            self.width = units
+        else:
+            rnn = nn.LSTM if self.kind == "lstm" else nn.GRU
+            self.rnn = rnn(self.features, units, batch_first=True, bidirectional=config.bidirectional)
+            self.width = units * (2 if config.bidirectional else 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.reshape(len(x), self.steps, self.features)
+        if self.kind == "conv":
+            return self.activation(self.conv(x.transpose(1, 2))).max(dim=2).values
+        _, hidden = self.rnn(x)
+        last = hidden[0] if isinstance(hidden, tuple) else hidden
+        return torch.cat([last[-2], last[-1]], dim=1) if self.rnn.bidirectional else last[-1]
