@@ -73,6 +73,7 @@ class ModelConfig:
     kernel_size: int = 3
     pooling: str = "max"
     separable: bool = False
+    residual: bool = False
     augment: tuple[str, ...] = ("shift", "flip")
     image_shape: tuple[int, ...] = ()
     series_shape: tuple[int, ...] = ()  # (steps, features) of time series for arch="sequence"
@@ -112,6 +113,7 @@ class ModelConfig:
                                         f"got kernel_size={self.kernel_size}")
         check_choice("pooling", self.pooling, ("max", "avg"))
         check_choice("separable", self.separable, (True, False))
+        check_choice("residual", self.residual, (True, False))
         object.__setattr__(self, "augment", _augmentations(self.augment, AUGMENTATIONS))
         object.__setattr__(self, "image_shape", tuple(int(v) for v in self.image_shape))
         object.__setattr__(self, "series_shape", tuple(int(v) for v in self.series_shape))

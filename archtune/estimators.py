@@ -171,6 +171,7 @@ class _NeuralBase(BaseEstimator):
         kernel_size: int = 3,
         pooling: str = "max",
         separable: bool = False,
+        residual: bool = False,
         augment: bool | str = True,
         inputs: dict | None = None,
         layers: list | None = None,
@@ -216,6 +217,7 @@ class _NeuralBase(BaseEstimator):
         self.kernel_size = kernel_size
         self.pooling = pooling
         self.separable = separable
+        self.residual = residual
         self.augment = augment
         self.inputs = inputs
         self.layers = layers
@@ -255,7 +257,8 @@ class _NeuralBase(BaseEstimator):
         return ModelConfig(arch=self.arch, hidden_sizes=sizes, activation=self.activation,
                            initializer=self.initializer, dropout=self.dropout, norm=self.norm,
                            conv_blocks=self.conv_blocks, filters=self.filters, kernel_size=self.kernel_size,
-                           pooling=self.pooling, separable=self.separable, augment=self.augment,
+                           pooling=self.pooling, separable=self.separable, residual=self.residual,
+                           augment=self.augment,
                            image_shape=getattr(self, "image_shape_", ()),
                            series_shape=getattr(self, "series_shape_", ()), layers=self.layers or (),
                            sequence=self.sequence, embedding_dim=self.embedding_dim,

@@ -80,7 +80,7 @@ def _toy_images(n=120, seed=0):
 
 
 @pytest.mark.parametrize("options", [{}, {"separable": True, "pooling": "avg", "conv_blocks": 3},
-                                     {"augment": "shift,rotate", "kernel_size": 5}])
+                                     {"augment": "shift,rotate", "kernel_size": 5}, {"residual": True}])
 def test_cnn_variants_learn_a_toy_problem_and_survive_a_bundle(tmp_path, options):
     X, y = _toy_images()
     model = NeuralClassifier(arch="cnn", filters=8, units=32, hidden_layers=1, max_epochs=15, random_state=0,
@@ -189,3 +189,30 @@ def test_cli_fits_and_predicts_a_table_of_image_paths(tmp_path):
     import pandas as pd
 
     assert len(pd.read_csv(elsewhere / "p.csv")) == 40
+
+
+def test_cli_trains_on_an_image_folder_and_wide_deep_inputs_as_json(tmp_path):
+    from click.testing import CliRunner
+    from PIL import Image
+
+    from archtune.cli import cli
+
+    X, y = _toy_images(100)
+    for i, (image, label) in enumerate(zip(X, y)):
+        folder = tmp_path / "photos" / ("top" if label == 0 else "bottom")
+        folder.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(image[0]).save(folder / f"{i}.png")
+    runner = CliRunner()
+    result = runner.invoke(cli, ["fit", str(tmp_path / "photos"), "--target", "label", "--set", "filters=8",
+                                 "--set", "units=32", "--set", "max_epochs=10", "-q", "--out", str(tmp_path / "run")])
+    assert result.exit_code == 0, result.output
+    assert archtune.load(tmp_path / "run").preprocessor_.image_ == ["image"]
+    table = _image_table(tmp_path)
+    result = runner.invoke(cli, ["fit", str(tmp_path / "table0.csv"), "--target", "label", "--set", "arch=wide_deep",
+                                 "--set", 'inputs={"wide": ["sharpness"]}', "--set", "filters=8", "--set", "units=32",
+                                 "--set", "max_epochs=3", "-q", "--out", str(tmp_path / "wd")])
+    assert result.exit_code == 0, result.output
+    assert archtune.load(tmp_path / "wd").module_.wide == (0,) and len(table) == 120
+    bad = runner.invoke(cli, ["fit", str(tmp_path / "table0.csv"), "--target", "label", "--set", "inputs={wide",
+                              "--out", str(tmp_path / "bad")])
+    assert bad.exit_code == 2 and "is not valid JSON" in bad.stderr

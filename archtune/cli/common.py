@@ -15,6 +15,13 @@ from archtune.errors import ArchtuneError, DataError, InvalidParameterError, nea
 def parse_value(text: str) -> Any:
     """A ``--set`` value: int, float, bool, None, a tuple of numbers (``256,128``) or a string."""
     low = text.strip().lower()
+    if low[:1] in ("{", "["):  # a dict or list, e.g. inputs={"wide": ["a", "b"]}
+        import json
+
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise InvalidParameterError(f"--set value {text!r} is not valid JSON ({exc.msg} at column {exc.colno})")
     if low in ("none", "null"):
         return None
     if low in ("true", "yes"):

@@ -89,6 +89,24 @@ def load_fashion_mnist(split: str = "train", directory: str | os.PathLike | None
     return images[:, None, :, :], labels.astype(np.int64)
 
 
+def is_image_folder(path: str | os.PathLike) -> bool:
+    """A folder of class sub-folders holding images."""
+    root = Path(path)
+    return root.is_dir() and any(
+        sub.is_dir() and any(f.suffix.lower() in IMAGE_SUFFIXES for f in sub.iterdir()) for sub in root.iterdir())
+
+
+def image_folder_table(path: str | os.PathLike) -> Any:
+    """``path/<class>/<image>`` as a table: an "image" column of absolute paths and a "label"
+    column (the command line's view of an image folder: ``archtune fit photos/ --target label``)."""
+    import pandas as pd
+
+    root = Path(path).resolve()
+    rows = [(str(file), sub.name) for sub in sorted(root.iterdir()) if sub.is_dir()
+            for file in sorted(sub.iterdir()) if file.suffix.lower() in IMAGE_SUFFIXES]
+    return pd.DataFrame(rows, columns=["image", "label"])
+
+
 def read_image_folder(path: str | os.PathLike, size: tuple[int, int] | None = None,
                       mode: str = "RGB") -> tuple[np.ndarray, np.ndarray]:
     """Images [N, C, H, W] (uint8) and their class names from ``path/<class>/<image>``.

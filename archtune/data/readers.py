@@ -37,7 +37,15 @@ def load_table(source: str | os.PathLike, target: str | None = None) -> pd.DataF
     """
     text = str(source)
     path = Path(text)
-    frame = load_dataset(text) if text in BUILTIN_DATASETS and not path.exists() else read_table(path)
+    if text in BUILTIN_DATASETS and not path.exists():
+        frame = load_dataset(text)
+    elif path.is_dir():
+        _check_path(path)
+        from archtune.data.images import image_folder_table
+
+        frame = image_folder_table(path)
+    else:
+        frame = read_table(path)
     if target is None:
         return frame
     return split_target(frame, target, source_name(source))
@@ -92,7 +100,12 @@ def _check_path(path: Path) -> None:
             )
         raise DataError(f"{path}: no such file{hint}")
     if path.is_dir():
-        raise DataError(f"{path}: is a directory, not a data file")
+        from archtune.data.images import is_image_folder
+
+        if is_image_folder(path):
+            return  # <class>/<image> sub-folders: read as a table of image paths and labels
+        raise DataError(f"{path}: is a directory, not a data file (an image folder holds <class>/<image> "
+                        "sub-folders)")
     if not os.access(path, os.R_OK):
         raise DataError(f"{path}: permission denied (the file is not readable)")
 

@@ -93,6 +93,25 @@ def _conv(channels: int, filters: int, config: "ModelConfig", generator: torch.G
     return conv
 
 
+class ResidualConvBlock(nn.Module):
+    """Two convolutions with batch norm and a skip connection (a 1x1 convolution when the
+    channel count changes), as in ResNet: act(bn(conv(act(bn(conv(x))))) + skip(x))."""
+
+    def __init__(self, channels: int, filters: int, config: "ModelConfig", generator: torch.Generator | None):
+        super().__init__()
+        self.first = nn.Sequential(_conv(channels, filters, config, generator), nn.BatchNorm2d(filters),
+                                   make_activation(config.activation))
+        self.second = nn.Sequential(_conv(filters, filters, config, generator), nn.BatchNorm2d(filters))
+        self.skip: nn.Module = nn.Identity()
+        if channels != filters:
+            self.skip = nn.Conv2d(channels, filters, 1, bias=False)
+            initialize_linear(self.skip, "glorot_uniform", generator)  # type: ignore[arg-type]
+        self.activation = make_activation(config.activation)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.activation(self.second(self.first(x)) + self.skip(x))
+
+
 @register_model("cnn")
 def build_cnn(config: "ModelConfig", in_width: int, generator: torch.Generator | None) -> tuple[nn.Module, int]:
     if not config.image_shape:
@@ -105,8 +124,11 @@ def build_cnn(config: "ModelConfig", in_width: int, generator: torch.Generator |
         layers.append(Augment(config.augment))
     filters = config.filters
     for _ in range(config.conv_blocks):
-        layers += [_conv(channels, filters, config, generator), nn.BatchNorm2d(filters),
-                   make_activation(config.activation)]
+        if config.residual:
+            layers.append(ResidualConvBlock(channels, filters, config, generator))
+        else:
+            layers += [_conv(channels, filters, config, generator), nn.BatchNorm2d(filters),
+                       make_activation(config.activation)]
         if min(height, width) >= 2:  # pool while there is something to pool
             layers.append(nn.MaxPool2d(2) if config.pooling == "max" else nn.AvgPool2d(2))
             height, width = height // 2, width // 2

@@ -114,6 +114,7 @@ def _cnn_dimensions() -> list[Dimension]:
         Dimension("filters", "categorical", choices=(16, 32, 64)),
         Dimension("kernel_size", "categorical", choices=(3, 5)),
         Dimension("separable", "categorical", choices=(False, True)),
+        Dimension("residual", "categorical", choices=(False, True)),
         Dimension("pooling", "categorical", choices=("max", "avg")),
         Dimension("hidden_layers", "int", 0, 2),
         Dimension("units", "categorical", choices=(64, 128, 256)),
