@@ -58,7 +58,7 @@ class HandModel(nn.Module):
 
 
 def hand_epochs(codes: np.ndarray, labels: np.ndarray, vocabulary: int, batch_size: int, epochs: int) -> list[float]:
-    X, y = torch.from_numpy(codes).long(), torch.from_numpy(labels).float().unsqueeze(1)
+    X, y = torch.from_numpy(np.array(codes)).long(), torch.from_numpy(np.array(labels)).float().unsqueeze(1)
     model = HandModel(vocabulary)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=1e-4)
     loss_fn = nn.BCEWithLogitsLoss()
