@@ -345,7 +345,7 @@ class _NeuralBase(BaseEstimator):
 
     def _prepare(self, X: Any, y: Any, validation_data: tuple[Any, Any] | None) -> "Prepared":
         """Validate, split and preprocess; set the data-derived fitted attributes."""
-        X = self._images_to_rows(X, "X", fitting=True)
+        X = self._images_to_rows(_dict_to_frame(X, "X"), "X", fitting=True)
         model_config = self._validate_params()
         if y is None:
             raise DataError(f"{type(self).__name__} requires y to be passed, but the target y is None")
@@ -451,6 +451,8 @@ class _NeuralBase(BaseEstimator):
         def names(key: str) -> list[str]:
             value = self.inputs.get(key, [])  # type: ignore[union-attr]
             value = [value] if isinstance(value, str) else list(value)
+            # A name of a dict input (X={"wide": array, ...}) stands for all its columns.
+            value = [c for name in value for c in (_group_columns(str(name), columns) or [name])]
             for name in value:
                 if str(name) not in columns:
                     raise InvalidParameterError(f"inputs[{key!r}]: no column {name!r}{nearest(str(name), columns)}")
@@ -509,7 +511,7 @@ class _NeuralBase(BaseEstimator):
 
     def _check_frame(self, X: Any, what: str = "X") -> pd.DataFrame:
         """X checked against the columns seen in fit, in the preprocessor's column names."""
-        X = self._images_to_rows(X, what, fitting=False)
+        X = self._images_to_rows(_dict_to_frame(X, what), what, fitting=False)
         frame, named = as_frame(X, what)
         fitted_names = getattr(self, "feature_names_in_", None)
         pre = getattr(self, "preprocessor_", None)
@@ -549,6 +551,32 @@ class _NeuralBase(BaseEstimator):
 
     def _loss_weights(self, targets: np.ndarray) -> torch.Tensor | None:
         return None
+
+
+def _dict_to_frame(X: Any, what: str) -> Any:
+    """Multiple inputs as a dict of arrays: {"wide": [n, 2], "deep": [n, 30], "price": [n]}
+    becomes one table with columns "wide[0]", "wide[1]", "deep[0]", ..., "price"."""
+    if not isinstance(X, dict):
+        return X
+    parts = {}
+    lengths = set()
+    for name, value in X.items():
+        array = value.to_numpy() if isinstance(value, (pd.DataFrame, pd.Series)) else np.asarray(value)
+        if array.ndim > 2:
+            raise DataError(f"{what}[{name!r}] has shape {array.shape}: dict inputs take 1-D or 2-D arrays; put "
+                            "images in a column of image paths, or fit arch='cnn' on the image array alone")
+        lengths.add(len(array))
+        if array.ndim == 1:
+            parts[str(name)] = array
+        else:
+            parts.update({f"{name}[{j}]": array[:, j] for j in range(array.shape[1])})
+    if len(lengths) > 1:
+        raise DataError(f"{what}: the dict's arrays have different row counts {sorted(lengths)}")
+    return pd.DataFrame(parts)
+
+
+def _group_columns(name: str, columns: list[str]) -> list[str]:
+    return [c for c in columns if c.startswith(f"{name}[") and c.endswith("]")]
 
 
 def _match_columns(frame: pd.DataFrame, fitted: list[str], owner: str, what: str) -> pd.DataFrame:

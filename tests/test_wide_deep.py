@@ -66,3 +66,17 @@ def test_wide_deep_errors_are_named(crafted, kwargs, message):
     X, y = crafted
     with pytest.raises(InvalidParameterError, match=message):
         NeuralRegressor(max_epochs=1, **kwargs).fit(X[:100], y[:100])
+
+
+def test_multiple_inputs_as_a_dict_of_arrays(crafted):
+    X, y = crafted
+    deep = X.drop(columns=["a", "b"]).to_numpy()
+    wide = X[["a", "b"]].to_numpy()
+    inputs = {"wide": wide[:3000], "deep": deep[:3000]}
+    model = NeuralRegressor(arch="wide_deep", inputs={"wide": "wide", "deep": "deep", "cross": [["wide[0]", "wide[1]"]]},
+                            max_epochs=15, random_state=0).fit(inputs, y[:3000])
+    assert len(model.module_.wide) == 2 and len(model.module_.deep) == deep.shape[1]
+    held_out = {"wide": wide[3000:], "deep": deep[3000:]}
+    assert model.score(held_out, y[3000:]) > 0.9  # the cross is what the wide part makes easy
+    with pytest.raises(archtune.DataError, match="different row counts"):
+        model.predict({"wide": wide[:5], "deep": deep[:6]})
