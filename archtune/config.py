@@ -131,11 +131,14 @@ class ModelConfig:
 
 def _augmentations(value: object, known: tuple[str, ...]) -> tuple[str, ...]:
     """augment: True (shift and flip), False/None, a comma-separated string or a sequence."""
-    if value is True:
-        return ("shift", "flip")
-    if value is False or value is None or value == "":
+    if isinstance(value, (bool, int)) and value in (0, 1):
+        return ("shift", "flip") if value else ()
+    if value is None or value == "":
         return ()
-    kinds = tuple(v.strip() for v in value.split(",")) if isinstance(value, str) else tuple(value)  # type: ignore[union-attr]
+    if not isinstance(value, (str, list, tuple)):
+        raise InvalidParameterError(f"augment must be True, False, or a comma-separated list of {', '.join(known)}; "
+                                    f"got augment={value!r}")
+    kinds = tuple(v.strip() for v in value.split(",")) if isinstance(value, str) else tuple(value)
     for kind in kinds:
         check_choice("augment", kind, known)
     return kinds

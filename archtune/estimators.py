@@ -483,7 +483,8 @@ class _NeuralBase(BaseEstimator):
 
     def _images_to_rows(self, X: Any, what: str, fitting: bool) -> Any:
         """Images (N x C x H x W or N x H x W arrays) as rows of pixels, and with
-        ``arch="sequence"`` time series (N x T x F) as rows of T*F values; other X unchanged.
+        ``arch="sequence"`` or ``"layers"`` time series (N x T x F) as rows of T*F values; other
+        X unchanged.
         Fitting records ``image_shape_`` (C, H, W) or ``series_shape_`` (T, F); later calls
         must match it."""
         if fitting:
@@ -492,7 +493,7 @@ class _NeuralBase(BaseEstimator):
                     delattr(self, name)
         if not is_image_array(X):
             return X
-        if self.arch == "sequence" and X.ndim == 3:
+        if self.arch in ("sequence", "layers") and X.ndim == 3:
             # Time series, not grey images: kept as they are and scaled per step and feature
             # by the preprocessor like any numeric column.
             rows, shape, name = np.asarray(X, dtype=np.float32).reshape(len(X), -1), tuple(X.shape[1:]), "series"

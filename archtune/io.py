@@ -215,6 +215,7 @@ def save(model: Any, directory: str | os.PathLike, metadata: dict[str, Any] | No
         "n_features_in": int(model.n_features_in_),
         "feature_names_in": (list(map(str, model.feature_names_in_)) if hasattr(model, "feature_names_in_") else None),
         "best_epoch": int(model.best_epoch_),
+        "learning_rate": float(getattr(model, "learning_rate_", 0.0) or 0.0),
         "history": json.loads(model.history_.to_json(orient="records")),
         "weights_file": weights_name,
         "weights_sha256": digest,
@@ -332,6 +333,8 @@ def load(directory: str | os.PathLike) -> Any:
     if names is not None:
         model.feature_names_in_ = np.asarray(_expect(names, list, "feature_names_in"), dtype=object)
     model.best_epoch_ = _expect(meta.get("best_epoch"), int, "best_epoch")
+    if meta.get("learning_rate"):  # the rate used (what learning_rate="auto" found)
+        model.learning_rate_ = float(_expect(meta["learning_rate"], (int, float), "learning_rate"))
     model.history_ = pd.DataFrame(_expect(meta.get("history"), list, "history"))
     model.bundle_metadata_ = meta.get("metadata") or {}
     return model

@@ -76,8 +76,8 @@ def fit_population(estimators: Sequence[Any], X: Any, y: Any, validation_data: t
     leader = estimators[0]
     before = set(vars(leader))
     prepared = leader._prepare(X, y, validation_data)
-    if prepared.spec.text:
-        # Text columns' sequence encoders are not stacked: members train one at a time.
+    if prepared.spec.text or prepared.spec.images:
+        # Text and image columns' encoders are not stacked: members train one at a time.
         return _fit_one_at_a_time(estimators, X, y, validation_data, callbacks)
     n_train = len(prepared.X_train)
     key = cohort_key(leader, n_train)

@@ -329,3 +329,17 @@ def test_a_dead_layer_gives_constant_outputs_and_the_reporter_stops_it():
     reporter = EpochReporter("val_loss", -1.0, lambda epoch, value: True)
     with pytest.raises(DeadNetworkError, match="same value for every validation row at epoch 2"):
         reporter.on_epoch_end(trainer, history[-1])
+
+
+def test_diagnose_runs_the_finder_for_learning_rate_auto_and_one_validation_row_is_not_dead(magic):
+    X, y = magic
+    diagnosis = diagnose(NeuralClassifier(learning_rate=1e-7, random_state=0), X, y, max_epochs=2)
+    auto = diagnose(NeuralClassifier(learning_rate="auto", random_state=0), X, y, max_epochs=2)
+    assert "update_ratio" in diagnosis and "update_ratio" not in auto
+    from archtune.train import Trainer
+
+    est = NeuralClassifier(random_state=0, max_epochs=1)
+    prepared = est._prepare(X, y, None)
+    trainer = Trainer(est._build_module(prepared), est._make_loss(prepared), prepared.train_config)
+    history = trainer.fit(prepared.X_train, prepared.y_train, prepared.X_val[:1], prepared.y_val[:1]).records
+    assert "val_output_std" not in history[-1]  # one row cannot show constant outputs

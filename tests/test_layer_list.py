@@ -122,3 +122,29 @@ def test_layer_list_errors_are_named(tmp_path):
     with pytest.raises(ArchtuneError, match="Lambda layer holds code"):
         archtune.save(model, tmp_path / "lambda")
     assert not (tmp_path / "lambda").exists()
+
+
+def test_layer_list_models_pickle_deepcopy_and_diagnose_after_fitting():
+    import copy
+    import pickle
+
+    from archtune import diagnose
+
+    X, y = _token_data(200)
+    layers = [L.Embedding(10, 4), L.Permute((2, 1)), L.Permute((2, 1)), L.UpSampling1D(2), L.GlobalPool1D("avg"),
+              L.RepeatVector(2), L.LSTM(4), L.ActivityRegularization(l2=0.01), L.Dense(8, "relu")]
+    model = NeuralClassifier(arch="layers", layers=layers, max_epochs=2, random_state=0).fit(X, y)
+    again = pickle.loads(pickle.dumps(model))
+    np.testing.assert_allclose(again.predict_proba(X), model.predict_proba(X), atol=1e-6)
+    copy.deepcopy(model)  # the activity penalty of the last step is not kept
+    assert diagnose(model, X, y).checked
+
+
+def test_a_layer_list_reads_time_series_as_steps_by_features():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(300, 20, 3)).astype(np.float32)
+    y = (X[:, :, 0].sum(axis=1) > 0).astype(int)
+    model = NeuralClassifier(arch="layers", layers=[L.GRU(16), L.Dense(16, "relu")], max_epochs=20,
+                             random_state=0).fit(X[:200], y[:200])
+    assert model.series_shape_ == (20, 3)
+    assert model.score(X[200:], y[200:]) >= 0.8

@@ -216,3 +216,32 @@ def test_cli_trains_on_an_image_folder_and_wide_deep_inputs_as_json(tmp_path):
     bad = runner.invoke(cli, ["fit", str(tmp_path / "table0.csv"), "--target", "label", "--set", "inputs={wide",
                               "--out", str(tmp_path / "bad")])
     assert bad.exit_code == 2 and "is not valid JSON" in bad.stderr
+
+
+def test_cohort_search_on_a_table_of_image_paths_trains_members_one_at_a_time(tmp_path, monkeypatch):
+    from archtune import AutoNeuralClassifier
+
+    monkeypatch.chdir(tmp_path)
+    table = _image_table(tmp_path, 80)
+    model = AutoNeuralClassifier(budget=3, space={"max_epochs": 2, "filters": 8, "units": 16, "hidden_layers": 1},
+                                 population=True, baselines=False, random_state=0)
+    model.fit(table[["photo", "sharpness"]], table["label"])
+    states = {t.state.name for t in model.study_.trials}
+    assert "COMPLETE" in states and model.best_estimator_.preprocessor_.image_ == ["photo"]
+
+
+def test_doctor_and_details_on_images(tmp_path, monkeypatch):
+    from archtune import diagnose
+
+    X, y = _toy_images(80)
+    diagnosis = diagnose(NeuralClassifier(arch="cnn", filters=4, units=16, hidden_layers=1), X, y, max_epochs=2)
+    assert "dead_units" in diagnosis.checked and "train_val_leak" in diagnosis.checked
+    assert NeuralClassifier(arch="cnn", augment=1).model_config().augment == ("shift", "flip")
+    with pytest.raises(InvalidParameterError, match="augment must be True, False"):
+        NeuralClassifier(arch="cnn", augment=2).model_config()
+    monkeypatch.chdir(tmp_path)
+    table = _image_table(tmp_path, 40)
+    table.loc[0, "photo"] = None  # a missing first image: the size comes from the next one
+    model = NeuralClassifier(filters=4, units=16, hidden_layers=1, max_epochs=1).fit(table[["photo"]], table["label"])
+    assert model.preprocessor_.image_shapes_["photo"] == [1, 12, 12]
+    assert model.predict(table[["photo"]].iloc[:1]).shape == (1,)

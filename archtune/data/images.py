@@ -172,7 +172,7 @@ def read_image_column(values: Any, shape: tuple[int, int, int] | None, where: st
     from PIL import Image, UnidentifiedImageError
 
     paths = list(values)
-    out = None
+    out = np.zeros((len(paths), *shape), dtype=np.uint8) if shape is not None else None
     for row, value in enumerate(paths):
         if value is None or (isinstance(value, float) and np.isnan(value)):
             continue

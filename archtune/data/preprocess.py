@@ -226,7 +226,8 @@ class Preprocessor:
         if self.text and looks_like_image_paths(values):
             # A column of image files: their pixels, read by a convolutional encoder.
             self.image_.append(name)
-            self.image_shapes_[name] = list(read_image_column(values.iloc[:1], None, "X", name).shape[1:])
+            first = values.dropna().iloc[:1]  # the first image sets the size the others are resized to
+            self.image_shapes_[name] = list(read_image_column(first, None, "X", name).shape[1:])
             return
         if self.text and looks_like_text(values):
             self.text_.append(name)

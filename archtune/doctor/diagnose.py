@@ -91,7 +91,13 @@ def diagnose(model_or_run_dir: Any, X: Any = None, y: Any = None, *, max_epochs:
     work = copy.deepcopy(model)  # _prepare sets fitted attributes: the caller's model is not touched
     prepared = work._prepare(X, y, None) if X is not None else None  # the split and encoding fit uses
     if prepared is not None:
-        findings += data_checks.run_all(work, X, y, prepared, checked)
+        # The data checks read the table the network sees: images, series and dicts as rows.
+        from archtune.estimators import _dict_to_frame
+
+        rows = work._images_to_rows(_dict_to_frame(X, "X"), "X", fitting=False)
+        findings += data_checks.run_all(work, rows, y, prepared, checked)
+        if not fitted:
+            prepared = work._resolve_learning_rate(prepared)  # learning_rate="auto" runs the finder
     if fitted:
         evidence = _fitted_evidence(model, X, y)
     else:
@@ -120,12 +126,16 @@ def _resolve(model_or_run_dir: Any) -> tuple[str, Any]:
     return type(model).__name__, model
 
 
-def _base(est: Any, history: pd.DataFrame, loss_fn: Any = None, y: torch.Tensor | None = None) -> Evidence:
-    return Evidence(task=est._task, history=history, constant_loss=_constant_loss(est, loss_fn, y),
-                    params=est.get_params())
+def _base(est: Any, history: pd.DataFrame, loss_fn: Any = None, y: torch.Tensor | None = None,
+          device: Any = "cpu") -> Evidence:
+    params = est.get_params()
+    if hasattr(est, "learning_rate_"):
+        params["learning_rate"] = est.learning_rate_  # what "auto" chose, for the advice
+    return Evidence(task=est._task, history=history, constant_loss=_constant_loss(est, loss_fn, y, device),
+                    params=params)
 
 
-def _constant_loss(est: Any, loss_fn: Any, y: torch.Tensor | None) -> float:
+def _constant_loss(est: Any, loss_fn: Any, y: torch.Tensor | None, device: Any = "cpu") -> float:
     """The loss of the best constant prediction on ``y``: the class priors' log-odds, or the
     (standardised) mean. A network whose loss stays near it has learned next to nothing."""
     from archtune.train.losses import constant_prediction_loss
@@ -139,8 +149,8 @@ def _constant_loss(est: Any, loss_fn: Any, y: torch.Tensor | None) -> float:
         priors = (counts / counts.sum()).clamp_min(1e-12)
         logits = (priors[1] / priors[0]).log().reshape(1) if est._task == "binary" else priors.log()
         outputs = logits.float().expand(len(y), -1)
-    with torch.no_grad():
-        return float(loss_fn(outputs, y))
+    with torch.no_grad():  # on the loss's device: class weights live there
+        return float(loss_fn(outputs.to(device), y.to(device)))
 
 
 def _instrumented_run(model: Any, prepared: Any, max_epochs: int | None,
@@ -170,7 +180,8 @@ def _instrumented_run(model: Any, prepared: Any, max_epochs: int | None,
             trainer.fit(prepared.X_train, prepared.y_train, prepared.X_val, prepared.y_val)
         except TrainingDivergedError as exc:
             diverged = str(exc)
-    evidence = _base(est, pd.DataFrame(trainer.history.records), est._make_loss(prepared), prepared.y_train)
+    evidence = _base(est, pd.DataFrame(trainer.history.records), est._make_loss(prepared), prepared.y_train,
+                     prepared.device)
     evidence.record = recorder.record
     evidence.grad_rms = recorder.record.grad_rms
     evidence.layers = recorder.record.layers

@@ -151,10 +151,14 @@ def unit_stats(module: nn.Module, X: torch.Tensor, rows: int = PROBE_ROWS) -> li
             h.remove()
     stats = []
     for name, m, z in seen:
-        z = z.reshape(len(z), -1).double()
-        dead = int((z.max(dim=0).values <= 0).sum()) if isinstance(m, DYING) else None
+        z = z.double()
+        # A convolution's unit is a channel (dim 1), whatever its position: a channel that is
+        # off on a blank background is not dead if it fires anywhere.
+        per_unit = z.transpose(0, 1).reshape(z.shape[1], -1) if z.ndim > 2 else z.T
+        dead = int((per_unit.max(dim=1).values <= 0).sum()) if isinstance(m, DYING) else None
+        z = z.reshape(len(z), -1)
         saturated = float((z.abs() > SATURATION_Z).double().mean()) if isinstance(m, SATURATING) else None
-        stats.append(UnitStats(name, type(m).__name__, z.shape[1], dead, saturated))
+        stats.append(UnitStats(name, type(m).__name__, per_unit.shape[0], dead, saturated))
     return stats
 
 

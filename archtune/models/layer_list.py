@@ -76,6 +76,53 @@ class _Fn(nn.Module):
         return self.fn(x)
 
 
+class _Permute(nn.Module):
+    def __init__(self, dims: tuple[int, ...]):
+        super().__init__()
+        self.order = (0, *dims)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.permute(*self.order)
+
+
+class _Repeat(nn.Module):
+    def __init__(self, n: int):
+        super().__init__()
+        self.n = n
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.unsqueeze(1).expand(-1, self.n, -1)
+
+
+class _GlobalPool1D(nn.Module):
+    def __init__(self, kind: str):
+        super().__init__()
+        self.kind = kind
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.max(dim=1).values if self.kind == "max" else x.mean(dim=1)
+
+
+class _Repeat1D(nn.Module):
+    def __init__(self, size: int):
+        super().__init__()
+        self.size = size
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.repeat_interleave(self.size, dim=1)
+
+
+class _Codes(nn.Module):
+    """Float token codes from the input matrix as embedding indices (out-of-range -> clamped)."""
+
+    def __init__(self, limit: int):
+        super().__init__()
+        self.limit = limit
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.round().clamp(0, self.limit).long()
+
+
 class ActivityPenalty(nn.Module):
     """Identity that remembers l1 * |x| + l2 * x^2 of its last training input; the trainer
     adds it to the loss (Keras' ActivityRegularization)."""
@@ -213,7 +260,7 @@ class Permute:
         dims = tuple(self.dims)
         if sorted(dims) != list(range(1, len(shape) + 1)):
             raise _fail(self, shape, f"dims must be a permutation of 1..{len(shape)}")
-        return [_Fn(lambda x, order=(0, *dims): x.permute(*order))], tuple(shape[d - 1] for d in dims)
+        return [_Permute(dims)], tuple(shape[d - 1] for d in dims)
 
 
 @dataclass(frozen=True)
@@ -223,7 +270,7 @@ class RepeatVector:
     def build(self, shape, state):
         if len(shape) != 1:
             raise _fail(self, shape, "it repeats a vector")
-        return [_Fn(lambda x, n=self.n: x.unsqueeze(1).expand(-1, n, -1))], (self.n, shape[0])
+        return [_Repeat(self.n)], (self.n, shape[0])
 
 
 @dataclass(frozen=True)
@@ -329,8 +376,9 @@ class GlobalPool1D:
     def build(self, shape, state):
         if len(shape) != 2:
             raise _fail(self, shape, "a (steps, channels) sequence expected")
-        fn = (lambda x: x.max(dim=1).values) if self.kind == "max" else (lambda x: x.mean(dim=1))
-        return [_Fn(fn)], (shape[1],)
+        if self.kind not in ("max", "avg"):
+            raise InvalidParameterError(f"layers: GlobalPool1D kind must be 'max' or 'avg'; got {self.kind!r}")
+        return [_GlobalPool1D(self.kind)], (shape[1],)
 
 
 @dataclass(frozen=True)
@@ -344,7 +392,7 @@ class UpSampling1D:
     size: int = 2
 
     def build(self, shape, state):
-        return [_Fn(lambda x, s=self.size: x.repeat_interleave(s, dim=1))], (shape[0] * self.size, shape[1])
+        return [_Repeat1D(self.size)], (shape[0] * self.size, shape[1])
 
 
 @dataclass(frozen=True)
@@ -386,8 +434,7 @@ class Embedding:
         if len(shape) != 1:
             raise _fail(self, shape, "a vector of token codes expected")
         emb = nn.Embedding(self.input_dim, self.output_dim, padding_idx=0)
-        limit = self.input_dim - 1
-        return [_Fn(lambda x, limit=limit: x.round().clamp(0, limit).long()), emb], (shape[0], self.output_dim)
+        return [_Codes(self.input_dim - 1), emb], (shape[0], self.output_dim)
 
 
 LAYERS: dict[str, type] = {cls.__name__: cls for cls in (
@@ -432,9 +479,10 @@ def build_layer_list(config: "ModelConfig", in_width: int, generator: torch.Gene
     if not config.layers:
         raise InvalidParameterError("arch='layers' needs layers=[...] (Dense, Conv2D, LSTM, ... from "
                                     "archtune.models.layer_list)")
-    shape: Shape = tuple(config.image_shape) if config.image_shape else (in_width,)
+    # Images (C, H, W) and series (T, F) arrive as flat rows: the list starts from their shape.
+    shape: Shape = tuple(config.image_shape or config.series_shape) or (in_width,)
     body, out = compile_layers(config.layers, shape, generator)
-    if config.image_shape:
+    if len(shape) > 1:
         body = nn.Sequential(nn.Unflatten(1, shape), *body)
     if len(out) != 1:
         body = nn.Sequential(*body, nn.Flatten())

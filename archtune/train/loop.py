@@ -91,6 +91,7 @@ class Trainer:
         self.best_epoch = 0
         self.optimizer: torch.optim.Optimizer | None = None
         self._activity: list[nn.Module] = []
+        self._varied_val = False
         self.schedule: LRSchedule | None = None
 
     # ------------------------------------------------------------------ public
@@ -109,6 +110,8 @@ class Trainer:
         has_val = X_val is not None and len(X_val) > 0
         if has_val:
             X_val, y_val = X_val.to(self.device), y_val.to(self.device)  # type: ignore[union-attr]
+        # Constant outputs mean a dead network only if the validation rows differ at all.
+        self._varied_val = bool(has_val and len(X_val) > 1 and (X_val != X_val[:1]).any())
         n = len(X)
         batch_size = min(cfg.batch_size, n)
         has_batchnorm = any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in module.modules())
@@ -176,7 +179,8 @@ class Trainer:
             logs[f"val_{self.metric_name}"] = self.metric(outputs, y)
         # How much the outputs vary across rows: exactly 0 when a whole layer is dead (every
         # row then gets the same prediction), which the search uses to stop such trials.
-        logs["val_output_std"] = float(outputs.double().std(dim=0).mean()) if len(outputs) > 1 else 0.0
+        if self._varied_val:
+            logs["val_output_std"] = float(outputs.double().std(dim=0).mean())
         return logs
 
     # ------------------------------------------------------------------ internals
@@ -189,6 +193,7 @@ class Trainer:
         total = loss
         for m in self._activity:  # ActivityRegularization layers' penalties on this batch
             total = total + m.penalty
+            m.penalty = None  # the graph is freed after backward; a copy of the module must not hold it
         if cfg.l1 > 0:
             total = total + cfg.l1 * sum(w.abs().sum() for w in weights)
         if cfg.l2 > 0:

@@ -108,6 +108,7 @@ class PopulationTrainer:
         has_val = X_val is not None and len(X_val) > 0
         if has_val:
             X_val, y_val = X_val.to(self.device), y_val.to(self.device)  # type: ignore[union-attr]
+        varied_val = bool(has_val and len(X_val) > 1 and (X_val != X_val[:1]).any())  # type: ignore[index]
         configs = self.configs
         n, K = len(X), len(configs)
         batch_size = min(configs[0].batch_size, n)
@@ -161,7 +162,8 @@ class PopulationTrainer:
                 if has_val:
                     logs["val_loss"] = val_loss[pos]  # type: ignore[index]
                     logs[f"val_{self.metric_name}"] = val_metric[pos]  # type: ignore[index]
-                    logs["val_output_std"] = val_spread[pos]  # type: ignore[index]
+                    if varied_val:  # as Trainer: only when the validation rows differ
+                        logs["val_output_std"] = val_spread[pos]  # type: ignore[index]
                 logs["seconds"] = seconds
                 results[k].history.append(logs)
                 if self._diverged(logs, results[k], cfg):

@@ -48,6 +48,8 @@ class _Pruned(Exception):
 
 
 DEAD_OUTPUT_STD = 1e-9
+LR_FINDER_IGNORES = ("learning_rate", "dropout", "weight_decay", "lr_schedule", "warmup_epochs", "max_epochs", "l1",
+                     "l2")
 
 
 class EpochReporter(Callback):
@@ -282,7 +284,9 @@ class Search:
 
         params = dict(params)
         scale = params.pop(AUTO_LR_SCALE_PARAM)
-        key = tuple(repr(params.get(name)) for name in STRUCTURE_PARAMS)
+        # Everything that shapes the network and its steps; regularisation and the schedule,
+        # which the finder's short run hardly sees, are left out so cohort followers share it.
+        key = tuple(sorted((name, repr(value)) for name, value in params.items() if name not in LR_FINDER_IGNORES))
         if key not in self._lr_suggestions:
             split = self.splits[0]
             estimator = self.make_estimator({**params, "learning_rate": 1e-3})
@@ -502,8 +506,8 @@ def _diagnosis_summary(estimator: Any, split: Split) -> dict[str, Any]:
 
     try:
         return diagnose_fitted(estimator, split.X_val, split.y_val).summary()
-    except ArchtuneError as exc:  # a diagnosis must never fail the trial it describes
-        return {"codes": [], "worst": None, "error": str(exc)}
+    except Exception as exc:  # a diagnosis must never fail the trial it describes
+        return {"codes": [], "worst": None, "error": f"{type(exc).__name__}: {exc}"}
 
 
 def _n_params(make_estimator: Callable[[dict[str, Any]], Any], params: dict[str, Any], split: Split) -> int | None:
