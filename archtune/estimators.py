@@ -557,7 +557,10 @@ class _NeuralBase(BaseEstimator):
 def _dict_to_frame(X: Any, what: str) -> Any:
     """Multiple inputs as a dict of arrays: {"wide": [n, 2], "deep": [n, 30], "price": [n]}
     becomes one table with columns "wide[0]", "wide[1]", "deep[0]", ..., "price"."""
-    if not isinstance(X, dict):
+    import scipy.sparse
+
+    # scipy's dok_array is a dict subclass: leave sparse input to the sparse-input error.
+    if not isinstance(X, dict) or scipy.sparse.issparse(X):
         return X
     parts = {}
     lengths = set()
