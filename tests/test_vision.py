@@ -135,6 +135,37 @@ def test_search_on_images_uses_the_cnn_space_and_pixel_baselines():
     assert model.predict(X[:5]).shape == (5,)
 
 
+def test_the_image_space_samples_both_families():
+    import optuna
+
+    from archtune.tune.space import SearchSpace
+
+    space = SearchSpace.cnn()
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    samples = [space.sample(study.ask()) for _ in range(60)]
+    dense = [p for p in samples if p["conv_blocks"] == 0]
+    assert dense and len(dense) < len(samples)
+    # An MLP on pixels always has a hidden layer; only convolutional ones may go straight to
+    # the output.
+    assert min(p["hidden_layers"] for p in dense) >= 1
+    assert min(p["hidden_layers"] for p in samples if p["conv_blocks"] > 0) == 0
+
+
+def test_image_search_weighs_the_dense_family_too():
+    """conv_blocks=0 in the image space is an MLP on the pixels: fixed there, every trial's
+    network has no convolution and a hidden layer, and the search still refits and predicts."""
+    from archtune import AutoNeuralClassifier
+
+    X, y = _toy_images(160)
+    model = AutoNeuralClassifier(budget=2, space={"max_epochs": 3, "conv_blocks": 0, "units": 32},
+                                 population=False, random_state=0).fit(X, y)
+    best = model.best_estimator_
+    assert best.arch == "cnn" and best.conv_blocks == 0 and best.hidden_layers >= 1
+    kinds = {type(m).__name__ for m in best.module_.modules()}
+    assert not kinds & {"Conv2d", "SeparableConv2d", "ResidualConvBlock"} and "Linear" in kinds
+    assert model.predict(X[:5]).shape == (5,)
+
+
 def _image_table(folder, n=120, seed=0):
     """A CSV whose 'photo' column names PNG files (relative paths), plus a numeric column."""
     import pandas as pd

@@ -107,16 +107,20 @@ def _default_dimensions() -> list[Dimension]:
 
 def _cnn_dimensions() -> list[Dimension]:
     """Images: the convolutional family's depth, filters, kernel, separable or not, pooling and
-    dropout; a small dense head; the optimiser choices of the default space."""
+    dropout; a small dense head; the optimiser choices of the default space. conv_blocks=0 is
+    the dense family on the pixels (an MLP), so the search weighs both families."""
+    convolutional = lambda p: p.get("conv_blocks", 1) > 0  # noqa: E731
     return [
         Dimension("arch", "fixed", value="cnn"),
-        Dimension("conv_blocks", "int", 1, 3),
-        Dimension("filters", "categorical", choices=(16, 32, 64)),
-        Dimension("kernel_size", "categorical", choices=(3, 5)),
-        Dimension("separable", "categorical", choices=(False, True)),
-        Dimension("residual", "categorical", choices=(False, True)),
-        Dimension("pooling", "categorical", choices=("max", "avg")),
-        Dimension("hidden_layers", "int", 0, 2),
+        Dimension("conv_blocks", "int", 0, 3),
+        Dimension("filters", "categorical", choices=(16, 32, 64), when=convolutional, otherwise=32),
+        Dimension("kernel_size", "categorical", choices=(3, 5), when=convolutional, otherwise=3),
+        Dimension("separable", "categorical", choices=(False, True), when=convolutional, otherwise=False),
+        Dimension("residual", "categorical", choices=(False, True), when=convolutional, otherwise=False),
+        Dimension("pooling", "categorical", choices=("max", "avg"), when=convolutional, otherwise="max"),
+        # An MLP on pixels needs at least one hidden layer to be more than a linear model.
+        Dimension("hidden_layers", "int", 0, 2, when=convolutional),
+        Dimension("hidden_layers", "int", 1, 3, when=lambda p: not convolutional(p)),
         Dimension("units", "categorical", choices=(64, 128, 256)),
         Dimension("activation", "categorical", choices=("relu", "gelu")),
         Dimension("dropout", "float", 0.0, 0.5),
