@@ -112,3 +112,19 @@ def test_time_series_arrays_train_sequence_models_and_survive_a_bundle(kind, tmp
     np.testing.assert_allclose(loaded.predict_proba(X_test), model.predict_proba(X_test), atol=1e-6)
     with pytest.raises(archtune.DataError, match=r"series of shape \(30, 2\).*fitted on series of shape \(40, 2\)"):
         loaded.predict(X_test[:, :30])
+
+
+def test_search_on_series_uses_the_sequence_space_not_the_cnn_one():
+    """3-D arrays are images by default; with arch='sequence' fixed they are series, and the
+    search varies the sequence encoder instead of convolution blocks."""
+    from archtune import AutoNeuralClassifier
+
+    X, y = _series(240, 0)
+    model = AutoNeuralClassifier(budget=3, space={"arch": "sequence", "max_epochs": 3, "units": 32,
+                                                  "sequence_units": 32},
+                                 population=False, random_state=0).fit(X, y)
+    best = model.best_estimator_
+    assert best.arch == "sequence" and best.series_shape_ == (40, 2)
+    assert {"sequence", "bidirectional"} <= set(model.best_params_)
+    assert not {"conv_blocks", "kernel_size", "embedding_dim"} & set(model.best_params_)
+    assert model.predict(X[:5]).shape == (5,)

@@ -144,6 +144,10 @@ TEXT_DIMENSIONS = [
               otherwise=False),
 ]
 
+# Time series (N x T x F arrays with arch="sequence"): the encoder's choices without the
+# embedding, which only token inputs have.
+SERIES_DIMENSIONS = [d for d in TEXT_DIMENSIONS if d.name != "embedding_dim"]
+
 
 def _small_dimensions() -> list[Dimension]:
     return [
@@ -292,14 +296,20 @@ def _dimension_from_override(name: str, value: Any, template: Dimension | None) 
 def resolve_space(space: Any, estimator_params: list[str], data: str = "table") -> SearchSpace:
     """"default", "small", "cnn", a dict of overrides of the default space, or a SearchSpace.
 
-    ``data`` says what the search sees: "images" makes the CNN space the default; "text"
-    (a table with text columns) adds the sequence encoder's dimensions to it.
+    ``data`` says what the search sees: "images" (3-D or 4-D arrays) makes the CNN space the
+    default, unless the overrides fix ``arch="sequence"``: then the arrays are N x T x F time
+    series and the sequence encoder's dimensions join the default space; "text" (a table with
+    text columns) adds the sequence encoder's dimensions, with the embedding's, to it.
     """
     if isinstance(space, SearchSpace):
         return space
+    if data == "images" and isinstance(space, Mapping) and space.get("arch") == "sequence":
+        data = "series"
     base = SearchSpace.cnn() if data == "images" else SearchSpace.default()
     if data == "text":
         base = SearchSpace(base.dimensions + TEXT_DIMENSIONS, base.max_epochs)
+    if data == "series":
+        base = SearchSpace(base.dimensions + SERIES_DIMENSIONS, base.max_epochs)
     if space is None or space == "default":
         return base
     if space == "small":
@@ -312,4 +322,5 @@ def resolve_space(space: Any, estimator_params: list[str], data: str = "table") 
         f"space must be 'default', 'small', 'cnn', a dict of overrides or a SearchSpace; got space={space!r}")
 
 
-__all__ = ["AUTO_LR_SCALE", "AUTO_LR_SCALE_PARAM", "DEFAULT_MAX_EPOCHS", "Dimension", "SearchSpace", "resolve_space"]
+__all__ = ["AUTO_LR_SCALE", "AUTO_LR_SCALE_PARAM", "DEFAULT_MAX_EPOCHS", "SERIES_DIMENSIONS", "TEXT_DIMENSIONS", "Dimension",
+           "SearchSpace", "resolve_space"]
