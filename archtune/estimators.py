@@ -426,10 +426,12 @@ class _NeuralBase(BaseEstimator):
     # ------------------------------------------------------------------ predict
 
     def _scaling(self) -> str | None:
-        """Token codes feeding an Embedding layer must reach it unscaled."""
-        from archtune.models.layer_list import Embedding
+        """Token codes feeding an Embedding layer must reach it unscaled, and so must padding
+        that a first Masking layer recognises by its value (scaled, 0.0 padding would no
+        longer equal mask_value and nothing would be masked)."""
+        from archtune.models.layer_list import Embedding, Masking
 
-        if self.arch == "layers" and self.layers and isinstance(list(self.layers)[0], Embedding):
+        if self.arch == "layers" and self.layers and isinstance(list(self.layers)[0], (Embedding, Masking)):
             return None
         return self.scaling
 

@@ -62,3 +62,48 @@ def test_bad_parameters_are_named(magic):
         lr_find(NeuralClassifier(), X, y, method="bisect")
     with pytest.raises(InvalidParameterError, match="end_lr"):
         lr_find(NeuralClassifier(), X, y, start_lr=1.0, end_lr=0.1)
+
+
+def _curve(losses, start=1e-7, end=10.0, smoothing=0.05):
+    """An LRFinderResult for a made-up loss curve, smoothed as the range test smooths."""
+    from archtune.doctor.lr_finder import LRFinderResult
+
+    result = LRFinderResult("range")
+    result.lrs = list(np.geomspace(start, end, len(losses)))
+    result.losses = list(losses)
+    average = 0.0
+    for i, loss in enumerate(losses):
+        average = (1 - smoothing) * average + smoothing * loss
+        result.smoothed.append(average / (1 - (1 - smoothing) ** (i + 1)))
+    return result
+
+
+def test_a_curve_that_never_falls_suggests_a_tenth_of_the_largest_stable_rate():
+    """A GRU on text: the loss is flat (noise around 0.69, the first batch easier) until about
+    1e-2, then diverges. The suggestion was once 1e-8, below every rate tried."""
+    from archtune.doctor.lr_finder import _suggest
+
+    rng = np.random.default_rng(0)
+    lrs = np.geomspace(1e-7, 10.0, 100)
+    losses = 0.69 + 0.01 * rng.standard_normal(100) + np.where(lrs > 2e-2, 5 * np.log10(lrs / 2e-2), 0.0)
+    losses[0] = 0.64
+    result = _curve(losses)
+    _suggest(result)
+    assert not result.descended
+    assert 5e-3 <= result.largest_stable <= 5e-2
+    assert result.suggestion == pytest.approx(result.largest_stable / 10)
+    assert "never clearly fell" in str(result)
+
+
+def test_a_falling_curve_is_suggested_before_its_minimum_and_never_below_the_range():
+    from archtune.doctor.lr_finder import _suggest
+
+    lrs = np.geomspace(1e-7, 10.0, 100)
+    # Flat, a fall over 1e-4..1e-2 (steepest near 1e-3), the minimum at 1e-2, then divergence.
+    fall = 0.3 * (1 / (1 + np.exp(-3 * (np.log10(lrs) + 3))))
+    losses = 0.7 - fall + np.where(lrs > 1e-2, 3 * np.log10(lrs / 1e-2), 0.0)
+    result = _curve(losses)
+    _suggest(result)
+    assert result.descended and result.steepest is not None
+    assert 3e-4 <= result.steepest <= 3e-3
+    assert result.lrs[0] <= result.suggestion <= min(result.steepest, 1e-2 / 10) * 1.3

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 import archtune
 from archtune import NeuralClassifier
@@ -128,3 +129,28 @@ def test_search_on_series_uses_the_sequence_space_not_the_cnn_one():
     assert {"sequence", "bidirectional"} <= set(model.best_params_)
     assert not {"conv_blocks", "kernel_size", "embedding_dim"} & set(model.best_params_)
     assert model.predict(X[:5]).shape == (5,)
+
+
+def test_masking_sees_the_padding_of_series_it_is_fitted_on():
+    """Series padded at the end with 0.0 and a first Masking(0.0) layer: the recurrent layer
+    must find each series' real length (standardising would turn the padding into other
+    values and mask nothing)."""
+    from archtune.models.layer_list import LSTM, Masking
+
+    rng = np.random.default_rng(0)
+    lengths = rng.integers(3, 13, size=300)
+    X = np.zeros((300, 12, 2), dtype=np.float32)
+    for i, n in enumerate(lengths):
+        X[i, :n] = rng.normal(2.0, 1.0, size=(n, 2))
+    y = (X[:, :, 0].sum(axis=1) / lengths > 2.0).astype(int)
+    model = NeuralClassifier(arch="layers", layers=[Masking(0.0), LSTM(8)], max_epochs=2, random_state=0).fit(X, y)
+    recurrent = next(m for m in model.module_.modules() if type(m).__name__ == "_Recurrent")
+    seen = []
+    handle = recurrent.register_forward_pre_hook(lambda module, args: seen.append(args[0].detach().clone()))
+    try:
+        model.predict(X)
+    finally:
+        handle.remove()
+    inputs = torch.cat(seen)
+    found = (inputs != recurrent.mask_value).any(dim=-1).sum(dim=1).numpy()
+    np.testing.assert_array_equal(found, lengths)

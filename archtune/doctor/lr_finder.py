@@ -38,6 +38,12 @@ from archtune.errors import InvalidParameterError
 # "divide": a rate trains when the loss at the end of the probe is at most this share of the
 # loss at its start (a rate that merely does not blow up can still oscillate uselessly).
 STABLE_RATIO = 0.8
+# "range": the yardstick is the median smoothed loss of this many first steps; the loss has
+# descended when its minimum is this share below it, and has risen (the rate is no longer
+# stable) when it is this share above it.
+REFERENCE_STEPS = 10
+MIN_DESCENT = 0.01
+RISE_TOLERANCE = 0.02
 
 
 @dataclass
@@ -51,12 +57,16 @@ class LRFinderResult:
     steepest: float | None = None  # range test: fastest descent of the smoothed loss
     largest_stable: float | None = None  # largest rate whose loss had not risen above the start
     suggestion: float = 1e-3
+    descended: bool = True  # range test: whether the loss clearly fell at all
 
     def __str__(self) -> str:
         lines = [f"learning-rate finder ({self.method}): suggested learning_rate={self.suggestion:.3g}"]
         if self.method == "range":
-            lines.append(f"  steepest descent of the loss at {self.steepest:.3g}" if self.steepest else
-                         "  the loss never fell: no steepest-descent point")
+            if not self.descended:
+                lines.append("  the loss never clearly fell: suggested a tenth of the largest stable rate (try more "
+                             "steps or a larger batch if the network should learn quickly)")
+            elif self.steepest:
+                lines.append(f"  steepest descent of the loss at {self.steepest:.3g}")
             if self.largest_stable:
                 lines.append(f"  largest stable rate {self.largest_stable:.3g} (the loss diverges above it)")
             lines.append(f"  {len(self.lrs)} steps from {self.lrs[0]:.1e} to {self.lrs[-1]:.1e}")
@@ -179,7 +189,7 @@ def _range_test(module, config, loss_fn, batches, start_lr, end_lr, num_steps, s
     optimizer = _optimizer(module, config, start_lr)
     ratio = (end_lr / start_lr) ** (1 / (num_steps - 1))
     result = LRFinderResult("range")
-    average, best = None, math.inf
+    average, best = 0.0, math.inf
     for i in range(num_steps):
         lr = start_lr * ratio**i
         for group in optimizer.param_groups:
@@ -188,31 +198,67 @@ def _range_test(module, config, loss_fn, batches, start_lr, end_lr, num_steps, s
         loss = _step(module, optimizer, loss_fn, xb, yb)
         if not math.isfinite(loss):
             break
-        average = loss if average is None else (1 - smoothing) * average + smoothing * loss
+        # A bias-corrected moving average (as fast.ai's): seeding it with the first loss would
+        # weigh that one batch 0.6 still after ten steps.
+        average = (1 - smoothing) * average + smoothing * loss
+        smoothed = average / (1 - (1 - smoothing) ** (len(result.lrs) + 1))
         result.lrs.append(lr)
         result.losses.append(loss)
-        result.smoothed.append(average)
-        best = min(best, average)
-        if average > divergence * best:
+        result.smoothed.append(smoothed)
+        best = min(best, smoothed)
+        if smoothed > divergence * best:
             break
     if len(result.lrs) < 3:
         raise InvalidParameterError(f"the loss diverged at once (learning rate {start_lr:g}); lower start_lr")
-    log_lr = np.log10(result.lrs)
-    smooth = np.asarray(result.smoothed)
-    # Up to the minimum of the smoothed loss: past it the loss is diverging.
-    stop = int(np.argmin(smooth)) + 1
-    slopes = np.gradient(smooth[:stop], log_lr[:stop]) if stop >= 3 else np.array([])
-    if slopes.size and slopes.min() < 0:
-        result.steepest = float(result.lrs[int(np.argmin(slopes))])
-    start_loss = smooth[0]
-    stable = [lr for lr, s in zip(result.lrs, smooth) if s <= start_loss]
-    result.largest_stable = float(stable[-1]) if stable else None
-    # The steepest point can sit on a small early dip; never suggest more than a tenth of the
-    # rate at which the loss was lowest, the usual safety margin of the range test.
-    at_minimum = result.lrs[stop - 1]
-    candidates = [v for v in (result.steepest, at_minimum / 10) if v]
-    result.suggestion = float(min(candidates))
+    _suggest(result)
     return result
+
+
+def _suggest(result: LRFinderResult) -> None:
+    """The range test's suggestions from its curve (``lrs``, ``smoothed``).
+
+    The yardstick is the median smoothed loss of the first steps, whose rates are too small to
+    train: a single first batch that happens to be easy would otherwise make every later loss
+    look like a rise. A curve whose minimum is not clearly below the yardstick never descended
+    (a GRU on text at these step counts, say); then the suggestion is a tenth of the largest
+    stable rate, never a tenth of the first rate tried.
+    """
+    lrs = np.asarray(result.lrs)
+    smooth = np.asarray(result.smoothed)
+    # The first steps' rates (1e-7 to 6e-7 by default) are the yardstick; their losses are
+    # single noisy batches, so neither the minimum nor the steepest slope is looked for there.
+    window = min(max(3, len(lrs) // 10), REFERENCE_STEPS, len(lrs) - 1)
+    reference = float(np.median(smooth[:window]))
+    # The largest stable rate: the last before the smoothed loss first rises clearly above
+    # the yardstick.
+    risen = np.nonzero(smooth[window:] > reference * (1 + RISE_TOLERANCE))[0]
+    last_stable = window + int(risen[0]) - 1 if risen.size else len(lrs) - 1
+    result.largest_stable = float(lrs[last_stable])
+    result.descended = bool(smooth[window:].min() < reference * (1 - MIN_DESCENT))
+    if result.descended:
+        # Up to the minimum of the smoothed loss: past it the loss is diverging.
+        stop = window + int(np.argmin(smooth[window:])) + 1
+        # The fall over a decade of rates, not between neighbouring steps: a one-step slope
+        # finds the noise of single batches (a GRU's finder once pointed at 2e-6 that way).
+        log_lr = np.log10(lrs)
+        decade = max(1, int(round(1 / max(log_lr[1] - log_lr[0], 1e-12))))
+        first = window - 1
+        if stop - first > decade:
+            falls = smooth[first + decade:stop] - smooth[first:stop - decade]
+            if falls.min() < 0:
+                result.steepest = float(lrs[first + int(np.argmin(falls)) + decade // 2])
+        elif stop - first >= 3:
+            slopes = np.gradient(smooth[first:stop], log_lr[first:stop])
+            if slopes.min() < 0:
+                result.steepest = float(lrs[first + int(np.argmin(slopes))])
+        # The steepest point can sit on a small early dip; never suggest more than a tenth of
+        # the rate at which the loss was lowest, the usual safety margin of the range test.
+        candidates = [v for v in (result.steepest, lrs[stop - 1] / 10) if v]
+        suggestion = float(min(candidates))
+    else:
+        suggestion = result.largest_stable / 10
+    # Never below the range the test explored: nothing was learned about smaller rates.
+    result.suggestion = float(max(suggestion, lrs[0]))
 
 
 def _divide_by_three(module, config, loss_fn, batches, end_lr, probe_steps) -> LRFinderResult:
