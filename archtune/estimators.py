@@ -475,10 +475,22 @@ class _NeuralBase(BaseEstimator):
                           + list(range(n_float, pre.n_numeric_out + len(pre.cardinalities)
                                        + sum(n for _, n in pre.text_columns)
                                        + sum(c * h * w for c, h, w in pre.image_columns))))
+        if not deep_positions:
+            raise InvalidParameterError(
+                f"inputs: the deep path has no columns (every column is wide{' or deep is empty' if 'deep' in self.inputs else ''}); "
+                "name some in inputs['deep'], or for a linear model on these columns use arch='mlp' with "
+                "hidden_layers=0")
         crosses = []
         for pair in self.inputs.get("cross", []):
-            if len(pair) != 2 or any(str(p) not in wide for p in pair):
-                raise InvalidParameterError(f"inputs['cross']: each cross is a pair of wide columns; got {pair!r}")
+            if isinstance(pair, str) or not hasattr(pair, "__len__") or len(pair) != 2:
+                raise InvalidParameterError(f"inputs['cross']: each cross is a pair of wide columns, like "
+                                            f"[['a', 'b']]; got {pair!r}")
+            for name in map(str, pair):
+                if name not in columns:
+                    raise InvalidParameterError(f"inputs['cross']: no column {name!r}{nearest(name, columns)}")
+                if name not in wide:
+                    raise InvalidParameterError(f"inputs['cross']: {name!r} is not a wide column; crosses multiply "
+                                                f"wide columns (add it to inputs['wide'])")
             crosses.append((numeric_at[str(pair[0])], numeric_at[str(pair[1])]))
         return dataclasses.replace(model_config, wide_columns=tuple(wide_positions),
                                    deep_columns=tuple(deep_positions), crosses=tuple(crosses))

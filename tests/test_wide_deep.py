@@ -59,11 +59,17 @@ def test_wide_columns_reach_the_output_directly_and_survive_a_bundle(crafted, tm
     ({"arch": "wide_deep"}, "needs inputs="),
     ({"inputs": {"wide": ["a"]}}, "needs arch='wide_deep'"),
     ({"arch": "wide_deep", "inputs": {"wide": ["aa"]}}, "no column 'aa'"),
-    ({"arch": "wide_deep", "inputs": {"wide": ["a"], "cross": [["a", "P1"]]}}, "pair of wide columns"),
+    ({"arch": "wide_deep", "inputs": {"wide": ["a"], "cross": [["a", "P1"]]}}, "'P1' is not a wide column"),
+    ({"arch": "wide_deep", "inputs": {"wide": ["a"], "cross": [["a", "nope"]]}}, "cross.*no column 'nope'"),
+    ({"arch": "wide_deep", "inputs": {"wide": ["a"], "cross": ["ab"]}}, "a pair of wide columns"),
+    ({"arch": "wide_deep", "inputs": {"wide": ["a"], "deep": []}}, "deep path has no columns"),
+    ({"arch": "wide_deep", "inputs": {"wide": "all"}}, "deep path has no columns"),
     ({"arch": "wide_deep", "inputs": {"narrow": ["a"]}}, "inputs must be a dict"),
 ])
 def test_wide_deep_errors_are_named(crafted, kwargs, message):
     X, y = crafted
+    if kwargs.get("inputs", {}).get("wide") == "all":
+        kwargs = {**kwargs, "inputs": {"wide": list(X.columns)}}
     with pytest.raises(InvalidParameterError, match=message):
         NeuralRegressor(max_epochs=1, **kwargs).fit(X[:100], y[:100])
 
