@@ -249,6 +249,37 @@ def test_cli_trains_on_an_image_folder_and_wide_deep_inputs_as_json(tmp_path):
     assert bad.exit_code == 2 and "is not valid JSON" in bad.stderr
 
 
+def test_cli_arch_cnn_on_an_image_folder_then_info_and_predict_name_the_images(tmp_path):
+    """arch=cnn on an image folder (conv encoders read the path column, then dense layers);
+    info says what reads the images; predictions name their files."""
+    from click.testing import CliRunner
+    from PIL import Image
+
+    from archtune.cli import cli
+
+    X, y = _toy_images(60)
+    for i, (image, label) in enumerate(zip(X, y)):
+        folder = tmp_path / "photos" / ("top" if label == 0 else "bottom")
+        folder.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(image[0]).save(folder / f"{i}.png")
+    runner = CliRunner()
+    fitted = runner.invoke(cli, ["fit", str(tmp_path / "photos"), "--target", "label", "--set", "arch=cnn",
+                                 "--set", "filters=8", "--set", "units=16", "--set", "max_epochs=2", "-q",
+                                 "--out", str(tmp_path / "run")])
+    assert fitted.exit_code == 0, fitted.output
+    info = runner.invoke(cli, ["info", str(tmp_path / "run")])
+    assert info.exit_code == 0 and "image column 'image' (1x12x12) -> 2 conv block(s) of 8, 16 filters" in info.output
+    predicted = runner.invoke(cli, ["predict", str(tmp_path / "run"), str(tmp_path / "photos"),
+                                    "-o", str(tmp_path / "p.csv")])
+    assert predicted.exit_code == 0, predicted.output
+    import pandas as pd
+
+    table = pd.read_csv(tmp_path / "p.csv")
+    assert list(table.columns[:2]) == ["image", "prediction"]
+    expected = sorted(f"{'top' if label == 0 else 'bottom'}/{i}.png" for i, label in enumerate(y))
+    assert sorted(table["image"]) == expected
+
+
 def test_cohort_search_on_a_table_of_image_paths_trains_members_one_at_a_time(tmp_path, monkeypatch):
     from archtune import AutoNeuralClassifier
 

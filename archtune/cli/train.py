@@ -109,6 +109,12 @@ def predict(bundle: Path, data: str, output: Path | None) -> None:
         proba = model.predict_proba(frame)
         for j, label in enumerate(model.classes_):
             result[f"proba_{label}"] = proba[:, j]
+    from archtune.data.images import is_image_folder
+
+    if is_image_folder(data):
+        # Rows of an image folder have no order of their own: name each prediction's file.
+        root = Path(data).resolve()
+        result.insert(0, "image", [str(Path(p).relative_to(root)) for p in frame["image"]])
     buffer = io.StringIO()
     result.to_csv(buffer, index=False)
     if output is None:
@@ -133,6 +139,8 @@ def info(bundle: Path) -> None:
     click.echo(f"model:        {type(model).__name__} ({mc.arch}), {n_params:,} parameters")
     click.echo(f"layers:       {model.input_spec_.width} inputs -> {' -> '.join(map(str, mc.hidden_sizes)) or '(none)'} "
                f"-> {model.module_.head.out_features} outputs")
+    for line in _encoder_lines(model):
+        click.echo(f"{'':<14}{line}")
     click.echo(f"activation:   {mc.activation} (initializer {mc.initializer}), dropout {mc.dropout}, norm {mc.norm}")
     p = model.get_params()
     click.echo(f"training:     {p['optimizer']} lr {p['learning_rate']:g}, schedule {p['lr_schedule']}, "
@@ -147,3 +155,32 @@ def info(bundle: Path) -> None:
     for key in ("validation", "holdout"):
         if meta.get(key):
             click.echo(f"{key + ':':<13} " + "  ".join(f"{k} {v:.4f}" for k, v in meta[key].items()))
+
+
+def _encoder_lines(model: Any) -> list[str]:
+    """What reads images, text, series and wide columns before the dense layers (the
+    ``layers:`` line counts only the dense part's inputs)."""
+    mc = model.model_config_
+    pre = model.preprocessor_
+    conv = (f"{mc.conv_blocks} conv block(s) of {', '.join(str(mc.filters * 2**i) for i in range(mc.conv_blocks))} "
+            f"filters, kernel {mc.kernel_size}, {mc.pooling} pooling"
+            + (", separable" if mc.separable else "") + (", residual" if mc.residual else ""))
+    lines = []
+    if mc.image_shape:
+        shape = "x".join(map(str, mc.image_shape))
+        lines.append(f"images {shape} -> {conv if mc.conv_blocks else 'pixels straight to the dense layers'}")
+    for name, shape in zip(pre.image_, model.input_spec_.images):
+        lines.append(f"image column {name!r} ({'x'.join(map(str, shape))}) -> {conv}")
+    encoder = (f"{'bidirectional ' if mc.bidirectional and mc.sequence != 'conv' else ''}{mc.sequence} encoder, "
+               f"{mc.sequence_units} units")
+    for name, (vocabulary, length) in zip(pre.text_, model.input_spec_.text):
+        lines.append(f"text column {name!r} (vocabulary {vocabulary}, {length} tokens) -> embedding "
+                     f"{mc.embedding_dim}, {encoder}")
+    if mc.series_shape and mc.arch == "sequence":
+        lines.append(f"series of {mc.series_shape[0]} steps x {mc.series_shape[1]} features -> {encoder}")
+    if mc.arch == "layers":
+        lines.append("declared layers: " + ", ".join(type(layer).__name__ for layer in mc.layers))
+    if mc.wide_columns:
+        lines.append(f"wide part: {len(mc.wide_columns)} column(s) and {len(mc.crosses)} cross(es) straight to "
+                     "the output")
+    return lines

@@ -117,7 +117,8 @@ def build_cnn(config: "ModelConfig", in_width: int, generator: torch.Generator |
     if not config.image_shape:
         from archtune.errors import InvalidParameterError
 
-        raise InvalidParameterError("arch='cnn' needs images: fit on an array N x C x H x W (or N x H x W)")
+        raise InvalidParameterError("arch='cnn' needs images: fit on an array N x C x H x W (or N x H x W), a folder "
+                                    "of class sub-folders, or a table with a column of image paths")
     channels, height, width = config.image_shape
     layers: list[nn.Module] = [Unflatten(config.image_shape)]
     if config.augment:

@@ -171,7 +171,12 @@ def build_model(
     encoders = [SequenceEncoder(vocabulary, length, config, generator) for vocabulary, length in spec.text]
     images = [build_image_encoder(config, shape, generator) for shape in spec.images]
     in_width = spec.width + sum(e.width for e in encoders) + sum(width for _, width in images)
-    body, width = _BUILDERS[config.arch](config, in_width, generator)
+    arch = config.arch
+    if arch == "cnn" and not config.image_shape and spec.images:
+        # A table whose image-path columns are read by conv encoders (built from the same
+        # conv_blocks, filters, ... as arch='cnn'): after them, the dense layers.
+        arch = "mlp"
+    body, width = _BUILDERS[arch](config, in_width, generator)
     net = TabularNetwork(spec, body, width, n_outputs, task, config.wide_columns, config.deep_columns, config.crosses,
                          encoders, [encoder for encoder, _ in images])
     for emb in net.embeddings:
