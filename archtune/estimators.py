@@ -431,7 +431,9 @@ class _NeuralBase(BaseEstimator):
         longer equal mask_value and nothing would be masked)."""
         from archtune.models.layer_list import Embedding, Masking
 
-        if self.arch == "layers" and self.layers and isinstance(list(self.layers)[0], (Embedding, Masking)):
+        first = list(self.layers)[0] if self.arch == "layers" and self.layers else None
+        if isinstance(first, (Embedding, Masking)) or (isinstance(first, dict)
+                                                        and first.get("type") in ("Embedding", "Masking")):
             return None
         return self.scaling
 

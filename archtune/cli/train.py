@@ -137,11 +137,13 @@ def info(bundle: Path) -> None:
     n_params = sum(p.numel() for p in model.module_.parameters())
     mc = model.model_config_
     click.echo(f"model:        {type(model).__name__} ({mc.arch}), {n_params:,} parameters")
-    click.echo(f"layers:       {model.input_spec_.width} inputs -> {' -> '.join(map(str, mc.hidden_sizes)) or '(none)'} "
-               f"-> {model.module_.head.out_features} outputs")
+    hidden = (" -> ".join(map(repr, mc.layers)) if mc.arch == "layers"
+              else " -> ".join(map(str, mc.hidden_sizes)) or "(none)")
+    click.echo(f"layers:       {model.input_spec_.width} inputs -> {hidden} -> {model.module_.head.out_features} outputs")
     for line in _encoder_lines(model):
         click.echo(f"{'':<14}{line}")
-    click.echo(f"activation:   {mc.activation} (initializer {mc.initializer}), dropout {mc.dropout}, norm {mc.norm}")
+    if mc.arch != "layers":  # a declared list names its own activations and dropout
+        click.echo(f"activation:   {mc.activation} (initializer {mc.initializer}), dropout {mc.dropout}, norm {mc.norm}")
     p = model.get_params()
     click.echo(f"training:     {p['optimizer']} lr {p['learning_rate']:g}, schedule {p['lr_schedule']}, "
                f"batch {p['batch_size']}, {len(model.history_)} epochs (best {model.best_epoch_})")
@@ -178,8 +180,6 @@ def _encoder_lines(model: Any) -> list[str]:
                      f"{mc.embedding_dim}, {encoder}")
     if mc.series_shape and mc.arch == "sequence":
         lines.append(f"series of {mc.series_shape[0]} steps x {mc.series_shape[1]} features -> {encoder}")
-    if mc.arch == "layers":
-        lines.append("declared layers: " + ", ".join(type(layer).__name__ for layer in mc.layers))
     if mc.wide_columns:
         lines.append(f"wide part: {len(mc.wide_columns)} column(s) and {len(mc.crosses)} cross(es) straight to "
                      "the output")

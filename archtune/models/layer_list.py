@@ -17,14 +17,15 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from numbers import Integral, Real
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 from torch import nn
 
-from archtune.errors import InvalidParameterError
+from archtune.errors import InvalidParameterError, nearest
 from archtune.layers import ACTIVATIONS, canonical_activation, initialize_linear, make_activation
 from archtune.models.registry import register_model
 
@@ -34,8 +35,24 @@ if TYPE_CHECKING:
 Shape = tuple[int, ...]
 
 
-def _fail(layer: Any, shape: Shape, why: str) -> InvalidParameterError:
-    return InvalidParameterError(f"layers: {layer!r} cannot take input of shape {shape}: {why}")
+class LayerError(InvalidParameterError):
+    """What is wrong with one layer; `check_layers` and `compile_layers` re-raise it as an
+    `InvalidParameterError` that starts with the layer's position, ``layers[i]: ``."""
+
+
+def _fail(layer: Any, shape: Shape, why: str) -> LayerError:
+    return LayerError(f"{layer!r} cannot take input of shape {shape}: {why}")
+
+
+_RANKS = {1: "a vector of features", 2: "a (steps, channels) sequence", 3: "a (channels, height, width) image"}
+
+
+def _need_rank(layer: Any, shape: Shape, rank: int) -> None:
+    """Refuse an input of another rank, saying which rank the layer needs and which it got."""
+    if len(shape) != rank:
+        hint = f"; Reshape to {rank} dimensions first" if len(shape) == 1 else ""
+        raise _fail(layer, shape, f"it needs {_RANKS[rank]} ({rank} dimension{'s' * (rank > 1)}), "
+                                  f"got {len(shape)} dimension{'s' * (len(shape) != 1)}{hint}")
 
 
 def _activation(name: str | None) -> list[nn.Module]:
@@ -43,8 +60,97 @@ def _activation(name: str | None) -> list[nn.Module]:
         return []
     name = canonical_activation(name)
     if name not in ACTIVATIONS:
-        raise InvalidParameterError(f"layers: unknown activation {name!r}; choose from {', '.join(ACTIVATIONS)}")
+        raise LayerError(f"unknown activation {name!r}; choose from {', '.join(ACTIVATIONS)}")
     return [make_activation(name)]
+
+
+# ------------------------------------------------------------------ argument rules
+# Every argument of every layer has a rule (a function of the argument's name and value that
+# returns what is wrong, or None); `validate_layer` applies them all before any shape work.
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, Integral) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, Real) and not isinstance(value, bool) and math.isfinite(float(value))
+
+
+def _positive_int(name: str, value: Any) -> str | None:
+    if not _is_int(value) or value < 1:
+        return f"{name} must be a positive integer; got {name}={value!r}"
+    return None
+
+
+def _at_least_2(name: str, value: Any) -> str | None:
+    if not _is_int(value) or value < 2:
+        return f"{name} must be an integer >= 2 (code 0 is padding); got {name}={value!r}"
+    return None
+
+
+def _rate(name: str, value: Any) -> str | None:
+    if not _is_number(value) or not 0 <= value < 1:
+        return f"{name} must be in [0, 1); got {name}={value!r}"
+    return None
+
+
+def _non_negative(name: str, value: Any) -> str | None:
+    if not _is_number(value) or value < 0:
+        return f"{name} must be a finite number >= 0; got {name}={value!r}"
+    return None
+
+
+def _finite(name: str, value: Any) -> str | None:
+    if not _is_number(value):
+        return f"{name} must be a finite number; got {name}={value!r}"
+    return None
+
+
+def _flag(name: str, value: Any) -> str | None:
+    if not isinstance(value, bool):
+        return f"{name} must be True or False; got {name}={value!r}"
+    return None
+
+
+def _positive_ints(name: str, value: Any) -> str | None:
+    if not isinstance(value, (tuple, list)) or not value or not all(_is_int(v) and v >= 1 for v in value):
+        return f"{name} must be a non-empty tuple of positive integers; got {name}={value!r}"
+    return None
+
+
+def _required_activation(name: str, value: Any) -> str | None:
+    if not isinstance(value, str) or canonical_activation(value) not in ACTIVATIONS:
+        hint = nearest(value, ACTIVATIONS) if isinstance(value, str) else ""
+        return f"{name} must be one of {', '.join(ACTIVATIONS)}; got {name}={value!r}{hint}"
+    return None
+
+
+def _activation_name(name: str, value: Any) -> str | None:
+    """An activation name, or None for none (a linear layer)."""
+    return None if value is None else _required_activation(name, value)
+
+
+def _one_of(*options: str) -> Callable[[str, Any], str | None]:
+    def rule(name: str, value: Any) -> str | None:
+        if not isinstance(value, str) or value not in options:
+            hint = nearest(value, options) if isinstance(value, str) else ""
+            return f"{name} must be {' or '.join(repr(o) for o in options)}; got {name}={value!r}{hint}"
+        return None
+    return rule
+
+
+def _callable(name: str, value: Any) -> str | None:
+    return None if callable(value) else f"{name} must be a function of a tensor; got {name}={value!r}"
+
+
+def validate_layer(layer: Any) -> None:
+    """Check every argument of one layer against its class's rules (LayerError if one is bad)."""
+    for field in dataclasses.fields(layer):
+        value = getattr(layer, field.name)
+        why = type(layer).RULES[field.name](field.name, value)
+        if why:
+            raise LayerError(f"{layer!r}: {why}")
 
 
 def _init(module: nn.Module, activation: str | None, state: dict) -> nn.Module:
@@ -175,6 +281,7 @@ class _Recurrent(nn.Module):
 class Dense:
     units: int
     activation: str | None = None
+    RULES = {"units": _positive_int, "activation": _activation_name}
 
     def build(self, shape: Shape, state: dict) -> tuple[list[nn.Module], Shape]:
         return [_init(nn.Linear(shape[-1], self.units), self.activation, state), *_activation(self.activation)], \
@@ -184,6 +291,7 @@ class Dense:
 @dataclass(frozen=True)
 class Activation:
     name: str
+    RULES = {"name": _required_activation}
 
     def build(self, shape, state):
         return _activation(self.name), shape
@@ -192,6 +300,7 @@ class Activation:
 @dataclass(frozen=True)
 class Dropout:
     rate: float
+    RULES = {"rate": _rate}
 
     def build(self, shape, state):
         return [nn.Dropout(self.rate)], shape
@@ -200,25 +309,27 @@ class Dropout:
 @dataclass(frozen=True)
 class SpatialDropout1D:
     rate: float
+    RULES = {"rate": _rate}
 
     def build(self, shape, state):
-        if len(shape) != 2:
-            raise _fail(self, shape, "it drops whole channels of a (steps, channels) sequence")
+        _need_rank(self, shape, 2)  # it drops whole channels of a sequence
         return [_ChannelsLast(nn.Dropout1d(self.rate))], shape
 
 
 @dataclass(frozen=True)
 class SpatialDropout2D:
     rate: float
+    RULES = {"rate": _rate}
 
     def build(self, shape, state):
-        if len(shape) != 3:
-            raise _fail(self, shape, "it drops whole feature maps of a (channels, height, width) image")
+        _need_rank(self, shape, 3)  # it drops whole feature maps of an image
         return [nn.Dropout2d(self.rate)], shape
 
 
 @dataclass(frozen=True)
 class BatchNorm:
+    RULES: ClassVar[dict] = {}
+
     def build(self, shape, state):
         if len(shape) == 1:
             return [nn.BatchNorm1d(shape[0])], shape
@@ -226,17 +337,21 @@ class BatchNorm:
             return [_ChannelsLast(nn.BatchNorm1d(shape[1]))], shape
         if len(shape) == 3:
             return [nn.BatchNorm2d(shape[0])], shape
-        raise _fail(self, shape, "1 to 3 dimensions expected")
+        raise _fail(self, shape, f"it needs 1 to 3 dimensions, got {len(shape)}")
 
 
 @dataclass(frozen=True)
 class LayerNorm:
+    RULES: ClassVar[dict] = {}
+
     def build(self, shape, state):
         return [nn.LayerNorm(shape[-1])], shape
 
 
 @dataclass(frozen=True)
 class Flatten:
+    RULES: ClassVar[dict] = {}
+
     def build(self, shape, state):
         return [nn.Flatten()], (math.prod(shape),)
 
@@ -244,6 +359,7 @@ class Flatten:
 @dataclass(frozen=True)
 class Reshape:
     target_shape: tuple[int, ...]
+    RULES = {"target_shape": _positive_ints}
 
     def build(self, shape, state):
         target = tuple(self.target_shape)
@@ -255,6 +371,7 @@ class Reshape:
 @dataclass(frozen=True)
 class Permute:
     dims: tuple[int, ...]  # 1-based, as in Keras
+    RULES = {"dims": _positive_ints}
 
     def build(self, shape, state):
         dims = tuple(self.dims)
@@ -266,16 +383,17 @@ class Permute:
 @dataclass(frozen=True)
 class RepeatVector:
     n: int
+    RULES = {"n": _positive_int}
 
     def build(self, shape, state):
-        if len(shape) != 1:
-            raise _fail(self, shape, "it repeats a vector")
+        _need_rank(self, shape, 1)  # it repeats a vector
         return [_Repeat(self.n)], (self.n, shape[0])
 
 
 @dataclass(frozen=True)
 class Masking:
     mask_value: float = 0.0
+    RULES = {"mask_value": _finite}
 
     def build(self, shape, state):
         state["mask_value"] = self.mask_value  # read by the next recurrent layer
@@ -285,6 +403,7 @@ class Masking:
 @dataclass(frozen=True)
 class Lambda:
     function: Callable[[torch.Tensor], torch.Tensor]
+    RULES = {"function": _callable}
 
     def build(self, shape, state):
         with torch.no_grad():
@@ -296,6 +415,7 @@ class Lambda:
 class ActivityRegularization:
     l1: float = 0.0
     l2: float = 0.0
+    RULES = {"l1": _non_negative, "l2": _non_negative}
 
     def build(self, shape, state):
         return [ActivityPenalty(self.l1, self.l2)], shape
@@ -305,11 +425,9 @@ def _conv_out(size: int, kernel: int, stride: int, padding: str) -> int:
     return math.ceil(size / stride) if padding == "same" else (size - kernel) // stride + 1
 
 
-def _padding(kernel: int, padding: str) -> int:
-    if padding not in ("same", "valid"):
-        raise InvalidParameterError(f"layers: padding must be 'same' or 'valid'; got padding={padding!r}")
+def _padding(layer: Any, kernel: int, padding: str) -> int:
     if padding == "same" and kernel % 2 == 0:
-        raise InvalidParameterError(f"layers: padding='same' needs an odd kernel_size; got {kernel}")
+        raise LayerError(f"{layer!r}: padding='same' needs an odd kernel_size; got kernel_size={kernel}")
     return kernel // 2 if padding == "same" else 0
 
 
@@ -320,12 +438,13 @@ class Conv1D:
     strides: int = 1
     padding: str = "same"
     activation: str | None = None
+    RULES = {"filters": _positive_int, "kernel_size": _positive_int, "strides": _positive_int,
+             "padding": _one_of("same", "valid"), "activation": _activation_name}
 
     def build(self, shape, state):
-        if len(shape) != 2:
-            raise _fail(self, shape, "a (steps, channels) sequence expected")
+        _need_rank(self, shape, 2)
         conv = _init(nn.Conv1d(shape[1], self.filters, self.kernel_size, self.strides,
-                               _padding(self.kernel_size, self.padding)), self.activation, state)
+                               _padding(self, self.kernel_size, self.padding)), self.activation, state)
         steps = _conv_out(shape[0], self.kernel_size, self.strides, self.padding)
         return [_ChannelsLast(conv), *_activation(self.activation)], (steps, self.filters)
 
@@ -337,12 +456,13 @@ class Conv2D:
     strides: int = 1
     padding: str = "same"
     activation: str | None = None
+    RULES = {"filters": _positive_int, "kernel_size": _positive_int, "strides": _positive_int,
+             "padding": _one_of("same", "valid"), "activation": _activation_name}
 
     def build(self, shape, state):
-        if len(shape) != 3:
-            raise _fail(self, shape, "a (channels, height, width) image expected")
+        _need_rank(self, shape, 3)
         conv = _init(nn.Conv2d(shape[0], self.filters, self.kernel_size, self.strides,
-                               _padding(self.kernel_size, self.padding)), self.activation, state)
+                               _padding(self, self.kernel_size, self.padding)), self.activation, state)
         h, w = (_conv_out(s, self.kernel_size, self.strides, self.padding) for s in shape[1:])
         return [conv, *_activation(self.activation)], (self.filters, h, w)
 
@@ -351,10 +471,10 @@ def _pool(kind: str, dims: int):
     @dataclass(frozen=True)
     class Pool:
         pool_size: int = 2
+        RULES = {"pool_size": _positive_int}
 
         def build(self, shape, state):
-            if len(shape) != dims + 1:
-                raise _fail(self, shape, f"{'a (steps, channels) sequence' if dims == 1 else 'an image'} expected")
+            _need_rank(self, shape, dims + 1)
             cls = {("max", 1): nn.MaxPool1d, ("avg", 1): nn.AvgPool1d,
                    ("max", 2): nn.MaxPool2d, ("avg", 2): nn.AvgPool2d}[kind, dims]
             module = cls(self.pool_size)
@@ -372,34 +492,39 @@ MaxPool1D, AvgPool1D, MaxPool2D, AvgPool2D = _pool("max", 1), _pool("avg", 1), _
 @dataclass(frozen=True)
 class GlobalPool1D:
     kind: str = "max"  # "max" or "avg", over the steps
+    RULES = {"kind": _one_of("max", "avg")}
 
     def build(self, shape, state):
-        if len(shape) != 2:
-            raise _fail(self, shape, "a (steps, channels) sequence expected")
-        if self.kind not in ("max", "avg"):
-            raise InvalidParameterError(f"layers: GlobalPool1D kind must be 'max' or 'avg'; got {self.kind!r}")
+        _need_rank(self, shape, 2)
         return [_GlobalPool1D(self.kind)], (shape[1],)
 
 
 @dataclass(frozen=True)
 class GlobalAvgPool2D:
+    RULES: ClassVar[dict] = {}
+
     def build(self, shape, state):
+        _need_rank(self, shape, 3)
         return [nn.AdaptiveAvgPool2d(1), nn.Flatten()], (shape[0],)
 
 
 @dataclass(frozen=True)
 class UpSampling1D:
     size: int = 2
+    RULES = {"size": _positive_int}
 
     def build(self, shape, state):
+        _need_rank(self, shape, 2)
         return [_Repeat1D(self.size)], (shape[0] * self.size, shape[1])
 
 
 @dataclass(frozen=True)
 class UpSampling2D:
     size: int = 2
+    RULES = {"size": _positive_int}
 
     def build(self, shape, state):
+        _need_rank(self, shape, 3)
         return [nn.Upsample(scale_factor=self.size, mode="nearest")], (shape[0], shape[1] * self.size, shape[2] * self.size)
 
 
@@ -409,10 +534,10 @@ def _recurrent(cls: type[nn.RNNBase]):
         units: int
         return_sequences: bool = False
         bidirectional: bool = False
+        RULES = {"units": _positive_int, "return_sequences": _flag, "bidirectional": _flag}
 
         def build(self, shape, state):
-            if len(shape) != 2:
-                raise _fail(self, shape, "a (steps, features) sequence expected")
+            _need_rank(self, shape, 2)
             rnn = cls(shape[1], self.units, batch_first=True, bidirectional=self.bidirectional)
             width = self.units * (2 if self.bidirectional else 1)
             out = (shape[0], width) if self.return_sequences else (width,)
@@ -429,10 +554,10 @@ LSTM, GRU = _recurrent(nn.LSTM), _recurrent(nn.GRU)
 class Embedding:
     input_dim: int  # vocabulary size: codes 0 .. input_dim - 1 (0 is padding)
     output_dim: int
+    RULES = {"input_dim": _at_least_2, "output_dim": _positive_int}
 
     def build(self, shape, state):
-        if len(shape) != 1:
-            raise _fail(self, shape, "a vector of token codes expected")
+        _need_rank(self, shape, 1)  # a vector of token codes
         emb = nn.Embedding(self.input_dim, self.output_dim, padding_idx=0)
         return [_Codes(self.input_dim - 1), emb], (shape[0], self.output_dim)
 
@@ -443,35 +568,124 @@ LAYERS: dict[str, type] = {cls.__name__: cls for cls in (
     MaxPool2D, AvgPool2D, GlobalPool1D, GlobalAvgPool2D, UpSampling1D, UpSampling2D, LSTM, GRU, Embedding)}
 
 
+def _is_layer(layer: Any) -> bool:
+    return type(layer).__name__ in LAYERS and hasattr(layer, "build") and hasattr(type(layer), "RULES")
+
+
+def check_layers(layers: Any) -> tuple[Any, ...]:
+    """The layer list with every argument checked, as layer objects: a dict in the bundle's JSON
+    form (``{"type": "Dense", "units": 16, "activation": "relu"}``) is converted. Raises an
+    `InvalidParameterError` that starts with ``layers[i]: `` for the first bad layer."""
+    if isinstance(layers, Mapping):
+        raise InvalidParameterError(f"layers must be a list of layers; got one dict {dict(layers)!r} "
+                                    "(wrap it in [...])")
+    if isinstance(layers, (str, bytes)) or not hasattr(layers, "__iter__"):
+        raise InvalidParameterError(f"layers must be a list of layers (Dense(64), ...); got layers={layers!r}")
+    out = []
+    for i, layer in enumerate(layers):
+        try:
+            if isinstance(layer, Mapping):
+                layer = layer_from_dict(layer)
+            if not _is_layer(layer):
+                raise LayerError(f"{layer!r} is not an archtune layer; use {', '.join(LAYERS)} from "
+                                 "archtune.models.layer_list (or their JSON form, {\"type\": \"Dense\", ...})")
+            validate_layer(layer)
+        except LayerError as exc:
+            raise InvalidParameterError(f"layers[{i}]: {exc}") from None
+        out.append(layer)
+    return tuple(out)
+
+
 def compile_layers(layers: Sequence[Any], shape: Shape,
                    generator: torch.Generator | None = None) -> tuple[nn.Sequential, Shape]:
-    """The torch module of a layer list for inputs of ``shape``, and its output shape."""
+    """The torch module of a layer list for inputs of ``shape``, and its output shape.
+
+    Every argument is checked first (`check_layers`), then each layer infers its output shape
+    and is run once on a zero batch of its input shape, so that a mismatch is reported here,
+    with the layer's position, and not by torch in the middle of training."""
+    layers = check_layers(layers)
     modules: list[nn.Module] = []
     state: dict = {"generator": generator}
+    shape = tuple(shape)
+    sample = torch.zeros(2, *shape)
     for i, layer in enumerate(layers):
-        if type(layer).__name__ not in LAYERS or not hasattr(layer, "build"):
-            raise InvalidParameterError(f"layers[{i}]: {layer!r} is not an archtune layer; use "
-                                        f"{', '.join(LAYERS)} from archtune.models.layer_list")
-        built, shape = layer.build(tuple(shape), state)
-        if min(shape, default=1) < 1:
-            raise InvalidParameterError(f"layers[{i}]: {layer!r} leaves an empty output of shape {shape}")
+        try:
+            built, out_shape = layer.build(shape, state)
+            out_shape = tuple(out_shape)
+        except LayerError as exc:
+            raise InvalidParameterError(f"layers[{i}]: {exc}") from None
+        except InvalidParameterError:
+            raise
+        except Exception as exc:  # a Lambda's own code, or torch refusing the arguments
+            raise InvalidParameterError(f"layers[{i}]: {layer!r} cannot take input of shape {shape}: "
+                                        f"{_one_line(exc)}") from None
+        if min(out_shape, default=1) < 1:
+            raise InvalidParameterError(f"layers[{i}]: {layer!r} leaves an empty output of shape {out_shape} "
+                                        f"from input of shape {shape}")
+        try:
+            with torch.no_grad():
+                for module in built:
+                    module.eval()
+                    sample = module(sample)
+        except Exception as exc:
+            raise InvalidParameterError(f"layers[{i}]: {layer!r} cannot take input of shape {shape}: "
+                                        f"{_one_line(exc)}") from None
+        finally:
+            for module in built:
+                module.train()
+        if tuple(sample.shape[1:]) != out_shape:
+            raise InvalidParameterError(f"layers[{i}]: {layer!r} gives an output of shape {tuple(sample.shape[1:])} "
+                                        f"on input of shape {shape}, not the {out_shape} it declares")
         modules += built
-    return nn.Sequential(*modules), tuple(shape)
+        shape = out_shape
+    return nn.Sequential(*modules), shape
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text if len(text) <= 200 else text[:197] + "..."
 
 
 def layer_to_dict(layer: Any) -> dict[str, Any]:
+    if isinstance(layer, Mapping):  # already in the JSON form (layers=[{"type": ...}])
+        layer = layer_from_dict(layer)
     if isinstance(layer, Lambda):
         raise InvalidParameterError("a Lambda layer holds code and cannot be saved (archtune never pickles)")
     fields = {f.name: getattr(layer, f.name) for f in dataclasses.fields(layer)}
-    return {"type": type(layer).__name__, **{k: list(v) if isinstance(v, tuple) else v for k, v in fields.items()}}
+
+    def plain(v: Any) -> Any:
+        if isinstance(v, (tuple, list)):
+            return [plain(x) for x in v]
+        return v.item() if hasattr(v, "item") and not isinstance(v, (bool, int, float, str)) else v
+
+    return {"type": type(layer).__name__, **{k: plain(v) for k, v in fields.items()}}
 
 
-def layer_from_dict(data: dict[str, Any]) -> Any:
+def layer_from_dict(data: Mapping[str, Any]) -> Any:
+    """A layer from its JSON form, ``{"type": "Dense", "units": 16, "activation": "relu"}``.
+    Its arguments are checked by `validate_layer` (through `check_layers`), not here."""
+    shown = dict(data)
     data = dict(data)
     kind = data.pop("type", None)
-    if kind not in LAYERS or kind == "Lambda":
-        raise InvalidParameterError(f"unknown layer type {kind!r}")
-    return LAYERS[kind](**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
+    if kind == "Lambda":
+        raise LayerError("a Lambda layer holds code and cannot be given as JSON; build it in Python")
+    if kind not in LAYERS:
+        known = [k for k in LAYERS if k != "Lambda"]
+        hint = nearest(kind, known) if isinstance(kind, str) else ""
+        what = "has no 'type'" if kind is None else f"has unknown type {kind!r}{hint}"
+        raise LayerError(f"{shown!r} {what}; "
+                         f"choose from {', '.join(known)}")
+    cls = LAYERS[kind]
+    names = [f.name for f in dataclasses.fields(cls)]
+    for key in data:
+        if key not in names:
+            raise LayerError(f"{shown!r}: {kind} has no argument {key!r}{nearest(key, names)}; "
+                             f"its arguments are {', '.join(names) or 'none'}")
+    missing = [f.name for f in dataclasses.fields(cls)
+               if f.name not in data and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
+    if missing:
+        raise LayerError(f"{shown!r}: {kind} needs {' and '.join(repr(m) for m in missing)}")
+    return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
 
 
 @register_model("layers")
