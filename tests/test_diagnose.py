@@ -343,3 +343,17 @@ def test_diagnose_runs_the_finder_for_learning_rate_auto_and_one_validation_row_
     trainer = Trainer(est._build_module(prepared), est._make_loss(prepared), prepared.train_config)
     history = trainer.fit(prepared.X_train, prepared.y_train, prepared.X_val[:1], prepared.y_val[:1]).records
     assert "val_output_std" not in history[-1]  # one row cannot show constant outputs
+
+
+def test_images_get_no_column_advice_for_their_pixels():
+    """Images with an always-black border: a table with such columns would be told to drop
+    them, but pixels of an N x C x H x W array are not columns one can drop."""
+    rng = np.random.default_rng(0)
+    X = np.zeros((120, 1, 10, 10), dtype=np.uint8)
+    X[:, :, 2:8, 2:8] = rng.integers(0, 255, size=(120, 1, 6, 6))
+    y = (X[:, 0, 2:8, 2:5].mean(axis=(1, 2)) > X[:, 0, 2:8, 5:8].mean(axis=(1, 2))).astype(int)
+    images = diagnose(NeuralClassifier(arch="cnn", filters=4, units=16, random_state=0), X, y, max_epochs=2)
+    assert "constant_features" not in images.checked and "class_imbalance" in images.checked
+    assert not [f for f in images.findings if f.code in ("constant_features", "unscaled_features")]
+    pixels = diagnose(NeuralClassifier(units=16, random_state=0), X.reshape(120, -1), y, max_epochs=2)
+    assert "constant_features" in [f.code for f in pixels.findings]

@@ -16,13 +16,18 @@ IMBALANCE_RATIO = 0.1  # rarest class at under a tenth of the commonest
 LEAK_SHARE = 0.01  # 1% of validation rows also in the training rows
 
 
-def run_all(model: Any, X: Any, y: Any, prepared: Any, checked: list[str]) -> list[Finding]:
+def run_all(model: Any, X: Any, y: Any, prepared: Any, checked: list[str], arrays: bool = False) -> list[Finding]:
+    """``arrays``: X came as images or series, seen here as rows of pixels or steps. Their
+    columns are not features one could drop or rescale (a border pixel that is always black
+    is normal), so the column checks are skipped."""
     frame, _ = as_frame(X, "X")
     kinds = infer_column_kinds(frame, "X")
     numeric = frame[[c for c in frame.columns if kinds[str(c)] == "numeric"]].apply(pd.to_numeric, errors="coerce")
     findings: list[Finding] = []
-    for name, check in (("unscaled_features", lambda: unscaled_features(numeric, model.scaling)),
-                        ("constant_features", lambda: constant_features(frame)),
+    column_checks = () if arrays else (
+        ("unscaled_features", lambda: unscaled_features(numeric, model.scaling)),
+        ("constant_features", lambda: constant_features(frame)))
+    for name, check in (*column_checks,
                         ("class_imbalance", lambda: class_imbalance(model, y)),
                         ("train_val_leak", lambda: train_val_leak(prepared))):
         result = check()

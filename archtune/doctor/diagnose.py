@@ -95,7 +95,8 @@ def diagnose(model_or_run_dir: Any, X: Any = None, y: Any = None, *, max_epochs:
         from archtune.estimators import _dict_to_frame
 
         rows = work._images_to_rows(_dict_to_frame(X, "X"), "X", fitting=False)
-        findings += data_checks.run_all(work, rows, y, prepared, checked)
+        findings += data_checks.run_all(work, rows, y, prepared, checked,
+                                        arrays=isinstance(X, np.ndarray) and X.ndim >= 3)
         if not fitted:
             prepared = work._resolve_learning_rate(prepared)  # learning_rate="auto" runs the finder
     if fitted:
