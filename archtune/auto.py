@@ -270,12 +270,17 @@ class _AutoBase(BaseEstimator):
     def _space_for_data(self, space: Any, frame: pd.DataFrame, images: Any) -> Any:
         """The default space fitted to the data: the CNN space for images, the sequence
         encoder's dimensions added for text columns. An explicit SearchSpace is kept."""
-        from archtune.tune.baselines import text_columns
+        from archtune.tune.baselines import image_path_columns, text_columns
         from archtune.tune.space import SearchSpace, resolve_space
 
         if isinstance(self.space, SearchSpace) or self.space in ("small", "cnn"):
             return space
-        data = "images" if images is not None else ("text" if text_columns(frame) else "table")
+        if images is not None:
+            data = "images"
+        else:
+            kinds = [kind for kind, present in (("text", text_columns(frame)),
+                                                ("image_columns", image_path_columns(frame))) if present]
+            data = "+".join(kinds) or "table"
         if data == "table":
             return space
         return resolve_space(self.space, sorted(self._neural().get_params()), data)

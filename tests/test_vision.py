@@ -307,3 +307,21 @@ def test_doctor_and_details_on_images(tmp_path, monkeypatch):
     model = NeuralClassifier(filters=4, units=16, hidden_layers=1, max_epochs=1).fit(table[["photo"]], table["label"])
     assert model.preprocessor_.image_shapes_["photo"] == [1, 12, 12]
     assert model.predict(table[["photo"]].iloc[:1]).shape == (1,)
+
+
+def test_search_on_image_paths_searches_the_conv_encoder_and_baselines_see_pixels(tmp_path, monkeypatch):
+    """A table whose only feature is a column of image paths: the classical baselines read the
+    pixels (they once saw nothing and all scored the majority share), and the search varies
+    the conv encoder."""
+    from archtune import AutoNeuralClassifier
+
+    monkeypatch.chdir(tmp_path)
+    table = _image_table(tmp_path, 120)
+    model = AutoNeuralClassifier(budget=2, space={"max_epochs": 2, "filters": 8, "units": 16}, population=False,
+                                 random_state=0)
+    model.fit(table[["photo"]], table["label"])
+    assert {"conv_blocks", "kernel_size", "pooling"} <= set(model.best_params_)
+    board = model.leaderboard_.set_index("model")
+    majority = table["label"].value_counts(normalize=True).max()
+    # The toy images' label is visible in their pixels: a forest on them beats the majority.
+    assert board.loc["random_forest", "val_score"] >= majority + 0.15

@@ -6,6 +6,7 @@ for the linear model and k-NN, one-hot codes for categoricals). LightGBM joins w
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -112,13 +113,10 @@ def run_baselines(
     see the remaining columns, and are left out when only text remains."""
     results: list[BaselineResult] = []
     X_train, X_val = _as_strings(X_train), _as_strings(X_val)
-    from archtune.data.images import looks_like_image_paths
-
-    # Columns of image paths mean nothing to these models: they see the other columns.
-    paths = [c for c in X_train.columns
-             if not pd.api.types.is_numeric_dtype(X_train[c]) and looks_like_image_paths(X_train[c])]
-    if paths and len(paths) < X_train.shape[1]:
-        X_train, X_val = X_train.drop(columns=paths), X_val.drop(columns=paths)
+    # Columns of image paths mean nothing to these models: they see the images' pixels.
+    paths = image_path_columns(X_train)
+    if paths:
+        X_train, X_val = _pixels_for_paths(X_train, X_val, paths)
     text = text_columns(X_train)
     models = baseline_models(task, len(X_train), seed)
     if text:
@@ -139,6 +137,39 @@ def run_baselines(
             results.append(BaselineResult(name, float("nan"), time.perf_counter() - started, "",
                                           error=f"{type(exc).__name__}: {exc}"))
     return results
+
+
+# Pixels per image the baselines see: larger images are shrunk to about this many (64 x 64
+# grey), which keeps k-NN and forests on image folders to seconds, not hours.
+BASELINE_PIXELS = 4096
+
+
+def _pixels_for_paths(X_train: pd.DataFrame, X_val: pd.DataFrame,
+                      paths: list[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Each column of image paths replaced by its images' pixels (0-1), shrunk to at most
+    BASELINE_PIXELS per image."""
+    from archtune.data.images import read_image_column
+
+    train_parts, val_parts = [X_train.drop(columns=paths)], [X_val.drop(columns=paths)]
+    for column in paths:
+        train = read_image_column(X_train[column], None, "baselines", column)
+        channels, height, width = train.shape[1:]
+        if channels * height * width > BASELINE_PIXELS:
+            shrink = math.sqrt(channels * height * width / BASELINE_PIXELS)
+            shape = (channels, max(1, int(height / shrink)), max(1, int(width / shrink)))
+            train = read_image_column(X_train[column], shape, "baselines", column)
+        val = read_image_column(X_val[column], train.shape[1:], "baselines", column)
+        names = [f"{column}[{j}]" for j in range(int(np.prod(train.shape[1:])))]
+        train_parts.append(pd.DataFrame(train.reshape(len(train), -1) / 255.0, columns=names, index=X_train.index))
+        val_parts.append(pd.DataFrame(val.reshape(len(val), -1) / 255.0, columns=names, index=X_val.index))
+    return pd.concat(train_parts, axis=1), pd.concat(val_parts, axis=1)
+
+
+def image_path_columns(frame: pd.DataFrame) -> list[str]:
+    from archtune.data.images import looks_like_image_paths
+
+    return [c for c in frame.columns
+            if not pd.api.types.is_numeric_dtype(frame[c]) and looks_like_image_paths(frame[c])]
 
 
 def text_columns(frame: pd.DataFrame) -> list[str]:

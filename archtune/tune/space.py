@@ -144,6 +144,16 @@ TEXT_DIMENSIONS = [
               otherwise=False),
 ]
 
+# Columns of image paths in a table: their conv encoders' choices join the default space.
+IMAGE_COLUMN_DIMENSIONS = [
+    Dimension("conv_blocks", "int", 1, 3),
+    Dimension("filters", "categorical", choices=(16, 32, 64)),
+    Dimension("kernel_size", "categorical", choices=(3, 5)),
+    Dimension("separable", "categorical", choices=(False, True)),
+    Dimension("residual", "categorical", choices=(False, True)),
+    Dimension("pooling", "categorical", choices=("max", "avg")),
+]
+
 # Time series (N x T x F arrays with arch="sequence"): the encoder's choices without the
 # embedding, which only token inputs have.
 SERIES_DIMENSIONS = [d for d in TEXT_DIMENSIONS if d.name != "embedding_dim"]
@@ -298,18 +308,20 @@ def resolve_space(space: Any, estimator_params: list[str], data: str = "table") 
 
     ``data`` says what the search sees: "images" (3-D or 4-D arrays) makes the CNN space the
     default, unless the overrides fix ``arch="sequence"``: then the arrays are N x T x F time
-    series and the sequence encoder's dimensions join the default space; "text" (a table with
-    text columns) adds the sequence encoder's dimensions, with the embedding's, to it.
+    series and the sequence encoder's dimensions join the default space. Tables: "text" (text
+    columns) adds the sequence encoder's dimensions, with the embedding's, and
+    "image_columns" (columns of image paths) the conv encoder's; "text+image_columns" both.
     """
     if isinstance(space, SearchSpace):
         return space
-    if data == "images" and isinstance(space, Mapping) and space.get("arch") == "sequence":
-        data = "series"
-    base = SearchSpace.cnn() if data == "images" else SearchSpace.default()
-    if data == "text":
-        base = SearchSpace(base.dimensions + TEXT_DIMENSIONS, base.max_epochs)
-    if data == "series":
-        base = SearchSpace(base.dimensions + SERIES_DIMENSIONS, base.max_epochs)
+    kinds = set(data.split("+"))
+    if "images" in kinds and isinstance(space, Mapping) and space.get("arch") == "sequence":
+        kinds = {"series"}
+    base = SearchSpace.cnn() if "images" in kinds else SearchSpace.default()
+    extra = ((TEXT_DIMENSIONS if "text" in kinds else []) + (SERIES_DIMENSIONS if "series" in kinds else [])
+             + (IMAGE_COLUMN_DIMENSIONS if "image_columns" in kinds else []))
+    if extra:
+        base = SearchSpace(base.dimensions + extra, base.max_epochs)
     if space is None or space == "default":
         return base
     if space == "small":
@@ -322,5 +334,5 @@ def resolve_space(space: Any, estimator_params: list[str], data: str = "table") 
         f"space must be 'default', 'small', 'cnn', a dict of overrides or a SearchSpace; got space={space!r}")
 
 
-__all__ = ["AUTO_LR_SCALE", "AUTO_LR_SCALE_PARAM", "DEFAULT_MAX_EPOCHS", "SERIES_DIMENSIONS", "TEXT_DIMENSIONS", "Dimension",
-           "SearchSpace", "resolve_space"]
+__all__ = ["AUTO_LR_SCALE", "AUTO_LR_SCALE_PARAM", "DEFAULT_MAX_EPOCHS", "IMAGE_COLUMN_DIMENSIONS", "SERIES_DIMENSIONS",
+           "TEXT_DIMENSIONS", "Dimension", "SearchSpace", "resolve_space"]
