@@ -25,6 +25,14 @@ class ArchtuneGroup(click.Group):
         except ArchtuneError as exc:
             click.echo(f"archtune: error: {exc}", err=True)
             ctx.exit(EXIT_USAGE)
+        except BrokenPipeError:
+            # The reader went away (`archtune info run | head`): stop quietly, as Unix tools do,
+            # and keep the interpreter from complaining about the closed stdout at exit.
+            import os
+            import sys
+
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            ctx.exit(0)
         except OSError as exc:  # disk full, permission denied while writing results
             click.echo(f"archtune: error: {exc.filename or ''}: {exc.strerror or exc}", err=True)
             ctx.exit(EXIT_USAGE)

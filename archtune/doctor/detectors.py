@@ -336,7 +336,7 @@ def underfitting(ev: "Evidence") -> list[Finding] | None:
                      f"less regularisation (dropout {p.get('dropout')}, weight_decay {p.get('weight_decay')}, "
                      f"l1 {p.get('l1')}, l2 {p.get('l2')})",
                      f"a higher learning rate (now {p.get('learning_rate')}; archtune.lr_find)",
-                     f"more epochs (max_epochs now {p.get('max_epochs')})",
+                     f"more epochs (this run trained {len(train)}; max_epochs is {p.get('max_epochs')})",
                      "check that the features carry signal: compare with the baselines of archtune tune"])]
 
 
