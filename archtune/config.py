@@ -120,6 +120,9 @@ class ModelConfig:
         object.__setattr__(self, "wide_columns", tuple(int(v) for v in self.wide_columns))
         object.__setattr__(self, "deep_columns", tuple(int(v) for v in self.deep_columns))
         object.__setattr__(self, "crosses", tuple((int(a), int(b)) for a, b in self.crosses))
+        if isinstance(self.layers, dict):
+            raise InvalidParameterError(f"layers must be a list of layers; got one dict {self.layers!r}: wrap it "
+                                        "in [...]")
         if isinstance(self.layers, (str, bytes)) or not hasattr(self.layers, "__iter__"):
             raise InvalidParameterError(f"layers must be a list of layers (Dense(64), ...); got layers={self.layers!r}")
         object.__setattr__(self, "layers", tuple(self.layers))

@@ -483,11 +483,18 @@ class _NeuralBase(BaseEstimator):
                 "name some in inputs['deep'], or for a linear model on these columns use arch='mlp' with "
                 "hidden_layers=0")
         crosses = []
-        for pair in self.inputs.get("cross", []):
-            if isinstance(pair, str) or not hasattr(pair, "__len__") or len(pair) != 2:
+        cross = self.inputs.get("cross", [])
+        if not isinstance(cross, (list, tuple)):
+            raise InvalidParameterError(f"inputs['cross'] must be a list of pairs of wide columns, like [['a', 'b']]; "
+                                        f"got {cross!r}")
+        for pair in cross:
+            if not isinstance(pair, (list, tuple)) or len(pair) != 2:
                 raise InvalidParameterError(f"inputs['cross']: each cross is a pair of wide columns, like "
                                             f"[['a', 'b']]; got {pair!r}")
             for name in map(str, pair):
+                if name not in columns and _group_columns(name, columns):
+                    raise InvalidParameterError(f"inputs['cross']: {name!r} is a group of columns; a cross multiplies "
+                                                f"two single columns, like {_group_columns(name, columns)[0]!r}")
                 if name not in columns:
                     raise InvalidParameterError(f"inputs['cross']: no column {name!r}{nearest(name, columns)}")
                 if name not in wide:

@@ -107,3 +107,30 @@ def test_a_falling_curve_is_suggested_before_its_minimum_and_never_below_the_ran
     assert result.descended and result.steepest is not None
     assert 3e-4 <= result.steepest <= 3e-3
     assert result.lrs[0] <= result.suggestion <= min(result.steepest, 1e-2 / 10) * 1.3
+
+
+def test_one_noisy_batch_does_not_make_a_small_rate_the_largest_stable_one():
+    from archtune.doctor.lr_finder import _suggest
+
+    lrs = np.geomspace(1e-7, 10.0, 100)
+    losses = np.where(lrs > 1.0, 1.0 + 5 * np.log10(lrs), 0.998)
+    losses[:10] = 1.0
+    losses[10] = 1.6  # one hard batch just after the yardstick's steps
+    result = _curve(losses)
+    _suggest(result)
+    assert 0.3 <= result.largest_stable <= 1.5
+    assert not result.descended and result.suggestion == pytest.approx(result.largest_stable / 10)
+
+
+@pytest.mark.parametrize("losses, descended", [([1.22, 1.22, 1.2, 0.9, 60.0], True),
+                                               ([0.68, 0.68, 1.2, 3000.0, 9000.0], False)])
+def test_short_curves_see_their_falls_and_rises(losses, descended):
+    """Five steps: the yardstick is the first, so a fall or rise at the second step counts."""
+    from archtune.doctor.lr_finder import _suggest
+
+    result = _curve(losses, start=1e-3, end=1e5, smoothing=0.5)
+    _suggest(result)
+    assert result.descended is descended
+    assert result.lrs[0] <= result.suggestion <= result.largest_stable
+    if not descended:  # the loss rose at the third step: the second rate was the last stable one
+        assert result.largest_stable == pytest.approx(result.lrs[1])

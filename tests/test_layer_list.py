@@ -304,3 +304,14 @@ def test_the_cli_accepts_a_layer_list_in_json(tmp_path, monkeypatch):
     assert len(lines) == 1 and lines[0].startswith("archtune: error: layers[1]: "), result.stderr
     assert "unknown type 'Dropot' (did you mean 'Dropout'" in lines[0]
     assert "Traceback" not in result.output
+
+
+@pytest.mark.parametrize("layers, message", [
+    ({"type": "Dense", "units": 4}, r"got one dict .*wrap it in \[\.\.\.\]"),
+    ([L.Lambda(lambda x: x.reshape(-1))], r"layers\[0\]: .*changes the batch dimension"),
+    ([L.Dense(4), L.Lambda(lambda x: x[:1])], r"layers\[1\]: .*changes the batch dimension"),
+])
+def test_a_single_dict_and_batch_changing_lambdas_are_refused(layers, message):
+    X = np.random.default_rng(0).normal(size=(30, 5)).astype(np.float32)
+    with pytest.raises(InvalidParameterError, match=message):
+        NeuralClassifier(arch="layers", layers=layers, max_epochs=1).fit(X, np.arange(30) % 2)

@@ -135,12 +135,17 @@ def test_search_on_images_uses_the_cnn_space_and_pixel_baselines():
     assert model.predict(X[:5]).shape == (5,)
 
 
-def test_the_image_space_samples_both_families():
+@pytest.mark.parametrize("overrides", [None, {"max_epochs": 5}, {"max_epochs": 5, "units": [32, 64]}])
+def test_the_image_space_samples_both_families(overrides):
+    """Also after overrides, which once re-sorted the space so that hidden_layers was sampled
+    before conv_blocks (and MLPs on pixels got no hidden layer)."""
     import optuna
 
     from archtune.tune.space import SearchSpace
 
     space = SearchSpace.cnn()
+    if overrides:
+        space = space.with_overrides(overrides, sorted(NeuralClassifier().get_params()))
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
     samples = [space.sample(study.ask()) for _ in range(60)]
     dense = [p for p in samples if p["conv_blocks"] == 0]
@@ -325,3 +330,26 @@ def test_search_on_image_paths_searches_the_conv_encoder_and_baselines_see_pixel
     majority = table["label"].value_counts(normalize=True).max()
     # The toy images' label is visible in their pixels: a forest on them beats the majority.
     assert board.loc["random_forest", "val_score"] >= majority + 0.15
+
+
+def test_no_conv_blocks_is_an_mlp_on_every_pixel_even_for_large_images():
+    X = np.random.default_rng(0).integers(0, 255, size=(20, 3, 40, 40), dtype=np.uint8)
+    model = NeuralClassifier(arch="cnn", conv_blocks=0, hidden_layers=1, units=8, max_epochs=1,
+                             random_state=0).fit(X, np.arange(20) % 2)
+    kinds = [type(m).__name__ for m in model.module_.modules()]
+    first = next(m for m in model.module_.modules() if isinstance(m, torch.nn.Linear))
+    assert "AdaptiveAvgPool2d" not in kinds and first.in_features == 3 * 40 * 40
+
+
+def test_info_says_how_each_family_reads_image_arrays(tmp_path):
+    from click.testing import CliRunner
+
+    from archtune.cli import cli
+
+    X, y = _toy_images(60)
+    for name, params in (("mlp", {}), ("cnn", {"arch": "cnn", "filters": 4})):
+        archtune.save(NeuralClassifier(units=8, max_epochs=1, random_state=0, **params).fit(X, y), tmp_path / name)
+    mlp = CliRunner().invoke(cli, ["info", str(tmp_path / "mlp")]).output
+    cnn = CliRunner().invoke(cli, ["info", str(tmp_path / "cnn")]).output
+    assert "images 1x12x12 -> their pixels as rows" in mlp and "conv block" not in mlp
+    assert "images 1x12x12 -> 2 conv block(s) of 4, 8 filters" in cnn

@@ -63,6 +63,8 @@ def test_wide_columns_reach_the_output_directly_and_survive_a_bundle(crafted, tm
     ({"arch": "wide_deep", "inputs": {"wide": ["a"], "cross": [["a", "nope"]]}}, "cross.*no column 'nope'"),
     ({"arch": "wide_deep", "inputs": {"wide": ["a"], "cross": ["ab"]}}, "a pair of wide columns"),
     ({"arch": "wide_deep", "inputs": {"wide": ["a"], "deep": []}}, "deep path has no columns"),
+    ({"arch": "wide_deep", "inputs": {"wide": ["a", "b"], "cross": [{"a", "b"}]}}, "a pair of wide columns"),
+    ({"arch": "wide_deep", "inputs": {"wide": ["a"], "cross": 5}}, "list of pairs of wide columns"),
     ({"arch": "wide_deep", "inputs": {"wide": "all"}}, "deep path has no columns"),
     ({"arch": "wide_deep", "inputs": {"narrow": ["a"]}}, "inputs must be a dict"),
 ])

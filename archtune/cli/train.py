@@ -166,11 +166,12 @@ def _encoder_lines(model: Any) -> list[str]:
     pre = model.preprocessor_
     conv = (f"{mc.conv_blocks} conv block(s) of {', '.join(str(mc.filters * 2**i) for i in range(mc.conv_blocks))} "
             f"filters, kernel {mc.kernel_size}, {mc.pooling} pooling"
-            + (", separable" if mc.separable else "") + (", residual" if mc.residual else ""))
+            + (", separable" if mc.separable else "") + (", residual" if mc.residual else "")
+            if mc.conv_blocks else "its pixels, straight to the dense layers")
     lines = []
-    if mc.image_shape:
+    if mc.image_shape and mc.arch != "layers":  # a declared list's own layers read the images
         shape = "x".join(map(str, mc.image_shape))
-        lines.append(f"images {shape} -> {conv if mc.conv_blocks else 'pixels straight to the dense layers'}")
+        lines.append(f"images {shape} -> {conv if mc.arch == 'cnn' else 'their pixels as rows'}")
     for name, shape in zip(pre.image_, model.input_spec_.images):
         lines.append(f"image column {name!r} ({'x'.join(map(str, shape))}) -> {conv}")
     encoder = (f"{'bidirectional ' if mc.bidirectional and mc.sequence != 'conv' else ''}{mc.sequence} encoder, "

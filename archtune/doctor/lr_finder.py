@@ -227,13 +227,14 @@ def _suggest(result: LRFinderResult) -> None:
     smooth = np.asarray(result.smoothed)
     # The first steps' rates (1e-7 to 6e-7 by default) are the yardstick; their losses are
     # single noisy batches, so neither the minimum nor the steepest slope is looked for there.
-    window = min(max(3, len(lrs) // 10), REFERENCE_STEPS, len(lrs) - 1)
+    window = min(REFERENCE_STEPS, max(1, len(lrs) // 10))
     reference = float(np.median(smooth[:window]))
-    # The largest stable rate: the last before the smoothed loss first rises clearly above
-    # the yardstick.
-    risen = np.nonzero(smooth[window:] > reference * (1 + RISE_TOLERANCE))[0]
-    last_stable = window + int(risen[0]) - 1 if risen.size else len(lrs) - 1
-    result.largest_stable = float(lrs[last_stable])
+    # The largest stable rate: the last whose smoothed loss is not clearly above the
+    # yardstick. The last, not the one before the first rise: a single noisy batch can lift
+    # the loss for a step long before the rate is too high, and the test ends soon after the
+    # loss really diverges.
+    stable = np.nonzero(smooth <= reference * (1 + RISE_TOLERANCE))[0]
+    result.largest_stable = float(lrs[int(stable[-1]) if stable.size else 0])
     result.descended = bool(smooth[window:].min() < reference * (1 - MIN_DESCENT))
     if result.descended:
         # Up to the minimum of the smoothed loss: past it the loss is diverging.
@@ -257,8 +258,9 @@ def _suggest(result: LRFinderResult) -> None:
         suggestion = float(min(candidates))
     else:
         suggestion = result.largest_stable / 10
-    # Never below the range the test explored: nothing was learned about smaller rates.
-    result.suggestion = float(max(suggestion, lrs[0]))
+    # Never above the largest stable rate, never below the range the test explored (nothing
+    # was learned about smaller rates).
+    result.suggestion = float(max(min(suggestion, result.largest_stable), lrs[0]))
 
 
 def _divide_by_three(module, config, loss_fn, batches, end_lr, probe_steps) -> LRFinderResult:

@@ -139,7 +139,8 @@ def build_cnn(config: "ModelConfig", in_width: int, generator: torch.Generator |
     # A small final map is flattened (every position keeps its own weights: 0.52 -> 0.8+ on
     # Fashion-MNIST subsets); a large one is globally average-pooled, which bounds the dense
     # layer's size whatever the image size.
-    if channels * height * width <= FLATTEN_LIMIT:
+    # Without conv blocks the network is an MLP on the pixels: always flattened.
+    if config.conv_blocks == 0 or channels * height * width <= FLATTEN_LIMIT:
         layers.append(nn.Flatten())
         size = channels * height * width
     else:

@@ -633,6 +633,11 @@ def compile_layers(layers: Sequence[Any], shape: Shape,
         finally:
             for module in built:
                 module.train()
+        if sample.dim() == 0 or sample.shape[0] != 2:
+            # A Lambda that flattens or slices the batch: every later layer and the loss would
+            # see the wrong number of rows.
+            raise InvalidParameterError(f"layers[{i}]: {layer!r} changes the batch dimension (2 rows in, "
+                                        f"{tuple(sample.shape)} out); layers must keep one output per row")
         if tuple(sample.shape[1:]) != out_shape:
             raise InvalidParameterError(f"layers[{i}]: {layer!r} gives an output of shape {tuple(sample.shape[1:])} "
                                         f"on input of shape {shape}, not the {out_shape} it declares")

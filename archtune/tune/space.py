@@ -10,6 +10,7 @@ schedule has none of its own; the learning-rate range follows the optimiser fami
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -252,11 +253,16 @@ class SearchSpace:
                     raise InvalidParameterError(f"max_epochs must be a positive integer; got max_epochs={value!r}")
                 max_epochs = value
                 continue
-            template = next((d for d in dims if d.name == name), None)
+            variants = [d for d in dims if d.name == name]
+            template = variants[0] if variants else None
             new = _dimension_from_override(name, value, template)
+            if len(variants) > 1:
+                # One override replaces every conditional variant (hidden_layers per family,
+                # learning_rate per optimiser): it applies to all trials.
+                new = dataclasses.replace(new, when=None, otherwise=None)
             dims = [d for d in dims if d.name != name]
             dims.append(new)
-        return SearchSpace(_order(dims), max_epochs)
+        return SearchSpace(_order(dims, [d.name for d in self.dimensions]), max_epochs)
 
     def describe(self) -> dict[str, str]:
         out: dict[str, str] = {}
@@ -273,9 +279,11 @@ def _is_auto(value: Any) -> bool:
 _ORDER = [d.name for d in _default_dimensions()]
 
 
-def _order(dims: list[Dimension]) -> list[Dimension]:
-    """Known names in the default order (conditions read earlier choices), others after."""
-    rank = {name: i for i, name in enumerate(_ORDER)}
+def _order(dims: list[Dimension], base: list[str]) -> list[Dimension]:
+    """Names in the order of the space they came from (``base``: conditions read earlier
+    choices, e.g. the image space's hidden_layers reads conv_blocks), then other known names
+    in the default order, then the rest."""
+    rank = {name: i for i, name in enumerate(dict.fromkeys(base + _ORDER))}
     return sorted(dims, key=lambda d: rank.get(d.name, len(rank)))
 
 
