@@ -15,6 +15,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from archtune.errors import DataError
+
 
 @dataclass
 class BaselineResult:
@@ -152,13 +154,19 @@ def _pixels_for_paths(X_train: pd.DataFrame, X_val: pd.DataFrame,
 
     train_parts, val_parts = [X_train.drop(columns=paths)], [X_val.drop(columns=paths)]
     for column in paths:
-        train = read_image_column(X_train[column], None, "baselines", column)
-        channels, height, width = train.shape[1:]
-        if channels * height * width > BASELINE_PIXELS:
-            shrink = math.sqrt(channels * height * width / BASELINE_PIXELS)
+        present = X_train[column].dropna()
+        try:
+            # The first image sets the size (as in the preprocessor); everything is read once,
+            # already shrunk.
+            channels, height, width = read_image_column(present.iloc[:1], None, "baselines", column).shape[1:]
+            shrink = max(1.0, math.sqrt(channels * height * width / BASELINE_PIXELS))
             shape = (channels, max(1, int(height / shrink)), max(1, int(width / shrink)))
             train = read_image_column(X_train[column], shape, "baselines", column)
-        val = read_image_column(X_val[column], train.shape[1:], "baselines", column)
+            val = read_image_column(X_val[column], shape, "baselines", column)
+        except DataError:
+            continue  # an unreadable image is the network's error to report, with its row
+        if not len(val):
+            val = np.zeros((0, *shape), dtype=np.uint8)
         names = [f"{column}[{j}]" for j in range(int(np.prod(train.shape[1:])))]
         train_parts.append(pd.DataFrame(train.reshape(len(train), -1) / 255.0, columns=names, index=X_train.index))
         val_parts.append(pd.DataFrame(val.reshape(len(val), -1) / 255.0, columns=names, index=X_val.index))
