@@ -353,3 +353,22 @@ def test_info_says_how_each_family_reads_image_arrays(tmp_path):
     cnn = CliRunner().invoke(cli, ["info", str(tmp_path / "cnn")]).output
     assert "images 1x12x12 -> their pixels as rows" in mlp and "conv block" not in mlp
     assert "images 1x12x12 -> 2 conv block(s) of 4, 8 filters" in cnn
+
+
+def test_image_paths_with_spaces_are_images_not_text(tmp_path):
+    """'my photos/cat number 3.png' has several words per value, like text: the preprocessor
+    reads such a column as images, and so must the search (space and baselines)."""
+    import pandas as pd
+    from PIL import Image
+
+    from archtune.tune.baselines import image_path_columns, text_columns
+
+    folder = tmp_path / "my photos"
+    folder.mkdir()
+    X, _ = _toy_images(30)
+    paths = []
+    for i, image in enumerate(X):
+        paths.append(str(folder / f"cat number {i} a.png"))
+        Image.fromarray(image[0]).save(paths[-1])
+    frame = pd.DataFrame({"photo": paths, "review": [f"a fine photo number {i} of a cat" for i in range(30)]})
+    assert image_path_columns(frame) == ["photo"] and text_columns(frame) == ["review"]

@@ -184,7 +184,10 @@ def text_columns(frame: pd.DataFrame) -> list[str]:
     from archtune.data.preprocess import _to_numeric
     from archtune.data.text import looks_like_text
 
-    return [c for c in frame.columns if _to_numeric(frame[c], "X") is None and looks_like_text(frame[c])]
+    # Paths with spaces look like text too; the preprocessor reads them as images first.
+    images = set(image_path_columns(frame))
+    return [c for c in frame.columns
+            if c not in images and _to_numeric(frame[c], "X") is None and looks_like_text(frame[c])]
 
 
 def _without(factory: Callable[[pd.DataFrame], Any], text: list[str]) -> Callable[[pd.DataFrame], Any]:
