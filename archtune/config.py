@@ -71,6 +71,8 @@ class ModelConfig:
     conv_blocks: int = 2
     filters: int = 32
     kernel_size: int = 3
+    strides: int = 1
+    padding: str = "same"
     pooling: str = "max"
     separable: bool = False
     residual: bool = False
@@ -108,10 +110,16 @@ class ModelConfig:
         check_number("conv_blocks", self.conv_blocks, 0, 10, integer=True)
         check_number("filters", self.filters, 1, 4096, integer=True)
         check_number("kernel_size", self.kernel_size, 1, 15, integer=True)
-        if self.kernel_size % 2 == 0:
-            raise InvalidParameterError(f"kernel_size must be odd (so that 'same' padding keeps the image size); "
-                                        f"got kernel_size={self.kernel_size}")
-        check_choice("pooling", self.pooling, ("max", "avg"))
+        check_number("strides", self.strides, 1, 8, integer=True)
+        check_choice("padding", self.padding, ("same", "valid"))
+        if self.kernel_size % 2 == 0 and self.padding == "same":
+            raise InvalidParameterError(f"kernel_size must be odd with padding='same' (so that the padding is the "
+                                        f"same on both sides); got kernel_size={self.kernel_size}; use an odd size "
+                                        "or padding='valid'")
+        check_choice("pooling", self.pooling, ("max", "avg", "none"))
+        if self.residual and self.padding == "valid":
+            raise InvalidParameterError("residual=True needs padding='same': a 'valid' convolution shrinks the "
+                                        "image, and the skip connection could no longer be added to it")
         check_choice("separable", self.separable, (True, False))
         check_choice("residual", self.residual, (True, False))
         object.__setattr__(self, "augment", _augmentations(self.augment, AUGMENTATIONS))

@@ -79,8 +79,11 @@ class _NeuralBase(BaseEstimator):
 
     Parameters
     ----------
-    arch : {"mlp", "resnet"}
-        Network family; "resnet" is an MLP with skip connections around each hidden layer.
+    arch : {"mlp", "resnet", "cnn", "sequence", "wide_deep", "layers"}
+        Network family; "resnet" is an MLP with skip connections around each hidden layer;
+        "cnn" convolutional blocks for images; "sequence" an encoder for token or N x T x F
+        series input; "wide_deep" a wide part beside the MLP (see ``inputs``); "layers" a
+        declared layer list (see ``layers``).
     hidden_layers, units, shape :
         Depth, widest layer and how widths change with depth ("constant", "funnel" = halving
         per layer, "pyramid" = linear taper toward the output).
@@ -93,7 +96,16 @@ class _NeuralBase(BaseEstimator):
         "auto" (He for the ReLU family, Glorot for tanh/sigmoid/linear, LeCun for SELU), or
         glorot_uniform, glorot_normal, he_uniform, he_normal, lecun_normal, orthogonal.
     dropout : float
-        Dropout rate after each hidden layer (AlphaDropout with SELU).
+        Dropout rate after each hidden layer (AlphaDropout with SELU), and spatial dropout
+        after each conv block.
+    conv_blocks, filters, kernel_size, strides, padding, pooling, separable, residual :
+        The conv blocks of arch="cnn" and of image-path columns: how many (0 = the pixels go
+        straight to the dense layers), filters in the first (doubled per block), kernel size,
+        stride and padding ("same" or "valid") of each convolution, pooling after each block
+        ("max", "avg" or "none"), depthwise-separable convolutions, residual blocks.
+    augment : bool or str
+        Training-time image augmentation: True (shift and flip), False, or a comma-separated
+        list of shift, flip, rotate, crop.
     norm : {None, "batch", "layer"}
     l1, l2 : float
         Penalties on the weights, added to the loss.
@@ -169,6 +181,8 @@ class _NeuralBase(BaseEstimator):
         conv_blocks: int = 2,
         filters: int = 32,
         kernel_size: int = 3,
+        strides: int = 1,
+        padding: str = "same",
         pooling: str = "max",
         separable: bool = False,
         residual: bool = False,
@@ -215,6 +229,8 @@ class _NeuralBase(BaseEstimator):
         self.conv_blocks = conv_blocks
         self.filters = filters
         self.kernel_size = kernel_size
+        self.strides = strides
+        self.padding = padding
         self.pooling = pooling
         self.separable = separable
         self.residual = residual
@@ -257,7 +273,7 @@ class _NeuralBase(BaseEstimator):
         return ModelConfig(arch=self.arch, hidden_sizes=sizes, activation=self.activation,
                            initializer=self.initializer, dropout=self.dropout, norm=self.norm,
                            conv_blocks=self.conv_blocks, filters=self.filters, kernel_size=self.kernel_size,
-                           pooling=self.pooling, separable=self.separable, residual=self.residual,
+                           strides=self.strides, padding=self.padding, pooling=self.pooling, separable=self.separable, residual=self.residual,
                            augment=self.augment,
                            image_shape=getattr(self, "image_shape_", ()),
                            series_shape=getattr(self, "series_shape_", ()), layers=self.layers or (),

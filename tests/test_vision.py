@@ -80,7 +80,9 @@ def _toy_images(n=120, seed=0):
 
 
 @pytest.mark.parametrize("options", [{}, {"separable": True, "pooling": "avg", "conv_blocks": 3},
-                                     {"augment": "shift,rotate", "kernel_size": 5}, {"residual": True}])
+                                     {"augment": "shift,rotate", "kernel_size": 5}, {"residual": True},
+                                     {"strides": 2, "pooling": "none"}, {"residual": True, "strides": 2},
+                                     {"padding": "valid", "kernel_size": 4, "conv_blocks": 1}])
 def test_cnn_variants_learn_a_toy_problem_and_survive_a_bundle(tmp_path, options):
     X, y = _toy_images()
     model = NeuralClassifier(arch="cnn", filters=8, units=32, hidden_layers=1, max_epochs=15, random_state=0,
@@ -95,9 +97,29 @@ def test_cnn_variants_learn_a_toy_problem_and_survive_a_bundle(tmp_path, options
         model.predict(X_test[:, :, :10, :10])
 
 
+@pytest.mark.parametrize("options, side", [({}, 3), ({"strides": 2}, 1), ({"pooling": "none"}, 12),
+                                           ({"pooling": "none", "strides": 2}, 3),
+                                           ({"padding": "valid", "pooling": "none"}, 8),
+                                           ({"padding": "valid", "kernel_size": 4}, 1)])
+def test_conv_blocks_shrink_images_as_strides_padding_and_pooling_say(options, side):
+    """12 x 12 images through 2 blocks; side is the final map's, computed by hand:
+    'same' keeps 12 up to the stride (ceil(12 / s)), 'valid' takes k - 1 away, pooling halves."""
+    X, y = _toy_images(20)
+    model = NeuralClassifier(arch="cnn", filters=4, hidden_layers=0, max_epochs=1, random_state=0, **options)
+    model.fit(X, y)
+    first = next(m for m in model.module_.modules() if isinstance(m, torch.nn.Linear))
+    assert first.in_features == 8 * side * side
+
+
 def test_cnn_parameter_and_input_errors():
-    with pytest.raises(InvalidParameterError, match="kernel_size must be odd"):
+    with pytest.raises(InvalidParameterError, match="kernel_size must be odd with padding='same'"):
         NeuralClassifier(arch="cnn", kernel_size=4).fit(*_toy_images())
+    with pytest.raises(InvalidParameterError, match="residual=True needs padding='same'"):
+        NeuralClassifier(arch="cnn", residual=True, padding="valid").fit(*_toy_images())
+    with pytest.raises(InvalidParameterError, match=r"12x12 images shrink to nothing in conv block 2 of 2"):
+        NeuralClassifier(arch="cnn", padding="valid", kernel_size=7, pooling="none").fit(*_toy_images())
+    with pytest.raises(InvalidParameterError, match="strides must be"):
+        NeuralClassifier(arch="cnn", strides=0).fit(*_toy_images())
     with pytest.raises(InvalidParameterError, match="augment must be one of"):
         NeuralClassifier(arch="cnn", augment="zoom").fit(*_toy_images())
     with pytest.raises(InvalidParameterError, match="arch='cnn' needs images"):

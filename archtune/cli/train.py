@@ -165,7 +165,9 @@ def _encoder_lines(model: Any) -> list[str]:
     mc = model.model_config_
     pre = model.preprocessor_
     conv = (f"{mc.conv_blocks} conv block(s) of {', '.join(str(mc.filters * 2**i) for i in range(mc.conv_blocks))} "
-            f"filters, kernel {mc.kernel_size}, {mc.pooling} pooling"
+            f"filters, kernel {mc.kernel_size}"
+            + (f", stride {mc.strides}" if mc.strides > 1 else "") + (", valid padding" if mc.padding == "valid" else "")
+            + f", {mc.pooling} pooling"
             + (", separable" if mc.separable else "") + (", residual" if mc.residual else "")
             if mc.conv_blocks else "its pixels, straight to the dense layers")
     lines = []

@@ -72,23 +72,25 @@ class SeparableConv2d(nn.Module):
     """A depthwise convolution (one filter per channel) followed by a 1x1 pointwise one:
     about k*k times fewer weights than a full convolution."""
 
-    def __init__(self, channels: int, filters: int, kernel_size: int):
+    def __init__(self, channels: int, filters: int, kernel_size: int, stride: int = 1, padding: int = 0):
         super().__init__()
-        self.depthwise = nn.Conv2d(channels, channels, kernel_size, padding=kernel_size // 2, groups=channels)
+        self.depthwise = nn.Conv2d(channels, channels, kernel_size, stride=stride, padding=padding, groups=channels)
         self.pointwise = nn.Conv2d(channels, filters, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.pointwise(self.depthwise(x))
 
 
-def _conv(channels: int, filters: int, config: "ModelConfig", generator: torch.Generator | None) -> nn.Module:
+def _conv(channels: int, filters: int, config: "ModelConfig", generator: torch.Generator | None,
+          stride: int = 1) -> nn.Module:
     init = resolve_initializer(config.initializer, config.activation)
+    padding = config.kernel_size // 2 if config.padding == "same" else 0
     if config.separable and channels > 1:
-        conv = SeparableConv2d(channels, filters, config.kernel_size)
+        conv = SeparableConv2d(channels, filters, config.kernel_size, stride, padding)
         for part in (conv.depthwise, conv.pointwise):
             initialize_linear(part, init, generator)  # type: ignore[arg-type]
         return conv
-    conv = nn.Conv2d(channels, filters, config.kernel_size, padding=config.kernel_size // 2)
+    conv = nn.Conv2d(channels, filters, config.kernel_size, stride=stride, padding=padding)
     initialize_linear(conv, init, generator)  # type: ignore[arg-type]
     return conv
 
@@ -99,17 +101,25 @@ class ResidualConvBlock(nn.Module):
 
     def __init__(self, channels: int, filters: int, config: "ModelConfig", generator: torch.Generator | None):
         super().__init__()
-        self.first = nn.Sequential(_conv(channels, filters, config, generator), nn.BatchNorm2d(filters),
-                                   make_activation(config.activation))
+        # The stride is the first convolution's; the skip then needs the same stride.
+        self.first = nn.Sequential(_conv(channels, filters, config, generator, config.strides),
+                                   nn.BatchNorm2d(filters), make_activation(config.activation))
         self.second = nn.Sequential(_conv(filters, filters, config, generator), nn.BatchNorm2d(filters))
         self.skip: nn.Module = nn.Identity()
-        if channels != filters:
-            self.skip = nn.Conv2d(channels, filters, 1, bias=False)
+        if channels != filters or config.strides > 1:
+            self.skip = nn.Conv2d(channels, filters, 1, stride=config.strides, bias=False)
             initialize_linear(self.skip, "glorot_uniform", generator)  # type: ignore[arg-type]
         self.activation = make_activation(config.activation)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.activation(self.second(self.first(x)) + self.skip(x))
+
+
+def _conv_size(size: int, config: "ModelConfig") -> int:
+    """A side's length after one strided convolution ('same' keeps it up to the stride)."""
+    if config.padding == "same":
+        return -(-size // config.strides)
+    return (size - config.kernel_size) // config.strides + 1
 
 
 @register_model("cnn")
@@ -124,13 +134,22 @@ def build_cnn(config: "ModelConfig", in_width: int, generator: torch.Generator |
     if config.augment:
         layers.append(Augment(config.augment))
     filters = config.filters
-    for _ in range(config.conv_blocks):
+    for block in range(config.conv_blocks):
+        height, width = (_conv_size(height, config), _conv_size(width, config))
+        if min(height, width) < 1:
+            from archtune.errors import InvalidParameterError
+
+            raise InvalidParameterError(
+                f"the {config.image_shape[1]}x{config.image_shape[2]} images shrink to nothing in conv block "
+                f"{block + 1} of {config.conv_blocks} (kernel_size={config.kernel_size}, strides={config.strides}, "
+                f"padding={config.padding!r}): use fewer conv_blocks, a smaller kernel_size or strides, or "
+                "padding='same'")
         if config.residual:
             layers.append(ResidualConvBlock(channels, filters, config, generator))
         else:
-            layers += [_conv(channels, filters, config, generator), nn.BatchNorm2d(filters),
+            layers += [_conv(channels, filters, config, generator, config.strides), nn.BatchNorm2d(filters),
                        make_activation(config.activation)]
-        if min(height, width) >= 2:  # pool while there is something to pool
+        if config.pooling != "none" and min(height, width) >= 2:  # pool while there is something to pool
             layers.append(nn.MaxPool2d(2) if config.pooling == "max" else nn.AvgPool2d(2))
             height, width = height // 2, width // 2
         if config.dropout > 0:
