@@ -93,6 +93,7 @@ class ModelConfig:
 
     def __post_init__(self) -> None:
         from archtune.models.cnn import AUGMENTATIONS
+        from archtune.models.layer_list import check_layers
         from archtune.models.registry import list_models
 
         check_choice("arch", self.arch, tuple(list_models()))
@@ -128,12 +129,8 @@ class ModelConfig:
         object.__setattr__(self, "wide_columns", tuple(int(v) for v in self.wide_columns))
         object.__setattr__(self, "deep_columns", tuple(int(v) for v in self.deep_columns))
         object.__setattr__(self, "crosses", tuple((int(a), int(b)) for a, b in self.crosses))
-        if isinstance(self.layers, dict):
-            raise InvalidParameterError(f"layers must be a list of layers; got one dict {self.layers!r}: wrap it "
-                                        "in [...]")
-        if isinstance(self.layers, (str, bytes)) or not hasattr(self.layers, "__iter__"):
-            raise InvalidParameterError(f"layers must be a list of layers (Dense(64), ...); got layers={self.layers!r}")
-        object.__setattr__(self, "layers", tuple(self.layers))
+        # Layer objects, every argument checked; the JSON form ({"type": "Dense", ...}) converted.
+        object.__setattr__(self, "layers", check_layers(self.layers))
         check_choice("sequence", self.sequence, ("conv", "lstm", "gru"))
         check_number("embedding_dim", self.embedding_dim, 1, 4096, integer=True)
         check_number("sequence_units", self.sequence_units, 1, 4096, integer=True)

@@ -445,11 +445,10 @@ class _NeuralBase(BaseEstimator):
         """Token codes feeding an Embedding layer must reach it unscaled, and so must padding
         that a first Masking layer recognises by its value (scaled, 0.0 padding would no
         longer equal mask_value and nothing would be masked)."""
-        from archtune.models.layer_list import Embedding, Masking
+        from archtune.models.layer_list import Embedding, Masking, check_layers
 
-        first = list(self.layers)[0] if self.arch == "layers" and self.layers else None
-        if isinstance(first, (Embedding, Masking)) or (isinstance(first, dict)
-                                                        and first.get("type") in ("Embedding", "Masking")):
+        first = check_layers(self.layers)[:1] if self.arch == "layers" and self.layers else ()
+        if first and isinstance(first[0], (Embedding, Masking)):
             return None
         return self.scaling
 

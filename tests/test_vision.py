@@ -193,6 +193,16 @@ def test_image_search_weighs_the_dense_family_too():
     assert model.predict(X[:5]).shape == (5,)
 
 
+def _image_folder(root, X, y):
+    """photos/<top|bottom>/<i>.png: a folder of class sub-folders for the toy images."""
+    from PIL import Image
+
+    for i, (image, label) in enumerate(zip(X, y)):
+        folder = root / ("top" if label == 0 else "bottom")
+        folder.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(image[0]).save(folder / f"{i}.png")
+
+
 def _image_table(folder, n=120, seed=0):
     """A CSV whose 'photo' column names PNG files (relative paths), plus a numeric column."""
     import pandas as pd
@@ -251,15 +261,11 @@ def test_cli_fits_and_predicts_a_table_of_image_paths(tmp_path):
 
 def test_cli_trains_on_an_image_folder_and_wide_deep_inputs_as_json(tmp_path):
     from click.testing import CliRunner
-    from PIL import Image
 
     from archtune.cli import cli
 
     X, y = _toy_images(100)
-    for i, (image, label) in enumerate(zip(X, y)):
-        folder = tmp_path / "photos" / ("top" if label == 0 else "bottom")
-        folder.mkdir(parents=True, exist_ok=True)
-        Image.fromarray(image[0]).save(folder / f"{i}.png")
+    _image_folder(tmp_path / "photos", X, y)
     runner = CliRunner()
     result = runner.invoke(cli, ["fit", str(tmp_path / "photos"), "--target", "label", "--set", "filters=8",
                                  "--set", "units=32", "--set", "max_epochs=10", "-q", "--out", str(tmp_path / "run")])
@@ -280,15 +286,11 @@ def test_cli_arch_cnn_on_an_image_folder_then_info_and_predict_name_the_images(t
     """arch=cnn on an image folder (conv encoders read the path column, then dense layers);
     info says what reads the images; predictions name their files."""
     from click.testing import CliRunner
-    from PIL import Image
 
     from archtune.cli import cli
 
     X, y = _toy_images(60)
-    for i, (image, label) in enumerate(zip(X, y)):
-        folder = tmp_path / "photos" / ("top" if label == 0 else "bottom")
-        folder.mkdir(parents=True, exist_ok=True)
-        Image.fromarray(image[0]).save(folder / f"{i}.png")
+    _image_folder(tmp_path / "photos", X, y)
     runner = CliRunner()
     fitted = runner.invoke(cli, ["fit", str(tmp_path / "photos"), "--target", "label", "--set", "arch=cnn",
                                  "--set", "filters=8", "--set", "units=16", "--set", "max_epochs=2", "-q",

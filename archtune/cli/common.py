@@ -52,12 +52,6 @@ def parse_settings(settings: tuple[str, ...], estimator_cls: type) -> dict[str, 
         params[key] = parse_value(value)
         if key == "hidden_sizes" and isinstance(params[key], int) and not isinstance(params[key], bool):
             params[key] = (params[key],)  # "--set hidden_sizes=64" means one hidden layer of 64
-        if key == "layers" and params[key] is not None:
-            # A layer list in the bundle's JSON form, [{"type": "Dense", "units": 16, ...}, ...]:
-            # converted to layer objects and checked here, before any data is read.
-            from archtune.models.layer_list import check_layers
-
-            params[key] = list(check_layers(params[key]))
     return params
 
 
