@@ -25,7 +25,8 @@ from archtune.checks import check_choice, check_number
 from archtune.data.preprocess import as_frame, infer_column_kinds
 from archtune.data.target import check_varies, encode_classes, regression_target, target_array
 from archtune.errors import DataError, InvalidParameterError, nearest
-from archtune.estimators import NeuralClassifier, NeuralRegressor, _seed_from
+from archtune.estimators import NeuralClassifier, NeuralRegressor
+from archtune.fitting import check_params, seed_from
 from archtune.train.callbacks import Callback
 
 
@@ -87,7 +88,7 @@ class _AutoBase(BaseEstimator):
     baselines_ : list of dict
     """
 
-    _neural: type = NeuralRegressor
+    neural_class: type = NeuralRegressor
 
     def __init__(
         self,
@@ -131,13 +132,13 @@ class _AutoBase(BaseEstimator):
         from archtune.tune.study import PRUNERS, SAMPLERS, parse_budget
 
         seconds, trials = parse_budget(self.budget)
-        space = resolve_space(self.space, sorted(self._neural().get_params()))
-        known = set(self._neural().get_params())
+        space = resolve_space(self.space, sorted(self.neural_class().get_params()))
+        known = set(self.neural_class().get_params())
         unknown = [d.name for d in space.dimensions if d.name not in known]
         if unknown:
             raise InvalidParameterError(f"search space has unknown parameter {unknown[0]!r}"
                                         f"{nearest(unknown[0], known)}")
-        self._neural(**_fixed_values(space))._validate_params()  # fixed values must be valid as given
+        check_params(self.neural_class(**_fixed_values(space)))  # fixed values must be valid as given
         check_choice("sampler", self.sampler, SAMPLERS)
         check_choice("pruner", self.pruner, PRUNERS)
         if self.cv is not None:
@@ -192,7 +193,7 @@ class _AutoBase(BaseEstimator):
             raise DataError(f"X has {len(frame)} rows but y has {len(y_arr)}; they must match row for row")
         infer_column_kinds(frame, "X")
         self._check_target(y_arr)
-        seed = _seed_from(self.random_state)
+        seed = seed_from(self.random_state)
         space = self._space_for_data(space, frame, images)
         splits = self._splits(frame, y_arr, seed)
         pixel_splits = splits
@@ -227,7 +228,7 @@ class _AutoBase(BaseEstimator):
         fixed = {"random_state": seed, "device": self.device, "verbose": 0}
 
         def make_estimator(params: dict[str, Any]) -> Any:
-            return self._neural(**{**fixed, **params})
+            return self.neural_class(**{**fixed, **params})
 
         progress = SearchProgress(trials, seconds, enabled=bool(self.verbose))
         search = Search(study, storage, space, make_estimator, splits, score,
@@ -283,7 +284,7 @@ class _AutoBase(BaseEstimator):
             data = "+".join(kinds) or "table"
         if data == "table":
             return space
-        return resolve_space(self.space, sorted(self._neural().get_params()), data)
+        return resolve_space(self.space, sorted(self.neural_class().get_params()), data)
 
     def _cohort_size(self) -> int:
         if self.sampler == "grid":
@@ -302,7 +303,7 @@ class _AutoBase(BaseEstimator):
         params = _concrete(space.sample(optuna.trial.FixedTrial(best.params)), best)
         params["max_epochs"] = max(1, int(best.user_attrs.get("best_epoch") or params["max_epochs"]))
         params["early_stopping"] = False
-        estimator = self._neural(**{**fixed, **params})
+        estimator = self.neural_class(**{**fixed, **params})
         stop = _StopAtDeadline(deadline)
         estimator.fit(frame, y, callbacks=[stop])
         if stop.stopped_at is not None:
@@ -388,7 +389,7 @@ def _fixed_values(space: Any) -> dict[str, Any]:
 class AutoNeuralClassifier(ClassifierMixin, _AutoBase):
     __doc__ = ("Searches network architectures and training settings for classification, then\n"
                "refits the best. See `_AutoBase` for the parameters.\n" + _AutoBase.__doc__.split("\n", 1)[1])
-    _neural = NeuralClassifier
+    neural_class = NeuralClassifier
     _task_name = "classification"
     _default_scoring = "accuracy"
     _epoch_key = "val_accuracy"
@@ -412,7 +413,7 @@ class AutoNeuralClassifier(ClassifierMixin, _AutoBase):
 class AutoNeuralRegressor(RegressorMixin, _AutoBase):
     __doc__ = ("Searches network architectures and training settings for regression, then\n"
                "refits the best. See `_AutoBase` for the parameters.\n" + _AutoBase.__doc__.split("\n", 1)[1])
-    _neural = NeuralRegressor
+    neural_class = NeuralRegressor
     _task_name = "regression"
     _default_scoring = "r2"
     _epoch_key = "val_r2"

@@ -8,7 +8,9 @@ field and raises `InvalidParameterError` naming the parameter, the rule and the 
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
 
 from archtune.checks import check_choice, check_number
 from archtune.errors import InvalidParameterError
@@ -27,6 +29,8 @@ OPTIMIZERS = ("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "adam
 SCHEDULES = ("constant", "step", "exponential", "cosine", "one_cycle", "plateau")
 REGRESSION_LOSSES = ("mse", "mae", "huber")
 CLASSIFICATION_LOSSES = ("cross_entropy",)
+# learning_rate="auto" until the finder has run: it only lets the other values be checked.
+AUTO_LR_PLACEHOLDER = 1e-3
 
 
 # --------------------------------------------------------------------------- model
@@ -58,16 +62,10 @@ def resolve_hidden_sizes(
 
 
 @dataclass(frozen=True)
-class ModelConfig:
-    """Everything that defines a network's architecture (not its data-dependent input side)."""
+class ConvConfig:
+    """Convolutional blocks: the body of ``arch="cnn"`` and the encoder of each column of
+    image paths (models/cnn.py)."""
 
-    arch: str = "mlp"
-    hidden_sizes: tuple[int, ...] = (256, 256)
-    activation: str = "relu"
-    initializer: str = "auto"
-    dropout: float = 0.1
-    norm: str | None = None
-    # Convolutional family ("cnn"); image_shape (C, H, W) comes from the data, not the user.
     conv_blocks: int = 2
     filters: int = 32
     kernel_size: int = 3
@@ -77,37 +75,10 @@ class ModelConfig:
     separable: bool = False
     residual: bool = False
     augment: tuple[str, ...] = ("shift", "flip")
-    image_shape: tuple[int, ...] = ()
-    series_shape: tuple[int, ...] = ()  # (steps, features) of time series for arch="sequence"
-    # Wide&Deep ("wide_deep"): input-matrix positions of the wide features, of the deep path's
-    # columns, and pairs of wide positions whose products join the wide part (from `inputs`).
-    wide_columns: tuple[int, ...] = ()
-    deep_columns: tuple[int, ...] = ()
-    crosses: tuple[tuple[int, int], ...] = ()
-    layers: tuple = ()  # arch="layers": the declared layer list (archtune.models.layer_list)
-    # Text columns' sequence encoders (models/sequence.py).
-    sequence: str = "conv"
-    embedding_dim: int = 64
-    sequence_units: int = 128
-    bidirectional: bool = False
 
     def __post_init__(self) -> None:
         from archtune.models.cnn import AUGMENTATIONS
-        from archtune.models.layer_list import check_layers
-        from archtune.models.registry import list_models
 
-        check_choice("arch", self.arch, tuple(list_models()))
-        object.__setattr__(self, "hidden_sizes", resolve_hidden_sizes(0, 1, "constant", self.hidden_sizes))
-        object.__setattr__(self, "activation", canonical_activation(self.activation))
-        object.__setattr__(self, "initializer", canonical_initializer(self.initializer))
-        if self.activation in REJECTED_ACTIVATIONS:
-            raise InvalidParameterError(REJECTED_ACTIVATIONS[self.activation])
-        check_choice("activation", self.activation, tuple(ACTIVATIONS))
-        if self.initializer in REJECTED_INITIALIZERS:
-            raise InvalidParameterError(REJECTED_INITIALIZERS[self.initializer])
-        check_choice("initializer", self.initializer, ("auto", *INITIALIZERS))
-        check_number("dropout", self.dropout, 0.0, 1.0, high_open=True)
-        check_choice("norm", self.norm, NORMS)
         check_number("conv_blocks", self.conv_blocks, 0, 10, integer=True)
         check_number("filters", self.filters, 1, 4096, integer=True)
         check_number("kernel_size", self.kernel_size, 1, 15, integer=True)
@@ -124,17 +95,134 @@ class ModelConfig:
         check_choice("separable", self.separable, (True, False))
         check_choice("residual", self.residual, (True, False))
         object.__setattr__(self, "augment", _augmentations(self.augment, AUGMENTATIONS))
-        object.__setattr__(self, "image_shape", tuple(int(v) for v in self.image_shape))
-        object.__setattr__(self, "series_shape", tuple(int(v) for v in self.series_shape))
-        object.__setattr__(self, "wide_columns", tuple(int(v) for v in self.wide_columns))
-        object.__setattr__(self, "deep_columns", tuple(int(v) for v in self.deep_columns))
-        object.__setattr__(self, "crosses", tuple((int(a), int(b)) for a, b in self.crosses))
-        # Layer objects, every argument checked; the JSON form ({"type": "Dense", ...}) converted.
-        object.__setattr__(self, "layers", check_layers(self.layers))
+
+
+@dataclass(frozen=True)
+class SequenceConfig:
+    """Sequence encoders: each text column, and the series of ``arch="sequence"``
+    (models/sequence.py)."""
+
+    sequence: str = "conv"
+    embedding_dim: int = 64
+    sequence_units: int = 128
+    bidirectional: bool = False
+
+    def __post_init__(self) -> None:
         check_choice("sequence", self.sequence, ("conv", "lstm", "gru"))
         check_number("embedding_dim", self.embedding_dim, 1, 4096, integer=True)
         check_number("sequence_units", self.sequence_units, 1, 4096, integer=True)
         check_choice("bidirectional", self.bidirectional, (True, False))
+
+
+@dataclass(frozen=True)
+class WideConfig:
+    """Wide&Deep (``arch="wide_deep"``): input-matrix positions of the wide features, of the
+    deep path's columns, and pairs of wide positions whose products join the wide part. They
+    are resolved from the estimator's ``inputs`` once the columns are known."""
+
+    wide_columns: tuple[int, ...] = ()
+    deep_columns: tuple[int, ...] = ()
+    crosses: tuple[tuple[int, int], ...] = ()
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "wide_columns", tuple(int(v) for v in self.wide_columns))
+        object.__setattr__(self, "deep_columns", tuple(int(v) for v in self.deep_columns))
+        object.__setattr__(self, "crosses", tuple((int(a), int(b)) for a, b in self.crosses))
+
+
+# Estimator parameters by the part of the network that reads them. The dense layers belong to
+# every family but the declared layer list; the others to the families (and data) that use them.
+PARAM_GROUPS: dict[str, tuple[str, ...]] = {
+    "dense": ("hidden_layers", "units", "shape", "hidden_sizes", "norm"),
+    "conv": tuple(f.name for f in fields(ConvConfig)),
+    "sequence": tuple(f.name for f in fields(SequenceConfig)),
+    "inputs": ("inputs",),
+    "layers": ("layers",),
+}
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Everything that defines a network's architecture.
+
+    The dense layers (``hidden_sizes``, ``activation``, ``initializer``, ``dropout``,
+    ``norm``) are shared by the families; each family's own part lives in its sub-config.
+    ``image_shape`` (C, H, W) and ``series_shape`` (T, F) come from the data, not the user.
+    """
+
+    arch: str = "mlp"
+    hidden_sizes: tuple[int, ...] = (256, 256)
+    activation: str = "relu"
+    initializer: str = "auto"
+    dropout: float = 0.1
+    norm: str | None = None
+    conv: ConvConfig = field(default_factory=ConvConfig)
+    sequence: SequenceConfig = field(default_factory=SequenceConfig)
+    wide: WideConfig = field(default_factory=WideConfig)
+    layers: tuple = ()  # arch="layers": the declared layer list (archtune.models.layer_list)
+    image_shape: tuple[int, ...] = ()
+    series_shape: tuple[int, ...] = ()
+
+    def __post_init__(self) -> None:
+        from archtune.models.layer_list import check_layers
+        from archtune.models.registry import list_models
+
+        check_choice("arch", self.arch, tuple(list_models()))
+        object.__setattr__(self, "hidden_sizes", resolve_hidden_sizes(0, 1, "constant", self.hidden_sizes))
+        object.__setattr__(self, "activation", canonical_activation(self.activation))
+        object.__setattr__(self, "initializer", canonical_initializer(self.initializer))
+        if self.activation in REJECTED_ACTIVATIONS:
+            raise InvalidParameterError(REJECTED_ACTIVATIONS[self.activation])
+        check_choice("activation", self.activation, tuple(ACTIVATIONS))
+        if self.initializer in REJECTED_INITIALIZERS:
+            raise InvalidParameterError(REJECTED_INITIALIZERS[self.initializer])
+        check_choice("initializer", self.initializer, ("auto", *INITIALIZERS))
+        check_number("dropout", self.dropout, 0.0, 1.0, high_open=True)
+        check_choice("norm", self.norm, NORMS)
+        object.__setattr__(self, "image_shape", tuple(int(v) for v in self.image_shape))
+        object.__setattr__(self, "series_shape", tuple(int(v) for v in self.series_shape))
+        # Layer objects, every argument checked; the JSON form ({"type": "Dense", ...}) converted.
+        object.__setattr__(self, "layers", check_layers(self.layers))
+
+    @classmethod
+    def from_params(cls, params: Mapping[str, Any], **data: Any) -> "ModelConfig":
+        """The config an estimator's parameters describe; ``data`` adds what the data decides
+        (``image_shape``, ``series_shape``, ``wide``)."""
+        sizes = resolve_hidden_sizes(params["hidden_layers"], params["units"], params["shape"],
+                                     params["hidden_sizes"])
+        return cls(arch=params["arch"], hidden_sizes=sizes, activation=params["activation"],
+                   initializer=params["initializer"], dropout=params["dropout"], norm=params["norm"],
+                   conv=ConvConfig(**{name: params[name] for name in PARAM_GROUPS["conv"]}),
+                   sequence=SequenceConfig(**{name: params[name] for name in PARAM_GROUPS["sequence"]}),
+                   layers=params["layers"] or (), **data)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A flat JSON-ready dict (the bundle's ``model_config``); layers stay objects."""
+        flat: dict[str, Any] = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name in ("conv", "sequence", "wide"):
+                flat.update({k: _listed(v) for k, v in asdict(value).items()})
+            elif f.name != "layers":
+                flat[f.name] = _listed(value)
+        flat["layers"] = list(self.layers)
+        return flat
+
+    @classmethod
+    def from_dict(cls, flat: Mapping[str, Any]) -> "ModelConfig":
+        """The inverse of `to_dict` (unknown keys are an error, as for any parameter)."""
+        flat = dict(flat)
+        groups = {name: {f.name: flat.pop(f.name) for f in fields(kind) if f.name in flat}
+                  for name, kind in (("conv", ConvConfig), ("sequence", SequenceConfig), ("wide", WideConfig))}
+        return cls(conv=ConvConfig(**groups["conv"]), sequence=SequenceConfig(**groups["sequence"]),
+                   wide=WideConfig(**groups["wide"]), **flat)
+
+
+def _listed(value: Any) -> Any:
+    """Tuples (nested too) as lists, for JSON."""
+    if isinstance(value, (tuple, list)):
+        return [_listed(v) for v in value]
+    return value
 
 
 def _augmentations(value: object, known: tuple[str, ...]) -> tuple[str, ...]:
@@ -205,6 +293,29 @@ class TrainConfig:
         out = asdict(self)
         out.pop("extra")
         return out
+
+    @classmethod
+    def from_params(cls, params: Mapping[str, Any], n_train: int, seed: int,
+                    task_losses: tuple[str, ...]) -> "TrainConfig":
+        """The config an estimator's parameters describe for ``n_train`` training rows.
+
+        ``learning_rate="auto"`` stands in as `AUTO_LR_PLACEHOLDER` until the learning-rate
+        finder has run on the prepared data; ``loss="auto"`` is the task's first loss.
+        """
+        rate = params["learning_rate"]
+        if isinstance(rate, str) and rate != "auto":
+            raise InvalidParameterError(f"learning_rate must be a positive number or 'auto'; "
+                                        f"got learning_rate={rate!r}")
+        loss = params["loss"]
+        check_choice("loss", loss, ("auto", *task_losses))
+        return cls(
+            optimizer=params["optimizer"], learning_rate=AUTO_LR_PLACEHOLDER if rate == "auto" else rate,
+            momentum=params["momentum"], weight_decay=params["weight_decay"], l1=params["l1"], l2=params["l2"],
+            max_norm=params["max_norm"], gradient_clip=params["gradient_clip"],
+            batch_size=resolve_batch_size(params["batch_size"], n_train), max_epochs=params["max_epochs"],
+            lr_schedule=params["lr_schedule"], warmup_epochs=params["warmup_epochs"],
+            early_stopping=params["early_stopping"], patience=params["patience"], min_delta=params["min_delta"],
+            loss=task_losses[0] if loss == "auto" else loss, seed=seed)
 
 
 def resolve_batch_size(batch_size: int | str, n_train: int) -> int:

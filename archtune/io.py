@@ -13,11 +13,9 @@ the previous bundle or the new one, never a JSON that points at missing or parti
 
 from __future__ import annotations
 
-import errno
 import hashlib
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -27,72 +25,12 @@ import torch
 from torch import nn
 
 from archtune.config import ModelConfig
-from archtune.errors import BundleError, InvalidParameterError, SaveError
+from archtune.errors import BundleError, InvalidParameterError
+from archtune.files import atomic_write_bytes, weights_bytes, write_weights  # noqa: F401  (re-exported)
 
 FORMAT = "archtune-bundle"
 FORMAT_VERSION = 1
 META_FILE = "archtune.json"
-
-
-# --------------------------------------------------------------------------- atomic writes
-
-
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    """Write ``data`` to ``path`` so that readers see the old file or the new one, never a part.
-
-    A failed write (disk full, no permission) raises `SaveError` naming the path, leaves the
-    previous version of the file as it was and no temporary file behind.
-    """
-    path = Path(path)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    except OSError as exc:
-        raise _save_error(path, exc) from exc
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException as exc:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        if isinstance(exc, OSError) and not isinstance(exc, SaveError):
-            raise _save_error(path, exc) from exc
-        raise
-    _fsync_dir(path.parent)
-
-
-def _save_error(path: Path, exc: OSError) -> SaveError:
-    reason = "no space left on device" if exc.errno == errno.ENOSPC else (exc.strerror or str(exc))
-    return SaveError(f"{path}: cannot save: {reason}; the previous version (if any) is kept")
-
-
-def _fsync_dir(directory: Path) -> None:
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def weights_bytes(module: nn.Module) -> bytes:
-    from safetensors.torch import save
-
-    return save({k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()})
-
-
-def write_weights(module: nn.Module, path: str | os.PathLike) -> None:
-    """Write a module's weights as safetensors, atomically."""
-    atomic_write_bytes(path, weights_bytes(module))
 
 
 # --------------------------------------------------------------------------- JSON encoding of labels
@@ -204,8 +142,7 @@ def save(model: Any, directory: str | os.PathLike, metadata: dict[str, Any] | No
         "archtune_version": _version(),
         "estimator": name,
         "params": _jsonable_params(model.get_params()),
-        "model_config": {**model.model_config_.__dict__, "hidden_sizes": list(model.model_config_.hidden_sizes),
-                         "layers": _jsonable_params({"layers": model.model_config_.layers})["layers"]},
+        "model_config": _jsonable_params(model.model_config_.to_dict()),
         "input_spec": {"n_numeric": model.input_spec_.n_numeric,
                        "cardinalities": list(model.input_spec_.cardinalities),
                        "embedding_dims": list(model.input_spec_.embedding_dims),
@@ -221,11 +158,12 @@ def save(model: Any, directory: str | os.PathLike, metadata: dict[str, Any] | No
         "weights_sha256": digest,
         "metadata": metadata or {},
     }
-    if name == "NeuralClassifier":
-        meta["target"] = {"classes": encode_labels(model.classes_, "classes_")}
+    target = model.target_encoder_
+    if target.kind == "classification":
+        meta["target"] = {"classes": encode_labels(target.classes, "classes_")}
     else:
-        meta["target"] = {"mean": model.target_mean_.tolist(), "scale": model.target_scale_.tolist(),
-                          "one_d": bool(model._y_1d), "n_outputs": int(model.n_outputs_)}
+        meta["target"] = {"mean": target.mean.tolist(), "scale": target.scale.tolist(),
+                          "one_d": bool(target.one_d), "n_outputs": int(target.n_outputs)}
     text = json.dumps(meta, indent=1, allow_nan=False)
     created = not directory.exists()
     weights_path = directory / weights_name
@@ -276,10 +214,17 @@ def read_meta(directory: str | os.PathLike) -> dict[str, Any]:
 
 
 def load(directory: str | os.PathLike) -> Any:
-    """Load a bundle saved by `save`; the model predicts exactly as it did when saved."""
+    """Load a bundle saved by `save`; the model predicts exactly as it did when saved.
+
+    Raises `BundleError` (naming the file and the field) for anything that is not a valid
+    bundle: nothing is unpickled, weights come from safetensors and everything else from JSON.
+    """
+    from archtune.data.inputs import FittedInputs
     from archtune.data.preprocess import Preprocessor
+    from archtune.data.target import ClassificationTarget, RegressionTarget
     from archtune.estimators import ESTIMATORS
-    from archtune.models import InputSpec, build_model
+    from archtune.fitting import FittedData, TaskSpec, set_fitted
+    from archtune.models import InputSpec
 
     directory = Path(directory)
     meta = read_meta(directory)
@@ -295,22 +240,24 @@ def load(directory: str | os.PathLike) -> Any:
         mc = dict(_expect(meta.get("model_config"), dict, "model_config"))
         mc["hidden_sizes"] = tuple(_expect(mc.get("hidden_sizes"), list, "model_config.hidden_sizes"))
         mc["layers"] = _params_from_json({"layers": _expect(mc.get("layers", []), list, "model_config.layers")})["layers"]
-        model_config = ModelConfig(**mc)
+        model_config = ModelConfig.from_dict(mc)
         spec_d = _expect(meta.get("input_spec"), dict, "input_spec")
         spec = InputSpec(int(spec_d["n_numeric"]), tuple(spec_d["cardinalities"]), tuple(spec_d["embedding_dims"]),
                          tuple((int(v), int(n)) for v, n in spec_d.get("text", [])),
                          tuple(tuple(int(d) for d in shape) for shape in spec_d.get("images", [])))
         pre = Preprocessor.from_state(_expect(meta.get("preprocessor"), dict, "preprocessor"))
-        target = _expect(meta.get("target"), dict, "target")
-        if name == "NeuralClassifier":
-            model.classes_ = decode_labels(target.get("classes"), "target.classes")
-            n_outputs, task = (1, "binary") if len(model.classes_) == 2 else (len(model.classes_), "multiclass")
+        target_d = _expect(meta.get("target"), dict, "target")
+        if model.target_kind == "classification":
+            target: Any = ClassificationTarget(decode_labels(target_d.get("classes"), "target.classes"))
         else:
-            model.target_mean_ = np.asarray(_expect(target.get("mean"), list, "target.mean"), dtype="float64")
-            model.target_scale_ = np.asarray(_expect(target.get("scale"), list, "target.scale"), dtype="float64")
-            model._y_1d = bool(target.get("one_d"))
-            model.n_outputs_ = n_outputs = _expect(target.get("n_outputs"), int, "target.n_outputs")
-            task = "regression"
+            target = RegressionTarget(
+                _expect(target_d.get("n_outputs"), int, "target.n_outputs"), bool(target_d.get("one_d")),
+                np.asarray(_expect(target_d.get("mean"), list, "target.mean"), dtype="float64"),
+                np.asarray(_expect(target_d.get("scale"), list, "target.scale"), dtype="float64"))
+        names = meta.get("feature_names_in")
+        inputs = FittedInputs(name, model_config.arch, _expect(meta.get("n_features_in"), int, "n_features_in"),
+                              None if names is None else tuple(map(str, _expect(names, list, "feature_names_in"))),
+                              model_config.image_shape, model_config.series_shape, tuple(pre.columns_))
     except BundleError:
         raise
     except InvalidParameterError as exc:
@@ -318,26 +265,20 @@ def load(directory: str | os.PathLike) -> Any:
     except (TypeError, KeyError, ValueError) as exc:
         raise BundleError(f"{directory / META_FILE}: invalid bundle description ({type(exc).__name__}: {exc})") from None
 
-    module = build_model(model_config, spec, n_outputs, task)
+    task = TaskSpec(target.task, target.n_outputs, target.losses[0], target.metric)
+    module = task.build_network(model_config, spec, 0)
     module.load_state_dict(_read_weights(directory, meta, module))
-    model.module_ = module.eval()
-    model.preprocessor_ = pre
-    model.input_spec_ = spec
-    model.model_config_ = model_config
-    if model_config.image_shape:  # predict checks the shape of new images against these
-        model.image_shape_ = tuple(model_config.image_shape)
-    if model_config.series_shape:
-        model.series_shape_ = tuple(model_config.series_shape)
-    model.n_features_in_ = _expect(meta.get("n_features_in"), int, "n_features_in")
-    names = meta.get("feature_names_in")
-    if names is not None:
-        model.feature_names_in_ = np.asarray(_expect(names, list, "feature_names_in"), dtype=object)
-    model.best_epoch_ = _expect(meta.get("best_epoch"), int, "best_epoch")
-    if meta.get("learning_rate"):  # the rate used (what learning_rate="auto" found)
-        model.learning_rate_ = float(_expect(meta["learning_rate"], (int, float), "learning_rate"))
-    model.history_ = pd.DataFrame(_expect(meta.get("history"), list, "history"))
-    model.bundle_metadata_ = meta.get("metadata") or {}
-    return model
+    learning_rate = meta.get("learning_rate")  # the rate used (what learning_rate="auto" found)
+    return set_fitted(model, {
+        **FittedData(pre, target, inputs).attributes(),
+        "module_": module.eval(),
+        "input_spec_": spec,
+        "model_config_": model_config,
+        "best_epoch_": _expect(meta.get("best_epoch"), int, "best_epoch"),
+        "learning_rate_": float(_expect(learning_rate, (int, float), "learning_rate")) if learning_rate else None,
+        "history_": pd.DataFrame(_expect(meta.get("history"), list, "history")),
+        "bundle_metadata_": meta.get("metadata") or {},
+    })
 
 
 def _read_weights(directory: Path, meta: dict[str, Any], module: nn.Module) -> dict[str, torch.Tensor]:

@@ -18,7 +18,6 @@ freely.
 from __future__ import annotations
 
 import copy
-import dataclasses
 import math
 import time
 from collections.abc import Sequence
@@ -26,14 +25,14 @@ from typing import Any
 
 import torch
 
+from archtune.doctor.lr_finder import resolve_learning_rate
 from archtune.errors import InvalidParameterError
+from archtune.fitting import Prepared, TrainResult, finish, prepare, set_fitted
+from archtune.models import get_family, list_models
 from archtune.train.callbacks import Callback
-from archtune.train.losses import make_member_loss, make_member_metric
 from archtune.train.optim import make_optimizer
 from archtune.train.population import PopulationTrainer, structure_signature
 
-# Families that `StackedNetwork` can stack; others train one at a time.
-STACKABLE_ARCHS = ("mlp", "resnet")
 # Estimator parameters that the shared data pipeline depends on.
 _DATA_PARAMS = ("random_state", "validation_fraction", "early_stopping", "scaling", "categorical", "class_weight",
                 "device")
@@ -51,7 +50,7 @@ def cohort_key(estimator: Any, n_train: int) -> tuple | None:
         train_config = estimator.train_config(n_train, 0)
     except Exception:  # an invalid configuration is reported by its own fit
         return None
-    if model_config.arch not in STACKABLE_ARCHS:
+    if not get_family(model_config.arch).stackable:
         return None
     data = tuple(repr(getattr(estimator, name, None)) for name in _DATA_PARAMS)
     signature = structure_signature(model_config, train_config, model_config.hidden_sizes)
@@ -74,18 +73,15 @@ def fit_population(estimators: Sequence[Any], X: Any, y: Any, validation_data: t
     if not estimators:
         raise InvalidParameterError("fit_population needs at least one estimator")
     leader = estimators[0]
-    before = set(vars(leader))
-    prepared = leader._prepare(X, y, validation_data)
-    if prepared.spec.text or prepared.spec.images:
+    prepared = prepare(leader, X, y, validation_data)
+    if prepared.input_spec.text or prepared.input_spec.images:
         # Text and image columns' encoders are not stacked: members train one at a time.
         return _fit_one_at_a_time(estimators, X, y, validation_data, callbacks)
     n_train = len(prepared.X_train)
     key = cohort_key(leader, n_train)
     if key is None:
-        raise InvalidParameterError(f"arch={leader.arch!r} cannot be trained in a population; "
-                                    f"use one of {', '.join(STACKABLE_ARCHS)}")
-    fitted_data = {name: value for name, value in vars(leader).items()
-                   if name.endswith("_") and not name.startswith("_") or name not in before}
+        raise InvalidParameterError(f"arch={leader.arch!r} cannot be trained in a population; use one of "
+                                    f"{', '.join(name for name in list_models() if get_family(name).stackable)}")
     members = [prepared]
     for k, est in enumerate(estimators[1:], start=1):
         if cohort_key(est, n_train) != key:
@@ -93,26 +89,19 @@ def fit_population(estimators: Sequence[Any], X: Any, y: Any, validation_data: t
                 f"estimator {k} cannot share a population with estimator 0: family, depth, activation, norm, "
                 f"widest layer (within a factor 1.41), "
                 f"optimizer, batch_size, loss and the data parameters ({', '.join(_DATA_PARAMS)}) must match")
-        # The data-derived attributes (preprocessor_, classes_, n_features_in_, ...) are the
-        # leader's: the same rows went through the same pipeline.
-        if "feature_names_in_" not in fitted_data and hasattr(est, "feature_names_in_"):
-            del est.feature_names_in_
-        for name, value in fitted_data.items():
-            setattr(est, name, value)
-        members.append(dataclasses.replace(prepared, model_config=est._validate_params(),
-                                           train_config=est.train_config(n_train, prepared.seed)))
-    members = [est._resolve_learning_rate(p) for est, p in zip(estimators, members)]
+        # The same rows went through the same pipeline: only the configs are the member's own.
+        members.append(prepared.for_estimator(est))
+    members = [resolve_learning_rate(p) for p in members]
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(prepared.seed)  # dropout masks draw from the global generator, as in fit
-        modules = [est._build_module(p) for est, p in zip(estimators, members)]
+        modules = [p.build_network() for p in members]
         for est, p, module in zip(estimators, members, modules):
-            est._solo_epoch_seconds = solo_epoch_seconds(module, p, est._make_loss(p))
+            # What an epoch of this member would take alone: the search reserves time by it.
+            set_fitted(est, {"solo_epoch_seconds_": solo_epoch_seconds(module, p, p.task.loss_fn(p.device))})
         trainer = PopulationTrainer(
-            modules, [p.train_config for p in members],
-            make_member_loss(leader._task, prepared.train_config.loss, leader._loss_weights(prepared.targets_train),
-                             prepared.device),
-            make_member_metric(leader._task), leader._metric_name, callbacks=callbacks, device=prepared.device,
-            divergence_limit=leader._divergence_limit(), interrupt=interrupt)
+            modules, [p.train_config for p in members], prepared.task.member_loss_fn(prepared.device),
+            prepared.task.member_metric_fn(), prepared.task.metric_name, callbacks=callbacks, device=prepared.device,
+            divergence_limit=prepared.task.divergence_limit, interrupt=interrupt)
         results = trainer.fit(prepared.X_train, prepared.y_train, prepared.X_val, prepared.y_val)
     outcomes: list[BaseException | None] = []
     for est, p, module, result in zip(estimators, members, modules, results):
@@ -120,7 +109,7 @@ def fit_population(estimators: Sequence[Any], X: Any, y: Any, validation_data: t
             outcomes.append(result.error or InvalidParameterError("member left the population without a result"))
             continue
         module.load_state_dict(result.state)
-        est._finish(p, module.to(p.device), result.history, result.best_epoch)
+        finish(est, p, TrainResult(module.to(p.device), result.history, result.best_epoch))
         outcomes.append(None)
     return outcomes
 
@@ -137,7 +126,7 @@ def _fit_one_at_a_time(estimators: Sequence[Any], X: Any, y: Any, validation_dat
     return outcomes
 
 
-def solo_epoch_seconds(module: torch.nn.Module, prepared: Any, loss: Any, steps: int = 3) -> float:
+def solo_epoch_seconds(module: torch.nn.Module, prepared: Prepared, loss: Any, steps: int = 3) -> float:
     """Seconds an epoch of this network takes when trained alone, from a few timed steps on
     a copy (the search needs it to reserve time for refitting a cohort member alone)."""
     cfg = prepared.train_config
@@ -159,4 +148,4 @@ def solo_epoch_seconds(module: torch.nn.Module, prepared: Any, loss: Any, steps:
     return 1.25 * sorted(timings[1:])[len(timings[1:]) // 2] * math.ceil(n / batch)
 
 
-__all__ = ["STACKABLE_ARCHS", "cohort_key", "fit_population", "solo_epoch_seconds"]
+__all__ = ["cohort_key", "fit_population", "solo_epoch_seconds"]

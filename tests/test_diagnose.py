@@ -14,6 +14,7 @@ from archtune import NeuralClassifier, NeuralRegressor, diagnose
 from archtune.doctor import CODES
 from archtune.doctor.probes import duplicate_units, unit_stats
 from archtune.errors import BundleError, InvalidParameterError
+from archtune.fitting import prepare
 from tests.conftest import load_shared
 
 NETWORK_CHECKS = {"vanishing_gradients", "exploding_gradients", "dead_units", "update_ratio", "loss_oscillation",
@@ -319,11 +320,11 @@ def test_a_dead_layer_gives_constant_outputs_and_the_reporter_stops_it():
     healthy = NeuralClassifier(random_state=0, max_epochs=1).fit(X, y)
     assert healthy.history_["val_output_std"].iloc[-1] > 0.01
     est = NeuralClassifier(random_state=0, max_epochs=2)
-    prepared = est._prepare(X, y, None)
-    module = est._build_module(prepared)
+    prepared = prepare(est, X, y)
+    module = prepared.build_network()
     with torch.no_grad():
         module.hidden_linears()[1].bias.fill_(-100.0)  # the second hidden layer never activates
-    trainer = Trainer(module, est._make_loss(prepared), prepared.train_config)
+    trainer = Trainer(module, prepared.task.loss_fn(), prepared.train_config)
     history = trainer.fit(prepared.X_train, prepared.y_train, prepared.X_val, prepared.y_val).records
     assert history[-1]["val_output_std"] == 0.0
     reporter = EpochReporter("val_loss", -1.0, lambda epoch, value: True)
@@ -339,8 +340,8 @@ def test_diagnose_runs_the_finder_for_learning_rate_auto_and_one_validation_row_
     from archtune.train import Trainer
 
     est = NeuralClassifier(random_state=0, max_epochs=1)
-    prepared = est._prepare(X, y, None)
-    trainer = Trainer(est._build_module(prepared), est._make_loss(prepared), prepared.train_config)
+    prepared = prepare(est, X, y)
+    trainer = Trainer(prepared.build_network(), prepared.task.loss_fn(), prepared.train_config)
     history = trainer.fit(prepared.X_train, prepared.y_train, prepared.X_val[:1], prepared.y_val[:1]).records
     assert "val_output_std" not in history[-1]  # one row cannot show constant outputs
 

@@ -327,7 +327,7 @@ def test_doctor_and_details_on_images(tmp_path, monkeypatch):
     X, y = _toy_images(80)
     diagnosis = diagnose(NeuralClassifier(arch="cnn", filters=4, units=16, hidden_layers=1), X, y, max_epochs=2)
     assert "dead_units" in diagnosis.checked and "train_val_leak" in diagnosis.checked
-    assert NeuralClassifier(arch="cnn", augment=1).model_config().augment == ("shift", "flip")
+    assert NeuralClassifier(arch="cnn", augment=1).model_config().conv.augment == ("shift", "flip")
     with pytest.raises(InvalidParameterError, match="augment must be True, False"):
         NeuralClassifier(arch="cnn", augment=2).model_config()
     monkeypatch.chdir(tmp_path)

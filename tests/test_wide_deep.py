@@ -43,7 +43,7 @@ def test_wide_columns_reach_the_output_directly_and_survive_a_bundle(crafted, tm
     assert net.wide == (pre.numeric_.index("a"),)
     assert sorted(net.deep) == sorted(pre.numeric_.index(c) for c in ("P1", "P5p1", "b"))
     # The output is linear in a wide column, with slope WIDE_GAIN x its weight.
-    from archtune.models.registry import WIDE_GAIN
+    from archtune.models.network import WIDE_GAIN
 
     row = torch.from_numpy(pre.transform(X[:1], "X"))
     bumped = row.clone()

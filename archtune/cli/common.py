@@ -62,13 +62,14 @@ def check_settings(settings: tuple[str, ...], task: str) -> None:
     either estimator (``loss=huber`` is a regression loss), and checked again once it is.
     """
     from archtune.estimators import NeuralClassifier, NeuralRegressor
+    from archtune.fitting import check_params
 
     candidates = {"classification": [NeuralClassifier], "regression": [NeuralRegressor]}.get(
         task, [NeuralClassifier, NeuralRegressor])
     first_error: ArchtuneError | None = None
     for cls in candidates:
         try:
-            cls(**parse_settings(settings, cls))._validate_params()
+            check_params(cls(**parse_settings(settings, cls)))
             return
         except InvalidParameterError as exc:
             first_error = first_error or exc
@@ -82,6 +83,8 @@ def estimator_for(data: str, target: str, task: str, settings: tuple[str, ...],
     (estimator, X, y, task, source name)."""
     from archtune.data.preprocess import infer_column_kinds
     from archtune.estimators import NeuralClassifier, NeuralRegressor
+    from archtune.fitting import check_params
+    from archtune.fitting import check_params
 
     # Parameters are checked before the data is read: a typo should not cost a long load.
     check_settings(settings, task)
@@ -89,12 +92,12 @@ def estimator_for(data: str, target: str, task: str, settings: tuple[str, ...],
     cls = NeuralClassifier if task == "classification" else NeuralRegressor
     model = cls(**{**extra, **parse_settings(settings, cls)})
     try:
-        model._validate_params()
+        check_params(model)
     except InvalidParameterError as exc:
         other, other_task = ((NeuralRegressor, "regression") if task == "classification"
                              else (NeuralClassifier, "classification"))
         try:
-            other(**parse_settings(settings, other))._validate_params()
+            check_params(other(**parse_settings(settings, other)))
         except InvalidParameterError:
             raise exc from None
         raise InvalidParameterError(f"{exc} (that setting is for {other_task}, but the task is {task}; "

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from archtune.cli import cli
+from archtune.cli.group import cli
 from archtune.cli.common import estimator_for
 from archtune.errors import InvalidParameterError
 

@@ -13,7 +13,7 @@ from typing import Any
 import click
 import pandas as pd
 
-from archtune.cli import cli
+from archtune.cli.group import cli
 from archtune.cli.common import (
     _echo_metrics,
     holdout_metrics,
@@ -201,7 +201,7 @@ def tune(data: str, target: str | None, task: str, budget: str, trials: int | No
     parse_budget(budget_value)
     overrides = parse_space(space_items, settings)
     for cls in (AutoNeuralClassifier, AutoNeuralRegressor):  # the space must be valid before data is read
-        _space_for(preset, overrides, cls._neural)
+        _space_for(preset, overrides, cls.neural_class)
         break
     with _removed_unless_trials(out):
         if storage is None:
@@ -220,7 +220,7 @@ def tune(data: str, target: str | None, task: str, budget: str, trials: int | No
 
         infer_column_kinds(X, where=name)
         auto_cls = AutoNeuralClassifier if task == "classification" else AutoNeuralRegressor
-        space = _space_for(preset, overrides, auto_cls._neural)
+        space = _space_for(preset, overrides, auto_cls.neural_class)
         X_fit, X_hold, y_fit, y_hold = holdout_split(X, y, holdout, task, seed)
         model = auto_cls(budget=budget_value, space=space, sampler=sampler, pruner=None if pruner == "none" else pruner,
                          cv=cv, scoring=scoring, storage=storage, study_name=study_name, n_jobs=n_jobs,

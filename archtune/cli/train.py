@@ -12,7 +12,7 @@ from typing import Any
 import click
 import pandas as pd
 
-from archtune.cli import cli
+from archtune.cli.group import cli
 from archtune.cli.common import (
     _echo_metrics,
     estimator_for,
@@ -163,27 +163,28 @@ def _encoder_lines(model: Any) -> list[str]:
     """What reads images, text, series and wide columns before the dense layers (the
     ``layers:`` line counts only the dense part's inputs)."""
     mc = model.model_config_
+    cv, sq = mc.conv, mc.sequence
     pre = model.preprocessor_
-    conv = (f"{mc.conv_blocks} conv block(s) of {', '.join(str(mc.filters * 2**i) for i in range(mc.conv_blocks))} "
-            f"filters, kernel {mc.kernel_size}"
-            + (f", stride {mc.strides}" if mc.strides > 1 else "") + (", valid padding" if mc.padding == "valid" else "")
-            + f", {mc.pooling} pooling"
-            + (", separable" if mc.separable else "") + (", residual" if mc.residual else "")
-            if mc.conv_blocks else "its pixels, straight to the dense layers")
+    conv = (f"{cv.conv_blocks} conv block(s) of {', '.join(str(cv.filters * 2**i) for i in range(cv.conv_blocks))} "
+            f"filters, kernel {cv.kernel_size}"
+            + (f", stride {cv.strides}" if cv.strides > 1 else "") + (", valid padding" if cv.padding == "valid" else "")
+            + f", {cv.pooling} pooling"
+            + (", separable" if cv.separable else "") + (", residual" if cv.residual else "")
+            if cv.conv_blocks else "its pixels, straight to the dense layers")
     lines = []
     if mc.image_shape and mc.arch != "layers":  # a declared list's own layers read the images
         shape = "x".join(map(str, mc.image_shape))
         lines.append(f"images {shape} -> {conv if mc.arch == 'cnn' else 'their pixels as rows'}")
     for name, shape in zip(pre.image_, model.input_spec_.images):
         lines.append(f"image column {name!r} ({'x'.join(map(str, shape))}) -> {conv}")
-    encoder = (f"{'bidirectional ' if mc.bidirectional and mc.sequence != 'conv' else ''}{mc.sequence} encoder, "
-               f"{mc.sequence_units} units")
+    encoder = (f"{'bidirectional ' if sq.bidirectional and sq.sequence != 'conv' else ''}{sq.sequence} encoder, "
+               f"{sq.sequence_units} units")
     for name, (vocabulary, length) in zip(pre.text_, model.input_spec_.text):
         lines.append(f"text column {name!r} (vocabulary {vocabulary}, {length} tokens) -> embedding "
-                     f"{mc.embedding_dim}, {encoder}")
+                     f"{sq.embedding_dim}, {encoder}")
     if mc.series_shape and mc.arch == "sequence":
         lines.append(f"series of {mc.series_shape[0]} steps x {mc.series_shape[1]} features -> {encoder}")
-    if mc.wide_columns:
-        lines.append(f"wide part: {len(mc.wide_columns)} column(s) and {len(mc.crosses)} cross(es) straight to "
+    if mc.wide.wide_columns:
+        lines.append(f"wide part: {len(mc.wide.wide_columns)} column(s) and {len(mc.wide.crosses)} cross(es) straight to "
                      "the output")
     return lines

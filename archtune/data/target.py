@@ -94,3 +94,169 @@ def check_varies(arr: np.ndarray, what: str = "y") -> None:
         output = f" output {j}" if arr.shape[1] > 1 else ""
         raise DataError(f"{what}{output} is constant ({_plain(arr[0, j])!r} in all {len(arr)} rows): "
                         "a regressor needs a target that varies")
+
+
+# --------------------------------------------------------------------------- target encoders
+
+
+class ClassificationTarget:
+    """Class labels <-> integer codes. Binary targets train one logit (a [n, 1] float tensor of
+    0/1), more classes one logit per class (a [n] tensor of codes).
+
+    Parameters
+    ----------
+    classes : ndarray of shape (n_classes,)
+        The sorted distinct labels.
+    """
+
+    kind = "classification"
+    losses = ("cross_entropy",)
+    metric = "accuracy"
+
+    def __init__(self, classes: np.ndarray):
+        self.classes = classes
+
+    @classmethod
+    def fit(cls, y: np.ndarray) -> tuple["ClassificationTarget", np.ndarray]:
+        """The labels of every row (validation rows too): (target, codes)."""
+        if y.dtype.kind == "f" and np.isfinite(y).all() and np.any(np.mod(y, 1) != 0):
+            raise DataError("Unknown label type: y holds continuous values (e.g. "
+                            f"{y[np.flatnonzero(np.mod(y, 1) != 0)[0]]!r}); use NeuralRegressor for a continuous target")
+        classes, codes = encode_classes(y, "y")
+        return cls(classes), codes
+
+    def fit_scale(self, codes: np.ndarray) -> "ClassificationTarget":
+        return self
+
+    @property
+    def task(self) -> str:
+        return "binary" if len(self.classes) == 2 else "multiclass"
+
+    @property
+    def n_outputs(self) -> int:
+        return 1 if self.task == "binary" else len(self.classes)
+
+    def encode(self, y: np.ndarray, what: str) -> np.ndarray:
+        """Codes of labels seen in fit; an unseen label is a DataError."""
+        known = set(self.classes.tolist())
+        unknown = [c for c in (np.unique(y) if len(y) else []) if c not in known]
+        if unknown:
+            raise DataError(f"{what} has label {_plain(unknown[0])!r}, which does not occur in the training labels")
+        return np.searchsorted(self.classes, y).astype("int64")
+
+    def tensor(self, codes: np.ndarray) -> Any:
+        import torch
+
+        if self.task == "binary":
+            return torch.from_numpy(codes.astype("float32")).reshape(-1, 1)
+        return torch.from_numpy(codes)
+
+    def stratify(self, codes: np.ndarray, n_val: int) -> np.ndarray | None:
+        """The codes to stratify a validation split by, when every class can be in both parts."""
+        counts = np.bincount(codes)
+        if counts.min() >= 2 and n_val >= len(counts) and len(codes) - n_val >= len(counts):
+            return codes
+        return None
+
+    def check_class_weight(self, class_weight: Any) -> None:
+        from archtune.checks import check_number
+        from archtune.errors import InvalidParameterError
+
+        if class_weight is None or (isinstance(class_weight, str) and class_weight == "balanced"):
+            return
+        if not isinstance(class_weight, dict):
+            raise InvalidParameterError(f"class_weight must be None, 'balanced' or a dict {{label: weight}}; "
+                                        f"got class_weight={class_weight!r}")
+        known = set(self.classes.tolist())
+        for label, weight in class_weight.items():
+            if label not in known:
+                raise InvalidParameterError(f"class_weight has label {label!r}, which is not one of the classes "
+                                            f"{sorted(known, key=str)}")
+            check_number(f"class_weight[{label!r}]", weight, 0.0)
+
+    def loss_weights(self, codes: np.ndarray, class_weight: Any) -> tuple[float, ...] | None:
+        """Per-class weights of the loss: "balanced" (n / (classes * count)), a dict, or None."""
+        if class_weight is None:
+            return None
+        if isinstance(class_weight, str):  # "balanced"
+            counts = np.bincount(codes, minlength=len(self.classes)).astype("float64")
+            weights = len(codes) / (len(self.classes) * np.maximum(counts, 1))
+        else:
+            weights = np.array([float(class_weight.get(c, 1.0)) for c in self.classes.tolist()])
+        return tuple(float(w) for w in weights)
+
+    def attributes(self) -> dict[str, Any]:
+        """The estimator's fitted attributes that describe the target."""
+        return {"classes_": self.classes}
+
+
+class RegressionTarget:
+    """Real targets, standardised for training with the training rows' mean and scale, and
+    mapped back at prediction.
+
+    Parameters
+    ----------
+    n_outputs : int
+    one_d : bool
+        y was 1-D: predictions are returned as shape (n_samples,).
+    mean, scale : ndarray of shape (n_outputs,), optional
+        Set by `fit_scale`.
+    """
+
+    kind = "regression"
+    losses = ("mse", "mae", "huber")
+    metric = "r2"
+    task = "regression"
+
+    def __init__(self, n_outputs: int, one_d: bool, mean: np.ndarray | None = None,
+                 scale: np.ndarray | None = None):
+        self.n_outputs = n_outputs
+        self.one_d = one_d
+        self.mean = mean
+        self.scale = scale
+
+    @classmethod
+    def fit(cls, y: np.ndarray) -> tuple["RegressionTarget", np.ndarray]:
+        values = regression_target(y, "y")
+        check_varies(values, "y")
+        return cls(values.shape[1], y.ndim == 1), values
+
+    def fit_scale(self, values: np.ndarray) -> "RegressionTarget":
+        """The mean and scale of the training rows."""
+        scale = values.std(axis=0)
+        return RegressionTarget(self.n_outputs, self.one_d, values.mean(axis=0), np.where(scale > 0, scale, 1.0))
+
+    def encode(self, y: np.ndarray, what: str) -> np.ndarray:
+        out = regression_target(y, what)
+        if out.shape[1] != self.n_outputs:
+            raise DataError(f"{what} has {out.shape[1]} outputs but y has {self.n_outputs}")
+        return out
+
+    def tensor(self, values: np.ndarray) -> Any:
+        import torch
+
+        return torch.from_numpy(((values - self.mean) / self.scale).astype("float32"))
+
+    def stratify(self, values: np.ndarray, n_val: int) -> None:
+        return None
+
+    def check_class_weight(self, class_weight: Any) -> None:
+        from archtune.errors import InvalidParameterError
+
+        if class_weight is not None:
+            raise InvalidParameterError(
+                f"class_weight applies to classifiers only; got class_weight={class_weight!r} on NeuralRegressor")
+
+    def loss_weights(self, values: np.ndarray, class_weight: Any) -> None:
+        return None
+
+    def decode(self, outputs: np.ndarray) -> np.ndarray:
+        """Network outputs (standardised) as predictions in the target's units and shape."""
+        out = outputs * self.scale + self.mean
+        return out.ravel() if self.one_d else out
+
+    def attributes(self) -> dict[str, Any]:
+        return {"n_outputs_": self.n_outputs, "target_mean_": self.mean, "target_scale_": self.scale}
+
+
+TARGETS: dict[str, type] = {"classification": ClassificationTarget, "regression": RegressionTarget}

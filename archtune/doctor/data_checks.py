@@ -66,7 +66,7 @@ def constant_features(frame: pd.DataFrame) -> list[Finding]:
 
 
 def class_imbalance(model: Any, y: Any) -> list[Finding] | None:
-    if getattr(model, "_task", "regression") == "regression":
+    if model.target_kind == "regression":
         return None
     counts = pd.Series(np.asarray(y).reshape(-1)).value_counts()
     if len(counts) < 2:

@@ -32,7 +32,10 @@ from archtune.doctor import data_checks, detectors
 from archtune.doctor.findings import Diagnosis, Finding
 from archtune.doctor.probes import (TrainingRecord, TrainingRecorder, duplicate_units, gradient_rms,
                                     recording_loss, unit_stats)
+from archtune.data.inputs import array_rows, dict_to_frame
+from archtune.doctor.lr_finder import resolve_learning_rate
 from archtune.errors import InvalidParameterError, TrainingDivergedError
+from archtune.fitting import Prepared, TaskSpec, input_matrix, prepare, target_tensor, task_spec
 
 DEFAULT_EPOCHS = 30
 
@@ -88,21 +91,18 @@ def diagnose(model_or_run_dir: Any, X: Any = None, y: Any = None, *, max_epochs:
 
     findings: list[Finding] = []
     checked: list[str] = []
-    work = copy.deepcopy(model)  # _prepare sets fitted attributes: the caller's model is not touched
-    prepared = work._prepare(X, y, None) if X is not None else None  # the split and encoding fit uses
+    prepared = prepare(model, X, y) if X is not None else None  # the split and encoding fit uses
     if prepared is not None:
         # The data checks read the table the network sees: images, series and dicts as rows.
-        from archtune.estimators import _dict_to_frame
-
-        rows = work._images_to_rows(_dict_to_frame(X, "X"), "X", fitting=False)
-        findings += data_checks.run_all(work, rows, y, prepared, checked,
+        rows = array_rows(dict_to_frame(X, "X"), model.get_params()["arch"], "X")[0]
+        findings += data_checks.run_all(model, rows, y, prepared, checked,
                                         arrays=isinstance(X, np.ndarray) and X.ndim >= 3)
         if not fitted:
-            prepared = work._resolve_learning_rate(prepared)  # learning_rate="auto" runs the finder
+            prepared = resolve_learning_rate(prepared)  # learning_rate="auto" runs the finder
     if fitted:
         evidence = _fitted_evidence(model, X, y)
     else:
-        evidence = _instrumented_run(work, prepared, max_epochs, initialize)
+        evidence = _instrumented_run(model, prepared, max_epochs, initialize)
     findings += detectors.run_all(evidence, checked)
     return Diagnosis(findings, checked, source)
 
@@ -121,51 +121,48 @@ def _resolve(model_or_run_dir: Any) -> tuple[str, Any]:
 
         return str(model_or_run_dir), load(Path(model_or_run_dir))
     model = getattr(model_or_run_dir, "best_estimator_", model_or_run_dir)
-    if not hasattr(model, "_prepare"):
+    if not hasattr(model, "target_kind"):
         raise InvalidParameterError(f"diagnose takes an archtune estimator or a run directory, not "
                                     f"{type(model_or_run_dir).__name__}")
     return type(model).__name__, model
 
 
-def _base(est: Any, history: pd.DataFrame, loss_fn: Any = None, y: torch.Tensor | None = None,
+def _base(est: Any, task: TaskSpec, history: pd.DataFrame, loss_fn: Any = None, y: torch.Tensor | None = None,
           device: Any = "cpu") -> Evidence:
     params = est.get_params()
     if hasattr(est, "learning_rate_"):
         params["learning_rate"] = est.learning_rate_  # what "auto" chose, for the advice
-    return Evidence(task=est._task, history=history, constant_loss=_constant_loss(est, loss_fn, y, device),
+    return Evidence(task=task.task, history=history, constant_loss=_constant_loss(task, loss_fn, y, device),
                     params=params)
 
 
-def _constant_loss(est: Any, loss_fn: Any, y: torch.Tensor | None, device: Any = "cpu") -> float:
+def _constant_loss(task: TaskSpec, loss_fn: Any, y: torch.Tensor | None, device: Any = "cpu") -> float:
     """The loss of the best constant prediction on ``y``: the class priors' log-odds, or the
     (standardised) mean. A network whose loss stays near it has learned next to nothing."""
-    from archtune.train.losses import constant_prediction_loss
-
     if loss_fn is None or y is None or len(y) == 0:
-        return float(constant_prediction_loss(est._task, est._n_outputs()))
-    if est._task == "regression":
+        return task.constant_loss
+    if task.task == "regression":
         outputs = torch.zeros(len(y), y.shape[1] if y.ndim > 1 else 1)
     else:
-        counts = torch.bincount(y.long().reshape(-1), minlength=max(2, est._n_outputs())).double()
+        counts = torch.bincount(y.long().reshape(-1), minlength=max(2, task.n_outputs)).double()
         priors = (counts / counts.sum()).clamp_min(1e-12)
-        logits = (priors[1] / priors[0]).log().reshape(1) if est._task == "binary" else priors.log()
+        logits = (priors[1] / priors[0]).log().reshape(1) if task.task == "binary" else priors.log()
         outputs = logits.float().expand(len(y), -1)
     with torch.no_grad():  # on the loss's device: class weights live there
         return float(loss_fn(outputs.to(device), y.to(device)))
 
 
-def _instrumented_run(model: Any, prepared: Any, max_epochs: int | None,
+def _instrumented_run(model: Any, prepared: Prepared, max_epochs: int | None,
                       initialize: Callable[[nn.Module], None] | None) -> Evidence:
     from archtune.train.loop import Trainer
-    from archtune.train.losses import make_metric
 
-    est = model
     config = prepared.train_config
     epochs = max_epochs if max_epochs is not None else min(config.max_epochs, DEFAULT_EPOCHS)
     config = dataclasses.replace(config, max_epochs=epochs)
+    task = prepared.task
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(prepared.seed)
-        module = est._build_module(prepared).to(prepared.device)
+        module = prepared.build_network().to(prepared.device)
         if initialize is not None:
             with torch.no_grad():
                 initialize(module)
@@ -173,16 +170,16 @@ def _instrumented_run(model: Any, prepared: Any, max_epochs: int | None,
         initial_units = unit_stats(module, probe_rows)
         initial_duplicates = duplicate_units(module)
         recorder = TrainingRecorder(module)
-        trainer = Trainer(module, recording_loss(est._make_loss(prepared), recorder), config,
-                          metric=make_metric(est._task), metric_name=est._metric_name, callbacks=[recorder],
-                          device=prepared.device, divergence_limit=est._divergence_limit())
+        trainer = Trainer(module, recording_loss(task.loss_fn(prepared.device), recorder), config,
+                          metric=task.metric_fn(), metric_name=task.metric_name, callbacks=[recorder],
+                          device=prepared.device, divergence_limit=task.divergence_limit)
         diverged = None
         try:
             trainer.fit(prepared.X_train, prepared.y_train, prepared.X_val, prepared.y_val)
         except TrainingDivergedError as exc:
             diverged = str(exc)
-    evidence = _base(est, pd.DataFrame(trainer.history.records), est._make_loss(prepared), prepared.y_train,
-                     prepared.device)
+    evidence = _base(model, task, pd.DataFrame(trainer.history.records), task.loss_fn(prepared.device),
+                     prepared.y_train, prepared.device)
     evidence.record = recorder.record
     evidence.grad_rms = recorder.record.grad_rms
     evidence.layers = recorder.record.layers
@@ -197,19 +194,17 @@ def _instrumented_run(model: Any, prepared: Any, max_epochs: int | None,
 def _fitted_evidence(model: Any, X: Any, y: Any) -> Evidence:
     from archtune.doctor.probes import weight_layers
 
-    evidence = _base(model, model.history_)
+    task = task_spec(model)
+    evidence = _base(model, task, model.history_)
     module = copy.deepcopy(model.module_).cpu()
     evidence.layers = [name for name, _ in weight_layers(module)]
     evidence.final_duplicates = duplicate_units(module)
     if X is not None:
-        frame = model._check_frame(X)
-        X_t = torch.from_numpy(model.preprocessor_.transform(frame, "X"))
-        y_t = model._target_tensor(model._encode_target(np.asarray(y), "y"))
+        X_t = input_matrix(model, X)
+        y_t = target_tensor(model, np.asarray(y))
         evidence.final_units = unit_stats(module, X_t)
-        from archtune.train.losses import make_loss
-
-        loss_fn = make_loss(model._task, model.train_config(len(X_t), 0).loss, None, torch.device("cpu"))
+        loss_fn = task.loss_fn(torch.device("cpu"))
         batch = model.train_config(len(X_t), 0).batch_size
         evidence.grad_rms = gradient_rms(module, loss_fn, X_t, y_t, batch)
-        evidence.constant_loss = _constant_loss(model, loss_fn, y_t)
+        evidence.constant_loss = _constant_loss(task, loss_fn, y_t)
     return evidence

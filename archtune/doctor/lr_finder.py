@@ -33,6 +33,7 @@ import torch
 
 from archtune.checks import check_choice, check_number
 from archtune.errors import InvalidParameterError
+from archtune.fitting import Prepared, prepare
 
 
 # "divide": a rate trains when the loss at the end of the probe is at most this share of the
@@ -134,21 +135,19 @@ def lr_find(estimator: Any, X: Any, y: Any, *, method: str = "range", start_lr: 
     check_number("smoothing", smoothing, 0.0, 1.0, low_open=True)
     check_number("divergence", divergence, 1.0, low_open=True)
     check_number("probe_steps", probe_steps, 1, integer=True)
-    est = copy.deepcopy(estimator)
-    return find_on_prepared(est, est._prepare(X, y, None), method=method, start_lr=start_lr, end_lr=end_lr,
+    return find_on_prepared(prepare(estimator, X, y), method=method, start_lr=start_lr, end_lr=end_lr,
                             num_steps=num_steps, smoothing=smoothing, divergence=divergence, probe_steps=probe_steps)
 
 
-def find_on_prepared(est: Any, prepared: Any, *, method: str = "range", start_lr: float = 1e-7,
+def find_on_prepared(prepared: Prepared, *, method: str = "range", start_lr: float = 1e-7,
                      end_lr: float = 10.0, num_steps: int = 100, smoothing: float = 0.05, divergence: float = 4.0,
                      probe_steps: int = 50) -> LRFinderResult:
-    """The finder on data already prepared by ``est`` (what ``learning_rate="auto"`` runs in
-    fit). The global random state is left as it was, so that the fit that follows draws the
+    """The finder on prepared data (what ``learning_rate="auto"`` runs in fit). The global random state is left as it was, so that the fit that follows draws the
     same dropout masks as it would have without the finder."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(prepared.seed)
-        module = est._build_module(prepared).to(prepared.device)
-        loss_fn = est._make_loss(prepared)
+        module = prepared.build_network().to(prepared.device)
+        loss_fn = prepared.task.loss_fn(prepared.device)
         batches = _batches(prepared)
         if method == "range":
             return _range_test(module, prepared.train_config, loss_fn, batches, start_lr, end_lr, num_steps,
@@ -156,7 +155,15 @@ def find_on_prepared(est: Any, prepared: Any, *, method: str = "range", start_lr
         return _divide_by_three(module, prepared.train_config, loss_fn, batches, end_lr, probe_steps)
 
 
-def _batches(prepared: Any):
+def resolve_learning_rate(prepared: Prepared) -> Prepared:
+    """With ``learning_rate="auto"``, the prepared fit with the finder's suggestion (the range
+    test on the prepared training rows); otherwise ``prepared`` unchanged."""
+    if not prepared.auto_lr:
+        return prepared
+    return prepared.with_learning_rate(find_on_prepared(prepared).suggestion)
+
+
+def _batches(prepared: Prepared):
     """An endless stream of shuffled mini-batches of the training rows."""
     X, y = prepared.X_train.to(prepared.device), prepared.y_train.to(prepared.device)
     n = len(X)
@@ -289,4 +296,4 @@ def _divide_by_three(module, config, loss_fn, batches, end_lr, probe_steps) -> L
                                 "(scaling, target) and the architecture")
 
 
-__all__ = ["LRFinderResult", "lr_find"]
+__all__ = ["LRFinderResult", "find_on_prepared", "lr_find", "resolve_learning_rate"]

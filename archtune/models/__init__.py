@@ -2,7 +2,9 @@
 
 from archtune.models import cnn  # noqa: F401  (registers "cnn")
 from archtune.models import layer_list  # noqa: F401  (registers "layers")
-from archtune.models import mlp  # noqa: F401  (registers "mlp" and "resnet")
-from archtune.models.registry import InputSpec, TabularNetwork, build_model, list_models, register_model
+from archtune.models import mlp  # noqa: F401  (registers "mlp", "resnet", "wide_deep" and "sequence")
+from archtune.models.network import InputSpec, TabularNetwork, build_model, embedding_dim
+from archtune.models.registry import Family, get_family, list_models, register_model
 
-__all__ = ["InputSpec", "TabularNetwork", "build_model", "list_models", "register_model"]
+__all__ = ["Family", "InputSpec", "TabularNetwork", "build_model", "embedding_dim", "get_family", "list_models",
+           "register_model"]

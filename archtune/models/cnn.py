@@ -84,13 +84,13 @@ class SeparableConv2d(nn.Module):
 def _conv(channels: int, filters: int, config: "ModelConfig", generator: torch.Generator | None,
           stride: int = 1) -> nn.Module:
     init = resolve_initializer(config.initializer, config.activation)
-    padding = config.kernel_size // 2 if config.padding == "same" else 0
-    if config.separable and channels > 1:
-        conv = SeparableConv2d(channels, filters, config.kernel_size, stride, padding)
+    padding = config.conv.kernel_size // 2 if config.conv.padding == "same" else 0
+    if config.conv.separable and channels > 1:
+        conv = SeparableConv2d(channels, filters, config.conv.kernel_size, stride, padding)
         for part in (conv.depthwise, conv.pointwise):
             initialize_linear(part, init, generator)  # type: ignore[arg-type]
         return conv
-    conv = nn.Conv2d(channels, filters, config.kernel_size, stride=stride, padding=padding)
+    conv = nn.Conv2d(channels, filters, config.conv.kernel_size, stride=stride, padding=padding)
     initialize_linear(conv, init, generator)  # type: ignore[arg-type]
     return conv
 
@@ -102,12 +102,12 @@ class ResidualConvBlock(nn.Module):
     def __init__(self, channels: int, filters: int, config: "ModelConfig", generator: torch.Generator | None):
         super().__init__()
         # The stride is the first convolution's; the skip then needs the same stride.
-        self.first = nn.Sequential(_conv(channels, filters, config, generator, config.strides),
+        self.first = nn.Sequential(_conv(channels, filters, config, generator, config.conv.strides),
                                    nn.BatchNorm2d(filters), make_activation(config.activation))
         self.second = nn.Sequential(_conv(filters, filters, config, generator), nn.BatchNorm2d(filters))
         self.skip: nn.Module = nn.Identity()
-        if channels != filters or config.strides > 1:
-            self.skip = nn.Conv2d(channels, filters, 1, stride=config.strides, bias=False)
+        if channels != filters or config.conv.strides > 1:
+            self.skip = nn.Conv2d(channels, filters, 1, stride=config.conv.strides, bias=False)
             initialize_linear(self.skip, "glorot_uniform", generator)  # type: ignore[arg-type]
         self.activation = make_activation(config.activation)
 
@@ -117,12 +117,12 @@ class ResidualConvBlock(nn.Module):
 
 def _conv_size(size: int, config: "ModelConfig") -> int:
     """A side's length after one strided convolution ('same' keeps it up to the stride)."""
-    if config.padding == "same":
-        return -(-size // config.strides)
-    return (size - config.kernel_size) // config.strides + 1
+    if config.conv.padding == "same":
+        return -(-size // config.conv.strides)
+    return (size - config.conv.kernel_size) // config.conv.strides + 1
 
 
-@register_model("cnn")
+@register_model("cnn", uses=("dense", "conv"))
 def build_cnn(config: "ModelConfig", in_width: int, generator: torch.Generator | None) -> tuple[nn.Module, int]:
     if not config.image_shape:
         from archtune.errors import InvalidParameterError
@@ -131,26 +131,26 @@ def build_cnn(config: "ModelConfig", in_width: int, generator: torch.Generator |
                                     "of class sub-folders, or a table with a column of image paths")
     channels, height, width = config.image_shape
     layers: list[nn.Module] = [Unflatten(config.image_shape)]
-    if config.augment:
-        layers.append(Augment(config.augment))
-    filters = config.filters
-    for block in range(config.conv_blocks):
+    if config.conv.augment:
+        layers.append(Augment(config.conv.augment))
+    filters = config.conv.filters
+    for block in range(config.conv.conv_blocks):
         height, width = (_conv_size(height, config), _conv_size(width, config))
         if min(height, width) < 1:
             from archtune.errors import InvalidParameterError
 
             raise InvalidParameterError(
                 f"the {config.image_shape[1]}x{config.image_shape[2]} images shrink to nothing in conv block "
-                f"{block + 1} of {config.conv_blocks} (kernel_size={config.kernel_size}, strides={config.strides}, "
-                f"padding={config.padding!r}): use fewer conv_blocks, a smaller kernel_size or strides, or "
+                f"{block + 1} of {config.conv.conv_blocks} (kernel_size={config.conv.kernel_size}, strides={config.conv.strides}, "
+                f"padding={config.conv.padding!r}): use fewer conv_blocks, a smaller kernel_size or strides, or "
                 "padding='same'")
-        if config.residual:
+        if config.conv.residual:
             layers.append(ResidualConvBlock(channels, filters, config, generator))
         else:
-            layers += [_conv(channels, filters, config, generator, config.strides), nn.BatchNorm2d(filters),
+            layers += [_conv(channels, filters, config, generator, config.conv.strides), nn.BatchNorm2d(filters),
                        make_activation(config.activation)]
-        if config.pooling != "none" and min(height, width) >= 2:  # pool while there is something to pool
-            layers.append(nn.MaxPool2d(2) if config.pooling == "max" else nn.AvgPool2d(2))
+        if config.conv.pooling != "none" and min(height, width) >= 2:  # pool while there is something to pool
+            layers.append(nn.MaxPool2d(2) if config.conv.pooling == "max" else nn.AvgPool2d(2))
             height, width = height // 2, width // 2
         if config.dropout > 0:
             layers.append(nn.Dropout2d(config.dropout))  # SpatialDropout2D: whole feature maps
@@ -159,7 +159,7 @@ def build_cnn(config: "ModelConfig", in_width: int, generator: torch.Generator |
     # Fashion-MNIST subsets); a large one is globally average-pooled, which bounds the dense
     # layer's size whatever the image size.
     # Without conv blocks the network is an MLP on the pixels: always flattened.
-    if config.conv_blocks == 0 or channels * height * width <= FLATTEN_LIMIT:
+    if config.conv.conv_blocks == 0 or channels * height * width <= FLATTEN_LIMIT:
         layers.append(nn.Flatten())
         size = channels * height * width
     else:

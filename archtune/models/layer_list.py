@@ -693,7 +693,7 @@ def layer_from_dict(data: Mapping[str, Any]) -> Any:
     return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
 
 
-@register_model("layers")
+@register_model("layers", uses=("layers",))
 def build_layer_list(config: "ModelConfig", in_width: int, generator: torch.Generator | None) -> tuple[nn.Module, int]:
     if not config.layers:
         raise InvalidParameterError("arch='layers' needs layers=[...] (Dense, Conv2D, LSTM, ... from "
@@ -706,3 +706,13 @@ def build_layer_list(config: "ModelConfig", in_width: int, generator: torch.Gene
     if len(out) != 1:
         body = nn.Sequential(*body, nn.Flatten())
     return body, math.prod(out)
+
+
+def input_scaling(layers: Sequence[Any], arch: str, scaling: str | None) -> str | None:
+    """The numeric scaling a network's input gets: none when a declared layer list starts with
+    Embedding (token codes must reach it unscaled) or Masking (scaled 0.0 padding would no
+    longer equal mask_value, and nothing would be masked); ``scaling`` otherwise."""
+    first = check_layers(layers)[:1] if arch == "layers" and layers else ()
+    if first and isinstance(first[0], (Embedding, Masking)):
+        return None
+    return scaling

@@ -24,23 +24,23 @@ EMBED_INIT = 0.05  # Keras' uniform(-0.05, 0.05)
 class SequenceEncoder(nn.Module):
     def __init__(self, vocabulary: int, length: int, config: "ModelConfig", generator: torch.Generator | None):
         super().__init__()
-        self.kind = config.sequence
+        self.kind = config.sequence.sequence
         self.vocabulary = vocabulary
-        self.embedding = nn.Embedding(vocabulary, config.embedding_dim, padding_idx=0)
+        self.embedding = nn.Embedding(vocabulary, config.sequence.embedding_dim, padding_idx=0)
         with torch.no_grad():
             self.embedding.weight.uniform_(-EMBED_INIT, EMBED_INIT, generator=generator)
             self.embedding.weight[0] = 0.0
         self.dropout = nn.Dropout1d(config.dropout)  # SpatialDropout1D: whole embedding channels
-        units = config.sequence_units
+        units = config.sequence.sequence_units
         if self.kind == "conv":
-            self.conv = nn.Conv1d(config.embedding_dim, units, CONV_KERNEL, padding=CONV_KERNEL // 2)
+            self.conv = nn.Conv1d(config.sequence.embedding_dim, units, CONV_KERNEL, padding=CONV_KERNEL // 2)
             initialize_linear(self.conv, resolve_initializer(config.initializer, config.activation), generator)  # type: ignore[arg-type]
             self.activation = make_activation(config.activation)
             self.width = units
         else:
             rnn = nn.LSTM if self.kind == "lstm" else nn.GRU
-            self.rnn = rnn(config.embedding_dim, units, batch_first=True, bidirectional=config.bidirectional)
-            self.width = units * (2 if config.bidirectional else 1)
+            self.rnn = rnn(config.sequence.embedding_dim, units, batch_first=True, bidirectional=config.sequence.bidirectional)
+            self.width = units * (2 if config.sequence.bidirectional else 1)
 
     def forward(self, codes: torch.Tensor) -> torch.Tensor:
         codes = codes.round().clamp(0, self.vocabulary - 1).long()
@@ -66,8 +66,8 @@ class SeriesEncoder(nn.Module):
     def __init__(self, config: "ModelConfig", generator: torch.Generator | None):
         super().__init__()
         self.steps, self.features = config.series_shape
-        self.kind = config.sequence
-        units = config.sequence_units
+        self.kind = config.sequence.sequence
+        units = config.sequence.sequence_units
         if self.kind == "conv":
             self.conv = nn.Conv1d(self.features, units, CONV_KERNEL, padding=CONV_KERNEL // 2)
             initialize_linear(self.conv, resolve_initializer(config.initializer, config.activation), generator)  # type: ignore[arg-type]
@@ -75,8 +75,8 @@ class SeriesEncoder(nn.Module):
             self.width = units
         else:
             rnn = nn.LSTM if self.kind == "lstm" else nn.GRU
-            self.rnn = rnn(self.features, units, batch_first=True, bidirectional=config.bidirectional)
-            self.width = units * (2 if config.bidirectional else 1)
+            self.rnn = rnn(self.features, units, batch_first=True, bidirectional=config.sequence.bidirectional)
+            self.width = units * (2 if config.sequence.bidirectional else 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x.reshape(len(x), self.steps, self.features)

@@ -24,7 +24,7 @@ from torch import nn
 
 from archtune.errors import InvalidParameterError
 from archtune.models.mlp import ResidualBlock
-from archtune.models.registry import TabularNetwork
+from archtune.models.network import TabularNetwork
 
 ALPHA_DROPOUT_ALPHA = 1.7580993408473766  # SELU's lambda * alpha, as in torch's alpha_dropout
 

@@ -124,7 +124,7 @@ class Checkpoint(Callback):
         self.best = math.inf
 
     def on_epoch_end(self, trainer: "Trainer", logs: dict[str, Any]) -> None:
-        from archtune.io import write_weights
+        from archtune.files import write_weights
 
         value = logs.get(self.monitor, logs["train_loss"])
         # The logged loss averages the epoch's batches, each taken before its step: the last

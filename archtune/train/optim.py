@@ -7,15 +7,15 @@ arithmetic can drive one network or a stacked population with a learning rate pe
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 import torch
 
 from archtune.config import TrainConfig
 
 
-def make_optimizer(config: TrainConfig, params: Iterable[torch.nn.Parameter]) -> torch.optim.Optimizer:
-    """The optimiser named by ``config.optimizer``.
+def _optimizer_class(config: TrainConfig) -> tuple[type[torch.optim.Optimizer], dict]:
+    """The torch optimiser class of ``config.optimizer`` and its per-group options.
 
     ``momentum`` is SGD's momentum for "momentum"/"nesterov" and Adam's beta1 for the Adam
     family. Weight decay is not passed here: the trainer applies it decoupled (AdamW-style)
@@ -23,33 +23,50 @@ def make_optimizer(config: TrainConfig, params: Iterable[torch.nn.Parameter]) ->
     """
     lr, m = config.learning_rate, config.momentum
     name = config.optimizer
-    params = list(params)
-    # Fused kernels update all parameters in one call: on small networks the default
-    # per-parameter loop is about a quarter of each step (measured in bench/fit_overhead.py).
-    fast = _fast_kwargs(params)
     if name == "sgd":
-        return torch.optim.SGD(params, lr=lr, **fast)
+        return torch.optim.SGD, {"lr": lr}
     if name == "momentum":
-        return torch.optim.SGD(params, lr=lr, momentum=m, **fast)
+        return torch.optim.SGD, {"lr": lr, "momentum": m}
     if name == "nesterov":
-        return torch.optim.SGD(params, lr=lr, momentum=m, nesterov=m > 0, **fast)
+        return torch.optim.SGD, {"lr": lr, "momentum": m, "nesterov": m > 0}
     if name == "adagrad":
-        return torch.optim.Adagrad(params, lr=lr, **fast)
+        return torch.optim.Adagrad, {"lr": lr}
     if name == "rmsprop":
-        return torch.optim.RMSprop(params, lr=lr, foreach=True)
+        return torch.optim.RMSprop, {"lr": lr}
     if name in ("adam", "adamw"):
-        return torch.optim.Adam(params, lr=lr, betas=(m, 0.999), **fast)
+        return torch.optim.Adam, {"lr": lr, "betas": (m, 0.999)}
     if name == "nadam":
-        return torch.optim.NAdam(params, lr=lr, betas=(m, 0.999), foreach=True)
+        return torch.optim.NAdam, {"lr": lr, "betas": (m, 0.999)}
     raise AssertionError(f"unreachable: optimizer {name!r} passed validation")
 
 
-def _fast_kwargs(params: list[torch.nn.Parameter]) -> dict[str, bool]:
-    """``fused=True`` where the parameters' device supports it, else ``foreach=True``."""
+def _kernels(cls: type[torch.optim.Optimizer], params: list[torch.Tensor]) -> dict[str, bool]:
+    """``fused=True`` where torch has a fused kernel for the optimiser and the parameters'
+    device, else ``foreach=True``. Fused kernels update all of a group's parameters in one
+    call: on small networks the default per-parameter loop is about a quarter of each step
+    (measured in bench/fit_overhead.py)."""
     devices = {p.device.type for p in params}
-    if devices <= {"cpu", "cuda"} and all(p.dtype.is_floating_point for p in params):
+    fused = cls in (torch.optim.SGD, torch.optim.Adagrad, torch.optim.Adam)
+    if fused and devices <= {"cpu", "cuda"} and all(p.dtype.is_floating_point for p in params):
         return {"fused": True}
     return {"foreach": True}
+
+
+def make_optimizer(config: TrainConfig, params: Iterable[torch.nn.Parameter]) -> torch.optim.Optimizer:
+    """The optimiser named by ``config.optimizer`` over ``params`` (one network)."""
+    params = list(params)
+    cls, options = _optimizer_class(config)
+    return cls(params, **options, **_kernels(cls, params))
+
+
+def make_member_optimizer(configs: Sequence[TrainConfig], params: Sequence[torch.nn.Parameter]) -> torch.optim.Optimizer:
+    """One optimiser for a cohort: a param group per member (``params[k]`` holds member k's
+    weights), each with its member's rate and momentum. The members share the optimiser
+    family (one torch class)."""
+    classes = [_optimizer_class(c) for c in configs]
+    cls = classes[0][0]
+    groups = [{"params": [p], **options} for p, (_, options) in zip(params, classes)]
+    return cls(groups, **_kernels(cls, list(params)))
 
 
 class LRSchedule:

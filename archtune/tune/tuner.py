@@ -438,7 +438,7 @@ class Search:
 
         def alone_seconds(reporter: EpochReporter) -> float:
             # fit_population measures each member's solo epoch time before training starts.
-            return reporter.epochs * float(getattr(member_of.get(id(reporter)), "_solo_epoch_seconds", 0.0))
+            return reporter.epochs * float(getattr(member_of.get(id(reporter)), "solo_epoch_seconds_", 0.0))
 
         member_of: dict[int, Any] = {}
 
@@ -484,7 +484,7 @@ class Search:
                         attrs[number] = {"best_epoch": int(est.best_epoch_), "epochs_run": int(len(est.history_)),
                                          "n_params": int(sum(p.numel() for p in est.module_.parameters())),
                                          "cohort": len(group), "diagnosis": _diagnosis_summary(est, split),
-                                         "solo_epoch_seconds": float(getattr(est, "_solo_epoch_seconds", 0.0))}
+                                         "solo_epoch_seconds": float(getattr(est, "solo_epoch_seconds_", 0.0))}
                     if reporter.stopped_by_budget:
                         attrs[number]["stopped_by_budget"] = True
         for trial in group:

@@ -1,0 +1,409 @@
+"""The one path through ``fit``: prepare -> build -> train -> finish.
+
+Every way archtune trains a network goes through these steps: an estimator's ``fit``,
+`fit_population` (cohorts), the learning-rate finder, the doctor's instrumented run, the
+search and, for its last step, loading a bundle.
+
+- `prepare(estimator, X, y)` is free of side effects: it validates the parameters, reads X
+  (tables, dicts of arrays, images, series), splits off validation rows, fits the
+  preprocessor and the target encoder, and returns a `Prepared` holding tensors, configs, the
+  `TaskSpec` and the `FittedData` that the estimator will carry once trained.
+- `train(prepared)` builds the network from the prepared seed and trains it.
+- `finish(estimator, prepared, result)` sets the fitted attributes, through `set_fitted`,
+  the only place that sets them (bundle loading calls it too).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import warnings
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from sklearn.model_selection import train_test_split
+
+from archtune.checks import check_choice, check_number
+from archtune.config import PARAM_GROUPS, ModelConfig, TrainConfig
+from archtune.data.inputs import FittedInputs, array_rows, dict_to_frame, wide_inputs
+from archtune.data.preprocess import Preprocessor, as_frame, infer_column_kinds
+from archtune.data.target import TARGETS, target_array
+from archtune.errors import DataError, InvalidParameterError
+from archtune.models import InputSpec, TabularNetwork, build_model, get_family
+from archtune.models.layer_list import input_scaling
+from archtune.train.callbacks import Callback, ProgressBar
+from archtune.train.loop import Trainer
+from archtune.train.losses import (constant_prediction_loss, make_loss, make_member_loss, make_member_metric,
+                                   make_metric)
+
+DIVERGENCE_FACTOR = 100  # a loss this many times a constant prediction's has exploded
+
+
+# --------------------------------------------------------------------------- parameters
+
+
+def resolve_device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    check_choice("device", device, ("auto", "cpu", "cuda"))
+    if device == "cuda" and not torch.cuda.is_available():
+        raise InvalidParameterError("device='cuda' was requested but no CUDA GPU is available; use device='auto'")
+    return torch.device(device)
+
+
+def seed_from(random_state: Any) -> int:
+    """An integer seed from ``random_state`` (None draws one; a RandomState gives its next)."""
+    if random_state is None:
+        return int(np.random.randint(0, 2**31 - 1))
+    if isinstance(random_state, np.random.RandomState):
+        return int(random_state.randint(0, 2**31 - 1))
+    return check_number("random_state", random_state, 0, 2**32 - 1, integer=True)
+
+
+def check_params(estimator: Any) -> ModelConfig:
+    """Validate every parameter of an archtune estimator before any data is read; return the
+    `ModelConfig` it describes. Raises `InvalidParameterError` naming the parameter."""
+    params = estimator.get_params()
+    model_config = ModelConfig.from_params(params)
+    TrainConfig.from_params(params, 1000, 0, TARGETS[estimator.target_kind].losses)
+    check_number("validation_fraction", params["validation_fraction"], 0.0, 1.0, high_open=True)
+    check_choice("verbose", params["verbose"], (0, 1, 2, False, True))
+    Preprocessor(params["scaling"], params["categorical"])
+    resolve_device(params["device"])
+    return model_config
+
+
+def unused_params(estimator: Any, arch: str, data_groups: Sequence[str] = ()) -> list[str]:
+    """The parameters set away from their defaults that neither the family nor the data's
+    columns read (``data_groups``: "conv" for image-path columns, "sequence" for text)."""
+    used = set(get_family(arch).uses) | set(data_groups)
+    params, defaults = estimator.get_params(), type(estimator)().get_params()
+    return [name for group, names in PARAM_GROUPS.items() if group not in used and group != "inputs"
+            for name in names if _differs(params[name], defaults[name])]
+
+
+def _differs(value: Any, default: Any) -> bool:
+    try:
+        return bool(value != default)
+    except Exception:  # arrays and other values without a plain truth value
+        return True
+
+
+_WHERE_USED = {"dense": "arch='layers' declares its own layers",
+               "conv": "they apply to arch='cnn' and to columns of image paths",
+               "sequence": "they apply to arch='sequence' and to text columns",
+               "layers": "it applies to arch='layers'"}
+
+
+def _warn_unused(estimator: Any, arch: str, data_groups: Sequence[str]) -> None:
+    names = unused_params(estimator, arch, data_groups)
+    if not names:
+        return
+    params = estimator.get_params()
+    groups = sorted({group for group, members in PARAM_GROUPS.items() for name in names if name in members})
+    warnings.warn(f"{', '.join(f'{n}={params[n]!r}' for n in names)} {'is' if len(names) == 1 else 'are'} "
+                  f"ignored: arch={arch!r} does not read {'it' if len(names) == 1 else 'them'} "
+                  f"({'; '.join(_WHERE_USED[g] for g in groups)})", UserWarning, stacklevel=4)
+
+
+# --------------------------------------------------------------------------- what a fit knows
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """The task a network is trained for: its loss, metric, outputs and divergence limit.
+
+    task : "binary", "multiclass" or "regression"
+    n_outputs : int
+        Width of the output layer (1 for binary classification).
+    loss : str
+        cross_entropy, mse, mae or huber.
+    metric_name : str
+        "accuracy" or "r2": the validation metric in the history (``val_<metric_name>``).
+    class_weights : tuple of float, optional
+        Per-class weights of a weighted cross-entropy.
+    """
+
+    task: str
+    n_outputs: int
+    loss: str
+    metric_name: str
+    class_weights: tuple[float, ...] | None = None
+
+    def _weights(self) -> torch.Tensor | None:
+        return None if self.class_weights is None else torch.tensor(self.class_weights, dtype=torch.float32)
+
+    def loss_fn(self, device: torch.device | str = "cpu") -> Any:
+        """``loss(outputs, targets) -> scalar``."""
+        return make_loss(self.task, self.loss, self._weights(), device)
+
+    def member_loss_fn(self, device: torch.device | str = "cpu") -> Any:
+        """``loss(outputs [K, n, o], targets) -> [K]``: one loss per member of a cohort."""
+        return make_member_loss(self.task, self.loss, self._weights(), device)
+
+    def metric_fn(self) -> Any:
+        return make_metric(self.task)
+
+    def member_metric_fn(self) -> Any:
+        return make_member_metric(self.task)
+
+    @property
+    def constant_loss(self) -> float:
+        """Roughly the loss of a constant prediction: the yardstick of divergence."""
+        return float(constant_prediction_loss(self.task, self.n_outputs))
+
+    @property
+    def divergence_limit(self) -> float:
+        return DIVERGENCE_FACTOR * self.constant_loss
+
+    def build_network(self, model_config: ModelConfig, input_spec: InputSpec, seed: int) -> TabularNetwork:
+        """The initial network: the same seed gives the same weights, alone or in a cohort."""
+        generator = torch.Generator().manual_seed(seed)
+        return build_model(model_config, input_spec, self.n_outputs, self.task, generator)
+
+
+@dataclass(frozen=True)
+class FittedData:
+    """What the data taught a fit, carried by the estimator afterwards: the preprocessor, the
+    target encoder, and what `FittedInputs` checks new X against."""
+
+    preprocessor: Preprocessor
+    target: Any  # a ClassificationTarget or RegressionTarget
+    inputs: FittedInputs
+
+    def attributes(self) -> dict[str, Any]:
+        """Fitted attribute names and values; None removes an attribute a previous fit left."""
+        inputs = self.inputs
+        return {
+            "preprocessor_": self.preprocessor,
+            "target_encoder_": self.target,
+            **self.target.attributes(),
+            "n_features_in_": inputs.n_features,
+            "feature_names_in_": (None if inputs.feature_names is None
+                                  else np.asarray(inputs.feature_names, dtype=object)),
+            "image_shape_": tuple(inputs.image_shape) or None,
+            "series_shape_": tuple(inputs.series_shape) or None,
+        }
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """Tensors, configs and fitted data: everything a trainer needs, and nothing it changes."""
+
+    X_train: torch.Tensor
+    y_train: torch.Tensor
+    X_val: torch.Tensor | None
+    y_val: torch.Tensor | None
+    targets_train: np.ndarray
+    seed: int
+    model_config: ModelConfig
+    train_config: TrainConfig
+    input_spec: InputSpec
+    device: torch.device
+    task: TaskSpec
+    fitted: FittedData
+    auto_lr: bool = False
+    verbose: int = 0
+    owner: str = "estimator"
+
+    @property
+    def spec(self) -> InputSpec:
+        return self.input_spec
+
+    def build_network(self) -> TabularNetwork:
+        return self.task.build_network(self.model_config, self.input_spec, self.seed)
+
+    def with_learning_rate(self, rate: float) -> "Prepared":
+        return dataclasses.replace(self, train_config=dataclasses.replace(self.train_config, learning_rate=rate),
+                                   auto_lr=False)
+
+    def for_estimator(self, estimator: Any) -> "Prepared":
+        """The same data prepared for another estimator of a cohort: its own model and training
+        configs (validated), the data-derived parts and the seed shared."""
+        params = estimator.get_params()
+        model_config = dataclasses.replace(
+            check_params(estimator), wide=self.model_config.wide, image_shape=self.model_config.image_shape,
+            series_shape=self.model_config.series_shape)
+        train_config = TrainConfig.from_params(params, len(self.X_train), self.seed,
+                                               TARGETS[estimator.target_kind].losses)
+        return dataclasses.replace(self, model_config=model_config, train_config=train_config,
+                                   auto_lr=params["learning_rate"] == "auto", verbose=int(params["verbose"]),
+                                   task=dataclasses.replace(self.task, loss=train_config.loss))
+
+
+@dataclass
+class TrainResult:
+    """A trained network, its history (one dict per epoch) and its best epoch."""
+
+    module: torch.nn.Module
+    history: list[dict[str, Any]] = field(default_factory=list)
+    best_epoch: int = 0
+
+
+# --------------------------------------------------------------------------- the steps
+
+
+def prepare(estimator: Any, X: Any, y: Any, validation_data: tuple[Any, Any] | None = None,
+            kinds: Mapping[str, str] | None = None) -> Prepared:
+    """Validate, read, split and preprocess; the estimator is not changed.
+
+    Parameters
+    ----------
+    estimator : NeuralClassifier or NeuralRegressor
+    X : table, dict of arrays, image array (N x C x H x W) or series (N x T x F)
+    y : array-like of shape (n_samples,) or (n_samples, n_outputs)
+    validation_data : (X_val, y_val), optional
+        Rows for early stopping instead of a split of (X, y).
+    kinds : dict, optional
+        Each column's kind ("numeric" or "categorical") when already inferred on the whole
+        table (the search does it once); otherwise inferred here, checking every value.
+
+    Raises
+    ------
+    InvalidParameterError, DataError
+    """
+    params = estimator.get_params()
+    owner = type(estimator).__name__
+    arch = params["arch"]
+    X, array_kind, array_shape = array_rows(dict_to_frame(X, "X"), arch, "X")
+    model_config = check_params(estimator)
+    if y is None:
+        raise DataError(f"{owner} requires y to be passed, but the target y is None")
+    frame, named = as_frame(X, "X")
+    y_arr = target_array(y, "y")
+    if len(frame) != len(y_arr):
+        raise DataError(f"X has {len(frame)} rows but y has {len(y_arr)}; they must match row for row")
+    if len(frame) < 2:
+        raise DataError(f"at least 2 rows are needed to train; got n_samples={len(frame)} (1 sample)")
+    if frame.shape[1] == 0:
+        raise DataError(f"X has 0 feature(s) (shape=({len(frame)}, 0)) while a minimum of 1 is required.")
+    if kinds is None:
+        kinds = infer_column_kinds(frame, "X")  # whole table: errors name the user's row numbers
+    target, targets = TARGETS[estimator.target_kind].fit(y_arr)
+    target.check_class_weight(params["class_weight"])
+    seed = seed_from(params["random_state"])
+    inputs = FittedInputs(owner, arch, frame.shape[1], tuple(map(str, frame.columns)) if named else None,
+                          image_shape=array_shape if array_kind == "image" else (),
+                          series_shape=array_shape if array_kind == "series" else ())
+
+    if validation_data is not None:
+        X_val_raw, y_val_raw = validation_data
+        frame_val = inputs.frame(X_val_raw, "validation_data X")
+        targets_val = target.encode(target_array(y_val_raw, "validation_data y"), "validation_data y")
+        frame_tr, targets_tr = frame, targets
+    else:
+        frame_tr, frame_val, targets_tr, targets_val = _split(frame, targets, target, params, seed)
+
+    pre = Preprocessor(input_scaling(model_config.layers, arch, params["scaling"]),
+                       params["categorical"]).fit(frame_tr, "X", dict(kinds))
+    _warn_unused(estimator, arch, [g for g, present in (("conv", pre.image_), ("sequence", pre.text_)) if present])
+    model_config = dataclasses.replace(model_config, wide=wide_inputs(params["inputs"], arch, pre),
+                                       image_shape=inputs.image_shape, series_shape=inputs.series_shape)
+    X_tr = torch.from_numpy(pre.transform(frame_tr, "X"))
+    X_va = torch.from_numpy(pre.transform(frame_val, "X")) if frame_val is not None else None
+    target = target.fit_scale(targets_tr)
+    train_config = TrainConfig.from_params(params, len(X_tr), seed, target.losses)
+    task = TaskSpec(target.task, target.n_outputs, train_config.loss, target.metric,
+                    target.loss_weights(targets_tr, params["class_weight"]))
+    return Prepared(
+        X_train=X_tr, y_train=target.tensor(targets_tr), X_val=X_va,
+        y_val=target.tensor(targets_val) if targets_val is not None else None, targets_train=targets_tr,
+        seed=seed, model_config=model_config, train_config=train_config,
+        input_spec=InputSpec.auto(pre.n_numeric_out, pre.cardinalities, pre.text_columns, pre.image_columns),
+        device=resolve_device(params["device"]), task=task,
+        fitted=FittedData(pre, target, dataclasses.replace(inputs, columns=tuple(pre.columns_))),
+        auto_lr=params["learning_rate"] == "auto", verbose=int(params["verbose"]), owner=owner)
+
+
+def _split(frame: pd.DataFrame, targets: np.ndarray, target: Any, params: Mapping[str, Any], seed: int):
+    n = len(frame)
+    n_val = int(round(params["validation_fraction"] * n)) if params["early_stopping"] else 0
+    if n_val < 1 or n - n_val < 1:
+        return frame, None, targets, None
+    idx_tr, idx_va = train_test_split(np.arange(n), test_size=n_val, random_state=seed % (2**32),
+                                      stratify=target.stratify(targets, n_val))
+    return frame.iloc[idx_tr], frame.iloc[idx_va], targets[idx_tr], targets[idx_va]
+
+
+def train(prepared: Prepared, callbacks: Sequence[Callback] = ()) -> TrainResult:
+    """Build the network from the prepared seed and train it; a diverged or stopped run raises
+    (`TrainingDivergedError`, or the callback's exception)."""
+    callbacks = [*callbacks, *([ProgressBar(prepared.owner)] if prepared.verbose else [])]
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(prepared.seed)  # dropout masks draw from the global generator
+        module = prepared.build_network()
+        trainer = Trainer(module, prepared.task.loss_fn(prepared.device), prepared.train_config,
+                          metric=prepared.task.metric_fn(), metric_name=prepared.task.metric_name,
+                          callbacks=callbacks, device=prepared.device,
+                          divergence_limit=prepared.task.divergence_limit)
+        trainer.fit(prepared.X_train, prepared.y_train, prepared.X_val, prepared.y_val)
+    return TrainResult(module, trainer.history.records, trainer.best_epoch)
+
+
+def finish(estimator: Any, prepared: Prepared, result: TrainResult) -> Any:
+    """Make ``estimator`` an ordinary fitted estimator holding ``result``; returns it."""
+    history = pd.DataFrame(result.history)
+    best_epoch = result.best_epoch if prepared.train_config.early_stopping else len(history)
+    return set_fitted(estimator, {
+        **prepared.fitted.attributes(),
+        "module_": result.module.eval(),
+        "history_": history,
+        "best_epoch_": int(best_epoch),
+        "input_spec_": prepared.input_spec,
+        "model_config_": prepared.model_config,
+        "learning_rate_": float(prepared.train_config.learning_rate),
+    })
+
+
+def set_fitted(estimator: Any, attributes: Mapping[str, Any]) -> Any:
+    """Set (or, for None, remove) fitted attributes: the one place they are written."""
+    for name, value in attributes.items():
+        if value is None:
+            if name in vars(estimator):
+                delattr(estimator, name)
+        else:
+            setattr(estimator, name, value)
+    return estimator
+
+
+def fitted_data(estimator: Any) -> FittedData:
+    """A fitted estimator's `FittedData` (what `prepare` gave it)."""
+    from sklearn.utils.validation import check_is_fitted
+
+    check_is_fitted(estimator, "module_")
+    names = getattr(estimator, "feature_names_in_", None)
+    inputs = FittedInputs(type(estimator).__name__, estimator.get_params()["arch"], int(estimator.n_features_in_),
+                          None if names is None else tuple(map(str, names)),
+                          tuple(getattr(estimator, "image_shape_", None) or ()),
+                          tuple(getattr(estimator, "series_shape_", None) or ()),
+                          tuple(estimator.preprocessor_.columns_))
+    return FittedData(estimator.preprocessor_, estimator.target_encoder_, inputs)
+
+
+def input_matrix(estimator: Any, X: Any, what: str = "X") -> torch.Tensor:
+    """The network's input for X (checked against what fit saw), as a float32 tensor."""
+    data = fitted_data(estimator)
+    frame = data.inputs.frame(X, what)
+    return torch.from_numpy(data.preprocessor.transform(frame, what))
+
+
+def target_tensor(estimator: Any, y: Any, what: str = "y") -> torch.Tensor:
+    """The training-form tensor of targets y for a fitted estimator (codes, or standardised values)."""
+    target = fitted_data(estimator).target
+    return target.tensor(target.encode(target_array(y, what), what))
+
+
+def task_spec(estimator: Any) -> TaskSpec:
+    """The `TaskSpec` of a fitted estimator."""
+    target = fitted_data(estimator).target
+    params = estimator.get_params()
+    loss = params["loss"] if params["loss"] != "auto" else target.losses[0]
+    return TaskSpec(target.task, target.n_outputs, loss, target.metric)
+
+
+__all__ = ["FittedData", "Prepared", "TaskSpec", "TrainResult", "check_params", "finish", "fitted_data",
+           "input_matrix", "prepare", "resolve_device", "seed_from", "set_fitted", "target_tensor", "task_spec",
+           "train", "unused_params"]

@@ -1,0 +1,252 @@
+"""The training core: one loop for a network trained alone and for a cohort trained as a stack.
+
+The loop (`run`) owns what every training run shares, written once: the data order, the
+mini-batches, each member's learning-rate schedule, the per-epoch logs, validation, divergence,
+early stopping with the best weights kept, the callbacks, and members leaving when they are
+done. What differs between one network and a stack of them lives in an engine
+(archtune.train.engines): how a step is taken, how validation outputs are computed, how a
+member's weights are read.
+
+Callbacks see one protocol in both cases, a `TrainingState` per member: its ``config``,
+``epoch``, ``history``, ``best_epoch``, ``metric_name``, ``schedule``, ``lr``, ``module`` (the
+member's network) and ``stop_training``, which a callback sets to stop its member.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol
+
+import torch
+
+from archtune.config import TrainConfig
+from archtune.errors import InvalidParameterError, TrainingDivergedError
+from archtune.train.callbacks import Callback, History
+from archtune.train.optim import LRSchedule
+
+
+class Engine(Protocol):
+    """How a step is taken for the members still in training (see archtune.train.engines)."""
+
+    has_batchnorm: bool
+
+    def begin(self) -> None: ...
+
+    def train_mode(self, training: bool) -> None: ...
+
+    def step(self, xb: torch.Tensor, yb: torch.Tensor, lrs: list[float]) -> torch.Tensor: ...
+
+    def evaluate(self, X: torch.Tensor, y: torch.Tensor) -> tuple[list[float], list[float], list[float]]: ...
+
+    def snapshot(self, position: int) -> dict[str, torch.Tensor]: ...
+
+    def member_module(self, position: int) -> torch.nn.Module: ...
+
+    def remove(self, keep: list[int]) -> None: ...
+
+
+def _overrides(cb: Callback, hook: str) -> bool:
+    return getattr(type(cb), hook) is not getattr(Callback, hook)
+
+
+class TrainingState:
+    """One member's training, as its callbacks see it (alone, the member is the whole run).
+
+    Attributes
+    ----------
+    index : int
+        The member's position in its cohort (0 when trained alone).
+    config : TrainConfig
+    metric_name : str
+        The validation metric's name (``val_<metric_name>`` in the logs).
+    epoch : int
+        The last finished epoch (1-based).
+    history : History
+        ``history.records``: one dict of logs per epoch.
+    best_epoch : int
+        The epoch whose weights are the result: the best validation loss with early stopping,
+        otherwise the last epoch.
+    schedule : LRSchedule
+    lr : float
+        The learning rate of the next step.
+    stop_training : bool
+        Set it in a callback to end this member's training after the current epoch.
+    status : str
+        "running", then "complete", "diverged" or "stopped" (a callback raised: ``error``).
+    """
+
+    def __init__(self, index: int, config: TrainConfig, metric_name: str, callbacks: Sequence[Callback],
+                 steps_per_epoch: int, engine: Engine):
+        self.index = index
+        self.config = config
+        self.metric_name = metric_name
+        self.callbacks = list(callbacks)
+        self.schedule = LRSchedule(config.lr_schedule, steps_per_epoch, config.max_epochs, config.warmup_epochs,
+                                   plateau_patience=max(1, config.patience // 2), min_delta=config.min_delta)
+        self.lr = config.learning_rate * self.schedule.factor(0)
+        self.history = History()
+        self.epoch = 0
+        self.best_epoch = 0
+        self.stop_training = False
+        self.status = "running"
+        self.error: BaseException | None = None
+        self.best = math.inf
+        self.stale = 0
+        self.best_state: dict[str, torch.Tensor] | None = None
+        self.position = index  # where the member sits in the engine (it changes as members leave)
+        self._engine = engine
+
+    @property
+    def module(self) -> torch.nn.Module:
+        """The member's network with its current weights."""
+        return self._engine.member_module(self.position)
+
+    def after_step(self, step: int) -> None:
+        self.lr = self.config.learning_rate * self.schedule.factor(step)
+
+    def end_epoch(self, logs: dict[str, Any], divergence_limit: float | None, interrupted: bool) -> bool:
+        """Record the epoch; True when the member leaves (done, diverged or stopped)."""
+        cfg = self.config
+        self.epoch = logs["epoch"]
+        self.history.on_epoch_end(self, logs)
+        self.error = divergence(logs, divergence_limit, cfg.learning_rate)
+        if self.error is not None:
+            self.status = "diverged"
+            return True
+        monitored = logs.get("val_loss", logs["train_loss"])
+        if math.isfinite(monitored) and monitored < self.best - cfg.min_delta:
+            self.best, self.stale = monitored, 0
+            if cfg.early_stopping:
+                self.best_epoch = self.epoch
+                self.best_state = self._engine.snapshot(self.position)
+        else:
+            self.stale += 1
+        if not cfg.early_stopping:
+            self.best_epoch = self.epoch
+        self.schedule.epoch_end(monitored)
+        try:
+            for cb in self.callbacks:
+                cb.on_epoch_end(self, logs)
+        except Exception as exc:  # a pruner's signal, or a callback's own failure, ends this member
+            self.status, self.error = "stopped", exc
+            return True
+        if (self.epoch >= cfg.max_epochs or self.stop_training or interrupted
+                or (cfg.early_stopping and self.stale >= cfg.patience)):
+            self.status = "complete"
+            return True
+        return False
+
+    def result_state(self) -> dict[str, torch.Tensor]:
+        """The weights this member ends with: its best epoch's with early stopping (when one
+        was finite), else its current ones."""
+        if self.config.early_stopping and self.best_state is not None:
+            return self.best_state
+        return self._engine.snapshot(self.position)
+
+
+def divergence(logs: dict[str, Any], limit: float | None, learning_rate: float) -> TrainingDivergedError | None:
+    """NaN/inf, or (with ``limit``) a training loss above it. Adaptive optimisers (Adam and kin)
+    bound each step, so an excessive learning rate sends the loss to 1e8 and beyond without
+    ever reaching NaN: the limit catches that."""
+    advice = f"lower learning_rate (now {learning_rate:g}) or set gradient_clip"
+    for key in ("train_loss", "val_loss"):
+        value = logs.get(key)
+        if value is not None and not math.isfinite(value):
+            return TrainingDivergedError(f"training diverged at epoch {logs['epoch']}: {key} became {value}; {advice}")
+    if limit is not None and logs["train_loss"] > limit:
+        return TrainingDivergedError(
+            f"training diverged at epoch {logs['epoch']}: train_loss exploded to {logs['train_loss']:.4g}, over "
+            f"100 times the loss of a constant prediction; {advice}")
+    return None
+
+
+def run(engine: Engine, members: list[TrainingState], X: torch.Tensor, y: torch.Tensor,
+        X_val: torch.Tensor | None, y_val: torch.Tensor | None, *, seed: int, device: torch.device,
+        divergence_limit: float | None = None, interrupt: Callable[[], bool] | None = None,
+        on_leave: Callable[[TrainingState], None] | None = None) -> None:
+    """Train ``members`` through ``engine`` on (X, y), validating on (X_val, y_val).
+
+    All members see the same mini-batches, in an order drawn from ``seed``. ``interrupt()``,
+    checked every step, ends the epoch at once (its validation still runs and the callbacks
+    see it) and every member stops. ``on_leave(member)`` runs as each member leaves, before
+    its slot in the engine is given up.
+    """
+    X, y = X.to(device), y.to(device)
+    has_val = X_val is not None and len(X_val) > 0
+    if has_val:
+        X_val, y_val = X_val.to(device), y_val.to(device)  # type: ignore[union-attr]
+    # Constant outputs mean a dead network only if the validation rows differ at all.
+    varied = bool(has_val and len(X_val) > 1 and (X_val != X_val[:1]).any())
+    n = len(X)
+    batch_size = min(members[0].config.batch_size, n)
+    if engine.has_batchnorm and batch_size < 2:
+        raise InvalidParameterError(
+            f"batch_size must be at least 2 with norm='batch' (batch statistics need two rows); "
+            f"got batch_size={batch_size}; use norm='layer' for per-sample training")
+    generator = torch.Generator(device="cpu").manual_seed(seed)
+    active = list(members)
+    engine.begin()
+    step = 0
+    try:
+        for member in members:
+            for cb in member.callbacks:
+                cb.on_train_begin(member)
+        for epoch in range(1, max(m.config.max_epochs for m in members) + 1):
+            started = time.perf_counter()
+            engine.train_mode(True)
+            batch_hooks = [(m, cb) for m in active for cb in m.callbacks if _overrides(cb, "on_batch_end")]
+            perm = torch.randperm(n, generator=generator).to(device)
+            # float64: the epoch mean must not depend on float32 rounding of a long sum.
+            loss_sum = torch.zeros(len(active), device=device, dtype=torch.float64)
+            seen = 0
+            interrupted = False
+            for start in range(0, n, batch_size):
+                idx = perm[start:start + batch_size]
+                if engine.has_batchnorm and len(idx) < 2:
+                    break  # a lone leftover row cannot be batch-normalised; it is seen next epoch
+                if seen and interrupt is not None and interrupt():
+                    interrupted = True
+                    break
+                losses = engine.step(X[idx], y[idx], [m.lr for m in active])
+                loss_sum += losses.detach() * len(idx)
+                seen += len(idx)
+                step += 1
+                for m in active:
+                    m.after_step(step)
+                for m, cb in batch_hooks:
+                    cb.on_batch_end(m, step - 1)
+            train_loss = (loss_sum / max(1, seen)).tolist()
+            if has_val:
+                val_loss, val_metric, val_spread = engine.evaluate(X_val, y_val)  # type: ignore[arg-type]
+            seconds = (time.perf_counter() - started) / len(active)
+            leaving: list[int] = []
+            for pos, member in enumerate(active):
+                logs: dict[str, Any] = {"epoch": epoch, "train_loss": train_loss[pos], "lr": member.lr}
+                if has_val:
+                    logs["val_loss"] = val_loss[pos]
+                    logs[f"val_{member.metric_name}"] = val_metric[pos]
+                    if varied:  # how much outputs vary across rows: 0 when a whole layer is dead
+                        logs["val_output_std"] = val_spread[pos]
+                logs["seconds"] = seconds
+                if member.end_epoch(logs, divergence_limit, interrupted):
+                    leaving.append(pos)
+            if leaving:
+                for pos in leaving:
+                    if on_leave is not None:
+                        on_leave(active[pos])
+                keep = [pos for pos in range(len(active)) if pos not in set(leaving)]
+                active = [active[pos] for pos in keep]
+                if not active:
+                    break
+                engine.remove(keep)
+                for pos, member in enumerate(active):
+                    member.position = pos
+    finally:
+        for member in members:
+            for cb in member.callbacks:
+                cb.on_train_end(member)
+
+
+__all__ = ["Engine", "TrainingState", "divergence", "run"]

@@ -1,0 +1,243 @@
+"""Engines of the training core: how one step is taken for a network alone (`SingleEngine`)
+or for a cohort stacked into one model (`StackedEngine`).
+
+Both follow the same arithmetic: the data loss plus L1/L2 penalties on the Linear and
+convolution weights, backward, gradient clipping, decoupled weight decay scaled by the step's
+learning rate (AdamW-style, for every optimiser), the optimiser's step (torch.optim, fused or
+foreach kernels), then the max-norm constraint on hidden units. A member of a stack therefore
+follows the trajectory it would follow alone (tests/test_population.py checks it to 1e-8).
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+
+import torch
+from torch import nn
+
+from archtune.config import TrainConfig
+from archtune.models.stacked import StackedNetwork
+from archtune.train.optim import make_member_optimizer, make_optimizer
+
+LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+EVAL_BATCH = 8192
+
+
+def penalised_weights(module: nn.Module) -> list[torch.Tensor]:
+    """Weights that L1/L2 and weight decay act on: those of Linear and convolution layers, not
+    biases or norms."""
+    return [m.weight for m in module.modules() if isinstance(m, (nn.Linear, nn.Conv1d, nn.Conv2d))]
+
+
+@torch.no_grad()
+def predict_tensor(module: nn.Module, X: torch.Tensor, batch_size: int = EVAL_BATCH) -> torch.Tensor:
+    """Outputs of ``module`` in evaluation mode, in batches to bound memory."""
+    was_training = module.training
+    module.eval()
+    try:
+        outs = [module(X[i:i + batch_size]) for i in range(0, len(X), batch_size)]
+    finally:
+        module.train(was_training)
+    return torch.cat(outs) if outs else module(X)
+
+
+class SingleEngine:
+    """One network and its torch optimiser."""
+
+    def __init__(self, module: nn.Module, config: TrainConfig, loss_fn: LossFn,
+                 metric: Callable[[torch.Tensor, torch.Tensor], float] | None, device: torch.device):
+        self.module = module.to(device)
+        self.config = config
+        self.loss_fn = loss_fn
+        self.metric = metric
+        self.device = device
+        self.has_batchnorm = any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in module.modules())
+        self.optimizer: torch.optim.Optimizer | None = None
+
+    def begin(self) -> None:
+        module = self.module
+        self.optimizer = make_optimizer(self.config, module.parameters())
+        self.weights = penalised_weights(module)
+        self.activity = [m for m in module.modules() if getattr(m, "adds_to_loss", False)]
+        self.hidden = [m.weight for m in module.hidden_linears()] if hasattr(module, "hidden_linears") else self.weights
+
+    def train_mode(self, training: bool) -> None:
+        self.module.train(training)
+
+    def step(self, xb: torch.Tensor, yb: torch.Tensor, lrs: list[float]) -> torch.Tensor:
+        cfg, opt = self.config, self.optimizer
+        assert opt is not None
+        lr = lrs[0]
+        for group in opt.param_groups:
+            group["lr"] = lr
+        loss = self.loss_fn(self.module(xb), yb)
+        total = loss
+        for m in self.activity:  # ActivityRegularization layers' penalties on this batch
+            total = total + m.penalty
+            m.penalty = None  # the graph is freed after backward; a copy of the module must not hold it
+        if cfg.l1 > 0:
+            total = total + cfg.l1 * sum(w.abs().sum() for w in self.weights)
+        if cfg.l2 > 0:
+            total = total + cfg.l2 * sum(w.pow(2).sum() for w in self.weights)
+        opt.zero_grad(set_to_none=True)
+        total.backward()
+        if cfg.gradient_clip is not None:
+            nn.utils.clip_grad_norm_(self.module.parameters(), cfg.gradient_clip)
+        if cfg.weight_decay > 0:
+            # Decoupled weight decay (Loshchilov & Hutter), scaled by the scheduled rate.
+            with torch.no_grad():
+                shrink = 1.0 - lr * cfg.weight_decay
+                for w in self.weights:
+                    w.mul_(shrink)
+        opt.step()
+        if cfg.max_norm is not None:
+            with torch.no_grad():
+                for w in self.hidden:
+                    # Each unit's incoming weight vector (a row) is rescaled to norm <= max_norm.
+                    w.copy_(torch.renorm(w, p=2, dim=0, maxnorm=cfg.max_norm))
+        return loss.detach()
+
+    @torch.no_grad()
+    def evaluate(self, X: torch.Tensor, y: torch.Tensor) -> tuple[list[float], list[float], list[float]]:
+        outputs = predict_tensor(self.module, X)
+        metric = self.metric(outputs, y) if self.metric is not None else math.nan
+        return [float(self.loss_fn(outputs, y))], [metric], [float(outputs.double().std(dim=0).mean())]
+
+    def snapshot(self, position: int) -> dict[str, torch.Tensor]:
+        return copy.deepcopy(self.module.state_dict())
+
+    def member_module(self, position: int) -> nn.Module:
+        return self.module
+
+    def remove(self, keep: list[int]) -> None:
+        pass  # alone, the member leaving ends the run
+
+
+class StackedEngine:
+    """K networks of one structure as a `StackedNetwork`, with an optimiser param group per
+    member.
+
+    Each member's group holds one parameter that aliases the member's row of the stack's
+    flat [K, P] buffer (the same storage), so torch's optimisers update every member with its
+    own learning rate, momentum and state, and the forward pass stays one batched model.
+    """
+
+    def __init__(self, modules: Sequence[nn.Module], configs: Sequence[TrainConfig], loss: LossFn,
+                 metric: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], device: torch.device):
+        self.templates = list(modules)
+        self.net = StackedNetwork(modules).to(device)
+        self.configs = list(configs)
+        self.loss = loss
+        self.metric = metric
+        self.device = device
+        self.has_batchnorm = self.net.has_batchnorm
+        self.members = list(range(len(configs)))  # position -> member index
+        self.optimizer: torch.optim.Optimizer | None = None
+
+    def _columns(self) -> None:
+        """Per-member hyperparameters as [K, 1] columns."""
+        configs = [self.configs[k] for k in self.members]
+
+        def col(values: list[float]) -> torch.Tensor:
+            return torch.tensor(values, dtype=self.net.flat.dtype, device=self.device).view(-1, 1)
+
+        self.weight_decay = col([c.weight_decay for c in configs])
+        self.l1 = col([c.l1 for c in configs])
+        self.l2 = col([c.l2 for c in configs])
+        self.clip = col([c.gradient_clip if c.gradient_clip is not None else math.inf for c in configs])
+        self.max_norm = col([c.max_norm if c.max_norm is not None else math.inf for c in configs])
+        self.penalised = any(c.l1 > 0 or c.l2 > 0 for c in configs)  # else skip the penalty terms
+        self.decays = any(c.weight_decay > 0 for c in configs)
+        self.clips = any(c.gradient_clip is not None for c in configs)
+        self.constrains = any(c.max_norm is not None for c in configs)
+
+    def _aliases(self) -> list[nn.Parameter]:
+        data = self.net.flat.data
+        return [nn.Parameter(data[pos]) for pos in range(len(self.members))]
+
+    def begin(self) -> None:
+        self._columns()
+        self.params = self._aliases()
+        self.optimizer = make_member_optimizer(self.configs, self.params)
+
+    def train_mode(self, training: bool) -> None:
+        self.net.train(training)
+
+    def step(self, xb: torch.Tensor, yb: torch.Tensor, lrs: list[float]) -> torch.Tensor:
+        net, opt = self.net, self.optimizer
+        assert opt is not None
+        losses = self.loss(net(xb), yb)
+        total = losses.sum()
+        if self.penalised:
+            decay = net.decay_mask.to(net.flat.dtype)
+            if bool((self.l1 > 0).any()):
+                total = total + (self.l1.squeeze(1) * (net.flat * decay).abs().sum(dim=1)).sum()
+            if bool((self.l2 > 0).any()):
+                total = total + (self.l2.squeeze(1) * (net.flat * decay).pow(2).sum(dim=1)).sum()
+        net.flat.grad = None
+        total.backward()
+        grad = net.flat.grad
+        with torch.no_grad():
+            if self.clips:
+                norms = grad.norm(dim=1, keepdim=True)
+                grad.mul_(torch.clamp(self.clip / (norms + 1e-6), max=1.0))
+            if self.decays:
+                # Only the Linear weights' columns of the buffer, one [K, 1] factor each.
+                rates = torch.tensor(lrs, dtype=net.flat.dtype, device=self.device).view(-1, 1)
+                shrink = 1 - rates * self.weight_decay
+                for start, stop in net.decayed_ranges:
+                    net.flat[:, start:stop].mul_(shrink)
+            for param, group, member_grad, lr in zip(self.params, opt.param_groups, grad, lrs):
+                param.grad = member_grad
+                group["lr"] = lr
+            opt.step()
+            if self.constrains:
+                views = net.views()
+                limit = self.max_norm.view(-1, 1, 1)
+                for name in net.hidden_weight_names:
+                    w = views[name]  # [K, out, in]: each row is one unit's incoming weights
+                    norms = w.norm(dim=2, keepdim=True)
+                    w.mul_(torch.where(norms > limit, limit / (norms + 1e-7), torch.ones_like(norms)))
+        return losses.detach()
+
+    @torch.no_grad()
+    def evaluate(self, X: torch.Tensor, y: torch.Tensor) -> tuple[list[float], list[float], list[float]]:
+        net = self.net
+        net.eval()
+        try:
+            outputs = torch.cat([net(X[i:i + EVAL_BATCH]) for i in range(0, len(X), EVAL_BATCH)], dim=1)
+        finally:
+            net.train()
+        spread = outputs.double().std(dim=1).mean(dim=-1) if outputs.shape[1] > 1 else outputs.new_zeros(len(outputs))
+        return self.loss(outputs, y).tolist(), self.metric(outputs, y).tolist(), spread.tolist()
+
+    def snapshot(self, position: int) -> dict[str, torch.Tensor]:
+        return self.net.member_state(position)
+
+    def member_module(self, position: int) -> nn.Module:
+        """The member's own network (the module it was built as) holding its current weights."""
+        module = self.templates[self.members[position]]
+        module.load_state_dict(self.net.member_state(position))
+        return module
+
+    def remove(self, keep: list[int]) -> None:
+        """Only the members at positions ``keep`` stay in the stack (compaction)."""
+        assert self.optimizer is not None
+        self.net.keep(torch.tensor(keep, dtype=torch.long, device=self.device))
+        self.members = [self.members[pos] for pos in keep]
+        self._columns()
+        old_state, old_groups, old_params = self.optimizer.state, self.optimizer.param_groups, self.params
+        self.params = self._aliases()
+        state = defaultdict(dict)
+        groups = []
+        for new, pos in zip(self.params, keep):
+            state[new] = old_state[old_params[pos]]
+            groups.append({**old_groups[pos], "params": [new]})
+        self.optimizer.param_groups = groups
+        self.optimizer.state = state
+
+
+__all__ = ["EVAL_BATCH", "SingleEngine", "StackedEngine", "penalised_weights", "predict_tensor"]
