@@ -1,23 +1,8 @@
-"""Training: the loop, its callbacks, optimisers and learning-rate schedules."""
+"""Training: the core loop (one network or a stacked cohort), its callbacks, optimisers and
+learning-rate schedules."""
 
-from archtune.train.callbacks import (
-    Callback,
-    Checkpoint,
-    EarlyStopping,
-    History,
-    LRScheduler,
-    ProgressBar,
-    TerminateOnNaN,
-)
+from archtune.train.callbacks import Callback, Checkpoint, History, ProgressBar
+from archtune.train.core import TrainingState
 from archtune.train.loop import Trainer
 
-__all__ = [
-    "Callback",
-    "Checkpoint",
-    "EarlyStopping",
-    "History",
-    "LRScheduler",
-    "ProgressBar",
-    "TerminateOnNaN",
-    "Trainer",
-]
+__all__ = ["Callback", "Checkpoint", "History", "ProgressBar", "Trainer", "TrainingState"]

@@ -1,12 +1,14 @@
 """The callback protocol (four hooks, all no-ops) and the standard callbacks.
 
-A callback may read the trainer's state (``trainer.module``, ``trainer.epoch``,
-``trainer.history``) and stop training by setting ``trainer.stop_training = True``.
+Every hook receives the `TrainingState` of the member it belongs to (archtune.train.core),
+the same object whether the network trains alone or in a cohort: a callback may read
+``state.module``, ``state.config``, ``state.epoch``, ``state.history`` and
+``state.metric_name``, and stop its member by setting ``state.stop_training = True``.
+Early stopping, divergence and the learning-rate schedule are part of the core, not callbacks.
 """
 
 from __future__ import annotations
 
-import copy
 import math
 import time
 from pathlib import Path
@@ -14,10 +16,8 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from archtune.errors import TrainingDivergedError
-
 if TYPE_CHECKING:
-    from archtune.train.loop import Trainer
+    from archtune.train.core import TrainingState as Trainer
 
 
 class Callback:
@@ -49,69 +49,6 @@ class History(Callback):
         self.records.append(dict(logs))
 
 
-class TerminateOnNaN(Callback):
-    """Stops training at the first epoch whose loss is NaN or infinite, and says why.
-
-    With ``limit`` set, a finite loss above it also counts as divergence: adaptive optimisers
-    (Adam and kin) bound each step, so an excessive learning rate sends the loss to 1e8 and
-    beyond without ever reaching NaN.
-    """
-
-    def __init__(self, limit: float | None = None):
-        self.limit = limit
-
-    def on_epoch_end(self, trainer: "Trainer", logs: dict[str, Any]) -> None:
-        lr = trainer.config.learning_rate
-        advice = f"lower learning_rate (now {lr:g}) or set gradient_clip"
-        for key in ("train_loss", "val_loss"):
-            value = logs.get(key)
-            if value is not None and not math.isfinite(value):
-                raise TrainingDivergedError(f"training diverged at epoch {logs['epoch']}: {key} became {value}; {advice}")
-        value = logs["train_loss"]
-        if self.limit is not None and value > self.limit:
-            raise TrainingDivergedError(
-                f"training diverged at epoch {logs['epoch']}: train_loss exploded to {value:.4g}, over 100 times "
-                f"the loss of a constant prediction; {advice}"
-            )
-
-
-class EarlyStopping(Callback):
-    """Stops when the monitored loss has not improved by ``min_delta`` for ``patience`` epochs,
-    and restores the weights of the best epoch at the end of training."""
-
-    def __init__(self, monitor: str = "val_loss", patience: int = 10, min_delta: float = 0.0,
-                 restore_best: bool = True):
-        self.monitor = monitor
-        self.patience = patience
-        self.min_delta = min_delta
-        self.restore_best = restore_best
-        self.best = math.inf
-        self.best_epoch = 0
-        self.best_state: dict[str, torch.Tensor] | None = None
-        self._stale = 0
-
-    def on_train_begin(self, trainer: "Trainer") -> None:
-        self.best, self.best_epoch, self.best_state, self._stale = math.inf, 0, None, 0
-
-    def on_epoch_end(self, trainer: "Trainer", logs: dict[str, Any]) -> None:
-        value = logs.get(self.monitor)
-        if value is None:
-            value = logs["train_loss"]
-        if math.isfinite(value) and value < self.best - self.min_delta:
-            self.best, self.best_epoch, self._stale = value, logs["epoch"], 0
-            if self.restore_best:
-                self.best_state = copy.deepcopy(trainer.module.state_dict())
-            return
-        self._stale += 1
-        if self._stale >= self.patience:
-            trainer.stop_training = True
-
-    def on_train_end(self, trainer: "Trainer") -> None:
-        if self.restore_best and self.best_state is not None:
-            trainer.module.load_state_dict(self.best_state)
-        trainer.best_epoch = self.best_epoch
-
-
 class Checkpoint(Callback):
     """Writes the best weights so far to ``path`` (safetensors, atomically) on each improvement."""
 
@@ -136,25 +73,6 @@ class Checkpoint(Callback):
 
 def _all_finite(module: torch.nn.Module) -> bool:
     return all(bool(torch.isfinite(t).all()) for t in module.state_dict().values() if t.is_floating_point())
-
-
-class LRScheduler(Callback):
-    """Sets each step's learning rate from the trainer's `LRSchedule` (warm-up included)."""
-
-    def on_train_begin(self, trainer: "Trainer") -> None:
-        self._apply(trainer, 0)
-
-    def on_batch_end(self, trainer: "Trainer", step: int) -> None:
-        self._apply(trainer, step + 1)
-
-    def on_epoch_end(self, trainer: "Trainer", logs: dict[str, Any]) -> None:
-        trainer.schedule.epoch_end(logs.get("val_loss", logs["train_loss"]))
-
-    @staticmethod
-    def _apply(trainer: "Trainer", step: int) -> None:
-        lr = trainer.config.learning_rate * trainer.schedule.factor(step)
-        for group in trainer.optimizer.param_groups:
-            group["lr"] = lr
 
 
 class ProgressBar(Callback):

@@ -226,7 +226,8 @@ def run(engine: Engine, members: list[TrainingState], X: torch.Tensor, y: torch.
                 logs: dict[str, Any] = {"epoch": epoch, "train_loss": train_loss[pos], "lr": member.lr}
                 if has_val:
                     logs["val_loss"] = val_loss[pos]
-                    logs[f"val_{member.metric_name}"] = val_metric[pos]
+                    if val_metric[pos] is not None:
+                        logs[f"val_{member.metric_name}"] = val_metric[pos]
                     if varied:  # how much outputs vary across rows: 0 when a whole layer is dead
                         logs["val_output_std"] = val_spread[pos]
                 logs["seconds"] = seconds

@@ -101,10 +101,11 @@ class SingleEngine:
         return loss.detach()
 
     @torch.no_grad()
-    def evaluate(self, X: torch.Tensor, y: torch.Tensor) -> tuple[list[float], list[float], list[float]]:
+    def evaluate(self, X: torch.Tensor, y: torch.Tensor) -> tuple[list[float], list[float | None], list[float]]:
         outputs = predict_tensor(self.module, X)
-        metric = self.metric(outputs, y) if self.metric is not None else math.nan
-        return [float(self.loss_fn(outputs, y))], [metric], [float(outputs.double().std(dim=0).mean())]
+        metric = self.metric(outputs, y) if self.metric is not None else None
+        spread = float(outputs.double().std(dim=0).mean()) if len(outputs) > 1 else 0.0
+        return [float(self.loss_fn(outputs, y))], [metric], [spread]
 
     def snapshot(self, position: int) -> dict[str, torch.Tensor]:
         return copy.deepcopy(self.module.state_dict())
