@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -328,19 +328,26 @@ def _split(frame: pd.DataFrame, targets: np.ndarray, target: Any, params: Mappin
     return frame.iloc[idx_tr], frame.iloc[idx_va], targets[idx_tr], targets[idx_va]
 
 
-def train(prepared: Prepared, callbacks: Sequence[Callback] = ()) -> TrainResult:
+def train(prepared: Prepared, callbacks: Sequence[Callback] = (),
+          interrupt: Callable[[], bool] | None = None) -> TrainResult:
     """Build the network from the prepared seed and train it; a diverged or stopped run raises
-    (`TrainingDivergedError`, or the callback's exception)."""
-    callbacks = [*callbacks, *([ProgressBar(prepared.owner)] if prepared.verbose else [])]
+    (`TrainingDivergedError`, or the callback's exception). ``interrupt() -> bool`` is
+    checked every step: True ends training with the best weights so far."""
+    callbacks = with_progress(prepared, callbacks)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(prepared.seed)  # dropout masks draw from the global generator
         module = prepared.build_network()
         trainer = Trainer(module, prepared.task.loss_fn(prepared.device), prepared.train_config,
                           metric=prepared.task.metric_fn(), metric_name=prepared.task.metric_name,
                           callbacks=callbacks, device=prepared.device,
-                          divergence_limit=prepared.task.divergence_limit)
+                          divergence_limit=prepared.task.divergence_limit, interrupt=interrupt)
         trainer.fit(prepared.X_train, prepared.y_train, prepared.X_val, prepared.y_val)
     return TrainResult(module, trainer.history.records, trainer.best_epoch)
+
+
+def with_progress(prepared: Prepared, callbacks: Sequence[Callback]) -> list[Callback]:
+    """A member's callbacks, with a progress bar when its estimator is verbose."""
+    return [*callbacks, *([ProgressBar(prepared.owner)] if prepared.verbose else [])]
 
 
 def finish(estimator: Any, prepared: Prepared, result: TrainResult) -> Any:

@@ -78,7 +78,7 @@ def _expect(value: Any, kind: type | tuple[type, ...], what: str) -> Any:
     return value
 
 
-def _jsonable_params(params: dict[str, Any]) -> dict[str, Any]:
+def params_to_json(params: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, value in params.items():
         if key == "layers" and value is not None:
@@ -98,7 +98,7 @@ def _jsonable_params(params: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _params_from_json(params: dict[str, Any]) -> dict[str, Any]:
+def params_from_json(params: dict[str, Any]) -> dict[str, Any]:
     out = dict(params)
     if isinstance(out.get("layers"), list):
         from archtune.models.layer_list import layer_from_dict
@@ -141,8 +141,8 @@ def save(model: Any, directory: str | os.PathLike, metadata: dict[str, Any] | No
         "format_version": FORMAT_VERSION,
         "archtune_version": _version(),
         "estimator": name,
-        "params": _jsonable_params(model.get_params()),
-        "model_config": _jsonable_params(model.model_config_.to_dict()),
+        "params": params_to_json(model.get_params()),
+        "model_config": params_to_json(model.model_config_.to_dict()),
         "input_spec": {"n_numeric": model.input_spec_.n_numeric,
                        "cardinalities": list(model.input_spec_.cardinalities),
                        "embedding_dims": list(model.input_spec_.embedding_dims),
@@ -232,14 +232,14 @@ def load(directory: str | os.PathLike) -> Any:
     if name not in ESTIMATORS:
         raise BundleError(f"{directory}: unknown estimator {name!r} in the bundle")
     try:
-        params = _params_from_json(_expect(meta.get("params"), dict, "params"))
+        params = params_from_json(_expect(meta.get("params"), dict, "params"))
         model = ESTIMATORS[name](**params)
         # Validated as fit would (but not the device: a model saved on a GPU loads on a CPU).
         model.model_config()
         model.train_config(1000, 0)
         mc = dict(_expect(meta.get("model_config"), dict, "model_config"))
         mc["hidden_sizes"] = tuple(_expect(mc.get("hidden_sizes"), list, "model_config.hidden_sizes"))
-        mc["layers"] = _params_from_json({"layers": _expect(mc.get("layers", []), list, "model_config.layers")})["layers"]
+        mc["layers"] = params_from_json({"layers": _expect(mc.get("layers", []), list, "model_config.layers")})["layers"]
         model_config = ModelConfig.from_dict(mc)
         spec_d = _expect(meta.get("input_spec"), dict, "input_spec")
         spec = InputSpec(int(spec_d["n_numeric"]), tuple(spec_d["cardinalities"]), tuple(spec_d["embedding_dims"]),

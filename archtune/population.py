@@ -1,18 +1,21 @@
 """Fit several `NeuralClassifier` / `NeuralRegressor` configurations as one cohort.
 
-The data is prepared once (split, preprocessing, target encoding) by the first estimator, the
-leader; each member's network is built exactly as its own ``fit`` would build it, all are
-trained together by `PopulationTrainer`, and each estimator is finished with its own result,
-so that afterwards every estimator is an ordinary fitted estimator (``module_``, ``history_``,
-``best_epoch_``, ``predict``), as if it had been fitted alone on the same data order.
+The data is prepared once (split, preprocessing, target encoding) for the first estimator,
+the leader; each member's network is built exactly as its own ``fit`` would build it, all are
+trained together by `PopulationTrainer` when their family can be stacked (or one after
+another on the same prepared data when it cannot), and each estimator is finished with its own
+result, so that afterwards every estimator is an ordinary fitted estimator (``module_``,
+``history_``, ``best_epoch_``, ``predict``), as if it had been fitted alone on the same data.
 
     from archtune.population import fit_population
     models = [NeuralClassifier(units=u, learning_rate=lr, random_state=0) for u, lr in configs]
     errors = fit_population(models, X, y)        # None for each member that trained
 
-Members must agree on what the shared data pipeline and the stack depend on (see
+Members of a stack must agree on what the shared data pipeline and the stack depend on (see
 `cohort_key`); widths, learning rates, schedules, regularisation, dropout and epochs differ
-freely.
+freely. This module makes every stacking decision: what a follower shares with its leader
+(`STRUCTURE_PARAMS`), which estimators can share a stack (`cohort_key`), and whether prepared
+data can be stacked at all (`can_stack`, from the family's registry entry).
 """
 
 from __future__ import annotations
@@ -20,26 +23,39 @@ from __future__ import annotations
 import copy
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import torch
 
 from archtune.doctor.lr_finder import resolve_learning_rate
 from archtune.errors import InvalidParameterError
-from archtune.fitting import Prepared, TrainResult, finish, prepare, set_fitted
-from archtune.models import get_family, list_models
+from archtune.fitting import Prepared, TrainResult, finish, prepare, set_fitted, train, with_progress
+from archtune.models import get_family
 from archtune.train.callbacks import Callback
 from archtune.train.optim import make_optimizer
 from archtune.train.population import PopulationTrainer, structure_signature
 
+# A cohort's followers share these with its leader, so that they can be stacked with it; the
+# search's sampler chooses everything else (learning rate, schedule, warm-up, momentum,
+# dropout, weight decay). The width is shared too: a stack pads every member to the widest,
+# so members of 16 and 700 units together would cost each as much as the widest (measured: one
+# epoch of such a cohort took 25 times the members' solo epochs together).
+STRUCTURE_PARAMS = ("arch", "hidden_layers", "units", "shape", "activation", "norm", "optimizer", "batch_size")
 # Estimator parameters that the shared data pipeline depends on.
-_DATA_PARAMS = ("random_state", "validation_fraction", "early_stopping", "scaling", "categorical", "class_weight",
-                "device")
+DATA_PARAMS = ("random_state", "validation_fraction", "early_stopping", "scaling", "categorical", "class_weight",
+               "device")
+
+
+def can_stack(prepared: Prepared) -> bool:
+    """Whether networks of this prepared fit can train as one stack: the family says so
+    (its registry entry) and no text or image-column encoder needs training per member."""
+    return (get_family(prepared.model_config.arch).stackable and not prepared.input_spec.text
+            and not prepared.input_spec.images)
 
 
 def cohort_key(estimator: Any, n_train: int) -> tuple | None:
-    """Estimators with equal keys can be fitted together; None if this one cannot be stacked.
+    """Estimators with equal keys can be fitted together as a stack; None if this one cannot.
 
     The key holds the structure signature (family, depth, activation, norm, which residual
     blocks project, optimiser, batch size), a band of widest-layer widths, the loss, and the
@@ -50,9 +66,9 @@ def cohort_key(estimator: Any, n_train: int) -> tuple | None:
         train_config = estimator.train_config(n_train, 0)
     except Exception:  # an invalid configuration is reported by its own fit
         return None
-    if not get_family(model_config.arch).stackable:
+    if not get_family(model_config.arch).stackable or not model_config.hidden_sizes:
         return None
-    data = tuple(repr(getattr(estimator, name, None)) for name in _DATA_PARAMS)
+    data = tuple(repr(getattr(estimator, name, None)) for name in DATA_PARAMS)
     signature = structure_signature(model_config, train_config, model_config.hidden_sizes)
     # Members are padded to the widest, so widths in one stack stay within a factor sqrt(2)
     # (padding then at most doubles a member's arithmetic).
@@ -62,33 +78,47 @@ def cohort_key(estimator: Any, n_train: int) -> tuple | None:
 
 def fit_population(estimators: Sequence[Any], X: Any, y: Any, validation_data: tuple[Any, Any] | None = None,
                    callbacks: Sequence[Sequence[Callback]] | None = None,
-                   interrupt: Any = None) -> list[BaseException | None]:
+                   interrupt: Callable[[], bool] | None = None,
+                   kinds: Mapping[str, str] | None = None) -> list[BaseException | None]:
     """Fit ``estimators`` together on (X, y); return, per estimator, None when it is fitted or
     the exception that ended it (a callback's, or `TrainingDivergedError`).
 
-    ``callbacks`` holds one list per estimator; a callback stops its own member by setting
-    ``trainer.stop_training`` or raising. ``interrupt() -> bool``, checked every step, ends
-    the epoch and stops every member (see `PopulationTrainer`).
+    Parameters
+    ----------
+    estimators : sequence of NeuralClassifier or NeuralRegressor
+        Of a stackable family (mlp, resnet) they train as one stack and must share a
+        `cohort_key`; of other families (or with text or image columns) they train one after
+        another.
+    X, y, validation_data :
+        As for ``fit``.
+    callbacks : one list per estimator, optional
+        A callback stops its own member by setting ``state.stop_training`` or raising.
+    interrupt : callable, optional
+        ``interrupt() -> bool``, checked every step: True ends the epoch and every member.
+    kinds : dict, optional
+        The columns' kinds, when already inferred (`infer_column_kinds`).
+
+    Raises
+    ------
+    InvalidParameterError
+        No estimators, or stackable estimators that cannot share a stack.
     """
     if not estimators:
         raise InvalidParameterError("fit_population needs at least one estimator")
     leader = estimators[0]
-    prepared = prepare(leader, X, y, validation_data)
-    if prepared.input_spec.text or prepared.input_spec.images:
-        # Text and image columns' encoders are not stacked: members train one at a time.
-        return _fit_one_at_a_time(estimators, X, y, validation_data, callbacks)
+    per_member = [list(c) for c in callbacks] if callbacks else [[] for _ in estimators]
+    prepared = prepare(leader, X, y, validation_data, kinds)
+    if not can_stack(prepared):
+        return _one_at_a_time(estimators, prepared, X, y, validation_data, per_member, interrupt, kinds)
     n_train = len(prepared.X_train)
     key = cohort_key(leader, n_train)
-    if key is None:
-        raise InvalidParameterError(f"arch={leader.arch!r} cannot be trained in a population; use one of "
-                                    f"{', '.join(name for name in list_models() if get_family(name).stackable)}")
     members = [prepared]
     for k, est in enumerate(estimators[1:], start=1):
         if cohort_key(est, n_train) != key:
             raise InvalidParameterError(
                 f"estimator {k} cannot share a population with estimator 0: family, depth, activation, norm, "
                 f"widest layer (within a factor 1.41), "
-                f"optimizer, batch_size, loss and the data parameters ({', '.join(_DATA_PARAMS)}) must match")
+                f"optimizer, batch_size, loss and the data parameters ({', '.join(DATA_PARAMS)}) must match")
         # The same rows went through the same pipeline: only the configs are the member's own.
         members.append(prepared.for_estimator(est))
     members = [resolve_learning_rate(p) for p in members]
@@ -100,8 +130,9 @@ def fit_population(estimators: Sequence[Any], X: Any, y: Any, validation_data: t
             set_fitted(est, {"solo_epoch_seconds_": solo_epoch_seconds(module, p, p.task.loss_fn(p.device))})
         trainer = PopulationTrainer(
             modules, [p.train_config for p in members], prepared.task.member_loss_fn(prepared.device),
-            prepared.task.member_metric_fn(), prepared.task.metric_name, callbacks=callbacks, device=prepared.device,
-            divergence_limit=prepared.task.divergence_limit, interrupt=interrupt)
+            prepared.task.member_metric_fn(), prepared.task.metric_name,
+            callbacks=[with_progress(p, c) for p, c in zip(members, per_member)],
+            device=prepared.device, divergence_limit=prepared.task.divergence_limit, interrupt=interrupt)
         results = trainer.fit(prepared.X_train, prepared.y_train, prepared.X_val, prepared.y_val)
     outcomes: list[BaseException | None] = []
     for est, p, module, result in zip(estimators, members, modules, results):
@@ -114,12 +145,23 @@ def fit_population(estimators: Sequence[Any], X: Any, y: Any, validation_data: t
     return outcomes
 
 
-def _fit_one_at_a_time(estimators: Sequence[Any], X: Any, y: Any, validation_data: Any,
-                       callbacks: Sequence[Sequence[Callback]] | None) -> list[BaseException | None]:
+def _one_at_a_time(estimators: Sequence[Any], prepared: Prepared, X: Any, y: Any, validation_data: Any,
+                   callbacks: list[list[Callback]], interrupt: Callable[[], bool] | None,
+                   kinds: Mapping[str, str] | None) -> list[BaseException | None]:
+    """Members that cannot be stacked: each trained alone, on the leader's prepared data when
+    its data parameters are the leader's."""
     outcomes: list[BaseException | None] = []
+    leader_data = tuple(repr(estimators[0].get_params()[name]) for name in DATA_PARAMS)
     for k, est in enumerate(estimators):
         try:
-            est.fit(X, y, validation_data=validation_data, callbacks=list(callbacks[k]) if callbacks else None)
+            if k == 0:
+                own = prepared
+            elif tuple(repr(est.get_params()[name]) for name in DATA_PARAMS) == leader_data:
+                own = prepared.for_estimator(est)
+            else:
+                own = prepare(est, X, y, validation_data, kinds)
+            own = resolve_learning_rate(own)
+            finish(est, own, train(own, callbacks[k], interrupt=interrupt))
             outcomes.append(None)
         except Exception as exc:  # a pruner's signal or a divergence ends this member only
             outcomes.append(exc)
@@ -148,4 +190,4 @@ def solo_epoch_seconds(module: torch.nn.Module, prepared: Prepared, loss: Any, s
     return 1.25 * sorted(timings[1:])[len(timings[1:]) // 2] * math.ceil(n / batch)
 
 
-__all__ = ["cohort_key", "fit_population", "solo_epoch_seconds"]
+__all__ = ["DATA_PARAMS", "STRUCTURE_PARAMS", "can_stack", "cohort_key", "fit_population", "solo_epoch_seconds"]

@@ -7,6 +7,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 
+import numpy as np
 import optuna
 
 import pytest
@@ -341,11 +342,13 @@ def test_search_cohort_scores_equal_training_each_trial_alone(magic_search):
     X, y, model = magic_search
     from archtune.data.preprocess import as_frame
 
+    from archtune.tune.search import make_splits
+    from archtune.tune.tuner import trial_config
+
     frame, _ = as_frame(X)
-    split = model._splits(frame, y.to_numpy(), 0)[0]
-    space = resolve_space(SEARCH_SPACE, NEURAL)
+    split = make_splits(frame, y.to_numpy(), np.unique(y, return_inverse=True)[1], 0, None, 0.2)[0]
     for trial in model.study_.trials[:4]:
-        params = space.sample(optuna.trial.FixedTrial(trial.params))
+        params = trial_config(trial)
         alone = NeuralClassifier(random_state=0, verbose=0, **params)
         alone.fit(split.X_train, split.y_train, validation_data=(split.X_val, split.y_val))
         seen = trial.intermediate_values

@@ -385,7 +385,7 @@ def test_image_paths_with_spaces_are_images_not_text(tmp_path):
     import pandas as pd
     from PIL import Image
 
-    from archtune.tune.baselines import image_path_columns, text_columns
+    from archtune.data.preprocess import infer_column_kinds
 
     folder = tmp_path / "my photos"
     folder.mkdir()
@@ -395,4 +395,7 @@ def test_image_paths_with_spaces_are_images_not_text(tmp_path):
         paths.append(str(folder / f"cat number {i} a.png"))
         Image.fromarray(image[0]).save(paths[-1])
     frame = pd.DataFrame({"photo": paths, "review": [f"a fine photo number {i} of a cat" for i in range(30)]})
-    assert image_path_columns(frame) == ["photo"] and text_columns(frame) == ["review"]
+    kinds = infer_column_kinds(frame)  # the one place the preprocessor, the space and the baselines ask
+    image_path_columns = [c for c, kind in kinds.items() if kind == "image"]
+    text_columns = [c for c, kind in kinds.items() if kind == "text"]
+    assert image_path_columns == ["photo"] and text_columns == ["review"]

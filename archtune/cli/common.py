@@ -242,5 +242,5 @@ def holdout_metrics(model: Any, X: pd.DataFrame, y: pd.Series, task: str) -> dic
             "mae": float(metrics.mean_absolute_error(y, pred))}
 
 
-def _echo_metrics(title: str, values: dict[str, float]) -> None:
+def echo_metrics(title: str, values: dict[str, float]) -> None:
     click.echo(f"{title}: " + "  ".join(f"{k} {v:.4f}" for k, v in values.items()))

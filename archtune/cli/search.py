@@ -15,7 +15,7 @@ import pandas as pd
 
 from archtune.cli.group import cli
 from archtune.cli.common import (
-    _echo_metrics,
+    echo_metrics,
     holdout_metrics,
     holdout_split,
     load_training_table,
@@ -29,7 +29,10 @@ DEFAULT_STUDY = "archtune"
 
 
 def parse_space(items: tuple[str, ...], fixed: tuple[str, ...]) -> dict[str, Any]:
-    """``--space name=a,b,c`` (choices), ``--space name=lo..hi`` (range); ``--set name=v`` fixes."""
+    """``--space name=a,b,c`` (a Choice), ``--space name=lo..hi`` (a Range); ``--set name=v``
+    fixes a value (a Fixed, tuples included: ``--set hidden_sizes=256,128``)."""
+    from archtune.tune.space import Choice, Fixed, Range
+
     overrides: dict[str, Any] = {}
     for item in items:
         if "=" not in item:
@@ -37,37 +40,28 @@ def parse_space(items: tuple[str, ...], fixed: tuple[str, ...]) -> dict[str, Any
         name, text = (part.strip() for part in item.split("=", 1))
         if ".." in text:
             low, high = (parse_value(v) for v in text.split("..", 1))
-            overrides[name] = (low, high)
+            overrides[name] = Range(low, high)
         else:
-            overrides[name] = [parse_value(v) for v in text.split(",") if v.strip()]
+            overrides[name] = Choice([parse_value(v) for v in text.split(",") if v.strip()])
     for item in fixed:
         if "=" not in item:
             raise InvalidParameterError(f"--set expects PARAM=VALUE, got {item!r}")
         name, text = (part.strip() for part in item.split("=", 1))
-        value = parse_value(text)
-        # A tuple value (hidden_sizes=256,128) is a fixed value here, not a range.
-        overrides[name] = _Fixed(value) if isinstance(value, tuple) else value
+        overrides[name] = Fixed(parse_value(text))
     return overrides
 
 
-class _Fixed:
-    """Marks a tuple that fixes a parameter (ranges are tuples too)."""
-
-    def __init__(self, value: Any):
-        self.value = value
-
-
 def _space_for(preset: str, overrides: dict[str, Any], neural_cls: type) -> Any:
-    from archtune.tune.space import Dimension, SearchSpace
+    """What `archtune tune` passes as ``space``: the overrides themselves for the default
+    preset (the search fits the default space to the data's columns: text and image-path
+    encoders join it), or the small space with them. Checked here, before the data is read."""
+    from archtune.tune.space import SearchSpace, resolve_space
 
-    space = SearchSpace.small() if preset == "small" else SearchSpace.default()
-    plain = {k: v for k, v in overrides.items() if not isinstance(v, _Fixed)}
-    space = space.with_overrides(plain, sorted(neural_cls().get_params()))
-    for name, fixed in overrides.items():
-        if isinstance(fixed, _Fixed):
-            space.dimensions = [d for d in space.dimensions if d.name != name]
-            space.dimensions.append(Dimension(name, "fixed", value=fixed.value))
-    return space
+    names = sorted(neural_cls().get_params())
+    if preset == "small":
+        return SearchSpace.small().with_overrides(overrides, names)
+    resolve_space(overrides, names)
+    return overrides
 
 
 @contextlib.contextmanager
@@ -241,7 +235,7 @@ def tune(data: str, target: str | None, task: str, budget: str, trials: int | No
             "validation": {f"val_{metric}": model.best_score_}}
         if X_hold is not None:
             report["holdout"] = holdout_metrics(model.best_estimator_, X_hold, y_hold, task)
-            _echo_metrics(f"held-out ({len(X_hold)} rows, refitted best network)", report["holdout"])
+            echo_metrics(f"held-out ({len(X_hold)} rows, refitted best network)", report["holdout"])
         save(model.best_estimator_, out, metadata=report)
         atomic_write_bytes(out / LEADERBOARD_FILE, board.to_csv(index_label="rank").encode())
         atomic_write_bytes(out / "metrics.json", json.dumps(report, indent=2, default=str).encode())

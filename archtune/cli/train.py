@@ -14,7 +14,7 @@ import pandas as pd
 
 from archtune.cli.group import cli
 from archtune.cli.common import (
-    _echo_metrics,
+    echo_metrics,
     estimator_for,
     resolve_image_paths,
     holdout_metrics,
@@ -70,10 +70,10 @@ def fit(data: str, target: str | None, task: str, settings: tuple[str, ...], hol
     report: dict[str, Any] = {"data": str(data), "target": target, "task": task, "fit_seconds": seconds,
                               "validation": {k: float(best[k]) for k in best.index if k.startswith("val_")}}
     if report["validation"]:
-        _echo_metrics("validation (early-stopping split)", report["validation"])
+        echo_metrics("validation (early-stopping split)", report["validation"])
     if X_hold is not None:
         report["holdout"] = holdout_metrics(model, X_hold, y_hold, task)
-        _echo_metrics(f"held-out ({len(X_hold)} rows)", report["holdout"])
+        echo_metrics(f"held-out ({len(X_hold)} rows)", report["holdout"])
     save(model, out, metadata=report)
     atomic_write_bytes(out / "metrics.json", json.dumps(report, indent=2).encode())
     click.echo(f"saved the model bundle to {out} (use: archtune predict {out} DATA)")

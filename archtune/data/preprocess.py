@@ -16,6 +16,8 @@ import pandas as pd
 from scipy.special import ndtri
 
 from archtune.checks import check_choice
+from archtune.data.images import looks_like_image_paths, read_image_column
+from archtune.data.text import build_vocabulary, encode_texts, looks_like_text
 from archtune.errors import DataError
 
 SCALINGS = ("standard", "quantile", None)
@@ -125,9 +127,18 @@ def _comma_number(value: Any) -> bool:
     return isinstance(value, str) and _COMMA_NUMBER.fullmatch(value.strip()) is not None
 
 
-def infer_column_kinds(frame: pd.DataFrame, where: str = "X") -> dict[str, str]:
-    """Each column's kind, "numeric" or "categorical", checking every value of the table:
-    a stray word in a numeric column or an infinite value raises DataError naming its row."""
+COLUMN_KINDS = ("numeric", "categorical", "text", "image")
+
+
+def infer_column_kinds(frame: pd.DataFrame, where: str = "X", text: bool = True) -> dict[str, str]:
+    """Each column's kind, checking every value of the table: "numeric", "categorical",
+    "text" (several words, mostly distinct values; data/text.py) or "image" (file names of
+    images; data/images.py). A stray word in a numeric column or an infinite value raises
+    DataError naming its row. With ``text=False`` string columns are all categorical.
+
+    This is the one place column kinds are decided: the preprocessor, the search space and
+    the baselines all read its result.
+    """
     kinds: dict[str, str] = {}
     for col in frame.columns:
         numeric = _to_numeric(frame[col], where)
@@ -135,7 +146,13 @@ def infer_column_kinds(frame: pd.DataFrame, where: str = "X") -> dict[str, str]:
             _check_finite(numeric.to_numpy(dtype="float64"), str(col), frame.index, where)
             if len(numeric) and numeric.isna().all():
                 raise DataError(f"{where}: column {str(col)!r} has no values at all (every row is missing)")
-        kinds[str(col)] = "categorical" if numeric is None else "numeric"
+            kinds[str(col)] = "numeric"
+        elif text and looks_like_image_paths(frame[col]):
+            kinds[str(col)] = "image"  # paths with spaces look like text too: images first
+        elif text and looks_like_text(frame[col]):
+            kinds[str(col)] = "text"
+        else:
+            kinds[str(col)] = "categorical"
     return kinds
 
 
@@ -168,11 +185,14 @@ class Preprocessor:
     # ------------------------------------------------------------------ fitting
 
     def fit(self, frame: pd.DataFrame, where: str = "X", kinds: dict[str, str] | None = None) -> "Preprocessor":
-        """Learn column types, categories and scaling statistics from ``frame``.
+        """Learn categories, vocabularies, image sizes and scaling statistics from ``frame``.
 
-        ``kinds`` (from `infer_column_kinds` on the whole table) fixes each column's type, so
-        that a table split for validation is typed, and its errors located, as a whole.
+        ``kinds`` (from `infer_column_kinds` on the whole table) fixes each column's kind, so
+        that a table split for validation is typed, and its errors located, as a whole;
+        without it the kinds are inferred on ``frame``.
         """
+        if kinds is None:
+            kinds = infer_column_kinds(frame, where, self.text)
         self.columns_: list[str] = [str(c) for c in frame.columns]
         self.numeric_: list[str] = []
         self.categorical_: list[str] = []
@@ -185,14 +205,19 @@ class Preprocessor:
         self.text_, self.vocabularies_, self.text_lengths_ = [], {}, {}
         self.image_, self.image_shapes_ = [], {}
         for col in frame.columns:
-            if kinds is not None and kinds.get(str(col)) == "categorical":
-                self._fit_categorical(str(col), frame[col])
-                continue
-            numeric = _to_numeric(frame[col], where)
-            if numeric is None:
-                self._fit_categorical(str(col), frame[col])
+            name, kind = str(col), kinds.get(str(col), "categorical")
+            if kind == "numeric":
+                numeric = _to_numeric(frame[col], where)
+                if numeric is None:
+                    raise DataError(f"{where}: column {name!r} holds text, but the table's column {name!r} is numeric")
+                self._fit_numeric(name, numeric, where)
+            elif kind == "image" and self.text:
+                self._fit_image(name, frame[col])
+            elif kind == "text" and self.text:
+                self.text_.append(name)
+                self.vocabularies_[name], self.text_lengths_[name] = build_vocabulary(frame[col])
             else:
-                self._fit_numeric(str(col), numeric, where)
+                self._fit_categorical(name, frame[col])
         return self
 
     def _fit_numeric(self, name: str, values: pd.Series, where: str) -> None:
@@ -219,20 +244,13 @@ class Preprocessor:
             qs = np.quantile(filled, np.linspace(0, 1, min(N_QUANTILES, filled.size)))
             self.quantiles_.append([float(q) for q in qs])
 
-    def _fit_categorical(self, name: str, values: pd.Series) -> None:
-        from archtune.data.images import looks_like_image_paths, read_image_column
-        from archtune.data.text import build_vocabulary, looks_like_text
+    def _fit_image(self, name: str, values: pd.Series) -> None:
+        """A column of image files: their pixels, read by a convolutional encoder."""
+        self.image_.append(name)
+        first = values.dropna().iloc[:1]  # the first image sets the size the others are resized to
+        self.image_shapes_[name] = list(read_image_column(first, None, "X", name).shape[1:])
 
-        if self.text and looks_like_image_paths(values):
-            # A column of image files: their pixels, read by a convolutional encoder.
-            self.image_.append(name)
-            first = values.dropna().iloc[:1]  # the first image sets the size the others are resized to
-            self.image_shapes_[name] = list(read_image_column(first, None, "X", name).shape[1:])
-            return
-        if self.text and looks_like_text(values):
-            self.text_.append(name)
-            self.vocabularies_[name], self.text_lengths_[name] = build_vocabulary(values)
-            return
+    def _fit_categorical(self, name: str, values: pd.Series) -> None:
         self.categorical_.append(name)
         present = values[values.notna()].map(str)
         # Most frequent first, so codes are stable and the commonest levels get small codes.
@@ -273,13 +291,9 @@ class Preprocessor:
         else:
             blocks.append(codes.astype("float64"))
         if self.text_:
-            from archtune.data.text import encode_texts
-
             blocks += [encode_texts(frame[name], self.vocabularies_[name], self.text_lengths_[name]).astype("float64")
                        for name in self.text_]
         if self.image_:
-            from archtune.data.images import read_image_column
-
             for name in self.image_:
                 pixels = read_image_column(frame[name], tuple(self.image_shapes_[name]), where, name)
                 blocks.append(pixels.reshape(n, -1).astype("float64") / 255.0)

@@ -54,7 +54,7 @@ class SingleEngine:
         self.loss_fn = loss_fn
         self.metric = metric
         self.device = device
-        self.has_batchnorm = any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in module.modules())
+        self.has_batchnorm = any(isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)) for m in module.modules())
         self.optimizer: torch.optim.Optimizer | None = None
 
     def begin(self) -> None:

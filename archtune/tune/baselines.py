@@ -28,14 +28,14 @@ class BaselineResult:
 
 
 def _column_transformer(frame: pd.DataFrame, scale: bool):
+    """Imputation (and scaling) of the numeric columns, one-hot codes of the others; a column
+    is numeric when its dtype is (`_typed` has converted the table by its kinds)."""
     from sklearn.compose import ColumnTransformer
     from sklearn.impute import SimpleImputer
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
-    from archtune.data.preprocess import _to_numeric
-
-    numeric = [c for c in frame.columns if _to_numeric(frame[c], "X") is not None]
+    numeric = [c for c in frame.columns if pd.api.types.is_numeric_dtype(frame[c])]
     categorical = [c for c in frame.columns if c not in numeric]
     numeric_steps = [SimpleImputer(strategy="median", add_indicator=True)]
     if scale:
@@ -48,16 +48,15 @@ def _column_transformer(frame: pd.DataFrame, scale: bool):
     return ColumnTransformer(parts)
 
 
-def _as_strings(frame: pd.DataFrame) -> pd.DataFrame:
-    """Categorical columns as strings (OneHotEncoder needs one type per column)."""
-    from archtune.data.preprocess import _to_numeric
-
+def _typed(frame: pd.DataFrame, kinds: dict[str, str]) -> pd.DataFrame:
+    """Numeric columns as numbers, the others as strings (OneHotEncoder needs one type per
+    column), by the kinds `infer_column_kinds` decided."""
     out = frame.copy()
     for c in out.columns:
-        if _to_numeric(out[c], "X") is None:
-            out[c] = out[c].map(lambda v: v if pd.isna(v) else str(v))
-        else:
+        if kinds.get(str(c)) == "numeric":
             out[c] = pd.to_numeric(out[c], errors="coerce")
+        else:
+            out[c] = out[c].map(lambda v: v if pd.isna(v) else str(v)).astype(object)
     return out
 
 
@@ -106,20 +105,22 @@ def run_baselines(
     X_val: pd.DataFrame,
     y_val: Any,
     score: Callable[[Any, pd.DataFrame, Any], float],
+    kinds: dict[str, str],
     seed: int = 0,
     deadline: float | None = None,
 ) -> list[BaselineResult]:
     """Fit each baseline on the training split and score it on the validation split.
 
-    Text columns get TF-IDF + a linear model (the classic text baseline); the other baselines
-    see the remaining columns, and are left out when only text remains."""
+    ``kinds`` are the columns' kinds (`infer_column_kinds`). Text columns get TF-IDF + a
+    linear model (the classic text baseline); the other baselines see the remaining columns,
+    and are left out when only text remains."""
     results: list[BaselineResult] = []
-    X_train, X_val = _as_strings(X_train), _as_strings(X_val)
+    X_train, X_val = _typed(X_train, kinds), _typed(X_val, kinds)
     # Columns of image paths mean nothing to these models: they see the images' pixels.
-    paths = image_path_columns(X_train)
+    paths = [c for c in X_train.columns if kinds.get(str(c)) == "image"]
     if paths:
         X_train, X_val = _pixels_for_paths(X_train, X_val, paths)
-    text = text_columns(X_train)
+    text = [c for c in X_train.columns if kinds.get(str(c)) == "text"]
     models = baseline_models(task, len(X_train), seed)
     if text:
         models = {**({} if len(text) == X_train.shape[1] else
@@ -171,23 +172,6 @@ def _pixels_for_paths(X_train: pd.DataFrame, X_val: pd.DataFrame,
         train_parts.append(pd.DataFrame(train.reshape(len(train), -1) / 255.0, columns=names, index=X_train.index))
         val_parts.append(pd.DataFrame(val.reshape(len(val), -1) / 255.0, columns=names, index=X_val.index))
     return pd.concat(train_parts, axis=1), pd.concat(val_parts, axis=1)
-
-
-def image_path_columns(frame: pd.DataFrame) -> list[str]:
-    from archtune.data.images import looks_like_image_paths
-
-    return [c for c in frame.columns
-            if not pd.api.types.is_numeric_dtype(frame[c]) and looks_like_image_paths(frame[c])]
-
-
-def text_columns(frame: pd.DataFrame) -> list[str]:
-    from archtune.data.preprocess import _to_numeric
-    from archtune.data.text import looks_like_text
-
-    # Paths with spaces look like text too; the preprocessor reads them as images first.
-    images = set(image_path_columns(frame))
-    return [c for c in frame.columns
-            if c not in images and _to_numeric(frame[c], "X") is None and looks_like_text(frame[c])]
 
 
 def _without(factory: Callable[[pd.DataFrame], Any], text: list[str]) -> Callable[[pd.DataFrame], Any]:

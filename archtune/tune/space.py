@@ -1,18 +1,27 @@
-"""Search spaces: named dimensions that produce estimator parameters from an Optuna trial.
+"""Search spaces, define-by-run: each family samples itself from a trial, in plain Python.
 
-The default space encodes common practice for tabular networks, with conditions where they
-matter: SELU goes without batch/layer norm (it normalises itself, and gets AlphaDropout from
-the estimator); momentum is searched only for the SGD optimisers; warm-up only where the
-schedule has none of its own; the learning-rate range follows the optimiser family.
+A space is a sampling function that asks a `Sampler` for the parameters it needs, the Optuna
+idiom: conditions are ``if`` statements a reader can follow (SELU goes without batch/layer
+norm, since it normalises itself; momentum is searched only for the SGD optimisers; warm-up
+only where the schedule has none of its own; the learning-rate range follows the optimiser
+family). The data decides which sampling functions run: the tabular families, the CNN
+family for image arrays, the sequence family for series, plus the encoders of text columns
+and of columns of image paths.
+
+The user's overrides are explicit objects: `Choice` (categorical values), `Range` (a numeric
+range, log-scaled where the default is unless ``log`` says otherwise) and `Fixed` (one value,
+any type, tuples included). A dict of overrides is sugar: a list is a Choice, a 2-tuple of
+numbers a Range, anything else Fixed. An override replaces what the space would ask for that
+parameter; an override of a parameter the space does not search extends it.
 
 `max_epochs` is not a searched dimension: it is the fidelity that the pruner hands out.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import math
-from collections.abc import Callable, Mapping
+import random
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,15 +32,280 @@ DEFAULT_MAX_EPOCHS = 60
 # searched factor in this range (log-scaled) - the range is centred on the suggestion.
 AUTO_LR_SCALE = (0.1, 10.0)
 AUTO_LR_SCALE_PARAM = "learning_rate_scale"
+# How many random walks through a space `describe`, `grid` and `dimensions` take to find every
+# parameter it may ask for (conditional ones included).
+DISCOVERY_WALKS = 300
+
+
+# --------------------------------------------------------------------------- overrides
+
+
+@dataclass(frozen=True)
+class Choice:
+    """Search these values (categorical)."""
+
+    values: tuple
+
+    def __init__(self, *values: Any):
+        if len(values) == 1 and isinstance(values[0], (list, tuple)):
+            values = tuple(values[0])
+        object.__setattr__(self, "values", tuple(values))
+
+
+@dataclass(frozen=True)
+class Range:
+    """Search a numeric range; ``log=None`` keeps the space's own scale for the parameter.
+    Integer ends give integers where the space searches integers."""
+
+    low: float
+    high: float
+    log: bool | None = None
+
+
+@dataclass(frozen=True)
+class Fixed:
+    """Fix a parameter to one value (of any type: ``Fixed((256, 128))`` fixes a tuple)."""
+
+    value: Any
+
+
+Override = Choice | Range | Fixed
+
+
+def as_override(name: str, value: Any) -> Override:
+    """The dict shorthand as an override object, checked: a list is a Choice, a 2-tuple of
+    numbers a Range, any other value Fixed."""
+    if isinstance(value, (Choice, Range, Fixed)):
+        override = value
+    elif isinstance(value, list):
+        override = Choice(*value)
+    elif isinstance(value, tuple):
+        if len(value) != 2 or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value):
+            raise InvalidParameterError(
+                f"search-space range for {name} must be (low, high) numbers; got {name}={value!r} "
+                f"(to fix a tuple-valued parameter, use Fixed({value!r}) or --set on the command line)")
+        override = Range(*value)
+    else:
+        override = Fixed(value)
+    if isinstance(override, Choice) and not override.values:
+        raise InvalidParameterError(f"search-space choices for {name} are empty; give at least one value")
+    if isinstance(override, Range):
+        if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (override.low, override.high)):
+            raise InvalidParameterError(f"search-space range for {name} must be (low, high) numbers; "
+                                        f"got {name}=({override.low!r}, {override.high!r})")
+        if not override.low < override.high:
+            raise InvalidParameterError(f"search-space range for {name} is empty: low must be below high; "
+                                        f"got {name}=({override.low!r}, {override.high!r})")
+        if override.log and override.low <= 0:
+            raise InvalidParameterError(f"search-space range for {name} is log-scaled and must be positive; "
+                                        f"got {name}=({override.low!r}, {override.high!r})")
+    return override
+
+
+# --------------------------------------------------------------------------- the sampler
+
+
+class Sampler:
+    """Asks ``trial`` for parameters, honouring the user's overrides; ``params`` collects the
+    estimator parameters of the trial."""
+
+    def __init__(self, trial: Any, overrides: Mapping[str, Override]):
+        self.trial = trial
+        self.overrides = dict(overrides)
+        self.params: dict[str, Any] = {}
+
+    def __getitem__(self, name: str) -> Any:
+        return self.params[name]
+
+    def choice(self, name: str, values: Sequence[Any]) -> Any:
+        """A categorical parameter."""
+        return self._ask(name, "categorical", values=tuple(values))
+
+    def int(self, name: str, low: int, high: int, log: bool = False) -> int:
+        return self._ask(name, "int", low=low, high=high, log=log)
+
+    def float(self, name: str, low: float, high: float, log: bool = False) -> float:
+        return self._ask(name, "float", low=low, high=high, log=log)
+
+    def fixed(self, name: str, value: Any) -> Any:
+        """A parameter the space does not search here: ``value``, unless the user fixed it
+        (a user's choices or range do not override the space's condition)."""
+        return self._ask(name, "fixed", value=value)
+
+    def _ask(self, name: str, kind: str, values: tuple = (), low: float = 0.0, high: float = 0.0,
+             log: bool = False, value: Any = None) -> Any:
+        override = self.overrides.get(name)
+        if kind == "fixed" and not isinstance(override, Fixed):
+            override = None
+        if isinstance(override, Fixed):
+            result = override.value
+        elif isinstance(override, Choice):
+            result = self.trial.suggest_categorical(name, list(override.values))
+        elif isinstance(override, Range):
+            integer = kind == "int" or (kind not in ("float",) and isinstance(override.low, int)
+                                        and isinstance(override.high, int))
+            scale = log if override.log is None else override.log
+            if scale and override.low <= 0:
+                raise InvalidParameterError(f"search-space range for {name} is log-scaled and must be positive; "
+                                            f"got {name}=({override.low!r}, {override.high!r})")
+            result = (self.trial.suggest_int(name, int(override.low), int(override.high), log=scale) if integer
+                      else self.trial.suggest_float(name, float(override.low), float(override.high), log=scale))
+        elif kind == "categorical":
+            result = self.trial.suggest_categorical(name, list(values))
+        elif kind == "int":
+            result = self.trial.suggest_int(name, int(low), int(high), log=log)
+        elif kind == "float":
+            result = self.trial.suggest_float(name, float(low), float(high), log=log)
+        else:
+            result = value
+        self.params[name] = result
+        return result
+
+    def rest(self) -> None:
+        """The overrides the space did not ask for: fixed values, or searched extensions."""
+        for name, override in self.overrides.items():
+            if name in self.params or name == "max_epochs":
+                continue
+            if isinstance(override, Range):
+                self._ask(name, "number")
+            elif isinstance(override, Choice):
+                self._ask(name, "categorical", values=override.values)
+            else:
+                self._ask(name, "fixed", value=override.value)
+
+
+# --------------------------------------------------------------------------- what families sample
+
+
+def _adaptive(optimizer: str) -> bool:
+    return optimizer in ("adam", "adamw", "nadam", "rmsprop", "adagrad")
+
+
+def sample_training(s: Sampler, optimizers: Sequence[str] = ("adamw", "adam", "nesterov", "rmsprop"),
+                    batch_sizes: Sequence[int] = (32, 64, 128, 256, 512, 1024),
+                    schedules: Sequence[str] = ("constant", "cosine", "one_cycle"),
+                    weight_decay: tuple[float, float] = (1e-6, 1e-1),
+                    adaptive_rates: tuple[float, float] = (1e-5, 1e-2),
+                    sgd_rates: tuple[float, float] = (1e-4, 1e-1)) -> None:
+    """The optimiser, its rate, the batch size, the schedule and weight decay."""
+    s.float("weight_decay", *weight_decay, log=True)
+    optimizer = s.choice("optimizer", optimizers)
+    if optimizer in ("momentum", "nesterov"):
+        s.float("momentum", 0.8, 0.99)
+    else:
+        s.fixed("momentum", 0.9)
+    # Adaptive optimisers want smaller rates than SGD.
+    s.float("learning_rate", *(adaptive_rates if _adaptive(optimizer) else sgd_rates), log=True)
+    s.choice("batch_size", batch_sizes)
+    schedule = s.choice("lr_schedule", schedules)
+    if "one_cycle" in schedules:
+        if schedule != "one_cycle":
+            s.int("warmup_epochs", 0, 5)
+        else:
+            s.fixed("warmup_epochs", 0)  # one_cycle warms up by itself
+
+
+def sample_dense(s: Sampler, activations: Sequence[str] = ("relu", "leaky_relu", "elu", "selu", "gelu", "silu")) -> None:
+    """Depth, width, shape, activation (with its matching initialiser), norm and dropout of
+    the MLP and ResNet families."""
+    s.int("hidden_layers", 1, 8)
+    s.int("units", 16, 1024, log=True)
+    s.choice("shape", ("constant", "funnel", "pyramid"))
+    activation = s.choice("activation", activations)
+    s.fixed("initializer", "auto")
+    if activation != "selu":
+        s.choice("norm", (None, "batch", "layer"))
+    else:
+        s.fixed("norm", None)  # SELU normalises itself (and gets AlphaDropout)
+    s.float("dropout", 0.0, 0.5)
+
+
+def sample_table(s: Sampler) -> None:
+    """Tables: an MLP or a ResNet-style MLP."""
+    s.choice("arch", ("mlp", "resnet"))
+    sample_dense(s)
+    sample_training(s)
+
+
+def sample_small(s: Sampler) -> None:
+    """A small MLP space for quick searches."""
+    s.fixed("arch", "mlp")
+    s.int("hidden_layers", 1, 3)
+    s.int("units", 32, 256, log=True)
+    s.choice("activation", ("relu", "gelu"))
+    s.float("dropout", 0.0, 0.3)
+    s.float("weight_decay", 1e-6, 1e-2, log=True)
+    s.fixed("optimizer", "adamw")
+    s.float("learning_rate", 1e-4, 1e-2, log=True)
+    s.choice("batch_size", (64, 128, 256, 512))
+    s.choice("lr_schedule", ("constant", "cosine"))
+
+
+def sample_cnn(s: Sampler) -> None:
+    """Images: the convolutional family's depth, filters, kernel, separable or not, pooling and
+    dropout; a small dense head. conv_blocks=0 is the dense family on the pixels (an MLP), so
+    the search weighs both families."""
+    s.fixed("arch", "cnn")
+    blocks = s.int("conv_blocks", 0, 3)
+    if blocks > 0:
+        s.choice("filters", (16, 32, 64))
+        s.choice("kernel_size", (3, 5))
+        s.choice("separable", (False, True))
+        s.choice("residual", (False, True))
+        s.choice("pooling", ("max", "avg"))
+        s.int("hidden_layers", 0, 2)
+    else:
+        # An MLP on pixels needs at least one hidden layer to be more than a linear model.
+        s.int("hidden_layers", 1, 3)
+    s.choice("units", (64, 128, 256))
+    s.choice("activation", ("relu", "gelu"))
+    s.float("dropout", 0.0, 0.5)
+    sample_training(s, optimizers=("adamw", "nesterov"), batch_sizes=(64, 128, 256), schedules=("constant", "cosine"),
+                    weight_decay=(1e-6, 1e-2), adaptive_rates=(1e-4, 1e-2), sgd_rates=(1e-3, 1e-1))
+
+
+def sample_text_encoder(s: Sampler) -> None:
+    """Text columns: the sequence encoder and its embedding."""
+    kind = s.choice("sequence", ("conv", "lstm", "gru"))
+    s.choice("embedding_dim", (32, 64, 128))
+    s.choice("sequence_units", (64, 128, 256))
+    if kind != "conv":
+        s.choice("bidirectional", (False, True))
+
+
+def sample_series_encoder(s: Sampler) -> None:
+    """Time series (N x T x F arrays, arch="sequence"): the encoder without an embedding."""
+    kind = s.choice("sequence", ("conv", "lstm", "gru"))
+    s.choice("sequence_units", (64, 128, 256))
+    if kind != "conv":
+        s.choice("bidirectional", (False, True))
+
+
+def sample_image_encoder(s: Sampler) -> None:
+    """Columns of image paths in a table: their conv encoders."""
+    s.int("conv_blocks", 1, 3)
+    s.choice("filters", (16, 32, 64))
+    s.choice("kernel_size", (3, 5))
+    s.choice("separable", (False, True))
+    s.choice("residual", (False, True))
+    s.choice("pooling", ("max", "avg"))
+
+
+# What each kind of data adds to the space: the body's family (one of) and encoders (any).
+BODIES: dict[str, Callable[[Sampler], None]] = {"table": sample_table, "small": sample_small, "images": sample_cnn}
+ENCODERS: dict[str, Callable[[Sampler], None]] = {"text": sample_text_encoder, "series": sample_series_encoder,
+                                                 "image_columns": sample_image_encoder}
+
+
+# --------------------------------------------------------------------------- the space
 
 
 @dataclass(frozen=True)
 class Dimension:
-    """One searched (or fixed) parameter.
-
-    ``kind`` is "int", "float", "categorical" or "fixed". ``when`` restricts the dimension to
-    trials whose already-sampled parameters satisfy it; otherwise ``otherwise`` is used.
-    """
+    """What a space may ask for one parameter (found by walking the space): its kind
+    ("int", "float", "categorical" or "fixed"), range or choices (the union over the space's
+    variants), and when it is asked; ``variants`` describe a parameter whose distribution
+    depends on other choices (the learning rate per optimiser family, say)."""
 
     name: str
     kind: str
@@ -40,278 +314,252 @@ class Dimension:
     log: bool = False
     choices: tuple = ()
     value: Any = None
-    when: Callable[[dict[str, Any]], bool] | None = field(default=None, compare=False)
-    otherwise: Any = None
-
-    def applies(self, params: dict[str, Any]) -> bool:
-        return self.when is None or self.when(params)
-
-    def suggest(self, trial: Any) -> Any:
-        if self.kind == "fixed":
-            return self.value
-        if self.kind == "categorical":
-            return trial.suggest_categorical(self.name, list(self.choices))
-        if self.kind == "int":
-            return trial.suggest_int(self.name, int(self.low), int(self.high), log=self.log)
-        return trial.suggest_float(self.name, float(self.low), float(self.high), log=self.log)
-
-    def grid_values(self, points: int = 3) -> list[Any]:
-        """A few representative values, for the grid sampler."""
-        if self.kind == "fixed":
-            return [self.value]
-        if self.kind == "categorical":
-            return list(self.choices)
-        lo, hi = float(self.low), float(self.high)
-        if self.log:
-            values = [math.exp(math.log(lo) + (math.log(hi) - math.log(lo)) * i / (points - 1)) for i in range(points)]
-        else:
-            values = [lo + (hi - lo) * i / (points - 1) for i in range(points)]
-        if self.kind == "int":
-            return sorted({int(round(v)) for v in values})
-        return [min(hi, max(lo, v)) for v in values]  # exp/log round-off must not leave the range
+    when: str = ""
+    variants: tuple[tuple[str, str], ...] = ()
 
     def describe(self) -> str:
-        if self.kind == "fixed":
-            return f"{self.value!r}"
-        if self.kind == "categorical":
-            return "{" + ", ".join(repr(c) for c in self.choices) + "}"
-        return f"{self.low:g}..{self.high:g}{' (log)' if self.log else ''}"
+        if self.variants:
+            return " | ".join(f"{text} when {when}" if when else text for text, when in self.variants)
+        return f"{_text(self)} when {self.when}" if self.when else _text(self)
 
 
-def _adam_family(p: dict[str, Any]) -> bool:
-    return p.get("optimizer") in ("adam", "adamw", "nadam", "rmsprop", "adagrad")
-
-
-def _default_dimensions() -> list[Dimension]:
-    return [
-        Dimension("arch", "categorical", choices=("mlp", "resnet")),
-        Dimension("hidden_layers", "int", 1, 8),
-        Dimension("units", "int", 16, 1024, log=True),
-        Dimension("shape", "categorical", choices=("constant", "funnel", "pyramid")),
-        Dimension("activation", "categorical", choices=("relu", "leaky_relu", "elu", "selu", "gelu", "silu")),
-        Dimension("initializer", "fixed", value="auto"),
-        Dimension("norm", "categorical", choices=(None, "batch", "layer"),
-                  when=lambda p: p.get("activation") != "selu", otherwise=None),
-        Dimension("dropout", "float", 0.0, 0.5),
-        Dimension("weight_decay", "float", 1e-6, 1e-1, log=True),
-        Dimension("optimizer", "categorical", choices=("adamw", "adam", "nesterov", "rmsprop")),
-        Dimension("momentum", "float", 0.8, 0.99, when=lambda p: p.get("optimizer") in ("momentum", "nesterov"),
-                  otherwise=0.9),
-        # Adaptive optimisers want smaller rates than SGD; together they span 1e-5..1e-1.
-        Dimension("learning_rate", "float", 1e-5, 1e-2, log=True, when=_adam_family),
-        Dimension("learning_rate", "float", 1e-4, 1e-1, log=True, when=lambda p: not _adam_family(p)),
-        Dimension("batch_size", "categorical", choices=(32, 64, 128, 256, 512, 1024)),
-        Dimension("lr_schedule", "categorical", choices=("constant", "cosine", "one_cycle")),
-        Dimension("warmup_epochs", "int", 0, 5, when=lambda p: p.get("lr_schedule") != "one_cycle", otherwise=0),
-    ]
-
-
-def _cnn_dimensions() -> list[Dimension]:
-    """Images: the convolutional family's depth, filters, kernel, separable or not, pooling and
-    dropout; a small dense head; the optimiser choices of the default space. conv_blocks=0 is
-    the dense family on the pixels (an MLP), so the search weighs both families."""
-    convolutional = lambda p: p.get("conv_blocks", 1) > 0  # noqa: E731
-    return [
-        Dimension("arch", "fixed", value="cnn"),
-        Dimension("conv_blocks", "int", 0, 3),
-        Dimension("filters", "categorical", choices=(16, 32, 64), when=convolutional, otherwise=32),
-        Dimension("kernel_size", "categorical", choices=(3, 5), when=convolutional, otherwise=3),
-        Dimension("separable", "categorical", choices=(False, True), when=convolutional, otherwise=False),
-        Dimension("residual", "categorical", choices=(False, True), when=convolutional, otherwise=False),
-        Dimension("pooling", "categorical", choices=("max", "avg"), when=convolutional, otherwise="max"),
-        # An MLP on pixels needs at least one hidden layer to be more than a linear model.
-        Dimension("hidden_layers", "int", 0, 2, when=convolutional),
-        Dimension("hidden_layers", "int", 1, 3, when=lambda p: not convolutional(p)),
-        Dimension("units", "categorical", choices=(64, 128, 256)),
-        Dimension("activation", "categorical", choices=("relu", "gelu")),
-        Dimension("dropout", "float", 0.0, 0.5),
-        Dimension("weight_decay", "float", 1e-6, 1e-2, log=True),
-        Dimension("optimizer", "categorical", choices=("adamw", "nesterov")),
-        Dimension("momentum", "float", 0.8, 0.99, when=lambda p: p.get("optimizer") in ("momentum", "nesterov"),
-                  otherwise=0.9),
-        Dimension("learning_rate", "float", 1e-4, 1e-2, log=True, when=_adam_family),
-        Dimension("learning_rate", "float", 1e-3, 1e-1, log=True, when=lambda p: not _adam_family(p)),
-        Dimension("batch_size", "categorical", choices=(64, 128, 256)),
-        Dimension("lr_schedule", "categorical", choices=("constant", "cosine")),
-    ]
-
-
-# Text columns: the sequence encoder joins the default space.
-TEXT_DIMENSIONS = [
-    Dimension("sequence", "categorical", choices=("conv", "lstm", "gru")),
-    Dimension("embedding_dim", "categorical", choices=(32, 64, 128)),
-    Dimension("sequence_units", "categorical", choices=(64, 128, 256)),
-    Dimension("bidirectional", "categorical", choices=(False, True), when=lambda p: p.get("sequence") != "conv",
-              otherwise=False),
-]
-
-# Columns of image paths in a table: their conv encoders' choices join the default space.
-IMAGE_COLUMN_DIMENSIONS = [
-    Dimension("conv_blocks", "int", 1, 3),
-    Dimension("filters", "categorical", choices=(16, 32, 64)),
-    Dimension("kernel_size", "categorical", choices=(3, 5)),
-    Dimension("separable", "categorical", choices=(False, True)),
-    Dimension("residual", "categorical", choices=(False, True)),
-    Dimension("pooling", "categorical", choices=("max", "avg")),
-]
-
-# Time series (N x T x F arrays with arch="sequence"): the encoder's choices without the
-# embedding, which only token inputs have.
-SERIES_DIMENSIONS = [d for d in TEXT_DIMENSIONS if d.name != "embedding_dim"]
-
-
-def _small_dimensions() -> list[Dimension]:
-    return [
-        Dimension("arch", "fixed", value="mlp"),
-        Dimension("hidden_layers", "int", 1, 3),
-        Dimension("units", "int", 32, 256, log=True),
-        Dimension("activation", "categorical", choices=("relu", "gelu")),
-        Dimension("dropout", "float", 0.0, 0.3),
-        Dimension("weight_decay", "float", 1e-6, 1e-2, log=True),
-        Dimension("optimizer", "fixed", value="adamw"),
-        Dimension("learning_rate", "float", 1e-4, 1e-2, log=True),
-        Dimension("batch_size", "categorical", choices=(64, 128, 256, 512)),
-        Dimension("lr_schedule", "categorical", choices=("constant", "cosine")),
-    ]
+def _text(d: Dimension) -> str:
+    if d.kind == "fixed":
+        return f"{d.value!r}"
+    if d.kind == "categorical":
+        return "{" + ", ".join(repr(c) for c in d.choices) + "}"
+    return f"{d.low:g}..{d.high:g}{' (log)' if d.log else ''}"
 
 
 class SearchSpace:
-    """An ordered list of dimensions plus the fidelity (``max_epochs``).
+    """A body family's sampler, encoders' samplers, the user's overrides and the fidelity.
 
     Parameters
     ----------
-    dimensions : list of Dimension
+    body : {"table", "small", "images"}
+        Which sampling function chooses the network's family and size.
+    encoders : sequence of {"text", "series", "image_columns"}
+        Encoders whose dimensions join the space (text columns, time series, image paths).
+    overrides : dict of str to Choice, Range or Fixed
     max_epochs : int
         Most epochs a trial may train; the pruner's maximum resource.
     """
 
-    def __init__(self, dimensions: list[Dimension], max_epochs: int = DEFAULT_MAX_EPOCHS):
-        self.dimensions = list(dimensions)
+    def __init__(self, body: str = "table", encoders: Sequence[str] = (),
+                 overrides: Mapping[str, Override] | None = None, max_epochs: int = DEFAULT_MAX_EPOCHS):
+        self.body = body
+        self.encoders = tuple(encoders)
+        self.overrides = dict(overrides or {})
         self.max_epochs = int(max_epochs)
 
     @classmethod
     def default(cls) -> "SearchSpace":
-        return cls(_default_dimensions())
+        return cls("table")
 
     @classmethod
     def cnn(cls) -> "SearchSpace":
-        return cls(_cnn_dimensions(), max_epochs=30)
+        return cls("images", max_epochs=30)
 
     @classmethod
     def small(cls) -> "SearchSpace":
-        return cls(_small_dimensions(), max_epochs=30)
+        return cls("small", max_epochs=30)
 
-    @property
-    def names(self) -> list[str]:
-        return list(dict.fromkeys(d.name for d in self.dimensions))
+    def __repr__(self) -> str:
+        return (f"SearchSpace(body={self.body!r}, encoders={self.encoders!r}, overrides={self.overrides!r}, "
+                f"max_epochs={self.max_epochs})")
 
     def sample(self, trial: Any) -> dict[str, Any]:
         """Estimator parameters for ``trial`` (an Optuna trial or anything with suggest_*)."""
-        params: dict[str, Any] = {}
-        for dim in self.dimensions:
-            if dim.applies(params):
-                params[dim.name] = dim.suggest(trial)
-            elif dim.name not in params:
-                # A later variant of the same name (e.g. learning_rate per optimiser family)
-                # may still apply and replace this placeholder.
-                params[dim.name] = dim.otherwise
+        s = Sampler(trial, self.overrides)
+        BODIES[self.body](s)
+        for encoder in self.encoders:
+            ENCODERS[encoder](s)
+        s.rest()
+        params = s.params
         if _is_auto(params.get("learning_rate")):
             params[AUTO_LR_SCALE_PARAM] = trial.suggest_float(AUTO_LR_SCALE_PARAM, *AUTO_LR_SCALE, log=True)
         params["max_epochs"] = self.max_epochs
         return params
 
-    def grid(self, points: int = 3) -> dict[str, list[Any]]:
-        """Each searched dimension's representative values (for ``sampler="grid"``)."""
-        grid: dict[str, list[Any]] = {}
-        for dim in self.dimensions:
-            if dim.kind != "fixed":
-                grid[dim.name] = sorted(set(grid.get(dim.name, [])) | set(dim.grid_values(points)),
-                                        key=lambda v: (v is None, str(type(v)), v if v is not None else 0))
-            elif dim.name == "learning_rate" and _is_auto(dim.value):
-                grid[AUTO_LR_SCALE_PARAM] = [0.3, 1.0, 3.0]
-        return grid
-
-    def with_overrides(self, overrides: Mapping[str, Any], estimator_params: list[str]) -> "SearchSpace":
-        """A copy narrowed or extended by a dict.
-
-        A list gives categorical choices, a 2-tuple a numeric range (log-scaled where the
-        default was), any other value fixes the parameter. ``max_epochs`` caps the fidelity.
-        """
-        dims = list(self.dimensions)
+    def with_overrides(self, overrides: Mapping[str, Any], estimator_params: Sequence[str]) -> "SearchSpace":
+        """A copy narrowed, extended or fixed by ``overrides`` (objects or the dict shorthand);
+        ``max_epochs`` caps the fidelity. Names must be estimator parameters."""
+        merged = dict(self.overrides)
         max_epochs = self.max_epochs
         for name, value in overrides.items():
             if name not in estimator_params:
                 raise InvalidParameterError(
-                    f"unknown search-space parameter {name!r}{nearest(name, estimator_params)}; "
-                    f"searchable: {', '.join(self.names)}; any estimator parameter may be fixed"
-                )
+                    f"unknown search-space parameter {name!r}{nearest(name, list(estimator_params))}; "
+                    f"searchable: {', '.join(self.names)}; any estimator parameter may be fixed")
             if name == "max_epochs":
-                if isinstance(value, (list, tuple)):
+                value = value.value if isinstance(value, Fixed) else value
+                if isinstance(value, (list, tuple, Choice, Range)):
                     raise InvalidParameterError("max_epochs is the search's fidelity: fix it to one integer, "
                                                 f"got max_epochs={value!r}")
                 if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                     raise InvalidParameterError(f"max_epochs must be a positive integer; got max_epochs={value!r}")
                 max_epochs = value
                 continue
-            variants = [d for d in dims if d.name == name]
-            template = variants[0] if variants else None
-            new = _dimension_from_override(name, value, template)
-            if len(variants) > 1:
-                # One override replaces every conditional variant (hidden_layers per family,
-                # learning_rate per optimiser): it applies to all trials.
-                new = dataclasses.replace(new, when=None, otherwise=None)
-            dims = [d for d in dims if d.name != name]
-            dims.append(new)
-        return SearchSpace(_order(dims, [d.name for d in self.dimensions]), max_epochs)
+            merged[name] = as_override(name, value)
+        space = SearchSpace(self.body, self.encoders, merged, max_epochs)
+        space.check()
+        return space
+
+    def check(self) -> None:
+        """Walk the space with every override applied, so that a log-scaled range that is not
+        positive is refused before the search starts."""
+        rng = random.Random(0)
+        for _ in range(30):
+            self.sample(_Walk(rng, {}))
+
+    def fixed_values(self) -> dict[str, Any]:
+        """The parameters the user fixed."""
+        return {name: o.value for name, o in self.overrides.items() if isinstance(o, Fixed)}
+
+    # ------------------------------------------------------------------ reading the space
+
+    @property
+    def dimensions(self) -> list[Dimension]:
+        """Every parameter the space may ask for, found by walking it (see `Dimension`)."""
+        return _discover(self)
+
+    @property
+    def names(self) -> list[str]:
+        return [d.name for d in self.dimensions]
 
     def describe(self) -> dict[str, str]:
-        out: dict[str, str] = {}
-        for d in self.dimensions:
-            out[d.name] = out[d.name] + " | " + d.describe() if d.name in out else d.describe()
+        """Each parameter's distribution and, for conditional ones, when it is searched."""
+        out = {d.name: d.describe() for d in self.dimensions}
         out["max_epochs"] = f"{self.max_epochs} (fidelity)"
         return out
+
+    def grid(self, points: int = 3) -> dict[str, list[Any]]:
+        """Each searched dimension's representative values (for ``sampler="grid"``)."""
+        grid: dict[str, list[Any]] = {}
+        for d in self.dimensions:
+            if d.kind == "categorical":
+                grid[d.name] = list(d.choices)
+            elif d.kind in ("int", "float"):
+                grid[d.name] = _grid_values(d, points)
+        if _is_auto(self.fixed_values().get("learning_rate")):
+            grid[AUTO_LR_SCALE_PARAM] = [0.3, 1.0, 3.0]
+        return grid
 
 
 def _is_auto(value: Any) -> bool:
     return isinstance(value, str) and value == "auto"
 
 
-_ORDER = [d.name for d in _default_dimensions()]
+def _grid_values(d: Dimension, points: int) -> list[Any]:
+    lo, hi = float(d.low), float(d.high)  # type: ignore[arg-type]
+    if d.log:
+        values = [math.exp(math.log(lo) + (math.log(hi) - math.log(lo)) * i / (points - 1)) for i in range(points)]
+    else:
+        values = [lo + (hi - lo) * i / (points - 1) for i in range(points)]
+    if d.kind == "int":
+        return sorted({int(round(v)) for v in values})
+    return [min(hi, max(lo, v)) for v in values]  # exp/log round-off must not leave the range
 
 
-def _order(dims: list[Dimension], base: list[str]) -> list[Dimension]:
-    """Names in the order of the space they came from (``base``: conditions read earlier
-    choices, e.g. the image space's hidden_layers reads conv_blocks), then other known names
-    in the default order, then the rest."""
-    rank = {name: i for i, name in enumerate(dict.fromkeys(base + _ORDER))}
-    return sorted(dims, key=lambda d: rank.get(d.name, len(rank)))
+class _Walk:
+    """A trial that answers at random and records what it was asked."""
+
+    def __init__(self, rng: random.Random, asked: dict[str, list[tuple]]):
+        self.rng = rng
+        self.asked = asked
+
+    def suggest_categorical(self, name: str, choices: list) -> Any:
+        self.asked.setdefault(name, []).append(("categorical", tuple(choices)))
+        return self.rng.choice(choices)
+
+    def suggest_int(self, name: str, low: int, high: int, log: bool = False) -> int:
+        self.asked.setdefault(name, []).append(("int", low, high, log))
+        return self.rng.randint(low, high)
+
+    def suggest_float(self, name: str, low: float, high: float, log: bool = False) -> float:
+        self.asked.setdefault(name, []).append(("float", low, high, log))
+        return math.exp(self.rng.uniform(math.log(low), math.log(high))) if log else self.rng.uniform(low, high)
 
 
-def _dimension_from_override(name: str, value: Any, template: Dimension | None) -> Dimension:
-    when = template.when if template is not None and name not in ("learning_rate",) else None
-    otherwise = template.otherwise if template is not None else None
-    if isinstance(value, list):
-        if not value:
-            raise InvalidParameterError(f"search-space choices for {name} are empty; give at least one value")
-        return Dimension(name, "categorical", choices=tuple(value), when=when, otherwise=otherwise)
-    if isinstance(value, tuple):
-        if len(value) != 2 or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value):
-            raise InvalidParameterError(
-                f"search-space range for {name} must be (low, high) numbers; got {name}={value!r}")
-        low, high = value
-        if not low < high:
-            raise InvalidParameterError(f"search-space range for {name} is empty: low must be below high; "
-                                        f"got {name}=({low!r}, {high!r})")
-        log = template.log if template is not None and template.kind in ("int", "float") else False
-        if log and low <= 0:
-            raise InvalidParameterError(f"search-space range for {name} is log-scaled and must be positive; "
-                                        f"got {name}=({low!r}, {high!r})")
-        kind = "int" if isinstance(low, int) and isinstance(high, int) and (template is None or template.kind == "int") else "float"
-        return Dimension(name, kind, low, high, log=log, when=when, otherwise=otherwise)
-    return Dimension(name, "fixed", value=value)
+def _discover(space: SearchSpace) -> list[Dimension]:
+    """Walk the space DISCOVERY_WALKS times at random. Each parameter's union of ranges or
+    choices, and for each of its variants the condition under which it is asked: a choice's
+    values in the walks that asked for it, when those are not all of that choice's values."""
+    rng = random.Random(0)
+    walks: list[tuple[dict[str, Any], dict[str, list[tuple]]]] = []
+    for _ in range(DISCOVERY_WALKS):
+        asked: dict[str, list[tuple]] = {}
+        params = space.sample(_Walk(rng, asked))
+        params.pop("max_epochs", None)
+        params.pop(AUTO_LR_SCALE_PARAM, None)
+        walks.append((params, asked))
+    order = list(dict.fromkeys(name for params, _ in walks for name in params))
+    # Parameters that can explain a condition: searched, with a few distinct values.
+    explain = [name for name in order if any(name in asked for _, asked in walks)
+               and len({repr(p.get(name)) for p, _ in walks}) <= 10]
+    dims = []
+    for name in order:
+        variants: dict[tuple, list[int]] = {}
+        for i, (_, asked) in enumerate(walks):
+            for call in asked.get(name, []):
+                variants.setdefault(call, []).append(i)
+        if not variants:  # fixed: by the space (perhaps only under a condition) or by the user
+            values = list(dict.fromkeys(params[name] for params, _ in walks if name in params if _hashable(params[name])))
+            dims.append(Dimension(name, "fixed", value=next(p[name] for p, _ in walks if name in p)) if len(values) <= 1
+                        else Dimension(name, "categorical", choices=tuple(values)))
+            continue
+        calls = list(variants)
+        if calls[0][0] == "categorical":
+            dim = Dimension(name, "categorical", choices=tuple(dict.fromkeys(c for call in calls for c in call[1])))
+        else:
+            kind = "float" if any(c[0] == "float" for c in calls) else "int"
+            dim = Dimension(name, kind, min(c[1] for c in calls), max(c[2] for c in calls),
+                            log=any(c[3] for c in calls))
+        conditions = [_condition(name, set(indices), walks, explain) for indices in variants.values()]
+        if len(variants) == 1:
+            dims.append(Dimension(dim.name, dim.kind, dim.low, dim.high, dim.log, dim.choices, when=conditions[0]))
+        else:
+            texts = [_text(_call_dimension(name, call)) for call in calls]
+            dims.append(Dimension(dim.name, dim.kind, dim.low, dim.high, dim.log, dim.choices,
+                                  variants=tuple(zip(texts, conditions))))
+    return dims
 
 
-def resolve_space(space: Any, estimator_params: list[str], data: str = "table") -> SearchSpace:
+def _hashable(value: Any) -> bool:
+    try:
+        hash(value)
+        return True
+    except TypeError:
+        return False
+
+
+def _call_dimension(name: str, call: tuple) -> Dimension:
+    if call[0] == "categorical":
+        return Dimension(name, "categorical", choices=call[1])
+    return Dimension(name, call[0], call[1], call[2], log=call[3])
+
+
+def _condition(name: str, indices: set[int], walks: list, explain: list[str]) -> str:
+    """The earliest parameter whose values tell the walks at ``indices`` (those that asked
+    for ``name`` this way) from the others; "" when every walk asked."""
+    if len(indices) == len(walks):
+        return ""
+    for other in explain:
+        if other == name:
+            continue
+        inside = {repr(walks[i][0].get(other)) for i in indices if other in walks[i][0]}
+        outside = {repr(p.get(other)) for i, (p, _) in enumerate(walks) if i not in indices}
+        if inside and not inside & outside:
+            values = sorted({walks[i][0].get(other) for i in indices if other in walks[i][0]}, key=_order_key)
+            return f"{other} in {{{', '.join(repr(v) for v in values)}}}"
+    return "some choices"
+
+
+def _order_key(value: Any) -> tuple:
+    return (isinstance(value, str), value if isinstance(value, (int, float)) else str(value))
+
+
+def resolve_space(space: Any, estimator_params: Sequence[str], data: str = "table") -> SearchSpace:
     """"default", "small", "cnn", a dict of overrides of the default space, or a SearchSpace.
 
     ``data`` says what the search sees: "images" (3-D or 4-D arrays) makes the CNN space the
@@ -319,21 +567,20 @@ def resolve_space(space: Any, estimator_params: list[str], data: str = "table") 
     series and the sequence encoder's dimensions join the default space. Tables: "text" (text
     columns) adds the sequence encoder's dimensions, with the embedding's, and
     "image_columns" (columns of image paths) the conv encoder's; "text+image_columns" both.
+    An explicit SearchSpace is used as it is.
     """
     if isinstance(space, SearchSpace):
         return space
     kinds = set(data.split("+"))
-    if "images" in kinds and isinstance(space, Mapping) and space.get("arch") == "sequence":
+    if "images" in kinds and isinstance(space, Mapping) and _value(space.get("arch")) == "sequence":
         kinds = {"series"}
-    base = SearchSpace.cnn() if "images" in kinds else SearchSpace.default()
-    extra = ((TEXT_DIMENSIONS if "text" in kinds else []) + (SERIES_DIMENSIONS if "series" in kinds else [])
-             + (IMAGE_COLUMN_DIMENSIONS if "image_columns" in kinds else []))
-    if extra:
-        base = SearchSpace(base.dimensions + extra, base.max_epochs)
+    encoders = [name for name in ENCODERS if name in kinds]
+    base = SearchSpace("images" if "images" in kinds else "table", encoders,
+                       max_epochs=30 if "images" in kinds else DEFAULT_MAX_EPOCHS)
     if space is None or space == "default":
         return base
     if space == "small":
-        return SearchSpace.small()
+        return SearchSpace("small", encoders, max_epochs=30)
     if space == "cnn":
         return SearchSpace.cnn()
     if isinstance(space, Mapping):
@@ -342,5 +589,9 @@ def resolve_space(space: Any, estimator_params: list[str], data: str = "table") 
         f"space must be 'default', 'small', 'cnn', a dict of overrides or a SearchSpace; got space={space!r}")
 
 
-__all__ = ["AUTO_LR_SCALE", "AUTO_LR_SCALE_PARAM", "DEFAULT_MAX_EPOCHS", "IMAGE_COLUMN_DIMENSIONS", "SERIES_DIMENSIONS",
-           "TEXT_DIMENSIONS", "Dimension", "SearchSpace", "resolve_space"]
+def _value(override: Any) -> Any:
+    return override.value if isinstance(override, Fixed) else override
+
+
+__all__ = ["AUTO_LR_SCALE", "AUTO_LR_SCALE_PARAM", "BODIES", "DEFAULT_MAX_EPOCHS", "ENCODERS", "Choice", "Dimension",
+           "Fixed", "Range", "Sampler", "SearchSpace", "as_override", "resolve_space"]

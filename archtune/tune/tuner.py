@@ -22,6 +22,7 @@ import optuna
 import pandas as pd
 
 from archtune.errors import ArchtuneError, DeadNetworkError, TrainingDivergedError
+from archtune.population import STRUCTURE_PARAMS, cohort_key, fit_population
 from archtune.train.callbacks import Callback
 from archtune.tune.baselines import BaselineResult
 from archtune.tune.space import AUTO_LR_SCALE_PARAM, SearchSpace
@@ -32,14 +33,6 @@ FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 # Failed trials (diverged, invalid combinations) do not count toward a trial budget; this
 # bounds how many attempts a search makes before it gives up on a hopeless space.
 MAX_ATTEMPTS_PER_TRIAL = 3
-# A cohort's followers share these with its leader, so that they can be stacked with it, and
-# the sampler chooses everything else: learning rate, schedule, warm-up, momentum, dropout and
-# weight decay. The width is shared too: a stack pads every member to the widest, so members
-# of 16 and 700 units together would cost each as much as the widest (measured: one epoch of
-# such a cohort took 25 times the members' solo epochs together). Widths vary across cohorts.
-STRUCTURE_PARAMS = ("arch", "hidden_layers", "units", "shape", "activation", "norm", "optimizer", "batch_size")
-
-
 class _Pruned(Exception):
     """Raised inside training when the pruner stops a trial."""
 
@@ -117,17 +110,23 @@ class Search:
     epoch_key, epoch_sign :
         History column reported to the pruner each epoch, and its sign (higher = better).
     cohort_size : int
-        Trials trained together as one stacked model (population training); 1 trains one at
-        a time. A cohort is a leader trial plus followers whose structure parameters
-        (`STRUCTURE_PARAMS`) are fixed to the leader's and whose other parameters the sampler
-        chooses; members that still cannot be stacked train alone.
+        Trials asked together (population training); 1 asks one at a time. A cohort is a
+        leader trial plus followers whose structure parameters (`STRUCTURE_PARAMS`) are fixed
+        to the leader's and whose other parameters the sampler chooses; members that can be
+        stacked (`cohort_key`) train as one model, the others one after another.
+    kinds : dict, optional
+        The columns' kinds, inferred once for the whole search (`infer_column_kinds`).
+
+    Every asked trial goes through one path, `run_trials`: sampled (its concrete
+    configuration is stored as the user attribute ``config``), trained with
+    `fit_population`, and told its outcome.
     """
 
     def __init__(self, study: optuna.Study, storage: Any, space: SearchSpace,
                  make_estimator: Callable[[dict[str, Any]], Any], splits: list[Split],
                  score: Callable[[Any, pd.DataFrame, Any], float], epoch_key: str, epoch_sign: float,
                  progress: Callable[["Search"], None] | None = None, refit_factor: float = 0.0,
-                 cohort_size: int = 1):
+                 cohort_size: int = 1, kinds: dict[str, str] | None = None):
         self.study = study
         self.storage = storage
         self.space = space
@@ -140,6 +139,7 @@ class Search:
         # Seconds of the final refit per second the best trial trained (0: no refit to reserve).
         self.refit_factor = refit_factor
         self.cohort_size = max(1, int(cohort_size))
+        self.kinds = kinds
         self.deadline: float | None = None
         # ask() (and enqueue-then-ask for cohort followers) happen under this lock, so that no
         # other worker takes a follower's enqueued trial.
@@ -184,15 +184,13 @@ class Search:
     def trial_deadline(self) -> float | None:
         return None if self.deadline is None else self.deadline - self.refit_reserve()
 
-    def _out_of_time(self, trial_started: float, own_seconds: Callable[[], float] | None = None) -> bool:
+    def _out_of_time(self, own_seconds: float) -> bool:
         """A running trial stops when the time left would not cover the final refit: of the
         best trial so far, or of this trial itself if it became the best (``own_seconds``: what
-        its epochs so far would take alone; by default the time since it started)."""
+        its epochs so far would take alone)."""
         if self.deadline is None:
             return False
-        now = time.monotonic()
-        own_refit = self.refit_factor * (own_seconds() if own_seconds is not None else now - trial_started)
-        return now + max(self.refit_reserve(), own_refit) >= self.deadline
+        return time.monotonic() + max(self.refit_reserve(), self.refit_factor * own_seconds) >= self.deadline
 
     # ------------------------------------------------------------------ the loop
 
@@ -231,10 +229,7 @@ class Search:
     def _worker(self, n_trials: int | None) -> None:
         while granted := self._claim(n_trials, self.cohort_size):
             try:
-                if granted == 1:
-                    self.run_one()
-                else:
-                    self.run_cohort(granted)
+                self.run_trials(granted)
             finally:
                 with self._lock:
                     self._in_flight -= granted
@@ -242,19 +237,52 @@ class Search:
             if self.progress is not None:
                 self.progress(self)
 
-    def run_one(self) -> TrialOutcome:
-        with warnings.catch_warnings():
-            # Optuna warns that heartbeats are meant for Study.optimize; `Heartbeat` sends them here.
-            warnings.filterwarnings("ignore", message="Heartbeat of storage")
-            with self._ask_lock:
-                trial = self.study.ask()
-        outcome = TrialOutcome(TrialState.FAIL, attrs={"fail_reason": "interrupted"})
+    def run_trials(self, size: int) -> dict[int, TrialOutcome]:
+        """Ask a leader and ``size - 1`` followers, train them (stacked where they can be),
+        tell them all; returns the outcomes by trial number."""
+        trials: list[optuna.trial.Trial] = []
+        params: dict[int, dict[str, Any]] = {}
+        outcomes: dict[int, TrialOutcome] = {}
+        interrupted = TrialOutcome(TrialState.FAIL, attrs={"fail_reason": "interrupted"})
         try:
-            with Heartbeat(self.storage, trial._trial_id):
-                outcome = self.evaluate(trial)
+            with warnings.catch_warnings(), ExitStack() as beats:
+                # Optuna warns that heartbeats are meant for Study.optimize; `Heartbeat` sends them here.
+                warnings.filterwarnings("ignore", message="Heartbeat of storage")
+                for _ in range(size):
+                    with self._ask_lock:
+                        if trials and trials[0].number in params:
+                            self._enqueue_follower(trials[0])
+                        trials.append(self.study.ask())
+                    # From its first moment, so that a kill at any point leaves a stale trial.
+                    beats.enter_context(Heartbeat(self.storage, trials[-1]._trial_id))
+                    sampled = self._sample(trials[-1])
+                    if isinstance(sampled, TrialOutcome):
+                        outcomes[trials[-1].number] = sampled
+                    else:
+                        params[trials[-1].number] = sampled
+                outcomes.update(self._evaluate([t for t in trials if t.number in params], params))
         finally:
-            self._tell(trial, outcome)
-        return outcome
+            for trial in trials:
+                self._tell(trial, outcomes.get(trial.number, interrupted))
+        return outcomes
+
+    def _show_progress(self) -> None:
+        """Progress while trials train (they are told only when their group ends); at most
+        once a second, since it reads the study."""
+        now = time.monotonic()
+        if self.progress is not None and now - self._shown >= 1.0:
+            self._shown = now
+            self.progress(self)
+
+    _shown = 0.0
+
+    def _enqueue_follower(self, leader: optuna.trial.Trial) -> None:
+        """Queue a trial with the leader's structure, unless trials are already waiting (the
+        retries of interrupted trials, which go first)."""
+        if self.study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
+            return
+        fixed = {name: leader.params[name] for name in STRUCTURE_PARAMS if name in leader.params}
+        self.study.enqueue_trial(fixed, user_attrs={"cohort_leader": leader.number})
 
     def _tell(self, trial: optuna.trial.Trial, outcome: TrialOutcome) -> None:
         # Every asked trial is told, even on KeyboardInterrupt: none is left RUNNING.
@@ -266,12 +294,14 @@ class Search:
             self.study.tell(trial, state=outcome.state)
 
     def _sample(self, trial: optuna.trial.Trial) -> dict[str, Any] | TrialOutcome:
+        """The trial's estimator parameters, stored as its ``config`` user attribute."""
+        from archtune.io import params_to_json
+
         try:
             params = self.space.sample(trial)
-            if "arch" not in trial.params and params.get("arch"):
-                trial.set_user_attr("arch", params["arch"])  # a fixed family, for the leaderboard
             if AUTO_LR_SCALE_PARAM in params:
                 params = self._centre_learning_rate(trial, params)
+            trial.set_user_attr("config", params_to_json(params))
             return params
         except ArchtuneError as exc:
             return TrialOutcome(TrialState.FAIL, attrs={"fail_reason": f"invalid: {exc}"})
@@ -297,110 +327,10 @@ class Search:
         trial.set_user_attr("learning_rate", params["learning_rate"])
         return params
 
-    def evaluate(self, trial: optuna.trial.Trial, params: dict[str, Any] | None = None) -> TrialOutcome:
-        """Train the trial's configuration on every split; report the first split's epochs."""
-        if params is None:
-            sampled = self._sample(trial)
-            if isinstance(sampled, TrialOutcome):
-                return sampled
-            params = sampled
-        started = time.perf_counter()
-        scores: list[float] = []
-        attrs: dict[str, Any] = {}
+    # ------------------------------------------------------------------ evaluation
 
-        def report(epoch: int, value: float) -> bool:
-            trial.report(value, epoch)
-            return not trial.should_prune()
-
-        trial_started = time.monotonic()
-        for fold, split in enumerate(self.splits):
-            estimator = self.make_estimator(params)
-            reporter = EpochReporter(self.epoch_key, self.epoch_sign, report if fold == 0 else (lambda e, v: True),
-                                     lambda: self._out_of_time(trial_started))
-            callbacks = [reporter]
-            try:
-                estimator.fit(split.X_train, split.y_train, validation_data=(split.X_val, split.y_val),
-                              callbacks=callbacks)
-            except (_Pruned, ArchtuneError, ValueError) as exc:
-                return self._ended(exc, time.perf_counter() - started, params, split)
-            value = float(self.score(estimator, split.X_val, split.y_val))
-            if not math.isfinite(value):
-                return TrialOutcome(TrialState.FAIL, attrs={"fail_reason": f"diverged: validation score {value}"})
-            scores.append(value)
-            if fold == 0:
-                attrs = {"best_epoch": int(estimator.best_epoch_), "epochs_run": int(len(estimator.history_)),
-                         "n_params": int(sum(p.numel() for p in estimator.module_.parameters())),
-                         "diagnosis": _diagnosis_summary(estimator, split)}
-            if reporter.stopped_by_budget:
-                attrs["stopped_by_budget"] = True
-        attrs["fit_seconds"] = time.perf_counter() - started
-        if len(scores) > 1:
-            attrs["fold_scores"] = scores
-        return TrialOutcome(TrialState.COMPLETE, value=float(np.mean(scores)), attrs=attrs)
-
-    def _ended(self, error: BaseException, seconds: float, params: dict[str, Any], split: Split) -> TrialOutcome:
-        """The outcome of a trial that training ended early: pruned, diverged or invalid."""
-        if isinstance(error, _Pruned):
-            return TrialOutcome(TrialState.PRUNED, attrs={
-                "pruned_at_epoch": error.epoch, "fit_seconds": seconds,
-                "n_params": _n_params(self.make_estimator, params, split)})
-        if isinstance(error, TrainingDivergedError):
-            return TrialOutcome(TrialState.FAIL, attrs={"fail_reason": f"diverged: {error}", "fit_seconds": seconds})
-        if isinstance(error, DeadNetworkError):
-            return TrialOutcome(TrialState.FAIL, attrs={"fail_reason": f"dead: {error}", "fit_seconds": seconds})
-        return TrialOutcome(TrialState.FAIL, attrs={"fail_reason": f"invalid: {type(error).__name__}: {error}",
-                                                    "fit_seconds": seconds})
-
-    # ------------------------------------------------------------------ cohorts
-
-    def run_cohort(self, size: int) -> None:
-        """Ask a leader and ``size - 1`` followers, train them as cohorts, tell them all."""
-        trials: list[optuna.trial.Trial] = []
-        params: dict[int, dict[str, Any]] = {}
-        outcomes: dict[int, TrialOutcome] = {}
-        interrupted = TrialOutcome(TrialState.FAIL, attrs={"fail_reason": "interrupted"})
-        try:
-            with warnings.catch_warnings():
-                warnings.filterwarnings("ignore", message="Heartbeat of storage")
-                for _ in range(size):
-                    with self._ask_lock:
-                        if trials and trials[0].number in params:
-                            self._enqueue_follower(trials[0], params[trials[0].number])
-                        trials.append(self.study.ask())
-                    sampled = self._sample(trials[-1])
-                    if isinstance(sampled, TrialOutcome):
-                        outcomes[trials[-1].number] = sampled
-                    else:
-                        params[trials[-1].number] = sampled
-            with ExitStack() as beats:
-                for trial in trials:
-                    beats.enter_context(Heartbeat(self.storage, trial._trial_id))
-                outcomes.update(self._evaluate_cohort([t for t in trials if t.number in params], params))
-        finally:
-            for trial in trials:
-                self._tell(trial, outcomes.get(trial.number, interrupted))
-
-    def _show_progress(self) -> None:
-        """Progress while a cohort trains (its trials are told only when it ends); at most
-        once a second, since it reads the study."""
-        now = time.monotonic()
-        if self.progress is not None and now - getattr(self, "_shown", 0.0) >= 1.0:
-            self._shown = now
-            self.progress(self)
-
-    def _enqueue_follower(self, leader: optuna.trial.Trial, leader_params: dict[str, Any]) -> None:
-        """Queue a trial with the leader's structure, unless trials are already waiting (the
-        retries of interrupted trials, which go first)."""
-        if self.study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
-            return
-        fixed = {name: leader.params[name] for name in STRUCTURE_PARAMS if name in leader.params}
-        self.study.enqueue_trial(fixed, user_attrs={"cohort_leader": leader.number})
-
-    def _evaluate_cohort(self, trials: list[optuna.trial.Trial],
-                         params: dict[int, dict[str, Any]]) -> dict[int, TrialOutcome]:
-        """Group the trials by what can be stacked; train each group together, singles alone."""
-        from archtune.population import cohort_key
-
+    def _evaluate(self, trials: list[optuna.trial.Trial], params: dict[int, dict[str, Any]]) -> dict[int, TrialOutcome]:
+        """Group the trials by what can be stacked (`cohort_key`); train each group."""
         n_train = len(self.splits[0].X_train)
         groups: dict[Any, list[optuna.trial.Trial]] = {}
         for trial in trials:
@@ -408,57 +338,50 @@ class Search:
             groups.setdefault(key if key is not None else ("alone", trial.number), []).append(trial)
         outcomes: dict[int, TrialOutcome] = {}
         for group in groups.values():
-            if len(group) == 1:
-                outcomes[group[0].number] = self.evaluate(group[0], params[group[0].number])
-            else:
-                outcomes.update(self._train_together(group, params))
+            outcomes.update(self._train_group(group, params))
         return outcomes
 
-    def _train_together(self, group: list[optuna.trial.Trial],
-                        params: dict[int, dict[str, Any]]) -> dict[int, TrialOutcome]:
-        """One cohort on every split: each member reports its epochs to the pruner as a trial
-        trained alone would, and leaves the stack when pruned, diverged or done."""
-        from archtune.population import fit_population
-
-        trial_started = time.monotonic()
+    def _train_group(self, group: list[optuna.trial.Trial],
+                     params: dict[int, dict[str, Any]]) -> dict[int, TrialOutcome]:
+        """One group (a stack, or one trial alone) on every split: each member reports its
+        epochs to the pruner and leaves when pruned, diverged or done; the outcome of every
+        trial is built here."""
         outcomes: dict[int, TrialOutcome] = {}
         scores: dict[int, list[float]] = {t.number: [] for t in group}
         attrs: dict[int, dict[str, Any]] = {t.number: {} for t in group}
         trained: dict[int, float] = {t.number: 0.0 for t in group}
+        cohort = {"cohort": len(group)} if len(group) > 1 else {}
 
-        def reporter_for(trial: optuna.trial.Trial, fold: int) -> EpochReporter:
+        def reporter_for(trial: optuna.trial.Trial, estimator: Any, fold: int) -> EpochReporter:
             def report(epoch: int, value: float) -> bool:
                 trial.report(value, epoch)
                 self._show_progress()
                 return not trial.should_prune()
 
+            def out_of_time() -> bool:
+                # What this member's epochs so far would take alone (a cohort member's share
+                # of the cohort's time understates it).
+                solo = reporter.epochs * float(getattr(estimator, "solo_epoch_seconds_", 0.0))
+                return self._out_of_time(max(reporter.seconds, solo))
+
             reporter = EpochReporter(self.epoch_key, self.epoch_sign, report if fold == 0 else (lambda e, v: True),
-                                     lambda: self._out_of_time(trial_started, lambda: alone_seconds(reporter)))
+                                     out_of_time)
             return reporter
 
-        def alone_seconds(reporter: EpochReporter) -> float:
-            # fit_population measures each member's solo epoch time before training starts.
-            return reporter.epochs * float(getattr(member_of.get(id(reporter)), "solo_epoch_seconds_", 0.0))
-
-        member_of: dict[int, Any] = {}
-
         # A cohort's epoch lasts K members' epochs: at the time the best trial's refit needs,
-        # the cohort stops mid-epoch rather than at the end of a long one.
-        stop_at = None if self.deadline is None else self.deadline - self.refit_reserve()
-        interrupt = None if stop_at is None else (lambda: time.monotonic() >= stop_at)
+        # training stops mid-epoch rather than at the end of a long one.
+        interrupt = None if self.deadline is None else (lambda: time.monotonic() >= self.trial_deadline())
         for fold, split in enumerate(self.splits):
             alive = [t for t in group if t.number not in outcomes]
             if not alive:
                 break
             estimators = [self.make_estimator(params[t.number]) for t in alive]
-            reporters = [reporter_for(t, fold) for t in alive]
-            for est, reporter in zip(estimators, reporters):
-                member_of[id(reporter)] = est
+            reporters = [reporter_for(t, est, fold) for t, est in zip(alive, estimators)]
             fold_started = time.perf_counter()
             try:
                 errors = fit_population(estimators, split.X_train, split.y_train,
                                         validation_data=(split.X_val, split.y_val),
-                                        callbacks=[[r] for r in reporters], interrupt=interrupt)
+                                        callbacks=[[r] for r in reporters], interrupt=interrupt, kinds=self.kinds)
             except (ArchtuneError, ValueError) as exc:
                 for t in alive:
                     outcomes[t.number] = TrialOutcome(TrialState.FAIL, attrs={
@@ -472,21 +395,22 @@ class Search:
                 if error is not None:
                     outcomes[number] = self._ended(error, trained[number], params[number], split)
                     if isinstance(error, _Pruned):
-                        outcomes[number].attrs["cohort"] = len(group)
-                else:
-                    value = float(self.score(est, split.X_val, split.y_val))
-                    if not math.isfinite(value):
-                        outcomes[number] = TrialOutcome(TrialState.FAIL, attrs={
-                            "fail_reason": f"diverged: validation score {value}"})
-                        continue
-                    scores[number].append(value)
-                    if fold == 0:
-                        attrs[number] = {"best_epoch": int(est.best_epoch_), "epochs_run": int(len(est.history_)),
-                                         "n_params": int(sum(p.numel() for p in est.module_.parameters())),
-                                         "cohort": len(group), "diagnosis": _diagnosis_summary(est, split),
-                                         "solo_epoch_seconds": float(getattr(est, "solo_epoch_seconds_", 0.0))}
-                    if reporter.stopped_by_budget:
-                        attrs[number]["stopped_by_budget"] = True
+                        outcomes[number].attrs.update(cohort)
+                    continue
+                value = float(self.score(est, split.X_val, split.y_val))
+                if not math.isfinite(value):
+                    outcomes[number] = TrialOutcome(TrialState.FAIL, attrs={
+                        "fail_reason": f"diverged: validation score {value}"})
+                    continue
+                scores[number].append(value)
+                if fold == 0:
+                    attrs[number] = {"best_epoch": int(est.best_epoch_), "epochs_run": int(len(est.history_)),
+                                     "n_params": int(sum(p.numel() for p in est.module_.parameters())),
+                                     **cohort, "diagnosis": _diagnosis_summary(est, split)}
+                    if hasattr(est, "solo_epoch_seconds_"):
+                        attrs[number]["solo_epoch_seconds"] = float(est.solo_epoch_seconds_)
+                if reporter.stopped_by_budget:
+                    attrs[number]["stopped_by_budget"] = True
         for trial in group:
             number = trial.number
             if number in outcomes:
@@ -497,6 +421,19 @@ class Search:
             outcomes[number] = TrialOutcome(TrialState.COMPLETE, value=float(np.mean(scores[number])),
                                             attrs=attrs[number])
         return outcomes
+
+    def _ended(self, error: BaseException, seconds: float, params: dict[str, Any], split: Split) -> TrialOutcome:
+        """The outcome of a trial that training ended early: pruned, diverged or invalid."""
+        if isinstance(error, _Pruned):
+            return TrialOutcome(TrialState.PRUNED, attrs={
+                "pruned_at_epoch": error.epoch, "fit_seconds": seconds,
+                "n_params": _n_params(self.make_estimator, params, split)})
+        if isinstance(error, TrainingDivergedError):
+            return TrialOutcome(TrialState.FAIL, attrs={"fail_reason": f"diverged: {error}", "fit_seconds": seconds})
+        if isinstance(error, DeadNetworkError):
+            return TrialOutcome(TrialState.FAIL, attrs={"fail_reason": f"dead: {error}", "fit_seconds": seconds})
+        return TrialOutcome(TrialState.FAIL, attrs={"fail_reason": f"invalid: {type(error).__name__}: {error}",
+                                                    "fit_seconds": seconds})
 
 
 def _diagnosis_summary(estimator: Any, split: Split) -> dict[str, Any]:
@@ -526,6 +463,17 @@ def _n_params(make_estimator: Callable[[dict[str, Any]], Any], params: dict[str,
 # --------------------------------------------------------------------------- leaderboard
 
 
+def trial_config(trial: Any) -> dict[str, Any]:
+    """The estimator parameters a trial trained with (its ``config`` user attribute); for a
+    trial of a study saved before configurations were stored, its sampled parameters."""
+    from archtune.io import params_from_json
+
+    config = trial.user_attrs.get("config")
+    if config is None:
+        return {**({"arch": trial.user_attrs["arch"]} if "arch" in trial.user_attrs else {}), **trial.params}
+    return params_from_json(dict(config))
+
+
 def leaderboard(study: optuna.Study, baselines: list[BaselineResult] | list[dict[str, Any]]) -> pd.DataFrame:
     """Every trial and every baseline, best first: model, parameters, validation score, fit
     time, parameter count, state."""
@@ -533,7 +481,7 @@ def leaderboard(study: optuna.Study, baselines: list[BaselineResult] | list[dict
     for t in study.get_trials(deepcopy=False):
         if t.state == TrialState.RUNNING or t.state == TrialState.WAITING:
             continue
-        params = dict(t.params)
+        config = trial_config(t)
         value = t.value if t.state == TrialState.COMPLETE else None
         if t.state == TrialState.PRUNED and t.intermediate_values:
             last = max(t.intermediate_values)
@@ -544,9 +492,12 @@ def leaderboard(study: optuna.Study, baselines: list[BaselineResult] | list[dict
             note = f"best epoch {t.user_attrs.get('best_epoch')}"
             if t.user_attrs.get("stopped_by_budget"):
                 note += " (stopped at the time budget)"
+        # The searched parameters, with the values the trial trained with.
+        searched = [("learning_rate" if name == AUTO_LR_SCALE_PARAM else name) for name in t.params]
+        shown = {name: config.get(name, t.params.get(name)) for name in dict.fromkeys(searched)}
         rows.append({
-            "model": f"network #{t.number} ({params.get('arch', t.user_attrs.get('arch', 'mlp'))})",
-            "params": _describe_params(params),
+            "model": f"network #{t.number} ({config.get('arch', 'mlp')})",
+            "params": _describe_params(shown),
             "val_score": value,
             "fit_seconds": t.user_attrs.get("fit_seconds"),
             "n_params": t.user_attrs.get("n_params"),
@@ -577,4 +528,4 @@ def _describe_params(params: dict[str, Any]) -> str:
     return ", ".join(f"{k}={fmt(v)}" for k, v in params.items())
 
 
-__all__ = ["EpochReporter", "Search", "Split", "TrialOutcome", "leaderboard"]
+__all__ = ["EpochReporter", "Search", "Split", "TrialOutcome", "leaderboard", "trial_config"]

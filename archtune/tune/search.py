@@ -1,0 +1,309 @@
+"""The search from start to finish: read the data once, split it, fit the baselines, run the
+study, build the leaderboard, refit the best configuration. `AutoNeuralClassifier` /
+`AutoNeuralRegressor` (archtune.auto) are a scikit-learn facade over `run_search`.
+
+The data is read here once: its column kinds (`infer_column_kinds`) are inferred on the whole
+table and handed to the space (which encoders join it), the baselines (which columns are
+text or images) and every trial and the refit (which need not infer them again).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+import warnings
+from contextlib import nullcontext
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import optuna
+import pandas as pd
+from sklearn.metrics import get_scorer, get_scorer_names
+from sklearn.model_selection import KFold, StratifiedKFold, train_test_split
+
+from archtune.checks import check_choice, check_number
+from archtune.data.images import flatten_images, is_image_array
+from archtune.data.preprocess import as_frame, infer_column_kinds
+from archtune.data.target import TARGETS, target_array
+from archtune.doctor.lr_finder import resolve_learning_rate
+from archtune.errors import DataError, InvalidParameterError, nearest
+from archtune.estimators import NeuralClassifier, NeuralRegressor
+from archtune.fitting import check_params, finish, prepare, seed_from, train
+from archtune.train.callbacks import Callback
+from archtune.train.threads import scoped, torch_threads
+from archtune.tune.baselines import run_baselines
+from archtune.tune.progress import SearchProgress
+from archtune.tune.space import SearchSpace, resolve_space
+from archtune.tune.study import PRUNERS, SAMPLERS, make_pruner, make_sampler, make_storage, parse_budget
+from archtune.tune.tuner import Search, Split, leaderboard, trial_config
+
+BASELINE_SHARE = 0.25
+# Trials per cohort with population=True: enough to amortise the per-step overhead of small
+# networks (the speed-up flattens beyond ~8 on CPU) without delaying the first results much.
+COHORT_SIZE = 8
+
+# What differs between the tasks: the estimator trials use, the default scorer and the
+# history column the pruner watches.
+TASKS = {
+    "classification": {"estimator": NeuralClassifier, "scoring": "accuracy", "epoch_key": "val_accuracy"},
+    "regression": {"estimator": NeuralRegressor, "scoring": "r2", "epoch_key": "val_r2"},
+}
+
+
+@dataclass
+class SearchResult:
+    """What a search leaves: the study, baselines, leaderboard, best trial and refitted network."""
+
+    study: optuna.Study
+    baselines: list[dict[str, Any]]
+    leaderboard: pd.DataFrame
+    best_trial: optuna.trial.FrozenTrial
+    best_params: dict[str, Any]
+    best_score: float
+    best_estimator: Any
+
+
+def check_settings(task: str, settings: Mapping[str, Any]) -> tuple[float | None, int | None, SearchSpace]:
+    """Validate an Auto estimator's parameters before any data is read; return (seconds,
+    trials, space). Raises `InvalidParameterError` naming the parameter."""
+    neural = TASKS[task]["estimator"]
+    names = sorted(neural().get_params())
+    seconds, trials = parse_budget(settings["budget"])
+    space = resolve_space(settings["space"], names)
+    check_params(neural(**space.fixed_values()))  # fixed values must be valid as given
+    check_choice("sampler", settings["sampler"], SAMPLERS)
+    check_choice("pruner", settings["pruner"], PRUNERS)
+    if settings["cv"] is not None:
+        check_number("cv", settings["cv"], 2, integer=True)
+    scoring = settings["scoring"]
+    if scoring is not None and scoring not in get_scorer_names():
+        raise InvalidParameterError(f"scoring must be a scikit-learn scorer name such as 'accuracy', "
+                                    f"'roc_auc', 'neg_log_loss' or 'r2'; got scoring={scoring!r}"
+                                    f"{nearest(str(scoring), get_scorer_names())}")
+    check_number("n_jobs", settings["n_jobs"], 1, integer=True)
+    if not isinstance(settings["population"], bool):
+        check_number("population", settings["population"], 1, integer=True)
+    check_number("validation_fraction", settings["validation_fraction"], 0.0, 1.0, low_open=True, high_open=True)
+    if settings["study_name"] is not None and not isinstance(settings["study_name"], str):
+        raise InvalidParameterError(f"study_name must be a string; got study_name={settings['study_name']!r}")
+    return seconds, trials, space
+
+
+def run_search(task: str, X: Any, y: Any, settings: Mapping[str, Any], owner: str = "AutoNeural") -> SearchResult:
+    """Search networks on (X, y) within the budget, then refit the best on all rows.
+
+    Parameters
+    ----------
+    task : {"classification", "regression"}
+    X : table, image array (N x C x H x W) or series (N x T x F)
+    y : array-like of shape (n_samples,)
+    settings : dict
+        An Auto estimator's parameters (budget, space, sampler, pruner, cv, scoring, storage,
+        study_name, n_jobs, population, baselines, validation_fraction, random_state, device,
+        verbose).
+
+    Raises
+    ------
+    InvalidParameterError, DataError
+        Bad settings or data; also when no trial completed within the budget.
+    """
+    seconds, trials, space = check_settings(task, settings)
+    if y is None:
+        raise DataError(f"{owner} requires y to be passed, but the target y is None")
+    images = X if is_image_array(X) else None
+    if images is not None:
+        # Trials train on the images; the baselines see their pixel rows.
+        rows, _ = flatten_images(images)
+        frame = pd.DataFrame(rows, columns=[f"px{i}" for i in range(rows.shape[1])])
+        kinds = {name: "numeric" for name in frame.columns}
+    else:
+        frame, _ = as_frame(X, "X")
+        kinds = infer_column_kinds(frame, "X")  # once, for the space, the baselines and every trial
+    y_arr = target_array(y, "y")
+    if len(frame) != len(y_arr):
+        raise DataError(f"X has {len(frame)} rows but y has {len(y_arr)}; they must match row for row")
+    target, codes = TARGETS[task].fit(y_arr)
+    seed = seed_from(settings["random_state"])
+    space = _space_for_data(settings["space"], space, task, kinds, images)
+    splits = make_splits(frame, y_arr, codes if task == "classification" else None, seed, settings["cv"],
+                         settings["validation_fraction"])
+    pixel_splits = splits
+    if images is not None:
+        position = pd.RangeIndex(len(frame))
+        splits = [Split(images[position.get_indexer(s.X_train.index)], s.y_train,
+                        images[position.get_indexer(s.X_val.index)], s.y_val) for s in pixel_splits]
+    scorer = get_scorer(settings["scoring"] or TASKS[task]["scoring"])
+    n_jobs = settings["n_jobs"]
+    threads = max(1, (os.cpu_count() or 1) // n_jobs) if n_jobs > 1 else None
+    with _quiet_optuna(), (torch_threads(threads) if threads else nullcontext()):
+        return _search(task, frame, images, y_arr, kinds, splits, pixel_splits, space, scorer, seed, seconds,
+                       trials, settings)
+
+
+def _search(task: str, frame: pd.DataFrame, images: Any, y: np.ndarray, kinds: dict[str, str] | None,
+            splits: list[Split], pixel_splits: list[Split], space: SearchSpace, scorer: Any, seed: int,
+            seconds: float | None, trials: int | None, settings: Mapping[str, Any]) -> SearchResult:
+    storage = make_storage(settings["storage"])
+    study = optuna.create_study(
+        storage=storage, study_name=settings["study_name"] or "archtune", direction="maximize",
+        sampler=make_sampler(settings["sampler"], seed, space.grid()),
+        pruner=make_pruner(settings["pruner"], space.max_epochs), load_if_exists=True)
+    _check_study_matches(study, frame, task, settings["storage"])
+    started = time.monotonic()
+
+    def score(estimator: Any, X_val: Any, y_val: Any) -> float:
+        return float(scorer(estimator, X_val, y_val))
+
+    baselines = study.user_attrs.get("baselines")
+    if baselines is None:
+        baselines = []
+        if settings["baselines"]:
+            first = pixel_splits[0]
+            # With a time budget, baselines may use a quarter of it; the rest is for networks.
+            deadline = None if seconds is None else started + BASELINE_SHARE * seconds
+            results = run_baselines(task, first.X_train, first.y_train, first.X_val, first.y_val, score,
+                                    kinds if kinds is not None else {}, seed=seed, deadline=deadline)
+            baselines = [r.__dict__ for r in results]
+        study.set_user_attr("baselines", baselines)
+
+    neural = TASKS[task]["estimator"]
+    fixed = {"random_state": seed, "device": settings["device"], "verbose": 0}
+
+    def make_estimator(params: dict[str, Any]) -> Any:
+        return neural(**{**fixed, **params})
+
+    progress = SearchProgress(trials, seconds, enabled=bool(settings["verbose"]))
+    custom_scoring = settings["scoring"] is not None
+    search = Search(study, storage, space, make_estimator, splits, score,
+                    epoch_key="val_loss" if custom_scoring else TASKS[task]["epoch_key"],
+                    epoch_sign=-1.0 if custom_scoring else 1.0, progress=progress.update,
+                    refit_factor=len(frame) / max(1, len(splits[0].X_train)),
+                    cohort_size=_cohort_size(settings), kinds=kinds if images is None else None)
+    remaining = None if seconds is None else max(0.0, seconds - (time.monotonic() - started))
+    with progress:
+        search.run(trials, remaining, n_jobs=settings["n_jobs"])
+
+    board = leaderboard(study, baselines)
+    complete = [t for t in study.get_trials(deepcopy=False) if t.state == optuna.trial.TrialState.COMPLETE]
+    if not complete:
+        counts = search.counts()
+        reasons = sorted({str(t.user_attrs.get("fail_reason", "")).split(":")[0] for t in study.trials
+                          if t.state == optuna.trial.TrialState.FAIL} - {""})
+        raise DataError(
+            f"no trial completed within budget={settings['budget']!r} ({counts['pruned']} pruned, {counts['failed']} "
+            f"failed{': ' + ', '.join(reasons) if reasons else ''}); give a larger budget or a smaller space")
+    best = study.best_trial
+    best_params = trial_config(best)
+    estimator = _refit(make_estimator, best_params, best, images if images is not None else frame, y,
+                       kinds if images is None else None, None if seconds is None else started + seconds,
+                       settings["budget"])
+    return SearchResult(study, baselines, board, best, best_params, float(best.value), estimator)
+
+
+def _space_for_data(requested: Any, space: SearchSpace, task: str, kinds: dict[str, str], images: Any) -> SearchSpace:
+    """The default space fitted to the data: the CNN space for images, the sequence encoder's
+    dimensions added for text columns, the conv encoder's for image-path columns. An explicit
+    SearchSpace or preset is kept."""
+    if isinstance(requested, SearchSpace) or requested in ("small", "cnn"):
+        return space
+    if images is not None:
+        data = "images"
+    else:
+        present = set(kinds.values())
+        data = "+".join(name for name, kind in (("text", "text"), ("image_columns", "image")) if kind in present)
+        data = data or "table"
+    if data == "table":
+        return space
+    return resolve_space(requested, sorted(TASKS[task]["estimator"]().get_params()), data)
+
+
+def _cohort_size(settings: Mapping[str, Any]) -> int:
+    if settings["sampler"] == "grid":
+        return 1  # the grid sampler assigns whole grid points; followers cannot be fixed in part
+    population = settings["population"]
+    if isinstance(population, bool):
+        return COHORT_SIZE if population else 1
+    return int(population)
+
+
+def make_splits(frame: pd.DataFrame, y: np.ndarray, stratify: np.ndarray | None, seed: int, cv: int | None,
+                validation_fraction: float) -> list[Split]:
+    """The search's splits: one hold-out split of ``validation_fraction`` of the rows, or
+    ``cv`` folds (stratified by ``stratify`` when every class can be in each fold)."""
+    fraction = validation_fraction
+    if cv is None:
+        n_val = int(round(fraction * len(frame)))
+        if n_val < 1 or len(frame) - n_val < 2:
+            raise DataError(f"too few rows ({len(frame)}) for a validation split of {fraction}")
+        try:
+            tr, va = train_test_split(np.arange(len(frame)), test_size=n_val, random_state=seed % 2**32,
+                                      stratify=stratify)
+        except ValueError:
+            tr, va = train_test_split(np.arange(len(frame)), test_size=n_val, random_state=seed % 2**32)
+        folds = [(tr, va)]
+    else:
+        if len(frame) < cv:
+            raise DataError(f"cv={cv} folds need at least {cv} rows; got {len(frame)}")
+        if stratify is not None and np.bincount(stratify).min() >= cv:
+            folds = list(StratifiedKFold(cv, shuffle=True, random_state=seed % 2**32).split(frame, stratify))
+        else:
+            folds = list(KFold(cv, shuffle=True, random_state=seed % 2**32).split(frame))
+    return [Split(frame.iloc[tr], y[tr], frame.iloc[va], y[va]) for tr, va in folds]
+
+
+def _check_study_matches(study: optuna.Study, frame: pd.DataFrame, task: str, storage: Any) -> None:
+    """A stored study continues only on the same data: a different table would make its
+    trials incomparable."""
+    owner = {"classification": "AutoNeuralClassifier", "regression": "AutoNeuralRegressor"}[task]
+    fingerprint = hashlib.sha256(
+        (",".join(map(str, frame.columns)) + f"|{len(frame)}|{owner}").encode()).hexdigest()[:16]
+    stored = study.user_attrs.get("data_fingerprint")
+    if stored is None:
+        study.set_user_attr("data_fingerprint", fingerprint)
+        study.set_user_attr("task", task)
+    elif stored != fingerprint:
+        raise DataError(f"study {study.study_name!r} in {storage} was run on different data "
+                        f"(columns, row count or task differ); use another study_name or storage")
+
+
+def _refit(make_estimator: Any, params: dict[str, Any], best: Any, X: Any, y: np.ndarray,
+           kinds: dict[str, str] | None, deadline: float | None, budget: Any) -> Any:
+    """The best configuration trained on every row for the number of epochs that was best
+    on validation (the usual 'refit on full data' practice: more data, same schedule).
+    With a time budget it stops at the budget's end, keeping the last epoch's weights."""
+    params = dict(params)
+    params["max_epochs"] = max(1, int(best.user_attrs.get("best_epoch") or params["max_epochs"]))
+    params["early_stopping"] = False
+    estimator = make_estimator(params)
+    stop = _StopAtDeadline(deadline)
+    prepared = resolve_learning_rate(prepare(estimator, X, y, kinds=kinds))
+    finish(estimator, prepared, train(prepared, [stop]))
+    if stop.stopped_at is not None:
+        warnings.warn(f"the refit of the best network stopped at epoch {stop.stopped_at} of "
+                      f"{params['max_epochs']} to keep within budget={budget!r}", RuntimeWarning, stacklevel=4)
+    return estimator
+
+
+class _StopAtDeadline(Callback):
+    """Ends training at the end of the first epoch past ``deadline`` (time.monotonic)."""
+
+    def __init__(self, deadline: float | None):
+        self.deadline = deadline
+        self.stopped_at: int | None = None
+
+    def on_epoch_end(self, state: Any, logs: dict[str, Any]) -> None:
+        if self.deadline is not None and time.monotonic() >= self.deadline and logs["epoch"] < state.config.max_epochs:
+            state.stop_training = True
+            self.stopped_at = logs["epoch"]
+
+
+def _quiet_optuna() -> Any:
+    """Optuna's log level at WARNING while the search runs: progress is archtune's to show."""
+    return scoped("optuna_verbosity", optuna.logging.get_verbosity, optuna.logging.set_verbosity,
+                  optuna.logging.WARNING)
+
+
+__all__ = ["COHORT_SIZE", "SearchResult", "TASKS", "check_settings", "make_splits", "run_search"]
