@@ -26,7 +26,7 @@ from torch import nn
 
 from archtune.config import ModelConfig
 from archtune.errors import BundleError, InvalidParameterError
-from archtune.files import atomic_write_bytes, weights_bytes, write_weights  # noqa: F401  (re-exported)
+from archtune.files import atomic_write_bytes, weights_bytes  # noqa: F401  (atomic_write_bytes re-exported)
 
 FORMAT = "archtune-bundle"
 FORMAT_VERSION = 1

@@ -8,7 +8,6 @@ import copy
 import dataclasses
 
 import numpy as np
-import optuna
 
 import pytest
 import torch
@@ -307,7 +306,6 @@ def test_fit_population_reports_a_diverged_member_and_fits_the_rest():
 
 
 from archtune.auto import AutoNeuralClassifier  # noqa: E402
-from archtune.tune.space import resolve_space  # noqa: E402
 from archtune.tune.tuner import STRUCTURE_PARAMS  # noqa: E402
 
 NEURAL = sorted(NeuralClassifier().get_params())

@@ -84,7 +84,6 @@ def estimator_for(data: str, target: str, task: str, settings: tuple[str, ...],
     from archtune.data.preprocess import infer_column_kinds
     from archtune.estimators import NeuralClassifier, NeuralRegressor
     from archtune.fitting import check_params
-    from archtune.fitting import check_params
 
     # Parameters are checked before the data is read: a typo should not cost a long load.
     check_settings(settings, task)

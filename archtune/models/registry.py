@@ -13,10 +13,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-import torch
 from torch import nn
 
 if TYPE_CHECKING:
+    import torch
+
     from archtune.config import ModelConfig
 
 Builder = Callable[["ModelConfig", int, "torch.Generator | None"], tuple[nn.Module, int]]

@@ -1,12 +1,9 @@
 """Search spaces, define-by-run: each family samples itself from a trial, in plain Python.
 
-A space is a sampling function that asks a `Sampler` for the parameters it needs, the Optuna
-idiom: conditions are ``if`` statements a reader can follow (SELU goes without batch/layer
-norm, since it normalises itself; momentum is searched only for the SGD optimisers; warm-up
-only where the schedule has none of its own; the learning-rate range follows the optimiser
-family). The data decides which sampling functions run: the tabular families, the CNN
-family for image arrays, the sequence family for series, plus the encoders of text columns
-and of columns of image paths.
+A space runs sampling functions (archtune.tune.families) that ask a `Sampler` for the
+parameters they need, the Optuna idiom: conditions are ``if`` statements a reader can follow.
+The data decides which functions run: the tabular families, the CNN family for image arrays,
+plus the encoders of text columns, time series and columns of image paths.
 
 The user's overrides are explicit objects: `Choice` (categorical values), `Range` (a numeric
 range, log-scaled where the default is unless ``log`` says otherwise) and `Fixed` (one value,
@@ -21,11 +18,12 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from archtune.errors import InvalidParameterError, nearest
+from archtune.tune.families import BODIES, ENCODERS
 
 DEFAULT_MAX_EPOCHS = 60
 # learning_rate="auto" in a space: the finder's suggestion for each configuration, times a
@@ -172,129 +170,6 @@ class Sampler:
                 self._ask(name, "categorical", values=override.values)
             else:
                 self._ask(name, "fixed", value=override.value)
-
-
-# --------------------------------------------------------------------------- what families sample
-
-
-def _adaptive(optimizer: str) -> bool:
-    return optimizer in ("adam", "adamw", "nadam", "rmsprop", "adagrad")
-
-
-def sample_training(s: Sampler, optimizers: Sequence[str] = ("adamw", "adam", "nesterov", "rmsprop"),
-                    batch_sizes: Sequence[int] = (32, 64, 128, 256, 512, 1024),
-                    schedules: Sequence[str] = ("constant", "cosine", "one_cycle"),
-                    weight_decay: tuple[float, float] = (1e-6, 1e-1),
-                    adaptive_rates: tuple[float, float] = (1e-5, 1e-2),
-                    sgd_rates: tuple[float, float] = (1e-4, 1e-1)) -> None:
-    """The optimiser, its rate, the batch size, the schedule and weight decay."""
-    s.float("weight_decay", *weight_decay, log=True)
-    optimizer = s.choice("optimizer", optimizers)
-    if optimizer in ("momentum", "nesterov"):
-        s.float("momentum", 0.8, 0.99)
-    else:
-        s.fixed("momentum", 0.9)
-    # Adaptive optimisers want smaller rates than SGD.
-    s.float("learning_rate", *(adaptive_rates if _adaptive(optimizer) else sgd_rates), log=True)
-    s.choice("batch_size", batch_sizes)
-    schedule = s.choice("lr_schedule", schedules)
-    if "one_cycle" in schedules:
-        if schedule != "one_cycle":
-            s.int("warmup_epochs", 0, 5)
-        else:
-            s.fixed("warmup_epochs", 0)  # one_cycle warms up by itself
-
-
-def sample_dense(s: Sampler, activations: Sequence[str] = ("relu", "leaky_relu", "elu", "selu", "gelu", "silu")) -> None:
-    """Depth, width, shape, activation (with its matching initialiser), norm and dropout of
-    the MLP and ResNet families."""
-    s.int("hidden_layers", 1, 8)
-    s.int("units", 16, 1024, log=True)
-    s.choice("shape", ("constant", "funnel", "pyramid"))
-    activation = s.choice("activation", activations)
-    s.fixed("initializer", "auto")
-    if activation != "selu":
-        s.choice("norm", (None, "batch", "layer"))
-    else:
-        s.fixed("norm", None)  # SELU normalises itself (and gets AlphaDropout)
-    s.float("dropout", 0.0, 0.5)
-
-
-def sample_table(s: Sampler) -> None:
-    """Tables: an MLP or a ResNet-style MLP."""
-    s.choice("arch", ("mlp", "resnet"))
-    sample_dense(s)
-    sample_training(s)
-
-
-def sample_small(s: Sampler) -> None:
-    """A small MLP space for quick searches."""
-    s.fixed("arch", "mlp")
-    s.int("hidden_layers", 1, 3)
-    s.int("units", 32, 256, log=True)
-    s.choice("activation", ("relu", "gelu"))
-    s.float("dropout", 0.0, 0.3)
-    s.float("weight_decay", 1e-6, 1e-2, log=True)
-    s.fixed("optimizer", "adamw")
-    s.float("learning_rate", 1e-4, 1e-2, log=True)
-    s.choice("batch_size", (64, 128, 256, 512))
-    s.choice("lr_schedule", ("constant", "cosine"))
-
-
-def sample_cnn(s: Sampler) -> None:
-    """Images: the convolutional family's depth, filters, kernel, separable or not, pooling and
-    dropout; a small dense head. conv_blocks=0 is the dense family on the pixels (an MLP), so
-    the search weighs both families."""
-    s.fixed("arch", "cnn")
-    blocks = s.int("conv_blocks", 0, 3)
-    if blocks > 0:
-        s.choice("filters", (16, 32, 64))
-        s.choice("kernel_size", (3, 5))
-        s.choice("separable", (False, True))
-        s.choice("residual", (False, True))
-        s.choice("pooling", ("max", "avg"))
-        s.int("hidden_layers", 0, 2)
-    else:
-        # An MLP on pixels needs at least one hidden layer to be more than a linear model.
-        s.int("hidden_layers", 1, 3)
-    s.choice("units", (64, 128, 256))
-    s.choice("activation", ("relu", "gelu"))
-    s.float("dropout", 0.0, 0.5)
-    sample_training(s, optimizers=("adamw", "nesterov"), batch_sizes=(64, 128, 256), schedules=("constant", "cosine"),
-                    weight_decay=(1e-6, 1e-2), adaptive_rates=(1e-4, 1e-2), sgd_rates=(1e-3, 1e-1))
-
-
-def sample_text_encoder(s: Sampler) -> None:
-    """Text columns: the sequence encoder and its embedding."""
-    kind = s.choice("sequence", ("conv", "lstm", "gru"))
-    s.choice("embedding_dim", (32, 64, 128))
-    s.choice("sequence_units", (64, 128, 256))
-    if kind != "conv":
-        s.choice("bidirectional", (False, True))
-
-
-def sample_series_encoder(s: Sampler) -> None:
-    """Time series (N x T x F arrays, arch="sequence"): the encoder without an embedding."""
-    kind = s.choice("sequence", ("conv", "lstm", "gru"))
-    s.choice("sequence_units", (64, 128, 256))
-    if kind != "conv":
-        s.choice("bidirectional", (False, True))
-
-
-def sample_image_encoder(s: Sampler) -> None:
-    """Columns of image paths in a table: their conv encoders."""
-    s.int("conv_blocks", 1, 3)
-    s.choice("filters", (16, 32, 64))
-    s.choice("kernel_size", (3, 5))
-    s.choice("separable", (False, True))
-    s.choice("residual", (False, True))
-    s.choice("pooling", ("max", "avg"))
-
-
-# What each kind of data adds to the space: the body's family (one of) and encoders (any).
-BODIES: dict[str, Callable[[Sampler], None]] = {"table": sample_table, "small": sample_small, "images": sample_cnn}
-ENCODERS: dict[str, Callable[[Sampler], None]] = {"text": sample_text_encoder, "series": sample_series_encoder,
-                                                 "image_columns": sample_image_encoder}
 
 
 # --------------------------------------------------------------------------- the space

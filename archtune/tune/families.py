@@ -1,0 +1,164 @@
+"""How each family samples itself from a trial (define-by-run, the Optuna idiom).
+
+A sampling function asks a `Sampler` (archtune.tune.space) for the parameters it needs, in
+plain Python: conditions are ``if`` statements. SELU goes without batch/layer norm (it
+normalises itself); momentum is searched only for the SGD optimisers; warm-up only where the
+schedule has none of its own; the learning-rate range follows the optimiser family.
+
+A body (``@register_body``) chooses the network's family and size for a kind of data: tables,
+images, or the small preset. Encoders (``@register_encoder``) add the dimensions of the parts
+that read text columns, time series and columns of image paths.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from archtune.tune.space import Sampler
+
+SamplingFunction = Callable[["Sampler"], None]
+BODIES: dict[str, SamplingFunction] = {}
+ENCODERS: dict[str, SamplingFunction] = {}
+
+
+def register_body(name: str) -> Callable[[SamplingFunction], SamplingFunction]:
+    """Register a body's sampling function under the kind of data it is for."""
+    def decorate(function: SamplingFunction) -> SamplingFunction:
+        BODIES[name] = function
+        return function
+
+    return decorate
+
+
+def register_encoder(name: str) -> Callable[[SamplingFunction], SamplingFunction]:
+    """Register an encoder's sampling function under the kind of column it reads."""
+    def decorate(function: SamplingFunction) -> SamplingFunction:
+        ENCODERS[name] = function
+        return function
+
+    return decorate
+
+
+def _adaptive(optimizer: str) -> bool:
+    return optimizer in ("adam", "adamw", "nadam", "rmsprop", "adagrad")
+
+
+def sample_training(s: "Sampler", optimizers: Sequence[str] = ("adamw", "adam", "nesterov", "rmsprop"),
+                    batch_sizes: Sequence[int] = (32, 64, 128, 256, 512, 1024),
+                    schedules: Sequence[str] = ("constant", "cosine", "one_cycle"),
+                    weight_decay: tuple[float, float] = (1e-6, 1e-1),
+                    adaptive_rates: tuple[float, float] = (1e-5, 1e-2),
+                    sgd_rates: tuple[float, float] = (1e-4, 1e-1)) -> None:
+    """The optimiser, its rate, the batch size, the schedule and weight decay."""
+    s.float("weight_decay", *weight_decay, log=True)
+    optimizer = s.choice("optimizer", optimizers)
+    if optimizer in ("momentum", "nesterov"):
+        s.float("momentum", 0.8, 0.99)
+    else:
+        s.fixed("momentum", 0.9)
+    # Adaptive optimisers want smaller rates than SGD.
+    s.float("learning_rate", *(adaptive_rates if _adaptive(optimizer) else sgd_rates), log=True)
+    s.choice("batch_size", batch_sizes)
+    schedule = s.choice("lr_schedule", schedules)
+    if "one_cycle" in schedules:
+        if schedule != "one_cycle":
+            s.int("warmup_epochs", 0, 5)
+        else:
+            s.fixed("warmup_epochs", 0)  # one_cycle warms up by itself
+
+
+def sample_dense(s: "Sampler", activations: Sequence[str] = ("relu", "leaky_relu", "elu", "selu", "gelu", "silu")) -> None:
+    """Depth, width, shape, activation (with its matching initialiser), norm and dropout of
+    the MLP and ResNet families."""
+    s.int("hidden_layers", 1, 8)
+    s.int("units", 16, 1024, log=True)
+    s.choice("shape", ("constant", "funnel", "pyramid"))
+    activation = s.choice("activation", activations)
+    s.fixed("initializer", "auto")
+    if activation != "selu":
+        s.choice("norm", (None, "batch", "layer"))
+    else:
+        s.fixed("norm", None)  # SELU normalises itself (and gets AlphaDropout)
+    s.float("dropout", 0.0, 0.5)
+
+
+@register_body("table")
+def sample_table(s: "Sampler") -> None:
+    """Tables: an MLP or a ResNet-style MLP."""
+    s.choice("arch", ("mlp", "resnet"))
+    sample_dense(s)
+    sample_training(s)
+
+
+@register_body("small")
+def sample_small(s: "Sampler") -> None:
+    """A small MLP space for quick searches."""
+    s.fixed("arch", "mlp")
+    s.int("hidden_layers", 1, 3)
+    s.int("units", 32, 256, log=True)
+    s.choice("activation", ("relu", "gelu"))
+    s.float("dropout", 0.0, 0.3)
+    s.float("weight_decay", 1e-6, 1e-2, log=True)
+    s.fixed("optimizer", "adamw")
+    s.float("learning_rate", 1e-4, 1e-2, log=True)
+    s.choice("batch_size", (64, 128, 256, 512))
+    s.choice("lr_schedule", ("constant", "cosine"))
+
+
+@register_body("images")
+def sample_cnn(s: "Sampler") -> None:
+    """Images: the convolutional family's depth, filters, kernel, separable or not, pooling and
+    dropout; a small dense head. conv_blocks=0 is the dense family on the pixels (an MLP), so
+    the search weighs both families."""
+    s.fixed("arch", "cnn")
+    blocks = s.int("conv_blocks", 0, 3)
+    if blocks > 0:
+        s.choice("filters", (16, 32, 64))
+        s.choice("kernel_size", (3, 5))
+        s.choice("separable", (False, True))
+        s.choice("residual", (False, True))
+        s.choice("pooling", ("max", "avg"))
+        s.int("hidden_layers", 0, 2)
+    else:
+        # An MLP on pixels needs at least one hidden layer to be more than a linear model.
+        s.int("hidden_layers", 1, 3)
+    s.choice("units", (64, 128, 256))
+    s.choice("activation", ("relu", "gelu"))
+    s.float("dropout", 0.0, 0.5)
+    sample_training(s, optimizers=("adamw", "nesterov"), batch_sizes=(64, 128, 256), schedules=("constant", "cosine"),
+                    weight_decay=(1e-6, 1e-2), adaptive_rates=(1e-4, 1e-2), sgd_rates=(1e-3, 1e-1))
+
+
+@register_encoder("text")
+def sample_text_encoder(s: "Sampler") -> None:
+    """Text columns: the sequence encoder and its embedding."""
+    kind = s.choice("sequence", ("conv", "lstm", "gru"))
+    s.choice("embedding_dim", (32, 64, 128))
+    s.choice("sequence_units", (64, 128, 256))
+    if kind != "conv":
+        s.choice("bidirectional", (False, True))
+
+
+@register_encoder("series")
+def sample_series_encoder(s: "Sampler") -> None:
+    """Time series (N x T x F arrays, arch="sequence"): the encoder without an embedding."""
+    kind = s.choice("sequence", ("conv", "lstm", "gru"))
+    s.choice("sequence_units", (64, 128, 256))
+    if kind != "conv":
+        s.choice("bidirectional", (False, True))
+
+
+@register_encoder("image_columns")
+def sample_image_encoder(s: "Sampler") -> None:
+    """Columns of image paths in a table: their conv encoders."""
+    s.int("conv_blocks", 1, 3)
+    s.choice("filters", (16, 32, 64))
+    s.choice("kernel_size", (3, 5))
+    s.choice("separable", (False, True))
+    s.choice("residual", (False, True))
+    s.choice("pooling", ("max", "avg"))
+
+
+__all__ = ["BODIES", "ENCODERS", "register_body", "register_encoder", "sample_dense", "sample_training"]
