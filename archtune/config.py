@@ -26,7 +26,8 @@ from archtune.layers import (
 SHAPES = ("constant", "funnel", "pyramid")
 NORMS = (None, "batch", "layer")
 OPTIMIZERS = ("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "adamw", "nadam")
-SCHEDULES = ("constant", "step", "exponential", "cosine", "one_cycle", "plateau")
+SCHEDULES = ("constant", "step", "exponential", "cosine", "one_cycle", "plateau", "coslog")
+REGULARISATION_SCHEDULES = ("constant", "flat_cos")
 REGRESSION_LOSSES = ("mse", "mae", "huber")
 CLASSIFICATION_LOSSES = ("cross_entropy",)
 # learning_rate="auto" until the finder has run: it only lets the other values be checked.
@@ -130,10 +131,40 @@ class WideConfig:
         object.__setattr__(self, "crosses", tuple((int(a), int(b)) for a, b in self.crosses))
 
 
+@dataclass(frozen=True)
+class NumericEmbeddingConfig:
+    """Numeric feature embeddings of the tabular families (models/embeddings.py): None,
+    "periodic" (PLR), "periodic_lite" (one Linear shared by the features) or
+    "piecewise_linear" (over ``n_bins`` bins from quantiles or a tree, ``binning``)."""
+
+    numeric_embedding: str | None = None
+    d_embedding: int = 24
+    n_frequencies: int = 48
+    frequency_init_scale: float = 0.01
+    n_bins: int = 48
+    binning: str = "quantile"
+
+    def __post_init__(self) -> None:
+        from archtune.models.embeddings import BIN_METHODS, NUMERIC_EMBEDDINGS
+
+        check_choice("numeric_embedding", self.numeric_embedding, NUMERIC_EMBEDDINGS)
+        check_number("d_embedding", self.d_embedding, 1, 1024, integer=True)
+        check_number("n_frequencies", self.n_frequencies, 1, 1024, integer=True)
+        check_number("frequency_init_scale", self.frequency_init_scale, 0.0, low_open=True)
+        check_number("n_bins", self.n_bins, 2, 1024, integer=True)
+        check_choice("binning", self.binning, BIN_METHODS)
+
+    @property
+    def kind(self) -> str | None:
+        return self.numeric_embedding
+
+
 # Estimator parameters by the part of the network that reads them. The dense layers belong to
 # every family but the declared layer list; the others to the families (and data) that use them.
 PARAM_GROUPS: dict[str, tuple[str, ...]] = {
-    "dense": ("hidden_layers", "units", "shape", "hidden_sizes", "norm"),
+    "dense": ("hidden_layers", "units", "shape", "hidden_sizes", "norm", "parametric_activation", "feature_scale"),
+    "numeric_embedding": tuple(f.name for f in fields(NumericEmbeddingConfig)),
+    "tabm": ("k",),
     "conv": tuple(f.name for f in fields(ConvConfig)),
     "sequence": tuple(f.name for f in fields(SequenceConfig)),
     "inputs": ("inputs",),
@@ -156,6 +187,10 @@ class ModelConfig:
     initializer: str = "auto"
     dropout: float = 0.1
     norm: str | None = None
+    parametric_activation: bool = False  # y = x + alpha * (f(x) - x), alpha per unit from 1 (RealMLP)
+    feature_scale: bool = False  # a learnable scale per input feature, from 1, in front of the body (RealMLP)
+    numeric: NumericEmbeddingConfig = field(default_factory=NumericEmbeddingConfig)
+    k: int = 32  # arch="tabm": members of the BatchEnsemble
     conv: ConvConfig = field(default_factory=ConvConfig)
     sequence: SequenceConfig = field(default_factory=SequenceConfig)
     wide: WideConfig = field(default_factory=WideConfig)
@@ -179,6 +214,9 @@ class ModelConfig:
         check_choice("initializer", self.initializer, ("auto", *INITIALIZERS))
         check_number("dropout", self.dropout, 0.0, 1.0, high_open=True)
         check_choice("norm", self.norm, NORMS)
+        check_choice("parametric_activation", self.parametric_activation, (True, False))
+        check_choice("feature_scale", self.feature_scale, (True, False))
+        check_number("k", self.k, 1, 1024, integer=True)
         object.__setattr__(self, "image_shape", tuple(int(v) for v in self.image_shape))
         object.__setattr__(self, "series_shape", tuple(int(v) for v in self.series_shape))
         # Layer objects, every argument checked; the JSON form ({"type": "Dense", ...}) converted.
@@ -192,7 +230,9 @@ class ModelConfig:
                                      params["hidden_sizes"])
         return cls(arch=params["arch"], hidden_sizes=sizes, activation=params["activation"],
                    initializer=params["initializer"], dropout=params["dropout"], norm=params["norm"],
-                   conv=ConvConfig(**{name: params[name] for name in PARAM_GROUPS["conv"]}),
+                   parametric_activation=params["parametric_activation"], feature_scale=params["feature_scale"],
+                   numeric=NumericEmbeddingConfig(**{name: params[name] for name in PARAM_GROUPS["numeric_embedding"]}),
+                   k=params["k"], conv=ConvConfig(**{name: params[name] for name in PARAM_GROUPS["conv"]}),
                    sequence=SequenceConfig(**{name: params[name] for name in PARAM_GROUPS["sequence"]}),
                    layers=params["layers"] or (), **data)
 
@@ -201,7 +241,7 @@ class ModelConfig:
         flat: dict[str, Any] = {}
         for f in fields(self):
             value = getattr(self, f.name)
-            if f.name in ("conv", "sequence", "wide"):
+            if f.name in ("numeric", "conv", "sequence", "wide"):
                 flat.update({k: _listed(v) for k, v in asdict(value).items()})
             elif f.name != "layers":
                 flat[f.name] = _listed(value)
@@ -213,9 +253,10 @@ class ModelConfig:
         """The inverse of `to_dict` (unknown keys are an error, as for any parameter)."""
         flat = dict(flat)
         groups = {name: {f.name: flat.pop(f.name) for f in fields(kind) if f.name in flat}
-                  for name, kind in (("conv", ConvConfig), ("sequence", SequenceConfig), ("wide", WideConfig))}
-        return cls(conv=ConvConfig(**groups["conv"]), sequence=SequenceConfig(**groups["sequence"]),
-                   wide=WideConfig(**groups["wide"]), **flat)
+                  for name, kind in (("numeric", NumericEmbeddingConfig), ("conv", ConvConfig),
+                                     ("sequence", SequenceConfig), ("wide", WideConfig))}
+        return cls(numeric=NumericEmbeddingConfig(**groups["numeric"]), conv=ConvConfig(**groups["conv"]),
+                   sequence=SequenceConfig(**groups["sequence"]), wide=WideConfig(**groups["wide"]), **flat)
 
 
 def _listed(value: Any) -> Any:
@@ -250,6 +291,7 @@ class TrainConfig:
     optimizer: str = "adamw"
     learning_rate: float = 1e-3
     momentum: float = 0.9
+    beta2: float = 0.999
     weight_decay: float = 1e-4
     l1: float = 0.0
     l2: float = 0.0
@@ -263,6 +305,9 @@ class TrainConfig:
     patience: int = 10
     min_delta: float = 0.0
     loss: str = "mse"
+    label_smoothing: float = 0.0
+    dropout_schedule: str = "constant"
+    weight_decay_schedule: str = "constant"
     seed: int = 0
     extra: dict = field(default_factory=dict, compare=False)
 
@@ -270,6 +315,7 @@ class TrainConfig:
         check_choice("optimizer", self.optimizer, OPTIMIZERS)
         check_number("learning_rate", self.learning_rate, 0.0, low_open=True)
         check_number("momentum", self.momentum, 0.0, 1.0, high_open=True)
+        check_number("beta2", self.beta2, 0.0, 1.0, high_open=True)
         check_number("weight_decay", self.weight_decay, 0.0)
         check_number("l1", self.l1, 0.0)
         check_number("l2", self.l2, 0.0)
@@ -288,6 +334,9 @@ class TrainConfig:
         check_number("patience", self.patience, 1, integer=True)
         check_number("min_delta", self.min_delta, 0.0)
         check_choice("loss", self.loss, REGRESSION_LOSSES + CLASSIFICATION_LOSSES + ("binary_cross_entropy",))
+        check_number("label_smoothing", self.label_smoothing, 0.0, 1.0, high_open=True)
+        check_choice("dropout_schedule", self.dropout_schedule, REGULARISATION_SCHEDULES)
+        check_choice("weight_decay_schedule", self.weight_decay_schedule, REGULARISATION_SCHEDULES)
 
     def to_dict(self) -> dict:
         out = asdict(self)
@@ -310,12 +359,15 @@ class TrainConfig:
         check_choice("loss", loss, ("auto", *task_losses))
         return cls(
             optimizer=params["optimizer"], learning_rate=AUTO_LR_PLACEHOLDER if rate == "auto" else rate,
-            momentum=params["momentum"], weight_decay=params["weight_decay"], l1=params["l1"], l2=params["l2"],
+            momentum=params["momentum"], beta2=params["beta2"], weight_decay=params["weight_decay"], l1=params["l1"],
+            l2=params["l2"],
             max_norm=params["max_norm"], gradient_clip=params["gradient_clip"],
             batch_size=resolve_batch_size(params["batch_size"], n_train), max_epochs=params["max_epochs"],
             lr_schedule=params["lr_schedule"], warmup_epochs=params["warmup_epochs"],
             early_stopping=params["early_stopping"], patience=params["patience"], min_delta=params["min_delta"],
-            loss=task_losses[0] if loss == "auto" else loss, seed=seed)
+            loss=task_losses[0] if loss == "auto" else loss, label_smoothing=params["label_smoothing"],
+            dropout_schedule=params["dropout_schedule"], weight_decay_schedule=params["weight_decay_schedule"],
+            seed=seed)
 
 
 def resolve_batch_size(batch_size: int | str, n_train: int) -> int:

@@ -45,6 +45,9 @@ def nearest(name: str, choices: Iterable[str]) -> str:
     matches = difflib.get_close_matches(str(name), [str(c) for c in choices], n=3, cutoff=0.5)
     if not matches:
         return ""
+    # Only the choices about as close as the closest: 'dropuot' means 'dropout', not 'dropout_schedule'.
+    ratio = {m: difflib.SequenceMatcher(None, str(name), m).ratio() for m in matches}
+    matches = [m for m in matches if ratio[m] >= ratio[matches[0]] - 0.15]
     if len(matches) == 1:
         return f" (did you mean {matches[0]!r}?)"
     return " (did you mean " + " or ".join(repr(m) for m in matches) + "?)"

@@ -27,8 +27,9 @@ class _NeuralBase(BaseEstimator):
 
     Parameters
     ----------
-    arch : {"mlp", "resnet", "cnn", "sequence", "wide_deep", "layers"}
+    arch : {"mlp", "resnet", "tabm", "cnn", "sequence", "wide_deep", "layers"}
         Network family; "resnet" is an MLP with skip connections around each hidden layer;
+        "tabm" a BatchEnsemble MLP of ``k`` members (TabM, Gorishniy et al., ICLR 2025);
         "cnn" convolutional blocks for images; "sequence" an encoder for token or N x T x F
         series input; "wide_deep" a wide part beside the MLP (see ``inputs``); "layers" a
         declared layer list (see ``layers``).
@@ -55,6 +56,25 @@ class _NeuralBase(BaseEstimator):
         Training-time image augmentation: True (shift and flip), False, or a comma-separated
         list of shift, flip, rotate, crop.
     norm : {None, "batch", "layer"}
+    parametric_activation : bool
+        Each hidden unit's activation becomes ``x + alpha * (f(x) - x)`` with a learned alpha
+        that starts at 1 (RealMLP, Holzmueller et al. 2024).
+    feature_scale : bool
+        A learned scale per input feature, starting at 1, in front of the first layer
+        (RealMLP's "front scale").
+    numeric_embedding : {None, "periodic", "periodic_lite", "piecewise_linear"}
+        Embeddings of the numeric columns (Gorishniy et al. 2022, "On Embeddings for Numerical
+        Features in Tabular Deep Learning"): "periodic" is PLR, ``ReLU(Linear([cos, sin](2 pi
+        x w)))`` per feature with ``n_frequencies`` frequencies ``w ~ N(0, frequency_init_scale^2)``
+        and ``d_embedding`` outputs; "periodic_lite" shares the Linear across features;
+        "piecewise_linear" encodes each value over ``n_bins`` bins of the training rows
+        (``binning="quantile"``, or "tree": a decision tree's thresholds on the target) and
+        maps the encoding to ``d_embedding`` values (the TabM paper's version "B"). For the
+        tabular families (mlp, resnet, tabm, wide_deep).
+    d_embedding, n_frequencies, frequency_init_scale, n_bins, binning :
+        The numeric embedding's sizes (24, 48, 0.01, 48, "quantile" as in the papers' code).
+    k : int
+        arch="tabm": members of the BatchEnsemble (the paper uses 32).
     l1, l2 : float
         Penalties on the weights, added to the loss.
     weight_decay : float
@@ -70,13 +90,19 @@ class _NeuralBase(BaseEstimator):
         rows first and trains with its suggestion (kept in ``learning_rate_``).
     momentum : float
         SGD's momentum and the Adam family's beta1.
+    beta2 : float
+        The Adam family's second-moment decay (0.999; RealMLP uses 0.95).
     batch_size : int, "auto" or "full"
         "auto" aims at ~50 steps per epoch (32 to 512); "full" is full-batch descent.
     max_epochs : int
     lr_schedule : str
-        constant, step, exponential, cosine, one_cycle or plateau.
+        constant, step, exponential, cosine, one_cycle, plateau, or coslog (RealMLP's
+        "coslog4": ``0.5 * (1 - cos(2 pi log2(1 + 15 t)))`` over the fraction t of training).
     warmup_epochs : int
         Linear learning-rate warm-up.
+    dropout_schedule, weight_decay_schedule : {"constant", "flat_cos"}
+        "flat_cos" keeps the rate for the first half of training, then decays it to 0 along
+        a half cosine (RealMLP).
     early_stopping : bool
         Stop when the validation loss stops improving, and restore the best epoch's weights.
     patience : int
@@ -86,12 +112,25 @@ class _NeuralBase(BaseEstimator):
         is passed to ``fit``.
     loss : str
         "auto" (cross-entropy for classification, mse for regression), or mse, mae, huber.
+    label_smoothing : float
+        Classifier only: the targets mix ``label_smoothing`` of a uniform distribution in
+        (Szegedy et al. 2016; RealMLP uses 0.1).
     class_weight : "balanced", dict or None
         Classifier only: weights of the classes in the loss.
-    scaling : {"standard", "quantile", None}
-        How numeric columns are scaled.
-    categorical : {"embedding", "onehot"}
-        How categorical columns are encoded.
+    clamp_outputs : bool
+        Regressor only: predictions are clipped to the training target's range (RealMLP).
+    scaling : {"standard", "robust", "quantile", None}
+        How numeric columns are scaled: "standard" (mean and standard deviation), "robust"
+        (median and interquartile range, then the smooth clip ``x / sqrt(1 + (x/3)^2)``, as
+        RealMLP), "quantile" (to a normal distribution through the training rows' quantiles,
+        as the TabM paper).
+    categorical : {"embedding", "onehot", "auto"}
+        How categorical columns are encoded: learned embeddings, one-hot columns, or "auto":
+        one-hot for at most 9 levels and embeddings above (RealMLP's rule).
+    categorical_features : "from_dtype", "auto" or list of str
+        Which columns are categorical: "from_dtype" (strings, booleans and pandas categories),
+        "auto" (those, and integer columns with at most 16 distinct values, which are usually
+        codes), or a list of column names (those, and string columns).
     random_state : int, optional
     device : {"auto", "cpu", "cuda"}
     verbose : int
@@ -126,6 +165,15 @@ class _NeuralBase(BaseEstimator):
         initializer: str = "auto",
         dropout: float = 0.1,
         norm: str | None = None,
+        parametric_activation: bool = False,
+        feature_scale: bool = False,
+        numeric_embedding: str | None = None,
+        d_embedding: int = 24,
+        n_frequencies: int = 48,
+        frequency_init_scale: float = 0.01,
+        n_bins: int = 48,
+        binning: str = "quantile",
+        k: int = 32,
         conv_blocks: int = 2,
         filters: int = 32,
         kernel_size: int = 3,
@@ -149,18 +197,24 @@ class _NeuralBase(BaseEstimator):
         optimizer: str = "adamw",
         learning_rate: float | str = 1e-3,
         momentum: float = 0.9,
+        beta2: float = 0.999,
         batch_size: int | str = "auto",
         max_epochs: int = 100,
         lr_schedule: str = "plateau",
         warmup_epochs: int = 1,
+        dropout_schedule: str = "constant",
+        weight_decay_schedule: str = "constant",
         early_stopping: bool = True,
         patience: int = 10,
         min_delta: float = 0.0,
         validation_fraction: float = 0.1,
         loss: str = "auto",
+        label_smoothing: float = 0.0,
         class_weight: str | dict | None = None,
+        clamp_outputs: bool = False,
         scaling: str | None = "standard",
         categorical: str = "embedding",
+        categorical_features: str | list | None = "from_dtype",
         random_state: int | None = None,
         device: str = "auto",
         verbose: int = 0,
@@ -174,6 +228,15 @@ class _NeuralBase(BaseEstimator):
         self.initializer = initializer
         self.dropout = dropout
         self.norm = norm
+        self.parametric_activation = parametric_activation
+        self.feature_scale = feature_scale
+        self.numeric_embedding = numeric_embedding
+        self.d_embedding = d_embedding
+        self.n_frequencies = n_frequencies
+        self.frequency_init_scale = frequency_init_scale
+        self.n_bins = n_bins
+        self.binning = binning
+        self.k = k
         self.conv_blocks = conv_blocks
         self.filters = filters
         self.kernel_size = kernel_size
@@ -197,18 +260,24 @@ class _NeuralBase(BaseEstimator):
         self.optimizer = optimizer
         self.learning_rate = learning_rate
         self.momentum = momentum
+        self.beta2 = beta2
         self.batch_size = batch_size
         self.max_epochs = max_epochs
         self.lr_schedule = lr_schedule
         self.warmup_epochs = warmup_epochs
+        self.dropout_schedule = dropout_schedule
+        self.weight_decay_schedule = weight_decay_schedule
         self.early_stopping = early_stopping
         self.patience = patience
         self.min_delta = min_delta
         self.validation_fraction = validation_fraction
         self.loss = loss
+        self.label_smoothing = label_smoothing
         self.class_weight = class_weight
+        self.clamp_outputs = clamp_outputs
         self.scaling = scaling
         self.categorical = categorical
+        self.categorical_features = categorical_features
         self.random_state = random_state
         self.device = device
         self.verbose = verbose

@@ -29,10 +29,11 @@ from sklearn.model_selection import train_test_split
 from archtune.checks import check_choice, check_number
 from archtune.config import PARAM_GROUPS, ModelConfig, TrainConfig
 from archtune.data.inputs import FittedInputs, array_rows, dict_to_frame, wide_inputs
-from archtune.data.preprocess import Preprocessor, as_frame, infer_column_kinds
+from archtune.data.preprocess import Preprocessor, as_frame, declare_categorical, infer_column_kinds
 from archtune.data.target import TARGETS, target_array
 from archtune.errors import DataError, InvalidParameterError
 from archtune.models import InputSpec, TabularNetwork, build_model, get_family
+from archtune.models.embeddings import compute_bins
 from archtune.models.layer_list import input_scaling
 from archtune.train.callbacks import Callback, ProgressBar
 from archtune.train.loop import Trainer
@@ -72,6 +73,12 @@ def check_params(estimator: Any) -> ModelConfig:
     check_number("validation_fraction", params["validation_fraction"], 0.0, 1.0, high_open=True)
     check_choice("verbose", params["verbose"], (0, 1, 2, False, True))
     Preprocessor(params["scaling"], params["categorical"])
+    features = params["categorical_features"]
+    if not (features is None or (isinstance(features, str) and features in ("from_dtype", "auto"))
+            or (isinstance(features, (list, tuple)) and all(isinstance(c, str) for c in features))):
+        raise InvalidParameterError(f"categorical_features must be 'from_dtype', 'auto' or a list of column names; "
+                                    f"got categorical_features={features!r}")
+    check_choice("clamp_outputs", params["clamp_outputs"], (True, False))
     resolve_device(params["device"])
     return model_config
 
@@ -132,17 +139,18 @@ class TaskSpec:
     loss: str
     metric_name: str
     class_weights: tuple[float, ...] | None = None
+    label_smoothing: float = 0.0
 
     def _weights(self) -> torch.Tensor | None:
         return None if self.class_weights is None else torch.tensor(self.class_weights, dtype=torch.float32)
 
     def loss_fn(self, device: torch.device | str = "cpu") -> Any:
         """``loss(outputs, targets) -> scalar``."""
-        return make_loss(self.task, self.loss, self._weights(), device)
+        return make_loss(self.task, self.loss, self._weights(), device, self.label_smoothing)
 
     def member_loss_fn(self, device: torch.device | str = "cpu") -> Any:
         """``loss(outputs [K, n, o], targets) -> [K]``: one loss per member of a cohort."""
-        return make_member_loss(self.task, self.loss, self._weights(), device)
+        return make_member_loss(self.task, self.loss, self._weights(), device, self.label_smoothing)
 
     def metric_fn(self) -> Any:
         return make_metric(self.task)
@@ -231,7 +239,8 @@ class Prepared:
                                                TARGETS[estimator.target_kind].losses)
         return dataclasses.replace(self, model_config=model_config, train_config=train_config,
                                    auto_lr=params["learning_rate"] == "auto", verbose=int(params["verbose"]),
-                                   task=dataclasses.replace(self.task, loss=train_config.loss))
+                                   task=dataclasses.replace(self.task, loss=train_config.loss,
+                                                            label_smoothing=train_config.label_smoothing))
 
 
 @dataclass
@@ -282,8 +291,9 @@ def prepare(estimator: Any, X: Any, y: Any, validation_data: tuple[Any, Any] | N
         raise DataError(f"X has 0 feature(s) (shape=({len(frame)}, 0)) while a minimum of 1 is required.")
     if kinds is None:
         kinds = infer_column_kinds(frame, "X")  # whole table: errors name the user's row numbers
+    kinds = declare_categorical(dict(kinds), frame, params["categorical_features"])
     target, targets = TARGETS[estimator.target_kind].fit(y_arr)
-    target.check_class_weight(params["class_weight"])
+    target.check_params(params)
     seed = seed_from(params["random_state"])
     inputs = FittedInputs(owner, arch, frame.shape[1], tuple(map(str, frame.columns)) if named else None,
                           image_shape=array_shape if array_kind == "image" else (),
@@ -304,15 +314,20 @@ def prepare(estimator: Any, X: Any, y: Any, validation_data: tuple[Any, Any] | N
                                        image_shape=inputs.image_shape, series_shape=inputs.series_shape)
     X_tr = torch.from_numpy(pre.transform(frame_tr, "X"))
     X_va = torch.from_numpy(pre.transform(frame_val, "X")) if frame_val is not None else None
-    target = target.fit_scale(targets_tr)
+    target = target.fit_scale(targets_tr, clamp=bool(params["clamp_outputs"]))
     train_config = TrainConfig.from_params(params, len(X_tr), seed, target.losses)
     task = TaskSpec(target.task, target.n_outputs, train_config.loss, target.metric,
-                    target.loss_weights(targets_tr, params["class_weight"]))
+                    target.loss_weights(targets_tr, params["class_weight"]), train_config.label_smoothing)
+    n_continuous = len(pre.numeric_)
+    bins = (compute_bins(X_tr[:, :n_continuous].numpy(), model_config.numeric.n_bins, model_config.numeric.binning,
+                         targets_tr[:, 0] if targets_tr.ndim > 1 else targets_tr, target.kind == "regression")
+            if model_config.numeric.kind == "piecewise_linear" else ())
     return Prepared(
         X_train=X_tr, y_train=target.tensor(targets_tr), X_val=X_va,
         y_val=target.tensor(targets_val) if targets_val is not None else None, targets_train=targets_tr,
         seed=seed, model_config=model_config, train_config=train_config,
-        input_spec=InputSpec.auto(pre.n_numeric_out, pre.cardinalities, pre.text_columns, pre.image_columns),
+        input_spec=InputSpec.auto(pre.n_numeric_out, pre.cardinalities, pre.text_columns, pre.image_columns,
+                                  n_continuous, bins),
         device=resolve_device(params["device"]), task=task,
         fitted=FittedData(pre, target, dataclasses.replace(inputs, columns=tuple(pre.columns_))),
         auto_lr=params["learning_rate"] == "auto", verbose=int(params["verbose"]), owner=owner)

@@ -26,7 +26,7 @@ from torch import nn
 
 from archtune.config import ModelConfig
 from archtune.errors import BundleError, InvalidParameterError
-from archtune.files import atomic_write_bytes, weights_bytes  # noqa: F401  (atomic_write_bytes re-exported)
+from archtune.files import atomic_write_bytes, weights_bytes, write_weights  # noqa: F401  (re-exported)
 
 FORMAT = "archtune-bundle"
 FORMAT_VERSION = 1
@@ -147,7 +147,9 @@ def save(model: Any, directory: str | os.PathLike, metadata: dict[str, Any] | No
                        "cardinalities": list(model.input_spec_.cardinalities),
                        "embedding_dims": list(model.input_spec_.embedding_dims),
                        "text": [list(t) for t in model.input_spec_.text],
-                       "images": [list(t) for t in model.input_spec_.images]},
+                       "images": [list(t) for t in model.input_spec_.images],
+                       "n_continuous": model.input_spec_.n_continuous,
+                       "bins": [list(edges) for edges in model.input_spec_.bins]},
         "preprocessor": model.preprocessor_.to_state(),
         "n_features_in": int(model.n_features_in_),
         "feature_names_in": (list(map(str, model.feature_names_in_)) if hasattr(model, "feature_names_in_") else None),
@@ -164,6 +166,8 @@ def save(model: Any, directory: str | os.PathLike, metadata: dict[str, Any] | No
     else:
         meta["target"] = {"mean": target.mean.tolist(), "scale": target.scale.tolist(),
                           "one_d": bool(target.one_d), "n_outputs": int(target.n_outputs)}
+        if target.low is not None:  # clamp_outputs: the training target's range
+            meta["target"].update(low=target.low.tolist(), high=target.high.tolist())
     text = json.dumps(meta, indent=1, allow_nan=False)
     created = not directory.exists()
     weights_path = directory / weights_name
@@ -244,16 +248,20 @@ def load(directory: str | os.PathLike) -> Any:
         spec_d = _expect(meta.get("input_spec"), dict, "input_spec")
         spec = InputSpec(int(spec_d["n_numeric"]), tuple(spec_d["cardinalities"]), tuple(spec_d["embedding_dims"]),
                          tuple((int(v), int(n)) for v, n in spec_d.get("text", [])),
-                         tuple(tuple(int(d) for d in shape) for shape in spec_d.get("images", [])))
+                         tuple(tuple(int(d) for d in shape) for shape in spec_d.get("images", [])),
+                         int(spec_d.get("n_continuous", 0)),
+                         tuple(tuple(float(v) for v in edges) for edges in spec_d.get("bins", [])))
         pre = Preprocessor.from_state(_expect(meta.get("preprocessor"), dict, "preprocessor"))
         target_d = _expect(meta.get("target"), dict, "target")
         if model.target_kind == "classification":
             target: Any = ClassificationTarget(decode_labels(target_d.get("classes"), "target.classes"))
         else:
+            bounds = [np.asarray(_expect(target_d[key], list, f"target.{key}"), dtype="float64")
+                      if key in target_d else None for key in ("low", "high")]
             target = RegressionTarget(
                 _expect(target_d.get("n_outputs"), int, "target.n_outputs"), bool(target_d.get("one_d")),
                 np.asarray(_expect(target_d.get("mean"), list, "target.mean"), dtype="float64"),
-                np.asarray(_expect(target_d.get("scale"), list, "target.scale"), dtype="float64"))
+                np.asarray(_expect(target_d.get("scale"), list, "target.scale"), dtype="float64"), *bounds)
         names = meta.get("feature_names_in")
         inputs = FittedInputs(name, model_config.arch, _expect(meta.get("n_features_in"), int, "n_features_in"),
                               None if names is None else tuple(map(str, _expect(names, list, "feature_names_in"))),

@@ -120,8 +120,24 @@ def initialize_linear(
             layer.bias.zero_()
 
 
-def make_activation(name: str) -> nn.Module:
-    return ACTIVATIONS[name].make()
+class ParametricActivation(nn.Module):
+    """``x + alpha * (f(x) - x)`` with one learned ``alpha`` per unit, starting at 1 (so the
+    layer starts as ``f``): the network can make a unit more linear where that helps
+    (RealMLP's parametric activation, Holzmueller et al. 2024)."""
+
+    def __init__(self, activation: nn.Module, width: int):
+        super().__init__()
+        self.activation = activation
+        self.alpha = nn.Parameter(torch.ones(width))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.alpha * (self.activation(x) - x)
+
+
+def make_activation(name: str, parametric: bool = False, width: int = 0) -> nn.Module:
+    """The named activation; ``parametric`` wraps it in a `ParametricActivation` of ``width`` units."""
+    activation = ACTIVATIONS[name].make()
+    return ParametricActivation(activation, width) if parametric else activation
 
 
 def make_norm(norm: str | None, width: int) -> nn.Module:

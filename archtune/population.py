@@ -41,10 +41,12 @@ from archtune.train.population import PopulationTrainer, structure_signature
 # dropout, weight decay). The width is shared too: a stack pads every member to the widest,
 # so members of 16 and 700 units together would cost each as much as the widest (measured: one
 # epoch of such a cohort took 25 times the members' solo epochs together).
-STRUCTURE_PARAMS = ("arch", "hidden_layers", "units", "shape", "activation", "norm", "optimizer", "batch_size")
+STRUCTURE_PARAMS = ("arch", "hidden_layers", "units", "shape", "activation", "norm", "parametric_activation",
+                    "feature_scale", "numeric_embedding", "d_embedding", "n_frequencies", "n_bins", "binning",
+                    "optimizer", "batch_size", "label_smoothing")
 # Estimator parameters that the shared data pipeline depends on.
-DATA_PARAMS = ("random_state", "validation_fraction", "early_stopping", "scaling", "categorical", "class_weight",
-               "device")
+DATA_PARAMS = ("random_state", "validation_fraction", "early_stopping", "scaling", "categorical",
+               "categorical_features", "class_weight", "clamp_outputs", "device")
 
 
 def can_stack(prepared: Prepared) -> bool:
@@ -68,12 +70,13 @@ def cohort_key(estimator: Any, n_train: int) -> tuple | None:
         return None
     if not get_family(model_config.arch).stackable or not model_config.hidden_sizes:
         return None
-    data = tuple(repr(getattr(estimator, name, None)) for name in DATA_PARAMS)
+    params = estimator.get_params()
+    data = tuple(repr(params[name]) for name in DATA_PARAMS)
     signature = structure_signature(model_config, train_config, model_config.hidden_sizes)
     # Members are padded to the widest, so widths in one stack stay within a factor sqrt(2)
     # (padding then at most doubles a member's arithmetic).
     width_band = math.floor(2 * math.log2(max(model_config.hidden_sizes)))
-    return (type(estimator).__name__, signature, width_band, train_config.loss, data)
+    return (type(estimator).__name__, signature, width_band, train_config.loss, train_config.label_smoothing, data)
 
 
 def fit_population(estimators: Sequence[Any], X: Any, y: Any, validation_data: tuple[Any, Any] | None = None,

@@ -249,7 +249,9 @@ def test_constant_column_is_not_divided_by_zero():
 def test_quantile_scaling_matches_sklearn(house):
     train, new = house.iloc[:1500], house.iloc[1500:]
     pre = Preprocessor("quantile").fit(train)
-    oracle = QuantileTransformer(output_distribution="normal", n_quantiles=1000, subsample=None)
+    # The TabM paper's setting: max(min(n / 30, 1000), 10) quantiles.
+    oracle = QuantileTransformer(output_distribution="normal", n_quantiles=max(min(len(train) // 30, 1000), 10),
+                                 subsample=None)
     oracle.fit(train.to_numpy())
     lo, hi = train.min().to_numpy(), train.max().to_numpy()
     for frame in (train, new):

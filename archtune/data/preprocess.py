@@ -20,8 +20,15 @@ from archtune.data.images import looks_like_image_paths, read_image_column
 from archtune.data.text import build_vocabulary, encode_texts, looks_like_text
 from archtune.errors import DataError
 
-SCALINGS = ("standard", "quantile", None)
-CATEGORICAL_ENCODINGS = ("embedding", "onehot")
+SCALINGS = ("standard", "robust", "quantile", None)
+CATEGORICAL_ENCODINGS = ("embedding", "onehot", "auto")
+# categorical="auto": one-hot columns for at most this many levels, embeddings above (RealMLP).
+ONE_HOT_MAX_LEVELS = 9
+# categorical_features="auto": integer-valued columns with at most this many distinct values
+# are read as codes of categories (the usual label-encoded categoricals, as in PMLB's adult).
+CATEGORICAL_INTEGER_LEVELS = 16
+# scaling="robust": the smooth clip's bound, x / sqrt(1 + (x / bound)^2) (RealMLP).
+SMOOTH_CLIP = 3.0
 # An object column whose values mostly parse as numbers is a numeric column with typos, not
 # a categorical one: report the first bad value instead of silently embedding it.
 NUMERIC_SHARE = 0.9
@@ -123,6 +130,18 @@ def _to_numeric(series: pd.Series, where: str) -> pd.Series | None:
     return None
 
 
+def category_key(value: Any) -> str:
+    """A category's name: its string, with integer-valued numbers written as integers, so that
+    a level reads the same from an int column and from a float one (3 and 3.0 are "3")."""
+    if isinstance(value, (bool, np.bool_)):
+        return str(bool(value))
+    if isinstance(value, (int, np.integer)):
+        return str(int(value))
+    if isinstance(value, (float, np.floating)) and float(value).is_integer():
+        return str(int(value))
+    return str(value)
+
+
 def _comma_number(value: Any) -> bool:
     return isinstance(value, str) and _COMMA_NUMBER.fullmatch(value.strip()) is not None
 
@@ -156,17 +175,45 @@ def infer_column_kinds(frame: pd.DataFrame, where: str = "X", text: bool = True)
     return kinds
 
 
+def declare_categorical(kinds: dict[str, str], frame: pd.DataFrame, categorical_features: Any,
+                        where: str = "X") -> dict[str, str]:
+    """The kinds with numeric columns turned categorical as ``categorical_features`` says:
+    "from_dtype" (none), "auto" (integer-valued columns with at most CATEGORICAL_INTEGER_LEVELS
+    distinct values) or a list of column names (a name not in X is an error)."""
+    if categorical_features is None or (isinstance(categorical_features, str) and categorical_features == "from_dtype"):
+        return kinds
+    out = dict(kinds)
+    if isinstance(categorical_features, str):  # "auto", checked with the other parameters
+        for col in frame.columns:
+            if kinds.get(str(col)) != "numeric":
+                continue
+            values = pd.to_numeric(frame[col], errors="coerce").dropna().to_numpy(dtype="float64")
+            if values.size and np.all(np.mod(values, 1) == 0) and len(np.unique(values)) <= CATEGORICAL_INTEGER_LEVELS:
+                out[str(col)] = "categorical"
+        return out
+    from archtune.errors import InvalidParameterError, nearest
+
+    columns = [str(c) for c in frame.columns]
+    for name in categorical_features:
+        if str(name) not in kinds:
+            raise InvalidParameterError(f"categorical_features: {where} has no column {name!r}{nearest(str(name), columns)}")
+        if kinds[str(name)] == "numeric":
+            out[str(name)] = "categorical"
+    return out
+
+
 class Preprocessor:
     """Turns a table into the network's input matrix.
 
     Parameters
     ----------
-    scaling : {"standard", "quantile", None}
-        Numeric columns: standardised (default), mapped to a normal distribution through
-        their quantiles (robust to outliers and skew), or left as they are.
-    categorical : {"embedding", "onehot"}
-        Categorical columns (strings, category, bool): integer codes for learned embeddings
-        (default), or one-hot columns.
+    scaling : {"standard", "robust", "quantile", None}
+        Numeric columns: standardised (default); centred on the median, divided by the
+        interquartile range and smoothly clipped (``x / sqrt(1 + (x/3)^2)``, RealMLP); mapped to
+        a normal distribution through their quantiles (TabM's setting); or left as they are.
+    categorical : {"embedding", "onehot", "auto"}
+        Categorical columns: integer codes for learned embeddings (default), one-hot columns,
+        or "auto": one-hot for at most ONE_HOT_MAX_LEVELS levels, codes above.
     text : bool
         String columns that read as text (several words, mostly distinct values; see
         data/text.py) become token codes for a sequence encoder, after every other column.
@@ -202,6 +249,7 @@ class Preprocessor:
         self.quantiles_: list[list[float]] = []
         self.medians_: list[float] = []
         self.indicators_: list[str] = []
+        self.onehot_: list[str] = []
         self.text_, self.vocabularies_, self.text_lengths_ = [], {}, {}
         self.image_, self.image_shapes_ = [], {}
         for col in frame.columns:
@@ -238,10 +286,18 @@ class Preprocessor:
         self.medians_.append(median)
         if present.size < arr.size:
             self.indicators_.append(name)
+        if self.scaling == "robust":
+            # Median and interquartile range (half the range where the IQR is 0), as RealMLP.
+            q25, q75 = np.quantile(filled, [0.25, 0.75])
+            center, scale = median, float(q75 - q25) or 0.5 * float(filled.max() - filled.min())
         self.center_.append(center)
         self.scale_.append(scale if scale > 0 else 1.0)
         if self.scaling == "quantile":
-            qs = np.quantile(filled, np.linspace(0, 1, min(N_QUANTILES, filled.size)))
+            # The TabM paper's number of quantiles, max(min(n / 30, 1000), 10). Its fitting noise,
+            # which spreads tied values over several quantiles, is not needed: ties map to the
+            # middle of their quantiles here (see _scale).
+            n_quantiles = max(min(filled.size // 30, N_QUANTILES), 10)
+            qs = np.quantile(filled, np.linspace(0, 1, n_quantiles))
             self.quantiles_.append([float(q) for q in qs])
 
     def _fit_image(self, name: str, values: pd.Series) -> None:
@@ -252,9 +308,12 @@ class Preprocessor:
 
     def _fit_categorical(self, name: str, values: pd.Series) -> None:
         self.categorical_.append(name)
-        present = values[values.notna()].map(str)
+        present = values[values.notna()].map(category_key)
         # Most frequent first, so codes are stable and the commonest levels get small codes.
-        self.categories_[name] = list(present.value_counts(sort=True).index.map(str))
+        self.categories_[name] = list(present.value_counts(sort=True).index)
+        if self.categorical == "onehot" or (self.categorical == "auto"
+                                            and len(self.categories_[name]) <= ONE_HOT_MAX_LEVELS):
+            self.onehot_.append(name)
 
     # ------------------------------------------------------------------ transforming
 
@@ -280,16 +339,17 @@ class Preprocessor:
         self._check_representable(blocks[0], numeric, frame.index, where)
         if self.indicators_:
             blocks.append(np.column_stack([missing[name] for name in self.indicators_]).astype("float64"))
-        codes = np.column_stack([self._codes(frame[name], name) for name in self.categorical_]) if self.categorical_ else np.empty((n, 0))
-        if self.categorical == "onehot" and self.categorical_:
-            for j, name in enumerate(self.categorical_):
-                k = len(self.categories_[name])
-                onehot = np.zeros((n, k))
-                hit = codes[:, j] > 0
-                onehot[np.flatnonzero(hit), codes[hit, j].astype(int) - 1] = 1.0
-                blocks.append(onehot)
-        else:
-            blocks.append(codes.astype("float64"))
+        onehot = set(self.onehot_)
+        for name in self.onehot_:
+            k = len(self.categories_[name])
+            block = np.zeros((n, k))
+            code = self._codes(frame[name], name)
+            hit = code > 0
+            block[np.flatnonzero(hit), code[hit] - 1] = 1.0
+            blocks.append(block)
+        embedded = [name for name in self.categorical_ if name not in onehot]
+        blocks.append(np.column_stack([self._codes(frame[name], name) for name in embedded]).astype("float64")
+                      if embedded else np.empty((n, 0)))
         if self.text_:
             blocks += [encode_texts(frame[name], self.vocabularies_[name], self.text_lengths_[name]).astype("float64")
                        for name in self.text_]
@@ -304,6 +364,9 @@ class Preprocessor:
             return numeric
         if self.scaling == "standard":
             return (numeric - np.asarray(self.center_)) / np.asarray(self.scale_)
+        if self.scaling == "robust":
+            z = (numeric - np.asarray(self.center_)) / np.asarray(self.scale_)
+            return z / np.sqrt(1 + (z / SMOOTH_CLIP) ** 2)
         out = np.empty_like(numeric)
         for j, qs in enumerate(self.quantiles_):
             grid = np.linspace(0, 1, len(qs))
@@ -329,25 +392,22 @@ class Preprocessor:
         lookup = {c: i + 1 for i, c in enumerate(self.categories_[name])}
         present = values.notna().to_numpy()
         out = np.zeros(len(values), dtype="int64")
-        out[present] = [lookup.get(str(v), 0) for v in values.to_numpy()[present]]
+        out[present] = [lookup.get(category_key(v), 0) for v in values.to_numpy()[present]]
         return out
 
     # ------------------------------------------------------------------ shape and state
 
     @property
     def n_numeric_out(self) -> int:
-        """Float columns before the categorical codes."""
-        n = len(self.numeric_) + len(self.indicators_)
-        if self.categorical == "onehot":
-            n += sum(len(self.categories_[c]) for c in self.categorical_)
-        return n
+        """Float columns before the categorical codes: scaled numbers, missing-value
+        indicators, one-hot columns."""
+        return len(self.numeric_) + len(self.indicators_) + sum(len(self.categories_[c]) for c in self.onehot_)
 
     @property
     def cardinalities(self) -> tuple[int, ...]:
         """Number of codes per embedded column (its levels + 1 for missing/unseen)."""
-        if self.categorical == "onehot":
-            return ()
-        return tuple(len(self.categories_[c]) + 1 for c in self.categorical_)
+        onehot = set(self.onehot_)
+        return tuple(len(self.categories_[c]) + 1 for c in self.categorical_ if c not in onehot)
 
     @property
     def image_columns(self) -> tuple[tuple[int, int, int], ...]:
@@ -360,7 +420,7 @@ class Preprocessor:
         return tuple((len(self.vocabularies_[c]) + 2, self.text_lengths_[c]) for c in self.text_)
 
     STATE_KEYS = ("columns_", "numeric_", "categorical_", "categories_", "center_", "scale_",
-                  "quantiles_", "medians_", "indicators_")
+                  "quantiles_", "medians_", "indicators_", "onehot_")
     TEXT_KEYS = ("text_", "vocabularies_", "text_lengths_", "image_", "image_shapes_")  # absent without them
 
     def to_state(self) -> dict[str, Any]:
@@ -373,6 +433,8 @@ class Preprocessor:
     @classmethod
     def from_state(cls, state: dict[str, Any]) -> "Preprocessor":
         pre = cls(state["scaling"], state["categorical"])
+        if "onehot_" not in state:  # bundles written before categorical="auto"
+            state = {**state, "onehot_": list(state["categorical_"]) if state["categorical"] == "onehot" else []}
         for key in cls.STATE_KEYS:
             setattr(pre, key, state[key])
         for key in cls.TEXT_KEYS:

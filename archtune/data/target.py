@@ -125,7 +125,7 @@ class ClassificationTarget:
         classes, codes = encode_classes(y, "y")
         return cls(classes), codes
 
-    def fit_scale(self, codes: np.ndarray) -> "ClassificationTarget":
+    def fit_scale(self, codes: np.ndarray, clamp: bool = False) -> "ClassificationTarget":
         return self
 
     @property
@@ -157,6 +157,16 @@ class ClassificationTarget:
         if counts.min() >= 2 and n_val >= len(counts) and len(codes) - n_val >= len(counts):
             return codes
         return None
+
+    def check_params(self, params: dict[str, Any]) -> None:
+        """The task-specific parameters: class_weight against the labels; clamp_outputs is
+        for regressors."""
+        from archtune.errors import InvalidParameterError
+
+        if params.get("clamp_outputs"):
+            raise InvalidParameterError("clamp_outputs applies to regressors only (it clips predictions to the "
+                                        "training target's range); got clamp_outputs=True on NeuralClassifier")
+        self.check_class_weight(params.get("class_weight"))
 
     def check_class_weight(self, class_weight: Any) -> None:
         from archtune.checks import check_number
@@ -209,11 +219,13 @@ class RegressionTarget:
     task = "regression"
 
     def __init__(self, n_outputs: int, one_d: bool, mean: np.ndarray | None = None,
-                 scale: np.ndarray | None = None):
+                 scale: np.ndarray | None = None, low: np.ndarray | None = None, high: np.ndarray | None = None):
         self.n_outputs = n_outputs
         self.one_d = one_d
         self.mean = mean
         self.scale = scale
+        self.low = low  # the training target's range: predictions are clipped to it when set
+        self.high = high
 
     @classmethod
     def fit(cls, y: np.ndarray) -> tuple["RegressionTarget", np.ndarray]:
@@ -221,10 +233,11 @@ class RegressionTarget:
         check_varies(values, "y")
         return cls(values.shape[1], y.ndim == 1), values
 
-    def fit_scale(self, values: np.ndarray) -> "RegressionTarget":
-        """The mean and scale of the training rows."""
+    def fit_scale(self, values: np.ndarray, clamp: bool = False) -> "RegressionTarget":
+        """The mean and scale of the training rows (and with ``clamp`` their range)."""
         scale = values.std(axis=0)
-        return RegressionTarget(self.n_outputs, self.one_d, values.mean(axis=0), np.where(scale > 0, scale, 1.0))
+        return RegressionTarget(self.n_outputs, self.one_d, values.mean(axis=0), np.where(scale > 0, scale, 1.0),
+                                values.min(axis=0) if clamp else None, values.max(axis=0) if clamp else None)
 
     def encode(self, y: np.ndarray, what: str) -> np.ndarray:
         out = regression_target(y, what)
@@ -240,12 +253,18 @@ class RegressionTarget:
     def stratify(self, values: np.ndarray, n_val: int) -> None:
         return None
 
-    def check_class_weight(self, class_weight: Any) -> None:
+    def check_params(self, params: dict[str, Any]) -> None:
+        """Parameters that only classifiers read are named errors on a regressor."""
         from archtune.errors import InvalidParameterError
 
-        if class_weight is not None:
+        if params.get("class_weight") is not None:
             raise InvalidParameterError(
-                f"class_weight applies to classifiers only; got class_weight={class_weight!r} on NeuralRegressor")
+                f"class_weight applies to classifiers only; got class_weight={params['class_weight']!r} on "
+                "NeuralRegressor")
+        if params.get("label_smoothing"):
+            raise InvalidParameterError(
+                f"label_smoothing applies to classifiers only; got label_smoothing={params['label_smoothing']!r} on "
+                "NeuralRegressor")
 
     def loss_weights(self, values: np.ndarray, class_weight: Any) -> None:
         return None
@@ -253,6 +272,8 @@ class RegressionTarget:
     def decode(self, outputs: np.ndarray) -> np.ndarray:
         """Network outputs (standardised) as predictions in the target's units and shape."""
         out = outputs * self.scale + self.mean
+        if self.low is not None:
+            out = np.clip(out, self.low, self.high)
         return out.ravel() if self.one_d else out
 
     def attributes(self) -> dict[str, Any]:

@@ -20,8 +20,8 @@ def _linear(fan_in: int, fan_out: int, config: "ModelConfig", generator: torch.G
     return layer
 
 
-@register_model("wide_deep", uses=("dense", "inputs"))  # the deep path of Wide&Deep is an MLP (see TabularNetwork)
-@register_model("mlp", stackable=True)
+@register_model("wide_deep", uses=("dense", "inputs", "numeric_embedding"))  # the deep path of Wide&Deep is an MLP (see TabularNetwork)
+@register_model("mlp", stackable=True, uses=("dense", "numeric_embedding"))
 def build_mlp(config: "ModelConfig", in_width: int, generator: torch.Generator | None) -> tuple[nn.Module, int]:
     """Linear -> norm -> activation -> dropout, once per hidden layer.
 
@@ -34,7 +34,7 @@ def build_mlp(config: "ModelConfig", in_width: int, generator: torch.Generator |
         layers += [
             _linear(width, size, config, generator),
             make_norm(config.norm, size),
-            make_activation(config.activation),
+            make_activation(config.activation, config.parametric_activation, size),
             make_dropout(config.dropout, config.activation),
         ]
         width = size
@@ -61,7 +61,7 @@ class ResidualBlock(nn.Module):
             # idea) makes every block close to the identity at first. Measured on cpu_act and
             # house_16H: 0.1 matched PyTorch-default-initialised resnets; 1/sqrt(blocks) did not.
             self.linear.weight.mul_(BRANCH_SCALE)
-        self.activation = make_activation(config.activation)
+        self.activation = make_activation(config.activation, config.parametric_activation, fan_out)
         self.dropout = make_dropout(config.dropout, config.activation)
         self.skip: nn.Module = nn.Identity()
         if fan_in != fan_out:
@@ -73,7 +73,7 @@ class ResidualBlock(nn.Module):
         return self.skip(x) + self.dropout(self.activation(self.linear(self.norm(x))))
 
 
-@register_model("resnet", stackable=True)
+@register_model("resnet", stackable=True, uses=("dense", "numeric_embedding"))
 def build_resnet(config: "ModelConfig", in_width: int, generator: torch.Generator | None) -> tuple[nn.Module, int]:
     """An MLP whose hidden layers after the first are residual blocks.
 
@@ -85,7 +85,7 @@ def build_resnet(config: "ModelConfig", in_width: int, generator: torch.Generato
     first = config.hidden_sizes[0]
     layers: list[nn.Module] = [
         _linear(in_width, first, config, generator),
-        make_activation(config.activation),
+        make_activation(config.activation, config.parametric_activation, first),
         make_dropout(config.dropout, config.activation),
     ]
     width = first

@@ -4,17 +4,22 @@ layer matched to the task."""
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from archtune.errors import InvalidParameterError
 from archtune.layers import initialize_linear
 from archtune.models.cnn import build_image_encoder
+from archtune.models.embeddings import PeriodicEmbeddings, PiecewiseLinearEmbeddings
 from archtune.models.registry import get_family
 from archtune.models.sequence import SequenceEncoder
+from archtune.models.tabm import LinearEnsemble
 
 if TYPE_CHECKING:
     from archtune.config import ModelConfig
@@ -29,8 +34,11 @@ def embedding_dim(cardinality: int) -> int:
 class InputSpec:
     """The input side of a network, derived from the data.
 
-    The input tensor has ``n_numeric`` float columns followed by one column per categorical
-    feature holding its integer code (0 = missing or unseen) as a float.
+    The input tensor has ``n_numeric`` float columns (the first ``n_continuous`` of them the
+    scaled numeric features, then missing-value indicators and one-hot columns) followed by
+    one column per embedded categorical feature holding its integer code (0 = missing or
+    unseen) as a float, then text codes and image pixels. ``bins`` are the piecewise-linear
+    embedding's bin edges of each numeric feature, computed on the training rows.
     """
 
     n_numeric: int
@@ -38,12 +46,16 @@ class InputSpec:
     embedding_dims: tuple[int, ...] = ()
     text: tuple[tuple[int, int], ...] = ()  # (vocabulary, length) of each text column, after the codes
     images: tuple[tuple[int, int, int], ...] = ()  # (C, H, W) of each image-path column, after the text
+    n_continuous: int = 0
+    bins: tuple[tuple[float, ...], ...] = ()
 
     @classmethod
     def auto(cls, n_numeric: int, cardinalities: tuple[int, ...],
-             text: tuple[tuple[int, int], ...] = (), images: tuple[tuple[int, int, int], ...] = ()) -> "InputSpec":
+             text: tuple[tuple[int, int], ...] = (), images: tuple[tuple[int, int, int], ...] = (),
+             n_continuous: int = 0, bins: Sequence[Sequence[float]] = ()) -> "InputSpec":
         return cls(n_numeric, tuple(cardinalities), tuple(embedding_dim(c) for c in cardinalities),
-                   tuple((int(v), int(n)) for v, n in text), tuple(tuple(int(d) for d in s) for s in images))
+                   tuple((int(v), int(n)) for v, n in text), tuple(tuple(int(d) for d in s) for s in images),
+                   int(n_continuous), tuple(tuple(float(v) for v in edges) for edges in bins))
 
     @property
     def n_columns(self) -> int:
@@ -52,8 +64,23 @@ class InputSpec:
 
     @property
     def width(self) -> int:
-        """Features after encoding, text encoders excluded (their width depends on the config)."""
+        """Features after encoding, without numeric embeddings and text encoders (their widths
+        depend on the config)."""
         return self.n_numeric + sum(self.embedding_dims)
+
+
+def numeric_embedding(config: "ModelConfig", spec: InputSpec, generator: torch.Generator | None) -> nn.Module | None:
+    """The numeric embedding a config asks for over the spec's numeric features (or None)."""
+    kind = config.numeric.kind
+    if kind is None or spec.n_continuous == 0:
+        return None
+    if kind == "piecewise_linear":
+        if len(spec.bins) != spec.n_continuous:
+            raise InvalidParameterError("numeric_embedding='piecewise_linear' needs the bins of every numeric "
+                                        "feature (computed from the training rows in fit)")
+        return PiecewiseLinearEmbeddings(spec.bins, config.numeric.d_embedding, generator)
+    return PeriodicEmbeddings(spec.n_continuous, config.numeric.d_embedding, config.numeric.n_frequencies,
+                              config.numeric.frequency_init_scale, lite=kind == "periodic_lite", generator=generator)
 
 
 WIDE_GAIN = 10.0
@@ -69,9 +96,14 @@ class TabularNetwork(nn.Module):
 
     def __init__(self, spec: InputSpec, body: nn.Module, body_width: int, n_outputs: int, task: str,
                  wide: tuple[int, ...] = (), deep: tuple[int, ...] = (), crosses: tuple[tuple[int, int], ...] = (),
-                 text_encoders: list[nn.Module] | None = None, image_encoders: list[nn.Module] | None = None):
+                 text_encoders: list[nn.Module] | None = None, image_encoders: list[nn.Module] | None = None,
+                 numeric_embedding: nn.Module | None = None, feature_scale: int = 0):
         super().__init__()
         self.n_numeric = spec.n_numeric
+        self.n_continuous = spec.n_continuous if numeric_embedding is not None else 0
+        self.numeric_embedding = numeric_embedding
+        # RealMLP's front scale: one learned factor per input feature of the body, from 1.
+        self.feature_scale = nn.Parameter(torch.ones(feature_scale)) if feature_scale else None
         self.text_lengths = tuple(n for _, n in spec.text)
         self.text_encoders = nn.ModuleList(text_encoders or [])
         self.image_sizes = tuple(c * h * w for c, h, w in spec.images)
@@ -86,7 +118,11 @@ class TabularNetwork(nn.Module):
         self.wide = tuple(wide)
         self.deep = tuple(deep)
         self.crosses = tuple(crosses)
-        self.head = nn.Linear(body_width, n_outputs)
+        # TabM: a body of k members ([B, k, width]) gets k output layers, and its outputs are
+        # averaged at prediction (see forward).
+        self.ensemble_size = int(getattr(body, "ensemble_size", 0))  # 0: not an ensemble
+        self.head = (nn.Linear(body_width, n_outputs) if not self.ensemble_size
+                     else LinearEnsemble(body_width, n_outputs, self.ensemble_size))
         if self.wide:
             # Zero-initialised, and scaled by WIDE_GAIN: with Adam a weight moves about one
             # learning rate per step, so a wide weight of 1 would take 1000 steps; the gain is a
@@ -95,27 +131,41 @@ class TabularNetwork(nn.Module):
             nn.init.zeros_(self.wide_head.weight)
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
+        parts = self._parts(x)
+        h = parts[0] if len(parts) == 1 else torch.cat(parts, dim=1)
+        return h * self.feature_scale if self.feature_scale is not None else h
+
+    def _parts(self, x: torch.Tensor) -> list[torch.Tensor]:
+        if self.numeric_embedding is not None:
+            parts = [self.numeric_embedding(x[:, :self.n_continuous]), x[:, self.n_continuous:self.n_numeric]]
+        else:
+            parts = [x[:, :self.n_numeric]]
         if not self.embeddings and not self.text_encoders and not self.image_encoders:
-            return x
+            return parts if self.numeric_embedding is not None else [x]
         n_codes = len(self.embeddings)
-        codes = x[:, self.n_numeric : self.n_numeric + n_codes].long()
-        parts = [x[:, : self.n_numeric]]
+        codes = x[:, self.n_numeric:self.n_numeric + n_codes].long()
         parts += [emb(codes[:, i]) for i, emb in enumerate(self.embeddings)]
         start = self.n_numeric + n_codes
         for encoder, length in zip(self.text_encoders, self.text_lengths):
-            parts.append(encoder(x[:, start : start + length]))
+            parts.append(encoder(x[:, start:start + length]))
             start += length
         for encoder, size in zip(self.image_encoders, self.image_sizes):
-            parts.append(encoder(x[:, start : start + size]))
+            parts.append(encoder(x[:, start:start + size]))
             start += size
-        return torch.cat(parts, dim=1)
+        return parts
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits or values [B, outputs]; a TabM network in training mode returns every
+        member's [B, k, outputs] (the loss averages the members' losses)."""
         if not self.wide:
-            return self.head(self.body(self.encode(x)))
-        wide = [x[:, list(self.wide)], *(x[:, [a]] * x[:, [b]] for a, b in self.crosses)]
-        return (self.head(self.body(self.encode(x[:, list(self.deep)])))
-                + WIDE_GAIN * self.wide_head(torch.cat(wide, dim=1)))
+            out = self.head(self.body(self.encode(x)))
+        else:
+            wide = [x[:, list(self.wide)], *(x[:, [a]] * x[:, [b]] for a, b in self.crosses)]
+            out = (self.head(self.body(self.encode(x[:, list(self.deep)])))
+                   + WIDE_GAIN * self.wide_head(torch.cat(wide, dim=1)))
+        if not self.ensemble_size or self.training:
+            return out
+        return ensemble_mean(out, self.task)
 
     def predict_proba(self, x: torch.Tensor) -> torch.Tensor:
         logits = self.forward(x)
@@ -127,6 +177,19 @@ class TabularNetwork(nn.Module):
     def hidden_linears(self) -> list[nn.Linear]:
         """The body's Linear layers: those that max-norm constrains."""
         return [m for m in self.body.modules() if isinstance(m, nn.Linear)]
+
+
+def ensemble_mean(out: torch.Tensor, task: str) -> torch.Tensor:
+    """Members' outputs [B, k, o] as one prediction [B, o] in the same form: the logits of the
+    mean probability (classification) or the mean value (regression)."""
+    k = math.log(out.shape[1])
+    if task == "multiclass":
+        return torch.logsumexp(torch.log_softmax(out, dim=-1), dim=1) - k
+    if task == "binary":
+        log_p = torch.logsumexp(F.logsigmoid(out), dim=1) - k
+        log_q = torch.logsumexp(F.logsigmoid(-out), dim=1) - k
+        return log_p - log_q
+    return out.mean(dim=1)
 
 
 def build_model(
@@ -141,14 +204,18 @@ def build_model(
         if not config.wide.wide_columns:
             raise InvalidParameterError("arch='wide_deep' needs inputs={'wide': [columns]}: the features that "
                                         "go straight to the output layer")
-        # The deep path sees its own columns; categorical and text codes (always deep) stay last.
+        # The deep path sees its own columns (numeric ones first, in the order given, then
+        # indicators); categorical and text codes (always deep) stay last.
         n_codes = (len(spec.cardinalities) + sum(n for _, n in spec.text)
                    + sum(c * h * w for c, h, w in spec.images))
+        continuous = [p for p in config.wide.deep_columns if p < spec.n_continuous]
         spec = InputSpec(len(config.wide.deep_columns) - n_codes, spec.cardinalities, spec.embedding_dims, spec.text,
-                         spec.images)
+                         spec.images, len(continuous), tuple(spec.bins[p] for p in continuous) if spec.bins else ())
+    embedding = numeric_embedding(config, spec, generator)
     encoders = [SequenceEncoder(vocabulary, length, config, generator) for vocabulary, length in spec.text]
     images = [build_image_encoder(config, shape, generator) for shape in spec.images]
-    in_width = spec.width + sum(e.width for e in encoders) + sum(width for _, width in images)
+    in_width = (spec.width + sum(e.width for e in encoders) + sum(width for _, width in images)
+                + (embedding.width - spec.n_continuous if embedding is not None else 0))
     arch = config.arch
     if arch == "cnn" and not config.image_shape and spec.images:
         # A table whose image-path columns are read by conv encoders (built from the same
@@ -156,11 +223,18 @@ def build_model(
         arch = "mlp"
     body, width = get_family(arch).build(config, in_width, generator)
     net = TabularNetwork(spec, body, width, n_outputs, task, config.wide.wide_columns, config.wide.deep_columns,
-                         config.wide.crosses,
-                         encoders, [encoder for encoder, _ in images])
+                         config.wide.crosses, encoders, [encoder for encoder, _ in images], embedding,
+                         in_width if config.feature_scale else 0)
     for emb in net.embeddings:
         with torch.no_grad():
             emb.weight.normal_(0.0, 1.0, generator=generator)
-    # The output layer is linear in its inputs: Glorot keeps the logits' scale moderate.
-    initialize_linear(net.head, "glorot_uniform", generator)
+    if not net.ensemble_size:
+        # The output layer is linear in its inputs: Glorot keeps the logits' scale moderate.
+        initialize_linear(net.head, "glorot_uniform", generator)
+    else:
+        for member in range(net.ensemble_size):
+            bound = 1 / math.sqrt(width)
+            with torch.no_grad():
+                net.head.weight[member].uniform_(-bound, bound, generator=generator)
+                net.head.bias[member].uniform_(-bound, bound, generator=generator)
     return net

@@ -23,6 +23,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from archtune.errors import InvalidParameterError
+from archtune.layers import ParametricActivation
+from archtune.models.embeddings import PeriodicEmbeddings, periodic, piecewise_linear
 from archtune.models.mlp import ResidualBlock
 from archtune.models.network import TabularNetwork
 
@@ -53,6 +55,9 @@ class StackedNetwork(nn.Module):
                     f"normalisation, residual projections and inputs must match; widths may differ)")
         self.k = len(members)
         self.n_numeric = first.n_numeric
+        self.n_continuous = first.n_continuous
+        self.numeric_embedding = first.numeric_embedding  # its hyperparameters; the weights are the stack's
+        self.feature_scale = first.feature_scale is not None
         self.n_embeddings = len(first.embeddings)
         self.task = first.task
         self.has_batchnorm = any(isinstance(m, nn.BatchNorm1d) for m in first.modules())
@@ -104,14 +109,37 @@ class StackedNetwork(nn.Module):
         """Outputs of every member: [K, batch, n_outputs]."""
         P = self.views()
         h: torch.Tensor = x
-        if self.n_embeddings:
+        embedding = self.numeric_embedding
+        if self.n_embeddings or embedding is not None:
+            if embedding is None:
+                parts = [x[:, :self.n_numeric].expand(self.k, -1, -1)]
+            else:
+                parts = [self._embed_numeric(x[:, :self.n_continuous], P),
+                         x[:, self.n_continuous:self.n_numeric].expand(self.k, -1, -1)]
             codes = x[:, self.n_numeric:].long()
-            parts = [x[:, :self.n_numeric].expand(self.k, -1, -1)]
             parts += [P[f"embeddings.{i}.weight"][:, codes[:, i], :] for i in range(self.n_embeddings)]
             h = torch.cat(parts, dim=2)
+        if self.feature_scale:
+            h = h * P["feature_scale"].unsqueeze(1)
         for op in self.ops:
             h = op(h, P, self)
         return h
+
+    def _embed_numeric(self, x: torch.Tensor, P: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Each member's numeric embedding of the shared numeric block: [K, B, F*d]."""
+        embedding = self.numeric_embedding
+        if isinstance(embedding, PeriodicEmbeddings):
+            return periodic(x, P["numeric_embedding.frequencies"], P["numeric_embedding.weight"],
+                            P["numeric_embedding.bias"], embedding.lite)
+        bins = [self.buffer(f"numeric_embedding.{name}")[0]
+                for name in ("bin_left", "bin_width", "clip_low", "clip_high", "bin_mask")]
+        return piecewise_linear(x, *bins, P["numeric_embedding.weight"], P["numeric_embedding.bias"],
+                                P["numeric_embedding.encoding_weight"])
+
+    def scale_dropout(self, factors: Sequence[float]) -> None:
+        """Each member's dropout rates times its factor (a regularisation schedule)."""
+        for op in self.ops:
+            op.scale_dropout(factors)
 
     # ------------------------------------------------------------------ members
 
@@ -175,6 +203,9 @@ class _Op:
     def keep(self, index: torch.Tensor) -> None:
         pass
 
+    def scale_dropout(self, factors: Sequence[float]) -> None:
+        pass
+
 
 class _Linear(_Op):
     def __init__(self, prefix: str, bias: bool = True):
@@ -207,15 +238,24 @@ class _Mask(_Op):
 
 
 class _Activation(_Op):
+    """The activation; a parametric one (``x + alpha * (f(x) - x)``) reads each member's alpha."""
+
     def __init__(self, module: nn.Module, prefix: str):
+        self.alpha = f"{prefix}.alpha" if isinstance(module, ParametricActivation) else None
+        if self.alpha is not None:
+            module, prefix = module.activation, f"{prefix}.activation"
         self.module = module
         self.prelu = f"{prefix}.weight" if isinstance(module, nn.PReLU) else None
 
     def __call__(self, h, P, net):
         if self.prelu is not None:
             w = P[self.prelu].view(-1, 1, 1)
-            return torch.where(h >= 0, h, w * h)
-        return self.module(h)
+            out = torch.where(h >= 0, h, w * h)
+        else:
+            out = self.module(h)
+        if self.alpha is None:
+            return out
+        return h + P[self.alpha].unsqueeze(1) * (out - h)
 
 
 class _Dropout(_Op):
@@ -229,7 +269,8 @@ class _Dropout(_Op):
     """
 
     def __init__(self, rates: Sequence[float], alpha: bool):
-        self.rates = torch.tensor(rates, dtype=torch.float64).view(-1, 1, 1)
+        self.base = torch.tensor(rates, dtype=torch.float64).view(-1, 1, 1)
+        self.rates = self.base
         self.alpha = alpha
 
     def __call__(self, h, P, net):
@@ -247,7 +288,10 @@ class _Dropout(_Op):
         return h * (noise * a) + b
 
     def keep(self, index):
-        self.rates = self.rates[index]
+        self.rates, self.base = self.rates[index], self.base[index]
+
+    def scale_dropout(self, factors):
+        self.rates = self.base * torch.tensor(list(factors), dtype=torch.float64).view(-1, 1, 1)
 
 
 class _BatchNorm(_Op):
@@ -314,6 +358,10 @@ class _Residual(_Op):
         for op in (self.norm, self.dropout, self.out_mask):
             if op is not None:
                 op.keep(index)
+
+    def scale_dropout(self, factors):
+        if self.dropout is not None:
+            self.dropout.scale_dropout(factors)
 
 
 def _norm_op(prefix: str, module: nn.Module, mask: _Mask | None) -> _Op | None:

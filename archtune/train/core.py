@@ -24,7 +24,7 @@ import torch
 from archtune.config import TrainConfig
 from archtune.errors import InvalidParameterError, TrainingDivergedError
 from archtune.train.callbacks import Callback, History
-from archtune.train.optim import LRSchedule
+from archtune.train.optim import LRSchedule, regularisation_factor
 
 
 class Engine(Protocol):
@@ -45,6 +45,8 @@ class Engine(Protocol):
     def member_module(self, position: int) -> torch.nn.Module: ...
 
     def remove(self, keep: list[int]) -> None: ...
+
+    def regularise(self, dropout: list[float], weight_decay: list[float]) -> None: ...
 
 
 def _overrides(cb: Callback, hook: str) -> bool:
@@ -193,9 +195,16 @@ def run(engine: Engine, members: list[TrainingState], X: torch.Tensor, y: torch.
         for member in members:
             for cb in member.callbacks:
                 cb.on_train_begin(member)
+        scheduled = any(m.config.dropout_schedule != "constant" or m.config.weight_decay_schedule != "constant"
+                        for m in members)
         for epoch in range(1, max(m.config.max_epochs for m in members) + 1):
             started = time.perf_counter()
             engine.train_mode(True)
+            if scheduled:  # dropout and weight decay by each member's progress through its epochs
+                engine.regularise(
+                    [regularisation_factor(m.config.dropout_schedule, (epoch - 1) / m.config.max_epochs) for m in active],
+                    [regularisation_factor(m.config.weight_decay_schedule, (epoch - 1) / m.config.max_epochs)
+                     for m in active])
             batch_hooks = [(m, cb) for m in active for cb in m.callbacks if _overrides(cb, "on_batch_end")]
             perm = torch.randperm(n, generator=generator).to(device)
             # float64: the epoch mean must not depend on float32 rounding of a long sum.

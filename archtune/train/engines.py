@@ -56,6 +56,13 @@ class SingleEngine:
         self.device = device
         self.has_batchnorm = any(isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)) for m in module.modules())
         self.optimizer: torch.optim.Optimizer | None = None
+        self.decay_factor = 1.0
+        self.dropouts = [(m, m.p) for m in module.modules() if isinstance(m, (nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.AlphaDropout))]
+
+    def regularise(self, dropout: list[float], weight_decay: list[float]) -> None:
+        for m, rate in self.dropouts:
+            m.p = rate * dropout[0]
+        self.decay_factor = weight_decay[0]
 
     def begin(self) -> None:
         module = self.module
@@ -89,7 +96,7 @@ class SingleEngine:
         if cfg.weight_decay > 0:
             # Decoupled weight decay (Loshchilov & Hutter), scaled by the scheduled rate.
             with torch.no_grad():
-                shrink = 1.0 - lr * cfg.weight_decay
+                shrink = 1.0 - lr * cfg.weight_decay * self.decay_factor
                 for w in self.weights:
                     w.mul_(shrink)
         opt.step()
@@ -137,6 +144,11 @@ class StackedEngine:
         self.has_batchnorm = self.net.has_batchnorm
         self.members = list(range(len(configs)))  # position -> member index
         self.optimizer: torch.optim.Optimizer | None = None
+        self.decay_factors = torch.ones(len(configs), 1, dtype=self.net.flat.dtype, device=device)
+
+    def regularise(self, dropout: list[float], weight_decay: list[float]) -> None:
+        self.net.scale_dropout(dropout)
+        self.decay_factors = torch.tensor(weight_decay, dtype=self.net.flat.dtype, device=self.device).view(-1, 1)
 
     def _columns(self) -> None:
         """Per-member hyperparameters as [K, 1] columns."""
@@ -188,7 +200,7 @@ class StackedEngine:
             if self.decays:
                 # Only the Linear weights' columns of the buffer, one [K, 1] factor each.
                 rates = torch.tensor(lrs, dtype=net.flat.dtype, device=self.device).view(-1, 1)
-                shrink = 1 - rates * self.weight_decay
+                shrink = 1 - rates * self.weight_decay * self.decay_factors
                 for start, stop in net.decayed_ranges:
                     net.flat[:, start:stop].mul_(shrink)
             for param, group, member_grad, lr in zip(self.params, opt.param_groups, grad, lrs):
@@ -229,6 +241,7 @@ class StackedEngine:
         assert self.optimizer is not None
         self.net.keep(torch.tensor(keep, dtype=torch.long, device=self.device))
         self.members = [self.members[pos] for pos in keep]
+        self.decay_factors = self.decay_factors[keep]
         self._columns()
         old_state, old_groups, old_params = self.optimizer.state, self.optimizer.param_groups, self.params
         self.params = self._aliases()

@@ -13,29 +13,37 @@ import torch
 import torch.nn.functional as F
 
 
-def make_loss(task: str, name: str, class_weights: torch.Tensor | None = None,
-              device: torch.device | str = "cpu") -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
-    """``loss(outputs, targets)`` for the task; class weights give a weighted mean."""
-    weights = class_weights.to(device) if class_weights is not None else None
-    if task == "binary":
-        if weights is None:
-            return F.binary_cross_entropy_with_logits
+def make_loss(task: str, name: str, class_weights: torch.Tensor | None = None, device: torch.device | str = "cpu",
+              label_smoothing: float = 0.0) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    """``loss(outputs, targets)`` for the task; class weights give a weighted mean, and
+    ``label_smoothing`` mixes that share of a uniform distribution into the class targets.
 
-        def weighted_bce(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    Outputs of shape [B, k, o] (the k members of a TabM network in training) give the mean of
+    the members' losses, as the TabM paper trains them."""
+    weights = class_weights.to(device) if class_weights is not None else None
+    smoothing = float(label_smoothing)
+    if task == "binary":
+        def binary(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+            target = y.unsqueeze(1).expand_as(logits) if logits.dim() == 3 else y
+            if smoothing:
+                target = target * (1 - smoothing) + smoothing / 2
+            if weights is None:
+                return F.binary_cross_entropy_with_logits(logits, target)
             w = weights[y.long()]
-            per_row = F.binary_cross_entropy_with_logits(logits, y, reduction="none")
+            w = w.unsqueeze(1).expand_as(logits) if logits.dim() == 3 else w
+            per_row = F.binary_cross_entropy_with_logits(logits, target, reduction="none")
             return (w * per_row).sum() / w.sum()
 
-        return weighted_bce
+        return binary
     if task == "multiclass":
-        if weights is None:
-            return F.cross_entropy
-        return lambda logits, y: F.cross_entropy(logits, y, weight=weights)
-    if name == "mae":
-        return F.l1_loss
-    if name == "huber":
-        return F.huber_loss
-    return F.mse_loss
+        def multiclass(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+            if logits.dim() == 3:
+                logits, y = logits.reshape(-1, logits.shape[-1]), y.repeat_interleave(logits.shape[1])
+            return F.cross_entropy(logits, y, weight=weights, label_smoothing=smoothing)
+
+        return multiclass
+    elementwise = {"mae": F.l1_loss, "huber": F.huber_loss}.get(name, F.mse_loss)
+    return lambda pred, y: elementwise(pred, y.unsqueeze(1).expand_as(pred) if pred.dim() == 3 else y)
 
 
 def make_metric(task: str) -> Callable[[torch.Tensor, torch.Tensor], float]:
@@ -67,12 +75,17 @@ def constant_prediction_loss(task: str, n_classes: int = 2) -> float:
 
 
 def make_member_loss(task: str, name: str, class_weights: torch.Tensor | None = None,
-                     device: torch.device | str = "cpu") -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+                     device: torch.device | str = "cpu",
+                     label_smoothing: float = 0.0) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
     """Like `make_loss`, for stacked outputs [K, batch, outputs]: one loss per member, [K]."""
     weights = class_weights.to(device) if class_weights is not None else None
+    smoothing = float(label_smoothing)
     if task == "binary":
         def binary(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-            per_row = F.binary_cross_entropy_with_logits(logits, y.expand_as(logits), reduction="none")
+            target = y.expand_as(logits)
+            if smoothing:
+                target = target * (1 - smoothing) + smoothing / 2
+            per_row = F.binary_cross_entropy_with_logits(logits, target, reduction="none")
             if weights is None:
                 return per_row.mean(dim=(1, 2))
             w = weights[y.long()]
@@ -82,7 +95,8 @@ def make_member_loss(task: str, name: str, class_weights: torch.Tensor | None = 
     if task == "multiclass":
         def multiclass(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
             target = y.expand(logits.shape[0], -1)
-            per_row = F.cross_entropy(logits.transpose(1, 2), target, weight=weights, reduction="none")
+            per_row = F.cross_entropy(logits.transpose(1, 2), target, weight=weights, reduction="none",
+                                      label_smoothing=smoothing)
             if weights is None:
                 return per_row.mean(dim=1)
             return per_row.sum(dim=1) / weights[y].sum()

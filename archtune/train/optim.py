@@ -34,9 +34,9 @@ def _optimizer_class(config: TrainConfig) -> tuple[type[torch.optim.Optimizer], 
     if name == "rmsprop":
         return torch.optim.RMSprop, {"lr": lr}
     if name in ("adam", "adamw"):
-        return torch.optim.Adam, {"lr": lr, "betas": (m, 0.999)}
+        return torch.optim.Adam, {"lr": lr, "betas": (m, config.beta2)}
     if name == "nadam":
-        return torch.optim.NAdam, {"lr": lr, "betas": (m, 0.999)}
+        return torch.optim.NAdam, {"lr": lr, "betas": (m, config.beta2)}
     raise AssertionError(f"unreachable: optimizer {name!r} passed validation")
 
 
@@ -69,6 +69,14 @@ def make_member_optimizer(configs: Sequence[TrainConfig], params: Sequence[torch
     return cls(groups, **_kernels(cls, list(params)))
 
 
+def regularisation_factor(kind: str, progress: float) -> float:
+    """Multiplier of the dropout rate or weight decay at ``progress`` (0..1) of training:
+    "constant" 1; "flat_cos" 1 for the first half, then a half cosine to 0 (RealMLP)."""
+    if kind == "flat_cos" and progress >= 0.5:
+        return 0.5 * (1.0 + math.cos(math.pi * (2 * progress - 1)))
+    return 1.0
+
+
 class LRSchedule:
     """Learning-rate multiplier as a function of the global step, with linear warm-up.
 
@@ -77,16 +85,19 @@ class LRSchedule:
     - exponential: decays to 1% of the base rate by the last epoch
     - cosine: half a cosine from 1 to 0
     - one_cycle: rises from 1/25 to 1 over the first 30%, then a cosine down to 1/25e4;
-      it has its own warm-up, so ``warmup_epochs`` is ignored for it
+      it has its own warm-up, so ``warmup_epochs`` is ignored for it (and for coslog)
     - plateau: halves the rate when the monitored loss has not improved for ``patience``
       epochs (stateful: call `epoch_end` with the monitored value)
+    - coslog: RealMLP's "coslog4", ``0.5 * (1 - cos(2 pi log2(1 + 15 p)))``: four cosine cycles
+      on a log time axis, starting and ending at 0 (Holzmueller et al. 2024)
     """
 
     def __init__(self, kind: str, steps_per_epoch: int, max_epochs: int, warmup_epochs: int,
                  plateau_patience: int = 5, min_delta: float = 0.0):
         self.kind = kind
         self.total = max(1, steps_per_epoch * max_epochs)
-        self.warmup = 0 if kind == "one_cycle" else min(self.total - 1, steps_per_epoch * warmup_epochs)
+        # one_cycle and coslog rise from (near) zero by themselves: no separate warm-up.
+        self.warmup = 0 if kind in ("one_cycle", "coslog") else min(self.total - 1, steps_per_epoch * warmup_epochs)
         self.plateau_patience = max(1, plateau_patience)
         self.min_delta = min_delta
         self.plateau_factor = 1.0
@@ -109,6 +120,8 @@ class LRSchedule:
             return 0.01**p
         if kind == "cosine":
             return 0.5 * (1.0 + math.cos(math.pi * p))
+        if kind == "coslog":
+            return 0.5 * (1.0 - math.cos(2 * math.pi * math.log2(1 + 15 * p)))
         if kind == "one_cycle":
             start, end, peak = 1 / 25, 1 / 25e4, 0.3
             if p < peak:

@@ -1,0 +1,23 @@
+"""Named recipes: complete sets of estimator parameters, measured in bench/defaults.py.
+
+``CLASSIC`` is what `NeuralClassifier` / `NeuralRegressor` did before the published levers
+(issue 12): ``NeuralClassifier(**CLASSIC)`` trains as the old defaults did.
+
+    from archtune import NeuralClassifier
+    from archtune.recipes import CLASSIC
+    NeuralClassifier(**CLASSIC).fit(X, y)
+"""
+
+from __future__ import annotations
+
+CLASSIC: dict = {
+    "arch": "mlp", "hidden_layers": 2, "units": 256, "shape": "constant", "activation": "relu", "dropout": 0.1,
+    "norm": None, "parametric_activation": False, "feature_scale": False, "numeric_embedding": None,
+    "optimizer": "adamw", "learning_rate": 1e-3, "momentum": 0.9, "beta2": 0.999, "weight_decay": 1e-4,
+    "batch_size": "auto", "max_epochs": 100, "lr_schedule": "plateau", "warmup_epochs": 1,
+    "dropout_schedule": "constant", "weight_decay_schedule": "constant", "early_stopping": True, "patience": 10,
+    "label_smoothing": 0.0, "scaling": "standard", "categorical": "embedding", "categorical_features": "from_dtype",
+    "clamp_outputs": False,
+}
+
+__all__ = ["CLASSIC"]
