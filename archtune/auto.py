@@ -44,8 +44,13 @@ class _AutoBase(BaseEstimator):
         Trials trained in parallel threads.
     population : bool or int
         Train trials in cohorts, as one stacked model (several times faster for small
-        networks): True for cohorts of 8, an integer for another size, False for one trial at
-        a time. The grid sampler always trains one at a time.
+        networks): True for cohorts sized by the budget (2 under 90 s, 4 under 4 minutes, 8
+        beyond), an integer for another size, False for one trial at a time. The grid sampler
+        always trains one at a time.
+    refit : bool
+        False (default): the best trial's own network, its best validation epoch's weights (as
+        RealMLP and TabM keep theirs); True: the best configuration retrained on all rows for
+        its best number of epochs (schedules are then compressed into those epochs).
     baselines : bool
         Also fit linear, k-NN, random forest, gradient boosting (and LightGBM when installed)
         on the same split, for the leaderboard.
@@ -84,6 +89,7 @@ class _AutoBase(BaseEstimator):
         study_name: str | None = None,
         n_jobs: int = 1,
         population: bool | int = True,
+        refit: bool = False,
         baselines: bool = True,
         validation_fraction: float = 0.2,
         random_state: int | None = None,
@@ -100,6 +106,7 @@ class _AutoBase(BaseEstimator):
         self.study_name = study_name
         self.n_jobs = n_jobs
         self.population = population
+        self.refit = refit
         self.baselines = baselines
         self.validation_fraction = validation_fraction
         self.random_state = random_state

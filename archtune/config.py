@@ -32,6 +32,8 @@ REGRESSION_LOSSES = ("mse", "mae", "huber")
 CLASSIFICATION_LOSSES = ("cross_entropy",)
 # learning_rate="auto" until the finder has run: it only lets the other values be checked.
 AUTO_LR_PLACEHOLDER = 1e-3
+# label_smoothing="auto" for classifiers (RealMLP's value).
+AUTO_LABEL_SMOOTHING = 0.1
 
 
 # --------------------------------------------------------------------------- model
@@ -352,6 +354,13 @@ class TrainConfig:
         finder has run on the prepared data; ``loss="auto"`` is the task's first loss.
         """
         rate = params["learning_rate"]
+        smoothing = params["label_smoothing"]
+        if isinstance(smoothing, str):
+            if smoothing != "auto":
+                raise InvalidParameterError(f"label_smoothing must be a number in [0, 1) or 'auto'; "
+                                            f"got label_smoothing={smoothing!r}")
+            # "auto": RealMLP's 0.1 for classifiers; regression has no labels to smooth.
+            smoothing = AUTO_LABEL_SMOOTHING if tuple(task_losses) == CLASSIFICATION_LOSSES else 0.0
         if isinstance(rate, str) and rate != "auto":
             raise InvalidParameterError(f"learning_rate must be a positive number or 'auto'; "
                                         f"got learning_rate={rate!r}")
@@ -365,7 +374,7 @@ class TrainConfig:
             batch_size=resolve_batch_size(params["batch_size"], n_train), max_epochs=params["max_epochs"],
             lr_schedule=params["lr_schedule"], warmup_epochs=params["warmup_epochs"],
             early_stopping=params["early_stopping"], patience=params["patience"], min_delta=params["min_delta"],
-            loss=task_losses[0] if loss == "auto" else loss, label_smoothing=params["label_smoothing"],
+            loss=task_losses[0] if loss == "auto" else loss, label_smoothing=smoothing,
             dropout_schedule=params["dropout_schedule"], weight_decay_schedule=params["weight_decay_schedule"],
             seed=seed)
 

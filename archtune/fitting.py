@@ -78,9 +78,24 @@ def check_params(estimator: Any) -> ModelConfig:
             or (isinstance(features, (list, tuple)) and all(isinstance(c, str) for c in features))):
         raise InvalidParameterError(f"categorical_features must be 'from_dtype', 'auto' or a list of column names; "
                                     f"got categorical_features={features!r}")
-    check_choice("clamp_outputs", params["clamp_outputs"], (True, False))
+    check_choice("clamp_outputs", params["clamp_outputs"], (True, False, "auto"))
     resolve_device(params["device"])
     return model_config
+
+
+def recipe_params(estimator: Any, tabular: bool) -> dict[str, Any]:
+    """The parameters a fit uses: the estimator's own, except that where the default recipe
+    does not apply (a non-tabular family, or a table with text or image columns, which the
+    recipe was not measured on), parameters left at their defaults take the classic values
+    (archtune.recipes.CLASSIC) those families were measured with (bench/vision.py, text.py)."""
+    from archtune.recipes import CLASSIC
+
+    params = estimator.get_params()
+    if tabular:
+        return params
+    defaults = type(estimator)().get_params()
+    return {name: CLASSIC[name] if name in CLASSIC and name != "arch" and not _differs(value, defaults[name])
+            else value for name, value in params.items()}
 
 
 def unused_params(estimator: Any, arch: str, data_groups: Sequence[str] = ()) -> list[str]:
@@ -88,8 +103,9 @@ def unused_params(estimator: Any, arch: str, data_groups: Sequence[str] = ()) ->
     columns read (``data_groups``: "conv" for image-path columns, "sequence" for text)."""
     used = set(get_family(arch).uses) | set(data_groups)
     params, defaults = estimator.get_params(), type(estimator)().get_params()
+    # A part switched off (None, False) where it is not used anyway is no mistake worth a word.
     return [name for group, names in PARAM_GROUPS.items() if group not in used and group != "inputs"
-            for name in names if _differs(params[name], defaults[name])]
+            for name in names if _differs(params[name], defaults[name]) and params[name] not in (None, False)]
 
 
 def _differs(value: Any, default: Any) -> bool:
@@ -100,6 +116,8 @@ def _differs(value: Any, default: Any) -> bool:
 
 
 _WHERE_USED = {"dense": "arch='layers' declares its own layers",
+               "numeric_embedding": "they apply to the tabular families mlp, resnet, tabm and wide_deep",
+               "tabm": "it applies to arch='tabm'",
                "conv": "they apply to arch='cnn' and to columns of image paths",
                "sequence": "they apply to arch='sequence' and to text columns",
                "layers": "it applies to arch='layers'"}
@@ -216,6 +234,7 @@ class Prepared:
     auto_lr: bool = False
     verbose: int = 0
     owner: str = "estimator"
+    tabular: bool = True  # whether the default recipe applies (see recipe_params)
 
     @property
     def spec(self) -> InputSpec:
@@ -231,9 +250,10 @@ class Prepared:
     def for_estimator(self, estimator: Any) -> "Prepared":
         """The same data prepared for another estimator of a cohort: its own model and training
         configs (validated), the data-derived parts and the seed shared."""
-        params = estimator.get_params()
+        check_params(estimator)
+        params = recipe_params(estimator, self.tabular)
         model_config = dataclasses.replace(
-            check_params(estimator), wide=self.model_config.wide, image_shape=self.model_config.image_shape,
+            ModelConfig.from_params(params), wide=self.model_config.wide, image_shape=self.model_config.image_shape,
             series_shape=self.model_config.series_shape)
         train_config = TrainConfig.from_params(params, len(self.X_train), self.seed,
                                                TARGETS[estimator.target_kind].losses)
@@ -274,11 +294,11 @@ def prepare(estimator: Any, X: Any, y: Any, validation_data: tuple[Any, Any] | N
     ------
     InvalidParameterError, DataError
     """
-    params = estimator.get_params()
+    raw = estimator.get_params()
     owner = type(estimator).__name__
-    arch = params["arch"]
+    arch = raw["arch"]
     X, array_kind, array_shape = array_rows(dict_to_frame(X, "X"), arch, "X")
-    model_config = check_params(estimator)
+    check_params(estimator)
     if y is None:
         raise DataError(f"{owner} requires y to be passed, but the target y is None")
     frame, named = as_frame(X, "X")
@@ -291,6 +311,10 @@ def prepare(estimator: Any, X: Any, y: Any, validation_data: tuple[Any, Any] | N
         raise DataError(f"X has 0 feature(s) (shape=({len(frame)}, 0)) while a minimum of 1 is required.")
     if kinds is None:
         kinds = infer_column_kinds(frame, "X")  # whole table: errors name the user's row numbers
+    tabular = (get_family(arch).tabular and array_kind is None
+               and not any(kind in ("text", "image") for kind in kinds.values()))
+    params = recipe_params(estimator, tabular)
+    model_config = ModelConfig.from_params(params)
     kinds = declare_categorical(dict(kinds), frame, params["categorical_features"])
     target, targets = TARGETS[estimator.target_kind].fit(y_arr)
     target.check_params(params)
@@ -314,14 +338,15 @@ def prepare(estimator: Any, X: Any, y: Any, validation_data: tuple[Any, Any] | N
                                        image_shape=inputs.image_shape, series_shape=inputs.series_shape)
     X_tr = torch.from_numpy(pre.transform(frame_tr, "X"))
     X_va = torch.from_numpy(pre.transform(frame_val, "X")) if frame_val is not None else None
-    target = target.fit_scale(targets_tr, clamp=bool(params["clamp_outputs"]))
+    target = target.fit_scale(targets_tr, clamp=params["clamp_outputs"] in (True, "auto"))
     train_config = TrainConfig.from_params(params, len(X_tr), seed, target.losses)
     task = TaskSpec(target.task, target.n_outputs, train_config.loss, target.metric,
                     target.loss_weights(targets_tr, params["class_weight"]), train_config.label_smoothing)
-    n_continuous = len(pre.numeric_)
+    embeds = model_config.numeric.kind is not None and "numeric_embedding" in get_family(arch).uses
+    n_continuous = len(pre.numeric_) if embeds else 0
     bins = (compute_bins(X_tr[:, :n_continuous].numpy(), model_config.numeric.n_bins, model_config.numeric.binning,
                          targets_tr[:, 0] if targets_tr.ndim > 1 else targets_tr, target.kind == "regression")
-            if model_config.numeric.kind == "piecewise_linear" else ())
+            if embeds and model_config.numeric.kind == "piecewise_linear" else ())
     return Prepared(
         X_train=X_tr, y_train=target.tensor(targets_tr), X_val=X_va,
         y_val=target.tensor(targets_val) if targets_val is not None else None, targets_train=targets_tr,
@@ -330,7 +355,7 @@ def prepare(estimator: Any, X: Any, y: Any, validation_data: tuple[Any, Any] | N
                                   n_continuous, bins),
         device=resolve_device(params["device"]), task=task,
         fitted=FittedData(pre, target, dataclasses.replace(inputs, columns=tuple(pre.columns_))),
-        auto_lr=params["learning_rate"] == "auto", verbose=int(params["verbose"]), owner=owner)
+        auto_lr=params["learning_rate"] == "auto", verbose=int(params["verbose"]), owner=owner, tabular=tabular)
 
 
 def _split(frame: pd.DataFrame, targets: np.ndarray, target: Any, params: Mapping[str, Any], seed: int):

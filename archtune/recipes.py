@@ -20,4 +20,14 @@ CLASSIC: dict = {
     "clamp_outputs": False,
 }
 
-__all__ = ["CLASSIC"]
+# The first trials of a default search (enqueued in this order, each a change from the
+# estimators' defaults): the default recipe itself, the same with piecewise-linear embeddings,
+# and TabM with them.
+FIRST_TRIALS: list[dict] = [
+    {},
+    {"numeric_embedding": "piecewise_linear", "d_embedding": 16, "n_bins": 48},
+    {"arch": "tabm", "hidden_layers": 2, "units": 256, "numeric_embedding": "piecewise_linear", "d_embedding": 16,
+     "n_bins": 48},
+]
+
+__all__ = ["CLASSIC", "FIRST_TRIALS"]

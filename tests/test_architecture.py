@@ -172,7 +172,9 @@ def _data_for(family: str):
 def test_every_family_builds_trains_a_step_saves_and_loads(family, tmp_path):
     X, y, params = _data_for(family)
     dense = {} if family == "layers" else {"hidden_layers": 1, "units": 8}
-    model = NeuralClassifier(arch=family, max_epochs=1, batch_size=64, random_state=0, **dense, **params)
+    # A constant rate: coslog, the default, starts at 0, and one epoch of one step would not move.
+    model = NeuralClassifier(arch=family, max_epochs=1, batch_size=64, lr_schedule="constant", random_state=0,
+                             **dense, **params)
     prepared = prepare(model, X, y)
     network = prepared.build_network()
     before = [p.detach().clone() for p in network.parameters()]
@@ -270,11 +272,10 @@ def test_overrides_are_explicit_objects_and_a_tuple_can_be_fixed():
     names = sorted(NeuralClassifier().get_params())
     space = resolve_space({"units": Range(32, 64), "activation": Choice("relu", "gelu"),
                            "hidden_sizes": Fixed((32, 16)), "max_epochs": 3}, names)
-    params = space.sample(optuna.trial.FixedTrial({"arch": "mlp", "hidden_layers": 2, "units": 40, "shape": "constant",
-                                                   "activation": "gelu", "norm": None, "dropout": 0.1,
-                                                   "weight_decay": 1e-4, "optimizer": "adamw",
-                                                   "learning_rate": 1e-3, "batch_size": 64,
-                                                   "lr_schedule": "constant", "warmup_epochs": 1}))
+    params = space.sample(optuna.trial.FixedTrial({"arch": "mlp", "numeric_embedding": None, "hidden_layers": 2,
+                                                   "units": 40, "activation": "gelu", "dropout": 0.1,
+                                                   "weight_decay": 1e-4, "learning_rate": 1e-3,
+                                                   "lr_schedule": "constant"}))
     assert params["hidden_sizes"] == (32, 16) and params["activation"] == "gelu" and params["max_epochs"] == 3
     units = next(d for d in space.dimensions if d.name == "units")
     assert (units.low, units.high, units.log, units.kind) == (32, 64, True, "int")
@@ -285,10 +286,14 @@ def test_overrides_are_explicit_objects_and_a_tuple_can_be_fixed():
 def test_the_description_keeps_the_conditions():
     from archtune.tune.space import SearchSpace
 
-    described = SearchSpace.default().describe()
+    described = SearchSpace.classic().describe()
     assert "when activation in" in described["norm"] and "'selu'" not in described["norm"].split("when")[1]
     assert "when optimizer in {'nesterov'}" in described["momentum"]
     assert described["learning_rate"].count("when optimizer in") == 2  # one range per optimiser family
+    default = SearchSpace.default().describe()
+    assert default["frequency_init_scale"].endswith("when numeric_embedding in {'periodic'}")
+    assert default["n_bins"].endswith("when numeric_embedding in {'piecewise_linear'}")
+    assert default["hidden_layers"].count("when arch in") == 2 and "'tabm'" in default["k"]
 
 
 def test_trials_store_their_configuration_and_the_refit_reads_it():

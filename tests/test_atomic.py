@@ -28,6 +28,7 @@ from safetensors.torch import load_file
 
 import archtune
 from archtune import NeuralClassifier, SaveError
+from archtune.recipes import CLASSIC
 from archtune.cli import cli
 from archtune.io import atomic_write_bytes
 from archtune.train import Checkpoint
@@ -242,7 +243,8 @@ def test_full_disk_during_training_keeps_the_previous_checkpoint(table, tmp_path
     X, y = table
     path = tmp_path / "best.safetensors"
     checkpoint = _DiskFillsAfter(path, monkeypatch, full_at=3)
-    model = NeuralClassifier(hidden_layers=1, units=16, max_epochs=6, early_stopping=False, random_state=0)
+    model = NeuralClassifier(**{**CLASSIC, "hidden_layers": 1, "units": 16, "max_epochs": 6, "early_stopping": False},
+                             random_state=0)
     with pytest.raises(SaveError, match=f"{path}: cannot save: no space left on device"):
         model.fit(X, y, callbacks=[checkpoint])
     monkeypatch.undo()

@@ -10,12 +10,25 @@ import torch
 from torch import nn
 
 import archtune
-from archtune import NeuralClassifier, NeuralRegressor, diagnose
+from archtune import diagnose
 from archtune.doctor import CODES
 from archtune.doctor.probes import duplicate_units, unit_stats
 from archtune.errors import BundleError, InvalidParameterError
 from archtune.fitting import prepare
+from archtune.recipes import CLASSIC
 from tests.conftest import load_shared
+
+
+
+def NeuralClassifier(**params):  # noqa: N802
+    """The doctor's detectors were calibrated on the classic defaults (ReLU networks, where
+    units can die): its tests build their networks from them (archtune.recipes.CLASSIC)."""
+    return archtune.NeuralClassifier(**{**CLASSIC, **params})
+
+
+def NeuralRegressor(**params):  # noqa: N802
+    return archtune.NeuralRegressor(**{**CLASSIC, **params})
+
 
 NETWORK_CHECKS = {"vanishing_gradients", "exploding_gradients", "dead_units", "update_ratio", "loss_oscillation",
                   "symmetry", "overfitting", "underfitting", "val_below_train"}
@@ -36,10 +49,19 @@ def house():
 
 def test_healthy_default_network_on_magic_is_silent(magic):
     X, y = magic
+    # The classic defaults (ReLU): every check applies.
     diagnosis = diagnose(NeuralClassifier(random_state=0), X, y)
     assert diagnosis.findings == [], str(diagnosis)
     assert NETWORK_CHECKS | DATA_CHECKS <= set(diagnosis.checked)
     assert "no problems found" in str(diagnosis)
+
+
+def test_the_default_recipe_network_on_magic_is_silent(magic):
+    X, y = magic
+    diagnosis = diagnose(archtune.NeuralClassifier(random_state=0), X, y)
+    assert diagnosis.findings == [], str(diagnosis)
+    # Mish units never stop passing a gradient: dead_units is for the ReLU family (tested above).
+    assert (NETWORK_CHECKS - {"dead_units"}) | DATA_CHECKS <= set(diagnosis.checked)
 
 
 @pytest.mark.parametrize("name, estimator", [("574_house_16H.tsv.gz", NeuralRegressor),
@@ -294,7 +316,7 @@ def test_search_stops_dead_networks_with_the_reason_and_stores_each_diagnosis():
     from archtune import AutoNeuralClassifier
 
     X, y = load_shared("magic.tsv.gz", n=1500, seed=1)
-    space = {"learning_rate": [5.0, 1e-3], "max_epochs": 8, "hidden_layers": 2, "units": 64, "arch": "mlp",
+    space = {**CLASSIC, "learning_rate": [5.0, 1e-3], "max_epochs": 8, "hidden_layers": 2, "units": 64, "arch": "mlp",
              "activation": "relu", "optimizer": "adamw", "lr_schedule": "constant"}
     model = AutoNeuralClassifier(budget=10, space=space, population=False, pruner=None, baselines=False,
                                  random_state=0).fit(X, y)

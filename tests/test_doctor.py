@@ -48,7 +48,7 @@ def test_divide_by_three_stops_at_the_first_rate_that_trains(magic):
 
 def test_estimator_is_unchanged_and_the_plot_is_written(magic, tmp_path):
     X, y, _, _ = magic
-    est = NeuralClassifier(random_state=0, units=32)
+    est = NeuralClassifier(random_state=0, units=32, learning_rate=1e-3)
     result = lr_find(est, X[:1000], y[:1000], num_steps=30)
     assert not hasattr(est, "module_") and est.get_params()["learning_rate"] == 1e-3
     path = result.plot(tmp_path / "lr.png")

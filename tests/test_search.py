@@ -56,7 +56,7 @@ class _Recorder:
 
 
 def test_default_space_conditions():
-    space = SearchSpace.default()
+    space = SearchSpace.classic()  # the wide space of MLPs and ResNets: every optimiser and norm
     selu = _Recorder({"activation": "selu", "optimizer": "adamw"})
     params = space.sample(selu)
     assert params["norm"] is None and "norm" not in selu.names  # SELU normalises itself
@@ -122,7 +122,7 @@ def test_estimator_rejects_bad_search_parameters(magic):
 
 def test_seeded_tpe_hyperband_study_prunes_and_improves(magic):
     X, y = magic
-    model = AutoNeuralClassifier(budget=12, space=FAST_SPACE, random_state=0, baselines=False).fit(X, y)
+    model = AutoNeuralClassifier(budget=12, space=FAST_SPACE, refit=True, random_state=0, baselines=False).fit(X, y)
     trials = model.study_.trials
     states = [t.state for t in trials]
     assert sum(s in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED) for s in states) == 12
@@ -149,7 +149,9 @@ def test_diverging_configuration_fails_with_reason_and_is_never_best(magic, tmp_
     for optimizer, lr in (("adam", 10.0), ("nesterov", 1e6)):
         study.enqueue_trial({"learning_rate": lr, "optimizer": optimizer, "activation": "relu", "hidden_layers": 2,
                              "units": 64, "batch_size": 256}, skip_if_exists=False)
-    model = AutoNeuralClassifier(budget=5, space=FAST_SPACE, storage=storage, study_name="s", random_state=0,
+    # The classic space, which searches the optimiser.
+    space = SearchSpace.classic().with_overrides(FAST_SPACE, NEURAL_PARAMS)
+    model = AutoNeuralClassifier(budget=5, space=space, storage=storage, study_name="s", random_state=0,
                                  baselines=False, population=population).fit(X, y)
     diverged = [t for t in model.study_.trials if t.params.get("learning_rate") in (10.0, 1e6)]
     assert len(diverged) == 2

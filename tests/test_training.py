@@ -11,6 +11,7 @@ import torch
 
 from archtune import NeuralClassifier, NeuralRegressor, TrainingDivergedError
 from archtune.config import OPTIMIZERS, SCHEDULES, TrainConfig
+from archtune.recipes import CLASSIC
 from archtune.train import Callback, Trainer
 from archtune.train.optim import LRSchedule
 
@@ -111,8 +112,8 @@ def test_same_seed_same_model_other_seed_other_model(magic_small):
 def test_every_optimizer_learns(magic_small, optimizer):
     X, y = magic_small
     lr = 1e-1 if optimizer in ("sgd", "adagrad") else 1e-2 if optimizer in ("momentum", "nesterov") else 1e-3
-    model = NeuralClassifier(optimizer=optimizer, learning_rate=lr, max_epochs=8, early_stopping=False,
-                             random_state=0).fit(X, y)
+    model = NeuralClassifier(**{**CLASSIC, "optimizer": optimizer, "learning_rate": lr, "max_epochs": 8,
+                                "early_stopping": False}, random_state=0).fit(X, y)
     losses = model.history_["train_loss"]
     assert losses.iloc[-1] < 0.8 * losses.iloc[0]
     assert model.score(X, y) > 0.75
@@ -148,8 +149,8 @@ def test_schedule_shapes():
 
 def test_warmup_is_applied_in_training(magic_small):
     X, y = magic_small
-    model = NeuralClassifier(warmup_epochs=3, lr_schedule="constant", max_epochs=5, early_stopping=False,
-                             random_state=0, batch_size=200).fit(X, y)
+    model = NeuralClassifier(**{**CLASSIC, "warmup_epochs": 3, "lr_schedule": "constant", "max_epochs": 5,
+                                "early_stopping": False, "batch_size": 200}, random_state=0).fit(X, y)
     lrs = model.history_["lr"].tolist()
     assert lrs[0] < lrs[1] < lrs[2] <= lrs[3] == pytest.approx(1e-3)
 
@@ -254,11 +255,11 @@ def test_categorical_and_missing_values_train(magic_small):
     X["flag"] = X["FSize"] > X["FSize"].median()
     X.loc[rng.random(len(X)) < 0.1, "FLength"] = np.nan
     X.loc[rng.random(len(X)) < 0.1, "band"] = None
-    model = NeuralClassifier(max_epochs=5, random_state=0).fit(X, y)
+    model = NeuralClassifier(**{**CLASSIC, "max_epochs": 5}, random_state=0).fit(X, y)
     assert len(model.module_.embeddings) == 2
     assert "FLength" in model.preprocessor_.indicators_
     assert model.score(X, y) > 0.75
-    onehot = NeuralClassifier(categorical="onehot", max_epochs=5, random_state=0).fit(X, y)
+    onehot = NeuralClassifier(**{**CLASSIC, "categorical": "onehot", "max_epochs": 5}, random_state=0).fit(X, y)
     assert len(onehot.module_.embeddings) == 0 and onehot.score(X, y) > 0.75
 
 

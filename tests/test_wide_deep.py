@@ -9,6 +9,7 @@ import torch
 import archtune
 from archtune import NeuralRegressor
 from archtune.errors import InvalidParameterError
+from archtune.recipes import CLASSIC
 from tests.conftest import load_shared
 
 
@@ -25,9 +26,10 @@ def crafted():
 
 def test_wide_and_deep_beats_deep_only_on_a_crafted_cross(crafted):
     X, y = crafted
-    common = {"random_state": 0, "max_epochs": 15}
+    # Both with the classic training, which Wide&Deep (not a table-recipe family) gets by default.
+    common = {**CLASSIC, "random_state": 0, "max_epochs": 15}
     deep = NeuralRegressor(**common).fit(X[:3000], y[:3000])
-    wide = NeuralRegressor(arch="wide_deep", inputs={"wide": ["a", "b"], "cross": [["a", "b"]]}, **common)
+    wide = NeuralRegressor(**{**common, "arch": "wide_deep"}, inputs={"wide": ["a", "b"], "cross": [["a", "b"]]})
     wide.fit(X[:3000], y[:3000])
     # Same seed, same epochs: validation loss and held-out R^2 both favour Wide&Deep.
     assert wide.history_["val_loss"].min() < 0.5 * deep.history_["val_loss"].min()

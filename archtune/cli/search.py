@@ -168,6 +168,9 @@ Examples:
 @click.option("--population/--no-population", default=True, show_default=True,
               help="Train trials in cohorts of 8 as one stacked model (faster for small networks); "
                    "--no-population trains one trial at a time.")
+@click.option("--refit/--no-refit", default=False, show_default=True,
+              help="Retrain the best configuration on all rows (--refit), or keep the best trial's own network "
+                   "with its best validation epoch (--no-refit).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--out", "-o", "out", type=click.Path(path_type=Path), required=True,
               help="Directory for the best model bundle, the study and the leaderboard.")
@@ -175,7 +178,7 @@ Examples:
 def tune(data: str, target: str | None, task: str, budget: str, trials: int | None, sampler: str, pruner: str,
          preset: str, space_items: tuple[str, ...], settings: tuple[str, ...], cv: int | None,
          scoring: str | None, storage: str | None, study_name: str, resume: bool, baselines: bool,
-         holdout: float, n_jobs: int, population: bool, seed: int, out: Path, quiet: bool) -> None:
+         holdout: float, n_jobs: int, population: bool, refit: bool, seed: int, out: Path, quiet: bool) -> None:
     """Search network architectures and training settings for DATA, keep the best."""
     from archtune.data.datasets import BUILTIN_DATASETS, BUILTIN_TARGET
     from archtune.data.readers import check_source
@@ -218,7 +221,8 @@ def tune(data: str, target: str | None, task: str, budget: str, trials: int | No
         X_fit, X_hold, y_fit, y_hold = holdout_split(X, y, holdout, task, seed)
         model = auto_cls(budget=budget_value, space=space, sampler=sampler, pruner=None if pruner == "none" else pruner,
                          cv=cv, scoring=scoring, storage=storage, study_name=study_name, n_jobs=n_jobs,
-                         population=population, baselines=baselines, random_state=seed, verbose=0 if quiet else 1)
+                         population=population, refit=refit, baselines=baselines, random_state=seed,
+                         verbose=0 if quiet else 1)
         click.echo(f"data: {name}: {len(X_fit)} rows for the search, {X.shape[1]} features; "
                    f"budget {budget_value if trials is None else f'{trials} trials'}; study {study_name!r} in {storage}")
         started = time.perf_counter()
@@ -235,7 +239,8 @@ def tune(data: str, target: str | None, task: str, budget: str, trials: int | No
             "validation": {f"val_{metric}": model.best_score_}}
         if X_hold is not None:
             report["holdout"] = holdout_metrics(model.best_estimator_, X_hold, y_hold, task)
-            echo_metrics(f"held-out ({len(X_hold)} rows, refitted best network)", report["holdout"])
+            kind = "refitted best network" if refit else "best network"
+            echo_metrics(f"held-out ({len(X_hold)} rows, {kind})", report["holdout"])
         save(model.best_estimator_, out, metadata=report)
         atomic_write_bytes(out / LEADERBOARD_FILE, board.to_csv(index_label="rank").encode())
         atomic_write_bytes(out / "metrics.json", json.dumps(report, indent=2, default=str).encode())

@@ -163,7 +163,7 @@ class ClassificationTarget:
         for regressors."""
         from archtune.errors import InvalidParameterError
 
-        if params.get("clamp_outputs"):
+        if params.get("clamp_outputs") is True:
             raise InvalidParameterError("clamp_outputs applies to regressors only (it clips predictions to the "
                                         "training target's range); got clamp_outputs=True on NeuralClassifier")
         self.check_class_weight(params.get("class_weight"))
@@ -261,7 +261,8 @@ class RegressionTarget:
             raise InvalidParameterError(
                 f"class_weight applies to classifiers only; got class_weight={params['class_weight']!r} on "
                 "NeuralRegressor")
-        if params.get("label_smoothing"):
+        smoothing = params.get("label_smoothing")
+        if not isinstance(smoothing, str) and smoothing:
             raise InvalidParameterError(
                 f"label_smoothing applies to classifiers only; got label_smoothing={params['label_smoothing']!r} on "
                 "NeuralRegressor")

@@ -25,6 +25,9 @@ import torch
 from torch import nn
 
 NUMERIC_EMBEDDINGS = (None, "periodic", "periodic_lite", "piecewise_linear")
+# "No clipping" for the piecewise-linear encoding's outer bins: finite, so that a network's
+# buffers stay finite (checkpoints refuse non-finite state).
+UNBOUNDED = 1e30
 BIN_METHODS = ("quantile", "tree")
 
 
@@ -121,8 +124,8 @@ class PiecewiseLinearEmbeddings(nn.Module):
             e = torch.tensor([float(v) for v in edges], dtype=torch.float64)
             t = len(e) - 1
             left[j, :t], width[j, :t], mask[j, :t] = e[:-1], e[1:] - e[:-1], 1.0
-            lower[j, 0] = -math.inf  # the first bin extrapolates below the first edge
-            upper[j, t - 1] = math.inf  # the last bin extrapolates above the last edge
+            lower[j, 0] = -UNBOUNDED  # the first bin extrapolates below the first edge
+            upper[j, t - 1] = UNBOUNDED  # the last bin extrapolates above the last edge
         for name, value in (("bin_left", left), ("bin_width", width), ("clip_low", lower), ("clip_high", upper),
                             ("bin_mask", mask)):
             self.register_buffer(name, value.float())

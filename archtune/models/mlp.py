@@ -21,7 +21,7 @@ def _linear(fan_in: int, fan_out: int, config: "ModelConfig", generator: torch.G
 
 
 @register_model("wide_deep", uses=("dense", "inputs", "numeric_embedding"))  # the deep path of Wide&Deep is an MLP (see TabularNetwork)
-@register_model("mlp", stackable=True, uses=("dense", "numeric_embedding"))
+@register_model("mlp", stackable=True, uses=("dense", "numeric_embedding"), tabular=True)
 def build_mlp(config: "ModelConfig", in_width: int, generator: torch.Generator | None) -> tuple[nn.Module, int]:
     """Linear -> norm -> activation -> dropout, once per hidden layer.
 
@@ -73,7 +73,7 @@ class ResidualBlock(nn.Module):
         return self.skip(x) + self.dropout(self.activation(self.linear(self.norm(x))))
 
 
-@register_model("resnet", stackable=True, uses=("dense", "numeric_embedding"))
+@register_model("resnet", stackable=True, uses=("dense", "numeric_embedding"), tabular=True)
 def build_resnet(config: "ModelConfig", in_width: int, generator: torch.Generator | None) -> tuple[nn.Module, int]:
     """An MLP whose hidden layers after the first are residual blocks.
 

@@ -72,7 +72,7 @@ class InputSpec:
 def numeric_embedding(config: "ModelConfig", spec: InputSpec, generator: torch.Generator | None) -> nn.Module | None:
     """The numeric embedding a config asks for over the spec's numeric features (or None)."""
     kind = config.numeric.kind
-    if kind is None or spec.n_continuous == 0:
+    if kind is None or spec.n_continuous == 0 or "numeric_embedding" not in get_family(config.arch).uses:
         return None
     if kind == "piecewise_linear":
         if len(spec.bins) != spec.n_continuous:

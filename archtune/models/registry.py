@@ -31,23 +31,27 @@ class Family:
         model (population training); other families train one member at a time.
     uses : parameter groups (see ``archtune.config.PARAM_GROUPS``) the family reads besides
         the dense layers' activation, initialiser and dropout.
+    tabular : whether the estimators' default recipe (measured on tables, bench/defaults.py)
+        applies; for the other families, parameters left at their defaults take the classic
+        values (archtune.recipes.CLASSIC) they were measured with.
     """
 
     name: str
     build: Builder
     stackable: bool = False
     uses: tuple[str, ...] = ("dense",)
+    tabular: bool = False
 
 
 _FAMILIES: dict[str, Family] = {}
 
 
-def register_model(name: str, *, stackable: bool = False,
-                   uses: tuple[str, ...] = ("dense",)) -> Callable[[Builder], Builder]:
+def register_model(name: str, *, stackable: bool = False, uses: tuple[str, ...] = ("dense",),
+                   tabular: bool = False) -> Callable[[Builder], Builder]:
     def decorate(builder: Builder) -> Builder:
         if name in _FAMILIES:
             raise ValueError(f"model family {name!r} is already registered")
-        _FAMILIES[name] = Family(name, builder, stackable, tuple(uses))
+        _FAMILIES[name] = Family(name, builder, stackable, tuple(uses), tabular)
         return builder
 
     return decorate

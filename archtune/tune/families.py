@@ -84,12 +84,54 @@ def sample_dense(s: "Sampler", activations: Sequence[str] = ("relu", "leaky_relu
     s.float("dropout", 0.0, 0.5)
 
 
+# TabM's members on a CPU: the paper's 32 cost 32 times an MLP's arithmetic per step; 8 keep a
+# trial within a search's minutes (bench/defaults.py measures the trade).
+TABM_K = 8
+
+
 @register_body("table")
 def sample_table(s: "Sampler") -> None:
-    """Tables: an MLP or a ResNet-style MLP."""
+    """Tables: the families of the published recipes, around archtune's default recipe
+    (archtune.recipes): a plain MLP or ResNet, with or without numeric embeddings (periodic
+    or piecewise-linear, Gorishniy et al. 2022), and TabM (BatchEnsemble, Gorishniy et al.
+    2025). The ranges follow the TabM paper's tuning spaces, narrowed so that a few-minute
+    search on a 2-core CPU finishes enough trials; the recipe's other parts (robust scaling,
+    parametric activations, the feature scale, label smoothing, the regularisation schedules)
+    stay at the estimator's defaults."""
+    arch = s.choice("arch", ("mlp", "resnet", "tabm"))
+    embedding = s.choice("numeric_embedding", (None, "periodic", "piecewise_linear"))
+    if embedding == "periodic":
+        s.float("frequency_init_scale", 0.01, 1.0, log=True)
+        s.int("n_frequencies", 8, 64, log=True)
+        s.int("d_embedding", 4, 32, log=True)
+    elif embedding == "piecewise_linear":
+        s.int("n_bins", 8, 96, log=True)
+        s.int("d_embedding", 4, 32, log=True)
+    if arch == "tabm":
+        s.int("hidden_layers", 1, 3)
+        s.int("units", 64, 256, log=True)
+        s.fixed("k", TABM_K)
+    else:
+        s.int("hidden_layers", 1, 4)
+        s.int("units", 64, 512, log=True)
+    s.float("dropout", 0.0, 0.5)
+    s.float("weight_decay", 1e-5, 0.3, log=True)
+    s.float("learning_rate", 3e-4, 1e-2, log=True)
+    s.choice("lr_schedule", ("coslog", "cosine", "constant"))
+
+
+@register_body("classic")
+def sample_classic(s: "Sampler") -> None:
+    """The wide space of archtune before the recipes: an MLP or ResNet of 1-8 layers of 16-1024
+    units, any activation, norm and optimiser (space="classic")."""
+    from archtune.recipes import CLASSIC
+
     s.choice("arch", ("mlp", "resnet"))
     sample_dense(s)
     sample_training(s)
+    for name, value in CLASSIC.items():  # what the classic space did not search: the classic defaults
+        if name not in s.params and name != "max_epochs":
+            s.fixed(name, value)
 
 
 @register_body("small")
@@ -139,6 +181,8 @@ def sample_text_encoder(s: "Sampler") -> None:
     s.choice("sequence_units", (64, 128, 256))
     if kind != "conv":
         s.choice("bidirectional", (False, True))
+    else:
+        s.fixed("bidirectional", False)
 
 
 @register_encoder("series")
@@ -148,6 +192,8 @@ def sample_series_encoder(s: "Sampler") -> None:
     s.choice("sequence_units", (64, 128, 256))
     if kind != "conv":
         s.choice("bidirectional", (False, True))
+    else:
+        s.fixed("bidirectional", False)
 
 
 @register_encoder("image_columns")

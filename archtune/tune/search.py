@@ -86,6 +86,7 @@ def check_settings(task: str, settings: Mapping[str, Any]) -> tuple[float | None
     check_number("n_jobs", settings["n_jobs"], 1, integer=True)
     if not isinstance(settings["population"], bool):
         check_number("population", settings["population"], 1, integer=True)
+    check_choice("refit", settings["refit"], (True, False))
     check_number("validation_fraction", settings["validation_fraction"], 0.0, 1.0, low_open=True, high_open=True)
     if settings["study_name"] is not None and not isinstance(settings["study_name"], str):
         raise InvalidParameterError(f"study_name must be a string; got study_name={settings['study_name']!r}")
@@ -181,33 +182,77 @@ def _search(task: str, frame: pd.DataFrame, images: Any, y: np.ndarray, kinds: d
                     epoch_key="val_loss" if custom_scoring else TASKS[task]["epoch_key"],
                     epoch_sign=-1.0 if custom_scoring else 1.0, progress=progress.update,
                     refit_factor=len(frame) / max(1, len(splits[0].X_train)),
-                    cohort_size=_cohort_size(settings), kinds=kinds if images is None else None)
+                    cohort_size=_cohort_size(settings, seconds, trials), kinds=kinds if images is None else None)
+    if not study.trials and space.body == "table" and not space.overrides:
+        _enqueue_recipes(study, space)  # the default space as it is: its recipes first
     remaining = None if seconds is None else max(0.0, seconds - (time.monotonic() - started))
     with progress:
         search.run(trials, remaining, n_jobs=settings["n_jobs"])
 
     board = leaderboard(study, baselines)
-    complete = [t for t in study.get_trials(deepcopy=False) if t.state == optuna.trial.TrialState.COMPLETE]
-    if not complete:
-        counts = search.counts()
-        reasons = sorted({str(t.user_attrs.get("fail_reason", "")).split(":")[0] for t in study.trials
-                          if t.state == optuna.trial.TrialState.FAIL} - {""})
-        raise DataError(
-            f"no trial completed within budget={settings['budget']!r} ({counts['pruned']} pruned, {counts['failed']} "
-            f"failed{': ' + ', '.join(reasons) if reasons else ''}); give a larger budget or a smaller space")
-    best = study.best_trial
+    best, score, epochs = _best_so_far(study, search, settings["budget"])
     best_params = trial_config(best)
-    estimator = _refit(make_estimator, best_params, best, images if images is not None else frame, y,
-                       kinds if images is None else None, None if seconds is None else started + seconds,
-                       settings["budget"])
-    return SearchResult(study, baselines, board, best, best_params, float(best.value), estimator)
+    deadline = None if seconds is None else started + seconds
+    X_all = images if images is not None else frame
+    kinds_all = kinds if images is None else None
+    kept = search.best_fitted
+    if epochs is not None:  # no trial completed: the best pruned one, for the epochs it trained
+        estimator = _refit(make_estimator, {**best_params, "max_epochs": epochs}, None, X_all, y, kinds_all,
+                           deadline, settings["budget"])
+    elif not settings["refit"] and kept is not None and kept[0] == best.number:
+        estimator = kept[2]  # the best trial's own network, with its best validation epoch's weights
+    else:
+        estimator = _refit(make_estimator, best_params, best, X_all, y, kinds_all, deadline, settings["budget"])
+    return SearchResult(study, baselines, board, best, best_params, score, estimator)
+
+
+def _best_so_far(study: optuna.Study, search: Search, budget: Any) -> tuple[Any, float, int | None]:
+    """(trial, score, epochs): the best completed trial (epochs None), or when none completed
+    the pruned trial whose last reported score was best, with the epochs it trained. A search
+    returns its best network so far whenever any trial trained."""
+    trials = study.get_trials(deepcopy=False)
+    complete = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
+    if complete:
+        best = study.best_trial
+        return best, float(best.value), None
+    pruned = [t for t in trials if t.state == optuna.trial.TrialState.PRUNED and t.intermediate_values]
+    if pruned:
+        best = max(pruned, key=lambda t: t.intermediate_values[max(t.intermediate_values)])
+        last = max(best.intermediate_values)
+        return best, float(best.intermediate_values[last]), int(last)
+    counts = search.counts()
+    reasons = sorted({str(t.user_attrs.get("fail_reason", "")).split(":")[0] for t in trials
+                      if t.state == optuna.trial.TrialState.FAIL} - {""})
+    raise DataError(
+        f"no trial trained within budget={budget!r} ({counts['failed']} failed"
+        f"{': ' + ', '.join(reasons) if reasons else ''}); give a larger budget or a smaller space")
+
+
+def _enqueue_recipes(study: optuna.Study, space: SearchSpace) -> None:
+    """The first trials are the strong recipes (archtune.recipes.FIRST_TRIALS): even a tiny
+    budget returns a good network. A parameter the user set is the user's."""
+    from archtune.recipes import FIRST_TRIALS
+
+    searched = {d.name: d for d in space.dimensions if d.kind != "fixed"}
+    neural = NeuralClassifier().get_params()
+    for recipe in FIRST_TRIALS:
+        values = {**neural, **recipe}
+        fixed = {name: values[name] for name in searched if name in values and name not in space.overrides
+                 and _allowed(searched[name], values[name])}
+        study.enqueue_trial(fixed, user_attrs={"recipe": True})
+
+
+def _allowed(dimension: Any, value: Any) -> bool:
+    if dimension.kind == "categorical":
+        return value in dimension.choices
+    return isinstance(value, (int, float)) and dimension.low <= value <= dimension.high
 
 
 def _space_for_data(requested: Any, space: SearchSpace, task: str, kinds: dict[str, str], images: Any) -> SearchSpace:
     """The default space fitted to the data: the CNN space for images, the sequence encoder's
     dimensions added for text columns, the conv encoder's for image-path columns. An explicit
     SearchSpace or preset is kept."""
-    if isinstance(requested, SearchSpace) or requested in ("small", "cnn"):
+    if isinstance(requested, SearchSpace) or requested in ("small", "cnn", "classic"):
         return space
     if images is not None:
         data = "images"
@@ -220,13 +265,20 @@ def _space_for_data(requested: Any, space: SearchSpace, task: str, kinds: dict[s
     return resolve_space(requested, sorted(TASKS[task]["estimator"]().get_params()), data)
 
 
-def _cohort_size(settings: Mapping[str, Any]) -> int:
+def _cohort_size(settings: Mapping[str, Any], seconds: float | None, trials: int | None) -> int:
+    """Trials asked together. population=True sizes cohorts by a time budget, so that a short
+    search still sees several structures (a cohort shares its leader's): 2 under 90 s, 4 under
+    4 minutes, else COHORT_SIZE; with a trial budget, COHORT_SIZE."""
     if settings["sampler"] == "grid":
         return 1  # the grid sampler assigns whole grid points; followers cannot be fixed in part
     population = settings["population"]
-    if isinstance(population, bool):
-        return COHORT_SIZE if population else 1
-    return int(population)
+    if not isinstance(population, bool):
+        return int(population)
+    if not population:
+        return 1
+    if seconds is not None:
+        return 2 if seconds < 90 else 4 if seconds < 240 else COHORT_SIZE
+    return COHORT_SIZE
 
 
 def make_splits(frame: pd.DataFrame, y: np.ndarray, stratify: np.ndarray | None, seed: int, cv: int | None,
@@ -275,7 +327,8 @@ def _refit(make_estimator: Any, params: dict[str, Any], best: Any, X: Any, y: np
     on validation (the usual 'refit on full data' practice: more data, same schedule).
     With a time budget it stops at the budget's end, keeping the last epoch's weights."""
     params = dict(params)
-    params["max_epochs"] = max(1, int(best.user_attrs.get("best_epoch") or params["max_epochs"]))
+    if best is not None:
+        params["max_epochs"] = max(1, int(best.user_attrs.get("best_epoch") or params["max_epochs"]))
     params["early_stopping"] = False
     estimator = make_estimator(params)
     stop = _StopAtDeadline(deadline)

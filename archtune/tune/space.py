@@ -25,7 +25,7 @@ from typing import Any
 from archtune.errors import InvalidParameterError, nearest
 from archtune.tune.families import BODIES, ENCODERS
 
-DEFAULT_MAX_EPOCHS = 60
+DEFAULT_MAX_EPOCHS = 64  # the default recipe's epochs (its coslog schedule spans them)
 # learning_rate="auto" in a space: the finder's suggestion for each configuration, times a
 # searched factor in this range (log-scaled) - the range is centred on the suggestion.
 AUTO_LR_SCALE = (0.1, 10.0)
@@ -211,7 +211,7 @@ class SearchSpace:
 
     Parameters
     ----------
-    body : {"table", "small", "images"}
+    body : {"table", "small", "classic", "images"}
         Which sampling function chooses the network's family and size.
     encoders : sequence of {"text", "series", "image_columns"}
         Encoders whose dimensions join the space (text columns, time series, image paths).
@@ -238,6 +238,12 @@ class SearchSpace:
     @classmethod
     def small(cls) -> "SearchSpace":
         return cls("small", max_epochs=30)
+
+    @classmethod
+    def classic(cls) -> "SearchSpace":
+        """The space before the recipes: MLPs and ResNets of 1-8 layers, every activation, norm
+        and optimiser, with the classic defaults (archtune.recipes.CLASSIC)."""
+        return cls("classic")
 
     def __repr__(self) -> str:
         return (f"SearchSpace(body={self.body!r}, encoders={self.encoders!r}, overrides={self.overrides!r}, "
@@ -380,8 +386,10 @@ def _discover(space: SearchSpace) -> list[Dimension]:
                 variants.setdefault(call, []).append(i)
         if not variants:  # fixed: by the space (perhaps only under a condition) or by the user
             values = list(dict.fromkeys(params[name] for params, _ in walks if name in params if _hashable(params[name])))
-            dims.append(Dimension(name, "fixed", value=next(p[name] for p, _ in walks if name in p)) if len(values) <= 1
-                        else Dimension(name, "categorical", choices=tuple(values)))
+            present = {i for i, (params, _) in enumerate(walks) if name in params}
+            when = _condition(name, present, walks, explain)
+            dims.append(Dimension(name, "fixed", value=next(p[name] for p, _ in walks if name in p), when=when)
+                        if len(values) <= 1 else Dimension(name, "categorical", choices=tuple(values), when=when))
             continue
         calls = list(variants)
         if calls[0][0] == "categorical":
@@ -435,7 +443,7 @@ def _order_key(value: Any) -> tuple:
 
 
 def resolve_space(space: Any, estimator_params: Sequence[str], data: str = "table") -> SearchSpace:
-    """"default", "small", "cnn", a dict of overrides of the default space, or a SearchSpace.
+    """"default", "small", "classic", "cnn", a dict of overrides of the default space, or a SearchSpace.
 
     ``data`` says what the search sees: "images" (3-D or 4-D arrays) makes the CNN space the
     default, unless the overrides fix ``arch="sequence"``: then the arrays are N x T x F time
@@ -450,18 +458,23 @@ def resolve_space(space: Any, estimator_params: Sequence[str], data: str = "tabl
     if "images" in kinds and isinstance(space, Mapping) and _value(space.get("arch")) == "sequence":
         kinds = {"series"}
     encoders = [name for name in ENCODERS if name in kinds]
-    base = SearchSpace("images" if "images" in kinds else "table", encoders,
-                       max_epochs=30 if "images" in kinds else DEFAULT_MAX_EPOCHS)
+    # The recipe families are for tables of numbers and categories; with text, image-path
+    # columns or series, the classic space (their encoders were measured with its training).
+    body = "images" if "images" in kinds else "classic" if encoders else "table"
+    base = SearchSpace(body, encoders, max_epochs=30 if "images" in kinds else DEFAULT_MAX_EPOCHS)
     if space is None or space == "default":
         return base
     if space == "small":
         return SearchSpace("small", encoders, max_epochs=30)
+    if space == "classic":
+        return SearchSpace("classic", encoders)
     if space == "cnn":
         return SearchSpace.cnn()
     if isinstance(space, Mapping):
         return base.with_overrides(space, estimator_params)
     raise InvalidParameterError(
-        f"space must be 'default', 'small', 'cnn', a dict of overrides or a SearchSpace; got space={space!r}")
+        f"space must be 'default', 'small', 'classic', 'cnn', a dict of overrides or a SearchSpace; "
+        f"got space={space!r}")
 
 
 def _value(override: Any) -> Any:

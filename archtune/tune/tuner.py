@@ -147,6 +147,9 @@ class Search:
         self._in_flight = 0
         self.started = time.monotonic()
         self._lr_suggestions: dict[tuple, float] = {}  # learning_rate="auto": one finder run per structure
+        # (trial number, value, fitted estimator) of the best trial this process trained.
+        self.best_fitted: tuple[int, float, Any] | None = None
+        self._best_lock = threading.Lock()
 
     # ------------------------------------------------------------------ counting
 
@@ -260,11 +263,20 @@ class Search:
                         outcomes[trials[-1].number] = sampled
                     else:
                         params[trials[-1].number] = sampled
+                    if len(trials) == 1 and size > 1 and not self._stackable(sampled):
+                        break  # followers of a leader that cannot be stacked would train one by one
                 outcomes.update(self._evaluate([t for t in trials if t.number in params], params))
         finally:
             for trial in trials:
                 self._tell(trial, outcomes.get(trial.number, interrupted))
         return outcomes
+
+    def _stackable(self, sampled: dict[str, Any] | TrialOutcome) -> bool:
+        if isinstance(sampled, TrialOutcome):
+            return True  # an invalid leader: its followers are ordinary samples
+        if self.kinds is not None and any(kind in ("text", "image") for kind in self.kinds.values()):
+            return False  # text and image encoders are not stacked
+        return cohort_key(self.make_estimator(sampled), len(self.splits[0].X_train)) is not None
 
     def _show_progress(self) -> None:
         """Progress while trials train (they are told only when their group ends); at most
@@ -349,6 +361,7 @@ class Search:
         outcomes: dict[int, TrialOutcome] = {}
         scores: dict[int, list[float]] = {t.number: [] for t in group}
         attrs: dict[int, dict[str, Any]] = {t.number: {} for t in group}
+        fitted: dict[int, Any] = {}
         trained: dict[int, float] = {t.number: 0.0 for t in group}
         cohort = {"cohort": len(group)} if len(group) > 1 else {}
 
@@ -404,6 +417,7 @@ class Search:
                     continue
                 scores[number].append(value)
                 if fold == 0:
+                    fitted[number] = est
                     attrs[number] = {"best_epoch": int(est.best_epoch_), "epochs_run": int(len(est.history_)),
                                      "n_params": int(sum(p.numel() for p in est.module_.parameters())),
                                      **cohort, "diagnosis": _diagnosis_summary(est, split)}
@@ -420,7 +434,15 @@ class Search:
                 attrs[number]["fold_scores"] = scores[number]
             outcomes[number] = TrialOutcome(TrialState.COMPLETE, value=float(np.mean(scores[number])),
                                             attrs=attrs[number])
+            self._keep_if_best(number, outcomes[number].value, fitted[number])
         return outcomes
+
+    def _keep_if_best(self, number: int, value: float, estimator: Any) -> None:
+        """The best completed trial's fitted network (its first split's), kept in memory so that
+        the search can return it without refitting."""
+        with self._best_lock:
+            if self.best_fitted is None or value > self.best_fitted[1]:
+                self.best_fitted = (number, value, estimator)
 
     def _ended(self, error: BaseException, seconds: float, params: dict[str, Any], split: Split) -> TrialOutcome:
         """The outcome of a trial that training ended early: pruned, diverged or invalid."""
