@@ -48,9 +48,11 @@ class _AutoBase(BaseEstimator):
         beyond), an integer for another size, False for one trial at a time. The grid sampler
         always trains one at a time.
     refit : bool
-        False (default): the best trial's own network, its best validation epoch's weights (as
-        RealMLP and TabM keep theirs); True: the best configuration retrained on all rows for
-        its best number of epochs (schedules are then compressed into those epochs).
+        True: the best configuration trained again on all rows, as its own ``fit`` would
+        (early stopping on its validation split); the search leaves it the time. False: the
+        best trial's own network, with its best validation epoch's weights (as RealMLP and TabM
+        keep theirs), trained on the search's training split. A refit that the budget cuts
+        short gives way to the trial's own network.
     baselines : bool
         Also fit linear, k-NN, random forest, gradient boosting (and LightGBM when installed)
         on the same split, for the leaderboard.
@@ -89,7 +91,7 @@ class _AutoBase(BaseEstimator):
         study_name: str | None = None,
         n_jobs: int = 1,
         population: bool | int = True,
-        refit: bool = False,
+        refit: bool = True,
         baselines: bool = True,
         validation_fraction: float = 0.2,
         random_state: int | None = None,

@@ -21,13 +21,13 @@ CLASSIC: dict = {
 }
 
 # The first trials of a default search (enqueued in this order, each a change from the
-# estimators' defaults): the default recipe itself, the same with piecewise-linear embeddings,
-# and TabM with them.
+# estimators' defaults): the default recipe itself (piecewise-linear embeddings), the same with
+# periodic embeddings as RealMLP sizes them (16 frequencies of scale 0.1, 8 outputs), and
+# TabM (8 members) with piecewise-linear embeddings. bench/defaults.py measured each alone.
 FIRST_TRIALS: list[dict] = [
     {},
-    {"numeric_embedding": "piecewise_linear", "d_embedding": 16, "n_bins": 48},
-    {"arch": "tabm", "hidden_layers": 2, "units": 256, "numeric_embedding": "piecewise_linear", "d_embedding": 16,
-     "n_bins": 48},
+    {"numeric_embedding": "periodic", "n_frequencies": 16, "d_embedding": 8, "frequency_init_scale": 0.1},
+    {"arch": "tabm", "hidden_layers": 2, "units": 256},
 ]
 
 __all__ = ["CLASSIC", "FIRST_TRIALS"]

@@ -135,8 +135,12 @@ def test_seeded_tpe_hyperband_study_prunes_and_improves(magic):
             assert sorted(t.intermediate_values) == list(range(1, len(t.intermediate_values) + 1))
     # The refitted best network predicts, on every row.
     assert model.predict(X).shape == (len(X),) and model.score(X, y) > 0.75
-    assert model.best_estimator_.early_stopping is False  # refit for the best trial's epoch count
-    assert model.best_estimator_.max_epochs == model.best_trial_.user_attrs["best_epoch"]
+    # The refit is the best configuration's own fit on all rows (early stopping on its split).
+    refit_params = model.best_estimator_.get_params()
+    assert all(refit_params[k] == v for k, v in model.best_params_.items())
+    kept = AutoNeuralClassifier(budget=4, space=FAST_SPACE, refit=False, random_state=0, baselines=False).fit(X, y)
+    # Without a refit, the best trial's own network: trained on the search's training split (80%).
+    assert len(kept.best_estimator_.history_) == kept.best_trial_.user_attrs["epochs_run"]
 
 
 @pytest.mark.parametrize("population", [True, False])

@@ -168,7 +168,7 @@ Examples:
 @click.option("--population/--no-population", default=True, show_default=True,
               help="Train trials in cohorts of 8 as one stacked model (faster for small networks); "
                    "--no-population trains one trial at a time.")
-@click.option("--refit/--no-refit", default=False, show_default=True,
+@click.option("--refit/--no-refit", default=True, show_default=True,
               help="Retrain the best configuration on all rows (--refit), or keep the best trial's own network "
                    "with its best validation epoch (--no-refit).")
 @click.option("--seed", type=int, default=0, show_default=True)

@@ -181,7 +181,8 @@ def _search(task: str, frame: pd.DataFrame, images: Any, y: np.ndarray, kinds: d
     search = Search(study, storage, space, make_estimator, splits, score,
                     epoch_key="val_loss" if custom_scoring else TASKS[task]["epoch_key"],
                     epoch_sign=-1.0 if custom_scoring else 1.0, progress=progress.update,
-                    refit_factor=len(frame) / max(1, len(splits[0].X_train)),
+                    # Time is kept for the final refit only when there is one.
+                    refit_factor=len(frame) / max(1, len(splits[0].X_train)) if settings["refit"] else 0.0,
                     cohort_size=_cohort_size(settings, seconds, trials), kinds=kinds if images is None else None)
     if not study.trials and space.body == "table" and not space.overrides:
         _enqueue_recipes(study, space)  # the default space as it is: its recipes first
@@ -196,13 +197,20 @@ def _search(task: str, frame: pd.DataFrame, images: Any, y: np.ndarray, kinds: d
     X_all = images if images is not None else frame
     kinds_all = kinds if images is None else None
     kept = search.best_fitted
+    kept = kept[2] if kept is not None and kept[0] == best.number else None
     if epochs is not None:  # no trial completed: the best pruned one, for the epochs it trained
-        estimator = _refit(make_estimator, {**best_params, "max_epochs": epochs}, None, X_all, y, kinds_all,
-                           deadline, settings["budget"])
-    elif not settings["refit"] and kept is not None and kept[0] == best.number:
-        estimator = kept[2]  # the best trial's own network, with its best validation epoch's weights
+        estimator, _ = _refit(make_estimator, best_params, X_all, y, kinds_all, deadline, settings["budget"], epochs)
+    elif not settings["refit"] and kept is not None:
+        estimator = kept  # the best trial's own network, with its best validation epoch's weights
     else:
-        estimator = _refit(make_estimator, best_params, best, X_all, y, kinds_all, deadline, settings["budget"])
+        estimator, finished = _refit(make_estimator, best_params, X_all, y, kinds_all, deadline, settings["budget"])
+        if not finished and kept is not None:
+            # What a run ships must be as good as what it reports: a refit cut short by the
+            # budget loses to the trial's own network.
+            warnings.warn("the refit of the best network could not finish within budget="
+                          f"{settings['budget']!r}: the best trial's own network is kept instead", RuntimeWarning,
+                          stacklevel=4)
+            estimator = kept
     return SearchResult(study, baselines, board, best, best_params, score, estimator)
 
 
@@ -321,15 +329,15 @@ def _check_study_matches(study: optuna.Study, frame: pd.DataFrame, task: str, st
                         f"(columns, row count or task differ); use another study_name or storage")
 
 
-def _refit(make_estimator: Any, params: dict[str, Any], best: Any, X: Any, y: np.ndarray,
-           kinds: dict[str, str] | None, deadline: float | None, budget: Any) -> Any:
-    """The best configuration trained on every row for the number of epochs that was best
-    on validation (the usual 'refit on full data' practice: more data, same schedule).
-    With a time budget it stops at the budget's end, keeping the last epoch's weights."""
+def _refit(make_estimator: Any, params: dict[str, Any], X: Any, y: np.ndarray, kinds: dict[str, str] | None,
+           deadline: float | None, budget: Any, epochs: int | None = None) -> tuple[Any, bool]:
+    """(estimator, finished): the best configuration trained on every row as its own ``fit``
+    would train it (early stopping on its validation split, the best epoch's weights kept), or
+    for exactly ``epochs`` epochs. With a time budget it stops at the budget's end, keeping the
+    best weights so far (finished is then False)."""
     params = dict(params)
-    if best is not None:
-        params["max_epochs"] = max(1, int(best.user_attrs.get("best_epoch") or params["max_epochs"]))
-    params["early_stopping"] = False
+    if epochs is not None:
+        params.update(max_epochs=max(1, int(epochs)), early_stopping=False)
     estimator = make_estimator(params)
     stop = _StopAtDeadline(deadline)
     prepared = resolve_learning_rate(prepare(estimator, X, y, kinds=kinds))
@@ -337,7 +345,7 @@ def _refit(make_estimator: Any, params: dict[str, Any], best: Any, X: Any, y: np
     if stop.stopped_at is not None:
         warnings.warn(f"the refit of the best network stopped at epoch {stop.stopped_at} of "
                       f"{params['max_epochs']} to keep within budget={budget!r}", RuntimeWarning, stacklevel=4)
-    return estimator
+    return estimator, stop.stopped_at is None
 
 
 class _StopAtDeadline(Callback):

@@ -170,8 +170,9 @@ class Search:
         return None if self.deadline is None else max(0.0, self.deadline - time.monotonic())
 
     def refit_reserve(self) -> float:
-        """Expected seconds of the final refit: the best trial's training time up to its best
-        epoch, scaled to all rows. Trials stop early enough to leave it."""
+        """Expected seconds of the final refit: the best configuration's own fit on all rows,
+        up to its best epoch plus its patience (where early stopping would end it), scaled
+        to all rows. Trials stop early enough to leave it."""
         try:
             best = self.study.best_trial
         except ValueError:
@@ -179,7 +180,10 @@ class Search:
         epochs = max(1, int(best.user_attrs.get("epochs_run") or 1))
         # A cohort member's share of the cohort's time understates what it costs alone.
         per_epoch = best.user_attrs.get("solo_epoch_seconds") or float(best.user_attrs.get("fit_seconds") or 0.0) / epochs
-        estimate = self.refit_factor * per_epoch * int(best.user_attrs.get("best_epoch") or epochs)
+        config = trial_config(best)
+        planned = int(config.get("max_epochs") or epochs)
+        expected = min(planned, int(best.user_attrs.get("best_epoch") or epochs) + int(config.get("patience") or planned))
+        estimate = self.refit_factor * per_epoch * expected
         # A margin: in bench/search_quality.py (100 s budgets) 5 of 8 refits, sized by the bare
         # estimate, were cut 1-5 epochs short of their best epoch count.
         return 1.15 * estimate + 1.0 if estimate > 0 else 0.0
