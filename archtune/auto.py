@@ -53,9 +53,15 @@ class _AutoBase(BaseEstimator):
         best trial's own network, with its best validation epoch's weights (as RealMLP and TabM
         keep theirs), trained on the search's training split. A refit that the budget cuts
         short gives way to the trial's own network.
+    ensemble : bool
+        After the search, select an ensemble of the best networks (up to 16, as trained in
+        their trials) and the baselines by greedy selection with replacement on the validation
+        rows (Caruana et al. 2004). It replaces the best network for prediction only when it
+        is at least as good on validation rows it was not selected on (each half of them in
+        turn). Tables only; a resumed search ensembles what this process trained.
     baselines : bool
         Also fit linear, k-NN, random forest, gradient boosting (and LightGBM when installed)
-        on the same split, for the leaderboard.
+        on the same split, for the leaderboard (and as ensemble candidates).
     validation_fraction : float
     random_state : int, optional
     device : {"auto", "cpu", "cuda"}
@@ -69,6 +75,12 @@ class _AutoBase(BaseEstimator):
         Validation score of the best trial.
     best_estimator_ : NeuralClassifier or NeuralRegressor
         The best configuration refitted on all rows.
+    ensemble_ : archtune.ensemble.Ensemble or None
+        The selected ensemble when it is used for prediction (``ensemble_.describe()`` lists
+        members, weights and scores), else None.
+    ensemble_candidates_ : archtune.ensemble.build.EnsembleLibrary or None
+        The candidates and their validation predictions (``choose(safe_only=True)`` selects
+        among the members a bundle can hold).
     study_ : optuna.Study
     leaderboard_ : pandas.DataFrame
         Every trial and baseline: model, params, val_score, fit_seconds, n_params, state, note.
@@ -92,6 +104,7 @@ class _AutoBase(BaseEstimator):
         n_jobs: int = 1,
         population: bool | int = True,
         refit: bool = True,
+        ensemble: bool = True,
         baselines: bool = True,
         validation_fraction: float = 0.2,
         random_state: int | None = None,
@@ -109,6 +122,7 @@ class _AutoBase(BaseEstimator):
         self.n_jobs = n_jobs
         self.population = population
         self.refit = refit
+        self.ensemble = ensemble
         self.baselines = baselines
         self.validation_fraction = validation_fraction
         self.random_state = random_state
@@ -147,6 +161,8 @@ class _AutoBase(BaseEstimator):
         self.best_score_ = result.best_score
         self.best_params_ = result.best_params
         self.best_estimator_ = result.best_estimator
+        self.ensemble_ = result.ensemble.ensemble if result.ensemble is not None and result.ensemble.used else None
+        self.ensemble_candidates_ = result.ensemble_library
         self.n_features_in_ = self.best_estimator_.n_features_in_
         if hasattr(self.best_estimator_, "feature_names_in_"):
             self.feature_names_in_ = self.best_estimator_.feature_names_in_
@@ -154,13 +170,15 @@ class _AutoBase(BaseEstimator):
 
     # ------------------------------------------------------------------ delegation
 
-    def predict(self, X: Any) -> np.ndarray:
+    @property
+    def final_estimator_(self) -> Any:
+        """What predicts: the ensemble when one is used, else the best network."""
         check_is_fitted(self, "best_estimator_")
-        return self.best_estimator_.predict(X)
+        return self.ensemble_ if getattr(self, "ensemble_", None) is not None else self.best_estimator_
 
-    def score(self, X: Any, y: Any, sample_weight: Any = None) -> float:
-        check_is_fitted(self, "best_estimator_")
-        return self.best_estimator_.score(X, y, sample_weight=sample_weight)
+    def predict(self, X: Any) -> np.ndarray:
+        """Labels or values of shape (n_samples,), from ``final_estimator_``."""
+        return self.final_estimator_.predict(X)
 
 
 class AutoNeuralClassifier(ClassifierMixin, _AutoBase):
@@ -170,8 +188,8 @@ class AutoNeuralClassifier(ClassifierMixin, _AutoBase):
     neural_class = NeuralClassifier
 
     def predict_proba(self, X: Any) -> np.ndarray:
-        check_is_fitted(self, "best_estimator_")
-        return self.best_estimator_.predict_proba(X)
+        """Class probabilities of shape (n_samples, n_classes), from ``final_estimator_``."""
+        return self.final_estimator_.predict_proba(X)
 
     @property
     def classes_(self) -> np.ndarray:

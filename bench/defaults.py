@@ -13,7 +13,10 @@ Configurations (``--configs``, comma-separated, or "defaults" / "levers"):
   old       the estimators' defaults before issue 12 (archtune.recipes.CLASSIC)
   new       NeuralClassifier() / NeuralRegressor() as they come now
   lightgbm  LightGBM's defaults (string columns as pandas categories)
-  levers    new with one lever changed at a time: no_embedding, periodic, tabm, recipe_off
+  levers    new with one lever changed at a time: no_embedding, periodic, tabm (2 x 256, k=8),
+            recipe_off (the classic training and preprocessing; the 3 x 256 network and its
+            piecewise-linear embeddings kept)
+  tabm_k    TabM (2 x 256, the recipe's training) with k = 8, 16, 32 members
 """
 
 from __future__ import annotations
@@ -72,12 +75,15 @@ def configurations() -> dict[str, dict]:
         "lightgbm": {"_lightgbm": True},
         "no_embedding": {"numeric_embedding": None},
         "periodic": {"numeric_embedding": "periodic"},
-        "tabm": {"arch": "tabm"},
-        "recipe_off": {k: v for k, v in CLASSIC.items() if k not in ("arch", "numeric_embedding")},
+        "tabm": {"arch": "tabm", "hidden_layers": 2, "k": 8},
+        **{f"tabm_k{k}": {"arch": "tabm", "hidden_layers": 2, "k": k} for k in (8, 16, 32)},
+        "recipe_off": {k: v for k, v in CLASSIC.items()
+                       if k not in ("arch", "numeric_embedding", "hidden_layers", "units", "shape")},
     }
 
 
-GROUPS = {"defaults": ["old", "new", "lightgbm"], "levers": ["new", "no_embedding", "periodic", "tabm", "recipe_off"]}
+GROUPS = {"defaults": ["old", "new", "lightgbm"], "levers": ["new", "no_embedding", "periodic", "tabm", "recipe_off"],
+          "tabm_k": ["tabm_k8", "tabm_k16", "tabm_k32"]}
 
 
 def worker(name: str, config: str, seed: int) -> dict:

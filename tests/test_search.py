@@ -15,7 +15,8 @@ import optuna
 import pytest
 import torch
 
-from archtune import InvalidParameterError
+import archtune
+from archtune import InvalidParameterError, NeuralClassifier
 from archtune.auto import AutoNeuralClassifier, AutoNeuralRegressor
 from archtune.tune.space import SearchSpace, resolve_space
 from archtune.tune.study import parse_budget
@@ -239,9 +240,11 @@ def _finished(db: Path) -> list[optuna.trial.FrozenTrial]:
 
 def _training_after(db: Path, n_finished: int) -> bool:
     """``n_finished`` trials finished and another is mid-training (it has reported an epoch)."""
+    # One read for both counts: two reads race with a trial that finishes in between.
     trials = _trials(db)
     running = [t for t in trials if t.state == optuna.trial.TrialState.RUNNING and t.intermediate_values]
-    return len(_finished(db)) >= n_finished and bool(running)
+    done = [t for t in trials if t.state in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)]
+    return len(done) >= n_finished and bool(running)
 
 
 @pytest.mark.parametrize("population", [False, True], ids=["one-at-a-time", "cohorts"])
@@ -346,3 +349,58 @@ def test_auto_estimators_are_exported_and_quiet(magic, capsys):
     archtune.AutoNeuralRegressor(budget=1, space=FAST_SPACE, baselines=False, random_state=0).fit(X, X["FLength"])
     captured = capsys.readouterr()
     assert "A new study created" not in captured.err + captured.out
+
+
+# --------------------------------------------------------------------------- issue 12: the search's start
+
+
+def test_the_first_trials_are_the_recipes(magic):
+    from archtune.recipes import FIRST_TRIALS
+
+    X, y = magic
+    model = AutoNeuralClassifier(budget=3, random_state=0, baselines=False, population=False).fit(X[:400], y[:400])
+    configs = [t.user_attrs["config"] for t in model.study_.trials[:3]]
+    defaults = NeuralClassifier().get_params()
+    for config, recipe in zip(configs, FIRST_TRIALS):
+        assert all(config[k] == v for k, v in recipe.items())
+        assert all(config[k] == defaults[k] for k in ("hidden_layers", "units", "learning_rate", "dropout")
+                   if k not in recipe)
+    assert {c["arch"] for c in configs} == {"mlp", "tabm"}
+    assert {c["numeric_embedding"] for c in configs} == {"piecewise_linear", "periodic"}
+
+
+def test_cohorts_follow_the_time_budget_and_unstackable_leaders_train_alone(magic):
+    from archtune.tune.search import COHORT_SIZE, _cohort_size
+
+    settings = {"sampler": "tpe", "population": True}
+    assert [_cohort_size(settings, s, None) for s in (45, 180, 600)] == [2, 4, COHORT_SIZE]
+    assert _cohort_size(settings, None, 20) == COHORT_SIZE and _cohort_size({**settings, "population": 3}, 45, None) == 3
+    X, y = magic
+    model = AutoNeuralClassifier(budget=4, space={"arch": "tabm", "k": 2, "units": (16, 32), "max_epochs": 2},
+                                 population=4, random_state=0, baselines=False).fit(X[:400], y[:400])
+    assert len(model.study_.trials) >= 4
+    assert not [t for t in model.study_.trials if "cohort_leader" in t.user_attrs]  # TabM is not stacked
+
+
+def test_without_a_completed_trial_the_best_pruned_one_is_returned():
+    from archtune.tune.search import _best_so_far
+
+    study = optuna.create_study(direction="maximize")
+    for values in ({1: 0.6, 2: 0.7}, {1: 0.65}):
+        trial = study.ask()
+        for epoch, value in values.items():
+            trial.report(value, epoch)
+        study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+    best, score, epochs = _best_so_far(study, None, "1m")
+    assert (best.number, score, epochs) == (0, 0.7, 2)
+    empty = optuna.create_study(direction="maximize")
+    failed = empty.ask()
+    failed.set_user_attr("fail_reason", "diverged: nan")
+    empty.tell(failed, state=optuna.trial.TrialState.FAIL)
+
+    class _Counts:
+        def counts(self):
+            return {"failed": 1}
+
+    with pytest.raises(archtune.DataError, match="no trial trained within budget='1m' .1 failed: diverged"):
+        _best_so_far(empty, _Counts(), "1m")

@@ -25,6 +25,7 @@ from archtune.errors import DataError, InvalidParameterError
 
 STUDY_FILE = "study.db"
 LEADERBOARD_FILE = "leaderboard.csv"
+ENSEMBLE_DIR = "ensemble"
 DEFAULT_STUDY = "archtune"
 
 
@@ -115,21 +116,38 @@ def render_leaderboard(frame: pd.DataFrame, limit: int = 15) -> None:
 
 
 def verdict(frame: pd.DataFrame, metric: str) -> str:
-    """One plain sentence: does the best network beat the best classical baseline, by how much."""
+    """Plain sentences: does the best network beat the best classical baseline, by how much;
+    and when an ensemble was selected, what it adds (on validation rows it was not selected
+    on, the only honest comparison)."""
     networks = frame[frame["model"].str.startswith("network") & frame["val_score"].notna()]
     baselines = frame[(frame["state"] == "BASELINE") & frame["val_score"].notna()]
     if networks.empty:
         return "No network finished, so there is nothing to compare."
     net = networks.iloc[0]
+    ensembles = frame[frame["state"] == "ENSEMBLE"]
     if baselines.empty:
-        return f"The best network scores {metric} {net['val_score']:.4f} on validation (no baselines were run)."
-    base = baselines.iloc[0]
-    gap = net["val_score"] - base["val_score"]
-    if gap > 0:
-        return (f"The best network ({metric} {net['val_score']:.4f}) beats the best baseline, {base['model']} "
-                f"({base['val_score']:.4f}), by {gap:+.4f}.")
-    return (f"The best network ({metric} {net['val_score']:.4f}) does NOT beat the best baseline, {base['model']} "
-            f"({base['val_score']:.4f}): it is behind by {gap:+.4f}. Consider {base['model']} for this data.")
+        sentence = f"The best network scores {metric} {net['val_score']:.4f} on validation (no baselines were run)."
+    else:
+        base = baselines.iloc[0]
+        gap = net["val_score"] - base["val_score"]
+        if gap > 0:
+            sentence = (f"The best network ({metric} {net['val_score']:.4f}) beats the best baseline, {base['model']} "
+                        f"({base['val_score']:.4f}), by {gap:+.4f}.")
+        elif ensembles.empty or "used" not in str(ensembles.iloc[0]["note"]).split(";")[0].split():
+            return (f"The best network ({metric} {net['val_score']:.4f}) does NOT beat the best baseline, "
+                    f"{base['model']} ({base['val_score']:.4f}): it is behind by {gap:+.4f}. "
+                    f"Consider {base['model']} for this data.")
+        else:
+            sentence = (f"The best network ({metric} {net['val_score']:.4f}) does NOT beat the best baseline, "
+                        f"{base['model']} ({base['val_score']:.4f}): it is behind by {gap:+.4f}.")
+    if not ensembles.empty:
+        row = ensembles.iloc[0]
+        note = str(row["note"])
+        used = note.split(";")[0] == "used"
+        detail = note.split("; ", 1)[1] if "; " in note else "no held-out comparison (too few validation rows)"
+        sentence += (f" The {row['model']} scores {row['val_score']:.4f} on the rows it was selected on, {detail}; "
+                     + ("it is used for prediction." if used else "it is not used: the best single model is kept."))
+    return sentence
 
 
 @cli.command(epilog="""\b
@@ -171,6 +189,9 @@ Examples:
 @click.option("--refit/--no-refit", default=True, show_default=True,
               help="Retrain the best configuration on all rows (--refit), or keep the best trial's own network "
                    "with its best validation epoch (--no-refit).")
+@click.option("--ensemble/--no-ensemble", default=True, show_default=True,
+              help="Select an ensemble of the best networks and the baselines after the search (used when it "
+                   "holds up on validation rows it was not selected on); saved in OUT/ensemble.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--out", "-o", "out", type=click.Path(path_type=Path), required=True,
               help="Directory for the best model bundle, the study and the leaderboard.")
@@ -178,7 +199,8 @@ Examples:
 def tune(data: str, target: str | None, task: str, budget: str, trials: int | None, sampler: str, pruner: str,
          preset: str, space_items: tuple[str, ...], settings: tuple[str, ...], cv: int | None,
          scoring: str | None, storage: str | None, study_name: str, resume: bool, baselines: bool,
-         holdout: float, n_jobs: int, population: bool, refit: bool, seed: int, out: Path, quiet: bool) -> None:
+         holdout: float, n_jobs: int, population: bool, refit: bool, ensemble: bool, seed: int, out: Path,
+         quiet: bool) -> None:
     """Search network architectures and training settings for DATA, keep the best."""
     from archtune.data.datasets import BUILTIN_DATASETS, BUILTIN_TARGET
     from archtune.data.readers import check_source
@@ -221,7 +243,7 @@ def tune(data: str, target: str | None, task: str, budget: str, trials: int | No
         X_fit, X_hold, y_fit, y_hold = holdout_split(X, y, holdout, task, seed)
         model = auto_cls(budget=budget_value, space=space, sampler=sampler, pruner=None if pruner == "none" else pruner,
                          cv=cv, scoring=scoring, storage=storage, study_name=study_name, n_jobs=n_jobs,
-                         population=population, refit=refit, baselines=baselines, random_state=seed,
+                         population=population, refit=refit, ensemble=ensemble, baselines=baselines, random_state=seed,
                          verbose=0 if quiet else 1)
         click.echo(f"data: {name}: {len(X_fit)} rows for the search, {X.shape[1]} features; "
                    f"budget {budget_value if trials is None else f'{trials} trials'}; study {study_name!r} in {storage}")
@@ -237,17 +259,48 @@ def tune(data: str, target: str | None, task: str, budget: str, trials: int | No
             "data": str(data), "target": target, "task": task, "search_seconds": seconds, "metric": metric,
             "best_score": model.best_score_, "best_params": model.best_params_, "verdict": sentence,
             "validation": {f"val_{metric}": model.best_score_}}
+        chosen = _savable_ensemble(model)
         if X_hold is not None:
             report["holdout"] = holdout_metrics(model.best_estimator_, X_hold, y_hold, task)
             kind = "refitted best network" if refit else "best network"
             echo_metrics(f"held-out ({len(X_hold)} rows, {kind})", report["holdout"])
+            if chosen is not None:
+                report["holdout_ensemble"] = holdout_metrics(chosen, X_hold, y_hold, task)
+                echo_metrics(f"held-out ({len(X_hold)} rows, ensemble)", report["holdout_ensemble"])
+        ensemble_dir = out / ENSEMBLE_DIR
+        if chosen is not None:
+            from archtune.ensemble import save_ensemble
+
+            report["ensemble"] = {"directory": ENSEMBLE_DIR, "members": chosen.describe().to_dict("records")}
+            save_ensemble(chosen, ensemble_dir, metadata=report)
+        elif ensemble_dir.is_dir():
+            shutil.rmtree(ensemble_dir)  # an earlier run's ensemble must not answer for this one
         save(model.best_estimator_, out, metadata=report)
         atomic_write_bytes(out / LEADERBOARD_FILE, board.to_csv(index_label="rank").encode())
         atomic_write_bytes(out / "metrics.json", json.dumps(report, indent=2, default=str).encode())
-        click.echo(f"saved the best network to {out} (use: archtune predict {out} DATA); "
+        what = f"the best network and the ensemble ({ensemble_dir})" if chosen is not None else "the best network"
+        click.echo(f"saved {what} to {out} (use: archtune predict {out} DATA); "
                    f"leaderboard in {out / LEADERBOARD_FILE}")
         if storage.startswith("sqlite"):
             click.echo(f"browse the study: optuna-dashboard {storage}")
+
+
+def _savable_ensemble(model: Any) -> Any:
+    """The ensemble the run saves: the one used, or when it holds a member that cannot be
+    saved without pickle, the best ensemble of members that can (when it holds up too)."""
+    ensemble = getattr(model, "ensemble_", None)
+    if ensemble is None or ensemble.safe:
+        return ensemble
+    unsafe = [m.name for m in ensemble.members if not m.safe]
+    choice = model.ensemble_candidates_.choose(safe_only=True)
+    if choice is None or not choice.used:
+        click.echo(f"archtune: note: the ensemble holds {', '.join(unsafe)}, which cannot be saved without pickle; "
+                   "no ensemble of networks and LightGBM holds up, so the bundle is the best network", err=True)
+        return None
+    click.echo(f"archtune: note: the ensemble holds {', '.join(unsafe)}, which cannot be saved without pickle; "
+               f"saving the best ensemble of networks and LightGBM instead ({choice.ensemble.summary()}, "
+               f"validation {choice.ensemble.val_score:.4f})", err=True)
+    return choice.ensemble
 
 
 @cli.command(epilog="""\b

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import click
+import numpy as np
 import pandas as pd
 
 from archtune.cli.group import cli
@@ -86,20 +87,28 @@ Examples:
 @click.argument("bundle", type=click.Path(path_type=Path))
 @click.argument("data")
 @click.option("--output", "-o", type=click.Path(path_type=Path), help="Write predictions to this CSV file.")
-def predict(bundle: Path, data: str, output: Path | None) -> None:
-    """Predict DATA with the model saved in BUNDLE (the target column, if present, is ignored)."""
+@click.option("--best-network", is_flag=True,
+              help="Predict with the run's best network even when the run saved an ensemble (BUNDLE/ensemble).")
+def predict(bundle: Path, data: str, output: Path | None, best_network: bool) -> None:
+    """Predict DATA with the model saved in BUNDLE (the target column, if present, is ignored).
+
+    A run of `archtune tune` that selected an ensemble predicts with it (BUNDLE/ensemble)."""
     from archtune.data.readers import load_table, source_name
+    from archtune.ensemble.bundle import is_ensemble_bundle
     from archtune.io import atomic_write_bytes, load
 
-    model = load(bundle)
+    ensemble_dir = bundle / "ensemble"
+    model = load(ensemble_dir if not best_network and is_ensemble_bundle(ensemble_dir) else bundle)
     frame = resolve_image_paths(load_table(data), data)
     name = source_name(data)
     target = model.bundle_metadata_.get("target")
     if target in frame.columns:
         frame = frame.drop(columns=[target])
     frame = select_features(frame, model, name)
-    # Values are checked here so that errors name the file and its rows.
-    model.preprocessor_.transform(frame.set_axis(model.preprocessor_.columns_, axis=1), where=name)
+    # Values are checked here so that errors name the file and its rows (for an ensemble, by
+    # its networks' preprocessing).
+    for network in getattr(model, "networks", [model]):
+        network.preprocessor_.transform(frame.set_axis(network.preprocessor_.columns_, axis=1), where=name)
     pred = model.predict(frame)
     if pred.ndim == 2:  # a multi-output regressor saved from Python: one column per output
         result = pd.DataFrame(pred, columns=[f"prediction_{j}" for j in range(pred.shape[1])], index=frame.index)
@@ -130,9 +139,13 @@ Example:
 @click.argument("bundle", type=click.Path(path_type=Path))
 def info(bundle: Path) -> None:
     """Describe the model saved in BUNDLE: task, architecture, training, metrics."""
+    from archtune.ensemble.bundle import is_ensemble_bundle
     from archtune.io import load
 
     model = load(bundle)
+    if is_ensemble_bundle(bundle):
+        _ensemble_info(model)
+        return
     meta = model.bundle_metadata_
     n_params = sum(p.numel() for p in model.module_.parameters())
     mc = model.model_config_
@@ -157,6 +170,24 @@ def info(bundle: Path) -> None:
     for key in ("validation", "holdout"):
         if meta.get(key):
             click.echo(f"{key + ':':<13} " + "  ".join(f"{k} {v:.4f}" for k, v in meta[key].items()))
+    if is_ensemble_bundle(bundle / "ensemble"):
+        click.echo(f"ensemble:     {bundle / 'ensemble'} (used by archtune predict; --best-network for this network)")
+        _ensemble_info(load(bundle / "ensemble"), indent=14)
+
+
+def _ensemble_info(ensemble: Any, indent: int = 0) -> None:
+    """The members of an ensemble bundle with their weights and validation scores."""
+    pad = " " * indent
+    score = "" if ensemble.val_score is None else f", validation {ensemble.val_score:.4f} (on its selection rows)"
+    click.echo(f"{pad}model:        Ensemble ({ensemble.task}) of {ensemble.summary()}{score}")
+    for member, weight in zip(ensemble.members, ensemble.weights):
+        own = "" if not np.isfinite(member.val_score) else f"  (alone {member.val_score:.4f})"
+        click.echo(f"{pad}  {weight:5.2f}  {member.name}{own}")
+    meta = ensemble.bundle_metadata_
+    if meta.get("target"):
+        click.echo(f"{pad}target:       {meta['target']} ({meta.get('task')}), trained on {meta.get('data')}")
+    if meta.get("holdout_ensemble"):
+        click.echo(f"{pad}holdout:      " + "  ".join(f"{k} {v:.4f}" for k, v in meta["holdout_ensemble"].items()))
 
 
 def _encoder_lines(model: Any) -> list[str]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -25,6 +25,33 @@ class BaselineResult:
     fit_seconds: float
     params: str
     error: str | None = None
+    # The fitted model, taking the table as the search received it (in memory only: it is
+    # an ensemble candidate, and is not stored with the study).
+    model: Any = field(default=None, repr=False, compare=False)
+
+    def record(self) -> dict[str, Any]:
+        """What the study stores: everything but the model."""
+        return {"name": self.name, "score": self.score, "fit_seconds": self.fit_seconds, "params": self.params,
+                "error": self.error}
+
+
+class FittedBaseline:
+    """A fitted baseline pipeline that takes the table as the search received it (its columns
+    typed by their kinds first, as in training)."""
+
+    def __init__(self, model: Any, kinds: dict[str, str]):
+        self.model = model
+        self.kinds = kinds
+
+    @property
+    def classes_(self) -> np.ndarray:
+        return self.model.classes_
+
+    def predict(self, X: pd.DataFrame) -> np.ndarray:
+        return self.model.predict(_typed(X, self.kinds))
+
+    def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
+        return self.model.predict_proba(_typed(X, self.kinds))
 
 
 def _column_transformer(frame: pd.DataFrame, scale: bool):
@@ -60,8 +87,11 @@ def _typed(frame: pd.DataFrame, kinds: dict[str, str]) -> pd.DataFrame:
     return out
 
 
-def baseline_models(task: str, n_rows: int, seed: int) -> dict[str, Callable[[pd.DataFrame], Any]]:
-    """Name -> factory(frame) of a fresh unfitted pipeline."""
+def baseline_models(task: str, n_rows: int, seed: int,
+                    kinds: dict[str, str] | None = None) -> dict[str, Callable[[pd.DataFrame], Any]]:
+    """Name -> factory(frame) of a fresh unfitted pipeline. LightGBM (when installed) reads
+    the table itself, categorical columns (by ``kinds``) as LightGBM categoricals, so that an
+    ensemble bundle can hold it without pickle (`archtune.ensemble.gbm`)."""
     from sklearn import ensemble, linear_model, neighbors
     from sklearn.pipeline import make_pipeline
 
@@ -87,10 +117,10 @@ def baseline_models(task: str, n_rows: int, seed: int) -> dict[str, Callable[[pd
         import lightgbm  # noqa: F401
 
         def lgbm(f: pd.DataFrame) -> Any:
-            import lightgbm as lgb
+            from archtune.ensemble.gbm import LightGBMTableClassifier, LightGBMTableRegressor
 
-            cls = lgb.LGBMClassifier if classify else lgb.LGBMRegressor
-            return make_pipeline(_column_transformer(f, scale=False), cls(random_state=seed, verbose=-1))
+            cls = LightGBMTableClassifier if classify else LightGBMTableRegressor
+            return cls(kinds=kinds, random_state=seed)
 
         models["lightgbm"] = lgbm
     except ImportError:
@@ -121,7 +151,7 @@ def run_baselines(
     if paths:
         X_train, X_val = _pixels_for_paths(X_train, X_val, paths)
     text = [c for c in X_train.columns if kinds.get(str(c)) == "text"]
-    models = baseline_models(task, len(X_train), seed)
+    models = baseline_models(task, len(X_train), seed, kinds)
     if text:
         models = {**({} if len(text) == X_train.shape[1] else
                      {name: _without(factory, text) for name, factory in models.items()}),
@@ -135,7 +165,9 @@ def run_baselines(
         try:
             model = factory(X_train).fit(X_train, y_train)
             value = float(score(model, X_val, y_val))
-            results.append(BaselineResult(name, value, time.perf_counter() - started, _describe(model)))
+            # Image-path columns were replaced by pixels above: such a model cannot take the table.
+            usable = None if paths else model if name == "lightgbm" and not text else FittedBaseline(model, kinds)
+            results.append(BaselineResult(name, value, time.perf_counter() - started, _describe(model), model=usable))
         except Exception as exc:  # a baseline that cannot fit must not sink the search
             results.append(BaselineResult(name, float("nan"), time.perf_counter() - started, "",
                                           error=f"{type(exc).__name__}: {exc}"))
@@ -206,6 +238,8 @@ def _tfidf_model(frame: pd.DataFrame, text: list[str], classify: bool) -> Any:
 
 
 def _describe(pipeline: Any) -> str:
+    if not hasattr(pipeline, "steps"):
+        return "default parameters"
     final = pipeline.steps[-1][1]
     params = {k: v for k, v in final.get_params().items()
               if k in ("n_estimators", "n_neighbors", "max_iter", "learning_rate", "alpha_", "C")}

@@ -41,6 +41,9 @@ from archtune.tune.study import PRUNERS, SAMPLERS, make_pruner, make_sampler, ma
 from archtune.tune.tuner import Search, Split, leaderboard, trial_config
 
 BASELINE_SHARE = 0.25
+# Networks kept in memory as ensemble candidates: greedy selection over 25 steps rarely gives
+# weight to more than 6-8 distinct models, and 16 small networks cost a few MB.
+ENSEMBLE_CANDIDATES = 16
 # Trials per cohort with population=True: enough to amortise the per-step overhead of small
 # networks (the speed-up flattens beyond ~8 on CPU) without delaying the first results much.
 COHORT_SIZE = 8
@@ -64,6 +67,10 @@ class SearchResult:
     best_params: dict[str, Any]
     best_score: float
     best_estimator: Any
+    # The ensemble selection's choice (None without ensemble=True, for images, or when no
+    # candidate was kept) and its candidates (to select again among members bundles can hold).
+    ensemble: Any = None
+    ensemble_library: Any = None
 
 
 def check_settings(task: str, settings: Mapping[str, Any]) -> tuple[float | None, int | None, SearchSpace]:
@@ -87,6 +94,7 @@ def check_settings(task: str, settings: Mapping[str, Any]) -> tuple[float | None
     if not isinstance(settings["population"], bool):
         check_number("population", settings["population"], 1, integer=True)
     check_choice("refit", settings["refit"], (True, False))
+    check_choice("ensemble", settings.get("ensemble", False), (True, False))
     check_number("validation_fraction", settings["validation_fraction"], 0.0, 1.0, low_open=True, high_open=True)
     if settings["study_name"] is not None and not isinstance(settings["study_name"], str):
         raise InvalidParameterError(f"study_name must be a string; got study_name={settings['study_name']!r}")
@@ -159,16 +167,18 @@ def _search(task: str, frame: pd.DataFrame, images: Any, y: np.ndarray, kinds: d
         return float(scorer(estimator, X_val, y_val))
 
     baselines = study.user_attrs.get("baselines")
+    fitted_baselines: list[Any] = []  # this process's, with their models (ensemble candidates)
     if baselines is None:
         baselines = []
         if settings["baselines"]:
             first = pixel_splits[0]
             # With a time budget, baselines may use a quarter of it; the rest is for networks.
             deadline = None if seconds is None else started + BASELINE_SHARE * seconds
-            results = run_baselines(task, first.X_train, first.y_train, first.X_val, first.y_val, score,
-                                    kinds if kinds is not None else {}, seed=seed, deadline=deadline)
-            baselines = [r.__dict__ for r in results]
+            fitted_baselines = run_baselines(task, first.X_train, first.y_train, first.X_val, first.y_val, score,
+                                             kinds if kinds is not None else {}, seed=seed, deadline=deadline)
+            baselines = [r.record() for r in fitted_baselines]
         study.set_user_attr("baselines", baselines)
+    ensembling = bool(settings.get("ensemble")) and images is None
 
     neural = TASKS[task]["estimator"]
     fixed = {"random_state": seed, "device": settings["device"], "verbose": 0}
@@ -181,17 +191,25 @@ def _search(task: str, frame: pd.DataFrame, images: Any, y: np.ndarray, kinds: d
     search = Search(study, storage, space, make_estimator, splits, score,
                     epoch_key="val_loss" if custom_scoring else TASKS[task]["epoch_key"],
                     epoch_sign=-1.0 if custom_scoring else 1.0, progress=progress.update,
-                    # Time is kept for the final refit only when there is one.
-                    refit_factor=len(frame) / max(1, len(splits[0].X_train)) if settings["refit"] else 0.0,
-                    cohort_size=_cohort_size(settings, seconds, trials), kinds=kinds if images is None else None)
+                    # Time is kept for the final refit only when there is one: the configuration's own
+                    # fit on all rows trains on 90% of them (its default validation split).
+                    refit_factor=0.9 * len(frame) / max(1, len(splits[0].X_train)) if settings["refit"] else 0.0,
+                    cohort_size=_cohort_size(settings, seconds, trials), kinds=kinds if images is None else None,
+                    keep=ENSEMBLE_CANDIDATES if ensembling else 1)
     if not study.trials and space.body == "table" and not space.overrides:
         _enqueue_recipes(study, space)  # the default space as it is: its recipes first
     remaining = None if seconds is None else max(0.0, seconds - (time.monotonic() - started))
     with progress:
         search.run(trials, remaining, n_jobs=settings["n_jobs"])
 
-    board = leaderboard(study, baselines)
     best, score, epochs = _best_so_far(study, search, settings["budget"])
+    library = choice = None
+    if ensembling:
+        library = _ensemble_library(task, search, fitted_baselines, splits[0], scorer, y, list(frame.columns), seed)
+        choice = library.choose() if library is not None else None
+        if choice is not None:
+            study.set_user_attr("ensemble", ensemble_record(choice))
+    board = leaderboard(study, baselines)
     best_params = trial_config(best)
     deadline = None if seconds is None else started + seconds
     X_all = images if images is not None else frame
@@ -211,7 +229,35 @@ def _search(task: str, frame: pd.DataFrame, images: Any, y: np.ndarray, kinds: d
                           f"{settings['budget']!r}: the best trial's own network is kept instead", RuntimeWarning,
                           stacklevel=4)
             estimator = kept
-    return SearchResult(study, baselines, board, best, best_params, score, estimator)
+    return SearchResult(study, baselines, board, best, best_params, score, estimator, choice, library)
+
+
+def _ensemble_library(task: str, search: Search, baselines: list[Any], split: Split, scorer: Any, y: np.ndarray,
+                      columns: list[str], seed: int) -> Any:
+    """The ensemble's candidates: the networks this process kept (best first) and the
+    baselines it fitted, with their predictions on the first split's validation rows."""
+    from archtune.ensemble.build import EnsembleLibrary
+    from archtune.ensemble.model import Member
+
+    members = [Member(f"network #{number} ({getattr(estimator, 'arch', 'mlp')})", estimator, "network", value)
+               for number, value, estimator in search.kept]
+    members += [Member(b.name, b.model, "lightgbm" if b.name == "lightgbm" and hasattr(b.model, "booster_")
+                       else "baseline", b.score)
+                for b in sorted(baselines, key=lambda b: -b.score if np.isfinite(b.score) else np.inf)
+                if b.model is not None and b.error is None]
+    if not members:
+        return None
+    classes = np.unique(y) if task == "classification" else None
+    return EnsembleLibrary(task, members, split.X_val, split.y_val, scorer, classes, columns, seed)
+
+
+def ensemble_record(choice: Any) -> dict[str, Any]:
+    """The ensemble's leaderboard entry, as the study stores it (JSON)."""
+    ensemble = choice.ensemble
+    return {"members": [{"name": m.name, "weight": float(w)} for m, w in zip(ensemble.members, ensemble.weights)],
+            "val_score": float(ensemble.val_score), "used": bool(choice.used),
+            "gain": float(choice.gain) if np.isfinite(choice.gain) else None,
+            "best_single": choice.best_single, "summary": ensemble.summary()}
 
 
 def _best_so_far(study: optuna.Study, search: Search, budget: Any) -> tuple[Any, float, int | None]:

@@ -116,6 +116,9 @@ class Search:
         stacked (`cohort_key`) train as one model, the others one after another.
     kinds : dict, optional
         The columns' kinds, inferred once for the whole search (`infer_column_kinds`).
+    keep : int
+        Fitted networks of the best completed trials kept in memory (``kept``, best first):
+        1 for the best alone, more as ensemble candidates.
 
     Every asked trial goes through one path, `run_trials`: sampled (its concrete
     configuration is stored as the user attribute ``config``), trained with
@@ -126,7 +129,7 @@ class Search:
                  make_estimator: Callable[[dict[str, Any]], Any], splits: list[Split],
                  score: Callable[[Any, pd.DataFrame, Any], float], epoch_key: str, epoch_sign: float,
                  progress: Callable[["Search"], None] | None = None, refit_factor: float = 0.0,
-                 cohort_size: int = 1, kinds: dict[str, str] | None = None):
+                 cohort_size: int = 1, kinds: dict[str, str] | None = None, keep: int = 1):
         self.study = study
         self.storage = storage
         self.space = space
@@ -147,8 +150,11 @@ class Search:
         self._in_flight = 0
         self.started = time.monotonic()
         self._lr_suggestions: dict[tuple, float] = {}  # learning_rate="auto": one finder run per structure
-        # (trial number, value, fitted estimator) of the best trial this process trained.
-        self.best_fitted: tuple[int, float, Any] | None = None
+        # (trial number, value, fitted estimator) of the best `keep` trials this process
+        # trained, best first: the best one is returned without a refit, all are ensemble
+        # candidates.
+        self.keep = max(1, int(keep))
+        self.kept: list[tuple[int, float, Any]] = []
         self._best_lock = threading.Lock()
 
     # ------------------------------------------------------------------ counting
@@ -438,15 +444,22 @@ class Search:
                 attrs[number]["fold_scores"] = scores[number]
             outcomes[number] = TrialOutcome(TrialState.COMPLETE, value=float(np.mean(scores[number])),
                                             attrs=attrs[number])
-            self._keep_if_best(number, outcomes[number].value, fitted[number])
+            self._keep_if_good(number, outcomes[number].value, fitted[number])
         return outcomes
 
-    def _keep_if_best(self, number: int, value: float, estimator: Any) -> None:
-        """The best completed trial's fitted network (its first split's), kept in memory so that
-        the search can return it without refitting."""
+    @property
+    def best_fitted(self) -> tuple[int, float, Any] | None:
+        """(trial number, value, fitted network) of the best trial this process trained."""
+        return self.kept[0] if self.kept else None
+
+    def _keep_if_good(self, number: int, value: float, estimator: Any) -> None:
+        """A completed trial's fitted network (its first split's), kept in memory when it is
+        among the best ``keep``, so that the search can return it without refitting and
+        ensemble it."""
         with self._best_lock:
-            if self.best_fitted is None or value > self.best_fitted[1]:
-                self.best_fitted = (number, value, estimator)
+            self.kept.append((number, value, estimator))
+            self.kept.sort(key=lambda item: -item[1])  # stable: the earlier trial first on ties
+            del self.kept[self.keep:]
 
     def _ended(self, error: BaseException, seconds: float, params: dict[str, Any], split: Split) -> TrialOutcome:
         """The outcome of a trial that training ended early: pruned, diverged or invalid."""
@@ -537,6 +550,14 @@ def leaderboard(study: optuna.Study, baselines: list[BaselineResult] | list[dict
         rows.append({"model": b["name"], "params": b["params"], "val_score": b["score"] if error is None else None,
                      "fit_seconds": b["fit_seconds"], "n_params": None, "state": state,
                      "note": error or "classical baseline"})
+    ensemble = study.user_attrs.get("ensemble")
+    if ensemble:
+        gain = ensemble.get("gain")
+        held_out = "" if gain is None else f"; {gain:+.4f} vs {ensemble['best_single']} on rows it was not selected on"
+        rows.append({"model": f"ensemble ({ensemble['summary']})",
+                     "params": ", ".join(f"{m['name']}: {m['weight']:.2f}" for m in ensemble["members"]),
+                     "val_score": ensemble["val_score"], "fit_seconds": None, "n_params": None,
+                     "state": "ENSEMBLE", "note": ("used" if ensemble["used"] else "not used") + held_out})
     frame = pd.DataFrame(rows, columns=["model", "params", "val_score", "fit_seconds", "n_params", "state", "note"])
     # Scored rows best first, then pruned trials, then failures.
     order = frame["state"].map({"PRUNED": 1, "SKIPPED": 2, "FAIL": 3}).fillna(0)

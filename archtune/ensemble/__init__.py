@@ -1,0 +1,9 @@
+"""Ensembles of a search's networks and baselines: greedy selection (`selection`), the
+ensemble model (`model`), LightGBM members that save without pickle (`gbm`), bundles
+(`bundle`) and the search's choice (`build`)."""
+
+from archtune.ensemble.bundle import load_ensemble, save_ensemble
+from archtune.ensemble.model import Ensemble, Member
+from archtune.ensemble.selection import select_weights
+
+__all__ = ["Ensemble", "Member", "load_ensemble", "save_ensemble", "select_weights"]

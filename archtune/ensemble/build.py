@@ -1,0 +1,161 @@
+"""From a search's models to its ensemble: the candidates' predictions on the validation rows,
+a guard against fitting those rows, and the selection.
+
+The guard (as in Caruana et al. 2004, section 5, and Auto-sklearn's hold-out selection): the
+validation rows are split in two halves; weights selected on one half are scored on the other
+against the best single model chosen on the same half, and the other way round. The ensemble
+is used only when it is not worse on the halves it did not see; its final weights are then
+selected on all the validation rows.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
+
+from archtune.ensemble.model import Ensemble, Member
+from archtune.ensemble.selection import combine, select_weights
+
+
+class _Recorded(BaseEstimator):
+    """Stands in for a model inside a scikit-learn scorer: ``X`` is a column of row numbers
+    into predictions already made."""
+
+    def __init__(self, values: np.ndarray, classes: np.ndarray | None = None):
+        self.values = values
+        self.classes = classes
+
+    def _rows(self, X: Any) -> np.ndarray:
+        return np.asarray(X)[:, 0].astype(int)
+
+
+class _RecordedClassifier(ClassifierMixin, _Recorded):
+    @property
+    def classes_(self) -> np.ndarray:
+        return self.classes
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        return self.values[self._rows(X)]
+
+    def predict(self, X: Any) -> np.ndarray:
+        return self.classes[np.argmax(self.values[self._rows(X)], axis=1)]
+
+
+class _RecordedRegressor(RegressorMixin, _Recorded):
+    def predict(self, X: Any) -> np.ndarray:
+        return self.values[self._rows(X)]
+
+
+@dataclass
+class EnsembleChoice:
+    """What the selection decided and why.
+
+    ensemble : Ensemble
+        Selected on all the validation rows (its ``val_score`` is on those same rows).
+    used : bool
+        Whether the guard let it replace the best single model.
+    gain : float
+        The ensemble's score minus the best single model's, on the halves of the validation
+        rows each was not selected on (mean of the two).
+    best_single : str
+        The best single candidate on all the validation rows.
+    """
+
+    ensemble: Ensemble
+    used: bool
+    gain: float
+    best_single: str
+    best_single_score: float
+
+
+class EnsembleLibrary:
+    """The candidates of an ensemble with their validation predictions.
+
+    Parameters
+    ----------
+    task : {"classification", "regression"}
+    candidates : list of Member
+        Fitted models (best first: ties in the selection go to the earlier one).
+    X_val : table of shape (n_val, n_features)
+    y_val : array of shape (n_val,)
+    scorer : callable
+        A scikit-learn scorer ``scorer(estimator, X, y)``, higher is better.
+    classes : array, optional
+        Every class label of the task (classification).
+    columns : list of str
+        The table's columns.
+
+    A candidate whose predictions fail or are not finite is left out with a warning.
+    """
+
+    def __init__(self, task: str, candidates: list[Member], X_val: Any, y_val: Any, scorer: Any,
+                 classes: np.ndarray | None, columns: list[str], seed: int = 0):
+        self.task = task
+        self.classes = classes
+        self.columns = columns
+        self.scorer = scorer
+        self.seed = seed
+        self.y_val = np.asarray(y_val)
+        self.members: list[Member] = []
+        self.predictions: list[np.ndarray] = []
+        for member in candidates:
+            try:
+                prediction = member.prediction(X_val, classes)
+            except Exception as exc:  # one broken candidate must not sink the ensemble
+                warnings.warn(f"{member.name} left out of the ensemble: its predictions failed "
+                              f"({type(exc).__name__}: {exc})", RuntimeWarning, stacklevel=2)
+                continue
+            if not np.all(np.isfinite(prediction)):
+                warnings.warn(f"{member.name} left out of the ensemble: non-finite predictions", RuntimeWarning,
+                              stacklevel=2)
+                continue
+            self.members.append(member)
+            self.predictions.append(prediction)
+        if task == "classification":
+            position = {label: j for j, label in enumerate(classes)}
+            self.targets = np.asarray([position[v] for v in self.y_val])
+        else:
+            self.targets = self.y_val.astype("float64")
+
+    def _score(self, prediction: np.ndarray, rows: np.ndarray) -> float:
+        recorded = (_RecordedClassifier(prediction, self.classes) if self.task == "classification"
+                    else _RecordedRegressor(prediction))
+        return float(self.scorer(recorded, rows.reshape(-1, 1), self.y_val[rows]))
+
+    def _halves(self) -> tuple[np.ndarray, np.ndarray]:
+        order = np.random.default_rng(self.seed).permutation(len(self.y_val))
+        return order[: len(order) // 2], order[len(order) // 2:]
+
+    def choose(self, safe_only: bool = False) -> EnsembleChoice | None:
+        """Select weights on the validation rows (among the members bundles can hold, with
+        ``safe_only``) and decide by the guard whether to use them; None without candidates."""
+        keep = [i for i, m in enumerate(self.members) if m.safe or not safe_only]
+        if not keep:
+            return None
+        members = [self.members[i] for i in keep]
+        predictions = [self.predictions[i] for i in keep]
+        everything = np.arange(len(self.y_val))
+        singles = [self._score(p, everything) for p in predictions]
+        best = int(np.nanargmax(singles)) if any(math.isfinite(s) for s in singles) else 0
+        gains = []
+        if len(self.y_val) >= 4:
+            for selected_on, held_out in (self._halves(), self._halves()[::-1]):
+                weights = select_weights([p[selected_on] for p in predictions], self.targets[selected_on], self.task)
+                ensemble_score = self._score(combine(predictions, weights), held_out)
+                on_half = [self._score(p, selected_on) for p in predictions]
+                single = int(np.nanargmax(on_half)) if any(math.isfinite(s) for s in on_half) else 0
+                gains.append(ensemble_score - self._score(predictions[single], held_out))
+        gain = float(np.mean(gains)) if gains else float("nan")
+        weights = select_weights(predictions, self.targets, self.task)
+        ensemble = Ensemble(self.task, members, weights, self.classes,
+                            self._score(combine(predictions, weights), everything), self.columns)
+        used = bool(gains) and gain >= 0
+        return EnsembleChoice(ensemble, used, gain, members[best].name, singles[best])
+
+
+__all__ = ["EnsembleChoice", "EnsembleLibrary"]

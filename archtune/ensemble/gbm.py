@@ -1,0 +1,139 @@
+"""LightGBM with default parameters on a table, in a form an ensemble bundle can hold safely.
+
+The table is encoded with plain JSON state (numeric columns as floats, categorical columns as
+indices into their training levels, unseen and missing values as NaN, which LightGBM routes
+natively) and the fitted trees are kept in LightGBM's own text model format: loading parses
+text, it never executes code, unlike a pickled scikit-learn pipeline.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
+
+
+def require_lightgbm() -> Any:
+    try:
+        import lightgbm
+    except ImportError:  # pragma: no cover - the extra is installed in CI
+        raise ImportError("LightGBM members need the lightgbm package: pip install 'archtune[gbm]'") from None
+    return lightgbm
+
+
+class TableEncoding:
+    """Columns of a table as LightGBM's float matrix: numeric columns as numbers, categorical
+    ones as level indices; text and image-path columns are left out."""
+
+    def __init__(self, columns: list[str], levels: dict[str, list[str]]):
+        self.columns = columns
+        self.levels = levels  # categorical column -> its training levels, as strings
+
+    @classmethod
+    def fit(cls, frame: pd.DataFrame, kinds: dict[str, str]) -> "TableEncoding":
+        columns = [str(c) for c in frame.columns if kinds.get(str(c), "numeric") in ("numeric", "categorical")]
+        levels = {}
+        for name in columns:
+            if kinds.get(name, "numeric") == "categorical":
+                present = frame[name].dropna().map(str)
+                levels[name] = sorted(present.unique().tolist())
+        return cls(columns, levels)
+
+    @property
+    def categorical_indices(self) -> list[int]:
+        return [i for i, name in enumerate(self.columns) if name in self.levels]
+
+    def transform(self, frame: pd.DataFrame) -> np.ndarray:
+        """Array of shape (n_samples, n_columns), float64, NaN for missing or unseen."""
+        frame = frame.set_axis([str(c) for c in frame.columns], axis=1)
+        missing = [name for name in self.columns if name not in frame.columns]
+        if missing:
+            from archtune.errors import DataError
+
+            raise DataError(f"X is missing column(s) {missing[:5]} that the LightGBM member was trained on")
+        out = np.empty((len(frame), len(self.columns)), dtype="float64")
+        for j, name in enumerate(self.columns):
+            column = frame[name]
+            if name in self.levels:
+                index = {level: float(i) for i, level in enumerate(self.levels[name])}
+                out[:, j] = column.map(lambda v: np.nan if pd.isna(v) else index.get(str(v), np.nan)).to_numpy(
+                    dtype="float64")
+            else:
+                out[:, j] = pd.to_numeric(column, errors="coerce").to_numpy(dtype="float64")
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"columns": self.columns, "levels": self.levels}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "TableEncoding":
+        return cls([str(c) for c in data["columns"]], {str(k): [str(v) for v in vs] for k, vs in data["levels"].items()})
+
+
+class _LightGBMTable(BaseEstimator):
+    """LightGBM (default parameters) on a pandas table. ``kinds`` are the columns' kinds
+    (`archtune.data.preprocess.infer_column_kinds`); ``random_state`` seeds it."""
+
+    task = "regression"
+
+    def __init__(self, kinds: dict[str, str] | None = None, random_state: int = 0):
+        self.kinds = kinds
+        self.random_state = random_state
+
+    def fit(self, X: pd.DataFrame, y: Any) -> "_LightGBMTable":
+        lgb = require_lightgbm()
+        self.encoding_ = TableEncoding.fit(X, self.kinds or {})
+        matrix = self.encoding_.transform(X)
+        y = np.asarray(y)
+        if self.task == "classification":
+            self.classes_, codes = np.unique(y, return_inverse=True)
+            model = lgb.LGBMClassifier(random_state=self.random_state, verbose=-1)
+            model.fit(matrix, codes, categorical_feature=self.encoding_.categorical_indices or "auto")
+        else:
+            model = lgb.LGBMRegressor(random_state=self.random_state, verbose=-1)
+            model.fit(matrix, y.astype("float64"), categorical_feature=self.encoding_.categorical_indices or "auto")
+        self.booster_ = model.booster_
+        return self
+
+    def _raw(self, X: pd.DataFrame) -> np.ndarray:
+        return np.asarray(self.booster_.predict(self.encoding_.transform(X)), dtype="float64")
+
+    def model_text(self) -> str:
+        """The trees in LightGBM's text model format."""
+        return self.booster_.model_to_string()
+
+    @classmethod
+    def from_text(cls, text: str, encoding: TableEncoding, classes: np.ndarray | None = None) -> "_LightGBMTable":
+        lgb = require_lightgbm()
+        model = cls()
+        model.booster_ = lgb.Booster(model_str=text)
+        model.encoding_ = encoding
+        if classes is not None:
+            model.classes_ = classes
+        return model
+
+
+class LightGBMTableClassifier(ClassifierMixin, _LightGBMTable):
+    task = "classification"
+
+    def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
+        """Array of shape (n_samples, n_classes)."""
+        raw = self._raw(X)
+        if raw.ndim == 1:  # binary: LightGBM gives the second class's probability
+            raw = np.column_stack([1.0 - raw, raw])
+        return raw
+
+    def predict(self, X: pd.DataFrame) -> np.ndarray:
+        return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
+
+
+class LightGBMTableRegressor(RegressorMixin, _LightGBMTable):
+    task = "regression"
+
+    def predict(self, X: pd.DataFrame) -> np.ndarray:
+        return self._raw(X)
+
+
+__all__ = ["LightGBMTableClassifier", "LightGBMTableRegressor", "TableEncoding", "require_lightgbm"]
