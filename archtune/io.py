@@ -218,8 +218,8 @@ def read_meta(directory: str | os.PathLike) -> dict[str, Any]:
 
 
 def load(directory: str | os.PathLike) -> Any:
-    """Load a bundle saved by `save` (or an ensemble saved by
-    `archtune.ensemble.save_ensemble`); the model predicts exactly as it did when saved.
+    """Load a bundle saved by `save`; the model predicts exactly as it did when saved.
+    (`archtune.load` also reads ensemble bundles: `archtune.ensemble.bundle.load_bundle`.)
 
     Raises `BundleError` (naming the file and the field) for anything that is not a valid
     bundle: nothing is unpickled, weights come from safetensors and everything else from JSON.
@@ -231,11 +231,7 @@ def load(directory: str | os.PathLike) -> Any:
     from archtune.fitting import FittedData, TaskSpec, set_fitted
     from archtune.models import InputSpec
 
-    from archtune.ensemble.bundle import is_ensemble_bundle, load_ensemble
-
     directory = Path(directory)
-    if directory.is_dir() and is_ensemble_bundle(directory):
-        return load_ensemble(directory)
     meta = read_meta(directory)
     name = _expect(meta.get("estimator"), str, "estimator")
     if name not in ESTIMATORS:

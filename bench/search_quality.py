@@ -117,7 +117,12 @@ TOOL_NAMES = {
     "loop": "Optuna TPE + hand loop",
     "sklearn": "RandomizedSearchCV MLP",
     "lightgbm": "LightGBM defaults",
+    # Other answers of the archtune search above (no extra search): see _derived_results.
+    "archtune_net": "  same search: best network (refit)",
+    "archtune_kept": "  same search: best trial's network (not refit)",
+    "archtune_ens_refit": "  same search: ensemble, LightGBM member refit",
 }
+DERIVED = ("archtune_net", "archtune_kept", "archtune_ens_refit")
 PATIENCE = 10  # archtune's default early-stopping patience, used by the hand loop too
 BOOTSTRAP = 1000
 
@@ -260,7 +265,7 @@ class Clock:
 # --------------------------------------------------------------------------- (1) archtune
 
 
-def run_archtune(data: Data, budget: float, seed: int, baselines: bool, population: bool = True) -> Result:
+def run_archtune(data: Data, budget: float, seed: int, baselines: bool, population: bool = True) -> list[Result]:
     import optuna
 
     from archtune.auto import AutoNeuralClassifier, AutoNeuralRegressor  # not exported by archtune/__init__.py
@@ -276,7 +281,7 @@ def run_archtune(data: Data, budget: float, seed: int, baselines: bool, populati
     except Exception as exc:  # e.g. DataError "no trial completed within budget"
         res.error = f"{type(exc).__name__}: {exc}"
         res.wall_seconds = res.search_seconds = (dt.datetime.now() - start).total_seconds()
-        return res
+        return [res]
     res.wall_seconds, res.cpu_seconds = clock.wall, clock.cpu
     trials = model.study_.get_trials(deepcopy=False)
     state = optuna.trial.TrialState
@@ -296,7 +301,9 @@ def run_archtune(data: Data, budget: float, seed: int, baselines: bool, populati
     res.epochs_trained = epochs
     res.val_score = float(model.best_score_)
     res.best_params = {k: v for k, v in model.best_params_.items()}
+    started_predict = time.perf_counter()
     res.predictions = np.asarray(model.predict(data.X_test))
+    latency = (time.perf_counter() - started_predict) / len(data.X_test) * 1000
     res.test_score, res.test_rmse = test_scores(data, res.predictions)
     res.extra = {
         "baselines": bool(baselines),
@@ -309,8 +316,76 @@ def run_archtune(data: Data, budget: float, seed: int, baselines: bool, populati
         "longest_trial_seconds": max((float(t.user_attrs.get("fit_seconds") or 0) for t in trials), default=0.0),
         "fail_reasons": sorted({str(t.user_attrs.get("fail_reason", "")).split(":")[0]
                                 for t in trials if t.state == state.FAIL}),
+        "predict_ms_per_1000_rows": latency * 1000,
     }
-    return res
+    res.extra.update(_ensemble_facts(model, data))
+    return [res, *_derived_results(model, data, res)]
+
+
+def _bundle_bytes(model: Any) -> int:
+    """Size on disk of the bundle `archtune tune` would save for ``model``."""
+    import tempfile
+
+    from archtune.ensemble import Ensemble, save_ensemble
+    from archtune.io import save
+
+    with tempfile.TemporaryDirectory() as tmp:
+        if isinstance(model, Ensemble):
+            save_ensemble(model, Path(tmp) / "b")
+        else:
+            save(model, Path(tmp) / "b")
+        return sum(p.stat().st_size for p in (Path(tmp) / "b").rglob("*") if p.is_file())
+
+
+def _ensemble_facts(model: Any, data: Data) -> dict[str, Any]:
+    """The ensemble's members and weights, whether it was used, and the bundle sizes."""
+    facts: dict[str, Any] = {"ensemble_used": model.ensemble_ is not None,
+                             "network_bundle_bytes": _bundle_bytes(model.best_estimator_)}
+    record = model.study_.user_attrs.get("ensemble")
+    if record:
+        facts["ensemble"] = record
+    if model.ensemble_ is not None:
+        safe = model.ensemble_ if model.ensemble_.safe else None
+        if safe is None:
+            choice = model.ensemble_candidates_.choose(safe_only=True)
+            safe = choice.ensemble if choice is not None and choice.used else None
+        if safe is not None:
+            facts["ensemble_bundle_bytes"] = _bundle_bytes(safe)
+    return facts
+
+
+def _derived_results(model: Any, data: Data, main: Result) -> list[Result]:
+    """Other answers of the same search, for the ensemble and refit-policy comparisons:
+    archtune_net (the best network, refitted), archtune_kept (the best trial's own network,
+    not refitted) and archtune_ens_refit (the ensemble with its LightGBM member refitted on
+    all training rows, its weights unchanged)."""
+    out = []
+
+    def result(tool: str, estimator: Any) -> Result:
+        r = copy.copy(main)
+        r.tool, r.extra = tool, {}
+        r.predictions = np.asarray(estimator.predict(data.X_test))
+        r.test_score, r.test_rmse = test_scores(data, r.predictions)
+        return r
+
+    out.append(result("archtune_net", model.best_estimator_))
+    library = model.ensemble_candidates_
+    networks = [m for m in (library.members if library is not None else []) if m.kind == "network"]
+    out.append(result("archtune_kept", networks[0].model if networks else model.best_estimator_))
+    ensemble = model.ensemble_
+    if ensemble is not None and any(m.kind == "lightgbm" for m in ensemble.members):
+        from archtune.ensemble import Ensemble, Member
+
+        members = []
+        for m in ensemble.members:
+            if m.kind == "lightgbm":
+                refit = type(m.model)(kinds=m.model.kinds, random_state=m.model.random_state)
+                m = Member(m.name, refit.fit(data.X_train, data.y_train), m.kind, m.val_score)
+            members.append(m)
+        ensemble = Ensemble(ensemble.task, members, ensemble.weights, getattr(ensemble, "classes_", None),
+                            ensemble.val_score, ensemble.columns_)
+    out.append(result("archtune_ens_refit", ensemble if ensemble is not None else model))
+    return out
 
 
 # --------------------------------------------------------------------------- (2) Optuna + hand loop
@@ -788,7 +863,12 @@ def main(argv: list[str] | None = None) -> int:
         for tool in tools:
             load_before = _loadavg()
             if tool in ("archtune", "archtune_solo"):
-                r = run_archtune(data, budget, args.seed, args.archtune_baselines, population=tool == "archtune")
+                r, *derived = run_archtune(data, budget, args.seed, args.archtune_baselines,
+                                           population=tool == "archtune")
+                if tool == "archtune":
+                    for d in derived:
+                        results.append(d)
+                        print(f"  {d.tool:9s} test {_fmt(d.test_score, '.4f')} (same search)", file=sys.stderr)
             elif tool == "loop":
                 r = run_loop(data, budget, args.seed, max_epochs, args.loop_final)
             elif tool == "sklearn":
@@ -805,6 +885,7 @@ def main(argv: list[str] | None = None) -> int:
 
     # ------------------------------------------------------------------ table
     by = {(r.dataset, r.tool): r for r in results}
+    listed = [t for tool in tools for t in ([tool, *DERIVED] if tool == "archtune" else [tool])]
     print()
     print(f"### Search quality: {budget:g} s budget per searching tool, seed {args.seed}, {args.threads} thread(s), "
           f"archtune baselines={'on' if args.archtune_baselines else 'off'}, hand loop {args.loop_final}s its best "
@@ -816,8 +897,10 @@ def main(argv: list[str] | None = None) -> int:
     for name in names:
         d = datas[name]
         label = f"{name} ({len(d.X_train)}+{len(d.X_test)}{', sub' if d.rows_used < d.rows_total else ''})"
-        for tool in tools:
-            r = by[(name, tool)]
+        for tool in listed:
+            r = by.get((name, tool))
+            if r is None:
+                continue
             searching = tool != "lightgbm"
             finished = f"{r.trials_finished} ({r.trials_pruned})" if tool.startswith("archtune") else (
                 str(r.trials_finished) if searching else "-")
@@ -838,29 +921,43 @@ def main(argv: list[str] | None = None) -> int:
     verdicts: list[tuple[str, bool, str]] = []
     comparisons: list[dict[str, Any]] = []
     if "archtune" in tools:
-        for rival in [t for t in ("loop", "sklearn", "lightgbm", "archtune_solo") if t in tools]:
+        pairs = [("archtune", t) for t in ("loop", "sklearn", "lightgbm", "archtune_solo") if t in tools]
+        pairs += [("archtune", "archtune_net"), ("archtune_net", "lightgbm"), ("archtune_kept", "archtune_net"),
+                  ("archtune_ens_refit", "archtune")]
+        for tool, rival in pairs:
+            if any((name, tool) not in by or (name, rival) not in by for name in names):
+                continue
             wins, per = 0, []
             for name in names:
-                a, b = by[(name, "archtune")], by[(name, rival)]
+                a, b = by[(name, tool)], by[(name, rival)]
                 ok = math.isfinite(a.test_score) and (not math.isfinite(b.test_score) or a.test_score >= b.test_score)
                 wins += ok
                 if a.predictions is not None and b.predictions is not None:
                     point, lo, hi = paired_bootstrap(datas[name], a.predictions, b.predictions, args.seed)
-                    comparisons.append({"dataset": name, "rival": rival, "diff": point, "ci90": [lo, hi],
-                                        "archtune_at_least_as_good": ok})
+                    comparisons.append({"dataset": name, "tool": tool, "rival": rival, "diff": point,
+                                        "ci90": [lo, hi], "at_least_as_good": ok})
                     detail = f"{point:+.4f}, 90% {lo:+.4f}..{hi:+.4f}{' noise' if lo < 0 < hi else ''}"
                 else:
                     detail = "no predictions (" + (a.error or b.error or "error") + ")"
                 per.append(f"{name} {detail}")
-                if rival == "loop":
+                if (tool, rival) == ("archtune", "loop"):
                     verdicts.append((f"{name}: archtune >= Optuna + hand loop", ok, detail))
-            if rival == "lightgbm":
-                need = math.ceil(len(names) / 2)
-                verdicts.append((f"archtune >= LightGBM defaults on at least half the datasets (needs {need})",
-                                 wins >= need, f"{wins} of {len(names)}; " + "; ".join(per)))
+            summary = f"{wins} of {len(names)}; " + "; ".join(per)
+            if (tool, rival) == ("archtune", "lightgbm"):
+                verdicts.append(("archtune (the ensemble where used) >= LightGBM defaults on every dataset (issue 13)",
+                                 wins == len(names), summary))
+            elif (tool, rival) == ("archtune", "archtune_net"):
+                verdicts.append(("archtune (the ensemble where used) >= its best network on every dataset (issue 13)",
+                                 wins == len(names), summary))
+            elif (tool, rival) == ("archtune_net", "lightgbm"):
+                need = len(names) - 1
+                verdicts.append((f"archtune's best network >= LightGBM defaults on at least {need} datasets "
+                                 "(issue 12)", wins >= need, summary))
             elif rival == "sklearn":
                 verdicts.append(("(info, not a target) archtune >= RandomizedSearchCV MLP on every dataset",
-                                 wins == len(names), f"{wins} of {len(names)}; " + "; ".join(per)))
+                                 wins == len(names), summary))
+            elif (tool, rival) in (("archtune_kept", "archtune_net"), ("archtune_ens_refit", "archtune")):
+                verdicts.append((f"(info: refit policy) {tool} >= {rival}", wins == len(names), summary))
     print()
     print("Targets (test score; archtune minus rival, paired bootstrap over test rows):")
     for text, ok, detail in verdicts:
@@ -880,6 +977,21 @@ def main(argv: list[str] | None = None) -> int:
             parts.append(f"archtune longest trial {at.extra['longest_trial_seconds']:.1f} s, baselines "
                          f"{at.extra['baseline_seconds']:.1f} s, refit {at.extra['refit_epochs']} epochs")
         print(f"- {name}: " + "; ".join(parts))
+    print()
+    print("archtune's ensemble (members: weight), prediction latency of what it ships and bundle sizes:")
+    for name in names:
+        at = by.get((name, "archtune"))
+        if at is None or not at.extra:
+            continue
+        record = at.extra.get("ensemble") or {}
+        members = ", ".join(f"{m['name']}: {m['weight']:.2f}" for m in record.get("members", []))
+        gain = record.get("gain")
+        size = at.extra.get("ensemble_bundle_bytes")
+        print(f"- {name}: {'used' if at.extra.get('ensemble_used') else 'not used'}"
+              f"{f' (held-out gain {gain:+.4f})' if gain is not None else ''}; {members or 'no ensemble'}; "
+              f"{at.extra['predict_ms_per_1000_rows']:.1f} ms per 1000 rows; bundle "
+              f"{at.extra['network_bundle_bytes'] / 1e6:.2f} MB (network)"
+              f"{f', {size / 1e6:.2f} MB (ensemble)' if size else ''}")
     print()
     print(f"Total {total_minutes:.1f} min. Load average per tool in the JSON; timings on a shared machine are "
           "indicative.")

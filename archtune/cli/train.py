@@ -94,8 +94,8 @@ def predict(bundle: Path, data: str, output: Path | None, best_network: bool) ->
 
     A run of `archtune tune` that selected an ensemble predicts with it (BUNDLE/ensemble)."""
     from archtune.data.readers import load_table, source_name
-    from archtune.ensemble.bundle import is_ensemble_bundle
-    from archtune.io import atomic_write_bytes, load
+    from archtune.ensemble.bundle import is_ensemble_bundle, load_bundle as load
+    from archtune.io import atomic_write_bytes
 
     ensemble_dir = bundle / "ensemble"
     model = load(ensemble_dir if not best_network and is_ensemble_bundle(ensemble_dir) else bundle)
@@ -139,8 +139,7 @@ Example:
 @click.argument("bundle", type=click.Path(path_type=Path))
 def info(bundle: Path) -> None:
     """Describe the model saved in BUNDLE: task, architecture, training, metrics."""
-    from archtune.ensemble.bundle import is_ensemble_bundle
-    from archtune.io import load
+    from archtune.ensemble.bundle import is_ensemble_bundle, load_bundle as load
 
     model = load(bundle)
     if is_ensemble_bundle(bundle):
