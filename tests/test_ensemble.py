@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import shutil
 
+import lightgbm
 import numpy as np
 import optuna
 import pandas as pd
@@ -19,11 +20,8 @@ from archtune.ensemble.build import EnsembleLibrary
 from archtune.ensemble.selection import combine, ensemble_loss
 from archtune.errors import BundleError
 
+from archtune.ensemble.gbm import LightGBMTableClassifier, LightGBMTableRegressor
 from tests.conftest import load_shared
-
-lightgbm = pytest.importorskip("lightgbm", reason="LightGBM members need the lightgbm extra (pip install lightgbm)")
-
-from archtune.ensemble.gbm import LightGBMTableClassifier, LightGBMTableRegressor  # noqa: E402
 
 
 # --------------------------------------------------------------------------- selection

@@ -19,7 +19,8 @@ def require_lightgbm() -> Any:
     try:
         import lightgbm
     except ImportError:  # pragma: no cover - the extra is installed in CI
-        raise ImportError("LightGBM members need the lightgbm package: pip install 'archtune[gbm]'") from None
+        raise ImportError("LightGBM members need the lightgbm package (an archtune dependency): "
+                          "pip install lightgbm") from None
     return lightgbm
 
 
