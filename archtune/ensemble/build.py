@@ -58,7 +58,8 @@ class EnsembleChoice:
     ensemble : Ensemble
         Selected on all the validation rows (its ``val_score`` is on those same rows).
     used : bool
-        Whether the guard let it replace the best single model.
+        Whether it replaces the best single model: it holds more than one member and the
+        guard's gain is not negative.
     gain : float
         The ensemble's score minus the best single model's, on the halves of the validation
         rows each was not selected on (mean of the two).
@@ -154,7 +155,8 @@ class EnsembleLibrary:
         weights = select_weights(predictions, self.targets, self.task)
         ensemble = Ensemble(self.task, members, weights, self.classes,
                             self._score(combine(predictions, weights), everything), self.columns)
-        used = bool(gains) and gain >= 0
+        # One member is no ensemble: the best network (refitted) or the verdict's baseline serves.
+        used = bool(gains) and gain >= 0 and len(ensemble.members) > 1
         return EnsembleChoice(ensemble, used, gain, members[best].name, singles[best])
 
 
