@@ -59,6 +59,12 @@ class _AutoBase(BaseEstimator):
         rows (Caruana et al. 2004). It replaces the best network for prediction only when it
         is at least as good on validation rows it was not selected on (each half of them in
         turn). Tables only; a resumed search ensembles what this process trained.
+    bagging : int, optional
+        K >= 2 replaces the refit by a bag of the best configuration: K networks, each trained
+        on K-1 folds of all rows with early stopping on the fold it did not see; prediction
+        averages them, and their out-of-fold predictions score the bag (``bag_.oof_score``)
+        and make it an ensemble candidate. Costs about K-1 times a refit (the search keeps the
+        time for it). None: no bag.
     baselines : bool
         Also fit linear, k-NN, random forest, gradient boosting (and LightGBM when installed)
         on the same split, for the leaderboard (and as ensemble candidates).
@@ -78,6 +84,9 @@ class _AutoBase(BaseEstimator):
     ensemble_ : archtune.ensemble.Ensemble or None
         The selected ensemble when it is used for prediction (``ensemble_.describe()`` lists
         members, weights and scores), else None.
+    bag_ : archtune.ensemble.bagging.Bag or None
+        With ``bagging``: ``bag_.ensemble`` (the K members), ``bag_.oof`` (out-of-fold
+        predictions, rows in the order of X), ``bag_.oof_score`` and ``bag_.folds``.
     ensemble_candidates_ : archtune.ensemble.build.EnsembleLibrary or None
         The candidates and their validation predictions (``choose(safe_only=True)`` selects
         among the members a bundle can hold).
@@ -105,6 +114,7 @@ class _AutoBase(BaseEstimator):
         population: bool | int = True,
         refit: bool = True,
         ensemble: bool = True,
+        bagging: int | None = None,
         baselines: bool = True,
         validation_fraction: float = 0.2,
         random_state: int | None = None,
@@ -123,6 +133,7 @@ class _AutoBase(BaseEstimator):
         self.population = population
         self.refit = refit
         self.ensemble = ensemble
+        self.bagging = bagging
         self.baselines = baselines
         self.validation_fraction = validation_fraction
         self.random_state = random_state
@@ -163,6 +174,7 @@ class _AutoBase(BaseEstimator):
         self.best_estimator_ = result.best_estimator
         self.ensemble_ = result.ensemble.ensemble if result.ensemble is not None and result.ensemble.used else None
         self.ensemble_candidates_ = result.ensemble_library
+        self.bag_ = result.bag
         self.n_features_in_ = self.best_estimator_.n_features_in_
         if hasattr(self.best_estimator_, "feature_names_in_"):
             self.feature_names_in_ = self.best_estimator_.feature_names_in_
@@ -172,9 +184,14 @@ class _AutoBase(BaseEstimator):
 
     @property
     def final_estimator_(self) -> Any:
-        """What predicts: the ensemble when one is used, else the best network."""
+        """What predicts: the ensemble when one is used, else the bag (with ``bagging``), else
+        the best network."""
         check_is_fitted(self, "best_estimator_")
-        return self.ensemble_ if getattr(self, "ensemble_", None) is not None else self.best_estimator_
+        if getattr(self, "ensemble_", None) is not None:
+            return self.ensemble_
+        if getattr(self, "bag_", None) is not None:
+            return self.bag_.ensemble
+        return self.best_estimator_
 
     def predict(self, X: Any) -> np.ndarray:
         """Labels or values of shape (n_samples,), from ``final_estimator_``."""

@@ -120,7 +120,7 @@ TOOL_NAMES = {
     # Other answers of the archtune search above (no extra search): see _derived_results.
     "archtune_net": "  same search: best network (refit)",
     "archtune_kept": "  same search: best trial's network (not refit)",
-    "archtune_ens_refit": "  same search: ensemble, LightGBM member refit",
+    "archtune_ens_refit": "  same search: ensemble, members refit",
 }
 DERIVED = ("archtune_net", "archtune_kept", "archtune_ens_refit")
 PATIENCE = 10  # archtune's default early-stopping patience, used by the hand loop too
@@ -357,8 +357,8 @@ def _ensemble_facts(model: Any, data: Data) -> dict[str, Any]:
 def _derived_results(model: Any, data: Data, main: Result) -> list[Result]:
     """Other answers of the same search, for the ensemble and refit-policy comparisons:
     archtune_net (the best network, refitted), archtune_kept (the best trial's own network,
-    not refitted) and archtune_ens_refit (the ensemble with its LightGBM member refitted on
-    all training rows, its weights unchanged)."""
+    not refitted) and archtune_ens_refit (the ensemble's weights over members trained on all
+    training rows: LightGBM refitted, the best trial's network replaced by its refit)."""
     out = []
 
     def result(tool: str, estimator: Any) -> Result:
@@ -373,17 +373,13 @@ def _derived_results(model: Any, data: Data, main: Result) -> list[Result]:
     networks = [m for m in (library.members if library is not None else []) if m.kind == "network"]
     out.append(result("archtune_kept", networks[0].model if networks else model.best_estimator_))
     ensemble = model.ensemble_
-    if ensemble is not None and any(m.kind == "lightgbm" for m in ensemble.members):
-        from archtune.ensemble import Ensemble, Member
+    if ensemble is not None:
+        from archtune.ensemble.build import refit_members
 
-        members = []
-        for m in ensemble.members:
-            if m.kind == "lightgbm":
-                refit = type(m.model)(kinds=m.model.kinds, random_state=m.model.random_state)
-                m = Member(m.name, refit.fit(data.X_train, data.y_train), m.kind, m.val_score)
-            members.append(m)
-        ensemble = Ensemble(ensemble.task, members, ensemble.weights, getattr(ensemble, "classes_", None),
-                            ensemble.val_score, ensemble.columns_)
+        # The other refit policy: same weights, LightGBM refitted on all training rows and the
+        # best trial's network replaced by its refit (the other networks as selected).
+        ensemble = refit_members(ensemble, data.X_train, data.y_train,
+                                 {model.best_trial_.number: model.best_estimator_})
     out.append(result("archtune_ens_refit", ensemble if ensemble is not None else model))
     return out
 

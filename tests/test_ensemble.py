@@ -268,3 +268,45 @@ def test_cli_tune_saves_and_predicts_with_the_ensemble(tmp_path):
                                       str(out2), "--no-ensemble", "--set", "max_epochs=3"])
     assert result.exit_code == 0, result.output
     assert not (out2 / "ensemble").exists() and "ENSEMBLE" not in set(pd.read_csv(out2 / "leaderboard.csv")["state"])
+
+
+# --------------------------------------------------------------------------- bagging
+
+
+def test_bagging_out_of_fold_predictions_cover_every_row_once():
+    from sklearn.metrics import get_scorer
+
+    from archtune import NeuralClassifier
+    from archtune.ensemble.bagging import bag
+
+    X, y = load_shared("magic.tsv.gz", n=600)
+    y = y.to_numpy()
+    bagged = bag(lambda p: NeuralClassifier(**{"max_epochs": 3, "hidden_layers": 1, "units": 32, **p}), {}, X, y, 3,
+                 "classification", get_scorer("accuracy"), seed=0)
+    positions = np.concatenate(bagged.folds)
+    assert sorted(positions.tolist()) == list(range(len(y)))  # every row in exactly one fold
+    members = [m.model for m in bagged.ensemble.members]
+    for member, held_out in zip(members, bagged.folds):
+        # Each row's out-of-fold prediction is the member's that did not train on it ...
+        np.testing.assert_allclose(bagged.oof[held_out], member.predict_proba(X.iloc[held_out]), atol=1e-6)
+        # ... and that member trained on the other rows (its validation rows are the fold).
+        assert len(member.history_) >= 1
+    assert bagged.oof_score == pytest.approx(np.mean(member.classes_[bagged.oof.argmax(1)] == y))
+    # The bag predicts the members' mean.
+    mean = np.mean([m.predict_proba(X[:50]) for m in members], axis=0)
+    np.testing.assert_allclose(bagged.ensemble.predict_proba(X[:50]), mean, atol=1e-6)
+
+
+def test_search_with_bagging_predicts_with_the_bag_or_the_ensemble(tmp_path):
+    X, y = load_shared("197_cpu_act.tsv.gz", n=900)
+    model = AutoNeuralRegressor(budget=2, space=FAST, pruner=None, bagging=2, random_state=0).fit(X[:700], y[:700])
+    assert model.bag_ is not None and len(model.bag_.ensemble.members) == 2
+    board = model.leaderboard_
+    assert board.loc[board["state"] == "BAG", "val_score"].iloc[0] == pytest.approx(model.bag_.oof_score)
+    names = [m.name for m in model.ensemble_candidates_.members]
+    assert names[0].startswith("bag of 2 (network #")
+    final = model.ensemble_ if model.ensemble_ is not None else model.bag_.ensemble
+    np.testing.assert_allclose(model.predict(X[700:]), final.predict(X[700:]))
+    assert model.score(X[700:], y[700:]) > 0.5
+    with pytest.raises(Exception, match="bagging"):
+        AutoNeuralRegressor(budget=2, bagging=1).fit(X[:100], y[:100])

@@ -192,6 +192,9 @@ Examples:
 @click.option("--ensemble/--no-ensemble", default=True, show_default=True,
               help="Select an ensemble of the best networks and the baselines after the search (used when it "
                    "holds up on validation rows it was not selected on); saved in OUT/ensemble.")
+@click.option("--bagging", type=click.IntRange(2, 20), default=None,
+              help="Replace the refit by a bag of the best configuration: K networks on K folds of all rows, "
+                   "scored out of fold, predicting their average (saved in OUT/ensemble).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--out", "-o", "out", type=click.Path(path_type=Path), required=True,
               help="Directory for the best model bundle, the study and the leaderboard.")
@@ -199,8 +202,8 @@ Examples:
 def tune(data: str, target: str | None, task: str, budget: str, trials: int | None, sampler: str, pruner: str,
          preset: str, space_items: tuple[str, ...], settings: tuple[str, ...], cv: int | None,
          scoring: str | None, storage: str | None, study_name: str, resume: bool, baselines: bool,
-         holdout: float, n_jobs: int, population: bool, refit: bool, ensemble: bool, seed: int, out: Path,
-         quiet: bool) -> None:
+         holdout: float, n_jobs: int, population: bool, refit: bool, ensemble: bool, bagging: int | None, seed: int,
+         out: Path, quiet: bool) -> None:
     """Search network architectures and training settings for DATA, keep the best."""
     from archtune.data.datasets import BUILTIN_DATASETS, BUILTIN_TARGET
     from archtune.data.readers import check_source
@@ -243,7 +246,7 @@ def tune(data: str, target: str | None, task: str, budget: str, trials: int | No
         X_fit, X_hold, y_fit, y_hold = holdout_split(X, y, holdout, task, seed)
         model = auto_cls(budget=budget_value, space=space, sampler=sampler, pruner=None if pruner == "none" else pruner,
                          cv=cv, scoring=scoring, storage=storage, study_name=study_name, n_jobs=n_jobs,
-                         population=population, refit=refit, ensemble=ensemble, baselines=baselines, random_state=seed,
+                         population=population, refit=refit, ensemble=ensemble, bagging=bagging, baselines=baselines, random_state=seed,
                          verbose=0 if quiet else 1)
         click.echo(f"data: {name}: {len(X_fit)} rows for the search, {X.shape[1]} features; "
                    f"budget {budget_value if trials is None else f'{trials} trials'}; study {study_name!r} in {storage}")
@@ -262,7 +265,7 @@ def tune(data: str, target: str | None, task: str, budget: str, trials: int | No
         chosen = _savable_ensemble(model)
         if X_hold is not None:
             report["holdout"] = holdout_metrics(model.best_estimator_, X_hold, y_hold, task)
-            kind = "refitted best network" if refit else "best network"
+            kind = "refitted best network" if refit and not bagging else "best trial's network"
             echo_metrics(f"held-out ({len(X_hold)} rows, {kind})", report["holdout"])
             if chosen is not None:
                 report["holdout_ensemble"] = holdout_metrics(chosen, X_hold, y_hold, task)
@@ -289,6 +292,8 @@ def _savable_ensemble(model: Any) -> Any:
     """The ensemble the run saves: the one used, or when it holds a member that cannot be
     saved without pickle, the best ensemble of members that can (when it holds up too)."""
     ensemble = getattr(model, "ensemble_", None)
+    if ensemble is None and getattr(model, "bag_", None) is not None:
+        return model.bag_.ensemble  # no ensemble used: the bag predicts
     if ensemble is None or ensemble.safe:
         return ensemble
     unsafe = [m.name for m in ensemble.members if not m.safe]

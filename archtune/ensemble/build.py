@@ -51,6 +51,12 @@ class _RecordedRegressor(RegressorMixin, _Recorded):
         return self.values[self._rows(X)]
 
 
+def recorded(values: np.ndarray, classes: np.ndarray | None) -> Any:
+    """A stand-in estimator for a scikit-learn scorer whose ``X`` is a column of row numbers
+    into ``values`` (probabilities with ``classes``, or values)."""
+    return _RecordedClassifier(values, classes) if classes is not None else _RecordedRegressor(values)
+
+
 @dataclass
 class EnsembleChoice:
     """What the selection decided and why.
@@ -91,11 +97,16 @@ class EnsembleLibrary:
     columns : list of str
         The table's columns.
 
+    given : dict, optional
+        Member name -> its validation predictions when they must not be recomputed (a bag's
+        out-of-fold predictions: its members trained on most validation rows).
+
     A candidate whose predictions fail or are not finite is left out with a warning.
     """
 
     def __init__(self, task: str, candidates: list[Member], X_val: Any, y_val: Any, scorer: Any,
-                 classes: np.ndarray | None, columns: list[str], seed: int = 0):
+                 classes: np.ndarray | None, columns: list[str], seed: int = 0,
+                 given: dict[str, np.ndarray] | None = None):
         self.task = task
         self.classes = classes
         self.columns = columns
@@ -106,7 +117,8 @@ class EnsembleLibrary:
         self.predictions: list[np.ndarray] = []
         for member in candidates:
             try:
-                prediction = member.prediction(X_val, classes)
+                prediction = (given[member.name] if given and member.name in given
+                              else member.prediction(X_val, classes))
             except Exception as exc:  # one broken candidate must not sink the ensemble
                 warnings.warn(f"{member.name} left out of the ensemble: its predictions failed "
                               f"({type(exc).__name__}: {exc})", RuntimeWarning, stacklevel=2)
@@ -124,9 +136,8 @@ class EnsembleLibrary:
             self.targets = self.y_val.astype("float64")
 
     def _score(self, prediction: np.ndarray, rows: np.ndarray) -> float:
-        recorded = (_RecordedClassifier(prediction, self.classes) if self.task == "classification"
-                    else _RecordedRegressor(prediction))
-        return float(self.scorer(recorded, rows.reshape(-1, 1), self.y_val[rows]))
+        stand_in = recorded(prediction, self.classes if self.task == "classification" else None)
+        return float(self.scorer(stand_in, rows.reshape(-1, 1), self.y_val[rows]))
 
     def _halves(self) -> tuple[np.ndarray, np.ndarray]:
         order = np.random.default_rng(self.seed).permutation(len(self.y_val))
@@ -153,11 +164,44 @@ class EnsembleLibrary:
                 gains.append(ensemble_score - self._score(predictions[single], held_out))
         gain = float(np.mean(gains)) if gains else float("nan")
         weights = select_weights(predictions, self.targets, self.task)
-        ensemble = Ensemble(self.task, members, weights, self.classes,
+        flat_members, flat_weights = _flatten(members, weights)
+        ensemble = Ensemble(self.task, flat_members, flat_weights, self.classes,
                             self._score(combine(predictions, weights), everything), self.columns)
         # One member is no ensemble: the best network (refitted) or the verdict's baseline serves.
         used = bool(gains) and gain >= 0 and len(ensemble.members) > 1
         return EnsembleChoice(ensemble, used, gain, members[best].name, singles[best])
 
 
-__all__ = ["EnsembleChoice", "EnsembleLibrary"]
+def _flatten(members: list[Member], weights: np.ndarray) -> tuple[list[Member], np.ndarray]:
+    """A candidate that is itself an ensemble (a bag) becomes its members, sharing its weight:
+    the same average, and a bundle holds only plain members."""
+    flat, out = [], []
+    for member, weight in zip(members, weights):
+        if weight > 0 and isinstance(member.model, Ensemble):
+            for inner, share in zip(member.model.members, member.model.weights):
+                flat.append(Member(f"{member.name}: {inner.name}", inner.model, inner.kind, inner.val_score,
+                                   member.trial))
+                out.append(weight * share)
+        elif weight > 0:
+            flat.append(member)
+            out.append(weight)
+    return flat, np.asarray(out)
+
+
+def refit_members(ensemble: Ensemble, X: Any, y: Any, networks: dict[int, Any]) -> Ensemble:
+    """The ensemble with its weights kept and its members trained on all rows: LightGBM
+    members fitted again on (X, y) (seconds), network members replaced by the refitted network
+    of their trial where ``networks`` (trial number -> refitted estimator) has one; the others
+    stay as selected."""
+    members = []
+    for member in ensemble.members:
+        if member.kind == "lightgbm":
+            refit = type(member.model)(kinds=member.model.kinds, random_state=member.model.random_state).fit(X, y)
+            member = Member(member.name, refit, member.kind, member.val_score, member.trial)
+        elif member.kind == "network" and member.trial in networks:
+            member = Member(member.name, networks[member.trial], member.kind, member.val_score, member.trial)
+        members.append(member)
+    return ensemble.with_members(members)
+
+
+__all__ = ["EnsembleChoice", "EnsembleLibrary", "refit_members"]

@@ -17,8 +17,8 @@ import pandas as pd
 
 from archtune.ensemble.selection import combine
 
-# Member kinds that a bundle holds without pickle.
-SAFE_KINDS = ("network", "lightgbm")
+# Member kinds that a bundle holds without pickle (a bag is networks: it is saved as them).
+SAFE_KINDS = ("network", "lightgbm", "bag")
 
 
 @dataclass
@@ -30,15 +30,18 @@ class Member:
     model : fitted estimator
         With ``predict`` (and ``predict_proba``, ``classes_`` for classification), taking the
         table as the search received it.
-    kind : {"network", "lightgbm", "baseline"}
+    kind : {"network", "lightgbm", "baseline", "bag"}
     val_score : float
         Its own score on the search's validation rows.
+    trial : int, optional
+        The number of the search trial a network member comes from.
     """
 
     name: str
     model: Any
     kind: str
     val_score: float
+    trial: int | None = None  # the search trial a network member comes from
 
     @property
     def safe(self) -> bool:
@@ -150,6 +153,13 @@ class Ensemble:
         others = [m.name for m in self.members if m.kind != "network"]
         parts = ([f"{networks} network{'s' if networks != 1 else ''}"] if networks else []) + others
         return parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
+
+    def with_members(self, members: list[Member]) -> "Ensemble":
+        """The same weights over other (for example refitted) members, in the same order."""
+        copy = Ensemble(self.task, members, self.weights, getattr(self, "classes_", None), self.val_score,
+                        self.columns_)
+        copy.bundle_metadata_ = dict(self.bundle_metadata_)
+        return copy
 
     def __repr__(self) -> str:
         return f"Ensemble({self.task}, {self.summary()}, val_score={self.val_score})"

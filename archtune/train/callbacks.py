@@ -36,6 +36,21 @@ class Callback:
         pass
 
 
+class StopAtDeadline(Callback):
+    """Ends training at the end of the first epoch past ``deadline`` (a `time.monotonic`
+    value; None never stops), keeping the best epoch so far; ``stopped_at`` is that epoch."""
+
+    def __init__(self, deadline: float | None):
+        self.deadline = deadline
+        self.stopped_at: int | None = None
+
+    def on_epoch_end(self, trainer: "Trainer", logs: dict[str, Any]) -> None:
+        if (self.deadline is not None and time.monotonic() >= self.deadline
+                and logs["epoch"] < trainer.config.max_epochs):
+            trainer.stop_training = True
+            self.stopped_at = logs["epoch"]
+
+
 class History(Callback):
     """Keeps each epoch's logs: losses, validation metric, learning rate, seconds."""
 

@@ -32,7 +32,7 @@ from archtune.doctor.lr_finder import resolve_learning_rate
 from archtune.errors import DataError, InvalidParameterError, nearest
 from archtune.estimators import NeuralClassifier, NeuralRegressor
 from archtune.fitting import check_params, finish, prepare, seed_from, train
-from archtune.train.callbacks import Callback
+from archtune.train.callbacks import StopAtDeadline
 from archtune.train.threads import scoped, torch_threads
 from archtune.tune.baselines import run_baselines
 from archtune.tune.progress import SearchProgress
@@ -71,6 +71,7 @@ class SearchResult:
     # candidate was kept) and its candidates (to select again among members bundles can hold).
     ensemble: Any = None
     ensemble_library: Any = None
+    bag: Any = None  # with bagging=K: the best configuration's bag (archtune.ensemble.bagging.Bag)
 
 
 def check_settings(task: str, settings: Mapping[str, Any]) -> tuple[float | None, int | None, SearchSpace]:
@@ -95,6 +96,8 @@ def check_settings(task: str, settings: Mapping[str, Any]) -> tuple[float | None
         check_number("population", settings["population"], 1, integer=True)
     check_choice("refit", settings["refit"], (True, False))
     check_choice("ensemble", settings.get("ensemble", False), (True, False))
+    if settings.get("bagging") is not None:
+        check_number("bagging", settings["bagging"], 2, 20, integer=True)
     check_number("validation_fraction", settings["validation_fraction"], 0.0, 1.0, low_open=True, high_open=True)
     if settings["study_name"] is not None and not isinstance(settings["study_name"], str):
         raise InvalidParameterError(f"study_name must be a string; got study_name={settings['study_name']!r}")
@@ -193,7 +196,10 @@ def _search(task: str, frame: pd.DataFrame, images: Any, y: np.ndarray, kinds: d
                     epoch_sign=-1.0 if custom_scoring else 1.0, progress=progress.update,
                     # Time is kept for the final refit only when there is one: the configuration's own
                     # fit on all rows trains on 90% of them (its default validation split).
-                    refit_factor=0.9 * len(frame) / max(1, len(splits[0].X_train)) if settings["refit"] else 0.0,
+                    # With bagging=K, K members each train on (K - 1) / K of the rows.
+                    refit_factor=(len(frame) / max(1, len(splits[0].X_train))
+                                  * (int(settings["bagging"]) - 1 if settings.get("bagging")
+                                     else 0.9 if settings["refit"] else 0.0)),
                     cohort_size=_cohort_size(settings, seconds, trials), kinds=kinds if images is None else None,
                     keep=ENSEMBLE_CANDIDATES if ensembling else 1)
     if not study.trials and space.body == "table" and not space.overrides:
@@ -203,21 +209,23 @@ def _search(task: str, frame: pd.DataFrame, images: Any, y: np.ndarray, kinds: d
         search.run(trials, remaining, n_jobs=settings["n_jobs"])
 
     best, score, epochs = _best_so_far(study, search, settings["budget"])
-    library = choice = None
-    if ensembling:
-        library = _ensemble_library(task, search, fitted_baselines, splits[0], scorer, y, list(frame.columns), seed)
-        choice = library.choose() if library is not None else None
-        if choice is not None:
-            study.set_user_attr("ensemble", ensemble_record(choice))
-    board = leaderboard(study, baselines)
     best_params = trial_config(best)
     deadline = None if seconds is None else started + seconds
     X_all = images if images is not None else frame
     kinds_all = kinds if images is None else None
     kept = search.best_fitted
     kept = kept[2] if kept is not None and kept[0] == best.number else None
+    bagged = None
+    if settings.get("bagging") and epochs is None:
+        from archtune.ensemble.bagging import bag
+
+        # The bag replaces the refit: K members of the best configuration on K folds of all rows.
+        bagged = bag(make_estimator, best_params, X_all, y, int(settings["bagging"]), task, scorer, seed,
+                     kinds_all, deadline, list(frame.columns) if images is None else None)
     if epochs is not None:  # no trial completed: the best pruned one, for the epochs it trained
         estimator, _ = _refit(make_estimator, best_params, X_all, y, kinds_all, deadline, settings["budget"], epochs)
+    elif bagged is not None:
+        estimator = kept if kept is not None else bagged.ensemble.members[0].model
     elif not settings["refit"] and kept is not None:
         estimator = kept  # the best trial's own network, with its best validation epoch's weights
     else:
@@ -229,18 +237,35 @@ def _search(task: str, frame: pd.DataFrame, images: Any, y: np.ndarray, kinds: d
                           f"{settings['budget']!r}: the best trial's own network is kept instead", RuntimeWarning,
                           stacklevel=4)
             estimator = kept
-    return SearchResult(study, baselines, board, best, best_params, score, estimator, choice, library)
+    if bagged is not None:
+        study.set_user_attr("bag", {"name": f"bag of {settings['bagging']} (network #{best.number})",
+                                    "oof_score": bagged.oof_score, "params": best_params.get("arch", "mlp")})
+    library = choice = None
+    if ensembling:
+        library = _ensemble_library(task, search, fitted_baselines, splits[0], scorer, y, frame, seed,
+                                    (f"bag of {settings['bagging']} (network #{best.number})", bagged))
+        choice = library.choose() if library is not None else None
+        if choice is not None:
+            study.set_user_attr("ensemble", ensemble_record(choice))
+    board = leaderboard(study, baselines)
+    return SearchResult(study, baselines, board, best, best_params, score, estimator, choice, library, bagged)
 
 
 def _ensemble_library(task: str, search: Search, baselines: list[Any], split: Split, scorer: Any, y: np.ndarray,
-                      columns: list[str], seed: int) -> Any:
-    """The ensemble's candidates: the networks this process kept (best first) and the
-    baselines it fitted, with their predictions on the first split's validation rows."""
+                      frame: pd.DataFrame, seed: int, bagged: tuple[str, Any]) -> Any:
+    """The ensemble's candidates: the bag (with its out-of-fold predictions of the validation
+    rows), the networks this process kept (best first) and the baselines it fitted, with their
+    predictions on the first split's validation rows."""
     from archtune.ensemble.build import EnsembleLibrary
     from archtune.ensemble.model import Member
 
-    members = [Member(f"network #{number} ({getattr(estimator, 'arch', 'mlp')})", estimator, "network", value)
-               for number, value, estimator in search.kept]
+    members = [Member(f"network #{number} ({getattr(estimator, 'arch', 'mlp')})", estimator, "network", value,
+                      number) for number, value, estimator in search.kept]
+    given = {}
+    name, bag = bagged
+    if bag is not None and frame.index.is_unique:
+        members.insert(0, Member(name, bag.ensemble, "bag", bag.oof_score))
+        given[name] = bag.oof[frame.index.get_indexer(split.X_val.index)]
     members += [Member(b.name, b.model, "lightgbm" if b.name == "lightgbm" and hasattr(b.model, "booster_")
                        else "baseline", b.score)
                 for b in sorted(baselines, key=lambda b: -b.score if np.isfinite(b.score) else np.inf)
@@ -248,7 +273,8 @@ def _ensemble_library(task: str, search: Search, baselines: list[Any], split: Sp
     if not members:
         return None
     classes = np.unique(y) if task == "classification" else None
-    return EnsembleLibrary(task, members, split.X_val, split.y_val, scorer, classes, columns, seed)
+    return EnsembleLibrary(task, members, split.X_val, split.y_val, scorer, classes, list(frame.columns), seed,
+                           given)
 
 
 def ensemble_record(choice: Any) -> dict[str, Any]:
@@ -385,26 +411,13 @@ def _refit(make_estimator: Any, params: dict[str, Any], X: Any, y: np.ndarray, k
     if epochs is not None:
         params.update(max_epochs=max(1, int(epochs)), early_stopping=False)
     estimator = make_estimator(params)
-    stop = _StopAtDeadline(deadline)
+    stop = StopAtDeadline(deadline)
     prepared = resolve_learning_rate(prepare(estimator, X, y, kinds=kinds))
     finish(estimator, prepared, train(prepared, [stop]))
     if stop.stopped_at is not None:
         warnings.warn(f"the refit of the best network stopped at epoch {stop.stopped_at} of "
                       f"{params['max_epochs']} to keep within budget={budget!r}", RuntimeWarning, stacklevel=4)
     return estimator, stop.stopped_at is None
-
-
-class _StopAtDeadline(Callback):
-    """Ends training at the end of the first epoch past ``deadline`` (time.monotonic)."""
-
-    def __init__(self, deadline: float | None):
-        self.deadline = deadline
-        self.stopped_at: int | None = None
-
-    def on_epoch_end(self, state: Any, logs: dict[str, Any]) -> None:
-        if self.deadline is not None and time.monotonic() >= self.deadline and logs["epoch"] < state.config.max_epochs:
-            state.stop_training = True
-            self.stopped_at = logs["epoch"]
 
 
 def _quiet_optuna() -> Any:

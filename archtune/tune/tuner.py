@@ -550,6 +550,10 @@ def leaderboard(study: optuna.Study, baselines: list[BaselineResult] | list[dict
         rows.append({"model": b["name"], "params": b["params"], "val_score": b["score"] if error is None else None,
                      "fit_seconds": b["fit_seconds"], "n_params": None, "state": state,
                      "note": error or "classical baseline"})
+    bag = study.user_attrs.get("bag")
+    if bag:
+        rows.append({"model": bag["name"], "params": "", "val_score": bag["oof_score"], "fit_seconds": None,
+                     "n_params": None, "state": "BAG", "note": "out-of-fold score on all rows"})
     ensemble = study.user_attrs.get("ensemble")
     if ensemble:
         gain = ensemble.get("gain")
