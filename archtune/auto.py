@@ -82,8 +82,12 @@ class _AutoBase(BaseEstimator):
     best_estimator_ : NeuralClassifier or NeuralRegressor
         The best configuration refitted on all rows.
     ensemble_ : archtune.ensemble.Ensemble or None
-        The selected ensemble when it is used for prediction (``ensemble_.describe()`` lists
-        members, weights and scores), else None.
+        What predicts instead of the best network, when anything does: the selected ensemble
+        when it is used (``ensemble_.describe()`` lists members, weights and scores), or the
+        best single model alone when that is not a network (LightGBM, say, with a weight of
+        1). Its LightGBM members are refitted on all rows and the best trial's network is
+        replaced by its refit (bench/search_quality.py measured this against keeping them).
+        None: the best network predicts.
     bag_ : archtune.ensemble.bagging.Bag or None
         With ``bagging``: ``bag_.ensemble`` (the K members), ``bag_.oof`` (out-of-fold
         predictions, rows in the order of X), ``bag_.oof_score`` and ``bag_.folds``.
@@ -172,7 +176,7 @@ class _AutoBase(BaseEstimator):
         self.best_score_ = result.best_score
         self.best_params_ = result.best_params
         self.best_estimator_ = result.best_estimator
-        self.ensemble_ = result.ensemble.ensemble if result.ensemble is not None and result.ensemble.used else None
+        self.ensemble_ = result.ensemble.final if result.ensemble is not None else None
         self.ensemble_candidates_ = result.ensemble_library
         self.bag_ = result.bag
         self.n_features_in_ = self.best_estimator_.n_features_in_

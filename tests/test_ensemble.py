@@ -185,6 +185,49 @@ def test_library_guard_keeps_the_best_single_model_when_the_ensemble_does_not_ho
     assert choice.ensemble.val_score >= choice.best_single_score - 1e-12
 
 
+def test_a_baseline_better_than_every_network_predicts_alone():
+    rng = np.random.default_rng(1)
+    n = 400
+    y = rng.normal(size=n)
+    X = pd.DataFrame({"row": np.arange(n)})
+
+    class Values:
+        def __init__(self, values):
+            self.values = values
+
+        def predict(self, X):
+            return self.values[np.asarray(X["row"], dtype=int)]
+
+    network = Member("network #0 (mlp)", Values(y + rng.normal(scale=2.0, size=n)), "network", 0.1, 0)
+    boosted = Member("lightgbm", Values(y + rng.normal(scale=0.2, size=n)), "lightgbm", 0.9)
+    from sklearn.metrics import get_scorer
+
+    choice = EnsembleLibrary("regression", [network, boosted], X, y, get_scorer("r2"), None, ["row"]).choose()
+    assert choice.best_single == "lightgbm" and choice.final is not None
+    if not choice.used:  # the noisy network earns no weight worth keeping: LightGBM predicts alone
+        assert [m.name for m in choice.final.members] == ["lightgbm"] and choice.final.weights.tolist() == [1.0]
+        np.testing.assert_array_equal(choice.final.predict(X), boosted.model.predict(X))
+    else:  # or the ensemble holds up, and is at least as good as LightGBM alone on these rows
+        assert choice.ensemble.val_score >= choice.best_single_score - 1e-12
+
+
+def test_refit_members_keeps_the_weights_and_refits_lightgbm_on_all_rows():
+    from archtune.ensemble.build import refit_members
+
+    X, signal = _table_with_categories(seed=2)
+    kinds = {"x": "numeric", "colour": "categorical", "z": "numeric"}
+    part = LightGBMTableRegressor(kinds=kinds, random_state=0).fit(X[:300], signal[:300])
+    network_old, network_new = object(), LightGBMTableRegressor(kinds=kinds, random_state=1).fit(X, signal)
+    ensemble = Ensemble("regression", [Member("lightgbm", part, "lightgbm", 0.5),
+                                       Member("network #3 (mlp)", network_old, "network", 0.4, 3)],
+                        np.array([0.7, 0.3]), None, 0.6, list(X.columns))
+    refitted = refit_members(ensemble, X, signal, {3: network_new})
+    assert refitted.weights.tolist() == pytest.approx([0.7, 0.3])
+    oracle = LightGBMTableRegressor(kinds=kinds, random_state=0).fit(X, signal)
+    np.testing.assert_allclose(refitted.members[0].model.predict(X), oracle.predict(X))
+    assert refitted.members[1].model is network_new and ensemble.members[1].model is network_old
+
+
 # --------------------------------------------------------------------------- the search's ensemble
 
 
@@ -201,9 +244,12 @@ def test_search_selects_an_ensemble_of_networks_and_baselines():
     choice = model.ensemble_candidates_.choose()
     names = {m.name for m in model.ensemble_candidates_.members}
     assert {"lightgbm", "random_forest"} <= names and sum(n.startswith("network #") for n in names) == 3
-    assert record["used"] == choice.used and (model.ensemble_ is not None) == choice.used
-    # Prediction follows the choice: the ensemble when used, the refitted network otherwise.
-    final = model.ensemble_ if choice.used else model.best_estimator_
+    assert record["used"] == choice.used and (model.ensemble_ is not None) == (choice.final is not None)
+    # Prediction follows the choice: the ensemble when used, a better baseline alone, or the
+    # refitted network.
+    final = model.ensemble_ if choice.final is not None else model.best_estimator_
+    if choice.used:
+        assert [m.name for m in model.ensemble_.members] == [m.name for m in choice.ensemble.members]
     np.testing.assert_array_equal(model.predict(X[1200:]), final.predict(X[1200:]))
     np.testing.assert_allclose(model.predict_proba(X[1200:]), final.predict_proba(X[1200:]))
     # The weights of the record are the ensemble's.
@@ -247,7 +293,8 @@ def test_cli_tune_saves_and_predicts_with_the_ensemble(tmp_path):
     assert result.exit_code == 0, result.output
     board = pd.read_csv(out / "leaderboard.csv")
     note = board.loc[board["state"] == "ENSEMBLE", "note"].iloc[0]
-    used = note.split(";")[0] == "used"
+    # Saved beside the network when something else predicts: the ensemble, or a baseline alone.
+    used = note.split(";")[0] == "used" or "the best single model" in note
     assert "ensemble (" in result.output
     assert (out / "ensemble" / "archtune.json").is_file() == used
     meta = json.loads((out / "archtune.json").read_text())

@@ -117,8 +117,8 @@ def render_leaderboard(frame: pd.DataFrame, limit: int = 15) -> None:
 
 def verdict(frame: pd.DataFrame, metric: str) -> str:
     """Plain sentences: does the best network beat the best classical baseline, by how much;
-    and when an ensemble was selected, what it adds (on validation rows it was not selected
-    on, the only honest comparison)."""
+    and when an ensemble was selected, what predicts and why (judged on validation rows the
+    ensemble was not selected on, the only honest comparison)."""
     networks = frame[frame["model"].str.startswith("network") & frame["val_score"].notna()]
     baselines = frame[(frame["state"] == "BASELINE") & frame["val_score"].notna()]
     if networks.empty:
@@ -133,20 +133,26 @@ def verdict(frame: pd.DataFrame, metric: str) -> str:
         if gap > 0:
             sentence = (f"The best network ({metric} {net['val_score']:.4f}) beats the best baseline, {base['model']} "
                         f"({base['val_score']:.4f}), by {gap:+.4f}.")
-        elif ensembles.empty or "used" not in str(ensembles.iloc[0]["note"]).split(";")[0].split():
-            return (f"The best network ({metric} {net['val_score']:.4f}) does NOT beat the best baseline, "
-                    f"{base['model']} ({base['val_score']:.4f}): it is behind by {gap:+.4f}. "
-                    f"Consider {base['model']} for this data.")
         else:
             sentence = (f"The best network ({metric} {net['val_score']:.4f}) does NOT beat the best baseline, "
                         f"{base['model']} ({base['val_score']:.4f}): it is behind by {gap:+.4f}.")
+            if ensembles.empty:
+                return sentence + f" Consider {base['model']} for this data."
     if not ensembles.empty:
         row = ensembles.iloc[0]
-        note = str(row["note"])
-        used = note.split(";")[0] == "used"
-        detail = note.split("; ", 1)[1] if "; " in note else "no held-out comparison (too few validation rows)"
-        sentence += (f" The {row['model']} scores {row['val_score']:.4f} on the rows it was selected on, {detail}; "
-                     + ("it is used for prediction." if used else "it is not used: the best single model is kept."))
+        parts = str(row["note"]).split("; ")
+        held_out = next((p for p in parts if p.startswith(("+", "-"))), None)
+        alone = next((p for p in parts if p.startswith("the best single model")), None)
+        compared = f" ({held_out.split(' on rows')[0]})" if held_out else ""
+        if parts[0] == "used":
+            sentence += (f" The {row['model']} predicts: it holds up on validation rows it was not selected on"
+                         f"{compared}.")
+        elif alone:
+            sentence += (f" The {row['model']} does not hold up on validation rows it was not selected on"
+                         f"{compared}; {alone.replace('predicts', 'predicts alone')}.")
+        else:
+            sentence += (f" The {row['model']} does not hold up on validation rows it was not selected on"
+                         f"{compared}; the best network predicts.")
     return sentence
 
 
@@ -262,7 +268,7 @@ def tune(data: str, target: str | None, task: str, budget: str, trials: int | No
             "data": str(data), "target": target, "task": task, "search_seconds": seconds, "metric": metric,
             "best_score": model.best_score_, "best_params": model.best_params_, "verdict": sentence,
             "validation": {f"val_{metric}": model.best_score_}}
-        chosen = _savable_ensemble(model)
+        chosen = _savable_ensemble(model, X_fit, y_fit, bagging)
         if X_hold is not None:
             report["holdout"] = holdout_metrics(model.best_estimator_, X_hold, y_hold, task)
             kind = "refitted best network" if refit and not bagging else "best trial's network"
@@ -288,24 +294,31 @@ def tune(data: str, target: str | None, task: str, budget: str, trials: int | No
             click.echo(f"browse the study: optuna-dashboard {storage}")
 
 
-def _savable_ensemble(model: Any) -> Any:
-    """The ensemble the run saves: the one used, or when it holds a member that cannot be
-    saved without pickle, the best ensemble of members that can (when it holds up too)."""
+def _savable_ensemble(model: Any, X: Any, y: Any, bagging: int | None) -> Any:
+    """What the run saves beside the best network: the ensemble (or best single model) that
+    predicts, or when it holds a member that cannot be saved without pickle, the best choice
+    among networks and LightGBM (refitted as the search refits: LightGBM on all rows, the best
+    trial's network replaced by the search's best network)."""
     ensemble = getattr(model, "ensemble_", None)
     if ensemble is None and getattr(model, "bag_", None) is not None:
         return model.bag_.ensemble  # no ensemble used: the bag predicts
     if ensemble is None or ensemble.safe:
         return ensemble
+    from archtune.ensemble.build import refit_members
+
     unsafe = [m.name for m in ensemble.members if not m.safe]
     choice = model.ensemble_candidates_.choose(safe_only=True)
-    if choice is None or not choice.used:
-        click.echo(f"archtune: note: the ensemble holds {', '.join(unsafe)}, which cannot be saved without pickle; "
-                   "no ensemble of networks and LightGBM holds up, so the bundle is the best network", err=True)
+    if choice is None or choice.final is None:
+        click.echo(f"archtune: note: the model that predicts holds {', '.join(unsafe)}, which cannot be saved "
+                   "without pickle; among networks and LightGBM the best network is best, so the bundle is that "
+                   "network", err=True)
         return None
-    click.echo(f"archtune: note: the ensemble holds {', '.join(unsafe)}, which cannot be saved without pickle; "
-               f"saving the best ensemble of networks and LightGBM instead ({choice.ensemble.summary()}, "
-               f"validation {choice.ensemble.val_score:.4f})", err=True)
-    return choice.ensemble
+    networks = {} if bagging else {model.best_trial_.number: model.best_estimator_}
+    chosen = refit_members(choice.final, X, y, networks)
+    click.echo(f"archtune: note: the model that predicts holds {', '.join(unsafe)}, which cannot be saved without "
+               f"pickle; saving the best choice among networks and LightGBM instead ({chosen.summary()}, "
+               f"validation {chosen.val_score:.4f})", err=True)
+    return chosen
 
 
 @cli.command(epilog="""\b

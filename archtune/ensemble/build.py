@@ -71,6 +71,10 @@ class EnsembleChoice:
         rows each was not selected on (mean of the two).
     best_single : str
         The best single candidate on all the validation rows.
+    final : Ensemble or None
+        What predicts: the ensemble when used; else the best single candidate alone when it
+        is not a network (LightGBM, another baseline, a bag); None when the best network is
+        the best single model (the search's own best network then predicts).
     """
 
     ensemble: Ensemble
@@ -78,6 +82,7 @@ class EnsembleChoice:
     gain: float
     best_single: str
     best_single_score: float
+    final: Ensemble | None = None
 
 
 class EnsembleLibrary:
@@ -167,9 +172,15 @@ class EnsembleLibrary:
         flat_members, flat_weights = _flatten(members, weights)
         ensemble = Ensemble(self.task, flat_members, flat_weights, self.classes,
                             self._score(combine(predictions, weights), everything), self.columns)
-        # One member is no ensemble: the best network (refitted) or the verdict's baseline serves.
+        # One member is no ensemble; an ensemble worse than the best single model on the rows it
+        # did not see is not used either. Then the best single model predicts: the best network
+        # (the search's refit serves, final None), or a baseline or bag alone when it is better.
         used = bool(gains) and gain >= 0 and len(ensemble.members) > 1
-        return EnsembleChoice(ensemble, used, gain, members[best].name, singles[best])
+        final: Ensemble | None = ensemble if used else None
+        if not used and members[best].kind != "network":
+            alone_members, alone_weights = _flatten([members[best]], np.ones(1))
+            final = Ensemble(self.task, alone_members, alone_weights, self.classes, singles[best], self.columns)
+        return EnsembleChoice(ensemble, used, gain, members[best].name, singles[best], final)
 
 
 def _flatten(members: list[Member], weights: np.ndarray) -> tuple[list[Member], np.ndarray]:

@@ -216,6 +216,7 @@ def _search(task: str, frame: pd.DataFrame, images: Any, y: np.ndarray, kinds: d
     kept = search.best_fitted
     kept = kept[2] if kept is not None and kept[0] == best.number else None
     bagged = None
+    refitted = False  # whether `estimator` is the best configuration trained on all rows
     if settings.get("bagging") and epochs is None:
         from archtune.ensemble.bagging import bag
 
@@ -230,6 +231,7 @@ def _search(task: str, frame: pd.DataFrame, images: Any, y: np.ndarray, kinds: d
         estimator = kept  # the best trial's own network, with its best validation epoch's weights
     else:
         estimator, finished = _refit(make_estimator, best_params, X_all, y, kinds_all, deadline, settings["budget"])
+        refitted = finished
         if not finished and kept is not None:
             # What a run ships must be as good as what it reports: a refit cut short by the
             # budget loses to the trial's own network.
@@ -245,6 +247,14 @@ def _search(task: str, frame: pd.DataFrame, images: Any, y: np.ndarray, kinds: d
         library = _ensemble_library(task, search, fitted_baselines, splits[0], scorer, y, frame, seed,
                                     (f"bag of {settings['bagging']} (network #{best.number})", bagged))
         choice = library.choose() if library is not None else None
+        if choice is not None and choice.final is not None:
+            # Refit policy (measured in bench/search_quality.py): the selected weights are kept,
+            # and the members are trained on all rows where that is cheap or already done:
+            # LightGBM again (seconds), the best trial's network replaced by its refit.
+            from archtune.ensemble.build import refit_members
+
+            networks = {best.number: estimator} if refitted else {}
+            choice.final = refit_members(choice.final, X_all, y, networks)
         if choice is not None:
             study.set_user_attr("ensemble", ensemble_record(choice))
     board = leaderboard(study, baselines)
@@ -280,8 +290,9 @@ def _ensemble_library(task: str, search: Search, baselines: list[Any], split: Sp
 def ensemble_record(choice: Any) -> dict[str, Any]:
     """The ensemble's leaderboard entry, as the study stores it (JSON)."""
     ensemble = choice.ensemble
+    alone = choice.final.members[0].name if choice.final is not None and not choice.used else None
     return {"members": [{"name": m.name, "weight": float(w)} for m, w in zip(ensemble.members, ensemble.weights)],
-            "val_score": float(ensemble.val_score), "used": bool(choice.used),
+            "val_score": float(ensemble.val_score), "used": bool(choice.used), "alone": alone,
             "gain": float(choice.gain) if np.isfinite(choice.gain) else None,
             "best_single": choice.best_single, "summary": ensemble.summary()}
 

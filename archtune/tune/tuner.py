@@ -561,7 +561,8 @@ def leaderboard(study: optuna.Study, baselines: list[BaselineResult] | list[dict
         rows.append({"model": f"ensemble ({ensemble['summary']})",
                      "params": ", ".join(f"{m['name']}: {m['weight']:.2f}" for m in ensemble["members"]),
                      "val_score": ensemble["val_score"], "fit_seconds": None, "n_params": None,
-                     "state": "ENSEMBLE", "note": ("used" if ensemble["used"] else "not used") + held_out})
+                     "state": "ENSEMBLE", "note": ("used" if ensemble["used"] else "not used") + held_out
+                     + (f"; the best single model, {ensemble['alone']}, predicts" if ensemble.get("alone") else "")})
     frame = pd.DataFrame(rows, columns=["model", "params", "val_score", "fit_seconds", "n_params", "state", "note"])
     # Scored rows best first, then pruned trials, then failures.
     order = frame["state"].map({"PRUNED": 1, "SKIPPED": 2, "FAIL": 3}).fillna(0)
