@@ -62,6 +62,18 @@ are integer codes); class labels become codes (electricity's "yes"/"no").
 Targets (issue 12): archtune's test score (accuracy or R^2) >= the Optuna + loop baseline on
 every dataset, and >= LightGBM defaults on at least 5 of the 6.
 
+Ensembles (issue 13): archtune as shipped (``--archtune-baselines``: its baselines, LightGBM
+among them, are ensemble candidates) reports what predicts ("archtune": the ensemble when it
+is used, a baseline alone when one beats every network on validation, else the best network)
+and, from the same search without further training: the refitted best network
+(archtune_net), the best trial's own network (archtune_kept) and the same choice with its
+members as selected, nothing refitted (archtune_ens_kept), with the prediction latency per
+1000 rows and the bundle sizes. Targets: "archtune" >= archtune_net and >= LightGBM defaults
+on every table.
+
+    .venv/bin/python bench/search_quality.py --tools archtune,lightgbm --archtune-baselines \
+        --datasets magic,adult,house            # and cpu_act,credit_default,electricity beside it
+
 Reproduce (from the repository root, with the ``bench`` extra installed)::
 
     .venv/bin/python bench/search_quality.py --json search_quality.json   # 6 datasets x 3 min, ~60 min
@@ -979,7 +991,9 @@ def main(argv: list[str] | None = None) -> int:
         members = ", ".join(f"{m['name']}: {m['weight']:.2f}" for m in record.get("members", []))
         gain = record.get("gain")
         size = at.extra.get("ensemble_bundle_bytes")
-        print(f"- {name}: {'used' if at.extra.get('ensemble_used') else 'not used'}"
+        state = ("used" if record.get("used") else f"not used, {record['alone']} alone predicts" if record.get("alone")
+                 else "not used, the best network predicts")
+        print(f"- {name}: {state}"
               f"{f' (held-out gain {gain:+.4f})' if gain is not None else ''}; {members or 'no ensemble'}; "
               f"{at.extra['predict_ms_per_1000_rows']:.1f} ms per 1000 rows; bundle "
               f"{at.extra['network_bundle_bytes'] / 1e6:.2f} MB (network)"
