@@ -159,6 +159,16 @@ def test_saving_an_ensemble_with_a_pickle_only_member_is_refused(tmp_path):
     assert not (tmp_path / "ens").exists() or not any((tmp_path / "ens").iterdir())
 
 
+class Values:
+    """A fitted regression 'model' that returns given values for a table of row numbers."""
+
+    def __init__(self, values):
+        self.values = values
+
+    def predict(self, X):
+        return self.values[np.asarray(X["row"], dtype=int)]
+
+
 def test_library_guard_keeps_the_best_single_model_when_the_ensemble_does_not_hold_up():
     # One good model and one that only adds noise: the selection gives the noise no weight
     # (or the guard refuses it); the choice never predicts worse than the good model.
@@ -166,13 +176,6 @@ def test_library_guard_keeps_the_best_single_model_when_the_ensemble_does_not_ho
     n = 400
     y = rng.normal(size=n)
     X = pd.DataFrame({"row": np.arange(n)})
-
-    class Values:
-        def __init__(self, values):
-            self.values = values
-
-        def predict(self, X):
-            return self.values[np.asarray(X["row"], dtype=int)]
 
     good = Member("good", Values(y + rng.normal(scale=0.3, size=n)), "network", 0.9)
     noise = Member("noise", Values(rng.normal(size=n) * 3), "network", -8.0)
@@ -190,13 +193,6 @@ def test_a_baseline_better_than_every_network_predicts_alone():
     n = 400
     y = rng.normal(size=n)
     X = pd.DataFrame({"row": np.arange(n)})
-
-    class Values:
-        def __init__(self, values):
-            self.values = values
-
-        def predict(self, X):
-            return self.values[np.asarray(X["row"], dtype=int)]
 
     network = Member("network #0 (mlp)", Values(y + rng.normal(scale=2.0, size=n)), "network", 0.1, 0)
     boosted = Member("lightgbm", Values(y + rng.normal(scale=0.2, size=n)), "lightgbm", 0.9)
