@@ -192,7 +192,7 @@ class ModelConfig:
     parametric_activation: bool = False  # y = x + alpha * (f(x) - x), alpha per unit from 1 (RealMLP)
     feature_scale: bool = False  # a learnable scale per input feature, from 1, in front of the body (RealMLP)
     numeric: NumericEmbeddingConfig = field(default_factory=NumericEmbeddingConfig)
-    k: int = 32  # arch="tabm": members of the BatchEnsemble
+    k: int = 8  # arch="tabm": members of the BatchEnsemble (measured: bench/README.md)
     conv: ConvConfig = field(default_factory=ConvConfig)
     sequence: SequenceConfig = field(default_factory=SequenceConfig)
     wide: WideConfig = field(default_factory=WideConfig)

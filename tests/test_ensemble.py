@@ -292,9 +292,13 @@ def test_cli_tune_saves_and_predicts_with_the_ensemble(tmp_path):
     # Saved beside the network when something else predicts: the ensemble, or a baseline alone.
     used = note.split(";")[0] == "used" or "the best single model" in note
     assert "ensemble (" in result.output
-    assert (out / "ensemble" / "archtune.json").is_file() == used
+    saved = (out / "ensemble" / "archtune.json").is_file()
+    # What predicts is saved, unless it holds a pickle-only baseline and no choice among
+    # networks and LightGBM beats the best network: the run says so.
+    assert saved == used or (used and "cannot be saved without pickle" in result.output), result.output
     meta = json.loads((out / "archtune.json").read_text())
-    assert ("ensemble" in meta["metadata"]) == used
+    assert ("ensemble" in meta["metadata"]) == saved
+    used = saved
     predicted = CliRunner().invoke(cli, ["predict", str(out), str(data)])
     assert predicted.exit_code == 0, predicted.output
     import archtune

@@ -133,6 +133,9 @@ def verdict(frame: pd.DataFrame, metric: str) -> str:
         if gap > 0:
             sentence = (f"The best network ({metric} {net['val_score']:.4f}) beats the best baseline, {base['model']} "
                         f"({base['val_score']:.4f}), by {gap:+.4f}.")
+        elif gap == 0:
+            sentence = (f"The best network ({metric} {net['val_score']:.4f}) ties with the best baseline, "
+                        f"{base['model']}.")
         else:
             sentence = (f"The best network ({metric} {net['val_score']:.4f}) does NOT beat the best baseline, "
                         f"{base['model']} ({base['val_score']:.4f}): it is behind by {gap:+.4f}.")
