@@ -20,6 +20,7 @@ from archtune import InvalidParameterError, NeuralClassifier
 from archtune.auto import AutoNeuralClassifier, AutoNeuralRegressor
 from archtune.tune.space import SearchSpace, resolve_space
 from archtune.tune.study import parse_budget
+from archtune.tune.tuner import trial_config
 from tests.conftest import load_shared
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -404,3 +405,25 @@ def test_without_a_completed_trial_the_best_pruned_one_is_returned():
 
     with pytest.raises(archtune.DataError, match="no trial trained within budget='1m' .1 failed: diverged"):
         _best_so_far(empty, _Counts(), "1m")
+
+
+@pytest.mark.parametrize("population", [False, True], ids=["one-at-a-time", "cohorts"])
+def test_a_continued_search_draws_new_configurations_reproducibly(tmp_path, population):
+    # Issue 14: a stored study continued with a larger budget must not replay the first run's
+    # configurations (the sampler was seeded as the first run's), and must stay reproducible.
+    X, y = load_shared("magic.tsv.gz", n=500)
+    space = {"max_epochs": 2, "units": (16, 64), "hidden_layers": (1, 2)}
+
+    def run(db: str, budget: int) -> list[dict]:
+        model = AutoNeuralClassifier(budget=budget, space=space, storage=f"sqlite:///{tmp_path / db}",
+                                     population=population, baselines=False, ensemble=False, random_state=0)
+        model.fit(X, y)
+        return [trial_config(t) for t in model.study_.trials]
+
+    first = run("a.db", 3)
+    continued = run("a.db", 6)
+    assert continued[:3] == first and len(continued) >= 6
+    assert not any(config in first for config in continued[3:])
+    # The same continuation from the same start draws the same configurations.
+    run("b.db", 3)
+    assert run("b.db", 6) == continued

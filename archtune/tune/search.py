@@ -164,6 +164,11 @@ def _search(task: str, frame: pd.DataFrame, images: Any, y: np.ndarray, kinds: d
         sampler=make_sampler(settings["sampler"], seed, space.grid()),
         pruner=make_pruner(settings["pruner"], space.max_epochs), load_if_exists=True)
     _check_study_matches(study, frame, task, settings["storage"])
+    if study.trials:
+        # A continued or resumed study: a sampler seeded as the first run's would draw the
+        # first run's configurations again. Seeded by the trials already there, it draws new
+        # ones, and the same continuation draws the same ones.
+        study.sampler = make_sampler(settings["sampler"], _continued_seed(seed, len(study.trials)), space.grid())
     started = time.monotonic()
 
     def score(estimator: Any, X_val: Any, y_val: Any) -> float:
@@ -295,6 +300,11 @@ def ensemble_record(choice: Any) -> dict[str, Any]:
             "val_score": float(ensemble.val_score), "used": bool(choice.used), "alone": alone,
             "gain": float(choice.gain) if np.isfinite(choice.gain) else None,
             "best_single": choice.best_single, "summary": ensemble.summary()}
+
+
+def _continued_seed(seed: int, n_trials: int) -> int:
+    """The sampler's seed for a study that already holds ``n_trials`` trials."""
+    return int.from_bytes(hashlib.sha256(f"{seed}:{n_trials}".encode()).digest()[:4], "little")
 
 
 def _best_so_far(study: optuna.Study, search: Search, budget: Any) -> tuple[Any, float, int | None]:
