@@ -545,3 +545,31 @@ def test_regression_target_errors_name_row():
     with pytest.raises(DataError, match="y row 2: 'abc' is not a number"):
         regression_target(np.array([1.0, "abc"], dtype=object))
     np.testing.assert_array_equal(regression_target(np.array([1, 2])), [[1.0], [2.0]])
+
+
+def test_missing_markers_in_a_dataframe_are_missing_values_at_fit_and_predict():
+    # Issue 14 (fault 4): what pandas' read_csv reads as missing is missing in a DataFrame too.
+    from archtune import NeuralRegressor
+    from archtune.data.preprocess import MISSING_MARKERS
+
+    rng = np.random.default_rng(0)
+    n = 300
+    x = rng.normal(size=n)
+    markers = ["", "   ", "nan", "NA", "null", "N/A", "None", "<NA>"]
+    column = pd.Series(x, dtype=object)
+    column[: len(markers)] = markers
+    X = pd.DataFrame({"x": column, "z": rng.normal(size=n)})
+    y = 2 * x + X["z"].to_numpy()
+    model = NeuralRegressor(max_epochs=3, random_state=0).fit(X, y)
+    # The column is numeric with a missing-value indicator, exactly as with NaN in its place.
+    with_nan = X.assign(x=pd.to_numeric(column.mask(column.map(lambda v: str(v).strip() in MISSING_MARKERS)),
+                                       errors="raise"))
+    same = NeuralRegressor(max_epochs=3, random_state=0).fit(with_nan, y)
+    assert model.preprocessor_.numeric_ == same.preprocessor_.numeric_ == ["x", "z"]
+    assert model.preprocessor_.indicators_ == same.preprocessor_.indicators_ == ["x"]
+    np.testing.assert_allclose(model.predict(X), same.predict(with_nan), rtol=1e-6)
+    # Real junk keeps its named error.
+    junk = X.copy()
+    junk.loc[10, "x"] = "12 kg"
+    with pytest.raises(DataError, match=r"column 'x'.*'12 kg' is not a number"):
+        NeuralRegressor(max_epochs=1).fit(junk, y)

@@ -97,8 +97,31 @@ def row_label(index: pd.Index, position: int) -> str:
     return f"row {label!r}"
 
 
+# The strings pandas' read_csv reads as missing (its default na_values), plus blank strings:
+# the same markers mean "missing" in a DataFrame given to archtune, at fit and predict time.
+MISSING_MARKERS = frozenset({"", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND",
+                             "1.#QNAN", "<NA>", "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null"})
+
+
+def is_missing_marker(value: Any) -> bool:
+    """Whether ``value`` is a string that pandas' readers take for a missing value (blank
+    or whitespace-only strings included)."""
+    return isinstance(value, str) and value.strip() in MISSING_MARKERS
+
+
+def missing_mask(series: pd.Series) -> pd.Series:
+    """Missing values of a column: NaN/None/NA, and in text columns the missing markers."""
+    missing = series.isna()
+    if series.dtype == object:
+        missing |= series.map(is_missing_marker).astype(bool)
+    return missing
+
+
 def _to_numeric(series: pd.Series, where: str) -> pd.Series | None:
-    """The column as float64, or None if it is categorical. Raises on a stray non-number."""
+    """The column as float64, or None if it is categorical. Raises on a stray non-number.
+    Missing markers ("", "NA", "null", ...: `MISSING_MARKERS`) are missing values."""
+    if series.dtype == object:
+        series = series.mask(series.map(is_missing_marker).astype(bool))
     # Plain and nullable ("boolean") booleans alike are categorical, never 0/1 numbers.
     if pd.api.types.is_bool_dtype(series.dtype) or isinstance(series.dtype, pd.CategoricalDtype):
         return None
@@ -334,7 +357,7 @@ class Preprocessor:
             arr = values.to_numpy(dtype="float64")
             _check_finite(arr, name, frame.index, where)
             numeric[:, j] = np.where(np.isnan(arr), self.medians_[j], arr)
-        missing = {name: frame[name].isna().to_numpy() for name in self.indicators_}
+        missing = {name: missing_mask(frame[name]).to_numpy() for name in self.indicators_}
         blocks.append(self._scale(numeric))
         self._check_representable(blocks[0], numeric, frame.index, where)
         if self.indicators_:
