@@ -212,6 +212,15 @@ class AutoNeuralClassifier(ClassifierMixin, _AutoBase):
         """Class probabilities of shape (n_samples, n_classes), from ``final_estimator_``."""
         return self.final_estimator_.predict_proba(X)
 
+    def score(self, X: Any, y: Any, sample_weight: Any = None) -> float:
+        """Accuracy of ``predict(X)``; labels held in an object array of numbers compare as
+        those numbers."""
+        from sklearn.metrics import accuracy_score
+
+        from archtune.data.target import plain_labels, target_array
+
+        return float(accuracy_score(plain_labels(target_array(y)), self.predict(X), sample_weight=sample_weight))
+
     @property
     def classes_(self) -> np.ndarray:
         check_is_fitted(self, "best_estimator_")

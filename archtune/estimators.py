@@ -377,6 +377,15 @@ class NeuralClassifier(ClassifierMixin, _NeuralBase):
             return self.classes_[(logits[:, 0] > 0).long().numpy()]
         return self.classes_[logits.argmax(dim=1).numpy()]
 
+    def score(self, X: Any, y: Any, sample_weight: Any = None) -> float:
+        """Accuracy of ``predict(X)`` against ``y`` of shape (n_samples,); labels held in an
+        object array of numbers compare as those numbers."""
+        from sklearn.metrics import accuracy_score
+
+        from archtune.data.target import plain_labels, target_array
+
+        return float(accuracy_score(plain_labels(target_array(y)), self.predict(X), sample_weight=sample_weight))
+
 
 class NeuralRegressor(RegressorMixin, _NeuralBase):
     __doc__ = ("A feed-forward network for regression (one or several outputs), with expert\n"

@@ -573,3 +573,20 @@ def test_missing_markers_in_a_dataframe_are_missing_values_at_fit_and_predict():
     junk.loc[10, "x"] = "12 kg"
     with pytest.raises(DataError, match=r"column 'x'.*'12 kg' is not a number"):
         NeuralRegressor(max_epochs=1).fit(junk, y)
+
+
+def test_integer_labels_in_an_object_array_come_back_as_integers():
+    # Issue 14 (fault 5): labels in the type a user compares them with.
+    from archtune import NeuralClassifier
+
+    rng = np.random.default_rng(0)
+    X = pd.DataFrame({"a": rng.normal(size=200), "b": rng.normal(size=200)})
+    words = pd.Series(np.where(X["a"] > 0, "yes", "no"))
+    y = words.replace({"no": 0, "yes": 1})
+    assert y.dtype == object  # what pandas gives
+    model = NeuralClassifier(max_epochs=3, random_state=0).fit(X, y)
+    assert model.classes_.dtype.kind == "i" and model.classes_.tolist() == [0, 1]
+    assert model.predict(X).dtype.kind == "i"
+    assert 0.5 < model.score(X, y) <= 1.0
+    same = NeuralClassifier(max_epochs=3, random_state=0).fit(X, y.astype("int64"))
+    np.testing.assert_array_equal(model.predict_proba(X), same.predict_proba(X))

@@ -40,10 +40,24 @@ def target_array(y: Any, what: str = "y") -> np.ndarray:
     return arr
 
 
+def plain_labels(y: np.ndarray) -> np.ndarray:
+    """Labels in the type a user compares them with: an object array holding only integers,
+    booleans or floats (``pd.Series(['a', 'b']).replace({'a': 0, 'b': 1})``) becomes an array
+    of that type; strings and mixed labels stay as they are."""
+    if y.dtype != object or not len(y):
+        return y
+    inferred = pd.Series(y.ravel()).infer_objects()
+    if inferred.dtype.kind in "iubf":
+        return inferred.to_numpy().reshape(y.shape)
+    return y
+
+
 def encode_classes(y: np.ndarray, what: str = "y") -> tuple[np.ndarray, np.ndarray]:
-    """(classes, codes): sorted distinct labels and each row's index into them."""
+    """(classes, codes): sorted distinct labels and each row's index into them (object arrays
+    of numbers or booleans as their own type: `plain_labels`)."""
     if y.ndim != 1:
         raise DataError(f"{what} must be 1-dimensional for classification; got shape {y.shape}")
+    y = plain_labels(y)
     missing = pd.isna(y) if y.dtype.kind in "fcOUS" else np.zeros(len(y), bool)
     if np.any(missing):
         raise DataError(f"{what} {_row(int(np.flatnonzero(missing)[0]))}: the target is missing (NaN or empty)")
@@ -138,6 +152,7 @@ class ClassificationTarget:
 
     def encode(self, y: np.ndarray, what: str) -> np.ndarray:
         """Codes of labels seen in fit; an unseen label is a DataError."""
+        y = plain_labels(np.asarray(y))
         known = set(self.classes.tolist())
         unknown = [c for c in (np.unique(y) if len(y) else []) if c not in known]
         if unknown:
