@@ -180,9 +180,23 @@ class _AutoBase(BaseEstimator):
         self.ensemble_candidates_ = result.ensemble_library
         self.bag_ = result.bag
         self.n_features_in_ = self.best_estimator_.n_features_in_
-        if hasattr(self.best_estimator_, "feature_names_in_"):
+        # A table without column names (a NumPy array) is searched under generated names
+        # (x0, x1, ...); predictions on arrays get them back, so no feature-name warning is
+        # raised that the user did not cause, and no names are claimed that X never had.
+        self.generated_names_ = None
+        if not _has_names(X) and np.ndim(X) == 2:
+            self.generated_names_ = [f"x{i}" for i in range(np.shape(X)[1])]
+        elif hasattr(self.best_estimator_, "feature_names_in_"):
             self.feature_names_in_ = self.best_estimator_.feature_names_in_
         return self
+
+    def _table(self, X: Any) -> Any:
+        names = getattr(self, "generated_names_", None)
+        if names is not None and not _has_names(X) and np.ndim(X) == 2 and np.shape(X)[1] == len(names):
+            import pandas as pd
+
+            return pd.DataFrame(np.asarray(X), columns=names)
+        return X
 
     # ------------------------------------------------------------------ delegation
 
@@ -199,7 +213,13 @@ class _AutoBase(BaseEstimator):
 
     def predict(self, X: Any) -> np.ndarray:
         """Labels or values of shape (n_samples,), from ``final_estimator_``."""
-        return self.final_estimator_.predict(X)
+        return self.final_estimator_.predict(self._table(X))
+
+
+def _has_names(X: Any) -> bool:
+    """Whether X is a table with string column names (a DataFrame)."""
+    columns = getattr(X, "columns", None)
+    return columns is not None and all(isinstance(c, str) for c in columns)
 
 
 class AutoNeuralClassifier(ClassifierMixin, _AutoBase):
@@ -210,7 +230,7 @@ class AutoNeuralClassifier(ClassifierMixin, _AutoBase):
 
     def predict_proba(self, X: Any) -> np.ndarray:
         """Class probabilities of shape (n_samples, n_classes), from ``final_estimator_``."""
-        return self.final_estimator_.predict_proba(X)
+        return self.final_estimator_.predict_proba(self._table(X))
 
     def score(self, X: Any, y: Any, sample_weight: Any = None) -> float:
         """Accuracy of ``predict(X)``; labels held in an object array of numbers compare as

@@ -427,3 +427,20 @@ def test_a_continued_search_draws_new_configurations_reproducibly(tmp_path, popu
     # The same continuation from the same start draws the same configurations.
     run("b.db", 3)
     assert run("b.db", 6) == continued
+
+
+def test_a_search_on_arrays_predicts_arrays_without_feature_name_warnings():
+    # Issue 14 (fault 6): no warning the user did not cause.
+    import warnings
+
+    X, y = load_shared("magic.tsv.gz", n=400)
+    arrays = X.to_numpy()
+    model = AutoNeuralClassifier(budget=2, space={"max_epochs": 2, "units": 16, "hidden_layers": 1},
+                                 random_state=0).fit(arrays, y.to_numpy())
+    assert not hasattr(model, "feature_names_in_") and model.n_features_in_ == X.shape[1]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        predicted = model.predict(arrays[:20])
+        model.predict_proba(arrays[:20])
+        model.score(arrays[:20], y.to_numpy()[:20])
+    assert predicted.shape == (20,)
