@@ -134,3 +134,29 @@ def test_short_curves_see_their_falls_and_rises(losses, descended):
     assert result.lrs[0] <= result.suggestion <= result.largest_stable
     if not descended:  # the loss rose at the third step: the second rate was the last stable one
         assert result.largest_stable == pytest.approx(result.lrs[1])
+
+
+@pytest.mark.parametrize("outcome", ["diverged", "flat"])
+def test_auto_learning_rate_falls_back_with_a_warning_when_the_finder_cannot_decide(monkeypatch, outcome):
+    # Issue 14 (fault 9): a finder that cannot decide must not fail the fit (the user never
+    # set start_lr) nor hand it the bottom of its range.
+    import numpy as np
+
+    from archtune import NeuralClassifier
+    from archtune.doctor import lr_finder
+    from archtune.errors import InvalidParameterError
+
+    def undecided(prepared):
+        if outcome == "diverged":
+            raise InvalidParameterError("the loss diverged at once (learning rate 1e-07); lower start_lr")
+        return lr_finder.LRFinderResult("range", lrs=[1e-7, 2e-7, 4e-7], losses=[1, 1, 1], smoothed=[1, 1, 1],
+                                        suggestion=1e-7, descended=False)
+
+    monkeypatch.setattr(lr_finder, "find_on_prepared", undecided)
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(200, 5))
+    y = np.zeros(200, int)
+    y[17] = 1
+    with pytest.warns(RuntimeWarning, match="could not decide"):
+        model = NeuralClassifier(learning_rate="auto", max_epochs=2, random_state=0).fit(X, y)
+    assert model.learning_rate_ == lr_finder.FALLBACK_LEARNING_RATE

@@ -24,6 +24,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import math
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -155,12 +156,35 @@ def find_on_prepared(prepared: Prepared, *, method: str = "range", start_lr: flo
         return _divide_by_three(module, prepared.train_config, loss_fn, batches, end_lr, probe_steps)
 
 
+# learning_rate="auto" when the finder cannot decide: the estimators' default rate.
+FALLBACK_LEARNING_RATE = 2e-3
+# A suggestion within this factor of the first rate tried, from a curve that never descended,
+# is no decision.
+BOTTOM_OF_RANGE = 10.0
+
+
 def resolve_learning_rate(prepared: Prepared) -> Prepared:
     """With ``learning_rate="auto"``, the prepared fit with the finder's suggestion (the range
-    test on the prepared training rows); otherwise ``prepared`` unchanged."""
+    test on the prepared training rows); otherwise ``prepared`` unchanged.
+
+    When the finder cannot decide (the loss never descended over the range, or it diverged at
+    the first rates: a degenerate target, say), the fit uses FALLBACK_LEARNING_RATE and warns
+    why; the user never set the finder's ``start_lr``, so its error is not theirs to fix."""
     if not prepared.auto_lr:
         return prepared
-    return prepared.with_learning_rate(find_on_prepared(prepared).suggestion)
+    try:
+        result = find_on_prepared(prepared)
+    except InvalidParameterError as exc:
+        reason = str(exc).split(";")[0]
+    else:
+        # A curve that never descended and points at the bottom of the range tried says only
+        # that nothing was learned there (a target with one positive row in 200, say).
+        if result.descended or result.suggestion > BOTTOM_OF_RANGE * result.lrs[0]:
+            return prepared.with_learning_rate(result.suggestion)
+        reason = f"the loss did not descend, and the only stable rates were near {result.lrs[0]:g}"
+    warnings.warn(f"learning_rate='auto': the learning-rate finder could not decide ({reason}); using "
+                  f"learning_rate={FALLBACK_LEARNING_RATE:g}", RuntimeWarning, stacklevel=3)
+    return prepared.with_learning_rate(FALLBACK_LEARNING_RATE)
 
 
 def _batches(prepared: Prepared):
@@ -213,7 +237,8 @@ def _range_test(module, config, loss_fn, batches, start_lr, end_lr, num_steps, s
         result.losses.append(loss)
         result.smoothed.append(smoothed)
         best = min(best, smoothed)
-        if smoothed > divergence * best:
+        # The first steps' losses are single batches: one noisy batch is not divergence.
+        if smoothed > divergence * best and len(result.lrs) > REFERENCE_STEPS:
             break
     if len(result.lrs) < 3:
         raise InvalidParameterError(f"the loss diverged at once (learning rate {start_lr:g}); lower start_lr")
