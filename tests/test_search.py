@@ -444,3 +444,46 @@ def test_a_search_on_arrays_predicts_arrays_without_feature_name_warnings():
         model.predict_proba(arrays[:20])
         model.score(arrays[:20], y.to_numpy()[:20])
     assert predicted.shape == (20,)
+
+
+def test_a_stored_study_continues_with_its_own_space_or_names_what_changed(tmp_path):
+    # Issue 14 (fault 2): a changed space on an existing study is a named error; no space
+    # given means the stored one.
+    X, y = load_shared("magic.tsv.gz", n=400)
+    storage = f"sqlite:///{tmp_path / 's.db'}"
+    first = {"max_epochs": 2, "hidden_layers": 1, "activation": ["relu", "gelu"], "units": (16, 64)}
+
+    def search(space, budget):
+        return AutoNeuralClassifier(budget=budget, space=space, storage=storage, baselines=False, ensemble=False,
+                                    random_state=0).fit(X, y)
+
+    search(first, 2)
+    for changed, named in (({**first, "activation": ["relu"]}, "activation"),
+                           ({**first, "units": (16, 32)}, "units: 16..64 -> 16..32"),
+                           ({**first, "max_epochs": 3}, "max_epochs")):
+        with pytest.raises(InvalidParameterError, match=f"another space .*{re.escape(named)}"):
+            search(changed, 3)
+    model = search("default", 4)  # no space given: the stored one
+    configs = [trial_config(t) for t in model.study_.trials if t.state.is_finished()]
+    assert len(configs) == 4
+    assert all(c["activation"] in ("relu", "gelu") and 16 <= c["units"] <= 64 for c in configs)
+
+
+def test_readme_resume_lines_work_as_written(tmp_path):
+    # The README resumes a search started with --space flags without repeating them.
+    X, y = load_shared("magic.tsv.gz", n=400)
+    data = tmp_path / "data.csv"
+    X.assign(price=y).to_csv(data, index=False)
+    out = tmp_path / "price-search2"
+    base = [sys.executable, "-m", "archtune", "tune", str(data), "--target", "price", "--out", str(out), "-q",
+            "--no-baselines", "--set", "max_epochs=2"]
+    first = subprocess.run(base + ["--trials", "2", "--space", "activation=relu,gelu", "--space", "units=32..256"],
+                           capture_output=True, text=True, timeout=600)
+    assert first.returncode == 0, first.stderr[-2000:]
+    resumed = subprocess.run([sys.executable, "-m", "archtune", "tune", str(data), "--target", "price", "--trials",
+                              "3", "--out", str(out), "--resume", "-q", "--no-baselines"],
+                             capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    study = optuna.load_study(study_name="archtune", storage=f"sqlite:///{out / 'study.db'}")
+    configs = [trial_config(t) for t in study.trials if t.state.is_finished()]
+    assert len(configs) == 3 and all(c["activation"] in ("relu", "gelu") for c in configs)

@@ -164,11 +164,13 @@ def _search(task: str, frame: pd.DataFrame, images: Any, y: np.ndarray, kinds: d
         sampler=make_sampler(settings["sampler"], seed, space.grid()),
         pruner=make_pruner(settings["pruner"], space.max_epochs), load_if_exists=True)
     _check_study_matches(study, frame, task, settings["storage"])
+    space = _space_of_study(study, space, settings)
     if study.trials:
         # A continued or resumed study: a sampler seeded as the first run's would draw the
         # first run's configurations again. Seeded by the trials already there, it draws new
         # ones, and the same continuation draws the same ones.
         study.sampler = make_sampler(settings["sampler"], _continued_seed(seed, len(study.trials)), space.grid())
+        study.pruner = make_pruner(settings["pruner"], space.max_epochs)
     started = time.monotonic()
 
     def score(estimator: Any, X_val: Any, y_val: Any) -> float:
@@ -300,6 +302,30 @@ def ensemble_record(choice: Any) -> dict[str, Any]:
             "val_score": float(ensemble.val_score), "used": bool(choice.used), "alone": alone,
             "gain": float(choice.gain) if np.isfinite(choice.gain) else None,
             "best_single": choice.best_single, "summary": ensemble.summary()}
+
+
+def _space_of_study(study: optuna.Study, space: SearchSpace, settings: Mapping[str, Any]) -> SearchSpace:
+    """The space to search: a new study stores ``space``; a stored study continues with the
+    space it was run with. Given no space (the default, or no --space/--set flags), the stored
+    one is reused; given a different one on purpose, the error names what changed, since
+    trials of two spaces cannot be compared (and Optuna refuses changed choices)."""
+    from archtune.tune.stored_space import space_differences, space_from_record, space_record
+
+    record = space_record(space)
+    stored = study.user_attrs.get("space")
+    if stored is None:
+        study.set_user_attr("space", record)
+        return space
+    if stored == record:
+        return space
+    requested = settings["space"]
+    if (isinstance(requested, str) and requested == "default") or (isinstance(requested, Mapping) and not requested):
+        return space_from_record(stored)
+    changes = "; ".join(space_differences(stored, record))
+    raise InvalidParameterError(
+        f"study {study.study_name!r} in {settings['storage']} was searched over another space ({changes}); "
+        "to continue it, give the same space or none (the stored one is then reused); to search this space, "
+        "use another study_name or --out")
 
 
 def _continued_seed(seed: int, n_trials: int) -> int:
