@@ -590,3 +590,19 @@ def test_integer_labels_in_an_object_array_come_back_as_integers():
     assert 0.5 < model.score(X, y) <= 1.0
     same = NeuralClassifier(max_epochs=3, random_state=0).fit(X, y.astype("int64"))
     np.testing.assert_array_equal(model.predict_proba(X), same.predict_proba(X))
+
+
+def test_a_boolean_among_numbers_is_a_number_whatever_the_container():
+    # Issue 14 (fault 3): a float column in an object array with one Python True stays numeric.
+    from archtune.data.preprocess import infer_column_kinds
+
+    rng = np.random.default_rng(0)
+    values = rng.normal(size=50).astype(object)
+    values[3] = True
+    values[7] = False
+    frame = pd.DataFrame({"x": values, "flag": [True, False] * 25, "mixed": ["a", True] * 25})
+    kinds = infer_column_kinds(frame)
+    assert kinds == {"x": "numeric", "flag": "categorical", "mixed": "categorical"}
+    pre = Preprocessor().fit(frame[["x"]], {"x": "numeric"})
+    as_numbers = frame[["x"]].assign(x=[float(v) for v in values])
+    np.testing.assert_allclose(pre.transform(frame[["x"]]), pre.transform(as_numbers))

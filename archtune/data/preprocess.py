@@ -133,9 +133,15 @@ def _to_numeric(series: pd.Series, where: str) -> pd.Series | None:
     if not present.any():
         return pd.Series(np.nan, index=series.index, name=series.name)
     values = series[present]
-    # Booleans and strings are categorical; but an object column of Python numbers is numeric.
-    if values.map(lambda v: isinstance(v, (bool, np.bool_))).any():
-        return None
+    # A column of booleans (or booleans and strings) is categorical; an object column of Python
+    # numbers is numeric, and booleans among numbers are the numbers 1 and 0 (a single True in
+    # a float column must not turn every value into a category).
+    boolean = values.map(lambda v: isinstance(v, (bool, np.bool_))).to_numpy(dtype=bool)
+    if boolean.any():
+        if boolean.all() or pd.to_numeric(values[~boolean], errors="coerce").isna().any():
+            return None
+        series = series.map(lambda v: float(v) if isinstance(v, (bool, np.bool_)) else v)
+        values = series[present]
     parsed = pd.to_numeric(values, errors="coerce")
     bad = parsed.isna()
     if not bad.any():
