@@ -606,3 +606,25 @@ def test_a_boolean_among_numbers_is_a_number_whatever_the_container():
     pre = Preprocessor().fit(frame[["x"]], {"x": "numeric"})
     as_numbers = frame[["x"]].assign(x=[float(v) for v in values])
     np.testing.assert_allclose(pre.transform(frame[["x"]]), pre.transform(as_numbers))
+
+
+def test_missing_markers_in_a_categorical_column_are_missing_values_everywhere():
+    # Issue 14 (fault 4), categorical columns: the same markers are missing, not levels, in the
+    # preprocessor, the baselines' typing and the LightGBM encoding.
+    from archtune.data.preprocess import infer_column_kinds
+    from archtune.ensemble.gbm import TableEncoding
+    from archtune.tune.baselines import _typed
+
+    colour = pd.Series(["red", "blue", "", "NA", " ", "null", "red", None, "green", "n/a"] * 10, dtype=object)
+    frame = pd.DataFrame({"colour": colour})
+    kinds = infer_column_kinds(frame)
+    assert kinds == {"colour": "categorical"}
+    pre = Preprocessor(categorical="embedding").fit(frame, kinds)
+    assert sorted(pre.categories_["colour"]) == ["blue", "green", "red"]
+    codes = pre.transform(frame)[:, -1]
+    missing = colour.isna() | colour.str.strip().isin(["", "NA", "null", "n/a"])
+    assert np.all(codes[missing.to_numpy()] == 0) and np.all(codes[~missing.to_numpy()] > 0)
+    assert _typed(frame, kinds)["colour"].isna().tolist() == missing.tolist()
+    encoding = TableEncoding.fit(frame, kinds)
+    assert encoding.levels["colour"] == ["blue", "green", "red"]
+    assert np.isnan(encoding.transform(frame)[:, 0]).tolist() == missing.tolist()

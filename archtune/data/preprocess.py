@@ -337,7 +337,7 @@ class Preprocessor:
 
     def _fit_categorical(self, name: str, values: pd.Series) -> None:
         self.categorical_.append(name)
-        present = values[values.notna()].map(category_key)
+        present = values[~missing_mask(values)].map(category_key)
         # Most frequent first, so codes are stable and the commonest levels get small codes.
         self.categories_[name] = list(present.value_counts(sort=True).index)
         if self.categorical == "onehot" or (self.categorical == "auto"
@@ -419,7 +419,7 @@ class Preprocessor:
 
     def _codes(self, values: pd.Series, name: str) -> np.ndarray:
         lookup = {c: i + 1 for i, c in enumerate(self.categories_[name])}
-        present = values.notna().to_numpy()
+        present = ~missing_mask(values).to_numpy()
         out = np.zeros(len(values), dtype="int64")
         out[present] = [lookup.get(category_key(v), 0) for v in values.to_numpy()[present]]
         return out

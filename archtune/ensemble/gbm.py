@@ -14,6 +14,8 @@ import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 
+from archtune.data.preprocess import is_missing_marker, missing_mask
+
 
 def require_lightgbm() -> Any:
     try:
@@ -38,7 +40,7 @@ class TableEncoding:
         levels = {}
         for name in columns:
             if kinds.get(name, "numeric") == "categorical":
-                present = frame[name].dropna().map(str)
+                present = frame[name][~missing_mask(frame[name])].map(str)
                 levels[name] = sorted(present.unique().tolist())
         return cls(columns, levels)
 
@@ -59,8 +61,8 @@ class TableEncoding:
             column = frame[name]
             if name in self.levels:
                 index = {level: float(i) for i, level in enumerate(self.levels[name])}
-                out[:, j] = column.map(lambda v: np.nan if pd.isna(v) else index.get(str(v), np.nan)).to_numpy(
-                    dtype="float64")
+                out[:, j] = column.map(lambda v: np.nan if pd.isna(v) or is_missing_marker(v)
+                                       else index.get(str(v), np.nan)).to_numpy(dtype="float64")
             else:
                 out[:, j] = pd.to_numeric(column, errors="coerce").to_numpy(dtype="float64")
         return out

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from archtune.data.preprocess import is_missing_marker
 from archtune.errors import DataError
 
 
@@ -83,7 +84,7 @@ def _typed(frame: pd.DataFrame, kinds: dict[str, str]) -> pd.DataFrame:
         if kinds.get(str(c)) == "numeric":
             out[c] = pd.to_numeric(out[c], errors="coerce")
         else:
-            out[c] = out[c].map(lambda v: v if pd.isna(v) else str(v)).astype(object)
+            out[c] = out[c].map(lambda v: np.nan if pd.isna(v) or is_missing_marker(v) else str(v)).astype(object)
     return out
 
 
