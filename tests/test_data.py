@@ -628,3 +628,20 @@ def test_missing_markers_in_a_categorical_column_are_missing_values_everywhere()
     encoding = TableEncoding.fit(frame, kinds)
     assert encoding.levels["colour"] == ["blue", "green", "red"]
     assert np.isnan(encoding.transform(frame)[:, 0]).tolist() == missing.tolist()
+
+
+def test_numeric_columns_transform_as_one_block_exactly_as_column_by_column():
+    # Issue 14 (fault 7): numeric-dtype columns convert as one block; the result equals the
+    # column-by-column path (object columns, and a block with an infinity, take that path).
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame(rng.normal(size=(60, 6)), columns=[f"c{i}" for i in range(6)])
+    frame.iloc[::7, 2] = np.nan
+    frame["c4"] = frame["c4"].astype(object)  # an object column of numbers: the slow path
+    kinds = {c: "numeric" for c in frame.columns}
+    pre = Preprocessor().fit(frame, kinds)
+    by_column = pre.transform(frame.astype(object))  # every column through the per-column path
+    np.testing.assert_allclose(pre.transform(frame), by_column)
+    broken = frame.copy()
+    broken.iloc[5, 1] = np.inf
+    with pytest.raises(DataError, match=r"column 'c1'.*is infinite"):
+        pre.transform(broken)

@@ -76,8 +76,9 @@ def column_differences(fitted: list[str], given: list[str]) -> tuple[list[str], 
     columns of ``given`` that were not fitted."""
     from archtune.errors import nearest
 
-    missing = [c for c in fitted if c not in given]
-    extra = [c for c in given if c not in fitted]
+    given_set, fitted_set = set(given), set(fitted)  # sets: tables may have thousands of columns
+    missing = [c for c in fitted if c not in given_set]
+    extra = [c for c in given if c not in fitted_set]
     hint = nearest(missing[0], extra) if missing and extra else ""
     return missing, hint, extra
 
@@ -356,7 +357,23 @@ class Preprocessor:
         n = len(frame)
         blocks: list[np.ndarray] = []
         numeric = np.empty((n, len(self.numeric_)), dtype="float64")
+        # Columns already of a numeric dtype convert as one block (a table of thousands of
+        # columns predicts one row in milliseconds); the others, and any block holding an
+        # infinity (whose error names the column and row), go column by column.
+        dtypes = dict(frame.dtypes.items())
+        fast = [j for j, name in enumerate(self.numeric_)
+                if pd.api.types.is_numeric_dtype(dtypes[name]) and not pd.api.types.is_bool_dtype(dtypes[name])]
+        if fast:
+            block = frame[[self.numeric_[j] for j in fast]].to_numpy(dtype="float64")
+            if np.isinf(block).any():
+                fast = []
+            else:
+                medians = np.asarray(self.medians_, dtype="float64")[fast]
+                numeric[:, fast] = np.where(np.isnan(block), medians, block)
+        done = set(fast)
         for j, name in enumerate(self.numeric_):
+            if j in done:
+                continue
             values = _to_numeric(frame[name], where)
             if values is None:
                 raise DataError(f"{where}: column {name!r} was numeric when the model was fitted but now holds text")
