@@ -368,8 +368,7 @@ class Preprocessor:
             if np.isinf(block).any():
                 fast = []
             else:
-                medians = np.asarray(self.medians_, dtype="float64")[fast]
-                numeric[:, fast] = np.where(np.isnan(block), medians, block)
+                numeric[:, fast] = block
         done = set(fast)
         for j, name in enumerate(self.numeric_):
             if j in done:
@@ -379,12 +378,16 @@ class Preprocessor:
                 raise DataError(f"{where}: column {name!r} was numeric when the model was fitted but now holds text")
             arr = values.to_numpy(dtype="float64")
             _check_finite(arr, name, frame.index, where)
-            numeric[:, j] = np.where(np.isnan(arr), self.medians_[j], arr)
-        missing = {name: missing_mask(frame[name]).to_numpy() for name in self.indicators_}
+            numeric[:, j] = arr
+        # NaN after conversion is exactly what is missing (NaN, None, or a missing marker): the
+        # indicators read it, then the medians fill it.
+        absent = np.isnan(numeric)
+        numeric = np.where(absent, np.asarray(self.medians_, dtype="float64"), numeric)
         blocks.append(self._scale(numeric))
         self._check_representable(blocks[0], numeric, frame.index, where)
         if self.indicators_:
-            blocks.append(np.column_stack([missing[name] for name in self.indicators_]).astype("float64"))
+            position = {name: j for j, name in enumerate(self.numeric_)}
+            blocks.append(absent[:, [position[name] for name in self.indicators_]].astype("float64"))
         onehot = set(self.onehot_)
         for name in self.onehot_:
             k = len(self.categories_[name])

@@ -161,7 +161,8 @@ class EnsembleLibrary:
         best = int(np.nanargmax(singles)) if any(math.isfinite(s) for s in singles) else 0
         gains = []
         if len(self.y_val) >= 4:
-            for selected_on, held_out in (self._halves(), self._halves()[::-1]):
+            halves = self._halves()
+            for selected_on, held_out in (halves, halves[::-1]):
                 weights = select_weights([p[selected_on] for p in predictions], self.targets[selected_on], self.task)
                 ensemble_score = self._score(combine(predictions, weights), held_out)
                 on_half = [self._score(p, selected_on) for p in predictions]

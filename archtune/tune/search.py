@@ -283,10 +283,12 @@ def _ensemble_library(task: str, search: Search, baselines: list[Any], split: Sp
     if bag is not None and frame.index.is_unique:
         members.insert(0, Member(name, bag.ensemble, "bag", bag.oof_score))
         given[name] = bag.oof[frame.index.get_indexer(split.X_val.index)]
-    members += [Member(b.name, b.model, "lightgbm" if b.name == "lightgbm" and hasattr(b.model, "booster_")
-                       else "baseline", b.score)
-                for b in sorted(baselines, key=lambda b: -b.score if np.isfinite(b.score) else np.inf)
-                if b.model is not None and b.error is None]
+    from archtune.ensemble.gbm import LightGBMTableClassifier, LightGBMTableRegressor
+
+    fitted = sorted((b for b in baselines if b.model is not None and b.error is None), key=lambda b: -b.score)
+    members += [Member(b.name, b.model, "lightgbm" if isinstance(b.model, (LightGBMTableClassifier,
+                                                                            LightGBMTableRegressor)) else "baseline",
+                       b.score) for b in fitted]
     if not members:
         return None
     classes = np.unique(y) if task == "classification" else None
