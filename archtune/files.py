@@ -31,6 +31,9 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     except OSError as exc:
         raise _save_error(path, exc) from exc
     try:
+        # mkstemp creates the file private (0600); a saved file gets the mode any new file
+        # would: 0666 less the umask, as open() gives.
+        os.fchmod(fd, 0o666 & ~_umask())
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()
@@ -45,6 +48,21 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
             raise _save_error(path, exc) from exc
         raise
     _fsync_dir(path.parent)
+
+
+def _umask() -> int:
+    """The process's umask, read without changing it where Linux shows it (os.umask can only
+    be read by setting it, which would race with other threads creating files)."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def _save_error(path: Path, exc: OSError) -> SaveError:

@@ -14,6 +14,7 @@ import errno
 import io
 import json
 import os
+import stat
 import subprocess
 import sys
 import textwrap
@@ -269,3 +270,18 @@ def test_full_disk_through_the_cli_is_one_line_and_leaves_nothing(table, tmp_pat
     assert len(lines) == 1 and "Traceback" not in result.output
     assert lines[0].startswith(f"archtune: error: {tmp_path / 'run'}") and "no space left on device" in lines[0]
     assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o077, 0o002])
+def test_saved_files_get_the_mode_the_umask_gives(two_models, tmp_path, umask):
+    models, _ = two_models
+    previous = os.umask(umask)
+    try:
+        archtune.save(models[0], tmp_path / "run")
+        atomic_write_bytes(tmp_path / "run" / "leaderboard.csv", b"rank\n")
+    finally:
+        os.umask(previous)
+    files = [p for p in (tmp_path / "run").iterdir() if p.is_file()]
+    assert len(files) >= 3  # weights, JSON, leaderboard
+    for path in files:
+        assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~umask, path.name

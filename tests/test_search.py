@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -304,9 +305,15 @@ def test_tune_cli_end_to_end_with_baselines_and_verdict(tmp_path):
     from archtune.cli import cli
 
     out = tmp_path / "bc"
-    result = CliRunner().invoke(cli, ["tune", "breast_cancer", "--trials", "3", "--set", "max_epochs=8", "-q",
+    result = CliRunner().invoke(cli, ["tune", "breast_cancer", "--budget", "3", "--set", "max_epochs=8", "-q",
                                       "--out", str(out)])
     assert result.exit_code == 0, result.output
+    assert "budget 3 trials" in result.output  # a plain number is a trial count, and says so
+    saved = json.loads((out / "metrics.json").read_text())["network"]
+    assert re.fullmatch(r"network #\d+('s configuration refitted on all rows \(\d+ epochs?\)| as trained in its "
+                        r"trial \(its best validation epoch\))", saved), saved
+    info = CliRunner().invoke(cli, ["info", str(out)])
+    assert f"saved:        {saved}" in info.output
     assert "best baseline" in result.output and "logistic_regression" in result.output
     assert any(s in result.output for s in ("beats the best baseline", "does NOT beat", "ties with the best baseline"))
     again = CliRunner().invoke(cli, ["tune", "breast_cancer", "--trials", "3", "--out", str(out)])
@@ -487,3 +494,54 @@ def test_readme_resume_lines_work_as_written(tmp_path):
     study = optuna.load_study(study_name="archtune", storage=f"sqlite:///{out / 'study.db'}")
     configs = [trial_config(t) for t in study.trials if t.state.is_finished()]
     assert len(configs) == 3 and all(c["activation"] in ("relu", "gelu") for c in configs)
+
+
+def _diverging_first(monkeypatch, calls):
+    """The search's refits (archtune.tune.search.train) diverge on their first call: the way a
+    configuration stable on 80% of the rows can blow up on all of them."""
+    import archtune.tune.search as search_module
+
+    real = search_module.train
+
+    def train(prepared, callbacks=()):
+        calls.append(prepared)
+        if len(calls) == 1:
+            raise archtune.TrainingDivergedError("training diverged at epoch 3: train_loss became nan")
+        return real(prepared, callbacks)
+
+    monkeypatch.setattr(search_module, "train", train)
+
+
+def test_a_refit_that_diverges_keeps_the_best_trials_network(magic, monkeypatch):
+    X, y = magic
+    calls: list = []
+    _diverging_first(monkeypatch, calls)
+    with pytest.warns(RuntimeWarning, match=r"refit of network #\d+ on all rows diverged .*own network is kept"):
+        model = AutoNeuralClassifier(budget=3, space=FAST_SPACE, random_state=0, baselines=False).fit(X, y)
+    assert len(calls) == 1
+    # The best trial's own network (trained on the search's training split), not a broken refit.
+    assert len(model.best_estimator_.history_) == model.best_trial_.user_attrs["epochs_run"]
+    assert model.score(X, y) > 0.7
+    assert model.study_.user_attrs["saved_network"]["source"] == "trial"
+
+
+def test_a_refit_that_diverges_gives_way_to_the_next_configuration(magic, monkeypatch, tmp_path):
+    X, y = magic
+    storage = f"sqlite:///{tmp_path / 's.db'}"
+    first = AutoNeuralClassifier(budget=3, space=FAST_SPACE, random_state=0, baselines=False, storage=storage,
+                                 study_name="s").fit(X, y)
+    ranked = sorted((t for t in first.study_.trials if t.value is not None), key=lambda t: -t.value)
+    calls: list = []
+    _diverging_first(monkeypatch, calls)
+    # Continued with a budget already spent: the best trial ran in the first process, so its
+    # network is not in memory; its refit diverges, and the next-best configuration is refitted.
+    with pytest.warns(RuntimeWarning, match=r"refit of network #\d+ on all rows diverged .*trying the next one"):
+        model = AutoNeuralClassifier(budget=3, space=FAST_SPACE, random_state=0, baselines=False, storage=storage,
+                                     study_name="s").fit(X, y)
+    assert len(calls) == 2
+    assert model.best_trial_.number == ranked[1].number
+    assert model.best_params_ == trial_config(ranked[1])
+    assert model.best_score_ == pytest.approx(ranked[1].value)
+    saved = model.study_.user_attrs["saved_network"]
+    assert saved["source"] == "refit" and saved["trial"] == ranked[1].number
+    assert model.score(X, y) > 0.7

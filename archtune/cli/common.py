@@ -48,7 +48,7 @@ def parse_settings(settings: tuple[str, ...], estimator_cls: type) -> dict[str, 
         key = key.strip()
         if key not in known:
             raise InvalidParameterError(f"unknown parameter {key!r}{nearest(key, known)}; "
-                                        f"see `archtune fit --help` for the list")
+                                        f"see `archtune fit --help` for the list of parameters")
         params[key] = parse_value(value)
         if key == "hidden_sizes" and isinstance(params[key], int) and not isinstance(params[key], bool):
             params[key] = (params[key],)  # "--set hidden_sizes=64" means one hidden layer of 64
@@ -243,3 +243,26 @@ def holdout_metrics(model: Any, X: pd.DataFrame, y: pd.Series, task: str) -> dic
 
 def echo_metrics(title: str, values: dict[str, float]) -> None:
     click.echo(f"{title}: " + "  ".join(f"{k} {v:.4f}" for k, v in values.items()))
+
+
+class ParameterHelp(click.Command):
+    """A command whose ``--help`` ends with every estimator parameter ``--set`` accepts and its
+    default, read from the estimator itself (so the list cannot go stale); PyTorch is imported
+    only when the help is shown."""
+
+    def format_epilog(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        super().format_epilog(ctx, formatter)
+        from archtune.estimators import NeuralClassifier
+
+        defaults = NeuralClassifier().get_params()
+        items = [f"{name}={_shown_default(value)}" for name, value in sorted(defaults.items())]
+        formatter.write_paragraph()
+        formatter.write_text("Parameters for --set PARAM=VALUE (with their defaults; README.md explains each):")
+        with formatter.indentation():
+            formatter.write_text("  ".join(items))
+
+
+def _shown_default(value: Any) -> str:
+    if isinstance(value, tuple):
+        return ",".join(map(str, value))
+    return "None" if value is None else str(value)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import click
@@ -16,7 +17,9 @@ class ArchtuneGroup(click.Group):
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
-            return super().invoke(ctx)
+            with warnings.catch_warnings():
+                warnings.showwarning = _show_warning
+                return super().invoke(ctx)
         except ArchtuneError as exc:
             click.echo(f"archtune: error: {exc}", err=True)
             ctx.exit(EXIT_USAGE)
@@ -31,6 +34,13 @@ class ArchtuneGroup(click.Group):
         except OSError as exc:  # disk full, permission denied while writing results
             click.echo(f"archtune: error: {exc.filename or ''}: {exc.strerror or exc}", err=True)
             ctx.exit(EXIT_USAGE)
+
+
+def _show_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+                  file: Any = None, line: str | None = None) -> None:
+    """A warning on the command line is one line for the user ("archtune: warning: ..."), not
+    Python's file:line and the source line of the library code that raised it."""
+    click.echo(f"archtune: warning: {message}", err=True)
 
 
 @click.group(cls=ArchtuneGroup, context_settings={"help_option_names": ["-h", "--help"]})

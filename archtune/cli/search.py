@@ -129,13 +129,16 @@ def verdict(frame: pd.DataFrame, metric: str) -> str:
         sentence = f"The best network scores {metric} {net['val_score']:.4f} on validation (no baselines were run)."
     else:
         base = baselines.iloc[0]
-        gap = net["val_score"] - base["val_score"]
+        # Judged at the precision shown: scores that print the same are a tie, never "behind
+        # by +0.0000" (and the leaderboard's order between them is only float noise).
+        gap = round(float(net["val_score"]), 4) - round(float(base["val_score"]), 4)
+        gap = 0.0 if abs(gap) < 5e-5 else gap
         if gap > 0:
             sentence = (f"The best network ({metric} {net['val_score']:.4f}) beats the best baseline, {base['model']} "
                         f"({base['val_score']:.4f}), by {gap:+.4f}.")
         elif gap == 0:
             sentence = (f"The best network ({metric} {net['val_score']:.4f}) ties with the best baseline, "
-                        f"{base['model']}.")
+                        f"{base['model']} ({base['val_score']:.4f}).")
         else:
             sentence = (f"The best network ({metric} {net['val_score']:.4f}) does NOT beat the best baseline, "
                         f"{base['model']} ({base['val_score']:.4f}): it is behind by {gap:+.4f}.")
@@ -170,7 +173,9 @@ Examples:
 @click.option("--target", "-t", help="Name of the target column (default for built-in datasets: target).")
 @click.option("--task", type=click.Choice(["auto", "classification", "regression"]), default="auto",
               show_default=True)
-@click.option("--budget", default="5m", show_default=True, help="Wall-clock budget: 90s, 5m, 1h, 1h30m.")
+@click.option("--budget", default="5m", show_default=True,
+              help="Wall-clock budget (90s, 5m, 1h, 1h30m), or a plain number of finished trials (--budget 5 "
+                   "means 5 trials, not 5 minutes).")
 @click.option("--trials", type=click.IntRange(1), help="Number of finished trials instead of a time budget.")
 @click.option("--sampler", type=click.Choice(["tpe", "random", "grid", "cmaes", "gp", "qmc"]), default="tpe",
               show_default=True)
@@ -229,7 +234,7 @@ def tune(data: str, target: str | None, task: str, budget: str, trials: int | No
     from archtune.tune.study import parse_budget
 
     budget_value: str | int = trials if trials is not None else budget
-    parse_budget(budget_value)
+    _, budget_trials = parse_budget(budget_value)
     overrides = parse_space(space_items, settings)
     for cls in (AutoNeuralClassifier, AutoNeuralRegressor):  # the space must be valid before data is read
         _space_for(preset, overrides, cls.neural_class)
@@ -258,7 +263,7 @@ def tune(data: str, target: str | None, task: str, budget: str, trials: int | No
                          population=population, refit=refit, ensemble=ensemble, bagging=bagging, baselines=baselines, random_state=seed,
                          verbose=0 if quiet else 1)
         click.echo(f"data: {name}: {len(X_fit)} rows for the search, {X.shape[1]} features; "
-                   f"budget {budget_value if trials is None else f'{trials} trials'}; study {study_name!r} in {storage}")
+                   f"budget {budget_value if budget_trials is None else f'{budget_trials} trials'}; study {study_name!r} in {storage}")
         started = time.perf_counter()
         model.fit(X_fit, y_fit)
         seconds = time.perf_counter() - started
@@ -270,7 +275,8 @@ def tune(data: str, target: str | None, task: str, budget: str, trials: int | No
         report: dict[str, Any] = {
             "data": str(data), "target": target, "task": task, "search_seconds": seconds, "metric": metric,
             "best_score": model.best_score_, "best_params": model.best_params_, "verdict": sentence,
-            "validation": {f"val_{metric}": model.best_score_}}
+            "validation": {f"val_{metric}": model.best_score_},
+            "network": model.study_.user_attrs.get("saved_network", {}).get("text")}
         chosen = _savable_ensemble(model, X_fit, y_fit, bagging)
         if X_hold is not None:
             report["holdout"] = holdout_metrics(model.best_estimator_, X_hold, y_hold, task)

@@ -21,11 +21,12 @@ from archtune.cli.common import (
     holdout_metrics,
     holdout_split,
     select_features,
+    ParameterHelp,
 )
 from archtune.errors import InvalidParameterError
 
 
-@cli.command(epilog="""\b
+@cli.command(cls=ParameterHelp, epilog="""\b
 Examples:
   archtune fit breast_cancer --target target --out runs/bc
   archtune fit ../shared/datasets/tabular/magic.tsv.gz --target target \\
@@ -155,10 +156,14 @@ def info(bundle: Path) -> None:
     for line in _encoder_lines(model):
         click.echo(f"{'':<14}{line}")
     if mc.arch != "layers":  # a declared list names its own activations and dropout
-        click.echo(f"activation:   {mc.activation} (initializer {mc.initializer}), dropout {mc.dropout}, norm {mc.norm}")
+        click.echo(f"activation:   {mc.activation} (initializer {mc.initializer}), dropout {_number(mc.dropout)}, "
+                   f"norm {mc.norm}")
     p = model.get_params()
-    click.echo(f"training:     {p['optimizer']} lr {p['learning_rate']:g}, schedule {p['lr_schedule']}, "
-               f"batch {p['batch_size']}, {len(model.history_)} epochs (best {model.best_epoch_})")
+    epochs = len(model.history_)
+    click.echo(f"training:     {p['optimizer']} lr {_number(p['learning_rate'])}, schedule {p['lr_schedule']}, "
+               f"batch {p['batch_size']}, {epochs} epoch{'' if epochs == 1 else 's'} (best {model.best_epoch_})")
+    if meta.get("network"):
+        click.echo(f"saved:        {meta['network']}")
     click.echo(f"features:     {model.n_features_in_}"
                + (f" ({', '.join(map(str, model.feature_names_in_[:6]))}{' ...' if model.n_features_in_ > 6 else ''})"
                   if hasattr(model, "feature_names_in_") else ""))
@@ -172,6 +177,11 @@ def info(bundle: Path) -> None:
     if is_ensemble_bundle(bundle / "ensemble"):
         click.echo(f"ensemble:     {bundle / 'ensemble'} (used by archtune predict; --best-network for this network)")
         _ensemble_info(load(bundle / "ensemble"), indent=14)
+
+
+def _number(value: Any) -> str:
+    """A searched float as people write it (0.184, 0.00219), not 0.18436258533048205."""
+    return f"{value:.3g}" if isinstance(value, float) else str(value)
 
 
 def _ensemble_info(ensemble: Any, indent: int = 0) -> None:

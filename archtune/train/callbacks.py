@@ -91,17 +91,30 @@ def _all_finite(module: torch.nn.Module) -> bool:
 
 
 class ProgressBar(Callback):
-    """A rich progress bar on stderr: epoch, loss, validation metric and time left."""
+    """Progress on stderr: epoch, loss, validation metric and time left. A live rich bar on a
+    terminal; piped or redirected (``archtune fit ... 2>&1 | tee log``), one plain line per
+    epoch at most every `PLAIN_INTERVAL` seconds (and the last), since a bar drawn into a file
+    is cut to the console's guessed width."""
+
+    PLAIN_INTERVAL = 2.0
 
     def __init__(self, description: str = "training") -> None:
         self.description = description
         self._progress: Any = None
         self._task: Any = None
+        self._plain: Any = None  # the stream of plain lines, when stderr is not a terminal
+        self._last_line = 0.0
 
     def on_train_begin(self, trainer: "Trainer") -> None:
         from rich.console import Console
         from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
+        console = Console(stderr=True)
+        self._start = time.perf_counter()
+        self._total = trainer.config.max_epochs
+        if not console.is_terminal:
+            self._plain = console.file
+            return
         self._progress = Progress(
             TextColumn("{task.description}"),
             BarColumn(),
@@ -110,12 +123,11 @@ class ProgressBar(Callback):
             TimeElapsedColumn(),
             TextColumn("left"),
             TimeRemainingColumn(),
-            console=Console(stderr=True),
+            console=console,
             transient=False,
         )
         self._progress.start()
         self._task = self._progress.add_task(self.description, total=trainer.config.max_epochs, status="")
-        self._start = time.perf_counter()
 
     def on_epoch_end(self, trainer: "Trainer", logs: dict[str, Any]) -> None:
         parts = [f"loss {logs['train_loss']:.4g}"]
@@ -124,6 +136,14 @@ class ProgressBar(Callback):
         metric = trainer.metric_name
         if f"val_{metric}" in logs:
             parts.append(f"val_{metric} {logs[f'val_{metric}']:.4f}")
+        if self._plain is not None:
+            now = time.perf_counter()
+            if now - self._last_line >= self.PLAIN_INTERVAL or logs["epoch"] >= self._total:
+                self._last_line = now
+                self._plain.write(f"{self.description}: epoch {logs['epoch']}/{self._total}  {'  '.join(parts)}  "
+                                  f"{now - self._start:.1f}s\n")
+                self._plain.flush()
+            return
         self._progress.update(self._task, completed=logs["epoch"], status="  ".join(parts))
 
     def on_train_end(self, trainer: "Trainer") -> None:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Sequence
+from contextlib import ExitStack
 from typing import Any, Protocol
 
 import torch
@@ -25,6 +26,7 @@ from archtune.config import TrainConfig
 from archtune.errors import InvalidParameterError, TrainingDivergedError
 from archtune.train.callbacks import Callback, History
 from archtune.train.optim import LRSchedule, regularisation_factor
+from archtune.train.threads import training_threads
 
 
 class Engine(Protocol):
@@ -191,6 +193,10 @@ def run(engine: Engine, members: list[TrainingState], X: torch.Tensor, y: torch.
     active = list(members)
     engine.begin()
     step = 0
+    context = ExitStack()
+    if device.type == "cpu":  # the threads this run's steps pay for (archtune.train.threads)
+        context.enter_context(training_threads([engine.member_module(i) for i in range(len(members))], X[:1],
+                                               batch_size))
     try:
         for member in members:
             for cb in member.callbacks:
@@ -254,9 +260,12 @@ def run(engine: Engine, members: list[TrainingState], X: torch.Tensor, y: torch.
                 for pos, member in enumerate(active):
                     member.position = pos
     finally:
-        for member in members:
-            for cb in member.callbacks:
-                cb.on_train_end(member)
+        try:
+            for member in members:
+                for cb in member.callbacks:
+                    cb.on_train_end(member)
+        finally:
+            context.close()
 
 
 __all__ = ["Engine", "TrainingState", "divergence", "run"]

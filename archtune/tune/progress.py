@@ -7,7 +7,11 @@ from typing import Any
 
 
 class SearchProgress:
-    """Context manager; ``update(search)`` after each trial. Silent unless ``enabled``."""
+    """Context manager; ``update(search)`` after each trial. Silent unless ``enabled``. A live
+    bar on a terminal; piped or redirected, a plain line at most every `PLAIN_INTERVAL`
+    seconds (a bar drawn into a file is cut to the console's guessed width)."""
+
+    PLAIN_INTERVAL = 10.0
 
     def __init__(self, trials: int | None, seconds: float | None, enabled: bool = True):
         self.trials = trials
@@ -16,6 +20,9 @@ class SearchProgress:
         self._progress: Any = None
         self._task: Any = None
         self._started = time.monotonic()
+        self._plain: Any = None
+        self._last_line = 0.0
+        self._status = ""
 
     def __enter__(self) -> "SearchProgress":
         if not self.enabled:
@@ -23,8 +30,13 @@ class SearchProgress:
         from rich.console import Console
         from rich.progress import BarColumn, Progress, TextColumn
 
+        console = Console(stderr=True)
+        self._started = time.monotonic()
+        if not console.is_terminal:
+            self._plain = console.file
+            return self
         self._progress = Progress(TextColumn("search"), BarColumn(), TextColumn("{task.fields[status]}"),
-                                  console=Console(stderr=True))
+                                  console=console)
         total = self.trials if self.trials is not None else self.seconds
         self._task = self._progress.add_task("search", total=total, status="starting")
         self._progress.start()
@@ -32,7 +44,7 @@ class SearchProgress:
         return self
 
     def update(self, search: Any) -> None:
-        if self._progress is None:
+        if self._progress is None and self._plain is None:
             return
         c = search.counts()
         finished = c["complete"] + c["pruned"]
@@ -51,9 +63,20 @@ class SearchProgress:
         running = f", {c['running']} training" if c["running"] else ""
         status = (f"{c['complete']} complete, {c['pruned']} pruned, {c['failed']} failed{running} | best {best} | "
                   f"~{_clock(left)} left")
+        self._status = status
+        if self._plain is not None:
+            now = time.monotonic()
+            if now - self._last_line >= self.PLAIN_INTERVAL:
+                self._last_line = now
+                self._plain.write(f"search: {status}\n")
+                self._plain.flush()
+            return
         self._progress.update(self._task, completed=done, status=status)
 
     def __exit__(self, *exc: Any) -> None:
+        if self._plain is not None and self._status:
+            self._plain.write(f"search: {self._status.rsplit(' | ~', 1)[0]} | done\n")
+            self._plain.flush()
         if self._progress is not None:
             self._progress.stop()
             self._progress = None

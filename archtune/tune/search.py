@@ -29,7 +29,7 @@ from archtune.data.images import flatten_images, is_image_array
 from archtune.data.preprocess import as_frame, infer_column_kinds
 from archtune.data.target import TARGETS, target_array
 from archtune.doctor.lr_finder import resolve_learning_rate
-from archtune.errors import DataError, InvalidParameterError, nearest
+from archtune.errors import DataError, DeadNetworkError, InvalidParameterError, TrainingDivergedError, nearest
 from archtune.estimators import NeuralClassifier, NeuralRegressor
 from archtune.fitting import check_params, finish, prepare, seed_from, train
 from archtune.train.callbacks import StopAtDeadline
@@ -230,22 +230,30 @@ def _search(task: str, frame: pd.DataFrame, images: Any, y: np.ndarray, kinds: d
         # The bag replaces the refit: K members of the best configuration on K folds of all rows.
         bagged = bag(make_estimator, best_params, X_all, y, int(settings["bagging"]), task, scorer, seed,
                      kinds_all, deadline, list(frame.columns) if images is None else None)
+    refit = _Refit(make_estimator, X_all, y, kinds_all, deadline, settings["budget"])
     if epochs is not None:  # no trial completed: the best pruned one, for the epochs it trained
-        estimator, _ = _refit(make_estimator, best_params, X_all, y, kinds_all, deadline, settings["budget"], epochs)
+        estimator, _ = refit.first_that_trains(_fallbacks(study, best, best_params), epochs)
     elif bagged is not None:
         estimator = kept if kept is not None else bagged.ensemble.members[0].model
     elif not settings["refit"] and kept is not None:
         estimator = kept  # the best trial's own network, with its best validation epoch's weights
-    else:
-        estimator, finished = _refit(make_estimator, best_params, X_all, y, kinds_all, deadline, settings["budget"])
-        refitted = finished
-        if not finished and kept is not None:
+    elif kept is not None:
+        estimator, finished = refit.first_that_trains([(best, best_params)], kept=kept)
+        refitted = finished and estimator is not kept
+        if not finished:
             # What a run ships must be as good as what it reports: a refit cut short by the
             # budget loses to the trial's own network.
             warnings.warn("the refit of the best network could not finish within budget="
                           f"{settings['budget']!r}: the best trial's own network is kept instead", RuntimeWarning,
                           stacklevel=4)
             estimator = kept
+    else:  # the best trial ran in an earlier process: its network is not in memory
+        estimator, finished = refit.first_that_trains(_fallbacks(study, best, best_params))
+        refitted = finished and estimator is not None
+    if refit.used is not None and refit.used.number != best.number:
+        best, best_params = refit.used, trial_config(refit.used)
+        score = float(best.value) if best.value is not None else score
+    study.set_user_attr("saved_network", refit.describe(best, estimator is kept and kept is not None))
     if bagged is not None:
         study.set_user_attr("bag", {"name": f"bag of {settings['bagging']} (network #{best.number})",
                                     "oof_score": bagged.oof_score, "params": best_params.get("arch", "mlp")})
@@ -450,23 +458,80 @@ def _check_study_matches(study: optuna.Study, frame: pd.DataFrame, task: str, st
                         f"(columns, row count or task differ); use another study_name or storage")
 
 
-def _refit(make_estimator: Any, params: dict[str, Any], X: Any, y: np.ndarray, kinds: dict[str, str] | None,
-           deadline: float | None, budget: Any, epochs: int | None = None) -> tuple[Any, bool]:
-    """(estimator, finished): the best configuration trained on every row as its own ``fit``
-    would train it (early stopping on its validation split, the best epoch's weights kept), or
-    for exactly ``epochs`` epochs. With a time budget it stops at the budget's end, keeping the
-    best weights so far (finished is then False)."""
-    params = dict(params)
-    if epochs is not None:
-        params.update(max_epochs=max(1, int(epochs)), early_stopping=False)
-    estimator = make_estimator(params)
-    stop = StopAtDeadline(deadline)
-    prepared = resolve_learning_rate(prepare(estimator, X, y, kinds=kinds))
-    finish(estimator, prepared, train(prepared, [stop]))
-    if stop.stopped_at is not None:
-        warnings.warn(f"the refit of the best network stopped at epoch {stop.stopped_at} of "
-                      f"{params['max_epochs']} to keep within budget={budget!r}", RuntimeWarning, stacklevel=4)
-    return estimator, stop.stopped_at is None
+# Configurations tried, best first, when the refit of the best one diverges on all rows.
+REFIT_ATTEMPTS = 3
+
+
+def _fallbacks(study: optuna.Study, best: Any, best_params: dict[str, Any]) -> list[tuple[Any, dict[str, Any]]]:
+    """(trial, configuration) to refit, best first: the best trial, then the next completed
+    ones, so that a refit that diverges on all rows gives way to the next configuration."""
+    complete = sorted((t for t in study.get_trials(deepcopy=False)
+                       if t.state == optuna.trial.TrialState.COMPLETE and t.number != best.number),
+                      key=lambda t: -float(t.value))
+    return [(best, best_params)] + [(t, trial_config(t)) for t in complete[:REFIT_ATTEMPTS - 1]]
+
+
+class _Refit:
+    """The final refit: a configuration trained on every row as its own ``fit`` would train it
+    (early stopping on its validation split, the best epoch's weights kept), or for exactly
+    ``epochs`` epochs; with a time budget it stops at the budget's end, keeping the best
+    weights so far. A refit that diverges never ends the search: the best trial's own network
+    (``kept``) or the next-best configuration is used instead, with a warning."""
+
+    def __init__(self, make_estimator: Any, X: Any, y: np.ndarray, kinds: dict[str, str] | None,
+                 deadline: float | None, budget: Any):
+        self.make_estimator, self.X, self.y, self.kinds = make_estimator, X, y, kinds
+        self.deadline, self.budget = deadline, budget
+        self.used: Any = None  # the trial whose configuration the saved network has
+        self.stopped_at: int | None = None
+        self.epochs_trained: int | None = None
+
+    def first_that_trains(self, candidates: list[tuple[Any, dict[str, Any]]], epochs: int | None = None,
+                          kept: Any = None) -> tuple[Any, bool]:
+        """(estimator, finished) of the first candidate whose refit does not diverge; ``kept``
+        (the best trial's network) when every candidate diverges, else TrainingDivergedError."""
+        failures = []
+        for trial, params in candidates:
+            try:
+                estimator, finished = self.once(params, epochs)
+            except (TrainingDivergedError, DeadNetworkError) as exc:
+                failures.append(f"network #{trial.number}: {exc}")
+                fallback = "the best trial's own network is kept" if kept is not None else "trying the next one"
+                warnings.warn(f"the refit of network #{trial.number} on all rows diverged ({exc}); {fallback}",
+                              RuntimeWarning, stacklevel=5)
+                if kept is not None:
+                    self.used = candidates[0][0]
+                    return kept, True
+                continue
+            self.used = trial
+            return estimator, finished
+        raise TrainingDivergedError("every refit on all rows diverged (" + "; ".join(failures) + "); lower the "
+                                    "learning_rate range of the space")
+
+    def once(self, params: dict[str, Any], epochs: int | None) -> tuple[Any, bool]:
+        params = dict(params)
+        if epochs is not None:
+            params.update(max_epochs=max(1, int(epochs)), early_stopping=False)
+        estimator = self.make_estimator(params)
+        stop = StopAtDeadline(self.deadline)
+        prepared = resolve_learning_rate(prepare(estimator, self.X, self.y, kinds=self.kinds))
+        finish(estimator, prepared, train(prepared, [stop]))
+        self.stopped_at = stop.stopped_at
+        self.epochs_trained = len(estimator.history_)
+        if stop.stopped_at is not None:
+            warnings.warn(f"the refit of the best network stopped at epoch {stop.stopped_at} of "
+                          f"{params['max_epochs']} to keep within budget={self.budget!r}", RuntimeWarning,
+                          stacklevel=5)
+        return estimator, stop.stopped_at is None
+
+    def describe(self, trial: Any, kept: bool) -> dict[str, Any]:
+        """What was saved, for metrics.json and `archtune info`."""
+        if kept or self.epochs_trained is None:
+            return {"source": "trial", "trial": int(trial.number),
+                    "text": f"network #{trial.number} as trained in its trial (its best validation epoch)"}
+        return {"source": "refit", "trial": int(trial.number), "epochs": int(self.epochs_trained),
+                "text": f"network #{trial.number}'s configuration refitted on all rows "
+                        f"({self.epochs_trained} epoch{'s' if self.epochs_trained != 1 else ''})"}
 
 
 def _quiet_optuna() -> Any:

@@ -325,8 +325,8 @@ class Search:
                 params = self._centre_learning_rate(trial, params)
             trial.set_user_attr("config", params_to_json(params))
             return params
-        except ArchtuneError as exc:
-            return TrialOutcome(TrialState.FAIL, attrs={"fail_reason": f"invalid: {exc}"})
+        except ArchtuneError as exc:  # the learning-rate finder's run may diverge too
+            return TrialOutcome(TrialState.FAIL, attrs={"fail_reason": f"{_failure_kind(exc)}: {exc}"})
 
     def _centre_learning_rate(self, trial: optuna.trial.Trial, params: dict[str, Any]) -> dict[str, Any]:
         """learning_rate="auto": the finder's suggestion for this structure (on the first
@@ -408,7 +408,7 @@ class Search:
             except (ArchtuneError, ValueError) as exc:
                 for t in alive:
                     outcomes[t.number] = TrialOutcome(TrialState.FAIL, attrs={
-                        "fail_reason": f"invalid: {type(exc).__name__}: {exc}"})
+                        "fail_reason": f"{_failure_kind(exc)}: {type(exc).__name__}: {exc}"})
                 break
             # Time outside the epochs (preparing the data once) is shared equally.
             overhead = (time.perf_counter() - fold_started - sum(r.seconds for r in reporters)) / len(alive)
@@ -473,6 +473,12 @@ class Search:
             return TrialOutcome(TrialState.FAIL, attrs={"fail_reason": f"dead: {error}", "fit_seconds": seconds})
         return TrialOutcome(TrialState.FAIL, attrs={"fail_reason": f"invalid: {type(error).__name__}: {error}",
                                                     "fit_seconds": seconds})
+
+
+def _failure_kind(exc: BaseException) -> str:
+    """The first word of a failed trial's reason: diverged, dead or invalid."""
+    return ("diverged" if isinstance(exc, TrainingDivergedError) else "dead" if isinstance(exc, DeadNetworkError)
+            else "invalid")
 
 
 def _diagnosis_summary(estimator: Any, split: Split) -> dict[str, Any]:
