@@ -35,6 +35,7 @@ from archtune.errors import DataError, InvalidParameterError
 from archtune.models import InputSpec, TabularNetwork, build_model, get_family
 from archtune.models.embeddings import compute_bins
 from archtune.models.layer_list import input_scaling
+from archtune.recipes import wide as is_wide
 from archtune.train.callbacks import Callback, ProgressBar
 from archtune.train.loop import Trainer
 from archtune.train.losses import (constant_prediction_loss, make_loss, make_member_loss, make_member_metric,
@@ -83,17 +84,21 @@ def check_params(estimator: Any) -> ModelConfig:
     return model_config
 
 
-def recipe_params(estimator: Any, tabular: bool) -> dict[str, Any]:
+def recipe_params(estimator: Any, tabular: bool, wide: bool = False) -> dict[str, Any]:
     """The parameters a fit uses: the estimator's own, except that where the default recipe
     does not apply (a non-tabular family, or a table with text or image columns, which the
     recipe was not measured on), parameters left at their defaults take the classic values
-    (archtune.recipes.CLASSIC) those families were measured with (bench/vision.py, text.py)."""
+    (archtune.recipes.CLASSIC) those families were measured with (bench/vision.py, text.py);
+    and on a ``wide`` table (archtune.recipes.wide) numeric embeddings left at their default
+    are off."""
     from archtune.recipes import CLASSIC
 
     params = estimator.get_params()
+    defaults = type(estimator)().get_params()
+    if wide and not _differs(params["numeric_embedding"], defaults["numeric_embedding"]):
+        params["numeric_embedding"] = None
     if tabular:
         return params
-    defaults = type(estimator)().get_params()
     return {name: CLASSIC[name] if name in CLASSIC and name != "arch" and not _differs(value, defaults[name])
             else value for name, value in params.items()}
 
@@ -235,6 +240,7 @@ class Prepared:
     verbose: int = 0
     owner: str = "estimator"
     tabular: bool = True  # whether the default recipe applies (see recipe_params)
+    wide: bool = False  # too many numeric columns for default numeric embeddings (see recipe_params)
 
     @property
     def spec(self) -> InputSpec:
@@ -251,7 +257,7 @@ class Prepared:
         """The same data prepared for another estimator of a cohort: its own model and training
         configs (validated), the data-derived parts and the seed shared."""
         check_params(estimator)
-        params = recipe_params(estimator, self.tabular)
+        params = recipe_params(estimator, self.tabular, self.wide)
         model_config = dataclasses.replace(
             ModelConfig.from_params(params), wide=self.model_config.wide, image_shape=self.model_config.image_shape,
             series_shape=self.model_config.series_shape)
@@ -313,7 +319,8 @@ def prepare(estimator: Any, X: Any, y: Any, validation_data: tuple[Any, Any] | N
         kinds = infer_column_kinds(frame, "X")  # whole table: errors name the user's row numbers
     tabular = (get_family(arch).tabular and array_kind is None
                and not any(kind in ("text", "image") for kind in kinds.values()))
-    params = recipe_params(estimator, tabular)
+    wide = is_wide(sum(kind == "numeric" for kind in kinds.values()))
+    params = recipe_params(estimator, tabular, wide)
     model_config = ModelConfig.from_params(params)
     kinds = declare_categorical(dict(kinds), frame, params["categorical_features"])
     target, targets = TARGETS[estimator.target_kind].fit(y_arr)
@@ -355,7 +362,8 @@ def prepare(estimator: Any, X: Any, y: Any, validation_data: tuple[Any, Any] | N
                                   n_continuous, bins),
         device=resolve_device(params["device"]), task=task,
         fitted=FittedData(pre, target, dataclasses.replace(inputs, columns=tuple(pre.columns_))),
-        auto_lr=params["learning_rate"] == "auto", verbose=int(params["verbose"]), owner=owner, tabular=tabular)
+        auto_lr=params["learning_rate"] == "auto", verbose=int(params["verbose"]), owner=owner, tabular=tabular,
+        wide=wide)
 
 
 def _split(frame: pd.DataFrame, targets: np.ndarray, target: Any, params: Mapping[str, Any], seed: int):

@@ -545,3 +545,22 @@ def test_a_refit_that_diverges_gives_way_to_the_next_configuration(magic, monkey
     saved = model.study_.user_attrs["saved_network"]
     assert saved["source"] == "refit" and saved["trial"] == ranked[1].number
     assert model.score(X, y) > 0.7
+
+
+def test_a_budget_spent_before_the_first_trial_still_trains_one(magic, monkeypatch):
+    import archtune.tune.search as search_module
+
+    X, y = magic
+    real = search_module.run_baselines
+
+    def slow_baselines(*args, **kwargs):
+        time.sleep(4.5)  # the whole budget goes to reading the data and the baselines
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(search_module, "run_baselines", slow_baselines)
+    with pytest.warns(RuntimeWarning, match="no time was left for the refit"):
+        model = AutoNeuralClassifier(budget="4s", space=FAST_SPACE, random_state=0).fit(X, y)
+    finished = [t for t in model.study_.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    assert len(finished) == 1  # one trial, not a "no trial trained" error nor a search past its budget
+    assert model.best_estimator_ is not None and model.best_estimator_.history_["epoch"].max() >= 1
+    assert model.study_.user_attrs["saved_network"]["source"] == "trial"

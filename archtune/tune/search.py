@@ -32,6 +32,7 @@ from archtune.doctor.lr_finder import resolve_learning_rate
 from archtune.errors import DataError, DeadNetworkError, InvalidParameterError, TrainingDivergedError, nearest
 from archtune.estimators import NeuralClassifier, NeuralRegressor
 from archtune.fitting import check_params, finish, prepare, seed_from, train
+from archtune.recipes import wide as is_wide
 from archtune.train.callbacks import StopAtDeadline
 from archtune.train.threads import scoped, torch_threads
 from archtune.tune.baselines import run_baselines
@@ -41,6 +42,9 @@ from archtune.tune.study import PRUNERS, SAMPLERS, make_pruner, make_sampler, ma
 from archtune.tune.tuner import Search, Split, leaderboard, trial_config
 
 BASELINE_SHARE = 0.25
+# When reading the data and the baselines took the whole time budget, the first trial still
+# trains for up to this share of it (a search returns a network, not an error).
+FIRST_TRIAL_SHARE = 0.25
 # Networks kept in memory as ensemble candidates: greedy selection over 25 steps rarely gives
 # weight to more than 6-8 distinct models, and 16 small networks cost a few MB.
 ENSEMBLE_CANDIDATES = 16
@@ -122,6 +126,7 @@ def run_search(task: str, X: Any, y: Any, settings: Mapping[str, Any], owner: st
     InvalidParameterError, DataError
         Bad settings or data; also when no trial completed within the budget.
     """
+    started = time.monotonic()  # the budget covers everything the search does, reading the data included
     seconds, trials, space = check_settings(task, settings)
     if y is None:
         raise DataError(f"{owner} requires y to be passed, but the target y is None")
@@ -152,12 +157,12 @@ def run_search(task: str, X: Any, y: Any, settings: Mapping[str, Any], owner: st
     threads = max(1, (os.cpu_count() or 1) // n_jobs) if n_jobs > 1 else None
     with _quiet_optuna(), (torch_threads(threads) if threads else nullcontext()):
         return _search(task, frame, images, y_arr, kinds, splits, pixel_splits, space, scorer, seed, seconds,
-                       trials, settings)
+                       trials, settings, started)
 
 
 def _search(task: str, frame: pd.DataFrame, images: Any, y: np.ndarray, kinds: dict[str, str] | None,
             splits: list[Split], pixel_splits: list[Split], space: SearchSpace, scorer: Any, seed: int,
-            seconds: float | None, trials: int | None, settings: Mapping[str, Any]) -> SearchResult:
+            seconds: float | None, trials: int | None, settings: Mapping[str, Any], started: float) -> SearchResult:
     storage = make_storage(settings["storage"])
     study = optuna.create_study(
         storage=storage, study_name=settings["study_name"] or "archtune", direction="maximize",
@@ -171,7 +176,6 @@ def _search(task: str, frame: pd.DataFrame, images: Any, y: np.ndarray, kinds: d
         # ones, and the same continuation draws the same ones.
         study.sampler = make_sampler(settings["sampler"], _continued_seed(seed, len(study.trials)), space.grid())
         study.pruner = make_pruner(settings["pruner"], space.max_epochs)
-    started = time.monotonic()
 
     def score(estimator: Any, X_val: Any, y_val: Any) -> float:
         return float(scorer(estimator, X_val, y_val))
@@ -209,11 +213,12 @@ def _search(task: str, frame: pd.DataFrame, images: Any, y: np.ndarray, kinds: d
                                      else 0.9 if settings["refit"] else 0.0)),
                     cohort_size=_cohort_size(settings, seconds, trials), kinds=kinds if images is None else None,
                     keep=ENSEMBLE_CANDIDATES if ensembling else 1)
-    if not study.trials and space.body == "table" and not space.overrides:
+    if not study.trials and space.body == "table" and not set(space.overrides) - set(space.data_fixed):
         _enqueue_recipes(study, space)  # the default space as it is: its recipes first
     remaining = None if seconds is None else max(0.0, seconds - (time.monotonic() - started))
     with progress:
-        search.run(trials, remaining, n_jobs=settings["n_jobs"])
+        search.run(trials, remaining, n_jobs=settings["n_jobs"],
+                   first_trial_seconds=0.0 if seconds is None else FIRST_TRIAL_SHARE * seconds)
 
     best, score, epochs = _best_so_far(study, search, settings["budget"])
     best_params = trial_config(best)
@@ -237,6 +242,10 @@ def _search(task: str, frame: pd.DataFrame, images: Any, y: np.ndarray, kinds: d
         estimator = kept if kept is not None else bagged.ensemble.members[0].model
     elif not settings["refit"] and kept is not None:
         estimator = kept  # the best trial's own network, with its best validation epoch's weights
+    elif kept is not None and deadline is not None and time.monotonic() >= deadline:
+        estimator = kept  # no time left for a refit: the trial's own network, as reported
+        warnings.warn(f"no time was left for the refit within budget={settings['budget']!r}: the best trial's "
+                      "own network is kept", RuntimeWarning, stacklevel=4)
     elif kept is not None:
         estimator, finished = refit.first_that_trains([(best, best_params)], kept=kept)
         refitted = finished and estimator is not kept
@@ -372,10 +381,14 @@ def _enqueue_recipes(study: optuna.Study, space: SearchSpace) -> None:
 
     searched = {d.name: d for d in space.dimensions if d.kind != "fixed"}
     neural = NeuralClassifier().get_params()
+    seen: list[dict[str, Any]] = []
     for recipe in FIRST_TRIALS:
         values = {**neural, **recipe}
         fixed = {name: values[name] for name in searched if name in values and name not in space.overrides
                  and _allowed(searched[name], values[name])}
+        if fixed in seen:  # a recipe the fixed values make equal to an earlier one (no embeddings)
+            continue
+        seen.append(fixed)
         study.enqueue_trial(fixed, user_attrs={"recipe": True})
 
 
@@ -391,6 +404,10 @@ def _space_for_data(requested: Any, space: SearchSpace, task: str, kinds: dict[s
     SearchSpace or preset is kept."""
     if isinstance(requested, SearchSpace) or requested in ("small", "cnn", "classic"):
         return space
+    if images is None and is_wide(sum(kind == "numeric" for kind in kinds.values())) and not (
+            isinstance(requested, Mapping) and "numeric_embedding" in requested):
+        # Too many columns for numeric embeddings (archtune.recipes.wide): the columns as they are.
+        space = space.with_data_fixed({"numeric_embedding": None})
     if images is not None:
         data = "images"
     else:
@@ -399,7 +416,8 @@ def _space_for_data(requested: Any, space: SearchSpace, task: str, kinds: dict[s
         data = data or "table"
     if data == "table":
         return space
-    return resolve_space(requested, sorted(TASKS[task]["estimator"]().get_params()), data)
+    fitted = resolve_space(requested, sorted(TASKS[task]["estimator"]().get_params()), data)
+    return fitted.with_data_fixed(space.data_fixed) if space.data_fixed else fitted
 
 
 def _cohort_size(settings: Mapping[str, Any], seconds: float | None, trials: int | None) -> int:

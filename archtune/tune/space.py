@@ -226,6 +226,9 @@ class SearchSpace:
         self.encoders = tuple(encoders)
         self.overrides = dict(overrides or {})
         self.max_epochs = int(max_epochs)
+        # Values fixed because of the data, not by the user (numeric embeddings off on a wide
+        # table): the search still starts with its recipes.
+        self.data_fixed: dict[str, Any] = {}
 
     @classmethod
     def default(cls) -> "SearchSpace":
@@ -284,6 +287,13 @@ class SearchSpace:
             merged[name] = as_override(name, value)
         space = SearchSpace(self.body, self.encoders, merged, max_epochs)
         space.check()
+        return space
+
+    def with_data_fixed(self, values: Mapping[str, Any]) -> "SearchSpace":
+        """A copy with ``values`` fixed because of the data (see ``data_fixed``)."""
+        space = SearchSpace(self.body, self.encoders, {**self.overrides, **{n: Fixed(v) for n, v in values.items()}},
+                            self.max_epochs)
+        space.data_fixed = {**self.data_fixed, **values}
         return space
 
     def check(self) -> None:

@@ -195,7 +195,11 @@ class Search:
         return 1.15 * estimate + 1.0 if estimate > 0 else 0.0
 
     def trial_deadline(self) -> float | None:
-        return None if self.deadline is None else self.deadline - self.refit_reserve()
+        if self.deadline is None:
+            return None
+        # The first trial of a search whose budget went to reading the data and the baselines
+        # still gets its minimum time: a search returns a trained network, not an error.
+        return max(self.deadline - self.refit_reserve(), self._first_trial_until)
 
     def _out_of_time(self, own_seconds: float) -> bool:
         """A running trial stops when the time left would not cover the final refit: of the
@@ -203,14 +207,23 @@ class Search:
         its epochs so far would take alone)."""
         if self.deadline is None:
             return False
-        return time.monotonic() + max(self.refit_reserve(), self.refit_factor * own_seconds) >= self.deadline
+        now = time.monotonic()
+        if now < self._first_trial_until:
+            return False
+        return now + max(self.refit_reserve(), self.refit_factor * own_seconds) >= self.deadline
 
     # ------------------------------------------------------------------ the loop
 
-    def run(self, n_trials: int | None, seconds: float | None, n_jobs: int = 1) -> None:
+    _first_trial_until = -math.inf
+
+    def run(self, n_trials: int | None, seconds: float | None, n_jobs: int = 1,
+            first_trial_seconds: float = 0.0) -> None:
         """Run until ``n_trials`` trials are finished (complete or pruned) in the study, or
-        until ``seconds`` have passed (no trial starts after that); ``n_jobs`` threads."""
+        until ``seconds`` have passed (no trial starts after that); ``n_jobs`` threads. When
+        the study has no finished trial and ``seconds`` are already spent, one trial still
+        trains, for up to ``first_trial_seconds``."""
         self.deadline = None if seconds is None else self.started + seconds
+        self._first_trial_seconds = first_trial_seconds
         # Trials left RUNNING by a killed process are failed, which re-queues their params.
         sweep_stale_trials(self.study, self.storage, wait=True)
         self._attempts = 0
@@ -227,7 +240,10 @@ class Search:
         """How many trials (up to ``want``) may start now, counting those other workers run."""
         with self._lock:
             if self.deadline is not None and time.monotonic() >= self.trial_deadline():
-                return 0
+                if self._attempts or self.n_finished() or not self._first_trial_seconds:
+                    return 0
+                self._first_trial_until = time.monotonic() + self._first_trial_seconds
+                want = 1
             if self._limit is not None:
                 want = min(want, self._limit - self._attempts)
             if n_trials is not None:
