@@ -519,6 +519,26 @@ def test_a_table_of_only_empty_columns_is_a_named_error():
         Preprocessor().fit(frame)
 
 
+def test_an_estimator_with_an_all_missing_column_warns_predicts_saves_and_loads(tmp_path):
+    import archtune
+    from archtune import NeuralRegressor
+
+    rng = np.random.default_rng(0)
+    X = pd.DataFrame({"x": rng.normal(size=60), "gone": np.nan, "z": rng.normal(size=60)})
+    y = 2 * X["x"].to_numpy() - X["z"].to_numpy()
+    with pytest.warns(UserWarning, match="dropped: 'gone'"):
+        model = NeuralRegressor(max_epochs=2, units=8, hidden_layers=1, random_state=0).fit(X, y)
+    assert model.preprocessor_.dropped_ == ["gone"] and model.n_features_in_ == 3
+    assert model.preprocessor_.numeric_ == ["x", "z"]
+    # The same network as without the column, and predict-time values in it are ignored.
+    without = NeuralRegressor(max_epochs=2, units=8, hidden_layers=1, random_state=0).fit(X.drop(columns="gone"), y)
+    np.testing.assert_allclose(model.predict(X), without.predict(X.drop(columns="gone")), rtol=1e-6)
+    np.testing.assert_array_equal(model.predict(X.assign(gone=7.0)), model.predict(X))
+    same = archtune.load(archtune.save(model, tmp_path / "gone"))
+    assert same.preprocessor_.dropped_ == ["gone"]
+    np.testing.assert_array_equal(same.predict(X), model.predict(X))
+
+
 def test_a_column_empty_only_in_the_training_rows_is_dropped():
     # The table's kinds say numeric (a value in row 4); the training rows have none.
     frame = pd.DataFrame({"ok": [1.0, 2.0, 3.0, 4.0], "late": [np.nan, np.nan, np.nan, 7.0]})

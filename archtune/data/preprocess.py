@@ -248,7 +248,7 @@ def _report_empty(empty: list[str], n_columns: int, where: str) -> None:
     # No file name in the message: the CLI checks the table before fitting it, and the same
     # text from the same place is shown once.
     warnings.warn(f"{len(empty)} column(s) have no values at all (every row is missing) and are dropped: "
-                  f"{list_columns(empty)}", UserWarning, stacklevel=3)
+                  f"{list_columns(empty)}", UserWarning, stacklevel=2)
 
 
 def _is_date_column(series: pd.Series, where: str) -> bool:
