@@ -539,6 +539,17 @@ def test_an_estimator_with_an_all_missing_column_warns_predicts_saves_and_loads(
     np.testing.assert_array_equal(same.predict(X), model.predict(X))
 
 
+@pytest.mark.parametrize("dtype", [object, "str", "string"])
+def test_missing_markers_are_missing_in_string_dtype_columns_too(dtype):
+    # pandas 3 reads text as its "str" dtype, not object: the markers mean the same there.
+    frame = pd.DataFrame({"n": pd.Series(["1.5", "", "NA", "4"], dtype=dtype),
+                          "c": pd.Series(["a", "null", "b", "a"], dtype=dtype)})
+    assert infer_column_kinds(frame) == {"n": "numeric", "c": "categorical"}
+    pre = Preprocessor(scaling=None).fit(frame)
+    assert pre.categories_["c"] == ["a", "b"] and pre.indicators_ == ["n"]
+    np.testing.assert_array_equal(pre.transform(frame)[:, :2], [[1.5, 0], [2.75, 1], [2.75, 1], [4, 0]])
+
+
 def test_a_column_empty_only_in_the_training_rows_is_dropped():
     # The table's kinds say numeric (a value in row 4); the training rows have none.
     frame = pd.DataFrame({"ok": [1.0, 2.0, 3.0, 4.0], "late": [np.nan, np.nan, np.nan, 7.0]})
