@@ -34,9 +34,6 @@ DATE_FEATURES = ("year", "month", "day", "day_of_week", "day_of_year", "elapsed_
 # A text column is a date column when at least this share of its present values are ISO
 # dates; the others are then typos to report, as for numbers (preprocess.NUMERIC_SHARE).
 DATE_SHARE = 0.9
-# Values looked at first to rule a text column out cheaply (most columns are not dates).
-_SAMPLE = 50
-
 SECONDS_PER_DAY = 86400
 # YYYY-MM-DD, optionally a time (T or a space, HH:MM, :SS, a fraction of a second) and a
 # UTC offset or Z. The offset is not applied: the local time is what the value says.
@@ -56,17 +53,11 @@ def holds_strings(dtype: Any) -> bool:
     return dtype == object or isinstance(dtype, pd.StringDtype)
 
 
-def date_share(series: pd.Series, missing: np.ndarray) -> float:
-    """The share of the present values of an object or string column that are dates (ISO
-    strings or date objects); 0.0 when none is present. Looks at a sample first, so that a
-    column of words costs little."""
-    present = series[~missing]
+def date_share(present: pd.Series) -> float:
+    """The share of the values (all present: no missing value among them) of an object or
+    string column that are dates (ISO strings or date objects); 0.0 for no values."""
     if not len(present):
         return 0.0
-    head = present.iloc[:_SAMPLE]
-    _, bad = parse_dates(head, np.zeros(len(head), dtype=bool))
-    if bad.mean() > 0.5:
-        return float(1.0 - bad.mean())
     _, bad = parse_dates(present, np.zeros(len(present), dtype=bool))
     return float(1.0 - bad.mean())
 

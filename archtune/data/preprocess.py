@@ -220,7 +220,7 @@ def infer_column_kinds(frame: pd.DataFrame, where: str = "X", text: bool = True)
     kinds: dict[str, str] = {}
     for col in frame.columns:
         series, name = frame[col], str(col)
-        if len(series) and missing_mask(series).all():
+        if _is_empty(series):
             kinds[name] = "empty"
         elif _is_date_column(series, where):
             kinds[name] = "date"  # before numbers: a Period column would otherwise read as one
@@ -251,6 +251,18 @@ def _report_empty(empty: list[str], n_columns: int, where: str) -> None:
                   f"{list_columns(empty)}", UserWarning, stacklevel=2)
 
 
+def _is_empty(series: pd.Series) -> bool:
+    """Whether a column of at least one row has no value at all (markers stop at the first
+    real value, so a full column costs one look)."""
+    present = series.dropna()
+    return len(series) > 0 and (not len(present) or (holds_strings(series.dtype)
+                                                     and all(is_missing_marker(v) for v in present)))
+
+
+# Values looked at first to rule a string column out cheaply: most are not dates.
+DATE_SAMPLE = 50
+
+
 def _is_date_column(series: pd.Series, where: str) -> bool:
     """Whether a column holds dates: a date dtype, or an object/string column whose present
     values are (at least DATE_SHARE of them) ISO date strings or date objects. The rest of
@@ -259,8 +271,11 @@ def _is_date_column(series: pd.Series, where: str) -> bool:
         return True
     if not holds_strings(series.dtype):
         return False
-    share = date_share(series, missing_mask(series).to_numpy())
-    if share < DATE_SHARE:
+    head = series.dropna().iloc[:4 * DATE_SAMPLE]
+    head = head[~missing_mask(head).to_numpy()].iloc[:DATE_SAMPLE]
+    if date_share(head) <= 0.5:
+        return False
+    if date_share(series[~missing_mask(series).to_numpy()]) < DATE_SHARE:
         return False
     to_datetimes(series, where)  # raises on the first value that is not a date
     return True
