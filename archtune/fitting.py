@@ -293,8 +293,9 @@ def prepare(estimator: Any, X: Any, y: Any, validation_data: tuple[Any, Any] | N
     validation_data : (X_val, y_val), optional
         Rows for early stopping instead of a split of (X, y).
     kinds : dict, optional
-        Each column's kind ("numeric" or "categorical") when already inferred on the whole
-        table (the search does it once); otherwise inferred here, checking every value.
+        Each column's kind (`infer_column_kinds`: "numeric", "categorical", "date", ...) when
+        already inferred on the whole table (the search does it once); otherwise inferred here,
+        checking every value.
 
     Raises
     ------

@@ -200,9 +200,11 @@ CASES = [
          ("y contains only one class ('gamma')", "at least 2 classes")),
     Case("fewer_rows_than_cv_folds", lambda t, p: _csv(t.head(4).assign(target=[0, 1, 0, 1]), p / "four.csv"),
          ("cv=5 folds need at least 5 rows; got 4",), command="tune-cv5"),
-    Case("all_missing_column", lambda t, p: _csv(t.assign(FDist=np.nan), p / "holes.csv"),
-         ("holes.csv: column 'FDist' has no values at all (every row is missing)",),
-         ("X: column 'FDist' has no values at all",)),
+    # One entirely missing column is dropped with a warning (tests/test_data.py); a table with
+    # nothing else has nothing to learn from.
+    Case("all_missing_columns", lambda t, p: _csv(t[["target"]].assign(FDist=np.nan, FSize=""), p / "holes.csv"),
+         ("holes.csv: every column is empty (no values at all, every row is missing): 'FDist', 'FSize'",),
+         ("X: every column is empty (no values at all, every row is missing): 'FDist', 'FSize'",)),
     Case("constant_regression_target", lambda t, p: _csv(t.assign(target=3.5), p / "flat.csv"),
          ("flat.csv: target column 'target' is constant (3.5 in all 40 rows)", "needs a target that varies"),
          ("y is constant (3.5 in all 40 rows)",), command="fit-regression"),

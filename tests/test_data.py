@@ -16,7 +16,7 @@ import pytest
 from sklearn.preprocessing import QuantileTransformer, StandardScaler
 
 from archtune.data.datasets import list_datasets, load_dataset
-from archtune.data.preprocess import Preprocessor
+from archtune.data.preprocess import Preprocessor, infer_column_kinds
 from archtune.data.readers import load_table, read_table
 from archtune.data.target import encode_classes, regression_target
 from archtune.errors import DataError, InvalidParameterError
@@ -485,17 +485,80 @@ def test_infinity_names_column_and_row(magic, value):
         pre.transform(frame)
 
 
-@pytest.mark.parametrize("column", [[np.nan] * 4, [None] * 4])
-def test_all_missing_column_raises(column):
+# Entirely missing columns in every container they come in: floats, Python None, the
+# strings pandas reads as missing, NaT, an empty category.
+EMPTY_COLUMNS = {
+    "nan": [np.nan] * 4,
+    "none": [None] * 4,
+    "markers": ["", "NA", " ", "null"],
+    "nat": pd.Series([pd.NaT] * 4, dtype="datetime64[ns]"),
+    "category": pd.Series([np.nan] * 4, dtype="category"),
+}
+
+
+@pytest.mark.parametrize("column", EMPTY_COLUMNS.values(), ids=EMPTY_COLUMNS.keys())
+def test_an_all_missing_column_is_dropped_with_a_warning_naming_it(column):
     frame = pd.DataFrame({"ok": [1.0, 2.0, 3.0, 4.0], "empty": column})
-    with pytest.raises(DataError, match="column 'empty' has no values at all"):
+    with pytest.warns(UserWarning, match="no values at all.*dropped: 'empty'"):
+        pre = Preprocessor(scaling=None).fit(frame)
+    assert pre.dropped_ == ["empty"]
+    expected = Preprocessor(scaling=None).fit(frame[["ok"]]).transform(frame[["ok"]])
+    np.testing.assert_array_equal(pre.transform(frame), expected)
+    # At predict time the column is ignored, whatever it holds now.
+    np.testing.assert_array_equal(pre.transform(frame.assign(empty=[5, "x", None, 2.5])), expected)
+    again = Preprocessor.from_state(json.loads(json.dumps(pre.to_state(), allow_nan=False)))
+    assert again.dropped_ == ["empty"]
+    np.testing.assert_array_equal(again.transform(frame), expected)
+
+
+def test_a_table_of_only_empty_columns_is_a_named_error():
+    frame = pd.DataFrame({"a": [np.nan] * 3, "b": [None, "", "NA"]})
+    with pytest.raises(DataError, match=r"data\.csv: every column is empty .*'a', 'b'"):
+        infer_column_kinds(frame, "data.csv")
+    with pytest.raises(DataError, match="every column is empty"):
         Preprocessor().fit(frame)
 
 
-def test_dates_are_rejected_with_advice():
-    frame = pd.DataFrame({"when": pd.date_range("2024-01-01", periods=3)})
-    with pytest.raises(DataError, match="column 'when' holds dates"):
-        Preprocessor().fit(frame)
+def test_an_estimator_with_an_all_missing_column_warns_predicts_saves_and_loads(tmp_path):
+    import archtune
+    from archtune import NeuralRegressor
+
+    rng = np.random.default_rng(0)
+    X = pd.DataFrame({"x": rng.normal(size=60), "gone": np.nan, "z": rng.normal(size=60)})
+    y = 2 * X["x"].to_numpy() - X["z"].to_numpy()
+    with pytest.warns(UserWarning, match="dropped: 'gone'"):
+        model = NeuralRegressor(max_epochs=2, units=8, hidden_layers=1, random_state=0).fit(X, y)
+    assert model.preprocessor_.dropped_ == ["gone"] and model.n_features_in_ == 3
+    assert model.preprocessor_.numeric_ == ["x", "z"]
+    # The same network as without the column, and predict-time values in it are ignored.
+    without = NeuralRegressor(max_epochs=2, units=8, hidden_layers=1, random_state=0).fit(X.drop(columns="gone"), y)
+    np.testing.assert_allclose(model.predict(X), without.predict(X.drop(columns="gone")), rtol=1e-6)
+    np.testing.assert_array_equal(model.predict(X.assign(gone=7.0)), model.predict(X))
+    same = archtune.load(archtune.save(model, tmp_path / "gone"))
+    assert same.preprocessor_.dropped_ == ["gone"]
+    np.testing.assert_array_equal(same.predict(X), model.predict(X))
+
+
+@pytest.mark.parametrize("dtype", [object, "str", "string"])
+def test_missing_markers_are_missing_in_string_dtype_columns_too(dtype):
+    # pandas 3 reads text as its "str" dtype, not object: the markers mean the same there.
+    frame = pd.DataFrame({"n": pd.Series(["1.5", "", "NA", "4"], dtype=dtype),
+                          "c": pd.Series(["a", "null", "b", "a"], dtype=dtype)})
+    assert infer_column_kinds(frame) == {"n": "numeric", "c": "categorical"}
+    pre = Preprocessor(scaling=None).fit(frame)
+    assert pre.categories_["c"] == ["a", "b"] and pre.indicators_ == ["n"]
+    np.testing.assert_array_equal(pre.transform(frame)[:, :2], [[1.5, 0], [2.75, 1], [2.75, 1], [4, 0]])
+
+
+def test_a_column_empty_only_in_the_training_rows_is_dropped():
+    # The table's kinds say numeric (a value in row 4); the training rows have none.
+    frame = pd.DataFrame({"ok": [1.0, 2.0, 3.0, 4.0], "late": [np.nan, np.nan, np.nan, 7.0]})
+    kinds = infer_column_kinds(frame)
+    assert kinds["late"] == "numeric"
+    with pytest.warns(UserWarning, match="column 'late' has no values in the training rows"):
+        pre = Preprocessor().fit(frame.iloc[:3], kinds=kinds)
+    assert pre.dropped_ == ["late"] and pre.numeric_ == ["ok"]
+    assert pre.transform(frame).shape == (4, 1)
 
 
 def test_transform_with_a_missing_column_names_it(magic):

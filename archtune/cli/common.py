@@ -81,7 +81,6 @@ def estimator_for(data: str, target: str, task: str, settings: tuple[str, ...],
                   extra: dict[str, Any]) -> tuple[Any, pd.DataFrame, pd.Series, str, str]:
     """The estimator ``--set`` describes for DATA, with the data read and checked; returns
     (estimator, X, y, task, source name)."""
-    from archtune.data.preprocess import infer_column_kinds
     from archtune.estimators import NeuralClassifier, NeuralRegressor
     from archtune.fitting import check_params
 
@@ -101,10 +100,21 @@ def estimator_for(data: str, target: str, task: str, settings: tuple[str, ...],
             raise exc from None
         raise InvalidParameterError(f"{exc} (that setting is for {other_task}, but the task is {task}; "
                                     f"pass --task {other_task} if that is what you want)") from None
-    # Every feature value is checked on the whole file before training, so that a stray word
-    # or an infinity is reported with the file's name and row, not minutes later as "X".
-    infer_column_kinds(X, where=name)
+    check_values(X, name)
     return model, X, y, task, name
+
+
+def check_values(X: pd.DataFrame, name: str) -> None:
+    """Check every feature value on the whole file before training, so that a stray word or
+    an infinity is reported with the file's name and row, not minutes later as "X". The
+    warning about dropped empty columns is left to the fit, which gives it again."""
+    import warnings
+
+    from archtune.data.preprocess import infer_column_kinds
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        infer_column_kinds(X, where=name)
 
 
 def load_training_table(data: str, target: str, task: str) -> tuple[pd.DataFrame, pd.Series, str, str]:

@@ -15,6 +15,7 @@ import pandas as pd
 
 from archtune.cli.group import cli
 from archtune.cli.common import (
+    check_values,
     echo_metrics,
     holdout_metrics,
     holdout_split,
@@ -252,9 +253,7 @@ def tune(data: str, target: str | None, task: str, budget: str, trials: int | No
                                         "another --out or --study")
 
         X, y, task, name = load_training_table(data, target, task)
-        from archtune.data.preprocess import infer_column_kinds
-
-        infer_column_kinds(X, where=name)
+        check_values(X, name)
         auto_cls = AutoNeuralClassifier if task == "classification" else AutoNeuralRegressor
         space = _space_for(preset, overrides, auto_cls.neural_class)
         X_fit, X_hold, y_fit, y_hold = holdout_split(X, y, holdout, task, seed)

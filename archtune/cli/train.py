@@ -167,6 +167,9 @@ def info(bundle: Path) -> None:
     click.echo(f"features:     {model.n_features_in_}"
                + (f" ({', '.join(map(str, model.feature_names_in_[:6]))}{' ...' if model.n_features_in_ > 6 else ''})"
                   if hasattr(model, "feature_names_in_") else ""))
+    if model.preprocessor_.dropped_:
+        click.echo(f"dropped:      {', '.join(map(repr, model.preprocessor_.dropped_))} (no values at fit; "
+                   "ignored when predicting)")
     if hasattr(model, "classes_"):
         click.echo(f"classes:      {', '.join(map(str, model.classes_[:10]))}")
     if meta.get("target"):

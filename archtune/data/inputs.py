@@ -156,14 +156,16 @@ def wide_inputs(inputs: Any, arch: str, pre: Preprocessor) -> WideConfig:
                 raise InvalidParameterError(f"inputs[{key!r}]: no column {name!r}{nearest(str(name), columns)}")
         return [str(v) for v in value]
 
-    wide = names("wide")
-    if not wide:
+    wide_columns = names("wide")
+    if not wide_columns:
         raise InvalidParameterError("inputs['wide'] is empty: name the columns that go straight to the output")
+    wide = [f for name in wide_columns for f in pre.features_of(name)]  # a date column: its features
     for name in wide:
         if name not in numeric_at:
             raise InvalidParameterError(f"inputs['wide']: column {name!r} is categorical; wide columns must be "
                                         "numeric (categorical columns feed the deep path through embeddings)")
-    deep = names("deep") if "deep" in inputs else [c for c in columns if c not in wide]
+    deep = names("deep") if "deep" in inputs else [c for c in columns if c not in wide_columns]
+    deep = [f for name in deep for f in pre.features_of(name)]
     wide_positions = [numeric_at[n] for n in wide] + [indicator_at[n] for n in wide if n in indicator_at]
     n_float = len(pre.numeric_) + len(pre.indicators_)
     deep_positions = ([numeric_at[n] for n in deep if n in numeric_at]

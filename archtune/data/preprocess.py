@@ -1,14 +1,15 @@
 """Schema inference and the Preprocessor: table in, float32 matrix out.
 
-Output layout: scaled numeric columns, then missing-value indicators, then one-hot columns
-(if chosen), then one integer code per embedded categorical column (0 = missing or unseen).
-Every piece of fitted state is plain JSON (lists, floats, strings) so that model bundles
-never need pickle.
+Output layout: scaled numeric columns (a date column's features among them, in its place),
+then missing-value indicators, then one-hot columns (if chosen), then one integer code per
+embedded categorical column (0 = missing or unseen). Every piece of fitted state is plain JSON
+(lists, floats, strings) so that model bundles never need pickle.
 """
 
 from __future__ import annotations
 
 import re
+import warnings
 from typing import Any
 
 import numpy as np
@@ -16,6 +17,8 @@ import pandas as pd
 from scipy.special import ndtri
 
 from archtune.checks import check_choice
+from archtune.data.dates import (DATE_FEATURES, DATE_SHARE, date_features, date_share, first_day, has_time,
+                                 holds_strings, is_date_dtype, parse_dates)
 from archtune.data.images import looks_like_image_paths, read_image_column
 from archtune.data.text import build_vocabulary, encode_texts, looks_like_text
 from archtune.errors import DataError
@@ -66,8 +69,8 @@ def as_frame(X: Any, what: str = "X") -> tuple[pd.DataFrame, bool]:
     if arr.dtype.kind == "c":
         raise DataError(f"{what} holds complex numbers: Complex data not supported; pass real parts and "
                         "imaginary parts as separate columns")
-    if arr.dtype.kind in "mM":
-        raise DataError(f"{what} has dtype {arr.dtype}, which is not supported; convert it to numbers")
+    if arr.dtype.kind == "m":
+        raise DataError(f"{what} has dtype {arr.dtype} (durations), which is not supported; convert it to numbers")
     return pd.DataFrame(arr, columns=[f"x{i}" for i in range(arr.shape[1])]), False
 
 
@@ -113,7 +116,7 @@ def is_missing_marker(value: Any) -> bool:
 def missing_mask(series: pd.Series) -> pd.Series:
     """Missing values of a column: NaN/None/NA, and in text columns the missing markers."""
     missing = series.isna()
-    if series.dtype == object:
+    if holds_strings(series.dtype):
         missing |= series.map(is_missing_marker).astype(bool)
     return missing
 
@@ -121,13 +124,18 @@ def missing_mask(series: pd.Series) -> pd.Series:
 def _to_numeric(series: pd.Series, where: str) -> pd.Series | None:
     """The column as float64, or None if it is categorical. Raises on a stray non-number.
     Missing markers ("", "NA", "null", ...: `MISSING_MARKERS`) are missing values."""
-    if series.dtype == object:
+    if holds_strings(series.dtype):
         series = series.mask(series.map(is_missing_marker).astype(bool))
     # Plain and nullable ("boolean") booleans alike are categorical, never 0/1 numbers.
     if pd.api.types.is_bool_dtype(series.dtype) or isinstance(series.dtype, pd.CategoricalDtype):
         return None
-    if pd.api.types.is_datetime64_any_dtype(series) or pd.api.types.is_timedelta64_dtype(series):
-        raise DataError(f"{where}: column {series.name!r} holds dates/times; convert them to numbers first")
+    if pd.api.types.is_timedelta64_dtype(series):
+        raise DataError(f"{where}: column {series.name!r} holds durations (timedelta); convert them to numbers "
+                        "first, e.g. with .dt.total_seconds()")
+    if is_date_dtype(series.dtype):
+        # Date columns are recognised before numbers (infer_column_kinds): here a column typed
+        # numeric by the whole table, or at fit, holds dates.
+        raise DataError(f"{where}: column {series.name!r} holds dates, but it is a numeric column")
     if pd.api.types.is_numeric_dtype(series):
         return series.astype("float64")
     present = series.notna()
@@ -176,33 +184,128 @@ def _comma_number(value: Any) -> bool:
     return isinstance(value, str) and _COMMA_NUMBER.fullmatch(value.strip()) is not None
 
 
-COLUMN_KINDS = ("numeric", "categorical", "text", "image")
+COLUMN_KINDS = ("numeric", "categorical", "date", "text", "image", "empty")
 
 
 def infer_column_kinds(frame: pd.DataFrame, where: str = "X", text: bool = True) -> dict[str, str]:
-    """Each column's kind, checking every value of the table: "numeric", "categorical",
-    "text" (several words, mostly distinct values; data/text.py) or "image" (file names of
-    images; data/images.py). A stray word in a numeric column or an infinite value raises
-    DataError naming its row. With ``text=False`` string columns are all categorical.
+    """Each column's kind, checking every value of the table.
 
-    This is the one place column kinds are decided: the preprocessor, the search space and
-    the baselines all read its result.
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+    where : str
+        How errors name the table (a file name, or "X").
+    text : bool
+        With False, string columns are never "text" or "image" (they are categorical).
+
+    Returns
+    -------
+    dict
+        Column name -> "numeric", "categorical", "date" (datetime64 or Period dtypes, date
+        objects, or ISO date strings: `archtune.data.dates`), "text" (several words, mostly
+        distinct values; data/text.py), "image" (file names of images; data/images.py) or
+        "empty" (every value missing: the column is dropped, with a warning that names it).
+
+    Raises
+    ------
+    DataError
+        A stray word in a numeric column, a value that is not a date in a date column, an
+        infinite value (each naming its row), or a table whose every column is empty.
+
+    Notes
+    -----
+    This is the one place column kinds are decided: the preprocessor, the search space, the
+    baselines and the LightGBM members all read its result.
     """
     kinds: dict[str, str] = {}
     for col in frame.columns:
-        numeric = _to_numeric(frame[col], where)
-        if numeric is not None:
-            _check_finite(numeric.to_numpy(dtype="float64"), str(col), frame.index, where)
-            if len(numeric) and numeric.isna().all():
-                raise DataError(f"{where}: column {str(col)!r} has no values at all (every row is missing)")
-            kinds[str(col)] = "numeric"
-        elif text and looks_like_image_paths(frame[col]):
-            kinds[str(col)] = "image"  # paths with spaces look like text too: images first
-        elif text and looks_like_text(frame[col]):
-            kinds[str(col)] = "text"
+        series, name = frame[col], str(col)
+        if _is_empty(series):
+            kinds[name] = "empty"
+        elif _is_date_column(series, where):
+            kinds[name] = "date"  # before numbers: a Period column would otherwise read as one
+        elif (numeric := _to_numeric(series, where)) is not None:
+            _check_finite(numeric.to_numpy(dtype="float64"), name, frame.index, where)
+            kinds[name] = "numeric"
+        elif text and looks_like_image_paths(series):
+            kinds[name] = "image"  # paths with spaces look like text too: images first
+        elif text and looks_like_text(series):
+            kinds[name] = "text"
         else:
-            kinds[str(col)] = "categorical"
+            kinds[name] = "categorical"
+    _report_empty([name for name, kind in kinds.items() if kind == "empty"], len(kinds), where)
     return kinds
+
+
+def _report_empty(empty: list[str], n_columns: int, where: str) -> None:
+    """Entirely missing columns are dropped with a warning, as scikit-learn's SimpleImputer
+    drops them; a table with nothing else is an error."""
+    if not empty:
+        return
+    if len(empty) == n_columns:
+        raise DataError(f"{where}: every column is empty (no values at all, every row is missing): "
+                        f"{list_columns(empty)}")
+    # No file name in the message: the CLI checks the table before fitting it, and the same
+    # text from the same place is shown once.
+    warnings.warn(f"{len(empty)} column(s) have no values at all (every row is missing) and are dropped: "
+                  f"{list_columns(empty)}", UserWarning, stacklevel=2)
+
+
+def _is_empty(series: pd.Series) -> bool:
+    """Whether a column of at least one row has no value at all (markers stop at the first
+    real value, so a full column costs one look)."""
+    present = series.dropna()
+    return len(series) > 0 and (not len(present) or (holds_strings(series.dtype)
+                                                     and all(is_missing_marker(v) for v in present)))
+
+
+# Values looked at first to rule a string column out cheaply: most are not dates.
+DATE_SAMPLE = 50
+
+
+def _is_date_column(series: pd.Series, where: str) -> bool:
+    """Whether a column holds dates: a date dtype, or an object/string column whose present
+    values are (at least DATE_SHARE of them) ISO date strings or date objects. The rest of
+    such a column are typos: DataError naming the first."""
+    if is_date_dtype(series.dtype):
+        return True
+    if not holds_strings(series.dtype):
+        return False
+    head = series.dropna().iloc[:4 * DATE_SAMPLE]
+    head = head[~missing_mask(head).to_numpy()].iloc[:DATE_SAMPLE]
+    if date_share(head) <= 0.5:
+        return False
+    if date_share(series[~missing_mask(series).to_numpy()]) < DATE_SHARE:
+        return False
+    to_datetimes(series, where)  # raises on the first value that is not a date
+    return True
+
+
+def to_datetimes(series: pd.Series, where: str = "X") -> np.ndarray:
+    """A date column (any container: `archtune.data.dates`) as wall-clock moments.
+
+    Parameters
+    ----------
+    series : pandas.Series
+    where : str
+        How errors name the table.
+
+    Returns
+    -------
+    numpy.ndarray of datetime64[s]
+        NaT where the value is missing (NaN, NaT, None, a missing marker).
+
+    Raises
+    ------
+    DataError
+        A present value that is not a date, naming the column and the row.
+    """
+    moments, bad = parse_dates(series, missing_mask(series).to_numpy())
+    if bad.any():
+        pos = int(np.flatnonzero(bad)[0])
+        raise DataError(f"{where}: column {str(series.name)!r} {row_label(series.index, pos)}: {series.iloc[pos]!r} "
+                        "is not a date (dates are written YYYY-MM-DD, optionally with a time HH:MM or HH:MM:SS)")
+    return moments
 
 
 def declare_categorical(kinds: dict[str, str], frame: pd.DataFrame, categorical_features: Any,
@@ -247,6 +350,14 @@ class Preprocessor:
     text : bool
         String columns that read as text (several words, mostly distinct values; see
         data/text.py) become token codes for a sequence encoder, after every other column.
+
+    Notes
+    -----
+    A date column becomes numeric features (`archtune.data.dates.date_features`: year, month,
+    day, day of week, day of year, days elapsed since the earliest training date, and the hour
+    when it has a time part), scaled like numeric columns, with one missing-value indicator
+    for the column. A column with no value at all in the training rows is dropped (``dropped_``)
+    and ignored at transform time.
     """
 
     def __init__(self, scaling: str | None = "standard", categorical: str = "embedding", text: bool = True):
@@ -258,6 +369,8 @@ class Preprocessor:
         self.text_lengths_: dict[str, int] = {}
         self.image_: list[str] = []
         self.image_shapes_: dict[str, list[int]] = {}
+        self.dates_: dict[str, dict[str, Any]] = {}
+        self.dropped_: list[str] = []
 
     # ------------------------------------------------------------------ fitting
 
@@ -282,13 +395,18 @@ class Preprocessor:
         self.onehot_: list[str] = []
         self.text_, self.vocabularies_, self.text_lengths_ = [], {}, {}
         self.image_, self.image_shapes_ = [], {}
+        self.dates_, self.dropped_ = {}, []
         for col in frame.columns:
             name, kind = str(col), kinds.get(str(col), "categorical")
-            if kind == "numeric":
+            if kind == "empty":
+                self.dropped_.append(name)  # infer_column_kinds has warned
+            elif kind == "numeric":
                 numeric = _to_numeric(frame[col], where)
                 if numeric is None:
                     raise DataError(f"{where}: column {name!r} holds text, but the table's column {name!r} is numeric")
                 self._fit_numeric(name, numeric, where)
+            elif kind == "date":
+                self._fit_date(name, frame[col], where)
             elif kind == "image" and self.text:
                 self._fit_image(name, frame[col])
             elif kind == "text" and self.text:
@@ -296,14 +414,25 @@ class Preprocessor:
                 self.vocabularies_[name], self.text_lengths_[name] = build_vocabulary(frame[col])
             else:
                 self._fit_categorical(name, frame[col])
+        if len(self.dropped_) == len(self.columns_) and self.columns_:
+            raise DataError(f"{where}: every column is empty in the training rows (no values at all): "
+                            f"{list_columns(self.dropped_)}")
         return self
 
-    def _fit_numeric(self, name: str, values: pd.Series, where: str) -> None:
+    def _drop_empty(self, name: str) -> None:
+        """A column with values in the table but none in the training rows (a validation split
+        took them all): nothing to learn a scale or a median from."""
+        warnings.warn(f"column {name!r} has no values in the training rows (every one is missing) and is dropped",
+                      UserWarning, stacklevel=4)
+        self.dropped_.append(name)
+
+    def _fit_numeric(self, name: str, values: pd.Series, where: str, indicator: bool = True) -> None:
         arr = values.to_numpy(dtype="float64")
         _check_finite(arr, name, values.index, where)
         present = arr[~np.isnan(arr)]
         if present.size == 0:
-            raise DataError(f"{where}: column {name!r} has no values at all (every row is missing)")
+            self._drop_empty(name)
+            return
         with np.errstate(over="ignore", invalid="ignore"):
             median = float(np.median(present))
             filled = np.where(np.isnan(arr), median, arr)
@@ -314,7 +443,7 @@ class Preprocessor:
                             f"{np.abs(present).max():.3g}); rescale that column")
         self.numeric_.append(name)
         self.medians_.append(median)
-        if present.size < arr.size:
+        if indicator and present.size < arr.size:
             self.indicators_.append(name)
         if self.scaling == "robust":
             # Median and interquartile range (half the range where the IQR is 0), as RealMLP.
@@ -329,6 +458,25 @@ class Preprocessor:
             n_quantiles = max(min(filled.size // 30, N_QUANTILES), 10)
             qs = np.quantile(filled, np.linspace(0, 1, n_quantiles))
             self.quantiles_.append([float(q) for q in qs])
+
+    def _fit_date(self, name: str, values: pd.Series, where: str) -> None:
+        """A date column: its features (`date_features`) fitted as numeric columns, placed
+        together in the numeric block; one missing-value indicator (on the first feature) for
+        the column, since a missing date is missing in every feature."""
+        moments = to_datetimes(values, where)
+        if np.isnat(moments).all():
+            self._drop_empty(name)
+            return
+        features = [f for f in DATE_FEATURES if f != "hour" or has_time(moments)]
+        reference = first_day(moments)
+        block = date_features(moments, features, reference)
+        taken = set(self.columns_) | set(self.numeric_)
+        self.dates_[name] = {"features": features, "reference": reference, "start": len(self.numeric_)}
+        for k, feature in enumerate(features):
+            label = f"{name}.{feature}"
+            while label in taken:  # a real column of that name: the labels must stay unique
+                label += "_"
+            self._fit_numeric(label, pd.Series(block[:, k], index=values.index), where, indicator=k == 0)
 
     def _fit_image(self, name: str, values: pd.Series) -> None:
         """A column of image files: their pixels, read by a convolutional encoder."""
@@ -350,7 +498,8 @@ class Preprocessor:
     def transform(self, frame: pd.DataFrame, where: str = "X") -> np.ndarray:
         if not all(isinstance(c, str) for c in frame.columns):
             frame = frame.set_axis([str(c) for c in frame.columns], axis=1)  # fit keys columns by str(name)
-        absent = [c for c in self.columns_ if c not in frame.columns]
+        dropped = set(self.dropped_)
+        absent = [c for c in self.columns_ if c not in frame.columns and c not in dropped]
         if absent:
             shown = ", ".join(repr(c) for c in absent[:5]) + (" ..." if len(absent) > 5 else "")
             raise DataError(f"{where} is missing {len(absent)} column(s) seen when the preprocessor was fitted: {shown}")
@@ -360,16 +509,17 @@ class Preprocessor:
         # Columns already of a numeric dtype convert as one block (a table of thousands of
         # columns predicts one row in milliseconds); the others, and any block holding an
         # infinity (whose error names the column and row), go column by column.
+        dates = self._date_block(frame, numeric, where)
         dtypes = dict(frame.dtypes.items())
-        fast = [j for j, name in enumerate(self.numeric_)
-                if pd.api.types.is_numeric_dtype(dtypes[name]) and not pd.api.types.is_bool_dtype(dtypes[name])]
+        fast = [j for j, name in enumerate(self.numeric_) if j not in dates
+                and pd.api.types.is_numeric_dtype(dtypes[name]) and not pd.api.types.is_bool_dtype(dtypes[name])]
         if fast:
             block = frame[[self.numeric_[j] for j in fast]].to_numpy(dtype="float64")
             if np.isinf(block).any():
                 fast = []
             else:
                 numeric[:, fast] = block
-        done = set(fast)
+        done = set(fast) | dates
         for j, name in enumerate(self.numeric_):
             if j in done:
                 continue
@@ -407,6 +557,17 @@ class Preprocessor:
                 pixels = read_image_column(frame[name], tuple(self.image_shapes_[name]), where, name)
                 blocks.append(pixels.reshape(n, -1).astype("float64") / 255.0)
         return np.hstack(blocks).astype("float32")
+
+    def _date_block(self, frame: pd.DataFrame, numeric: np.ndarray, where: str) -> set[int]:
+        """Write each date column's features into their places of ``numeric``; returns the
+        positions written. A value that is not a date is a DataError naming column and row."""
+        written: set[int] = set()
+        for name, spec in self.dates_.items():
+            start, k = spec["start"], len(spec["features"])
+            numeric[:, start:start + k] = date_features(to_datetimes(frame[name], where), spec["features"],
+                                                        spec["reference"])
+            written.update(range(start, start + k))
+        return written
 
     def _scale(self, numeric: np.ndarray) -> np.ndarray:
         if self.scaling is None or numeric.shape[1] == 0:
@@ -452,6 +613,14 @@ class Preprocessor:
         indicators, one-hot columns."""
         return len(self.numeric_) + len(self.indicators_) + sum(len(self.categories_[c]) for c in self.onehot_)
 
+    def features_of(self, column: str) -> list[str]:
+        """The names in ``numeric_`` that a column became: a date column's features, else the
+        column itself."""
+        if column not in self.dates_:
+            return [column]
+        spec = self.dates_[column]
+        return self.numeric_[spec["start"]:spec["start"] + len(spec["features"])]
+
     @property
     def cardinalities(self) -> tuple[int, ...]:
         """Number of codes per embedded column (its levels + 1 for missing/unseen)."""
@@ -471,12 +640,15 @@ class Preprocessor:
     STATE_KEYS = ("columns_", "numeric_", "categorical_", "categories_", "center_", "scale_",
                   "quantiles_", "medians_", "indicators_", "onehot_")
     TEXT_KEYS = ("text_", "vocabularies_", "text_lengths_", "image_", "image_shapes_")  # absent without them
+    OPTIONAL_KEYS = ("dates_", "dropped_")  # absent when empty (and in bundles from before them)
 
     def to_state(self) -> dict[str, Any]:
+        """The fitted state as plain JSON-able values (`from_state` reads it back)."""
         state = {"scaling": self.scaling, "categorical": self.categorical}
         state.update({k: getattr(self, k) for k in self.STATE_KEYS})
         if self.text_ or self.image_:
             state.update({k: getattr(self, k) for k in self.TEXT_KEYS})
+        state.update({k: getattr(self, k) for k in self.OPTIONAL_KEYS if getattr(self, k)})
         return state
 
     @classmethod
@@ -486,7 +658,7 @@ class Preprocessor:
             state = {**state, "onehot_": list(state["categorical_"]) if state["categorical"] == "onehot" else []}
         for key in cls.STATE_KEYS:
             setattr(pre, key, state[key])
-        for key in cls.TEXT_KEYS:
+        for key in cls.TEXT_KEYS + cls.OPTIONAL_KEYS:
             if key in state:
                 setattr(pre, key, state[key])
         return pre

@@ -1,8 +1,8 @@
 """LightGBM with default parameters on a table, in a form an ensemble bundle can hold safely.
 
-The table is encoded with plain JSON state (numeric columns as floats, categorical columns as
-indices into their training levels, unseen and missing values as NaN, which LightGBM routes
-natively) and the fitted trees are kept in LightGBM's own text model format: loading parses
+The table is encoded with plain JSON state (numeric columns as floats, date columns as their
+numeric features, categorical columns as indices into their training levels, unseen and
+missing values as NaN, which LightGBM routes natively) and the fitted trees are kept in LightGBM's own text model format: loading parses
 text, it never executes code, unlike a pickled scikit-learn pipeline.
 """
 
@@ -14,7 +14,8 @@ import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 
-from archtune.data.preprocess import is_missing_marker, missing_mask
+from archtune.data.dates import DATE_FEATURES, date_features
+from archtune.data.preprocess import is_missing_marker, missing_mask, to_datetimes
 
 
 def require_lightgbm() -> Any:
@@ -27,52 +28,66 @@ def require_lightgbm() -> Any:
 
 
 class TableEncoding:
-    """Columns of a table as LightGBM's float matrix: numeric columns as numbers, categorical
-    ones as level indices; text and image-path columns are left out."""
+    """Columns of a table as LightGBM's float matrix: numeric columns as numbers, date columns
+    as their numeric features (`archtune.data.dates.DATE_FEATURES`, elapsed days counted from
+    1970: trees do not care where it starts), categorical ones as level indices; text,
+    image-path and entirely missing columns are left out."""
 
-    def __init__(self, columns: list[str], levels: dict[str, list[str]]):
+    def __init__(self, columns: list[str], levels: dict[str, list[str]], dates: list[str] | None = None):
         self.columns = columns
         self.levels = levels  # categorical column -> its training levels, as strings
+        self.dates = list(dates or [])  # date columns (each gives len(DATE_FEATURES) features)
 
     @classmethod
     def fit(cls, frame: pd.DataFrame, kinds: dict[str, str]) -> "TableEncoding":
-        columns = [str(c) for c in frame.columns if kinds.get(str(c), "numeric") in ("numeric", "categorical")]
+        columns = [str(c) for c in frame.columns
+                   if kinds.get(str(c), "numeric") in ("numeric", "categorical", "date")]
         levels = {}
         for name in columns:
             if kinds.get(name, "numeric") == "categorical":
                 present = frame[name][~missing_mask(frame[name])].map(str)
                 levels[name] = sorted(present.unique().tolist())
-        return cls(columns, levels)
+        return cls(columns, levels, [name for name in columns if kinds.get(name) == "date"])
+
+    def _widths(self) -> list[int]:
+        dates = set(self.dates)
+        return [len(DATE_FEATURES) if name in dates else 1 for name in self.columns]
 
     @property
     def categorical_indices(self) -> list[int]:
-        return [i for i, name in enumerate(self.columns) if name in self.levels]
+        """Positions of the categorical columns in the encoded matrix."""
+        starts = np.cumsum([0, *self._widths()])
+        return [int(starts[i]) for i, name in enumerate(self.columns) if name in self.levels]
 
     def transform(self, frame: pd.DataFrame) -> np.ndarray:
-        """Array of shape (n_samples, n_columns), float64, NaN for missing or unseen."""
+        """Array of shape (n_samples, n_features), float64, NaN for missing or unseen."""
         frame = frame.set_axis([str(c) for c in frame.columns], axis=1)
         missing = [name for name in self.columns if name not in frame.columns]
         if missing:
             from archtune.errors import DataError
 
             raise DataError(f"X is missing column(s) {missing[:5]} that the LightGBM member was trained on")
-        out = np.empty((len(frame), len(self.columns)), dtype="float64")
-        for j, name in enumerate(self.columns):
+        dates = set(self.dates)
+        blocks = []
+        for name in self.columns:
             column = frame[name]
             if name in self.levels:
                 index = {level: float(i) for i, level in enumerate(self.levels[name])}
-                out[:, j] = column.map(lambda v: np.nan if pd.isna(v) or is_missing_marker(v)
-                                       else index.get(str(v), np.nan)).to_numpy(dtype="float64")
+                blocks.append(column.map(lambda v: np.nan if pd.isna(v) or is_missing_marker(v)
+                                         else index.get(str(v), np.nan)).to_numpy(dtype="float64")[:, None])
+            elif name in dates:
+                blocks.append(date_features(to_datetimes(column), DATE_FEATURES, 0.0))
             else:
-                out[:, j] = pd.to_numeric(column, errors="coerce").to_numpy(dtype="float64")
-        return out
+                blocks.append(pd.to_numeric(column, errors="coerce").to_numpy(dtype="float64")[:, None])
+        return np.hstack(blocks) if blocks else np.empty((len(frame), 0))
 
     def to_dict(self) -> dict[str, Any]:
-        return {"columns": self.columns, "levels": self.levels}
+        return {"columns": self.columns, "levels": self.levels, **({"dates": self.dates} if self.dates else {})}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "TableEncoding":
-        return cls([str(c) for c in data["columns"]], {str(k): [str(v) for v in vs] for k, vs in data["levels"].items()})
+        return cls([str(c) for c in data["columns"]], {str(k): [str(v) for v in vs] for k, vs in data["levels"].items()},
+                   [str(c) for c in data.get("dates", [])])
 
 
 class _LightGBMTable(BaseEstimator):

@@ -15,7 +15,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from archtune.data.preprocess import is_missing_marker
+from archtune.data.dates import DATE_FEATURES, date_features
+from archtune.data.preprocess import is_missing_marker, to_datetimes
 from archtune.errors import DataError
 
 
@@ -56,19 +57,24 @@ class FittedBaseline:
 
 
 def _column_transformer(frame: pd.DataFrame, scale: bool):
-    """Imputation (and scaling) of the numeric columns, one-hot codes of the others; a column
-    is numeric when its dtype is (`_typed` has converted the table by its kinds)."""
+    """Imputation (and scaling) of the numeric columns and of the dates' features, one-hot
+    codes of the others; a column is numeric or a date when its dtype is (`_typed` has
+    converted the table by its kinds)."""
     from sklearn.compose import ColumnTransformer
     from sklearn.impute import SimpleImputer
     from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+    from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardScaler
 
+    dates = [c for c in frame.columns if pd.api.types.is_datetime64_any_dtype(frame[c])]
     numeric = [c for c in frame.columns if pd.api.types.is_numeric_dtype(frame[c])]
-    categorical = [c for c in frame.columns if c not in numeric]
-    numeric_steps = [SimpleImputer(strategy="median", add_indicator=True)]
-    if scale:
-        numeric_steps.append(StandardScaler())
-    parts = [("num", make_pipeline(*numeric_steps), numeric)]
+    categorical = [c for c in frame.columns if c not in numeric and c not in dates]
+
+    def numeric_steps() -> list[Any]:
+        return [SimpleImputer(strategy="median", add_indicator=True), *([StandardScaler()] if scale else [])]
+
+    parts = [("num", make_pipeline(*numeric_steps()), numeric)]
+    if dates:
+        parts.append(("date", make_pipeline(FunctionTransformer(date_matrix), *numeric_steps()), dates))
     if categorical:
         parts.append(("cat", make_pipeline(
             SimpleImputer(strategy="constant", fill_value="__missing__"),
@@ -76,13 +82,25 @@ def _column_transformer(frame: pd.DataFrame, scale: bool):
     return ColumnTransformer(parts)
 
 
+def date_matrix(frame: pd.DataFrame) -> np.ndarray:
+    """The date columns of a typed table (datetime64) as their numeric features, the same
+    ones the networks get (elapsed days counted from 1970: these models do not care where
+    it starts)."""
+    return np.hstack([date_features(frame[c].to_numpy().astype("datetime64[s]"), DATE_FEATURES, 0.0)
+                      for c in frame.columns])
+
+
 def _typed(frame: pd.DataFrame, kinds: dict[str, str]) -> pd.DataFrame:
-    """Numeric columns as numbers, the others as strings (OneHotEncoder needs one type per
-    column), by the kinds `infer_column_kinds` decided."""
-    out = frame.copy()
+    """Numeric columns as numbers, date columns as datetime64 (whatever their container),
+    the others as strings (OneHotEncoder needs one type per column), by the kinds
+    `infer_column_kinds` decided; entirely missing columns are dropped, as the networks
+    drop them."""
+    out = frame.drop(columns=[c for c in frame.columns if kinds.get(str(c)) == "empty"])
     for c in out.columns:
         if kinds.get(str(c)) == "numeric":
             out[c] = pd.to_numeric(out[c], errors="coerce")
+        elif kinds.get(str(c)) == "date":
+            out[c] = pd.Series(to_datetimes(out[c]), index=out.index)
         else:
             out[c] = out[c].map(lambda v: np.nan if pd.isna(v) or is_missing_marker(v) else str(v)).astype(object)
     return out
