@@ -24,6 +24,7 @@ import copy
 import math
 import time
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import nullcontext
 from typing import Any
 
 import torch
@@ -35,6 +36,7 @@ from archtune.models import get_family
 from archtune.train.callbacks import Callback
 from archtune.train.optim import make_optimizer
 from archtune.train.population import PopulationTrainer, structure_signature
+from archtune.train.threads import training_threads
 
 # A cohort's followers share these with its leader, so that they can be stacked with it; the
 # search's sampler chooses everything else (learning rate, schedule, warm-up, momentum,
@@ -181,7 +183,8 @@ def solo_epoch_seconds(module: torch.nn.Module, prepared: Prepared, loss: Any, s
     batch = min(cfg.batch_size, n)
     xb, yb = prepared.X_train[:batch].to(prepared.device), prepared.y_train[:batch].to(prepared.device)
     timings = []
-    with torch.random.fork_rng(devices=[]):
+    threads = training_threads([net], xb[:1], batch) if prepared.device.type == "cpu" else nullcontext()
+    with torch.random.fork_rng(devices=[]), threads:  # timed with the threads a solo fit would get
         for _ in range(steps + 1):  # the first step pays for allocation; it is not counted
             started = time.perf_counter()
             optimizer.zero_grad(set_to_none=True)

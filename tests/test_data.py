@@ -708,3 +708,27 @@ def test_numeric_columns_transform_as_one_block_exactly_as_column_by_column():
     broken.iloc[5, 1] = np.inf
     with pytest.raises(DataError, match=r"column 'c1'.*is infinite"):
         pre.transform(broken)
+
+
+@pytest.mark.parametrize("scaling", ["robust", "standard", "quantile"])
+def test_numeric_columns_fitted_as_a_block_equal_column_by_column(scaling):
+    from archtune.data.preprocess import Preprocessor
+
+    rng = np.random.default_rng(3)
+    frame = pd.DataFrame(rng.lognormal(size=(200, 6)), columns=[f"c{i}" for i in range(6)])
+    frame.iloc[rng.integers(0, 200, 30), 2] = np.nan  # missing values: medians and indicators
+    frame["c4"] = 7.0  # constant: the scale falls back
+    frame["c5"] = np.repeat([1.0, 2.0], 100)  # an IQR of 0 in part of the rows
+    frame["c1"] = frame["c1"].round().astype("Int64")  # a nullable integer column
+    frame.loc[5, "c1"] = pd.NA
+    frame.insert(3, "word", rng.choice(["a", "b"], 200))  # splits the numbers into two blocks
+    block = Preprocessor(scaling).fit(frame)
+    # The same values as objects are read value by value, column by column.
+    by_column = Preprocessor(scaling).fit(frame.astype(object))
+    assert block.numeric_ == by_column.numeric_ == ["c0", "c1", "c2", "c3", "c4", "c5"]
+    assert block.indicators_ == by_column.indicators_ == ["c1", "c2"]
+    for name in ("medians_", "center_", "scale_"):
+        np.testing.assert_allclose(getattr(block, name), getattr(by_column, name), rtol=1e-12, err_msg=name)
+    np.testing.assert_allclose(np.array(block.quantiles_, dtype=float).ravel(),
+                               np.array(by_column.quantiles_, dtype=float).ravel(), rtol=1e-12)
+    np.testing.assert_allclose(block.transform(frame), by_column.transform(frame.astype(object)), rtol=1e-6)

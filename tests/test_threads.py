@@ -99,3 +99,22 @@ def test_an_environment_setting_is_kept(monkeypatch):
         assert _fit_recording_threads() == [cores(), cores()]
     finally:
         torch.set_num_threads(previous)
+
+
+def test_library_pools_get_one_thread_for_a_small_table(monkeypatch):
+    from threadpoolctl import threadpool_info
+
+    from archtune.train.threads import CELLS_PER_THREAD, library_threads
+
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.delenv("MKL_NUM_THREADS", raising=False)
+    previous = torch.get_num_threads()
+    torch.set_num_threads(cores())
+    try:
+        before = {(p["internal_api"], p["num_threads"]) for p in threadpool_info()}
+        with library_threads(CELLS_PER_THREAD // 10):
+            inside = {p["num_threads"] for p in threadpool_info()}
+        assert inside == {1}
+        assert {(p["internal_api"], p["num_threads"]) for p in threadpool_info()} == before  # restored
+    finally:
+        torch.set_num_threads(previous)

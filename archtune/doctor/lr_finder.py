@@ -26,6 +26,7 @@ import dataclasses
 import math
 import warnings
 from dataclasses import dataclass, field
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +36,7 @@ import torch
 from archtune.checks import check_choice, check_number
 from archtune.errors import InvalidParameterError
 from archtune.fitting import Prepared, prepare
+from archtune.train.threads import training_threads
 
 
 # "divide": a rate trains when the loss at the end of the probe is at most this share of the
@@ -150,10 +152,14 @@ def find_on_prepared(prepared: Prepared, *, method: str = "range", start_lr: flo
         module = prepared.build_network().to(prepared.device)
         loss_fn = prepared.task.loss_fn(prepared.device)
         batches = _batches(prepared)
-        if method == "range":
-            return _range_test(module, prepared.train_config, loss_fn, batches, start_lr, end_lr, num_steps,
-                               smoothing, divergence)
-        return _divide_by_three(module, prepared.train_config, loss_fn, batches, end_lr, probe_steps)
+        # The finder's steps are the fit's steps: the same thread rule (archtune.train.threads).
+        batch = min(prepared.train_config.batch_size, len(prepared.X_train))
+        with (training_threads([module], prepared.X_train[:1].to(prepared.device), batch)
+              if prepared.device.type == "cpu" else nullcontext()):
+            if method == "range":
+                return _range_test(module, prepared.train_config, loss_fn, batches, start_lr, end_lr, num_steps,
+                                   smoothing, divergence)
+            return _divide_by_three(module, prepared.train_config, loss_fn, batches, end_lr, probe_steps)
 
 
 # learning_rate="auto" when the finder cannot decide: the estimators' default rate.

@@ -16,6 +16,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 
 from archtune.data.dates import DATE_FEATURES, date_features
 from archtune.data.preprocess import is_missing_marker, missing_mask, to_datetimes
+from archtune.train.threads import CELLS_PER_THREAD, idle_cores
 
 
 def require_lightgbm() -> Any:
@@ -105,12 +106,15 @@ class _LightGBMTable(BaseEstimator):
         self.encoding_ = TableEncoding.fit(X, self.kinds or {})
         matrix = self.encoding_.transform(X)
         y = np.asarray(y)
+        # LightGBM's OpenMP threads wait for each other like torch's: one thread for a table
+        # of under a million cells, else up to the idle cores (archtune.train.threads).
+        threads = max(1, min(matrix.size // CELLS_PER_THREAD, idle_cores()))
         if self.task == "classification":
             self.classes_, codes = np.unique(y, return_inverse=True)
-            model = lgb.LGBMClassifier(random_state=self.random_state, verbose=-1)
+            model = lgb.LGBMClassifier(random_state=self.random_state, verbose=-1, n_jobs=int(threads))
             model.fit(matrix, codes, categorical_feature=self.encoding_.categorical_indices or "auto")
         else:
-            model = lgb.LGBMRegressor(random_state=self.random_state, verbose=-1)
+            model = lgb.LGBMRegressor(random_state=self.random_state, verbose=-1, n_jobs=int(threads))
             model.fit(matrix, y.astype("float64"), categorical_feature=self.encoding_.categorical_indices or "auto")
         self.booster_ = model.booster_
         return self
