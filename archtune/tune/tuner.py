@@ -239,7 +239,7 @@ class Search:
     def _claim(self, n_trials: int | None, want: int = 1) -> int:
         """How many trials (up to ``want``) may start now, counting those other workers run."""
         with self._lock:
-            if self.deadline is not None and time.monotonic() >= self.trial_deadline():
+            if self.deadline is not None and time.monotonic() >= self.deadline - self.refit_reserve():
                 if self._attempts or self.n_finished() or not self._first_trial_seconds:
                     return 0
                 self._first_trial_until = time.monotonic() + self._first_trial_seconds
