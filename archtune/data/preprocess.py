@@ -452,6 +452,23 @@ class Preprocessor:
         indicators, one-hot columns."""
         return len(self.numeric_) + len(self.indicators_) + sum(len(self.categories_[c]) for c in self.onehot_)
 
+    def categorical_positions(self) -> dict[str, tuple[int, int, int]]:
+        """Where each categorical column sits in the output matrix: (start, width,
+        cardinality), width being its levels for a one-hot block and 1 for a code column;
+        cardinality counts its levels plus code 0 (missing or unseen)."""
+        positions: dict[str, tuple[int, int, int]] = {}
+        start = len(self.numeric_) + len(self.indicators_)
+        for name in self.onehot_:
+            k = len(self.categories_[name])
+            positions[name] = (start, k, k + 1)
+            start += k
+        onehot = set(self.onehot_)
+        for name in self.categorical_:
+            if name not in onehot:
+                positions[name] = (start, 1, len(self.categories_[name]) + 1)
+                start += 1
+        return positions
+
     @property
     def cardinalities(self) -> tuple[int, ...]:
         """Number of codes per embedded column (its levels + 1 for missing/unseen)."""
