@@ -18,6 +18,7 @@ import pandas as pd
 from archtune.config import WideConfig
 from archtune.data.images import flatten_images, is_image_array
 from archtune.data.preprocess import Preprocessor, as_frame, column_differences, list_columns
+from archtune.data.sparse import read_sparse
 from archtune.errors import DataError, InvalidParameterError, nearest
 
 SERIES_FAMILIES = ("sequence", "layers")
@@ -109,6 +110,15 @@ class FittedInputs:
             raise DataError(f"{what} has {frame.shape[1]} features, but {self.owner} is "
                             f"expecting {self.n_features} features as input")
         return frame.set_axis(list(self.columns), axis=1) if self.columns is not None else frame
+
+
+    def matrix(self, X: Any, what: str = "X") -> Any:
+        """A scipy sparse X as a checked CSR matrix with the number of columns fit saw."""
+        matrix = read_sparse(X, what)
+        if matrix.shape[1] != self.n_features:
+            raise DataError(f"{what} has {matrix.shape[1]} features, but {self.owner} is "
+                            f"expecting {self.n_features} features as input")
+        return matrix
 
 
 def match_columns(frame: pd.DataFrame, fitted: list[str], owner: str, what: str) -> pd.DataFrame:
