@@ -29,7 +29,7 @@ def dict_to_frame(X: Any, what: str) -> Any:
     becomes one table with columns "wide[0]", "wide[1]", "deep[0]", ..., "price"."""
     import scipy.sparse
 
-    # scipy's dok_array is a dict subclass: leave sparse input to the sparse-input error.
+    # scipy's dok_array is a dict subclass: sparse input is a matrix, not a dict of arrays.
     if not isinstance(X, dict) or scipy.sparse.issparse(X):
         return X
     parts = {}
