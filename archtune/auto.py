@@ -13,6 +13,7 @@ import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 from sklearn.utils.validation import check_is_fitted
 
+from archtune.errors import DataError
 from archtune.estimators import NeuralClassifier, NeuralRegressor
 
 
@@ -164,9 +165,16 @@ class _AutoBase(BaseEstimator):
         InvalidParameterError
             A parameter (or a value fixed in ``space``) is invalid.
         DataError
-            The data cannot be used, or no trial completed within the budget.
+            The data cannot be used, or no trial completed within the budget; X is a scipy
+            sparse matrix (the search's baselines, splits and ensembles read tables).
         """
+        from archtune.data.sparse import is_sparse
         from archtune.tune.search import run_search
+
+        if is_sparse(X):
+            raise DataError(f"X is a scipy sparse matrix: {type(self).__name__} does not take sparse input (its "
+                            "baselines, splits and ensembles read tables); NeuralClassifier and NeuralRegressor "
+                            "do, densifying it batch by batch, or convert it with X.toarray() if it fits in memory")
 
         result = run_search(self.task_kind, X, y, self.get_params(), owner=type(self).__name__)
         self.study_ = result.study

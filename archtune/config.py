@@ -119,18 +119,39 @@ class SequenceConfig:
 
 @dataclass(frozen=True)
 class WideConfig:
-    """Wide&Deep (``arch="wide_deep"``): input-matrix positions of the wide features, of the
-    deep path's columns, and pairs of wide positions whose products join the wide part. They
-    are resolved from the estimator's ``inputs`` once the columns are known."""
+    """Wide&Deep (``arch="wide_deep"``): where the wide part's inputs sit in the input matrix.
+
+    They are resolved from the estimator's ``inputs`` once the columns are known.
+
+    wide_columns : positions of the numeric wide features (and their missing-value indicators).
+    deep_columns : positions of the deep path's columns.
+    crosses : pairs of numeric wide positions whose products join the wide part.
+    wide_categorical : (start, width, cardinality) of each categorical wide column: its code
+        column (width 1) or its one-hot block (width = its levels); cardinality counts the
+        levels plus code 0 (missing or unseen, no active level).
+    wide_category_crosses : pairs of indices into ``wide_categorical`` whose level pairs are
+        one-hot encoded (Cheng et al.'s cross-product transformation).
+    wide_mixed_crosses : (index into ``wide_categorical``, numeric position) pairs: a slope of
+        the numeric feature per level of the categorical one.
+    """
 
     wide_columns: tuple[int, ...] = ()
     deep_columns: tuple[int, ...] = ()
     crosses: tuple[tuple[int, int], ...] = ()
+    wide_categorical: tuple[tuple[int, int, int], ...] = ()
+    wide_category_crosses: tuple[tuple[int, int], ...] = ()
+    wide_mixed_crosses: tuple[tuple[int, int], ...] = ()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "wide_columns", tuple(int(v) for v in self.wide_columns))
         object.__setattr__(self, "deep_columns", tuple(int(v) for v in self.deep_columns))
-        object.__setattr__(self, "crosses", tuple((int(a), int(b)) for a, b in self.crosses))
+        for name in ("crosses", "wide_categorical", "wide_category_crosses", "wide_mixed_crosses"):
+            object.__setattr__(self, name, tuple(tuple(int(v) for v in item) for item in getattr(self, name)))
+
+    @property
+    def active(self) -> bool:
+        """Whether there is a wide part at all."""
+        return bool(self.wide_columns or self.wide_categorical)
 
 
 @dataclass(frozen=True)

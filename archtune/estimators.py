@@ -128,11 +128,13 @@ class _NeuralBase(BaseEstimator):
         Classifier only: weights of the classes in the loss.
     clamp_outputs : bool
         Regressor only: predictions are clipped to the training target's range (RealMLP).
-    scaling : {"standard", "robust", "quantile", None}
+    scaling : {"standard", "robust", "quantile", "maxabs", None}
         How numeric columns are scaled: "standard" (mean and standard deviation), "robust"
         (median and interquartile range, then the smooth clip ``x / sqrt(1 + (x/3)^2)``, as
         RealMLP), "quantile" (to a normal distribution through the training rows' quantiles,
-        as the TabM paper).
+        as the TabM paper), "maxabs" (divided by the largest absolute value, not centred).
+        A scipy sparse X is always scaled by "maxabs" (unless None): centring would fill in
+        its zeros.
     categorical : {"embedding", "onehot", "auto"}
         How categorical columns are encoded: learned embeddings, one-hot columns, or "auto":
         one-hot for at most 9 levels and embeddings above (RealMLP's rule).
@@ -312,7 +314,10 @@ class _NeuralBase(BaseEstimator):
         X : array-like or DataFrame of shape (n_samples, n_features)
             Numeric, categorical (string, category, bool) and missing values are accepted; also
             a dict of arrays (multiple inputs), images (n_samples, channels, height, width) or,
-            with ``arch="sequence"``, series (n_samples, steps, features).
+            with ``arch="sequence"``, series (n_samples, steps, features). A scipy sparse
+            matrix (CSR, CSC, COO or any other format, read as CSR) is numeric columns kept
+            sparse: scaled by each column's largest absolute value, without a numeric
+            embedding, and densified one batch at a time.
         y : array-like of shape (n_samples,) or (n_samples, n_outputs)
             Class labels of any hashable type, or real values (2-D for multi-output regression).
         validation_data : (X_val, y_val), optional
@@ -349,6 +354,7 @@ class _NeuralBase(BaseEstimator):
         tags.input_tags.allow_nan = True  # missing values are imputed, with an indicator column
         tags.input_tags.categorical = True
         tags.input_tags.string = True
+        tags.input_tags.sparse = True  # scipy sparse X: scaled by max-abs, densified per batch
         return tags
 
 

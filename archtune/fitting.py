@@ -30,12 +30,14 @@ from archtune.checks import check_choice, check_number
 from archtune.config import PARAM_GROUPS, ModelConfig, TrainConfig
 from archtune.data.inputs import FittedInputs, array_rows, dict_to_frame, wide_inputs
 from archtune.data.preprocess import Preprocessor, as_frame, declare_categorical, infer_column_kinds
+from archtune.data.sparse import is_sparse, read_sparse
 from archtune.data.target import TARGETS, target_array
 from archtune.errors import DataError, InvalidParameterError
 from archtune.models import InputSpec, TabularNetwork, build_model, get_family
 from archtune.models.embeddings import compute_bins
 from archtune.models.layer_list import input_scaling
 from archtune.recipes import wide as is_wide
+from archtune.train.batches import Rows, SparseRows
 from archtune.train.callbacks import Callback, ProgressBar
 from archtune.train.loop import Trainer
 from archtune.train.losses import (constant_prediction_loss, make_loss, make_member_loss, make_member_metric,
@@ -224,9 +226,9 @@ class FittedData:
 class Prepared:
     """Tensors, configs and fitted data: everything a trainer needs, and nothing it changes."""
 
-    X_train: torch.Tensor
+    X_train: Rows  # a dense tensor, or SparseRows for scipy sparse input (densified per batch)
     y_train: torch.Tensor
-    X_val: torch.Tensor | None
+    X_val: Rows | None
     y_val: torch.Tensor | None
     targets_train: np.ndarray
     seed: int
@@ -288,7 +290,10 @@ def prepare(estimator: Any, X: Any, y: Any, validation_data: tuple[Any, Any] | N
     Parameters
     ----------
     estimator : NeuralClassifier or NeuralRegressor
-    X : table, dict of arrays, image array (N x C x H x W) or series (N x T x F)
+    X : table, dict of arrays, image array (N x C x H x W), series (N x T x F) or scipy sparse matrix
+        A sparse matrix (any format, read as CSR) is all numeric columns: scaled by each
+        column's largest absolute value (zeros stay zero), with no numeric embedding, and kept
+        sparse (`SparseRows`: batches are densified as they are drawn).
     y : array-like of shape (n_samples,) or (n_samples, n_outputs)
     validation_data : (X_val, y_val), optional
         Rows for early stopping instead of a split of (X, y).
@@ -308,22 +313,28 @@ def prepare(estimator: Any, X: Any, y: Any, validation_data: tuple[Any, Any] | N
     check_params(estimator)
     if y is None:
         raise DataError(f"{owner} requires y to be passed, but the target y is None")
-    frame, named = as_frame(X, "X")
+    sparse = is_sparse(X)
+    # A sparse matrix stays one (CSR): `frame` is then that matrix, every column numeric.
+    frame, named = (read_sparse(X, "X"), False) if sparse else as_frame(X, "X")
+    n_rows = frame.shape[0]
     y_arr = target_array(y, "y")
-    if len(frame) != len(y_arr):
-        raise DataError(f"X has {len(frame)} rows but y has {len(y_arr)}; they must match row for row")
-    if len(frame) < 2:
-        raise DataError(f"at least 2 rows are needed to train; got n_samples={len(frame)} (1 sample)")
+    if n_rows != len(y_arr):
+        raise DataError(f"X has {n_rows} rows but y has {len(y_arr)}; they must match row for row")
+    if n_rows < 2:
+        raise DataError(f"at least 2 rows are needed to train; got n_samples={n_rows} (1 sample)")
     if frame.shape[1] == 0:
-        raise DataError(f"X has 0 feature(s) (shape=({len(frame)}, 0)) while a minimum of 1 is required.")
+        raise DataError(f"X has 0 feature(s) (shape=({n_rows}, 0)) while a minimum of 1 is required.")
     if kinds is None:
-        kinds = infer_column_kinds(frame, "X")  # whole table: errors name the user's row numbers
+        kinds = {} if sparse else infer_column_kinds(frame, "X")  # whole table: errors name the user's rows
     tabular = (get_family(arch).tabular and array_kind is None
                and not any(kind in ("text", "image") for kind in kinds.values()))
     wide = is_wide(sum(kind == "numeric" for kind in kinds.values()))
     params = recipe_params(estimator, tabular, wide)
+    if sparse:
+        params = _sparse_params(estimator, params)
     model_config = ModelConfig.from_params(params)
-    kinds = declare_categorical(dict(kinds), frame, params["categorical_features"])
+    if not sparse:
+        kinds = declare_categorical(dict(kinds), frame, params["categorical_features"])
     target, targets = TARGETS[estimator.target_kind].fit(y_arr)
     target.check_params(params)
     seed = seed_from(params["random_state"])
@@ -333,19 +344,20 @@ def prepare(estimator: Any, X: Any, y: Any, validation_data: tuple[Any, Any] | N
 
     if validation_data is not None:
         X_val_raw, y_val_raw = validation_data
-        frame_val = inputs.frame(X_val_raw, "validation_data X")
+        frame_val = (inputs.matrix(X_val_raw, "validation_data X") if is_sparse(X_val_raw)
+                     else inputs.frame(X_val_raw, "validation_data X"))
         targets_val = target.encode(target_array(y_val_raw, "validation_data y"), "validation_data y")
         frame_tr, targets_tr = frame, targets
     else:
         frame_tr, frame_val, targets_tr, targets_val = _split(frame, targets, target, params, seed)
 
-    pre = Preprocessor(input_scaling(model_config.layers, arch, params["scaling"]),
-                       params["categorical"]).fit(frame_tr, "X", dict(kinds))
+    pre = Preprocessor(input_scaling(model_config.layers, arch, params["scaling"]), params["categorical"])
+    pre = pre.fit_sparse(frame_tr) if sparse else pre.fit(frame_tr, "X", dict(kinds))
     _warn_unused(estimator, arch, [g for g, present in (("conv", pre.image_), ("sequence", pre.text_)) if present])
     model_config = dataclasses.replace(model_config, wide=wide_inputs(params["inputs"], arch, pre),
                                        image_shape=inputs.image_shape, series_shape=inputs.series_shape)
-    X_tr = torch.from_numpy(pre.transform(frame_tr, "X"))
-    X_va = torch.from_numpy(pre.transform(frame_val, "X")) if frame_val is not None else None
+    X_tr = transform_rows(pre, frame_tr, "X")
+    X_va = transform_rows(pre, frame_val, "X") if frame_val is not None else None
     target = target.fit_scale(targets_tr, clamp=params["clamp_outputs"] in (True, "auto"))
     train_config = TrainConfig.from_params(params, len(X_tr), seed, target.losses)
     task = TaskSpec(target.task, target.n_outputs, train_config.loss, target.metric,
@@ -367,13 +379,34 @@ def prepare(estimator: Any, X: Any, y: Any, validation_data: tuple[Any, Any] | N
         wide=wide)
 
 
-def _split(frame: pd.DataFrame, targets: np.ndarray, target: Any, params: Mapping[str, Any], seed: int):
-    n = len(frame)
+def _sparse_params(estimator: Any, params: dict[str, Any]) -> dict[str, Any]:
+    """The parameters a fit on sparse input uses: no numeric embedding (binning or embedding
+    each of 20,000 TF-IDF columns would cost more than the network), with a warning when the
+    user asked for one away from the default."""
+    default = type(estimator)().get_params()["numeric_embedding"]
+    if params["numeric_embedding"] not in (None, default):
+        warnings.warn(f"numeric_embedding={params['numeric_embedding']!r} is ignored: sparse input trains "
+                      "without numeric embeddings", UserWarning, stacklevel=4)
+    return {**params, "numeric_embedding": None}
+
+
+def transform_rows(pre: Preprocessor, table: Any, what: str) -> Rows:
+    """The network's input for a table (a dense tensor) or a CSR matrix (`SparseRows`)."""
+    if is_sparse(table):
+        return SparseRows(pre.transform_sparse(table, what))
+    return torch.from_numpy(pre.transform(table, what))
+
+
+def _split(frame: Any, targets: np.ndarray, target: Any, params: Mapping[str, Any], seed: int):
+    """Training and validation rows of a table or a CSR matrix, and of their targets."""
+    n = frame.shape[0]
     n_val = int(round(params["validation_fraction"] * n)) if params["early_stopping"] else 0
     if n_val < 1 or n - n_val < 1:
         return frame, None, targets, None
     idx_tr, idx_va = train_test_split(np.arange(n), test_size=n_val, random_state=seed % (2**32),
                                       stratify=target.stratify(targets, n_val))
+    if is_sparse(frame):
+        return frame[idx_tr], frame[idx_va], targets[idx_tr], targets[idx_va]
     return frame.iloc[idx_tr], frame.iloc[idx_va], targets[idx_tr], targets[idx_va]
 
 
@@ -439,9 +472,12 @@ def fitted_data(estimator: Any) -> FittedData:
     return FittedData(estimator.preprocessor_, estimator.target_encoder_, inputs)
 
 
-def input_matrix(estimator: Any, X: Any, what: str = "X") -> torch.Tensor:
-    """The network's input for X (checked against what fit saw), as a float32 tensor."""
+def input_matrix(estimator: Any, X: Any, what: str = "X") -> Rows:
+    """The network's input for X (checked against what fit saw): a float32 tensor, or
+    `SparseRows` for a scipy sparse X (densified batch by batch where it is used)."""
     data = fitted_data(estimator)
+    if is_sparse(X):
+        return SparseRows(data.preprocessor.transform_sparse(data.inputs.matrix(X, what), what))
     frame = data.inputs.frame(X, what)
     return torch.from_numpy(data.preprocessor.transform(frame, what))
 

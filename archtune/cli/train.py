@@ -227,7 +227,9 @@ def _encoder_lines(model: Any) -> list[str]:
                      f"{sq.embedding_dim}, {encoder}")
     if mc.series_shape and mc.arch == "sequence":
         lines.append(f"series of {mc.series_shape[0]} steps x {mc.series_shape[1]} features -> {encoder}")
-    if mc.wide.wide_columns:
-        lines.append(f"wide part: {len(mc.wide.wide_columns)} column(s) and {len(mc.wide.crosses)} cross(es) straight to "
-                     "the output")
+    wide = mc.wide
+    if wide.active:
+        n_crosses = len(wide.crosses) + len(wide.wide_category_crosses) + len(wide.wide_mixed_crosses)
+        lines.append(f"wide part: {len(wide.wide_columns)} numeric and {len(wide.wide_categorical)} one-hot "
+                     f"categorical column(s) and {n_crosses} cross(es) straight to the output")
     return lines

@@ -18,6 +18,7 @@ import pandas as pd
 from archtune.config import WideConfig
 from archtune.data.images import flatten_images, is_image_array
 from archtune.data.preprocess import Preprocessor, as_frame, column_differences, list_columns
+from archtune.data.sparse import read_sparse
 from archtune.errors import DataError, InvalidParameterError, nearest
 
 SERIES_FAMILIES = ("sequence", "layers")
@@ -28,7 +29,7 @@ def dict_to_frame(X: Any, what: str) -> Any:
     becomes one table with columns "wide[0]", "wide[1]", "deep[0]", ..., "price"."""
     import scipy.sparse
 
-    # scipy's dok_array is a dict subclass: leave sparse input to the sparse-input error.
+    # scipy's dok_array is a dict subclass: sparse input is a matrix, not a dict of arrays.
     if not isinstance(X, dict) or scipy.sparse.issparse(X):
         return X
     parts = {}
@@ -111,6 +112,15 @@ class FittedInputs:
         return frame.set_axis(list(self.columns), axis=1) if self.columns is not None else frame
 
 
+    def matrix(self, X: Any, what: str = "X") -> Any:
+        """A scipy sparse X as a checked CSR matrix with the number of columns fit saw."""
+        matrix = read_sparse(X, what)
+        if matrix.shape[1] != self.n_features:
+            raise DataError(f"{what} has {matrix.shape[1]} features, but {self.owner} is "
+                            f"expecting {self.n_features} features as input")
+        return matrix
+
+
 def match_columns(frame: pd.DataFrame, fitted: list[str], owner: str, what: str) -> pd.DataFrame:
     """Select the fitted columns by name; missing or reordered columns are errors, extra ones
     are ignored with a warning."""
@@ -133,8 +143,15 @@ def match_columns(frame: pd.DataFrame, fitted: list[str], owner: str, what: str)
 
 def wide_inputs(inputs: Any, arch: str, pre: Preprocessor) -> WideConfig:
     """Wide&Deep: ``inputs={"wide": [...], "deep": [...], "cross": [[a, b], ...]}`` as positions in
-    the preprocessed matrix. Wide columns must be numeric; categorical columns always feed the
-    deep path (through their embeddings); "deep" defaults to every other column."""
+    the preprocessed matrix.
+
+    Wide columns are numeric (they reach the output as they are) or categorical (one-hot: a
+    weight per level, no active level for a missing or unseen one). A cross is a pair of wide
+    columns: two numeric ones multiply, two categorical ones are one-hot encoded as pairs of
+    levels, a categorical and a numeric one give the numeric column a slope per level.
+    Categorical columns also feed the deep path (through their embeddings or one-hot
+    columns); "deep" defaults to every column that is not wide.
+    """
     if inputs is None:
         return WideConfig()
     if not isinstance(inputs, dict) or not set(inputs) <= {"wide", "deep", "cross"}:
@@ -145,29 +162,24 @@ def wide_inputs(inputs: Any, arch: str, pre: Preprocessor) -> WideConfig:
     columns = pre.columns_
     numeric_at = {name: j for j, name in enumerate(pre.numeric_)}
     indicator_at = {name: len(pre.numeric_) + k for k, name in enumerate(pre.indicators_)}
-
-    def names(key: str) -> list[str]:
-        value = inputs.get(key, [])
-        value = [value] if isinstance(value, str) else list(value)
-        # A name of a dict input (X={"wide": array, ...}) stands for all its columns.
-        value = [c for name in value for c in (group_columns(str(name), columns) or [name])]
-        for name in value:
-            if str(name) not in columns:
-                raise InvalidParameterError(f"inputs[{key!r}]: no column {name!r}{nearest(str(name), columns)}")
-        return [str(v) for v in value]
-
-    wide_columns = names("wide")
+    categorical_at = pre.categorical_positions()
+    wide_columns = _input_names(inputs, "wide", columns)
     if not wide_columns:
         raise InvalidParameterError("inputs['wide'] is empty: name the columns that go straight to the output")
     wide = [f for name in wide_columns for f in pre.features_of(name)]  # a date column: its features
     for name in wide:
-        if name not in numeric_at:
-            raise InvalidParameterError(f"inputs['wide']: column {name!r} is categorical; wide columns must be "
-                                        "numeric (categorical columns feed the deep path through embeddings)")
-    deep = names("deep") if "deep" in inputs else [c for c in columns if c not in wide_columns]
-    deep = [f for name in deep for f in pre.features_of(name)]
-    wide_positions = [numeric_at[n] for n in wide] + [indicator_at[n] for n in wide if n in indicator_at]
+        if name not in numeric_at and name not in categorical_at:
+            raise InvalidParameterError(f"inputs['wide']: column {name!r} is a text or image column; wide columns "
+                                        "must be numeric or categorical")
+    deep = (_input_names(inputs, "deep", columns) if "deep" in inputs
+            else [c for c in columns if c not in wide_columns])
+    deep = [f for name in deep for f in pre.features_of(name)]  # a date column: its features
+    wide_numeric = [n for n in wide if n in numeric_at]
+    wide_categorical = [n for n in wide if n in categorical_at]
+    wide_positions = [numeric_at[n] for n in wide_numeric] + [indicator_at[n] for n in wide_numeric
+                                                              if n in indicator_at]
     n_float = len(pre.numeric_) + len(pre.indicators_)
+    # Categorical columns (one-hot blocks and codes), text and images always feed the deep path.
     deep_positions = ([numeric_at[n] for n in deep if n in numeric_at]
                       + [indicator_at[n] for n in deep if n in indicator_at]
                       + list(range(n_float, pre.n_numeric_out + len(pre.cardinalities)
@@ -178,26 +190,54 @@ def wide_inputs(inputs: Any, arch: str, pre: Preprocessor) -> WideConfig:
             f"inputs: the deep path has no columns (every column is wide{' or deep is empty' if 'deep' in inputs else ''}); "
             "name some in inputs['deep'], or for a linear model on these columns use arch='mlp' with "
             "hidden_layers=0")
-    crosses = []
-    cross = inputs.get("cross", [])
+    category_index = {name: i for i, name in enumerate(wide_categorical)}
+    crosses, category_crosses, mixed_crosses = [], [], []
+    for a, b in _cross_pairs(inputs.get("cross", []), columns, wide):
+        if a in numeric_at and b in numeric_at:
+            crosses.append((numeric_at[a], numeric_at[b]))
+        elif a in category_index and b in category_index:
+            category_crosses.append((category_index[a], category_index[b]))
+        else:
+            level, number = (a, b) if a in category_index else (b, a)
+            mixed_crosses.append((category_index[level], numeric_at[number]))
+    return WideConfig(tuple(wide_positions), tuple(deep_positions), tuple(crosses),
+                      tuple(categorical_at[n] for n in wide_categorical), tuple(category_crosses),
+                      tuple(mixed_crosses))
+
+
+def _input_names(inputs: dict, key: str, columns: list[str]) -> list[str]:
+    """The columns ``inputs[key]`` names; a name of a dict input (X={"wide": array, ...})
+    stands for all its columns. An unknown name is an error naming it."""
+    value = inputs.get(key, [])
+    value = [value] if isinstance(value, str) else list(value)
+    value = [c for name in value for c in (group_columns(str(name), columns) or [name])]
+    for name in value:
+        if str(name) not in columns:
+            raise InvalidParameterError(f"inputs[{key!r}]: no column {name!r}{nearest(str(name), columns)}")
+    return [str(v) for v in value]
+
+
+def _cross_pairs(cross: Any, columns: list[str], wide: list[str]) -> list[tuple[str, str]]:
+    """``inputs['cross']`` checked: a list of pairs of single wide columns."""
     if not isinstance(cross, (list, tuple)):
         raise InvalidParameterError(f"inputs['cross'] must be a list of pairs of wide columns, like [['a', 'b']]; "
                                     f"got {cross!r}")
+    pairs = []
     for pair in cross:
         if not isinstance(pair, (list, tuple)) or len(pair) != 2:
             raise InvalidParameterError(f"inputs['cross']: each cross is a pair of wide columns, like "
                                         f"[['a', 'b']]; got {pair!r}")
         for name in map(str, pair):
             if name not in columns and group_columns(name, columns):
-                raise InvalidParameterError(f"inputs['cross']: {name!r} is a group of columns; a cross multiplies "
+                raise InvalidParameterError(f"inputs['cross']: {name!r} is a group of columns; a cross pairs "
                                             f"two single columns, like {group_columns(name, columns)[0]!r}")
             if name not in columns:
                 raise InvalidParameterError(f"inputs['cross']: no column {name!r}{nearest(name, columns)}")
             if name not in wide:
-                raise InvalidParameterError(f"inputs['cross']: {name!r} is not a wide column; crosses multiply "
+                raise InvalidParameterError(f"inputs['cross']: {name!r} is not a wide column; crosses pair "
                                             f"wide columns (add it to inputs['wide'])")
-        crosses.append((numeric_at[str(pair[0])], numeric_at[str(pair[1])]))
-    return WideConfig(tuple(wide_positions), tuple(deep_positions), tuple(crosses))
+        pairs.append((str(pair[0]), str(pair[1])))
+    return pairs
 
 
 __all__ = ["FittedInputs", "SERIES_FAMILIES", "array_rows", "dict_to_frame", "group_columns", "match_columns",

@@ -23,7 +23,7 @@ from archtune.data.images import looks_like_image_paths, read_image_column
 from archtune.data.text import build_vocabulary, encode_texts, looks_like_text
 from archtune.errors import DataError
 
-SCALINGS = ("standard", "robust", "quantile", None)
+SCALINGS = ("standard", "robust", "quantile", "maxabs", None)
 CATEGORICAL_ENCODINGS = ("embedding", "onehot", "auto")
 # categorical="auto": one-hot columns for at most this many levels, embeddings above (RealMLP).
 ONE_HOT_MAX_LEVELS = 9
@@ -51,8 +51,8 @@ def as_frame(X: Any, what: str = "X") -> tuple[pd.DataFrame, bool]:
     import scipy.sparse
 
     if scipy.sparse.issparse(X):
-        raise DataError(f"{what} is a sparse matrix, and sparse input is not supported: tabular networks "
-                        "need dense input; convert it with X.toarray() if it fits in memory")
+        raise DataError(f"{what} is a sparse matrix, which only NeuralClassifier and NeuralRegressor accept "
+                        "(as a whole matrix of numeric columns); convert it with X.toarray() if it fits in memory")
     if isinstance(X, pd.Series):
         raise DataError(f"{what} must be 2-dimensional (rows x columns); got a Series. Use X.to_frame()")
     try:
@@ -362,10 +362,12 @@ class Preprocessor:
 
     Parameters
     ----------
-    scaling : {"standard", "robust", "quantile", None}
+    scaling : {"standard", "robust", "quantile", "maxabs", None}
         Numeric columns: standardised (default); centred on the median, divided by the
         interquartile range and smoothly clipped (``x / sqrt(1 + (x/3)^2)``, RealMLP); mapped to
-        a normal distribution through their quantiles (TabM's setting); or left as they are.
+        a normal distribution through their quantiles (TabM's setting); divided by their largest
+        absolute value, not centred (scikit-learn's MaxAbsScaler: zeros stay zero, the
+        scaling of sparse input, see `fit_sparse`); or left as they are.
     categorical : {"embedding", "onehot", "auto"}
         Categorical columns: integer codes for learned embeddings (default), one-hot columns,
         or "auto": one-hot for at most ONE_HOT_MAX_LEVELS levels, codes above.
@@ -393,6 +395,7 @@ class Preprocessor:
         self.image_shapes_: dict[str, list[int]] = {}
         self.dates_: dict[str, dict[str, Any]] = {}
         self.dropped_: list[str] = []
+        self.sparse_ = False  # fitted on a scipy sparse matrix (fit_sparse)
 
     # ------------------------------------------------------------------ fitting
 
@@ -418,6 +421,7 @@ class Preprocessor:
         self.text_, self.vocabularies_, self.text_lengths_ = [], {}, {}
         self.image_, self.image_shapes_ = [], {}
         self.dates_, self.dropped_ = {}, []
+        self.sparse_ = False
         plain = {str(c) for c in plain_numeric_columns(frame)}
         run: list[Any] = []  # consecutive plain numeric columns, fitted as one block
         for col in frame.columns:
@@ -519,6 +523,8 @@ class Preprocessor:
         self.medians_.append(median)
         if indicator and present.size < arr.size:
             self.indicators_.append(name)
+        if self.scaling == "maxabs":
+            center, scale = 0.0, float(np.abs(filled).max())
         if self.scaling == "robust":
             # Median and interquartile range (half the range where the IQR is 0), as RealMLP.
             q25, q75 = np.quantile(filled, [0.25, 0.75])
@@ -648,6 +654,8 @@ class Preprocessor:
             return numeric
         if self.scaling == "standard":
             return (numeric - np.asarray(self.center_)) / np.asarray(self.scale_)
+        if self.scaling == "maxabs":
+            return numeric / np.asarray(self.scale_)
         if self.scaling == "robust":
             z = (numeric - np.asarray(self.center_)) / np.asarray(self.scale_)
             return z / np.sqrt(1 + (z / SMOOTH_CLIP) ** 2)
@@ -661,6 +669,53 @@ class Preprocessor:
             u = np.clip(0.5 * (up + down), 1e-7, 1 - 1e-7)
             out[:, j] = ndtri(u)
         return out
+
+    # ------------------------------------------------------------------ sparse input
+
+    def fit_sparse(self, matrix: Any) -> "Preprocessor":
+        """Learn the scaling of a scipy CSR matrix whose columns are all numeric.
+
+        Centring would fill in every zero, so the scaling keeps zeros zero: any scaling but
+        None becomes "maxabs" (each column divided by its largest absolute value on these rows;
+        an all-zero column by 1). Missing values are refused before (`data.sparse.read_sparse`);
+        a dense X given to the fitted model later fills a NaN with 0, the sparse default.
+        """
+        n = matrix.shape[1]
+        if self.scaling is not None:
+            self.scaling = "maxabs"
+        largest = np.asarray(abs(matrix).max(axis=0).todense(), dtype="float64").ravel() if n else np.zeros(0)
+        self.columns_ = [f"x{j}" for j in range(n)]
+        self.numeric_ = list(self.columns_)
+        self.categorical_, self.categories_, self.onehot_, self.indicators_ = [], {}, [], []
+        self.center_ = [0.0] * n
+        self.scale_ = [float(v) if v > 0 else 1.0 for v in largest]
+        self.medians_ = [0.0] * n
+        self.quantiles_ = []
+        self.text_, self.vocabularies_, self.text_lengths_, self.image_, self.image_shapes_ = [], {}, {}, [], {}
+        self.sparse_ = True
+        return self
+
+    def transform_sparse(self, matrix: Any, where: str = "X") -> Any:
+        """A scipy CSR matrix (checked by `data.sparse.read_sparse`) scaled as fitted: a CSR
+        float32 matrix, never densified. Only a preprocessor whose columns are all numeric
+        and whose scaling keeps zeros zero (None or "maxabs") can read sparse input."""
+        if self.categorical_ or self.text_ or self.image_ or self.scaling not in (None, "maxabs"):
+            raise DataError(f"{where} is a sparse matrix, but the model was fitted on a dense table "
+                            f"(scaling={self.scaling!r}{', with categorical or text columns' if self.categorical_ or self.text_ or self.image_ else ''}) "
+                            f"that sparse input cannot be scaled like; pass {where}.toarray(), or fit on sparse input")
+        import scipy.sparse
+
+        # Divided value by value, as the dense path divides (the same float64 arithmetic, so a
+        # sparse matrix and its dense copy give the same float32 inputs to the bit).
+        data = np.asarray(matrix.data, dtype="float64") / np.asarray(self.scale_, dtype="float64")[matrix.indices]
+        with np.errstate(over="ignore"):
+            data = data.astype("float32")
+        if not np.isfinite(data).all():
+            pos = int(np.flatnonzero(~np.isfinite(data))[0])
+            row = int(np.searchsorted(matrix.indptr, pos, side="right")) - 1
+            raise DataError(f"{where}: sparse matrix row {row + 1}, column {int(matrix.indices[pos])}: a value is too "
+                            "large to use (beyond float32 range once scaled); rescale that column")
+        return scipy.sparse.csr_matrix((data, matrix.indices.copy(), matrix.indptr.copy()), shape=matrix.shape)
 
     def _check_representable(self, scaled: np.ndarray, raw: np.ndarray, index: pd.Index, where: str) -> None:
         """The network computes in float32: a value that scales beyond its range (3.4e38) would
@@ -695,6 +750,23 @@ class Preprocessor:
         spec = self.dates_[column]
         return self.numeric_[spec["start"]:spec["start"] + len(spec["features"])]
 
+    def categorical_positions(self) -> dict[str, tuple[int, int, int]]:
+        """Where each categorical column sits in the output matrix: (start, width,
+        cardinality), width being its levels for a one-hot block and 1 for a code column;
+        cardinality counts its levels plus code 0 (missing or unseen)."""
+        positions: dict[str, tuple[int, int, int]] = {}
+        start = len(self.numeric_) + len(self.indicators_)
+        for name in self.onehot_:
+            k = len(self.categories_[name])
+            positions[name] = (start, k, k + 1)
+            start += k
+        onehot = set(self.onehot_)
+        for name in self.categorical_:
+            if name not in onehot:
+                positions[name] = (start, 1, len(self.categories_[name]) + 1)
+                start += 1
+        return positions
+
     @property
     def cardinalities(self) -> tuple[int, ...]:
         """Number of codes per embedded column (its levels + 1 for missing/unseen)."""
@@ -723,6 +795,8 @@ class Preprocessor:
         if self.text_ or self.image_:
             state.update({k: getattr(self, k) for k in self.TEXT_KEYS})
         state.update({k: getattr(self, k) for k in self.OPTIONAL_KEYS if getattr(self, k)})
+        if self.sparse_:
+            state["sparse_"] = True
         return state
 
     @classmethod
@@ -735,6 +809,7 @@ class Preprocessor:
         for key in cls.TEXT_KEYS + cls.OPTIONAL_KEYS:
             if key in state:
                 setattr(pre, key, state[key])
+        pre.sparse_ = bool(state.get("sparse_", False))
         return pre
 
 

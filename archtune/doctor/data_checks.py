@@ -10,6 +10,7 @@ import pandas as pd
 
 from archtune.data.preprocess import as_frame, infer_column_kinds
 from archtune.doctor.findings import Finding
+from archtune.train.batches import SparseRows
 
 UNSCALED_SPREAD = 100.0  # largest over smallest feature standard deviation
 IMBALANCE_RATIO = 0.1  # rarest class at under a tenth of the commonest
@@ -87,9 +88,17 @@ def class_imbalance(model: Any, y: Any) -> list[Finding] | None:
 def _row_keys(X: Any, y: Any) -> list[bytes]:
     """One key per row of features and target: a copy is the same example twice (the same
     features with another label is noise, not a leak)."""
-    features = np.ascontiguousarray(X.numpy()).reshape(len(X), -1)
     targets = np.ascontiguousarray(y.numpy()).reshape(len(y), -1).astype(np.float64)
-    return [f.tobytes() + t.tobytes() for f, t in zip(features, targets)]
+    return [f + t.tobytes() for f, t in zip(_feature_keys(X), targets)]
+
+
+def _feature_keys(X: Any) -> list[bytes]:
+    """Each row's features as bytes; a sparse row as its columns and values (never densified)."""
+    if isinstance(X, SparseRows):
+        m = X.matrix.copy()
+        m.sort_indices()  # the same row must give the same bytes whatever its entries' order
+        return [m.indices[a:b].tobytes() + m.data[a:b].tobytes() for a, b in zip(m.indptr[:-1], m.indptr[1:])]
+    return [row.tobytes() for row in np.ascontiguousarray(X.numpy()).reshape(len(X), -1)]
 
 
 def train_val_leak(prepared: Any) -> list[Finding] | None:

@@ -36,6 +36,7 @@ from archtune.data.inputs import array_rows, dict_to_frame
 from archtune.doctor.lr_finder import resolve_learning_rate
 from archtune.errors import InvalidParameterError, TrainingDivergedError
 from archtune.fitting import Prepared, TaskSpec, input_matrix, prepare, target_tensor, task_spec
+from archtune.train.batches import dense_rows
 
 DEFAULT_EPOCHS = 30
 
@@ -166,7 +167,8 @@ def _instrumented_run(model: Any, prepared: Prepared, max_epochs: int | None,
         if initialize is not None:
             with torch.no_grad():
                 initialize(module)
-        probe_rows = (prepared.X_val if prepared.X_val is not None else prepared.X_train).to(prepared.device)
+        # Sparse rows are probed on a densified sample (the probes read whole inputs).
+        probe_rows = dense_rows(prepared.X_val if prepared.X_val is not None else prepared.X_train).to(prepared.device)
         initial_units = unit_stats(module, probe_rows)
         initial_duplicates = duplicate_units(module)
         recorder = TrainingRecorder(module)

@@ -20,6 +20,7 @@ from archtune.models.embeddings import PeriodicEmbeddings, PiecewiseLinearEmbedd
 from archtune.models.registry import get_family
 from archtune.models.sequence import SequenceEncoder
 from archtune.models.tabm import LinearEnsemble
+from archtune.models.wide import WideLevels
 
 if TYPE_CHECKING:
     from archtune.config import ModelConfig
@@ -97,7 +98,8 @@ class TabularNetwork(nn.Module):
     def __init__(self, spec: InputSpec, body: nn.Module, body_width: int, n_outputs: int, task: str,
                  wide: tuple[int, ...] = (), deep: tuple[int, ...] = (), crosses: tuple[tuple[int, int], ...] = (),
                  text_encoders: list[nn.Module] | None = None, image_encoders: list[nn.Module] | None = None,
-                 numeric_embedding: nn.Module | None = None, feature_scale: int = 0):
+                 numeric_embedding: nn.Module | None = None, feature_scale: int = 0,
+                 wide_levels: WideLevels | None = None):
         super().__init__()
         self.n_numeric = spec.n_numeric
         self.n_continuous = spec.n_continuous if numeric_embedding is not None else 0
@@ -115,7 +117,9 @@ class TabularNetwork(nn.Module):
         self.body = body
         # Wide&Deep: the wide features (and products of pairs of them) skip the body and join
         # its last hidden layer right before the output, so the deep path cannot drown them.
+        # Categorical wide columns and their crosses are one-hot weights in ``wide_levels``.
         self.wide = tuple(wide)
+        self.wide_levels = wide_levels
         self.deep = tuple(deep)
         self.crosses = tuple(crosses)
         # TabM: a body of k members ([B, k, width]) gets k output layers, and its outputs are
@@ -157,15 +161,24 @@ class TabularNetwork(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Logits or values [B, outputs]; a TabM network in training mode returns every
         member's [B, k, outputs] (the loss averages the members' losses)."""
-        if not self.wide:
+        if not self.wide and self.wide_levels is None:
             out = self.head(self.body(self.encode(x)))
         else:
-            wide = [x[:, list(self.wide)], *(x[:, [a]] * x[:, [b]] for a, b in self.crosses)]
-            out = (self.head(self.body(self.encode(x[:, list(self.deep)])))
-                   + WIDE_GAIN * self.wide_head(torch.cat(wide, dim=1)))
+            out = self.head(self.body(self.encode(x[:, list(self.deep)]))) + WIDE_GAIN * self.wide_part(x)
         if not self.ensemble_size or self.training:
             return out
         return ensemble_mean(out, self.task)
+
+    def wide_part(self, x: torch.Tensor) -> torch.Tensor:
+        """The wide part's contribution [B, outputs], before WIDE_GAIN: numeric wide features and
+        their products through ``wide_head``, categorical ones through ``wide_levels``."""
+        out = 0
+        if self.wide:
+            wide = [x[:, list(self.wide)], *(x[:, [a]] * x[:, [b]] for a, b in self.crosses)]
+            out = self.wide_head(torch.cat(wide, dim=1))
+        if self.wide_levels is not None:
+            out = out + self.wide_levels(x)
+        return out
 
     def predict_proba(self, x: torch.Tensor) -> torch.Tensor:
         logits = self.forward(x)
@@ -201,7 +214,7 @@ def build_model(
 ) -> TabularNetwork:
     """Build the network a `ModelConfig` describes, with weights drawn from ``generator``."""
     if config.arch == "wide_deep":
-        if not config.wide.wide_columns:
+        if not config.wide.active:
             raise InvalidParameterError("arch='wide_deep' needs inputs={'wide': [columns]}: the features that "
                                         "go straight to the output layer")
         # The deep path sees its own columns (numeric ones first, in the order given, then
@@ -222,9 +235,12 @@ def build_model(
         # conv_blocks, filters, ... as arch='cnn'): after them, the dense layers.
         arch = "mlp"
     body, width = get_family(arch).build(config, in_width, generator)
-    net = TabularNetwork(spec, body, width, n_outputs, task, config.wide.wide_columns, config.wide.deep_columns,
-                         config.wide.crosses, encoders, [encoder for encoder, _ in images], embedding,
-                         in_width if config.feature_scale else 0)
+    wide = config.wide
+    levels = (WideLevels(wide.wide_categorical, wide.wide_category_crosses, wide.wide_mixed_crosses, n_outputs)
+              if wide.wide_categorical else None)
+    net = TabularNetwork(spec, body, width, n_outputs, task, wide.wide_columns, wide.deep_columns,
+                         wide.crosses, encoders, [encoder for encoder, _ in images], embedding,
+                         in_width if config.feature_scale else 0, levels)
     for emb in net.embeddings:
         with torch.no_grad():
             emb.weight.normal_(0.0, 1.0, generator=generator)

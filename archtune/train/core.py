@@ -24,6 +24,7 @@ import torch
 
 from archtune.config import TrainConfig
 from archtune.errors import InvalidParameterError, TrainingDivergedError
+from archtune.train.batches import Rows, rows_differ
 from archtune.train.callbacks import Callback, History
 from archtune.train.optim import LRSchedule, regularisation_factor
 from archtune.train.threads import training_threads
@@ -40,7 +41,7 @@ class Engine(Protocol):
 
     def step(self, xb: torch.Tensor, yb: torch.Tensor, lrs: list[float]) -> torch.Tensor: ...
 
-    def evaluate(self, X: torch.Tensor, y: torch.Tensor) -> tuple[list[float], list[float], list[float]]: ...
+    def evaluate(self, X: Rows, y: torch.Tensor) -> tuple[list[float], list[float], list[float]]: ...
 
     def snapshot(self, position: int) -> dict[str, torch.Tensor]: ...
 
@@ -166,8 +167,8 @@ def divergence(logs: dict[str, Any], limit: float | None, learning_rate: float) 
     return None
 
 
-def run(engine: Engine, members: list[TrainingState], X: torch.Tensor, y: torch.Tensor,
-        X_val: torch.Tensor | None, y_val: torch.Tensor | None, *, seed: int, device: torch.device,
+def run(engine: Engine, members: list[TrainingState], X: Rows, y: torch.Tensor,
+        X_val: Rows | None, y_val: torch.Tensor | None, *, seed: int, device: torch.device,
         divergence_limit: float | None = None, interrupt: Callable[[], bool] | None = None,
         on_leave: Callable[[TrainingState], None] | None = None) -> None:
     """Train ``members`` through ``engine`` on (X, y), validating on (X_val, y_val).
@@ -175,14 +176,15 @@ def run(engine: Engine, members: list[TrainingState], X: torch.Tensor, y: torch.
     All members see the same mini-batches, in an order drawn from ``seed``. ``interrupt()``,
     checked every step, ends the epoch at once (its validation still runs and the callbacks
     see it) and every member stops. ``on_leave(member)`` runs as each member leaves, before
-    its slot in the engine is given up.
+    its slot in the engine is given up. X and X_val are dense tensors or `SparseRows` (a
+    sparse matrix whose batches are densified as they are drawn).
     """
     X, y = X.to(device), y.to(device)
     has_val = X_val is not None and len(X_val) > 0
     if has_val:
         X_val, y_val = X_val.to(device), y_val.to(device)  # type: ignore[union-attr]
     # Constant outputs mean a dead network only if the validation rows differ at all.
-    varied = bool(has_val and len(X_val) > 1 and (X_val != X_val[:1]).any())
+    varied = bool(has_val and rows_differ(X_val))  # type: ignore[arg-type]
     n = len(X)
     batch_size = min(members[0].config.batch_size, n)
     if engine.has_batchnorm and batch_size < 2:

@@ -20,6 +20,7 @@ from torch import nn
 
 from archtune.config import TrainConfig
 from archtune.models.stacked import StackedNetwork
+from archtune.train.batches import Rows, rows_per_batch
 from archtune.train.optim import make_member_optimizer, make_optimizer
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -33,15 +34,17 @@ def penalised_weights(module: nn.Module) -> list[torch.Tensor]:
 
 
 @torch.no_grad()
-def predict_tensor(module: nn.Module, X: torch.Tensor, batch_size: int = EVAL_BATCH) -> torch.Tensor:
-    """Outputs of ``module`` in evaluation mode, in batches to bound memory."""
+def predict_tensor(module: nn.Module, X: Rows, batch_size: int = EVAL_BATCH) -> torch.Tensor:
+    """Outputs of ``module`` in evaluation mode, in batches to bound memory (sparse rows are
+    densified batch by batch)."""
     was_training = module.training
+    batch_size = rows_per_batch(X, batch_size)
     module.eval()
     try:
         outs = [module(X[i:i + batch_size]) for i in range(0, len(X), batch_size)]
     finally:
         module.train(was_training)
-    return torch.cat(outs) if outs else module(X)
+    return torch.cat(outs) if outs else module(X[:0])
 
 
 class SingleEngine:
@@ -108,7 +111,7 @@ class SingleEngine:
         return loss.detach()
 
     @torch.no_grad()
-    def evaluate(self, X: torch.Tensor, y: torch.Tensor) -> tuple[list[float], list[float | None], list[float]]:
+    def evaluate(self, X: Rows, y: torch.Tensor) -> tuple[list[float], list[float | None], list[float]]:
         outputs = predict_tensor(self.module, X)
         metric = self.metric(outputs, y) if self.metric is not None else None
         spread = float(outputs.double().std(dim=0).mean()) if len(outputs) > 1 else 0.0
@@ -217,11 +220,12 @@ class StackedEngine:
         return losses.detach()
 
     @torch.no_grad()
-    def evaluate(self, X: torch.Tensor, y: torch.Tensor) -> tuple[list[float], list[float], list[float]]:
+    def evaluate(self, X: Rows, y: torch.Tensor) -> tuple[list[float], list[float], list[float]]:
         net = self.net
         net.eval()
+        size = rows_per_batch(X, EVAL_BATCH)
         try:
-            outputs = torch.cat([net(X[i:i + EVAL_BATCH]) for i in range(0, len(X), EVAL_BATCH)], dim=1)
+            outputs = torch.cat([net(X[i:i + size]) for i in range(0, len(X), size)], dim=1)
         finally:
             net.train()
         spread = outputs.double().std(dim=1).mean(dim=-1) if outputs.shape[1] > 1 else outputs.new_zeros(len(outputs))
