@@ -31,6 +31,7 @@ from archtune.config import PARAM_GROUPS, ModelConfig, TrainConfig
 from archtune.data.inputs import FittedInputs, array_rows, dict_to_frame, wide_inputs
 from archtune.data.preprocess import Preprocessor, as_frame, declare_categorical, infer_column_kinds
 from archtune.data.target import TARGETS, target_array
+from archtune.data.weights import check_sample_weight, effective, positive_rows
 from archtune.errors import DataError, InvalidParameterError
 from archtune.models import InputSpec, TabularNetwork, build_model, get_family
 from archtune.models.embeddings import compute_bins
@@ -235,6 +236,9 @@ class Prepared:
     verbose: int = 0
     owner: str = "estimator"
     tabular: bool = True  # whether the default recipe applies (see recipe_params)
+    # Row weights of the training and validation rows (None: unweighted, or all equal).
+    w_train: torch.Tensor | None = None
+    w_val: torch.Tensor | None = None
 
     @property
     def spec(self) -> InputSpec:
@@ -275,8 +279,8 @@ class TrainResult:
 # --------------------------------------------------------------------------- the steps
 
 
-def prepare(estimator: Any, X: Any, y: Any, validation_data: tuple[Any, Any] | None = None,
-            kinds: Mapping[str, str] | None = None) -> Prepared:
+def prepare(estimator: Any, X: Any, y: Any, validation_data: tuple[Any, ...] | None = None,
+            kinds: Mapping[str, str] | None = None, sample_weight: Any = None) -> Prepared:
     """Validate, read, split and preprocess; the estimator is not changed.
 
     Parameters
@@ -284,11 +288,15 @@ def prepare(estimator: Any, X: Any, y: Any, validation_data: tuple[Any, Any] | N
     estimator : NeuralClassifier or NeuralRegressor
     X : table, dict of arrays, image array (N x C x H x W) or series (N x T x F)
     y : array-like of shape (n_samples,) or (n_samples, n_outputs)
-    validation_data : (X_val, y_val), optional
-        Rows for early stopping instead of a split of (X, y).
+    validation_data : (X_val, y_val) or (X_val, y_val, sample_weight_val), optional
+        Rows for early stopping instead of a split of (X, y), optionally weighted.
     kinds : dict, optional
         Each column's kind ("numeric" or "categorical") when already inferred on the whole
         table (the search does it once); otherwise inferred here, checking every value.
+    sample_weight : array-like of shape (n_samples,), optional
+        Row weights (archtune.data.weights): rows of weight 0 are dropped before anything is
+        fitted on the rows, so they count exactly as removed rows; the validation split
+        carries the others' weights.
 
     Raises
     ------
@@ -309,6 +317,7 @@ def prepare(estimator: Any, X: Any, y: Any, validation_data: tuple[Any, Any] | N
         raise DataError(f"at least 2 rows are needed to train; got n_samples={len(frame)} (1 sample)")
     if frame.shape[1] == 0:
         raise DataError(f"X has 0 feature(s) (shape=({len(frame)}, 0)) while a minimum of 1 is required.")
+    weights = check_sample_weight(sample_weight, len(frame))
     if kinds is None:
         kinds = infer_column_kinds(frame, "X")  # whole table: errors name the user's row numbers
     tabular = (get_family(arch).tabular and array_kind is None
@@ -316,7 +325,8 @@ def prepare(estimator: Any, X: Any, y: Any, validation_data: tuple[Any, Any] | N
     params = recipe_params(estimator, tabular)
     model_config = ModelConfig.from_params(params)
     kinds = declare_categorical(dict(kinds), frame, params["categorical_features"])
-    target, targets = TARGETS[estimator.target_kind].fit(y_arr)
+    target, targets = TARGETS[estimator.target_kind].fit(y_arr)  # every row: classes_ keep every label
+    frame, targets, weights = _without_zero_weights(frame, targets, weights, "sample_weight")
     target.check_params(params)
     seed = seed_from(params["random_state"])
     inputs = FittedInputs(owner, arch, frame.shape[1], tuple(map(str, frame.columns)) if named else None,
@@ -324,12 +334,16 @@ def prepare(estimator: Any, X: Any, y: Any, validation_data: tuple[Any, Any] | N
                           series_shape=array_shape if array_kind == "series" else ())
 
     if validation_data is not None:
-        X_val_raw, y_val_raw = validation_data
+        X_val_raw, y_val_raw, w_val_raw = _validation_parts(validation_data)
         frame_val = inputs.frame(X_val_raw, "validation_data X")
         targets_val = target.encode(target_array(y_val_raw, "validation_data y"), "validation_data y")
-        frame_tr, targets_tr = frame, targets
+        frame_val, targets_val, w_va = _without_zero_weights(
+            frame_val, targets_val, check_sample_weight(w_val_raw, len(frame_val), "validation_data sample_weight"),
+            "validation_data sample_weight", minimum=1)
+        frame_tr, targets_tr, w_tr = frame, targets, weights
     else:
-        frame_tr, frame_val, targets_tr, targets_val = _split(frame, targets, target, params, seed)
+        frame_tr, frame_val, targets_tr, targets_val, w_tr, w_va = _split(frame, targets, weights, target, params,
+                                                                          seed)
 
     pre = Preprocessor(input_scaling(model_config.layers, arch, params["scaling"]),
                        params["categorical"]).fit(frame_tr, "X", dict(kinds))
@@ -341,7 +355,7 @@ def prepare(estimator: Any, X: Any, y: Any, validation_data: tuple[Any, Any] | N
     target = target.fit_scale(targets_tr, clamp=params["clamp_outputs"] in (True, "auto"))
     train_config = TrainConfig.from_params(params, len(X_tr), seed, target.losses)
     task = TaskSpec(target.task, target.n_outputs, train_config.loss, target.metric,
-                    target.loss_weights(targets_tr, params["class_weight"]), train_config.label_smoothing)
+                    target.loss_weights(targets_tr, params["class_weight"], w_tr), train_config.label_smoothing)
     embeds = model_config.numeric.kind is not None and "numeric_embedding" in get_family(arch).uses
     n_continuous = len(pre.numeric_) if embeds else 0
     bins = (compute_bins(X_tr[:, :n_continuous].numpy(), model_config.numeric.n_bins, model_config.numeric.binning,
@@ -355,17 +369,51 @@ def prepare(estimator: Any, X: Any, y: Any, validation_data: tuple[Any, Any] | N
                                   n_continuous, bins),
         device=resolve_device(params["device"]), task=task,
         fitted=FittedData(pre, target, dataclasses.replace(inputs, columns=tuple(pre.columns_))),
-        auto_lr=params["learning_rate"] == "auto", verbose=int(params["verbose"]), owner=owner, tabular=tabular)
+        auto_lr=params["learning_rate"] == "auto", verbose=int(params["verbose"]), owner=owner, tabular=tabular,
+        w_train=_weight_tensor(w_tr, X_tr.dtype), w_val=_weight_tensor(w_va, X_tr.dtype))
 
 
-def _split(frame: pd.DataFrame, targets: np.ndarray, target: Any, params: Mapping[str, Any], seed: int):
+def _validation_parts(validation_data: Any) -> tuple[Any, Any, Any]:
+    """(X_val, y_val, sample_weight_val or None) from a 2- or 3-tuple."""
+    if not isinstance(validation_data, (tuple, list)) or len(validation_data) not in (2, 3):
+        raise InvalidParameterError("validation_data must be (X_val, y_val) or (X_val, y_val, sample_weight_val); "
+                                    f"got a {type(validation_data).__name__}"
+                                    + (f" of {len(validation_data)}" if isinstance(validation_data, (tuple, list))
+                                       else ""))
+    return (*validation_data, None) if len(validation_data) == 2 else tuple(validation_data)
+
+
+def _without_zero_weights(frame: pd.DataFrame, targets: np.ndarray, weights: np.ndarray | None, what: str,
+                          minimum: int = 2) -> tuple[pd.DataFrame, np.ndarray, np.ndarray | None]:
+    """The rows of positive weight: a row of weight 0 adds nothing to a weighted loss, and
+    dropping it before the split and the preprocessor makes it exactly a removed row."""
+    keep = positive_rows(weights)
+    if keep is None:
+        return frame, targets, weights
+    if len(keep) < minimum:
+        raise DataError(f"{what} is positive for only {len(keep)} row(s); at least {minimum} rows of positive weight "
+                        "are needed")
+    return frame.iloc[keep], targets[keep], weights[keep]  # type: ignore[index]
+
+
+def _weight_tensor(weights: np.ndarray | None, dtype: torch.dtype) -> torch.Tensor | None:
+    """The weights the losses use (None for none, or when all are equal: see `effective`)."""
+    weights = effective(weights)
+    return None if weights is None else torch.from_numpy(weights).to(dtype)
+
+
+def _split(frame: pd.DataFrame, targets: np.ndarray, weights: np.ndarray | None, target: Any,
+           params: Mapping[str, Any], seed: int):
+    """The holdout split for early stopping (stratified by class where it can be); the rows'
+    weights go with them."""
     n = len(frame)
     n_val = int(round(params["validation_fraction"] * n)) if params["early_stopping"] else 0
     if n_val < 1 or n - n_val < 1:
-        return frame, None, targets, None
+        return frame, None, targets, None, weights, None
     idx_tr, idx_va = train_test_split(np.arange(n), test_size=n_val, random_state=seed % (2**32),
                                       stratify=target.stratify(targets, n_val))
-    return frame.iloc[idx_tr], frame.iloc[idx_va], targets[idx_tr], targets[idx_va]
+    part = (lambda idx: None) if weights is None else (lambda idx: weights[idx])
+    return frame.iloc[idx_tr], frame.iloc[idx_va], targets[idx_tr], targets[idx_va], part(idx_tr), part(idx_va)
 
 
 def train(prepared: Prepared, callbacks: Sequence[Callback] = (),
@@ -381,7 +429,8 @@ def train(prepared: Prepared, callbacks: Sequence[Callback] = (),
                           metric=prepared.task.metric_fn(), metric_name=prepared.task.metric_name,
                           callbacks=callbacks, device=prepared.device,
                           divergence_limit=prepared.task.divergence_limit, interrupt=interrupt)
-        trainer.fit(prepared.X_train, prepared.y_train, prepared.X_val, prepared.y_val)
+        trainer.fit(prepared.X_train, prepared.y_train, prepared.X_val, prepared.y_val, w=prepared.w_train,
+                    w_val=prepared.w_val)
     return TrainResult(module, trainer.history.records, trainer.best_epoch)
 
 
