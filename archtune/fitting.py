@@ -317,7 +317,7 @@ def prepare(estimator: Any, X: Any, y: Any, validation_data: tuple[Any, ...] | N
         raise DataError(f"at least 2 rows are needed to train; got n_samples={len(frame)} (1 sample)")
     if frame.shape[1] == 0:
         raise DataError(f"X has 0 feature(s) (shape=({len(frame)}, 0)) while a minimum of 1 is required.")
-    weights = check_sample_weight(sample_weight, len(frame))
+    weights = check_sample_weight(sample_weight, len(frame), min_positive=2)
     if kinds is None:
         kinds = infer_column_kinds(frame, "X")  # whole table: errors name the user's row numbers
     tabular = (get_family(arch).tabular and array_kind is None
@@ -326,7 +326,7 @@ def prepare(estimator: Any, X: Any, y: Any, validation_data: tuple[Any, ...] | N
     model_config = ModelConfig.from_params(params)
     kinds = declare_categorical(dict(kinds), frame, params["categorical_features"])
     target, targets = TARGETS[estimator.target_kind].fit(y_arr)  # every row: classes_ keep every label
-    frame, targets, weights = _without_zero_weights(frame, targets, weights, "sample_weight")
+    frame, targets, weights = _without_zero_weights(frame, targets, weights)
     target.check_params(params)
     seed = seed_from(params["random_state"])
     inputs = FittedInputs(owner, arch, frame.shape[1], tuple(map(str, frame.columns)) if named else None,
@@ -338,8 +338,7 @@ def prepare(estimator: Any, X: Any, y: Any, validation_data: tuple[Any, ...] | N
         frame_val = inputs.frame(X_val_raw, "validation_data X")
         targets_val = target.encode(target_array(y_val_raw, "validation_data y"), "validation_data y")
         frame_val, targets_val, w_va = _without_zero_weights(
-            frame_val, targets_val, check_sample_weight(w_val_raw, len(frame_val), "validation_data sample_weight"),
-            "validation_data sample_weight", minimum=1)
+            frame_val, targets_val, check_sample_weight(w_val_raw, len(frame_val), "validation_data sample_weight"))
         frame_tr, targets_tr, w_tr = frame, targets, weights
     else:
         frame_tr, frame_val, targets_tr, targets_val, w_tr, w_va = _split(frame, targets, weights, target, params,
@@ -383,16 +382,13 @@ def _validation_parts(validation_data: Any) -> tuple[Any, Any, Any]:
     return (*validation_data, None) if len(validation_data) == 2 else tuple(validation_data)
 
 
-def _without_zero_weights(frame: pd.DataFrame, targets: np.ndarray, weights: np.ndarray | None, what: str,
-                          minimum: int = 2) -> tuple[pd.DataFrame, np.ndarray, np.ndarray | None]:
+def _without_zero_weights(frame: pd.DataFrame, targets: np.ndarray,
+                          weights: np.ndarray | None) -> tuple[pd.DataFrame, np.ndarray, np.ndarray | None]:
     """The rows of positive weight: a row of weight 0 adds nothing to a weighted loss, and
     dropping it before the split and the preprocessor makes it exactly a removed row."""
     keep = positive_rows(weights)
     if keep is None:
         return frame, targets, weights
-    if len(keep) < minimum:
-        raise DataError(f"{what} is positive for only {len(keep)} row(s); at least {minimum} rows of positive weight "
-                        "are needed")
     return frame.iloc[keep], targets[keep], weights[keep]  # type: ignore[index]
 
 

@@ -23,7 +23,8 @@ import pandas as pd
 from archtune.errors import DataError
 
 
-def check_sample_weight(sample_weight: Any, n_rows: int, what: str = "sample_weight") -> np.ndarray | None:
+def check_sample_weight(sample_weight: Any, n_rows: int, what: str = "sample_weight",
+                        min_positive: int = 1) -> np.ndarray | None:
     """``sample_weight`` as a float64 array of shape (n_rows,), or None when it is None.
 
     Parameters
@@ -34,6 +35,8 @@ def check_sample_weight(sample_weight: Any, n_rows: int, what: str = "sample_wei
         The rows of X the weights belong to.
     what : str
         The name errors use (``"validation_data sample_weight"`` for validation rows).
+    min_positive : int
+        Rows that must have a positive weight (2 to train: a validation split needs one).
 
     Raises
     ------
@@ -62,8 +65,12 @@ def check_sample_weight(sample_weight: Any, n_rows: int, what: str = "sample_wei
     negative = np.flatnonzero(values < 0)
     if len(negative):
         raise DataError(f"{what} row {negative[0] + 1}: {values[negative[0]]:g} is negative; weights must be >= 0")
-    if n_rows and not (values > 0).any():
+    positive = int((values > 0).sum())
+    if n_rows and not positive:
         raise DataError(f"{what} is zero for every row: at least one weight must be positive")
+    if n_rows and positive < min_positive:
+        raise DataError(f"{what} is positive for only {positive} row(s); at least {min_positive} rows of positive "
+                        "weight are needed")
     return values
 
 

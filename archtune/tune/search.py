@@ -144,7 +144,7 @@ def run_search(task: str, X: Any, y: Any, settings: Mapping[str, Any], owner: st
     y_arr = target_array(y, "y")
     if len(frame) != len(y_arr):
         raise DataError(f"X has {len(frame)} rows but y has {len(y_arr)}; they must match row for row")
-    weights = check_sample_weight(sample_weight, len(frame))
+    weights = check_sample_weight(sample_weight, len(frame), min_positive=2)
     target, codes = TARGETS[task].fit(y_arr)
     seed = seed_from(settings["random_state"])
     space = _space_for_data(settings["space"], space, task, kinds, images)
