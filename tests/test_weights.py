@@ -18,7 +18,7 @@ from sklearn.metrics import accuracy_score, r2_score
 from sklearn.model_selection import cross_val_score
 
 from archtune import NeuralClassifier, NeuralRegressor
-from archtune.auto import AutoNeuralClassifier
+from archtune.auto import AutoNeuralClassifier, AutoNeuralRegressor
 from archtune.config import ModelConfig, TrainConfig
 from archtune.data.preprocess import Preprocessor
 from archtune.errors import DataError
@@ -285,6 +285,22 @@ def test_a_weighted_search_weights_its_trials_and_shifts_the_predictions():
     weighted = AutoNeuralClassifier(**settings).fit(X, y, sample_weight=weights)
     assert weighted.predict(X).mean() > plain.predict(X).mean() + 0.1
     assert weighted.best_score_ != plain.best_score_
+
+
+def test_a_weighted_cross_validated_search_with_a_bag_runs():
+    rng = np.random.default_rng(2)
+    X = pd.DataFrame({"a": rng.normal(size=200), "b": rng.normal(size=200)})
+    y = X["a"] * 2 + rng.normal(scale=0.3, size=200)
+    weights = rng.uniform(0.0, 3.0, size=200)
+    weights[:20] = 0.0
+    # Baselines left out: LightGBM's OpenMP threads can take seconds per fit on a busy 2-core
+    # machine; their weighting is tested below on a pipeline.
+    search = AutoNeuralRegressor(budget=2, space={"max_epochs": 3}, cv=2, bagging=2, random_state=0,
+                                 population=False, baselines=False).fit(X, y, sample_weight=weights)
+    board = search.leaderboard_
+    assert (board["state"] == "COMPLETE").any() and not (board["state"] == "FAIL").any()
+    assert search.bag_ is not None and np.isfinite(search.bag_.oof_score)
+    assert all(len(t.user_attrs["fold_scores"]) == 2 for t in search.study_.trials if t.state.name == "COMPLETE")
 
 
 def test_the_splits_carry_each_rows_weight():
