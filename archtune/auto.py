@@ -147,7 +147,7 @@ class _AutoBase(BaseEstimator):
 
     # ------------------------------------------------------------------ fit
 
-    def fit(self, X: Any, y: Any) -> "_AutoBase":
+    def fit(self, X: Any, y: Any, sample_weight: Any = None) -> "_AutoBase":
         """Search networks on (X, y) within the budget, then refit the best on all rows.
 
         Parameters
@@ -155,6 +155,13 @@ class _AutoBase(BaseEstimator):
         X : array-like or DataFrame of shape (n_samples, n_features), or images
             (n_samples, channels, height, width)
         y : array-like of shape (n_samples,)
+        sample_weight : array-like of shape (n_samples,), default None
+            Weight of each row (None: all equal), as in `NeuralClassifier.fit`. The weights go
+            with their rows into the holdout split or the cv folds; every trial (alone or in a
+            cohort) trains and validates with them, the trials, the baselines (those whose
+            ``fit`` takes ``sample_weight``; LightGBM too) and the ensemble are scored with the
+            validation rows' weights, and the refit trains with them. The learning-rate finder
+            ignores them.
 
         Returns
         -------
@@ -176,7 +183,8 @@ class _AutoBase(BaseEstimator):
                             "baselines, splits and ensembles read tables); NeuralClassifier and NeuralRegressor "
                             "do, densifying it batch by batch, or convert it with X.toarray() if it fits in memory")
 
-        result = run_search(self.task_kind, X, y, self.get_params(), owner=type(self).__name__)
+        result = run_search(self.task_kind, X, y, self.get_params(), owner=type(self).__name__,
+                            sample_weight=sample_weight)
         self.study_ = result.study
         self.baselines_ = result.baselines
         self.leaderboard_ = result.leaderboard

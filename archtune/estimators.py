@@ -305,7 +305,7 @@ class _NeuralBase(BaseEstimator):
 
     # ------------------------------------------------------------------ fit
 
-    def fit(self, X: Any, y: Any, validation_data: tuple[Any, Any] | None = None,
+    def fit(self, X: Any, y: Any, sample_weight: Any = None, validation_data: tuple[Any, ...] | None = None,
             callbacks: list[Callback] | None = None) -> "_NeuralBase":
         """Train a network on (X, y).
 
@@ -320,8 +320,19 @@ class _NeuralBase(BaseEstimator):
             embedding, and densified one batch at a time.
         y : array-like of shape (n_samples,) or (n_samples, n_outputs)
             Class labels of any hashable type, or real values (2-D for multi-output regression).
-        validation_data : (X_val, y_val), optional
-            Used for early stopping instead of a split of (X, y).
+        sample_weight : array-like of shape (n_samples,), default None
+            Weight of each row (None: all equal). Each batch's loss is the weighted mean
+            ``sum(w_i * l_i) / sum(w_i)`` (times ``class_weight``'s weights where set), so only
+            the weights' ratios matter: a weight of 2 counts as the row twice, a weight of 0 as
+            the row removed (such rows are dropped before the split and the preprocessing),
+            and equal weights give exactly the unweighted fit. The validation rows split off
+            for early stopping keep their weights: the validation loss and metric, hence the
+            best epoch, are weighted. The learning-rate finder (``learning_rate="auto"``)
+            ignores the weights. Non-negative finite numbers, not all zero; otherwise a
+            `DataError` naming ``sample_weight`` and the row.
+        validation_data : (X_val, y_val) or (X_val, y_val, sample_weight_val), optional
+            Used for early stopping instead of a split of (X, y); the third item weights the
+            validation rows.
         callbacks : list of archtune.train.Callback, optional
             Extra callbacks for the trainer (e.g. to report each epoch to a tuner).
 
@@ -338,7 +349,7 @@ class _NeuralBase(BaseEstimator):
         TrainingDivergedError
             The loss became NaN/inf or exploded.
         """
-        prepared = resolve_learning_rate(prepare(self, X, y, validation_data))
+        prepared = resolve_learning_rate(prepare(self, X, y, validation_data, sample_weight=sample_weight))
         return finish(self, prepared, train(prepared, callbacks or []))
 
     # ------------------------------------------------------------------ predict

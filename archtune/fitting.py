@@ -32,6 +32,7 @@ from archtune.data.inputs import FittedInputs, array_rows, dict_to_frame, wide_i
 from archtune.data.preprocess import Preprocessor, as_frame, declare_categorical, infer_column_kinds
 from archtune.data.sparse import is_sparse, read_sparse
 from archtune.data.target import TARGETS, target_array
+from archtune.data.weights import check_sample_weight, effective, positive_rows
 from archtune.errors import DataError, InvalidParameterError
 from archtune.models import InputSpec, TabularNetwork, build_model, get_family
 from archtune.models.embeddings import compute_bins
@@ -243,6 +244,9 @@ class Prepared:
     owner: str = "estimator"
     tabular: bool = True  # whether the default recipe applies (see recipe_params)
     wide: bool = False  # too many numeric columns for default numeric embeddings (see recipe_params)
+    # Row weights of the training and validation rows (None: unweighted, or all equal).
+    w_train: torch.Tensor | None = None
+    w_val: torch.Tensor | None = None
 
     @property
     def spec(self) -> InputSpec:
@@ -283,8 +287,8 @@ class TrainResult:
 # --------------------------------------------------------------------------- the steps
 
 
-def prepare(estimator: Any, X: Any, y: Any, validation_data: tuple[Any, Any] | None = None,
-            kinds: Mapping[str, str] | None = None) -> Prepared:
+def prepare(estimator: Any, X: Any, y: Any, validation_data: tuple[Any, ...] | None = None,
+            kinds: Mapping[str, str] | None = None, sample_weight: Any = None) -> Prepared:
     """Validate, read, split and preprocess; the estimator is not changed.
 
     Parameters
@@ -295,12 +299,16 @@ def prepare(estimator: Any, X: Any, y: Any, validation_data: tuple[Any, Any] | N
         column's largest absolute value (zeros stay zero), with no numeric embedding, and kept
         sparse (`SparseRows`: batches are densified as they are drawn).
     y : array-like of shape (n_samples,) or (n_samples, n_outputs)
-    validation_data : (X_val, y_val), optional
-        Rows for early stopping instead of a split of (X, y).
+    validation_data : (X_val, y_val) or (X_val, y_val, sample_weight_val), optional
+        Rows for early stopping instead of a split of (X, y), optionally weighted.
     kinds : dict, optional
         Each column's kind (`infer_column_kinds`: "numeric", "categorical", "date", ...) when
         already inferred on the whole table (the search does it once); otherwise inferred here,
         checking every value.
+    sample_weight : array-like of shape (n_samples,), optional
+        Row weights (archtune.data.weights): rows of weight 0 are dropped before anything is
+        fitted on the rows, so they count exactly as removed rows; the validation split
+        carries the others' weights.
 
     Raises
     ------
@@ -324,6 +332,7 @@ def prepare(estimator: Any, X: Any, y: Any, validation_data: tuple[Any, Any] | N
         raise DataError(f"at least 2 rows are needed to train; got n_samples={n_rows} (1 sample)")
     if frame.shape[1] == 0:
         raise DataError(f"X has 0 feature(s) (shape=({n_rows}, 0)) while a minimum of 1 is required.")
+    weights = check_sample_weight(sample_weight, n_rows, min_positive=2)
     if kinds is None:
         kinds = {} if sparse else infer_column_kinds(frame, "X")  # whole table: errors name the user's rows
     tabular = (get_family(arch).tabular and array_kind is None
@@ -335,7 +344,8 @@ def prepare(estimator: Any, X: Any, y: Any, validation_data: tuple[Any, Any] | N
     model_config = ModelConfig.from_params(params)
     if not sparse:
         kinds = declare_categorical(dict(kinds), frame, params["categorical_features"])
-    target, targets = TARGETS[estimator.target_kind].fit(y_arr)
+    target, targets = TARGETS[estimator.target_kind].fit(y_arr)  # every row: classes_ keep every label
+    frame, targets, weights = _without_zero_weights(frame, targets, weights)
     target.check_params(params)
     seed = seed_from(params["random_state"])
     inputs = FittedInputs(owner, arch, frame.shape[1], tuple(map(str, frame.columns)) if named else None,
@@ -343,13 +353,16 @@ def prepare(estimator: Any, X: Any, y: Any, validation_data: tuple[Any, Any] | N
                           series_shape=array_shape if array_kind == "series" else ())
 
     if validation_data is not None:
-        X_val_raw, y_val_raw = validation_data
+        X_val_raw, y_val_raw, w_val_raw = _validation_parts(validation_data)
         frame_val = (inputs.matrix(X_val_raw, "validation_data X") if is_sparse(X_val_raw)
                      else inputs.frame(X_val_raw, "validation_data X"))
         targets_val = target.encode(target_array(y_val_raw, "validation_data y"), "validation_data y")
-        frame_tr, targets_tr = frame, targets
+        frame_val, targets_val, w_va = _without_zero_weights(
+            frame_val, targets_val, check_sample_weight(w_val_raw, frame_val.shape[0], "validation_data sample_weight"))
+        frame_tr, targets_tr, w_tr = frame, targets, weights
     else:
-        frame_tr, frame_val, targets_tr, targets_val = _split(frame, targets, target, params, seed)
+        frame_tr, frame_val, targets_tr, targets_val, w_tr, w_va = _split(frame, targets, weights, target, params,
+                                                                          seed)
 
     pre = Preprocessor(input_scaling(model_config.layers, arch, params["scaling"]), params["categorical"])
     pre = pre.fit_sparse(frame_tr) if sparse else pre.fit(frame_tr, "X", dict(kinds))
@@ -361,7 +374,7 @@ def prepare(estimator: Any, X: Any, y: Any, validation_data: tuple[Any, Any] | N
     target = target.fit_scale(targets_tr, clamp=params["clamp_outputs"] in (True, "auto"))
     train_config = TrainConfig.from_params(params, len(X_tr), seed, target.losses)
     task = TaskSpec(target.task, target.n_outputs, train_config.loss, target.metric,
-                    target.loss_weights(targets_tr, params["class_weight"]), train_config.label_smoothing)
+                    target.loss_weights(targets_tr, params["class_weight"], w_tr), train_config.label_smoothing)
     embeds = model_config.numeric.kind is not None and "numeric_embedding" in get_family(arch).uses
     n_continuous = len(pre.numeric_) if embeds else 0
     bins = (compute_bins(X_tr[:, :n_continuous].numpy(), model_config.numeric.n_bins, model_config.numeric.binning,
@@ -376,7 +389,7 @@ def prepare(estimator: Any, X: Any, y: Any, validation_data: tuple[Any, Any] | N
         device=resolve_device(params["device"]), task=task,
         fitted=FittedData(pre, target, dataclasses.replace(inputs, columns=tuple(pre.columns_))),
         auto_lr=params["learning_rate"] == "auto", verbose=int(params["verbose"]), owner=owner, tabular=tabular,
-        wide=wide)
+        wide=wide, w_train=_weight_tensor(w_tr, X_tr.dtype), w_val=_weight_tensor(w_va, X_tr.dtype))
 
 
 def _sparse_params(estimator: Any, params: dict[str, Any]) -> dict[str, Any]:
@@ -397,17 +410,46 @@ def transform_rows(pre: Preprocessor, table: Any, what: str) -> Rows:
     return torch.from_numpy(pre.transform(table, what))
 
 
-def _split(frame: Any, targets: np.ndarray, target: Any, params: Mapping[str, Any], seed: int):
-    """Training and validation rows of a table or a CSR matrix, and of their targets."""
+def _validation_parts(validation_data: Any) -> tuple[Any, Any, Any]:
+    """(X_val, y_val, sample_weight_val or None) from a 2- or 3-tuple."""
+    if not isinstance(validation_data, (tuple, list)) or len(validation_data) not in (2, 3):
+        raise InvalidParameterError("validation_data must be (X_val, y_val) or (X_val, y_val, sample_weight_val); "
+                                    f"got a {type(validation_data).__name__}"
+                                    + (f" of {len(validation_data)}" if isinstance(validation_data, (tuple, list))
+                                       else ""))
+    return (*validation_data, None) if len(validation_data) == 2 else tuple(validation_data)
+
+
+def _without_zero_weights(frame: pd.DataFrame, targets: np.ndarray,
+                          weights: np.ndarray | None) -> tuple[pd.DataFrame, np.ndarray, np.ndarray | None]:
+    """The rows of positive weight: a row of weight 0 adds nothing to a weighted loss, and
+    dropping it before the split and the preprocessor makes it exactly a removed row."""
+    keep = positive_rows(weights)
+    if keep is None:
+        return frame, targets, weights
+    rows = frame[keep] if is_sparse(frame) else frame.iloc[keep]
+    return rows, targets[keep], weights[keep]  # type: ignore[index]
+
+
+def _weight_tensor(weights: np.ndarray | None, dtype: torch.dtype) -> torch.Tensor | None:
+    """The weights the losses use (None for none, or when all are equal: see `effective`)."""
+    weights = effective(weights)
+    return None if weights is None else torch.from_numpy(weights).to(dtype)
+
+
+def _split(frame: Any, targets: np.ndarray, weights: np.ndarray | None, target: Any,
+           params: Mapping[str, Any], seed: int):
+    """The holdout split for early stopping (stratified by class where it can be), of a table
+    or a CSR matrix; the rows' weights go with them."""
     n = frame.shape[0]
     n_val = int(round(params["validation_fraction"] * n)) if params["early_stopping"] else 0
     if n_val < 1 or n - n_val < 1:
-        return frame, None, targets, None
+        return frame, None, targets, None, weights, None
     idx_tr, idx_va = train_test_split(np.arange(n), test_size=n_val, random_state=seed % (2**32),
                                       stratify=target.stratify(targets, n_val))
-    if is_sparse(frame):
-        return frame[idx_tr], frame[idx_va], targets[idx_tr], targets[idx_va]
-    return frame.iloc[idx_tr], frame.iloc[idx_va], targets[idx_tr], targets[idx_va]
+    part = (lambda idx: None) if weights is None else (lambda idx: weights[idx])
+    rows = (lambda idx: frame[idx]) if is_sparse(frame) else (lambda idx: frame.iloc[idx])
+    return rows(idx_tr), rows(idx_va), targets[idx_tr], targets[idx_va], part(idx_tr), part(idx_va)
 
 
 def train(prepared: Prepared, callbacks: Sequence[Callback] = (),
@@ -423,7 +465,8 @@ def train(prepared: Prepared, callbacks: Sequence[Callback] = (),
                           metric=prepared.task.metric_fn(), metric_name=prepared.task.metric_name,
                           callbacks=callbacks, device=prepared.device,
                           divergence_limit=prepared.task.divergence_limit, interrupt=interrupt)
-        trainer.fit(prepared.X_train, prepared.y_train, prepared.X_val, prepared.y_val)
+        trainer.fit(prepared.X_train, prepared.y_train, prepared.X_val, prepared.y_val, w=prepared.w_train,
+                    w_val=prepared.w_val)
     return TrainResult(module, trainer.history.records, trainer.best_epoch)
 
 

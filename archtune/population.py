@@ -81,10 +81,10 @@ def cohort_key(estimator: Any, n_train: int) -> tuple | None:
     return (type(estimator).__name__, signature, width_band, train_config.loss, train_config.label_smoothing, data)
 
 
-def fit_population(estimators: Sequence[Any], X: Any, y: Any, validation_data: tuple[Any, Any] | None = None,
+def fit_population(estimators: Sequence[Any], X: Any, y: Any, validation_data: tuple[Any, ...] | None = None,
                    callbacks: Sequence[Sequence[Callback]] | None = None,
                    interrupt: Callable[[], bool] | None = None,
-                   kinds: Mapping[str, str] | None = None) -> list[BaseException | None]:
+                   kinds: Mapping[str, str] | None = None, sample_weight: Any = None) -> list[BaseException | None]:
     """Fit ``estimators`` together on (X, y); return, per estimator, None when it is fitted or
     the exception that ended it (a callback's, or `TrainingDivergedError`).
 
@@ -94,8 +94,9 @@ def fit_population(estimators: Sequence[Any], X: Any, y: Any, validation_data: t
         Of a stackable family (mlp, resnet) they train as one stack and must share a
         `cohort_key`; of other families (or with text or image columns) they train one after
         another.
-    X, y, validation_data :
-        As for ``fit``.
+    X, y, validation_data, sample_weight :
+        As for ``fit``: every member trains on the same weighted rows, and its validation loss
+        and metric are weighted as its own ``fit`` would weight them.
     callbacks : one list per estimator, optional
         A callback stops its own member by setting ``state.stop_training`` or raising.
     interrupt : callable, optional
@@ -112,9 +113,10 @@ def fit_population(estimators: Sequence[Any], X: Any, y: Any, validation_data: t
         raise InvalidParameterError("fit_population needs at least one estimator")
     leader = estimators[0]
     per_member = [list(c) for c in callbacks] if callbacks else [[] for _ in estimators]
-    prepared = prepare(leader, X, y, validation_data, kinds)
+    prepared = prepare(leader, X, y, validation_data, kinds, sample_weight)
     if not can_stack(prepared):
-        return _one_at_a_time(estimators, prepared, X, y, validation_data, per_member, interrupt, kinds)
+        return _one_at_a_time(estimators, prepared, X, y, validation_data, per_member, interrupt, kinds,
+                              sample_weight)
     n_train = len(prepared.X_train)
     key = cohort_key(leader, n_train)
     members = [prepared]
@@ -138,7 +140,8 @@ def fit_population(estimators: Sequence[Any], X: Any, y: Any, validation_data: t
             prepared.task.member_metric_fn(), prepared.task.metric_name,
             callbacks=[with_progress(p, c) for p, c in zip(members, per_member)],
             device=prepared.device, divergence_limit=prepared.task.divergence_limit, interrupt=interrupt)
-        results = trainer.fit(prepared.X_train, prepared.y_train, prepared.X_val, prepared.y_val)
+        results = trainer.fit(prepared.X_train, prepared.y_train, prepared.X_val, prepared.y_val,
+                              w=prepared.w_train, w_val=prepared.w_val)
     outcomes: list[BaseException | None] = []
     for est, p, module, result in zip(estimators, members, modules, results):
         if result.status != "complete" or result.state is None:
@@ -152,7 +155,7 @@ def fit_population(estimators: Sequence[Any], X: Any, y: Any, validation_data: t
 
 def _one_at_a_time(estimators: Sequence[Any], prepared: Prepared, X: Any, y: Any, validation_data: Any,
                    callbacks: list[list[Callback]], interrupt: Callable[[], bool] | None,
-                   kinds: Mapping[str, str] | None) -> list[BaseException | None]:
+                   kinds: Mapping[str, str] | None, sample_weight: Any = None) -> list[BaseException | None]:
     """Members that cannot be stacked: each trained alone, on the leader's prepared data when
     its data parameters are the leader's."""
     outcomes: list[BaseException | None] = []
@@ -164,7 +167,7 @@ def _one_at_a_time(estimators: Sequence[Any], prepared: Prepared, X: Any, y: Any
             elif tuple(repr(est.get_params()[name]) for name in DATA_PARAMS) == leader_data:
                 own = prepared.for_estimator(est)
             else:
-                own = prepare(est, X, y, validation_data, kinds)
+                own = prepare(est, X, y, validation_data, kinds, sample_weight)
             own = resolve_learning_rate(own)
             finish(est, own, train(own, callbacks[k], interrupt=interrupt))
             outcomes.append(None)

@@ -199,13 +199,18 @@ class ClassificationTarget:
                                             f"{sorted(known, key=str)}")
             check_number(f"class_weight[{label!r}]", weight, 0.0)
 
-    def loss_weights(self, codes: np.ndarray, class_weight: Any) -> tuple[float, ...] | None:
-        """Per-class weights of the loss: "balanced" (n / (classes * count)), a dict, or None."""
+    def loss_weights(self, codes: np.ndarray, class_weight: Any,
+                     sample_weight: np.ndarray | None = None) -> tuple[float, ...] | None:
+        """Per-class weights of the loss: "balanced" (n / (classes * count), rows counted by
+        their ``sample_weight``, so that a weight of 2 counts as a duplicated row), a dict, or
+        None."""
         if class_weight is None:
             return None
         if isinstance(class_weight, str):  # "balanced"
-            counts = np.bincount(codes, minlength=len(self.classes)).astype("float64")
-            weights = len(codes) / (len(self.classes) * np.maximum(counts, 1))
+            counts = np.bincount(codes, weights=sample_weight, minlength=len(self.classes)).astype("float64")
+            total = len(codes) if sample_weight is None else float(np.sum(sample_weight))
+            smallest = 1.0 if sample_weight is None else float(np.min(sample_weight[sample_weight > 0]))
+            weights = total / (len(self.classes) * np.maximum(counts, smallest))
         else:
             weights = np.array([float(class_weight.get(c, 1.0)) for c in self.classes.tolist()])
         return tuple(float(w) for w in weights)
@@ -282,7 +287,7 @@ class RegressionTarget:
                 f"label_smoothing applies to classifiers only; got label_smoothing={params['label_smoothing']!r} on "
                 "NeuralRegressor")
 
-    def loss_weights(self, values: np.ndarray, class_weight: Any) -> None:
+    def loss_weights(self, values: np.ndarray, class_weight: Any, sample_weight: np.ndarray | None = None) -> None:
         return None
 
     def decode(self, outputs: np.ndarray) -> np.ndarray:

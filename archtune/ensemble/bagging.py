@@ -58,7 +58,8 @@ def make_folds(y: np.ndarray, n_folds: int, seed: int, stratify: bool) -> list[n
 
 def bag(make_estimator: Callable[[dict[str, Any]], Any], params: dict[str, Any], X: Any, y: np.ndarray,
         n_folds: int, task: str, scorer: Any, seed: int = 0, kinds: dict[str, str] | None = None,
-        deadline: float | None = None, columns: list[str] | None = None) -> Bag | None:
+        deadline: float | None = None, columns: list[str] | None = None,
+        sample_weight: np.ndarray | None = None) -> Bag | None:
     """Train the configuration ``params`` as a bag of ``n_folds`` members.
 
     Parameters
@@ -74,6 +75,9 @@ def bag(make_estimator: Callable[[dict[str, Any]], Any], params: dict[str, Any],
     deadline : float, optional
         `time.monotonic()` by which the bag must be done: member k may train until its
         share ``(k + 1) / K`` of the time left has passed, keeping its best epoch so far.
+    sample_weight : array of shape (n_samples,), optional
+        Row weights: each member trains and early-stops with its rows' weights, and the
+        out-of-fold score is weighted.
 
     Returns
     -------
@@ -93,8 +97,10 @@ def bag(make_estimator: Callable[[dict[str, Any]], Any], params: dict[str, Any],
         estimator = make_estimator({**params, "random_state": seed + k})
         member_deadline = None if deadline is None else started + (deadline - started) * (k + 1) / n_folds
         try:
-            prepared = resolve_learning_rate(prepare(estimator, _rows(X, trained_on), y[trained_on],
-                                                     validation_data=(_rows(X, held_out), y[held_out]), kinds=kinds))
+            prepared = resolve_learning_rate(prepare(
+                estimator, _rows(X, trained_on), y[trained_on],
+                validation_data=(_rows(X, held_out), y[held_out], _part(sample_weight, held_out)), kinds=kinds,
+                sample_weight=_part(sample_weight, trained_on)))
             finish(estimator, prepared, train(prepared, [StopAtDeadline(member_deadline)]))
         except Exception as exc:  # one member that cannot train ends the bag, never the search
             warnings.warn(f"bagging: member {k + 1} of {n_folds} could not be trained ({type(exc).__name__}: "
@@ -107,9 +113,15 @@ def bag(make_estimator: Callable[[dict[str, Any]], Any], params: dict[str, Any],
         oof[held_out] = prediction
         members.append(member)
     ensemble = Ensemble(task, members, np.full(n_folds, 1.0 / n_folds), classes, None, columns)
-    score = float(scorer(recorded(oof, classes), np.arange(len(y)).reshape(-1, 1), y))
+    rows = np.arange(len(y)).reshape(-1, 1)
+    score = float(scorer(recorded(oof, classes), rows, y) if sample_weight is None
+                  else scorer(recorded(oof, classes), rows, y, sample_weight=sample_weight))
     ensemble.val_score = score
     return Bag(ensemble, folds, oof, score)
+
+
+def _part(weights: np.ndarray | None, rows: np.ndarray) -> np.ndarray | None:
+    return None if weights is None else weights[rows]
 
 
 __all__ = ["Bag", "bag", "make_folds"]

@@ -111,13 +111,14 @@ class EnsembleLibrary:
 
     def __init__(self, task: str, candidates: list[Member], X_val: Any, y_val: Any, scorer: Any,
                  classes: np.ndarray | None, columns: list[str], seed: int = 0,
-                 given: dict[str, np.ndarray] | None = None):
+                 given: dict[str, np.ndarray] | None = None, sample_weight: np.ndarray | None = None):
         self.task = task
         self.classes = classes
         self.columns = columns
         self.scorer = scorer
         self.seed = seed
         self.y_val = np.asarray(y_val)
+        self.sample_weight = None if sample_weight is None else np.asarray(sample_weight, dtype="float64")
         self.members: list[Member] = []
         self.predictions: list[np.ndarray] = []
         for member in candidates:
@@ -142,7 +143,14 @@ class EnsembleLibrary:
 
     def _score(self, prediction: np.ndarray, rows: np.ndarray) -> float:
         stand_in = recorded(prediction, self.classes if self.task == "classification" else None)
-        return float(self.scorer(stand_in, rows.reshape(-1, 1), self.y_val[rows]))
+        if self.sample_weight is None:
+            return float(self.scorer(stand_in, rows.reshape(-1, 1), self.y_val[rows]))
+        return float(self.scorer(stand_in, rows.reshape(-1, 1), self.y_val[rows], sample_weight=self.sample_weight[rows]))
+
+    def _weights_of(self, rows: np.ndarray | None = None) -> np.ndarray | None:
+        if self.sample_weight is None:
+            return None
+        return self.sample_weight if rows is None else self.sample_weight[rows]
 
     def _halves(self) -> tuple[np.ndarray, np.ndarray]:
         order = np.random.default_rng(self.seed).permutation(len(self.y_val))
@@ -163,13 +171,14 @@ class EnsembleLibrary:
         if len(self.y_val) >= 4:
             halves = self._halves()
             for selected_on, held_out in (halves, halves[::-1]):
-                weights = select_weights([p[selected_on] for p in predictions], self.targets[selected_on], self.task)
+                weights = select_weights([p[selected_on] for p in predictions], self.targets[selected_on], self.task,
+                                         sample_weight=self._weights_of(selected_on))
                 ensemble_score = self._score(combine(predictions, weights), held_out)
                 on_half = [self._score(p, selected_on) for p in predictions]
                 single = int(np.nanargmax(on_half)) if any(math.isfinite(s) for s in on_half) else 0
                 gains.append(ensemble_score - self._score(predictions[single], held_out))
         gain = float(np.mean(gains)) if gains else float("nan")
-        weights = select_weights(predictions, self.targets, self.task)
+        weights = select_weights(predictions, self.targets, self.task, sample_weight=self._weights_of())
         flat_members, flat_weights = _flatten(members, weights)
         ensemble = Ensemble(self.task, flat_members, flat_weights, self.classes,
                             self._score(combine(predictions, weights), everything), self.columns)
@@ -203,7 +212,8 @@ def _flatten(members: list[Member], weights: np.ndarray) -> tuple[list[Member], 
     return flat, np.asarray(out)
 
 
-def refit_members(ensemble: Ensemble, X: Any, y: Any, networks: dict[int, Any]) -> Ensemble:
+def refit_members(ensemble: Ensemble, X: Any, y: Any, networks: dict[int, Any],
+                  sample_weight: np.ndarray | None = None) -> Ensemble:
     """The ensemble with its weights kept and its members trained on all rows: LightGBM
     members fitted again on (X, y) (seconds), network members replaced by the refitted network
     of their trial where ``networks`` (trial number -> refitted estimator) has one; the others
@@ -211,7 +221,8 @@ def refit_members(ensemble: Ensemble, X: Any, y: Any, networks: dict[int, Any]) 
     members = []
     for member in ensemble.members:
         if member.kind == "lightgbm":
-            refit = type(member.model)(kinds=member.model.kinds, random_state=member.model.random_state).fit(X, y)
+            refit = type(member.model)(kinds=member.model.kinds, random_state=member.model.random_state).fit(
+                X, y, sample_weight=sample_weight)
             member = Member(member.name, refit, member.kind, member.val_score, member.trial)
         elif member.kind == "network" and member.trial in networks:
             member = Member(member.name, networks[member.trial], member.kind, member.val_score, member.trial)

@@ -101,7 +101,8 @@ class _LightGBMTable(BaseEstimator):
         self.kinds = kinds
         self.random_state = random_state
 
-    def fit(self, X: pd.DataFrame, y: Any) -> "_LightGBMTable":
+    def fit(self, X: pd.DataFrame, y: Any, sample_weight: Any = None) -> "_LightGBMTable":
+        """Fit on the table (``sample_weight``: one weight per row, or None)."""
         lgb = require_lightgbm()
         self.encoding_ = TableEncoding.fit(X, self.kinds or {})
         matrix = self.encoding_.transform(X)
@@ -112,10 +113,12 @@ class _LightGBMTable(BaseEstimator):
         if self.task == "classification":
             self.classes_, codes = np.unique(y, return_inverse=True)
             model = lgb.LGBMClassifier(random_state=self.random_state, verbose=-1, n_jobs=int(threads))
-            model.fit(matrix, codes, categorical_feature=self.encoding_.categorical_indices or "auto")
+            model.fit(matrix, codes, sample_weight=sample_weight,
+                      categorical_feature=self.encoding_.categorical_indices or "auto")
         else:
             model = lgb.LGBMRegressor(random_state=self.random_state, verbose=-1, n_jobs=int(threads))
-            model.fit(matrix, y.astype("float64"), categorical_feature=self.encoding_.categorical_indices or "auto")
+            model.fit(matrix, y.astype("float64"), sample_weight=sample_weight,
+                      categorical_feature=self.encoding_.categorical_indices or "auto")
         self.booster_ = model.booster_
         return self
 

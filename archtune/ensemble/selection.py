@@ -17,16 +17,18 @@ N_STEPS = 25
 EPSILON = 1e-7
 
 
-def ensemble_loss(prediction: np.ndarray, y: np.ndarray, task: str) -> float:
+def ensemble_loss(prediction: np.ndarray, y: np.ndarray, task: str, sample_weight: np.ndarray | None = None) -> float:
     """Log loss of class probabilities (``prediction`` of shape (n, n_classes), ``y`` class
-    indices), or the mean squared error of values (shape (n,))."""
+    indices), or the mean squared error of values (shape (n,)); a weighted mean with
+    ``sample_weight``."""
     if task == "classification":
         chosen = prediction[np.arange(len(y)), y]
-        return float(-np.mean(np.log(np.clip(chosen, EPSILON, 1.0))))
-    return float(np.mean((prediction - y) ** 2))
+        return float(-np.average(np.log(np.clip(chosen, EPSILON, 1.0)), weights=sample_weight))
+    return float(np.average((prediction - y) ** 2, weights=sample_weight))
 
 
-def select_weights(predictions: list[np.ndarray], y: np.ndarray, task: str, n_steps: int = N_STEPS) -> np.ndarray:
+def select_weights(predictions: list[np.ndarray], y: np.ndarray, task: str, n_steps: int = N_STEPS,
+                   sample_weight: np.ndarray | None = None) -> np.ndarray:
     """Weights (summing to 1) of greedy forward selection with replacement.
 
     Parameters
@@ -38,6 +40,8 @@ def select_weights(predictions: list[np.ndarray], y: np.ndarray, task: str, n_st
     task : {"classification", "regression"}
     n_steps : int
         Selection steps; each adds one copy of a model.
+    sample_weight : array of shape (n_samples,), optional
+        Row weights of the loss.
 
     Returns
     -------
@@ -58,7 +62,7 @@ def select_weights(predictions: list[np.ndarray], y: np.ndarray, task: str, n_st
     total = np.zeros_like(stacked[0])
     best_loss, best_counts = np.inf, counts
     for step in range(1, n_steps + 1):
-        losses = [ensemble_loss((total + candidate) / step, y, task) for candidate in stacked]
+        losses = [ensemble_loss((total + candidate) / step, y, task, sample_weight) for candidate in stacked]
         best = int(np.argmin(losses))
         counts[best] += 1
         total += stacked[best]

@@ -39,9 +39,11 @@ class Engine(Protocol):
 
     def train_mode(self, training: bool) -> None: ...
 
-    def step(self, xb: torch.Tensor, yb: torch.Tensor, lrs: list[float]) -> torch.Tensor: ...
+    def step(self, xb: torch.Tensor, yb: torch.Tensor, lrs: list[float],
+             wb: torch.Tensor | None = None) -> torch.Tensor: ...
 
-    def evaluate(self, X: Rows, y: torch.Tensor) -> tuple[list[float], list[float], list[float]]: ...
+    def evaluate(self, X: Rows, y: torch.Tensor,
+                 w: torch.Tensor | None = None) -> tuple[list[float], list[float], list[float]]: ...
 
     def snapshot(self, position: int) -> dict[str, torch.Tensor]: ...
 
@@ -170,19 +172,25 @@ def divergence(logs: dict[str, Any], limit: float | None, learning_rate: float) 
 def run(engine: Engine, members: list[TrainingState], X: Rows, y: torch.Tensor,
         X_val: Rows | None, y_val: torch.Tensor | None, *, seed: int, device: torch.device,
         divergence_limit: float | None = None, interrupt: Callable[[], bool] | None = None,
-        on_leave: Callable[[TrainingState], None] | None = None) -> None:
+        on_leave: Callable[[TrainingState], None] | None = None, w: torch.Tensor | None = None,
+        w_val: torch.Tensor | None = None) -> None:
     """Train ``members`` through ``engine`` on (X, y), validating on (X_val, y_val).
 
-    All members see the same mini-batches, in an order drawn from ``seed``. ``interrupt()``,
+    All members see the same mini-batches, in an order drawn from ``seed``. ``w`` and
+    ``w_val`` are row weights (None: unweighted): each batch's loss is their weighted mean, the
+    epoch's ``train_loss`` the weighted mean over its rows, and the validation loss and metric
+    (hence early stopping and the best epoch) are weighted too. ``interrupt()``,
     checked every step, ends the epoch at once (its validation still runs and the callbacks
     see it) and every member stops. ``on_leave(member)`` runs as each member leaves, before
     its slot in the engine is given up. X and X_val are dense tensors or `SparseRows` (a
     sparse matrix whose batches are densified as they are drawn).
     """
     X, y = X.to(device), y.to(device)
+    w = w.to(device) if w is not None else None
     has_val = X_val is not None and len(X_val) > 0
     if has_val:
         X_val, y_val = X_val.to(device), y_val.to(device)  # type: ignore[union-attr]
+        w_val = w_val.to(device) if w_val is not None else None
     # Constant outputs mean a dead network only if the validation rows differ at all.
     varied = bool(has_val and rows_differ(X_val))  # type: ignore[arg-type]
     n = len(X)
@@ -218,6 +226,7 @@ def run(engine: Engine, members: list[TrainingState], X: Rows, y: torch.Tensor,
             # float64: the epoch mean must not depend on float32 rounding of a long sum.
             loss_sum = torch.zeros(len(active), device=device, dtype=torch.float64)
             seen = 0
+            mass: Any = 0  # the rows' total weight so far (their count when unweighted)
             interrupted = False
             for start in range(0, n, batch_size):
                 idx = perm[start:start + batch_size]
@@ -226,17 +235,22 @@ def run(engine: Engine, members: list[TrainingState], X: Rows, y: torch.Tensor,
                 if seen and interrupt is not None and interrupt():
                     interrupted = True
                     break
-                losses = engine.step(X[idx], y[idx], [m.lr for m in active])
-                loss_sum += losses.detach() * len(idx)
+                wb = w[idx] if w is not None else None
+                losses = engine.step(X[idx], y[idx], [m.lr for m in active], wb)
+                # Each batch's loss is its mean: weighted by its rows' count (or total weight),
+                # the epoch's loss is the (weighted) mean over all its rows.
+                batch_mass = len(idx) if wb is None else wb.sum(dtype=torch.float64)
+                loss_sum += losses.detach() * batch_mass
+                mass = mass + batch_mass
                 seen += len(idx)
                 step += 1
                 for m in active:
                     m.after_step(step)
                 for m, cb in batch_hooks:
                     cb.on_batch_end(m, step - 1)
-            train_loss = (loss_sum / max(1, seen)).tolist()
+            train_loss = (loss_sum / (mass if w is not None and seen else max(1, seen))).tolist()
             if has_val:
-                val_loss, val_metric, val_spread = engine.evaluate(X_val, y_val)  # type: ignore[arg-type]
+                val_loss, val_metric, val_spread = engine.evaluate(X_val, y_val, w_val)  # type: ignore[arg-type]
             seconds = (time.perf_counter() - started) / len(active)
             leaving: list[int] = []
             for pos, member in enumerate(active):

@@ -33,6 +33,13 @@ def penalised_weights(module: nn.Module) -> list[torch.Tensor]:
     return [m.weight for m in module.modules() if isinstance(m, (nn.Linear, nn.Conv1d, nn.Conv2d))]
 
 
+def _loss(fn: Callable[..., torch.Tensor], outputs: torch.Tensor, y: torch.Tensor,
+          w: torch.Tensor | None) -> torch.Tensor:
+    """``fn(outputs, y)``, or with row weights ``fn(outputs, y, w)``: unweighted runs keep
+    the two-argument call, so a plain ``loss(outputs, targets)`` callable still serves."""
+    return fn(outputs, y) if w is None else fn(outputs, y, w)
+
+
 @torch.no_grad()
 def predict_tensor(module: nn.Module, X: Rows, batch_size: int = EVAL_BATCH) -> torch.Tensor:
     """Outputs of ``module`` in evaluation mode, in batches to bound memory (sparse rows are
@@ -77,13 +84,14 @@ class SingleEngine:
     def train_mode(self, training: bool) -> None:
         self.module.train(training)
 
-    def step(self, xb: torch.Tensor, yb: torch.Tensor, lrs: list[float]) -> torch.Tensor:
+    def step(self, xb: torch.Tensor, yb: torch.Tensor, lrs: list[float],
+             wb: torch.Tensor | None = None) -> torch.Tensor:
         cfg, opt = self.config, self.optimizer
         assert opt is not None
         lr = lrs[0]
         for group in opt.param_groups:
             group["lr"] = lr
-        loss = self.loss_fn(self.module(xb), yb)
+        loss = _loss(self.loss_fn, self.module(xb), yb, wb)
         total = loss
         for m in self.activity:  # ActivityRegularization layers' penalties on this batch
             total = total + m.penalty
@@ -111,11 +119,12 @@ class SingleEngine:
         return loss.detach()
 
     @torch.no_grad()
-    def evaluate(self, X: Rows, y: torch.Tensor) -> tuple[list[float], list[float | None], list[float]]:
+    def evaluate(self, X: Rows, y: torch.Tensor,
+                 w: torch.Tensor | None = None) -> tuple[list[float], list[float | None], list[float]]:
         outputs = predict_tensor(self.module, X)
-        metric = self.metric(outputs, y) if self.metric is not None else None
+        metric = _loss(self.metric, outputs, y, w) if self.metric is not None else None
         spread = float(outputs.double().std(dim=0).mean()) if len(outputs) > 1 else 0.0
-        return [float(self.loss_fn(outputs, y))], [metric], [spread]
+        return [float(_loss(self.loss_fn, outputs, y, w))], [metric], [spread]
 
     def snapshot(self, position: int) -> dict[str, torch.Tensor]:
         return copy.deepcopy(self.module.state_dict())
@@ -182,10 +191,11 @@ class StackedEngine:
     def train_mode(self, training: bool) -> None:
         self.net.train(training)
 
-    def step(self, xb: torch.Tensor, yb: torch.Tensor, lrs: list[float]) -> torch.Tensor:
+    def step(self, xb: torch.Tensor, yb: torch.Tensor, lrs: list[float],
+             wb: torch.Tensor | None = None) -> torch.Tensor:
         net, opt = self.net, self.optimizer
         assert opt is not None
-        losses = self.loss(net(xb), yb)
+        losses = _loss(self.loss, net(xb), yb, wb)
         total = losses.sum()
         if self.penalised:
             decay = net.decay_mask.to(net.flat.dtype)
@@ -220,7 +230,8 @@ class StackedEngine:
         return losses.detach()
 
     @torch.no_grad()
-    def evaluate(self, X: Rows, y: torch.Tensor) -> tuple[list[float], list[float], list[float]]:
+    def evaluate(self, X: Rows, y: torch.Tensor,
+                 w: torch.Tensor | None = None) -> tuple[list[float], list[float], list[float]]:
         net = self.net
         net.eval()
         size = rows_per_batch(X, EVAL_BATCH)
@@ -229,7 +240,7 @@ class StackedEngine:
         finally:
             net.train()
         spread = outputs.double().std(dim=1).mean(dim=-1) if outputs.shape[1] > 1 else outputs.new_zeros(len(outputs))
-        return self.loss(outputs, y).tolist(), self.metric(outputs, y).tolist(), spread.tolist()
+        return _loss(self.loss, outputs, y, w).tolist(), _loss(self.metric, outputs, y, w).tolist(), spread.tolist()
 
     def snapshot(self, position: int) -> dict[str, torch.Tensor]:
         return self.net.member_state(position)

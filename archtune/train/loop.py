@@ -75,8 +75,10 @@ class Trainer:
         return self.state.best_epoch if self.state is not None else 0
 
     def fit(self, X: torch.Tensor, y: torch.Tensor, X_val: torch.Tensor | None = None,
-            y_val: torch.Tensor | None = None) -> History:
-        """Train on (X, y), validating on (X_val, y_val) when given; return the History."""
+            y_val: torch.Tensor | None = None, *, w: torch.Tensor | None = None,
+            w_val: torch.Tensor | None = None) -> History:
+        """Train on (X, y), validating on (X_val, y_val) when given; return the History.
+        ``w`` and ``w_val`` weight the rows (see archtune.train.losses); None: unweighted."""
         batch_size = min(self.config.batch_size, max(1, len(X)))
         steps = -(-len(X) // batch_size)
         state = self.state = TrainingState(0, self.config, self.metric_name, self.callbacks, steps, self.engine)
@@ -86,7 +88,8 @@ class Trainer:
                 self.module.load_state_dict(member.best_state)
 
         run(self.engine, [state], X, y, X_val, y_val, seed=self.config.seed, device=self.device,
-            divergence_limit=self.divergence_limit, interrupt=self.interrupt, on_leave=keep_result)
+            divergence_limit=self.divergence_limit, interrupt=self.interrupt, on_leave=keep_result,
+            w=w, w_val=w_val)
         if state.error is not None:
             raise state.error
         return state.history

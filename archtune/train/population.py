@@ -78,8 +78,10 @@ class PopulationTrainer:
         self.interrupt = interrupt
 
     def fit(self, X: torch.Tensor, y: torch.Tensor, X_val: torch.Tensor | None = None,
-            y_val: torch.Tensor | None = None) -> list[MemberResult]:
-        """Train every member on (X, y); one `MemberResult` per member, in order."""
+            y_val: torch.Tensor | None = None, *, w: torch.Tensor | None = None,
+            w_val: torch.Tensor | None = None) -> list[MemberResult]:
+        """Train every member on (X, y); one `MemberResult` per member, in order.
+        ``w`` and ``w_val`` weight the rows (see archtune.train.losses); None: unweighted."""
         batch_size = min(self.configs[0].batch_size, max(1, len(X)))
         steps = -(-len(X) // batch_size)
         members = [TrainingState(k, c, self.metric_name, cbs, steps, self.engine)
@@ -91,7 +93,8 @@ class PopulationTrainer:
                 states[member.index] = member.result_state()
 
         run(self.engine, members, X, y, X_val, y_val, seed=self.configs[0].seed, device=self.device,
-            divergence_limit=self.divergence_limit, interrupt=self.interrupt, on_leave=keep_result)
+            divergence_limit=self.divergence_limit, interrupt=self.interrupt, on_leave=keep_result,
+            w=w, w_val=w_val)
         return [MemberResult(m.status, m.history.records, m.best_epoch, states.get(m.index), m.error)
                 for m in members]
 

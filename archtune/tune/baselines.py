@@ -166,12 +166,16 @@ def run_baselines(
     kinds: dict[str, str],
     seed: int = 0,
     deadline: float | None = None,
+    sample_weight: np.ndarray | None = None,
+    val_weight: np.ndarray | None = None,
 ) -> list[BaselineResult]:
     """Fit each baseline on the training split and score it on the validation split.
 
     ``kinds`` are the columns' kinds (`infer_column_kinds`). Text columns get TF-IDF + a
     linear model (the classic text baseline); the other baselines see the remaining columns,
-    and are left out when only text remains."""
+    and are left out when only text remains. ``sample_weight`` weights the training rows of
+    every baseline whose model takes it (k-NN does not: its parameters say "unweighted"), and
+    ``val_weight`` the validation rows of every score (``score(model, X, y, sample_weight)``)."""
     results: list[BaselineResult] = []
     X_train, X_val = _typed(X_train, kinds), _typed(X_val, kinds)
     # Columns of image paths mean nothing to these models: they see the images' pixels.
@@ -192,15 +196,42 @@ def run_baselines(
         started = time.perf_counter()
         try:
             with library_threads(X_train.size):
-                model = factory(X_train).fit(X_train, y_train)
-                value = float(score(model, X_val, y_val))
+                model, weighted = fit_weighted(factory(X_train), X_train, y_train, sample_weight)
+                value = float(score(model, X_val, y_val) if val_weight is None
+                              else score(model, X_val, y_val, val_weight))
             # Image-path columns were replaced by pixels above: such a model cannot take the table.
             usable = None if paths else model if name == "lightgbm" and not text else FittedBaseline(model, kinds)
-            results.append(BaselineResult(name, value, time.perf_counter() - started, _describe(model), model=usable))
+            described = _describe(model) + ("" if weighted else "; unweighted (its fit takes no sample_weight)")
+            results.append(BaselineResult(name, value, time.perf_counter() - started, described, model=usable))
         except Exception as exc:  # a baseline that cannot fit must not sink the search
             results.append(BaselineResult(name, float("nan"), time.perf_counter() - started, "",
                                           error=f"{type(exc).__name__}: {exc}"))
     return results
+
+
+def fit_weighted(model: Any, X: pd.DataFrame, y: Any, sample_weight: np.ndarray | None) -> tuple[Any, bool]:
+    """(fitted model, whether the weights were used): ``sample_weight`` goes to the final
+    estimator of a (nested) pipeline, the way scikit-learn's ``Pipeline.fit`` routes
+    ``<step>__sample_weight``; a final estimator whose ``fit`` takes no weights is fitted
+    unweighted."""
+    if sample_weight is None:
+        return model.fit(X, y), True
+    route = _weight_route(model)
+    if route is None:
+        return model.fit(X, y), False
+    return model.fit(X, y, **{route: sample_weight}), True
+
+
+def _weight_route(model: Any) -> str | None:
+    """The fit parameter that carries sample weights to ``model``'s final estimator, or None."""
+    from sklearn.pipeline import Pipeline
+    from sklearn.utils.validation import has_fit_parameter
+
+    if isinstance(model, Pipeline):
+        name, final = model.steps[-1]
+        inner = _weight_route(final)
+        return None if inner is None else f"{name}__{inner}"
+    return "sample_weight" if has_fit_parameter(model, "sample_weight") else None
 
 
 # Pixels per image the baselines see: larger images are shrunk to about this many (64 x 64

@@ -28,6 +28,7 @@ from archtune.checks import check_choice, check_number
 from archtune.data.images import flatten_images, is_image_array
 from archtune.data.preprocess import as_frame, infer_column_kinds
 from archtune.data.target import TARGETS, target_array
+from archtune.data.weights import check_sample_weight
 from archtune.doctor.lr_finder import resolve_learning_rate
 from archtune.errors import DataError, DeadNetworkError, InvalidParameterError, TrainingDivergedError, nearest
 from archtune.estimators import NeuralClassifier, NeuralRegressor
@@ -108,7 +109,8 @@ def check_settings(task: str, settings: Mapping[str, Any]) -> tuple[float | None
     return seconds, trials, space
 
 
-def run_search(task: str, X: Any, y: Any, settings: Mapping[str, Any], owner: str = "AutoNeural") -> SearchResult:
+def run_search(task: str, X: Any, y: Any, settings: Mapping[str, Any], owner: str = "AutoNeural",
+               sample_weight: Any = None) -> SearchResult:
     """Search networks on (X, y) within the budget, then refit the best on all rows.
 
     Parameters
@@ -120,6 +122,11 @@ def run_search(task: str, X: Any, y: Any, settings: Mapping[str, Any], owner: st
         An Auto estimator's parameters (budget, space, sampler, pruner, cv, scoring, storage,
         study_name, n_jobs, population, baselines, validation_fraction, random_state, device,
         verbose).
+    sample_weight : array-like of shape (n_samples,), optional
+        Row weights. They go with their rows into every split (holdout or cv folds), weight
+        every trial's training and validation (one at a time and in cohorts), the baselines
+        that accept weights, the scores the trials and baselines are ranked by, the ensemble's
+        selection and the refit.
 
     Raises
     ------
@@ -142,33 +149,36 @@ def run_search(task: str, X: Any, y: Any, settings: Mapping[str, Any], owner: st
     y_arr = target_array(y, "y")
     if len(frame) != len(y_arr):
         raise DataError(f"X has {len(frame)} rows but y has {len(y_arr)}; they must match row for row")
+    weights = check_sample_weight(sample_weight, len(frame), min_positive=2)
     target, codes = TARGETS[task].fit(y_arr)
     seed = seed_from(settings["random_state"])
     space = _space_for_data(settings["space"], space, task, kinds, images)
     splits = make_splits(frame, y_arr, codes if task == "classification" else None, seed, settings["cv"],
-                         settings["validation_fraction"])
+                         settings["validation_fraction"], weights)
     pixel_splits = splits
     if images is not None:
         position = pd.RangeIndex(len(frame))
         splits = [Split(images[position.get_indexer(s.X_train.index)], s.y_train,
-                        images[position.get_indexer(s.X_val.index)], s.y_val) for s in pixel_splits]
+                        images[position.get_indexer(s.X_val.index)], s.y_val, s.w_train, s.w_val)
+                  for s in pixel_splits]
     scorer = get_scorer(settings["scoring"] or TASKS[task]["scoring"])
     n_jobs = settings["n_jobs"]
     threads = max(1, (os.cpu_count() or 1) // n_jobs) if n_jobs > 1 else None
     with _quiet_optuna(), (torch_threads(threads) if threads else nullcontext()):
         return _search(task, frame, images, y_arr, kinds, splits, pixel_splits, space, scorer, seed, seconds,
-                       trials, settings, started)
+                       trials, settings, started, weights)
 
 
 def _search(task: str, frame: pd.DataFrame, images: Any, y: np.ndarray, kinds: dict[str, str] | None,
             splits: list[Split], pixel_splits: list[Split], space: SearchSpace, scorer: Any, seed: int,
-            seconds: float | None, trials: int | None, settings: Mapping[str, Any], started: float) -> SearchResult:
+            seconds: float | None, trials: int | None, settings: Mapping[str, Any], started: float,
+            weights: np.ndarray | None = None) -> SearchResult:
     storage = make_storage(settings["storage"])
     study = optuna.create_study(
         storage=storage, study_name=settings["study_name"] or "archtune", direction="maximize",
         sampler=make_sampler(settings["sampler"], seed, space.grid()),
         pruner=make_pruner(settings["pruner"], space.max_epochs), load_if_exists=True)
-    _check_study_matches(study, frame, task, settings["storage"])
+    _check_study_matches(study, frame, task, settings["storage"], weights)
     space = _space_of_study(study, space, settings)
     if study.trials:
         # A continued or resumed study: a sampler seeded as the first run's would draw the
@@ -177,8 +187,10 @@ def _search(task: str, frame: pd.DataFrame, images: Any, y: np.ndarray, kinds: d
         study.sampler = make_sampler(settings["sampler"], _continued_seed(seed, len(study.trials)), space.grid())
         study.pruner = make_pruner(settings["pruner"], space.max_epochs)
 
-    def score(estimator: Any, X_val: Any, y_val: Any) -> float:
-        return float(scorer(estimator, X_val, y_val))
+    def score(estimator: Any, X_val: Any, y_val: Any, sample_weight: Any = None) -> float:
+        if sample_weight is None:
+            return float(scorer(estimator, X_val, y_val))
+        return float(scorer(estimator, X_val, y_val, sample_weight=sample_weight))
 
     baselines = study.user_attrs.get("baselines")
     fitted_baselines: list[Any] = []  # this process's, with their models (ensemble candidates)
@@ -189,7 +201,8 @@ def _search(task: str, frame: pd.DataFrame, images: Any, y: np.ndarray, kinds: d
             # With a time budget, baselines may use a quarter of it; the rest is for networks.
             deadline = None if seconds is None else started + BASELINE_SHARE * seconds
             fitted_baselines = run_baselines(task, first.X_train, first.y_train, first.X_val, first.y_val, score,
-                                             kinds if kinds is not None else {}, seed=seed, deadline=deadline)
+                                             kinds if kinds is not None else {}, seed=seed, deadline=deadline,
+                                             sample_weight=first.w_train, val_weight=first.w_val)
             baselines = [r.record() for r in fitted_baselines]
         study.set_user_attr("baselines", baselines)
     ensembling = bool(settings.get("ensemble")) and images is None
@@ -234,8 +247,8 @@ def _search(task: str, frame: pd.DataFrame, images: Any, y: np.ndarray, kinds: d
 
         # The bag replaces the refit: K members of the best configuration on K folds of all rows.
         bagged = bag(make_estimator, best_params, X_all, y, int(settings["bagging"]), task, scorer, seed,
-                     kinds_all, deadline, list(frame.columns) if images is None else None)
-    refit = _Refit(make_estimator, X_all, y, kinds_all, deadline, settings["budget"])
+                     kinds_all, deadline, list(frame.columns) if images is None else None, sample_weight=weights)
+    refit = _Refit(make_estimator, X_all, y, kinds_all, deadline, settings["budget"], weights)
     if epochs is not None:  # no trial completed: the best pruned one, for the epochs it trained
         estimator, _ = refit.first_that_trains(_fallbacks(study, best, best_params), epochs)
     elif bagged is not None:
@@ -278,7 +291,7 @@ def _search(task: str, frame: pd.DataFrame, images: Any, y: np.ndarray, kinds: d
             from archtune.ensemble.build import refit_members
 
             networks = {best.number: estimator} if refitted else {}
-            choice.final = refit_members(choice.final, X_all, y, networks)
+            choice.final = refit_members(choice.final, X_all, y, networks, weights)
         if choice is not None:
             study.set_user_attr("ensemble", ensemble_record(choice))
     board = leaderboard(study, baselines)
@@ -310,7 +323,7 @@ def _ensemble_library(task: str, search: Search, baselines: list[Any], split: Sp
         return None
     classes = np.unique(y) if task == "classification" else None
     return EnsembleLibrary(task, members, split.X_val, split.y_val, scorer, classes, list(frame.columns), seed,
-                           given)
+                           given, sample_weight=split.w_val)
 
 
 def ensemble_record(choice: Any) -> dict[str, Any]:
@@ -437,9 +450,11 @@ def _cohort_size(settings: Mapping[str, Any], seconds: float | None, trials: int
 
 
 def make_splits(frame: pd.DataFrame, y: np.ndarray, stratify: np.ndarray | None, seed: int, cv: int | None,
-                validation_fraction: float) -> list[Split]:
+                validation_fraction: float, sample_weight: np.ndarray | None = None) -> list[Split]:
     """The search's splits: one hold-out split of ``validation_fraction`` of the rows, or
-    ``cv`` folds (stratified by ``stratify`` when every class can be in each fold)."""
+    ``cv`` folds (stratified by ``stratify`` when every class can be in each fold); the
+    rows' weights (``sample_weight``) go with them. The rows are split as without weights,
+    so a weighted and an unweighted search see the same rows."""
     fraction = validation_fraction
     if cv is None:
         n_val = int(round(fraction * len(frame)))
@@ -458,22 +473,35 @@ def make_splits(frame: pd.DataFrame, y: np.ndarray, stratify: np.ndarray | None,
             folds = list(StratifiedKFold(cv, shuffle=True, random_state=seed % 2**32).split(frame, stratify))
         else:
             folds = list(KFold(cv, shuffle=True, random_state=seed % 2**32).split(frame))
-    return [Split(frame.iloc[tr], y[tr], frame.iloc[va], y[va]) for tr, va in folds]
+    w = sample_weight
+    return [Split(frame.iloc[tr], y[tr], frame.iloc[va], y[va], None if w is None else w[tr],
+                  None if w is None else _some_weight(w[va], "the validation rows")) for tr, va in folds]
 
 
-def _check_study_matches(study: optuna.Study, frame: pd.DataFrame, task: str, storage: Any) -> None:
-    """A stored study continues only on the same data: a different table would make its
-    trials incomparable."""
+def _some_weight(weights: np.ndarray, what: str) -> np.ndarray:
+    """Validation weights that can weight a score: not all zero."""
+    if not (weights > 0).any():
+        raise DataError(f"sample_weight is zero for all of {what} ({len(weights)} rows); give more rows a "
+                        "positive weight, or another random_state")
+    return weights
+
+
+def _check_study_matches(study: optuna.Study, frame: pd.DataFrame, task: str, storage: Any,
+                         weights: np.ndarray | None = None) -> None:
+    """A stored study continues only on the same data (and the same weights): a different
+    table would make its trials incomparable."""
     owner = {"classification": "AutoNeuralClassifier", "regression": "AutoNeuralRegressor"}[task]
+    # Unweighted studies keep the fingerprint they had before weights existed.
+    weighted = "" if weights is None else "|w" + hashlib.sha256(np.ascontiguousarray(weights).tobytes()).hexdigest()
     fingerprint = hashlib.sha256(
-        (",".join(map(str, frame.columns)) + f"|{len(frame)}|{owner}").encode()).hexdigest()[:16]
+        (",".join(map(str, frame.columns)) + f"|{len(frame)}|{owner}{weighted}").encode()).hexdigest()[:16]
     stored = study.user_attrs.get("data_fingerprint")
     if stored is None:
         study.set_user_attr("data_fingerprint", fingerprint)
         study.set_user_attr("task", task)
     elif stored != fingerprint:
         raise DataError(f"study {study.study_name!r} in {storage} was run on different data "
-                        f"(columns, row count or task differ); use another study_name or storage")
+                        f"(columns, row count, sample weights or task differ); use another study_name or storage")
 
 
 # Configurations tried, best first, when the refit of the best one diverges on all rows.
@@ -497,8 +525,9 @@ class _Refit:
     (``kept``) or the next-best configuration is used instead, with a warning."""
 
     def __init__(self, make_estimator: Any, X: Any, y: np.ndarray, kinds: dict[str, str] | None,
-                 deadline: float | None, budget: Any):
+                 deadline: float | None, budget: Any, sample_weight: np.ndarray | None = None):
         self.make_estimator, self.X, self.y, self.kinds = make_estimator, X, y, kinds
+        self.sample_weight = sample_weight
         self.deadline, self.budget = deadline, budget
         self.used: Any = None  # the trial whose configuration the saved network has
         self.stopped_at: int | None = None
@@ -532,7 +561,8 @@ class _Refit:
             params.update(max_epochs=max(1, int(epochs)), early_stopping=False)
         estimator = self.make_estimator(params)
         stop = StopAtDeadline(self.deadline)
-        prepared = resolve_learning_rate(prepare(estimator, self.X, self.y, kinds=self.kinds))
+        prepared = resolve_learning_rate(prepare(estimator, self.X, self.y, kinds=self.kinds,
+                                                 sample_weight=self.sample_weight))
         finish(estimator, prepared, train(prepared, [stop]))
         self.stopped_at = stop.stopped_at
         self.epochs_trained = len(estimator.history_)

@@ -79,12 +79,20 @@ class EpochReporter(Callback):
 
 @dataclass
 class Split:
-    """The data of one hold-out split (or one cross-validation fold)."""
+    """The data of one hold-out split (or one cross-validation fold), with the rows' weights
+    when the search is weighted (``fit(..., sample_weight=...)``)."""
 
     X_train: pd.DataFrame
     y_train: Any
     X_val: pd.DataFrame
     y_val: Any
+    w_train: np.ndarray | None = None
+    w_val: np.ndarray | None = None
+
+    @property
+    def validation_data(self) -> tuple[Any, ...]:
+        """``validation_data`` for a fit: the validation rows, with their weights if any."""
+        return (self.X_val, self.y_val) if self.w_val is None else (self.X_val, self.y_val, self.w_val)
 
 
 @dataclass
@@ -106,7 +114,8 @@ class Search:
         One for a hold-out search; K for cross-validation (the first fold's per-epoch scores
         drive the pruner, the trial's value is the mean over folds).
     score : callable
-        ``score(fitted_estimator, X_val, y_val) -> float``, higher is better.
+        ``score(fitted_estimator, X_val, y_val, sample_weight) -> float``, higher is better
+        (the split's validation weights, or None).
     epoch_key, epoch_sign :
         History column reported to the pruner each epoch, and its sign (higher = better).
     cohort_size : int
@@ -127,7 +136,7 @@ class Search:
 
     def __init__(self, study: optuna.Study, storage: Any, space: SearchSpace,
                  make_estimator: Callable[[dict[str, Any]], Any], splits: list[Split],
-                 score: Callable[[Any, pd.DataFrame, Any], float], epoch_key: str, epoch_sign: float,
+                 score: Callable[..., float], epoch_key: str, epoch_sign: float,
                  progress: Callable[["Search"], None] | None = None, refit_factor: float = 0.0,
                  cohort_size: int = 1, kinds: dict[str, str] | None = None, keep: int = 1):
         self.study = study
@@ -356,6 +365,8 @@ class Search:
         # which the finder's short run hardly sees, are left out so cohort followers share it.
         key = tuple(sorted((name, repr(value)) for name, value in params.items() if name not in LR_FINDER_IGNORES))
         if key not in self._lr_suggestions:
+            # The finder probes rates on a few unweighted batches: it looks for the rate at
+            # which the loss falls fastest, which row weights hardly move.
             split = self.splits[0]
             estimator = self.make_estimator({**params, "learning_rate": 1e-3})
             self._lr_suggestions[key] = lr_find(estimator, split.X_train, split.y_train).suggestion
@@ -419,8 +430,9 @@ class Search:
             fold_started = time.perf_counter()
             try:
                 errors = fit_population(estimators, split.X_train, split.y_train,
-                                        validation_data=(split.X_val, split.y_val),
-                                        callbacks=[[r] for r in reporters], interrupt=interrupt, kinds=self.kinds)
+                                        validation_data=split.validation_data,
+                                        callbacks=[[r] for r in reporters], interrupt=interrupt, kinds=self.kinds,
+                                        sample_weight=split.w_train)
             except (ArchtuneError, ValueError) as exc:
                 for t in alive:
                     outcomes[t.number] = TrialOutcome(TrialState.FAIL, attrs={
@@ -436,7 +448,7 @@ class Search:
                     if isinstance(error, _Pruned):
                         outcomes[number].attrs.update(cohort)
                     continue
-                value = float(self.score(est, split.X_val, split.y_val))
+                value = float(self.score(est, split.X_val, split.y_val, split.w_val))
                 if not math.isfinite(value):
                     outcomes[number] = TrialOutcome(TrialState.FAIL, attrs={
                         "fail_reason": f"diverged: validation score {value}"})
