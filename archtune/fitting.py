@@ -389,7 +389,8 @@ def prepare(estimator: Any, X: Any, y: Any, validation_data: tuple[Any, ...] | N
         device=resolve_device(params["device"]), task=task,
         fitted=FittedData(pre, target, dataclasses.replace(inputs, columns=tuple(pre.columns_))),
         auto_lr=params["learning_rate"] == "auto", verbose=int(params["verbose"]), owner=owner, tabular=tabular,
-        wide=wide, w_train=_weight_tensor(w_tr, X_tr.dtype), w_val=_weight_tensor(w_va, X_tr.dtype))
+        wide=wide, w_train=_weight_tensor(w_tr, getattr(X_tr, "dtype", torch.float32)),
+        w_val=_weight_tensor(w_va, getattr(X_tr, "dtype", torch.float32)))
 
 
 def _sparse_params(estimator: Any, params: dict[str, Any]) -> dict[str, Any]:

@@ -710,7 +710,7 @@ def test_numeric_columns_transform_as_one_block_exactly_as_column_by_column():
         pre.transform(broken)
 
 
-@pytest.mark.parametrize("scaling", ["robust", "standard", "quantile"])
+@pytest.mark.parametrize("scaling", ["robust", "standard", "quantile", "maxabs", None])
 def test_numeric_columns_fitted_as_a_block_equal_column_by_column(scaling):
     from archtune.data.preprocess import Preprocessor
 

@@ -26,7 +26,8 @@ EQUIVALENCE_REASON = (
 
 def _expected_failures(estimator):
     return {"check_methods_subset_invariance": SUBSET_REASON,
-            "check_sample_weight_equivalence_on_dense_data": EQUIVALENCE_REASON}
+            "check_sample_weight_equivalence_on_dense_data": EQUIVALENCE_REASON,
+            "check_sample_weight_equivalence_on_sparse_data": EQUIVALENCE_REASON}
 
 
 @parametrize_with_checks(

@@ -484,6 +484,8 @@ class Preprocessor:
             medians = np.nanmedian(arr, axis=0) if missing.any() else np.median(arr, axis=0)
             filled = np.where(missing, medians, arr) if missing.any() else arr
             centers, scales = filled.mean(axis=0), filled.std(axis=0)
+            if self.scaling == "maxabs":
+                centers, scales = np.zeros_like(centers), np.abs(filled).max(axis=0)
             if self.scaling == "robust":
                 q25, q75 = np.quantile(filled, [0.25, 0.75], axis=0)
                 spread = q75 - q25
