@@ -484,6 +484,9 @@ class Preprocessor:
             medians = np.nanmedian(arr, axis=0) if missing.any() else np.median(arr, axis=0)
             filled = np.where(missing, medians, arr) if missing.any() else arr
             centers, scales = filled.mean(axis=0), filled.std(axis=0)
+            # Checked before the scaling's own statistics, as column by column: values near the
+            # float64 limit overflow the mean or the variance.
+            bad = ~(np.isfinite(medians) & np.isfinite(centers) & np.isfinite(scales))
             if self.scaling == "maxabs":
                 centers, scales = np.zeros_like(centers), np.abs(filled).max(axis=0)
             if self.scaling == "robust":
@@ -491,7 +494,6 @@ class Preprocessor:
                 spread = q75 - q25
                 centers = medians
                 scales = np.where(spread != 0, spread, 0.5 * (filled.max(axis=0) - filled.min(axis=0)))
-        bad = ~(np.isfinite(medians) & np.isfinite(centers) & np.isfinite(scales))
         if bad.any():
             j = int(np.flatnonzero(bad)[0])
             raise DataError(f"{where}: column {names[j]!r} has values too large to scale (largest magnitude "
