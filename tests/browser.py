@@ -32,7 +32,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
+CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome")  # the names scripts/test checks
 
 # Flags that keep Chromium's own traffic (updates, sync, field trials, hints) out of the page's
 # requests, and let it run as root in a container without a GPU or a display.
