@@ -49,3 +49,13 @@ def magic_small() -> tuple[pd.DataFrame, pd.Series]:
 def house_small() -> tuple[pd.DataFrame, pd.Series]:
     """2000 rows of house_16H (regression, 16 numeric features)."""
     return load_shared("574_house_16H.tsv.gz", n=2000)
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """One torch thread for a test module (modules opt in with
+    ``pytestmark = pytest.mark.usefixtures("one_torch_thread")``), restored afterwards."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

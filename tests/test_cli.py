@@ -19,7 +19,6 @@ from types import SimpleNamespace
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 from click.testing import CliRunner
 
 import archtune
@@ -54,12 +53,8 @@ def assert_usage_error(result, *fragments: str) -> str:
     return assert_one_line_error(result.stderr, result.stdout, *fragments)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_torch_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+# Tiny networks on a busy machine: a second torch thread only spin-waits.
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture()

@@ -16,7 +16,6 @@ import re
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 from click.testing import CliRunner
 
 import archtune
@@ -30,13 +29,8 @@ from archtune.ensemble.gbm import TableEncoding
 from archtune.tune.baselines import _typed, date_matrix
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_torch_thread():
-    # Tiny networks on a busy machine: a second torch thread only spin-waits.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+# Tiny networks on a busy machine: a second torch thread only spin-waits.
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 # Dates without a time part (a leap day, a year end, 1999 and 2031), one missing.
