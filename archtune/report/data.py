@@ -304,6 +304,18 @@ def holdout_data(run: Run) -> HoldoutData | None:
                        points=e.get("points"))
 
 
+def evaluate_rows(run: Run, X: Any, y: Any, *, permutation: bool) -> dict[str, Any]:
+    """The held-out evaluation (`archtune.report.evaluation.evaluate`) of the run's network on
+    rows (X, y) given from Python, for a run that did not save one."""
+    from archtune.report.evaluation import evaluate
+
+    if (X is None) != (y is None):
+        raise ValueError("pass both X and y, or neither")
+    task = "classification" if hasattr(run.model, "classes_") else "regression"
+    frame = X if isinstance(X, pd.DataFrame) else pd.DataFrame(X)
+    return evaluate(run.model, frame, pd.Series(np.asarray(y)), task, permutation=permutation)
+
+
 def permutation_data(run: Run) -> PermutationData | None:
     """Permutation feature importance from the held-out evaluation; None without it."""
     found = (run.evaluation or {}).get("permutation_importance")
@@ -338,7 +350,8 @@ def network_data(model: Any) -> NetworkData:
     Shapes come from one forward pass of a zero row of width ``model.input_spec_.width`` with a
     hook on each module (a leaf, or one that holds parameters of its own), in eval mode
     without gradients: the network is not changed. Parameter counts are each module's own
-    (not its children's), so they add up to ``total_params``.
+    (not its children's), so they add up to ``total_params``; parameters the network holds
+    itself come first, in a row named ``(network's own: NAMES)``.
     """
     import torch
 
@@ -376,6 +389,11 @@ def network_data(model: Any) -> NetworkData:
         layers.append({"name": name, "type": type(m).__name__, "output_shape": shapes.get(name),
                        "n_params": int(n_params), "_order": order.get(name, len(order) + position)})
     layers.sort(key=lambda layer: layer.pop("_order"))
+    own = [(name, p.numel()) for name, p in module.named_parameters(recurse=False)]
+    if own:  # parameters the network holds itself (a learned input scale, say), listed first
+        layers.insert(0, {"name": f"(network's own: {', '.join(name for name, _ in own)})",
+                          "type": type(module).__name__, "output_shape": None,
+                          "n_params": int(sum(n for _, n in own))})
     return NetworkData(input_width=int(model.input_spec_.width), layers=layers,
                        total_params=int(sum(p.numel() for p in module.parameters())))
 
@@ -438,7 +456,7 @@ def _json_safe(value: Any) -> Any:
 
 
 __all__ = ["DoctorData", "HoldoutData", "Importances", "LRFinderData", "LeaderboardData", "LearningCurves",
-           "NetworkData", "OptimizationHistory", "PermutationData", "Run", "SettingsData", "doctor_data", "importances_data",
+           "NetworkData", "OptimizationHistory", "PermutationData", "Run", "SettingsData", "doctor_data", "evaluate_rows", "importances_data",
            "leaderboard_data", "permutation_data",
            "holdout_data", "is_run_folder", "learning_curves", "load_run", "lr_finder_data",
            "lr_finder_from_result", "network_data", "optimization_history", "run_of",
