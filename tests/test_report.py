@@ -114,6 +114,10 @@ def test_the_confusion_matrix_counts_the_saved_networks_predictions_on_the_held_
     expected = confusion_matrix(rows["target"], predicted, labels=model.classes_)
     assert holdout["confusion"] == expected.tolist()
     assert holdout["labels"] == model.classes_.tolist()
+    interval = holdout["interval"]  # the held-out accuracy the run printed, with its bootstrap interval
+    assert interval["value"] == pytest.approx(holdout["metrics"]["accuracy"])
+    assert interval["value"] == pytest.approx(np.mean(rows["target"].to_numpy() == predicted))
+    assert interval["low"] < interval["value"] < interval["high"] and interval["n_boot"] == 1000
     # The calibration curve's bins hold every held-out row.
     assert sum(holdout["calibration"]["counts"]) == 300
     perm = data["permutation-importance"]
@@ -156,6 +160,7 @@ def test_a_plain_fit_writes_a_report_with_residuals(fit_run):
     points = data["holdout"]["points"]
     assert data["holdout"]["n_rows"] == 300 and len(points["actual"]) == 300
     assert np.allclose(np.subtract(points["actual"], points["predicted"]), points["residual"])
+    assert data["holdout"]["interval"]["value"] == pytest.approx(data["holdout"]["metrics"]["r2"])
     model = archtune.load(out)
     evaluation = rd.load_run(out).evaluation
     rows = pd.read_csv(fit_run[0]).loc[evaluation["index"]]

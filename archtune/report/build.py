@@ -109,6 +109,9 @@ def _verdict(run: rd.Run, notes: list[str]) -> Section:
     rows += [[f"held-out {k} (ensemble)", v] for k, v in (m.get("holdout_ensemble") or {}).items()]
     if rows:
         body.append(table(["metric", "value"], rows))
+    holdout = run.evaluation and rd.holdout_data(run)
+    if holdout and holdout.interval:
+        body.append(paragraph(_interval_text(holdout)))
     if m.get("network"):
         body.append(paragraph(f"Saved network: {m['network']}.", "note"))
     data = {k: rd.to_json(m.get(k)) for k in ("verdict", "metric", "validation", "holdout", "holdout_ensemble")}
@@ -207,6 +210,8 @@ def _holdout(run: rd.Run, notes: list[str]) -> Section | None:
                      "importance are left out")
         return None
     body = [paragraph(f"{data.n_rows} rows kept out of training and search, predicted by the saved network.")]
+    if data.interval:
+        body.append(paragraph(_interval_text(data)))
     if data.metrics:
         body.append(table(["metric", "value"], [[k, v] for k, v in data.metrics.items()]))
     if data.confusion is not None:
@@ -248,6 +253,12 @@ def _settings(run: rd.Run, notes: list[str]) -> Section:
             table(["setting", "value"], [[k, _short(v)] for k, v in data.run.items()]),
             table(["parameter", "value"], [[k, _short(v)] for k, v in data.params.items()])]
     return Section("settings", "Settings and versions", body, rd.to_json(data))
+
+
+def _interval_text(data: rd.HoldoutData) -> str:
+    i = data.interval
+    return (f"Held-out {i['metric']} {i['value']:.4f}, {i['level']:.0%} bootstrap interval {i['low']:.4f} to "
+            f"{i['high']:.4f} ({data.n_rows} rows, {i['n_boot']} resamples).")
 
 
 def _short(value: Any, limit: int = 200) -> Any:

@@ -167,12 +167,14 @@ class DoctorData:
 @dataclass
 class HoldoutData:
     """The held-out evaluation of the saved network (see `archtune.report.evaluation.evaluate`):
-    ``task``, ``n_rows``, the run's held-out ``metrics``, and ``labels`` + ``confusion`` +
-    ``calibration`` (classification) or ``points`` (regression)."""
+    ``task``, ``n_rows``, the run's held-out ``metrics``, ``interval`` (accuracy or R^2 with
+    its 95% bootstrap interval, `archtune.report.evaluation.bootstrap_interval`), and
+    ``labels`` + ``confusion`` + ``calibration`` (classification) or ``points`` (regression)."""
 
     task: str
     n_rows: int
     metrics: dict[str, float]
+    interval: dict[str, Any] | None = None
     labels: list[Any] | None = None
     confusion: list[list[int]] | None = None
     calibration: dict[str, list[float]] | None = None
@@ -299,7 +301,11 @@ def holdout_data(run: Run) -> HoldoutData | None:
     e = run.evaluation
     if not e:
         return None
+    from archtune.report.evaluation import bootstrap_interval
+
+    interval = bootstrap_interval(e["y_true"], e["y_pred"], e["task"]) if e.get("y_true") else None
     return HoldoutData(task=e["task"], n_rows=int(e["n_rows"]), metrics=dict(run.metrics.get("holdout") or {}),
+                       interval=interval,
                        labels=e.get("labels"), confusion=e.get("confusion"), calibration=e.get("calibration"),
                        points=e.get("points"))
 

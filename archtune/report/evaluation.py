@@ -7,6 +7,7 @@ network they save in the run folder; the report reads the file back.
 
 from __future__ import annotations
 
+import math
 import time
 from typing import Any
 
@@ -24,6 +25,7 @@ PERMUTATION_REPEATS = 3
 PERMUTATION_SECONDS = 3.0
 MIN_PERMUTATION_ROWS = 200
 CALIBRATION_BINS = 10
+BOOTSTRAP_SAMPLES = 1000
 
 
 def evaluate(model: Any, X: pd.DataFrame, y: pd.Series, task: str, *, seed: int = 0,
@@ -131,9 +133,71 @@ def permutation_importances(model: Any, X: pd.DataFrame, y: pd.Series, task: str
             "n_repeats": PERMUTATION_REPEATS, "seconds": seconds}
 
 
+def bootstrap_interval(y_true: list[Any], y_pred: list[Any], task: str, *, level: float = 0.95,
+                       n_boot: int = BOOTSTRAP_SAMPLES, seed: int = 0) -> dict[str, Any]:
+    """The held-out metric (accuracy, or R^2 for regression) and its percentile bootstrap
+    interval (Efron & Tibshirani 1993): the rows resampled with replacement ``n_boot`` times.
+
+    Parameters
+    ----------
+    y_true, y_pred : sequences of length n_rows
+        Labels or values, as stored in evaluation.json.
+    task : {"classification", "regression"}
+    level : float
+        Coverage of the interval (0.95: from the 2.5th to the 97.5th percentile).
+
+    Returns
+    -------
+    dict
+        ``{"metric", "value", "low", "high", "level", "n_boot"}``; for R^2, resamples whose
+        targets are constant are skipped (R^2 is undefined there).
+
+    Raises
+    ------
+    ValueError
+        No rows, or y_true and y_pred of different lengths.
+    """
+    if len(y_true) == 0 or len(y_true) != len(y_pred):
+        raise ValueError(f"bootstrap_interval: y_true has {len(y_true)} rows and y_pred {len(y_pred)}")
+    rng = np.random.default_rng(seed)
+    n = len(y_true)
+    if task == "classification":
+        correct = (np.asarray(y_true, dtype=object) == np.asarray(y_pred, dtype=object)).astype(float)
+        value = float(correct.mean())
+        stats = [correct[rng.integers(0, n, size=(chunk, n))].mean(axis=1) for chunk in _chunks(n_boot, n)]
+        metric = "accuracy"
+    else:
+        actual, predicted = np.asarray(y_true, dtype=float), np.asarray(y_pred, dtype=float)
+        value = _r2(actual, predicted)
+        stats = []
+        for chunk in _chunks(n_boot, n):
+            rows = rng.integers(0, n, size=(chunk, n))
+            a, p = actual[rows], predicted[rows]
+            total = ((a - a.mean(axis=1, keepdims=True)) ** 2).sum(axis=1)
+            ok = total > 0
+            stats.append(1.0 - ((a - p) ** 2).sum(axis=1)[ok] / total[ok])
+        metric = "r2"
+    values = np.concatenate(stats)
+    tail = (1.0 - level) / 2 * 100
+    low, high = np.percentile(values, [tail, 100 - tail]) if len(values) else (math.nan, math.nan)
+    return {"metric": metric, "value": value, "low": float(low), "high": float(high), "level": level,
+            "n_boot": int(len(values))}
+
+
+def _chunks(n_boot: int, n_rows: int) -> list[int]:
+    """Resamples per chunk, so that one chunk's index matrix stays near 2M entries."""
+    per = max(1, 2_000_000 // max(n_rows, 1))
+    return [min(per, n_boot - start) for start in range(0, n_boot, per)]
+
+
+def _r2(actual: np.ndarray, predicted: np.ndarray) -> float:
+    total = float(((actual - actual.mean()) ** 2).sum())
+    return math.nan if total == 0 else 1.0 - float(((actual - predicted) ** 2).sum()) / total
+
+
 def _plain(values: list[Any]) -> list[Any]:
     """NumPy scalars as plain Python values, so that json.dumps takes them."""
     return [v.item() if isinstance(v, np.generic) else v for v in values]
 
 
-__all__ = ["EVALUATION_FILE", "calibration", "evaluate", "permutation_importances"]
+__all__ = ["EVALUATION_FILE", "bootstrap_interval", "calibration", "evaluate", "permutation_importances"]

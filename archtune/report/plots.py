@@ -158,6 +158,8 @@ def draw_residuals(data: HoldoutData) -> Any:
     right.axhline(0.0, color="k", linestyle=":", alpha=0.7)
     right.set_xlabel("predicted")
     right.set_ylabel("actual - predicted")
+    for ax in (left, right):  # large values (prices) would crowd the default ticks
+        ax.locator_params(axis="x", nbins=4)
     return fig
 
 
