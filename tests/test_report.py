@@ -294,3 +294,21 @@ def test_importances_need_three_completed_trials_with_varying_parameters():
     found = param_importances(study)
     assert found is not None and sum(found["importances"].values()) == pytest.approx(1.0)
     assert set(found["importances"]) == {"x", "y"}
+
+
+def test_the_lr_finder_section_shows_a_saved_curve_and_the_trials_suggestions(search_run):
+    run = rd.load_run(search_run[1])
+    assert rd.lr_finder_data(run) is None  # the search did not run the finder
+    study = optuna.create_study(direction="maximize")
+    trial = study.ask()
+    trial.set_user_attr("lr_finder_suggestion", 0.003)
+    trial.set_user_attr("learning_rate", 0.006)
+    study.tell(trial, 0.8)
+    run.study = study
+    run.lr_finder = {"method": "range", "lrs": [1e-4, 1e-3, 1e-2], "losses": [0.7, 0.5, 2.0],
+                     "smoothed": [0.7, 0.6, 1.0], "suggestion": 1e-3}
+    page = build_report(run)
+    assert "lr-finder" in section_ids(page)
+    found = section_data(page)["lr-finder"]
+    assert found["trials"] == [{"number": 0, "suggestion": 0.003, "learning_rate": 0.006}]
+    assert found["lrs"] == [1e-4, 1e-3, 1e-2] and found["suggestion"] == 1e-3

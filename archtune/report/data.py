@@ -318,7 +318,10 @@ def evaluate_rows(run: Run, X: Any, y: Any, *, permutation: bool) -> dict[str, A
     if (X is None) != (y is None):
         raise ValueError("pass both X and y, or neither")
     task = "classification" if hasattr(run.model, "classes_") else "regression"
-    frame = X if isinstance(X, pd.DataFrame) else pd.DataFrame(X)
+    # Rows as a table, named as the network's fit saw them (the search fits on a named table
+    # even when given an array), so that the estimator does not warn about feature names.
+    names = getattr(run.model, "feature_names_in_", None)
+    frame = X if isinstance(X, pd.DataFrame) else pd.DataFrame(X, columns=None if names is None else list(names))
     return evaluate(run.model, frame, pd.Series(np.asarray(y)), task, permutation=permutation)
 
 
