@@ -12,6 +12,7 @@ import os
 import warnings
 from collections.abc import Callable
 from datetime import datetime, timezone
+from html import escape
 from pathlib import Path
 from typing import Any
 
@@ -143,6 +144,9 @@ def _learning_curves(run: rd.Run, notes: list[str]) -> Section | None:
 def _optimization_history(run: rd.Run, notes: list[str]) -> Section | None:
     data = rd.optimization_history(run)
     if data is None:
+        if run.study is None and "study" in run.metrics:  # a search whose --storage is not OUT/study.db
+            notes.append(f"the search's study is not in the run folder ({rd.STUDY_FILE}): its history, "
+                         "importances and trials' findings are left out")
         return None
     counts = {s: sum(t["state"] == s for t in data.trials) for s in ("COMPLETE", "PRUNED", "FAIL")}
     body = [paragraph(f"{len(data.trials)} trials: {counts['COMPLETE']} completed, {counts['PRUNED']} pruned, "
@@ -187,7 +191,7 @@ def _doctor(run: rd.Run, notes: list[str]) -> Section:
         for f in data.findings:
             body.append(paragraph(f"[{f['severity']}] {f['code']}: {f['message']}", f["severity"]))
             if f["advice"]:
-                body.append("<ul>" + "".join(f"<li>{_escape(tip)}</li>" for tip in f["advice"]) + "</ul>")
+                body.append("<ul>" + "".join(f"<li>{escape(str(tip))}</li>" for tip in f["advice"]) + "</ul>")
             if f["evidence"]:
                 body.append(table(["evidence", "value"], [[k, _short(v)] for k, v in f["evidence"].items()]))
     else:
@@ -267,12 +271,6 @@ def _short(value: Any, limit: int = 200) -> Any:
         return value
     text = str(value)
     return text if len(text) <= limit else text[:limit] + "..."
-
-
-def _escape(text: str) -> str:
-    import html
-
-    return html.escape(str(text))
 
 
 _BUILDERS: list[tuple[str, Callable[[rd.Run, list[str]], Section | None]]] = [

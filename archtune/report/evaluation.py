@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import time
+from contextlib import nullcontext
 from typing import Any
 
 import numpy as np
@@ -63,6 +64,15 @@ def evaluate(model: Any, X: pd.DataFrame, y: pd.Series, task: str, *, seed: int 
         ``permutation_importance`` ``{"features", "mean", "std", "metric", "n_rows",
         "n_repeats", "seconds"}``, features by decreasing mean drop in the score.
     """
+    from archtune.train.threads import torch_threads, user_set_threads
+
+    # Many small predictions: one torch thread each is as fast on an idle machine and many
+    # times faster on a busy one (archtune.train.threads); a user's own setting is kept.
+    with nullcontext() if user_set_threads() else torch_threads(1):
+        return _evaluate(model, X, y, task, seed, permutation)
+
+
+def _evaluate(model: Any, X: pd.DataFrame, y: Any, task: str, seed: int, permutation: bool) -> dict[str, Any]:
     from sklearn.metrics import confusion_matrix
 
     y = pd.Series(y)

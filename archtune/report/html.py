@@ -59,7 +59,7 @@ def paragraph(text: str, css: str = "") -> str:
 
 def table(columns: list[str], rows: list[list[Any]]) -> str:
     """A table of plain values (escaped); numbers right-aligned, floats with 4 significant
-    digits, None as an empty cell."""
+    digits (whole ones from 10,000 up as integers), None as an empty cell."""
     head = "".join(f"<th>{html.escape(str(c))}</th>" for c in columns)
     body = "".join("<tr>" + "".join(_cell(v) for v in row) + "</tr>" for row in rows)
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
@@ -120,6 +120,8 @@ def _cell(value: Any) -> str:
         return f"<td>{value}</td>"
     if isinstance(value, int):
         return f'<td class="num">{value:,}</td>'
+    if isinstance(value, float) and value.is_integer() and abs(value) >= 1e4:
+        return f'<td class="num">{int(value):,}</td>'  # a count read from a CSV column with gaps
     if isinstance(value, float):
         return f'<td class="num">{value:.4g}</td>'
     return f"<td>{html.escape(str(value))}</td>"
