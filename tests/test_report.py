@@ -283,17 +283,27 @@ def test_embedded_json_cannot_close_its_block_and_reads_back():
 
 
 def test_importances_need_three_completed_trials_with_varying_parameters():
-    study = optuna.create_study(direction="maximize")
-    for x in (0.1, 0.5):
-        study.enqueue_trial({"x": x, "y": "a"})
-    study.optimize(lambda t: t.suggest_float("x", 0, 1) + (t.suggest_categorical("y", ["a", "b"]) == "b"),
-                   n_trials=2)
-    assert param_importances(study) is None
-    study.optimize(lambda t: t.suggest_float("x", 0, 1) + (t.suggest_categorical("y", ["a", "b"]) == "b"),
-                   n_trials=6)
+    def objective(trial):
+        return trial.suggest_float("x", 0, 1) + (trial.suggest_categorical("y", ["a", "b"]) == "b")
+
+    study = optuna.create_study(direction="maximize", sampler=optuna.samplers.RandomSampler(seed=0))
+    # Fixed trials, so that both parameters vary whatever the sampler draws.
+    points = [(0.1, "a"), (0.5, "a"), (0.9, "b"), (0.2, "b"), (0.7, "a"), (0.4, "b"), (0.3, "a"), (0.8, "b")]
+    for x, y in points[:2]:
+        study.enqueue_trial({"x": x, "y": y})
+    study.optimize(objective, n_trials=2)
+    assert param_importances(study) is None  # two completed trials: too few
+    for x, y in points[2:]:
+        study.enqueue_trial({"x": x, "y": y})
+    study.optimize(objective, n_trials=6)
     found = param_importances(study)
     assert found is not None and sum(found["importances"].values()) == pytest.approx(1.0)
-    assert set(found["importances"]) == {"x", "y"}
+    assert set(found["importances"]) == {"x", "y"} and min(found["importances"].values()) >= 0
+    constant = optuna.create_study(direction="maximize")
+    for _ in range(3):
+        constant.enqueue_trial({"x": 0.5, "y": "a"})
+    constant.optimize(objective, n_trials=3)
+    assert param_importances(constant) is None  # nothing varies
 
 
 def test_the_lr_finder_section_shows_a_saved_curve_and_the_trials_suggestions(search_run):
