@@ -66,11 +66,16 @@ def load_run(path: str | os.PathLike) -> Run:
         (naming the file).
     """
     folder = Path(path)
+    hint = "give the --out folder of `archtune fit` or `archtune tune`"
+    if not folder.exists():
+        raise DataError(f"{folder}: no such run folder ({hint})")
     if not folder.is_dir():
-        raise DataError(f"{folder}: no such run folder (give the --out folder of `archtune fit` or `archtune tune`)")
+        raise DataError(f"{folder}: not a run folder but a file ({hint})")
     if not is_run_folder(folder):
-        raise DataError(f"{folder}: not a run folder (no {BUNDLE_FILE}); give the --out folder of `archtune fit` "
-                        "or `archtune tune`")
+        raise DataError(f"{folder}: not a run folder (no {BUNDLE_FILE}); {hint}")
+    if (_read_json(folder / BUNDLE_FILE) or {}).get("format") == "archtune-ensemble":
+        raise DataError(f"{folder}: an ensemble bundle, not a run folder; give the run folder that holds it "
+                        f"({folder.resolve().parent})")
     from archtune.io import load
 
     run = Run(model=load(folder), folder=folder, metrics=_read_json(folder / METRICS_FILE) or {})
