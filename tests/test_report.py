@@ -322,3 +322,21 @@ def test_the_lr_finder_section_shows_a_saved_curve_and_the_trials_suggestions(se
     found = section_data(page)["lr-finder"]
     assert found["trials"] == [{"number": 0, "suggestion": 0.003, "learning_rate": 0.006}]
     assert found["lrs"] == [1e-4, 1e-3, 1e-2] and found["suggestion"] == 1e-3
+
+
+def test_a_report_of_an_estimator_fitted_in_python(house_small, tmp_path):
+    X, y = house_small
+    model = archtune.NeuralRegressor(max_epochs=3, verbose=0, random_state=0).fit(X.iloc[:600].to_numpy(),
+                                                                                  y.iloc[:600].to_numpy())
+    with pytest.raises(archtune.InvalidParameterError, match="give out="):
+        write_report(model)
+    page = write_report(model, tmp_path / "model.html").read_text()
+    assert {"verdict", "learning-curves", "doctor", "network", "settings"} <= set(section_ids(page))
+    data = section_data(page)
+    assert data["learning-curves"]["epochs"] == model.history_["epoch"].tolist()
+    assert data["network"]["total_params"] == sum(p.numel() for p in model.module_.parameters())
+    rows = rd.evaluate_rows(rd.run_of(model), X.iloc[600:800].to_numpy(), y.iloc[600:800].to_numpy(),
+                            permutation=False)
+    assert np.allclose(rows["y_pred"], model.predict(X.iloc[600:800].to_numpy()), atol=1e-5)
+    with pytest.raises(TypeError, match="fitted archtune estimator"):
+        rd.run_of(archtune.NeuralRegressor())
