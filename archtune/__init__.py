@@ -32,6 +32,14 @@ _EXPORTS = {
     "load_table": "archtune.data.readers",
     "load": "archtune.ensemble.bundle",
     "save": "archtune.io",
+    "plot_calibration": "archtune.plotting",
+    "plot_confusion_matrix": "archtune.plotting",
+    "plot_learning_curves": "archtune.plotting",
+    "plot_lr_finder": "archtune.plotting",
+    "plot_optimization_history": "archtune.plotting",
+    "plot_param_importances": "archtune.plotting",
+    "plot_permutation_importance": "archtune.plotting",
+    "plot_residuals": "archtune.plotting",
 }
 
 __all__ = sorted(_EXPORTS)

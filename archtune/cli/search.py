@@ -14,6 +14,7 @@ import click
 import pandas as pd
 
 from archtune.cli.group import cli
+from archtune.cli.report import report_after_run, save_evaluation
 from archtune.cli.common import (
     check_values,
     echo_metrics,
@@ -214,11 +215,13 @@ Examples:
 @click.option("--out", "-o", "out", type=click.Path(path_type=Path), required=True,
               help="Directory for the best model bundle, the study and the leaderboard.")
 @click.option("--quiet", "-q", is_flag=True, help="No live progress.")
+@click.option("--report/--no-report", "write_report", default=True, show_default=True,
+              help="Write OUT/report.html (verdict, leaderboard, curves, history, importances, held-out rows).")
 def tune(data: str, target: str | None, task: str, budget: str, trials: int | None, sampler: str, pruner: str,
          preset: str, space_items: tuple[str, ...], settings: tuple[str, ...], cv: int | None,
          scoring: str | None, storage: str | None, study_name: str, resume: bool, baselines: bool,
          holdout: float, n_jobs: int, population: bool, refit: bool, ensemble: bool, bagging: int | None, seed: int,
-         out: Path, quiet: bool) -> None:
+         out: Path, quiet: bool, write_report: bool) -> None:
     """Search network architectures and training settings for DATA, keep the best."""
     from archtune.data.datasets import BUILTIN_DATASETS, BUILTIN_TARGET
     from archtune.data.readers import check_source
@@ -275,7 +278,13 @@ def tune(data: str, target: str | None, task: str, budget: str, trials: int | No
             "data": str(data), "target": target, "task": task, "search_seconds": seconds, "metric": metric,
             "best_score": model.best_score_, "best_params": model.best_params_, "verdict": sentence,
             "validation": {f"val_{metric}": model.best_score_},
-            "network": model.study_.user_attrs.get("saved_network", {}).get("text")}
+            "network": model.study_.user_attrs.get("saved_network", {}).get("text"),
+            # The command's own settings, so that the report can say how to run it again.
+            "settings": {"budget": budget_value, "sampler": sampler, "pruner": pruner, "preset": preset,
+                         "space": list(space_items), "set": list(settings), "cv": cv, "scoring": scoring,
+                         "holdout": holdout, "seed": seed, "baselines": baselines, "population": population,
+                         "refit": refit, "ensemble": ensemble, "bagging": bagging, "n_jobs": n_jobs},
+            "study": study_name}
         chosen = _savable_ensemble(model, X_fit, y_fit, bagging)
         if X_hold is not None:
             report["holdout"] = holdout_metrics(model.best_estimator_, X_hold, y_hold, task)
@@ -298,8 +307,11 @@ def tune(data: str, target: str | None, task: str, budget: str, trials: int | No
         what = f"the best network and the ensemble ({ensemble_dir})" if chosen is not None else "the best network"
         click.echo(f"saved {what} to {out} (use: archtune predict {out} DATA); "
                    f"leaderboard in {out / LEADERBOARD_FILE}")
+        save_evaluation(out, model.best_estimator_, X_hold, y_hold, task, seed)
         if storage.startswith("sqlite"):
             click.echo(f"browse the study: optuna-dashboard {storage}")
+    if write_report:
+        report_after_run(out)
 
 
 def _savable_ensemble(model: Any, X: Any, y: Any, bagging: int | None) -> Any:

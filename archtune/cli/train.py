@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from archtune.cli.group import cli
+from archtune.cli.report import report_after_run, save_evaluation
 from archtune.cli.common import (
     echo_metrics,
     estimator_for,
@@ -44,8 +45,10 @@ Built-in datasets: breast_cancer, diabetes, digits, iris, wine (target column "t
 @click.option("--out", "-o", "out", type=click.Path(path_type=Path), required=True,
               help="Directory to save the model bundle in.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+@click.option("--report/--no-report", "write_report", default=True, show_default=True,
+              help="Write OUT/report.html (learning curves, held-out evaluation, network, settings).")
 def fit(data: str, target: str | None, task: str, settings: tuple[str, ...], holdout: float, seed: int,
-        out: Path, quiet: bool) -> None:
+        out: Path, quiet: bool, write_report: bool) -> None:
     """Train one network on DATA (a CSV/TSV/Parquet file, or a built-in dataset name)."""
     from archtune.data.datasets import BUILTIN_DATASETS, BUILTIN_TARGET
     from archtune.data.readers import check_source
@@ -70,7 +73,8 @@ def fit(data: str, target: str | None, task: str, settings: tuple[str, ...], hol
     best = model.history_.iloc[model.best_epoch_ - 1] if model.best_epoch_ else model.history_.iloc[-1]
     click.echo(f"trained {len(model.history_)} epochs in {seconds:.1f}s; best epoch {model.best_epoch_}")
     report: dict[str, Any] = {"data": str(data), "target": target, "task": task, "fit_seconds": seconds,
-                              "validation": {k: float(best[k]) for k in best.index if k.startswith("val_")}}
+                              "validation": {k: float(best[k]) for k in best.index if k.startswith("val_")},
+                              "settings": {"set": list(settings), "holdout": holdout, "seed": seed}}
     if report["validation"]:
         echo_metrics("validation (early-stopping split)", report["validation"])
     if X_hold is not None:
@@ -79,6 +83,9 @@ def fit(data: str, target: str | None, task: str, settings: tuple[str, ...], hol
     save(model, out, metadata=report)
     atomic_write_bytes(out / "metrics.json", json.dumps(report, indent=2).encode())
     click.echo(f"saved the model bundle to {out} (use: archtune predict {out} DATA)")
+    save_evaluation(out, model, X_hold, y_hold, task, seed)
+    if write_report:
+        report_after_run(out)
 
 
 @cli.command(epilog="""\b

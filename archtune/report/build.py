@@ -1,0 +1,282 @@
+"""The report of a run: compute each section's data (report/data.py), draw it
+(report/plots.py), lay it out (report/html.py), write one file.
+
+A report never fails the run it describes: a section whose data cannot be computed is left
+out, with a note in the page's ``notes`` section and a warning; a chart that cannot be drawn
+(matplotlib missing) leaves its section with the tables and a note.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections.abc import Callable
+from datetime import datetime, timezone
+from html import escape
+from pathlib import Path
+from typing import Any
+
+from archtune.report import data as rd
+from archtune.report import plots
+from archtune.report.html import Section, image, paragraph, render, table
+
+REPORT_FILE = "report.html"
+# The section ids, in page order (tests and the DESIGN notes name them).
+SECTION_IDS = ("verdict", "leaderboard", "learning-curves", "optimization-history", "importances", "lr-finder",
+               "doctor", "holdout", "permutation-importance", "network", "settings", "notes")
+
+
+def build_report(source: Any) -> str:
+    """The report page of ``source`` (a run folder, or a fitted estimator) as HTML text.
+
+    Raises
+    ------
+    DataError
+        ``source`` is a path that is not a run folder.
+    """
+    run = rd.run_of(source)
+    sections: list[Section] = []
+    notes: list[str] = []
+    for sid, make in _BUILDERS:
+        try:
+            section = make(run, notes)
+        except Exception as exc:  # one section's failure must not cost the others, nor the run
+            message = f"the {sid} section could not be computed and is left out ({type(exc).__name__}: {exc})"
+            notes.append(message)
+            warnings.warn(f"report: {message}", RuntimeWarning, stacklevel=2)
+            continue
+        if section is not None:
+            sections.append(section)
+    if notes:
+        sections.append(Section("notes", "Notes", [table(["note"], [[n] for n in notes])], {"notes": notes}))
+    name = run.folder.name if run.folder is not None else type(run.model).__name__
+    when = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    where = run.metrics.get("data")
+    subtitle = f"{run.metrics.get('task', '')} run" + (f" on {where}" if where else "") + f"; report written {when}"
+    return render(f"archtune report: {name}", subtitle, sections)
+
+
+def write_report(source: Any, out: str | os.PathLike | None = None) -> Path:
+    """Write the report of ``source`` to ``out`` (default: RUN/report.html), atomically.
+
+    Raises
+    ------
+    InvalidParameterError
+        ``out`` is None and ``source`` is an estimator (it has no folder).
+    DataError
+        ``source`` is a path that is not a run folder.
+    SaveError
+        The file cannot be written (naming it).
+    """
+    from archtune.errors import InvalidParameterError
+    from archtune.files import atomic_write_bytes
+
+    run = rd.run_of(source)
+    if out is None:
+        if run.folder is None:
+            raise InvalidParameterError("write_report: give out= (an estimator has no run folder)")
+        out = run.folder / REPORT_FILE
+    page = build_report(run)
+    atomic_write_bytes(out, page.encode("utf-8"))
+    return Path(out)
+
+
+# --------------------------------------------------------------------------- sections
+
+
+def _chart(draw: Callable[[Any], Any], data: Any, alt: str, notes: list[str]) -> str:
+    """The chart as an embedded PNG, or a note saying why there is none (matplotlib missing:
+    noted once for the page)."""
+    try:
+        fig = draw(data)
+    except plots.PlottingUnavailableError as exc:
+        message = f"charts are left out: {exc}"
+        if message not in notes:
+            notes.append(message)
+        return paragraph("(chart left out: matplotlib is not installed)", "note")
+    return image(plots.png_bytes(fig), alt)
+
+
+def _verdict(run: rd.Run, notes: list[str]) -> Section:
+    m = run.metrics
+    body = []
+    if m.get("verdict"):
+        body.append(paragraph(m["verdict"], "verdict"))
+    else:
+        body.append(paragraph("One network, trained without a search (archtune fit).", "verdict"))
+    rows = [[f"validation (early-stopping split) {k.removeprefix('val_')}", v]
+            for k, v in (m.get("validation") or {}).items()]
+    rows += [[f"held-out {k}", v] for k, v in (m.get("holdout") or {}).items()]
+    rows += [[f"held-out {k} (ensemble)", v] for k, v in (m.get("holdout_ensemble") or {}).items()]
+    if rows:
+        body.append(table(["metric", "value"], rows))
+    holdout = run.evaluation and rd.holdout_data(run)
+    if holdout and holdout.interval:
+        body.append(paragraph(_interval_text(holdout)))
+    if m.get("network"):
+        body.append(paragraph(f"Saved network: {m['network']}.", "note"))
+    data = {k: rd.to_json(m.get(k)) for k in ("verdict", "metric", "validation", "holdout", "holdout_ensemble")}
+    return Section("verdict", "Verdict", body, data)
+
+
+def _leaderboard(run: rd.Run, notes: list[str]) -> Section | None:
+    data = rd.leaderboard_data(run)
+    if data is None:
+        return None
+    columns = ["rank", "model", "val_score", "fit_seconds", "n_params", "state", "params", "note"]
+    rows = [[row.get(c) for c in columns] for row in data.rows]
+    title = "Leaderboard" + (f" (validation {data.metric})" if data.metric else "")
+    return Section("leaderboard", title, [table(columns, rows)], rd.to_json(data))
+
+
+def _learning_curves(run: rd.Run, notes: list[str]) -> Section | None:
+    data = rd.learning_curves(run)
+    if data is None:
+        return None
+    body = [_chart(plots.draw_learning_curves, data, "learning curves", notes)]
+    shown = [c for c in data.series if c in ("train_loss", "val_loss") or c.startswith("val_") or c == "lr"]
+    body.append(table(["epoch", *shown], [[e, *(data.series[c][i] for c in shown)] for i, e in enumerate(data.epochs)]))
+    if data.best_epoch:
+        body.append(paragraph(f"The saved weights are those of epoch {data.best_epoch}.", "note"))
+    return Section("learning-curves", "Learning curves", body, rd.to_json(data))
+
+
+def _optimization_history(run: rd.Run, notes: list[str]) -> Section | None:
+    data = rd.optimization_history(run)
+    if data is None:
+        if run.study is None and "study" in run.metrics:  # a search whose --storage is not OUT/study.db
+            notes.append(f"the search's study is not in the run folder ({rd.STUDY_FILE}): its history, "
+                         "importances and trials' findings are left out")
+        return None
+    counts = {s: sum(t["state"] == s for t in data.trials) for s in ("COMPLETE", "PRUNED", "FAIL")}
+    body = [paragraph(f"{len(data.trials)} trials: {counts['COMPLETE']} completed, {counts['PRUNED']} pruned, "
+                      f"{counts['FAIL']} failed."),
+            _chart(plots.draw_optimization_history, data, "optimisation history", notes),
+            table(["trial", "state", "value", "seconds", "best so far", "note"],
+                  [[t["number"], t["state"], t["value"], t["seconds"], t["best_so_far"], t["note"]]
+                   for t in data.trials])]
+    return Section("optimization-history", "Optimisation history", body, rd.to_json(data))
+
+
+def _importances(run: rd.Run, notes: list[str]) -> Section | None:
+    data = rd.importances_data(run)
+    if data is None:
+        if run.study is not None:
+            notes.append("hyperparameter importances are left out: they need at least 3 completed trials whose "
+                         "parameters vary")
+        return None
+    body = [_chart(plots.draw_param_importances, data, "hyperparameter importances", notes),
+            table(["parameter", "importance"], [[k, v] for k, v in data.importances.items()])]
+    return Section("importances", f"Hyperparameter importances ({data.evaluator})", body, rd.to_json(data))
+
+
+def _lr_finder(run: rd.Run, notes: list[str]) -> Section | None:
+    data = rd.lr_finder_data(run)
+    if data is None:
+        return None
+    body = []
+    if data.lrs:
+        body.append(_chart(plots.draw_lr_finder, data, "learning-rate finder", notes))
+        body.append(paragraph(f"Suggested learning rate: {data.suggestion:.3g}."))
+    if data.trials:
+        body.append(table(["trial", "finder's suggestion", "learning rate trained with"],
+                          [[t["number"], t["suggestion"], t["learning_rate"]] for t in data.trials]))
+    return Section("lr-finder", "Learning-rate finder", body, rd.to_json(data))
+
+
+def _doctor(run: rd.Run, notes: list[str]) -> Section:
+    data = rd.doctor_data(run)
+    body = []
+    if data.findings:
+        for f in data.findings:
+            body.append(paragraph(f"[{f['severity']}] {f['code']}: {f['message']}", f["severity"]))
+            if f["advice"]:
+                body.append("<ul>" + "".join(f"<li>{escape(str(tip))}</li>" for tip in f["advice"]) + "</ul>")
+            if f["evidence"]:
+                body.append(table(["evidence", "value"], [[k, _short(v)] for k, v in f["evidence"].items()]))
+    else:
+        body.append(paragraph(f"No problems found in the saved network ({len(data.checked)} checks: "
+                              f"{', '.join(data.checked)})."))
+    flagged = [t for t in data.trials if t["codes"]]
+    if data.trials:
+        body.append(paragraph(f"{len(flagged)} of {len(data.trials)} diagnosed trials had findings."))
+        if flagged:
+            body.append(_chart(plots.draw_doctor, data, "findings per trial", notes))
+            body.append(table(["trial", "worst", "codes"], [[t["number"], t["worst"], ", ".join(t["codes"])]
+                                                           for t in flagged]))
+    return Section("doctor", "Doctor's findings", body, rd.to_json(data))
+
+
+def _holdout(run: rd.Run, notes: list[str]) -> Section | None:
+    data = rd.holdout_data(run)
+    if data is None:
+        notes.append("no held-out rows (--holdout 0): the confusion matrix or residuals and the permutation "
+                     "importance are left out")
+        return None
+    body = [paragraph(f"{data.n_rows} rows kept out of training and search, predicted by the saved network.")]
+    if data.interval:
+        body.append(paragraph(_interval_text(data)))
+    if data.metrics:
+        body.append(table(["metric", "value"], [[k, v] for k, v in data.metrics.items()]))
+    if data.confusion is not None:
+        body.append(_chart(plots.draw_confusion_matrix, data, "confusion matrix", notes))
+        labels = [str(v) for v in data.labels or range(len(data.confusion))]
+        body.append(table(["true \\ predicted", *labels], [[label, *row] for label, row in zip(labels, data.confusion)]))
+    if data.calibration is not None:
+        body.append(_chart(plots.draw_calibration, data, "calibration curve", notes))
+    if data.points is not None:
+        body.append(_chart(plots.draw_residuals, data, "predicted against actual, and residuals", notes))
+    return Section("holdout", "Held-out rows", body, rd.to_json(data))
+
+
+def _permutation(run: rd.Run, notes: list[str]) -> Section | None:
+    data = rd.permutation_data(run)
+    if data is None:
+        return None
+    body = [_chart(plots.draw_permutation_importance, data, "permutation importance", notes),
+            table(["feature", f"mean drop in {data.metric}", "std"],
+                  [[f, m, s] for f, m, s in zip(data.features, data.mean, data.std)]),
+            paragraph(f"{data.n_rows} held-out rows, {data.n_repeats} shuffles per feature, "
+                      f"{data.seconds:.1f}s.", "note")]
+    return Section("permutation-importance", "Permutation feature importance", body, rd.to_json(data))
+
+
+def _network(run: rd.Run, notes: list[str]) -> Section:
+    data = rd.network_data(run.model)
+    body = [paragraph(f"{type(run.model).__name__}: {data.input_width} inputs, {data.total_params:,} parameters."),
+            table(["module", "type", "output shape", "parameters"],
+                  [[layer["name"], layer["type"],
+                    "" if layer["output_shape"] is None else "x".join(map(str, layer["output_shape"])),
+                    layer["n_params"]] for layer in data.layers])]
+    return Section("network", "Network", body, rd.to_json(data))
+
+
+def _settings(run: rd.Run, notes: list[str]) -> Section:
+    data = rd.settings_data(run)
+    body = [table(["package", "version"], [[k, v] for k, v in data.versions.items()]),
+            table(["setting", "value"], [[k, _short(v)] for k, v in data.run.items()]),
+            table(["parameter", "value"], [[k, _short(v)] for k, v in data.params.items()])]
+    return Section("settings", "Settings and versions", body, rd.to_json(data))
+
+
+def _interval_text(data: rd.HoldoutData) -> str:
+    i = data.interval
+    return (f"Held-out {i['metric']} {i['value']:.4f}, {i['level']:.0%} bootstrap interval {i['low']:.4f} to "
+            f"{i['high']:.4f} ({data.n_rows} rows, {i['n_boot']} resamples).")
+
+
+def _short(value: Any, limit: int = 200) -> Any:
+    """A value for a table cell: scalars as they are, containers as text cut to ``limit``."""
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    text = str(value)
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+_BUILDERS: list[tuple[str, Callable[[rd.Run, list[str]], Section | None]]] = [
+    ("verdict", _verdict), ("leaderboard", _leaderboard), ("learning-curves", _learning_curves),
+    ("optimization-history", _optimization_history), ("importances", _importances), ("lr-finder", _lr_finder),
+    ("doctor", _doctor), ("holdout", _holdout), ("permutation-importance", _permutation), ("network", _network),
+    ("settings", _settings)]
+
+__all__ = ["REPORT_FILE", "SECTION_IDS", "build_report", "write_report"]

@@ -1,0 +1,477 @@
+"""The report's numbers: pure functions from a run (a run folder, or a fitted estimator) to
+small dataclasses. Nothing here draws; archtune/report/plots.py draws these objects and
+archtune/report/html.py lays them out, so tests check the numbers, not the pixels.
+
+Each ``*_data`` function returns None when the run does not have what its section shows (a
+plain ``fit`` has no study; a run without ``--holdout`` has no held-out rows).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import platform
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from archtune.errors import DataError
+from archtune.report.evaluation import EVALUATION_FILE
+
+BUNDLE_FILE = "archtune.json"
+METRICS_FILE = "metrics.json"
+LEADERBOARD_FILE = "leaderboard.csv"
+STUDY_FILE = "study.db"
+LR_FINDER_FILE = "lr_finder.json"
+TOP_TRIAL_CURVES = 5
+
+
+@dataclass
+class Run:
+    """What a report is made from: the saved network and whatever else the run kept.
+
+    ``folder`` is None for a run given as an estimator. ``study`` is an Optuna study (or
+    None); ``leaderboard`` the leaderboard frame; ``evaluation`` the held-out evaluation
+    (`archtune.report.evaluation.evaluate`); ``metrics`` the run's metrics.json.
+    """
+
+    model: Any
+    folder: Path | None = None
+    metrics: dict[str, Any] = field(default_factory=dict)
+    leaderboard: pd.DataFrame | None = None
+    study: Any = None
+    evaluation: dict[str, Any] | None = None
+    lr_finder: dict[str, Any] | None = None
+
+
+def is_run_folder(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is a folder saved by ``archtune fit`` / ``tune`` (it holds a network
+    bundle, archtune.json)."""
+    return (Path(path) / BUNDLE_FILE).is_file()
+
+
+def load_run(path: str | os.PathLike) -> Run:
+    """Read a run folder.
+
+    Raises
+    ------
+    DataError
+        ``path`` is not a run folder (no archtune.json), or one of its files is unreadable
+        (naming the file).
+    """
+    folder = Path(path)
+    hint = "give the --out folder of `archtune fit` or `archtune tune`"
+    if not folder.exists():
+        raise DataError(f"{folder}: no such run folder ({hint})")
+    if not folder.is_dir():
+        raise DataError(f"{folder}: not a run folder but a file ({hint})")
+    if not is_run_folder(folder):
+        raise DataError(f"{folder}: not a run folder (no {BUNDLE_FILE}); {hint}")
+    if (_read_json(folder / BUNDLE_FILE) or {}).get("format") == "archtune-ensemble":
+        raise DataError(f"{folder}: an ensemble bundle, not a run folder; give the run folder that holds it "
+                        f"({folder.resolve().parent})")
+    from archtune.io import load
+
+    run = Run(model=load(folder), folder=folder, metrics=_read_json(folder / METRICS_FILE) or {})
+    run.evaluation = _read_json(folder / EVALUATION_FILE)
+    run.lr_finder = _read_json(folder / LR_FINDER_FILE)
+    if (folder / LEADERBOARD_FILE).is_file():
+        run.leaderboard = pd.read_csv(folder / LEADERBOARD_FILE, index_col="rank")
+    if (folder / STUDY_FILE).is_file():
+        from archtune.tune.history import open_study
+
+        run.study = open_study(folder / STUDY_FILE, run.metrics.get("study"))
+    return run
+
+
+def run_of(source: Any) -> Run:
+    """A `Run` from a run folder (path), a `Run`, a fitted NeuralClassifier/NeuralRegressor, or
+    a fitted AutoNeural* (its best network, study and leaderboard).
+
+    Raises
+    ------
+    DataError
+        A path that is not a run folder.
+    TypeError
+        Anything else that is not a fitted archtune estimator.
+    """
+    if isinstance(source, Run):
+        return source
+    if isinstance(source, (str, os.PathLike)):
+        return load_run(source)
+    model = getattr(source, "best_estimator_", source)
+    if not hasattr(model, "module_") or not hasattr(model, "history_"):
+        raise TypeError(f"expected a run folder or a fitted archtune estimator, not {type(source).__name__}")
+    metrics = {"task": "classification" if hasattr(model, "classes_") else "regression"}
+    return Run(model=model, metrics=metrics, leaderboard=getattr(source, "leaderboard_", None),
+               study=getattr(source, "study_", None))
+
+
+# --------------------------------------------------------------------------- the sections' data
+
+
+@dataclass
+class LeaderboardData:
+    """The verdict sentence (None for a plain fit) and the leaderboard rows, best first: each
+    ``{"rank", "model", "params", "val_score", "fit_seconds", "n_params", "state", "note"}``
+    (missing values None), as in leaderboard.csv."""
+
+    verdict: str | None
+    metric: str | None
+    rows: list[dict[str, Any]]
+
+
+@dataclass
+class LearningCurves:
+    """The saved network's history per epoch: ``epochs`` (1-based), ``series`` (column name ->
+    one value per epoch: train_loss, val_loss, val_<metric>, lr...; None where missing),
+    ``best_epoch`` (the epoch whose weights were kept); and ``trials``: the validation score
+    per epoch of the best trials of a search (`archtune.tune.history.trial_curves`)."""
+
+    epochs: list[int]
+    series: dict[str, list[float | None]]
+    best_epoch: int | None
+    trials: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass
+class OptimizationHistory:
+    """Every finished trial in order (`archtune.tune.history.trial_history`: number, state,
+    value, seconds, best_so_far, note) and whether the score is maximised."""
+
+    maximize: bool
+    trials: list[dict[str, Any]]
+
+
+@dataclass
+class Importances:
+    """Hyperparameter importances summing to 1, most important first, and the Optuna
+    evaluator that computed them."""
+
+    evaluator: str
+    importances: dict[str, float]
+
+
+@dataclass
+class DoctorData:
+    """The doctor's findings on the saved network (each ``{"code", "severity", "message",
+    "evidence", "advice"}``), the checks it ran, and the summary stored on each trial
+    (``{"number", "codes", "worst"}``)."""
+
+    findings: list[dict[str, Any]]
+    checked: list[str]
+    trials: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass
+class HoldoutData:
+    """The held-out evaluation of the saved network (see `archtune.report.evaluation.evaluate`):
+    ``task``, ``n_rows``, the run's held-out ``metrics``, ``interval`` (accuracy or R^2 with
+    its 95% bootstrap interval, `archtune.report.evaluation.bootstrap_interval`), and
+    ``labels`` + ``confusion`` + ``calibration`` (classification) or ``points`` (regression)."""
+
+    task: str
+    n_rows: int
+    metrics: dict[str, float]
+    interval: dict[str, Any] | None = None
+    labels: list[Any] | None = None
+    confusion: list[list[int]] | None = None
+    calibration: dict[str, list[float]] | None = None
+    points: dict[str, list[float]] | None = None
+
+
+@dataclass
+class PermutationData:
+    """Permutation feature importance on held-out rows: features by decreasing ``mean`` drop
+    in ``metric``, ``std`` over ``n_repeats`` shuffles of ``n_rows`` rows."""
+
+    features: list[str]
+    mean: list[float]
+    std: list[float]
+    metric: str
+    n_rows: int
+    n_repeats: int
+    seconds: float
+
+
+@dataclass
+class NetworkData:
+    """The network's modules in forward order: each ``{"name", "type", "output_shape",
+    "n_params"}`` (output_shape without the batch axis, None when the module did not run on
+    the probe row); ``total_params`` counts every parameter once."""
+
+    input_width: int
+    layers: list[dict[str, Any]]
+    total_params: int
+
+
+@dataclass
+class LRFinderData:
+    """The learning-rate finder: a curve (``lrs``, ``losses``, ``smoothed``, the suggestions)
+    when the run saved one (lr_finder.json), and each trial's suggestion from the search."""
+
+    method: str | None = None
+    lrs: list[float] = field(default_factory=list)
+    losses: list[float] = field(default_factory=list)
+    smoothed: list[float] = field(default_factory=list)
+    suggestion: float | None = None
+    steepest: float | None = None
+    largest_stable: float | None = None
+    trials: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass
+class SettingsData:
+    """What reproduces the run: package ``versions``, the run's recorded settings (``run``:
+    data, target, task, metric, timings, best parameters) and the network's ``params``."""
+
+    versions: dict[str, str]
+    run: dict[str, Any]
+    params: dict[str, Any]
+
+
+def leaderboard_data(run: Run) -> LeaderboardData | None:
+    """The verdict and leaderboard of a search (leaderboard.csv, or the estimator's
+    ``leaderboard_``); None for a run without one."""
+    if run.leaderboard is None or run.leaderboard.empty:
+        return None
+    frame = run.leaderboard.copy()
+    frame.index.name = "rank"
+    rows = [{k: _plain(v) for k, v in row.items()} for row in frame.reset_index().to_dict("records")]
+    return LeaderboardData(verdict=run.metrics.get("verdict"), metric=run.metrics.get("metric"), rows=rows)
+
+
+def learning_curves(run: Run) -> LearningCurves | None:
+    """The saved network's ``history_`` per epoch, and the best trials' validation curves."""
+    history = getattr(run.model, "history_", None)
+    if history is None or len(history) == 0:
+        return None
+    epochs = [int(e) for e in history["epoch"]] if "epoch" in history else list(range(1, len(history) + 1))
+    series = {str(c): [_plain(v) for v in history[c]] for c in history.columns if c != "epoch"}
+    best = int(getattr(run.model, "best_epoch_", 0) or 0) or None
+    trials = []
+    if run.study is not None:
+        from archtune.tune.history import trial_curves
+
+        trials = trial_curves(run.study, TOP_TRIAL_CURVES)
+    return LearningCurves(epochs=epochs, series=series, best_epoch=best, trials=trials)
+
+
+def optimization_history(run: Run) -> OptimizationHistory | None:
+    """Every finished trial of the run's study; None without a study."""
+    if run.study is None:
+        return None
+    from archtune.tune.history import maximizes, trial_history
+
+    trials = trial_history(run.study)
+    if not trials:
+        return None
+    return OptimizationHistory(maximize=maximizes(run.study), trials=trials)
+
+
+def importances_data(run: Run) -> Importances | None:
+    """Hyperparameter importances (`archtune.tune.history.param_importances`); None without a
+    study or with too few completed trials whose parameters vary."""
+    if run.study is None:
+        return None
+    from archtune.tune.history import param_importances
+
+    found = param_importances(run.study)
+    return None if found is None else Importances(**found)
+
+
+def doctor_data(run: Run) -> DoctorData:
+    """`archtune.diagnose` on the saved network (its learning curves and weights; no data is
+    needed), and the diagnosis summary each trial of a search stored."""
+    from archtune.doctor.diagnose import diagnose
+
+    diagnosis = diagnose(run.model).to_dict()
+    trials = []
+    if run.study is not None:
+        from archtune.tune.history import trial_diagnoses
+
+        trials = trial_diagnoses(run.study)
+    return DoctorData(findings=[_json_safe(f) for f in diagnosis["findings"]], checked=list(diagnosis["checked"]),
+                      trials=trials)
+
+
+def holdout_data(run: Run) -> HoldoutData | None:
+    """The held-out evaluation the run saved (evaluation.json); None without held-out rows."""
+    e = run.evaluation
+    if not e:
+        return None
+    from archtune.report.evaluation import bootstrap_interval
+
+    interval = bootstrap_interval(e["y_true"], e["y_pred"], e["task"]) if e.get("y_true") else None
+    return HoldoutData(task=e["task"], n_rows=int(e["n_rows"]), metrics=dict(run.metrics.get("holdout") or {}),
+                       interval=interval,
+                       labels=e.get("labels"), confusion=e.get("confusion"), calibration=e.get("calibration"),
+                       points=e.get("points"))
+
+
+def evaluate_rows(run: Run, X: Any, y: Any, *, permutation: bool) -> dict[str, Any]:
+    """The held-out evaluation (`archtune.report.evaluation.evaluate`) of the run's network on
+    rows (X, y) given from Python, for a run that did not save one."""
+    from archtune.report.evaluation import evaluate
+
+    if (X is None) != (y is None):
+        raise ValueError("pass both X and y, or neither")
+    task = "classification" if hasattr(run.model, "classes_") else "regression"
+    # Rows as a table, named as the network's fit saw them (the search fits on a named table
+    # even when given an array), so that the estimator does not warn about feature names.
+    names = getattr(run.model, "feature_names_in_", None)
+    frame = X if isinstance(X, pd.DataFrame) else pd.DataFrame(X, columns=None if names is None else list(names))
+    return evaluate(run.model, frame, pd.Series(np.asarray(y)), task, permutation=permutation)
+
+
+def permutation_data(run: Run) -> PermutationData | None:
+    """Permutation feature importance from the held-out evaluation; None without it."""
+    found = (run.evaluation or {}).get("permutation_importance")
+    return None if not found else PermutationData(**found)
+
+
+def lr_finder_data(run: Run) -> LRFinderData | None:
+    """The learning-rate finder's curve (lr_finder.json in the run folder) and the searched
+    trials' suggestions; None when the run has neither."""
+    trials = []
+    if run.study is not None:
+        from archtune.tune.history import lr_suggestions
+
+        trials = lr_suggestions(run.study)
+    curve = run.lr_finder or {}
+    if not curve and not trials:
+        return None
+    known = {f.name for f in dataclasses.fields(LRFinderData)} - {"trials"}
+    return LRFinderData(**{k: v for k, v in curve.items() if k in known}, trials=trials)
+
+
+def lr_finder_from_result(result: Any) -> LRFinderData:
+    """The data of an `archtune.LRFinderResult` (what `archtune.lr_find` returns)."""
+    return LRFinderData(method=result.method, lrs=list(result.lrs), losses=list(result.losses),
+                        smoothed=list(result.smoothed), suggestion=result.suggestion, steepest=result.steepest,
+                        largest_stable=result.largest_stable)
+
+
+def network_data(model: Any) -> NetworkData:
+    """The fitted network's modules with their output shapes and parameter counts.
+
+    Shapes come from one forward pass of a zero row of width ``model.input_spec_.width`` with a
+    hook on each module (a leaf, or one that holds parameters of its own), in eval mode
+    without gradients: the network is not changed. Parameter counts are each module's own
+    (not its children's), so they add up to ``total_params``; parameters the network holds
+    itself come first, in a row named ``(network's own: NAMES)``.
+    """
+    import torch
+
+    module = model.module_
+    shapes: dict[str, list[int]] = {}
+    picked = [(name, m) for name, m in module.named_modules()
+              if name and (not list(m.children()) or any(True for _ in m.parameters(recurse=False)))]
+
+    def hook_for(name: str):
+        def hook(_module: Any, _inputs: Any, output: Any) -> None:
+            if isinstance(output, torch.Tensor) and name not in shapes:
+                shapes[name] = list(output.shape[1:])
+        return hook
+
+    handles = [m.register_forward_hook(hook_for(name)) for name, m in picked]
+    was_training = module.training
+    try:
+        module.eval()
+        with torch.no_grad():
+            device = next(module.parameters()).device
+            module(torch.zeros(1, model.input_spec_.width, device=device))
+    except Exception:  # an input the zero row cannot stand for: the layers are listed without shapes
+        pass
+    finally:
+        for handle in handles:
+            handle.remove()
+        module.train(was_training)
+    order = {name: i for i, name in enumerate(shapes)}  # the order the forward pass ran them in
+    layers = []
+    for position, (name, m) in enumerate(picked):
+        own = sum(p.numel() for p in m.parameters(recurse=False))
+        n_params = own if list(m.children()) else sum(p.numel() for p in m.parameters())
+        if name not in shapes and n_params == 0:
+            continue  # an empty container or a module this network does not use
+        layers.append({"name": name, "type": type(m).__name__, "output_shape": shapes.get(name),
+                       "n_params": int(n_params), "_order": order.get(name, len(order) + position)})
+    layers.sort(key=lambda layer: layer.pop("_order"))
+    own = [(name, p.numel()) for name, p in module.named_parameters(recurse=False)]
+    if own:  # parameters the network holds itself (a learned input scale, say), listed first
+        layers.insert(0, {"name": f"(network's own: {', '.join(name for name, _ in own)})",
+                          "type": type(module).__name__, "output_shape": None,
+                          "n_params": int(sum(n for _, n in own))})
+    return NetworkData(input_width=int(model.input_spec_.width), layers=layers,
+                       total_params=int(sum(p.numel() for p in module.parameters())))
+
+
+def settings_data(run: Run) -> SettingsData:
+    """Versions of Python and the packages that shaped the run, the run's settings from
+    metrics.json, and the network's parameters."""
+    from archtune.io import params_to_json
+
+    versions = {"python": platform.python_version()}
+    for package in ("archtune", "torch", "optuna", "scikit-learn", "numpy", "pandas", "lightgbm", "matplotlib"):
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            continue
+    keep = ("data", "target", "task", "metric", "fit_seconds", "search_seconds", "best_score", "best_params",
+            "network", "validation", "holdout", "holdout_ensemble", "settings")
+    run_settings = {k: _json_safe(run.metrics[k]) for k in keep if k in run.metrics}
+    return SettingsData(versions=versions, run=run_settings,
+                        params=_json_safe(params_to_json(run.model.get_params())))
+
+
+def to_json(data: Any) -> Any:
+    """A section's data as JSON-able values (what the page embeds); NaN and infinities None."""
+    return _json_safe(dataclasses.asdict(data) if dataclasses.is_dataclass(data) else data)
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _read_json(path: Path) -> dict[str, Any] | None:
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise DataError(f"{path}: unreadable ({exc})") from None
+
+
+def _plain(value: Any) -> Any:
+    """A cell as a plain Python value: NumPy scalars unwrapped, NaN as None."""
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def _json_safe(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return _json_safe(value.tolist())
+    value = _plain(value)
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    return str(value)
+
+
+__all__ = ["DoctorData", "HoldoutData", "Importances", "LRFinderData", "LeaderboardData", "LearningCurves",
+           "NetworkData", "OptimizationHistory", "PermutationData", "Run", "SettingsData", "doctor_data", "evaluate_rows", "importances_data",
+           "leaderboard_data", "permutation_data",
+           "holdout_data", "is_run_folder", "learning_curves", "load_run", "lr_finder_data",
+           "lr_finder_from_result", "network_data", "optimization_history", "run_of",
+           "settings_data", "to_json"]

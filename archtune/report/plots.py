@@ -1,0 +1,222 @@
+"""Figures drawn from the report's data objects (archtune/report/data.py), with matplotlib.
+
+matplotlib is an optional extra (``pip install 'archtune[plot]'``), imported when a figure is
+drawn. Figures are built as `matplotlib.figure.Figure` objects, not through pyplot: no global
+figure registry, no GUI backend, safe in a server or a thread, and rendered by Agg when saved.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from typing import Any
+
+from archtune.errors import ArchtuneError
+from archtune.report.data import (DoctorData, HoldoutData, Importances, LearningCurves, LRFinderData,
+                                  OptimizationHistory, PermutationData)
+
+PLOT_EXTRA = "pip install 'archtune[plot]'"
+FIG_SIZE = (6.4, 3.6)
+DPI = 80  # a report's PNGs stay small (tens of kB each) yet readable on screen
+
+
+class PlottingUnavailableError(ArchtuneError, ImportError):
+    """matplotlib is not installed: drawing needs the ``plot`` extra."""
+
+
+def figure(size: tuple[float, float] = FIG_SIZE) -> Any:
+    """A new, detached matplotlib Figure.
+
+    Raises
+    ------
+    PlottingUnavailableError
+        matplotlib cannot be imported (an ImportError naming ``archtune[plot]``).
+    """
+    try:
+        # "import matplotlib.figure" (not "from matplotlib.figure import"): it imports the package
+        # itself too, so a missing package fails here even when the submodule is cached.
+        import matplotlib.figure
+    except ImportError as exc:
+        raise PlottingUnavailableError(f"plotting needs matplotlib, which is not installed: {PLOT_EXTRA}") from exc
+    return matplotlib.figure.Figure(figsize=size, layout="constrained")
+
+
+def png_bytes(fig: Any) -> bytes:
+    """The figure as PNG bytes (Agg)."""
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=DPI)
+    return buffer.getvalue()
+
+
+def draw_learning_curves(data: LearningCurves) -> Any:
+    """Loss per epoch (train and validation) and, on a second axis, the validation metric;
+    the best epoch marked; the best trials' validation curves dashed behind."""
+    fig = figure((6.4, 4.0) if data.trials else FIG_SIZE)
+    axes = fig.subplots(1, 2)
+    loss_ax, metric_ax = axes
+    for name in ("train_loss", "val_loss"):
+        if name in data.series:
+            loss_ax.plot(data.epochs, _nan(data.series[name]), marker=".", label=name)
+    metrics = [n for n in data.series if n.startswith("val_") and n not in ("val_loss", "val_output_std")]
+    for name in metrics:
+        metric_ax.plot(data.epochs, _nan(data.series[name]), marker=".", label=f"{name} (saved network)")
+    for trial in data.trials:
+        metric_ax.plot(trial["epochs"], trial["scores"], linestyle="--", alpha=0.5, label=f"trial #{trial['number']}")
+    for ax in axes:
+        if data.best_epoch:
+            ax.axvline(data.best_epoch, color="k", linestyle=":", alpha=0.7, label=f"best epoch {data.best_epoch}")
+        ax.set_xlabel("epoch")
+        ax.legend(fontsize="x-small")
+    loss_ax.set_title("loss", fontsize="small")
+    metric_ax.set_title("validation score", fontsize="small")
+    return fig
+
+
+def draw_optimization_history(data: OptimizationHistory) -> Any:
+    """Each trial's score against the time it ended (trial number when Optuna did not record
+    times), the best so far as a step line, pruned and failed trials marked on the floor."""
+    fig = figure()
+    ax = fig.add_subplot()
+    timed = all(t["seconds"] is not None for t in data.trials)
+    x = [t["seconds"] if timed else t["number"] for t in data.trials]
+    done = [(xi, t["value"]) for xi, t in zip(x, data.trials) if t["value"] is not None]
+    values = [v for _, v in done]
+    floor = min(values) if values else 0.0
+    if done:
+        ax.scatter(*zip(*done), label="completed", zorder=3)
+        best = [(xi, t["best_so_far"]) for xi, t in zip(x, data.trials) if t["best_so_far"] is not None]
+        ax.step(*zip(*best), where="post", color="k", alpha=0.6, label="best so far")
+    for state, marker in (("PRUNED", "v"), ("FAIL", "x")):
+        points = [xi for xi, t in zip(x, data.trials) if t["state"] == state]
+        if points:
+            ax.scatter(points, [floor] * len(points), marker=marker, label=state.lower(), zorder=3)
+    ax.set_xlabel("seconds since the search started" if timed else "trial")
+    ax.set_ylabel("validation score")
+    ax.legend(fontsize="x-small")
+    return fig
+
+
+def draw_param_importances(data: Importances) -> Any:
+    """Horizontal bars: each hyperparameter's share of the importance."""
+    names = list(data.importances)[::-1]
+    fig = figure((6.4, max(1.6, 0.35 * len(names) + 0.8)))
+    ax = fig.add_subplot()
+    ax.barh(names, [data.importances[n] for n in names])
+    ax.set_xlabel(f"importance ({data.evaluator}, sums to 1)")
+    return fig
+
+
+def draw_confusion_matrix(data: HoldoutData) -> Any:
+    """Counts of held-out rows by true (rows) and predicted (columns) label."""
+    if data.confusion is None:
+        raise ValueError("the held-out evaluation has no confusion matrix (a regression run?)")
+    n = len(data.confusion)
+    fig = figure((max(3.2, 0.6 * n + 2), max(2.8, 0.6 * n + 1.6)))
+    ax = fig.add_subplot()
+    ax.imshow(data.confusion, cmap="Blues")
+    peak = max(max(row) for row in data.confusion) or 1
+    for i, row in enumerate(data.confusion):
+        for j, count in enumerate(row):
+            ax.text(j, i, str(count), ha="center", va="center", color="white" if count > peak / 2 else "black",
+                    fontsize="small")
+    labels = [str(v) for v in data.labels or range(n)]
+    ax.set_xticks(range(n), labels, rotation=45 if n > 4 else 0, fontsize="small")
+    ax.set_yticks(range(n), labels, fontsize="small")
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    return fig
+
+
+def draw_calibration(data: HoldoutData) -> Any:
+    """The reliability curve of a binary classifier: observed share of positives against the
+    mean predicted probability per bin, with the diagonal of perfect calibration."""
+    if data.calibration is None:
+        raise ValueError("the held-out evaluation has no calibration curve (it needs two classes)")
+    fig = figure((4.4, 3.6))
+    ax = fig.add_subplot()
+    ax.plot([0, 1], [0, 1], linestyle=":", color="k", alpha=0.6, label="perfect")
+    ax.plot(data.calibration["prob_pred"], data.calibration["prob_true"], marker="o", label="network")
+    ax.set_xlabel("mean predicted probability")
+    ax.set_ylabel("share of positives")
+    ax.legend(fontsize="x-small")
+    return fig
+
+
+def draw_residuals(data: HoldoutData) -> Any:
+    """Predicted against actual (with the diagonal) and residuals against predicted."""
+    if data.points is None:
+        raise ValueError("the held-out evaluation has no predicted-vs-actual points (a classification run?)")
+    actual, predicted, residual = data.points["actual"], data.points["predicted"], data.points["residual"]
+    fig = figure()
+    left, right = fig.subplots(1, 2)
+    left.scatter(actual, predicted, s=6, alpha=0.5)
+    low, high = min(actual + predicted), max(actual + predicted)
+    left.plot([low, high], [low, high], color="k", linestyle=":", alpha=0.7)
+    left.set_xlabel("actual")
+    left.set_ylabel("predicted")
+    right.scatter(predicted, residual, s=6, alpha=0.5)
+    right.axhline(0.0, color="k", linestyle=":", alpha=0.7)
+    right.set_xlabel("predicted")
+    right.set_ylabel("actual - predicted")
+    for ax in (left, right):  # large values (prices) would crowd the default ticks
+        ax.locator_params(axis="x", nbins=4)
+    return fig
+
+
+def draw_permutation_importance(data: PermutationData, top: int = 20) -> Any:
+    """The mean drop in the score per shuffled feature (error bars: one standard deviation),
+    the ``top`` features."""
+    features, mean, std = data.features[:top][::-1], data.mean[:top][::-1], data.std[:top][::-1]
+    fig = figure((6.4, max(1.6, 0.3 * len(features) + 0.9)))
+    ax = fig.add_subplot()
+    ax.barh(features, mean, xerr=std)
+    ax.axvline(0.0, color="k", linewidth=0.8)
+    ax.set_xlabel(f"drop in {data.metric} when shuffled ({data.n_rows} held-out rows, {data.n_repeats} repeats)")
+    return fig
+
+
+def draw_lr_finder(data: LRFinderData) -> Any:
+    """Loss against learning rate (log axis) with the suggestions marked, as
+    `LRFinderResult.plot` draws it."""
+    if not data.lrs:
+        raise ValueError("no learning-rate finder curve was saved with this run")
+    fig = figure()
+    ax = fig.add_subplot()
+    ax.plot(data.lrs, _nan(data.losses), alpha=0.35, label="loss")
+    if data.smoothed:
+        ax.plot(data.lrs, _nan(data.smoothed), label="smoothed")
+    for value, name, style in ((data.steepest, "steepest", "--"), (data.largest_stable, "largest stable", ":"),
+                               (data.suggestion, "suggestion", "-")):
+        if value:
+            ax.axvline(value, linestyle=style, color="k", alpha=0.6, label=f"{name} {value:.2g}")
+    ax.set_xscale("log")
+    ax.set_xlabel("learning rate")
+    ax.set_ylabel("training loss" if data.method == "range" else "final / initial loss")
+    ax.legend(fontsize="x-small")
+    return fig
+
+
+def draw_doctor(data: DoctorData) -> Any:
+    """How many trials the doctor flagged with each finding code (a search's trials)."""
+    counts: dict[str, int] = {}
+    for trial in data.trials:
+        for code in trial["codes"]:
+            counts[code] = counts.get(code, 0) + 1
+    if not counts:
+        raise ValueError("no trial had a finding")
+    fig = figure((6.4, max(1.6, 0.35 * len(counts) + 0.8)))
+    ax = fig.add_subplot()
+    names = sorted(counts, key=counts.get)
+    ax.barh(names, [counts[n] for n in names])
+    ax.set_xlabel(f"trials with the finding (of {len(data.trials)} diagnosed)")
+    return fig
+
+
+def _nan(values: list[float | None]) -> list[float]:
+    """None (a missing value in the JSON) as NaN, which matplotlib leaves as a gap."""
+    return [math.nan if v is None else v for v in values]
+
+
+__all__ = ["PLOT_EXTRA", "PlottingUnavailableError", "draw_calibration", "draw_confusion_matrix", "draw_doctor",
+           "draw_learning_curves", "draw_lr_finder", "draw_optimization_history", "draw_param_importances",
+           "draw_permutation_importance", "draw_residuals", "figure", "png_bytes"]
