@@ -340,3 +340,26 @@ def test_a_report_of_an_estimator_fitted_in_python(house_small, tmp_path):
     assert np.allclose(rows["y_pred"], model.predict(X.iloc[600:800].to_numpy()), atol=1e-5)
     with pytest.raises(TypeError, match="fitted archtune estimator"):
         rd.run_of(archtune.NeuralRegressor())
+
+
+# --------------------------------------------------------------------------- in a real browser
+
+
+@pytest.mark.parametrize("run", ["search_run", "fit_run"])
+def test_the_report_opens_in_headless_chromium_clean_drawn_and_whole(run, request, tmp_path):
+    """The page a user opens: loaded by headless Chromium with no console error and no request
+    beyond the file itself, a screenshot that is not blank, and every section the run has in
+    the DOM the browser built (not only in the file's text)."""
+    from tests.browser import open_page, require_chromium
+
+    require_chromium()
+    _, out, _ = request.getfixturevalue(run)
+    page, _ = _page(out)
+    result = open_page(out / "report.html", tmp_path)
+    assert result.console_errors == []
+    assert result.requests == []
+    assert result.not_blank, result.ink_share
+    in_browser = section_ids(result.dom)
+    assert in_browser == section_ids(page) and len(in_browser) >= 5
+    # Every chart is an image the browser decoded from the page itself (data: URIs).
+    assert result.dom.count('src="data:image/png;base64,') >= 3
