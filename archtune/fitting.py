@@ -244,6 +244,7 @@ class Prepared:
     owner: str = "estimator"
     tabular: bool = True  # whether the default recipe applies (see recipe_params)
     wide: bool = False  # too many numeric columns for default numeric embeddings (see recipe_params)
+    lr_finder: Any = None  # learning_rate="auto": the finder's result (LRFinderResult)
     # Row weights of the training and validation rows (None: unweighted, or all equal).
     w_train: torch.Tensor | None = None
     w_val: torch.Tensor | None = None
@@ -255,9 +256,11 @@ class Prepared:
     def build_network(self) -> TabularNetwork:
         return self.task.build_network(self.model_config, self.input_spec, self.seed)
 
-    def with_learning_rate(self, rate: float) -> "Prepared":
+    def with_learning_rate(self, rate: float, finder: Any = None) -> "Prepared":
+        """The same fit at ``rate``; ``finder`` is the learning-rate finder's result that chose
+        it (kept on the fitted estimator as ``lr_finder_``)."""
         return dataclasses.replace(self, train_config=dataclasses.replace(self.train_config, learning_rate=rate),
-                                   auto_lr=False)
+                                   auto_lr=False, lr_finder=finder)
 
     def for_estimator(self, estimator: Any) -> "Prepared":
         """The same data prepared for another estimator of a cohort: its own model and training
@@ -488,6 +491,7 @@ def finish(estimator: Any, prepared: Prepared, result: TrainResult) -> Any:
         "input_spec_": prepared.input_spec,
         "model_config_": prepared.model_config,
         "learning_rate_": float(prepared.train_config.learning_rate),
+        "lr_finder_": prepared.lr_finder,  # None (no finder ran) removes an earlier fit's
     })
 
 

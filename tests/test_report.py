@@ -363,3 +363,23 @@ def test_the_report_opens_in_headless_chromium_clean_drawn_and_whole(run, reques
     assert in_browser == section_ids(page) and len(in_browser) >= 5
     # Every chart is an image the browser decoded from the page itself (data: URIs).
     assert result.dom.count('src="data:image/png;base64,') >= 3
+
+
+def test_a_fit_with_the_learning_rate_finder_shows_its_curve(tmp_path):
+    """learning_rate="auto": the finder's curve and suggestion are kept on the estimator
+    (lr_finder_), saved with the run (lr_finder.json) and drawn in the report; a later fit at a
+    fixed rate removes them."""
+    out = tmp_path / "run"
+    result = _invoke("fit", "breast_cancer", "--set", "learning_rate=auto", "--set", "max_epochs=3", "--set",
+                     "units=16", "-q", "--out", out)
+    assert result.exit_code == 0, result.output
+    model = archtune.load(out)
+    page, data = _page(out)
+    assert "lr-finder" in section_ids(page)
+    curve = data["lr-finder"]
+    assert curve["suggestion"] == pytest.approx(model.learning_rate_)  # the rate the fit trained with
+    assert len(curve["lrs"]) == len(curve["losses"]) > 10
+    again = _invoke("fit", "breast_cancer", "--set", "learning_rate=0.001", "--set", "max_epochs=2", "--set",
+                    "units=16", "-q", "--out", out)
+    assert again.exit_code == 0, again.output
+    assert not (out / "lr_finder.json").exists() and "lr-finder" not in section_ids((out / "report.html").read_text())

@@ -28,6 +28,23 @@ def report(run: Path, output: Path | None) -> None:
     click.echo(f"report: {path} ({path.stat().st_size / 1024:.0f} kB)")
 
 
+def save_lr_finder(out: Path, model: Any) -> None:
+    """Write OUT/lr_finder.json when the saved network's rate came from the learning-rate
+    finder (learning_rate="auto"): its curve and suggestion, for the report; else remove a
+    stale one."""
+    import dataclasses
+
+    from archtune.files import atomic_write_bytes
+    from archtune.report.data import LR_FINDER_FILE
+
+    path = out / LR_FINDER_FILE
+    finder = getattr(model, "lr_finder_", None)
+    if finder is None:
+        path.unlink(missing_ok=True)
+        return
+    atomic_write_bytes(path, json.dumps(dataclasses.asdict(finder), default=float).encode())
+
+
 def save_evaluation(out: Path, model: Any, X_hold: Any, y_hold: Any, task: str, seed: int) -> None:
     """Write OUT/evaluation.json from the held-out rows (see archtune.report.evaluation), or
     remove a stale one when there are none (an earlier run's rows must not describe this

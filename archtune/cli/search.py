@@ -14,7 +14,7 @@ import click
 import pandas as pd
 
 from archtune.cli.group import cli
-from archtune.cli.report import report_after_run, save_evaluation
+from archtune.cli.report import report_after_run, save_evaluation, save_lr_finder
 from archtune.cli.common import (
     check_values,
     echo_metrics,
@@ -308,6 +308,7 @@ def tune(data: str, target: str | None, task: str, budget: str, trials: int | No
         click.echo(f"saved {what} to {out} (use: archtune predict {out} DATA); "
                    f"leaderboard in {out / LEADERBOARD_FILE}")
         save_evaluation(out, model.best_estimator_, X_hold, y_hold, task, seed)
+        save_lr_finder(out, model.best_estimator_)
         if storage.startswith("sqlite"):
             click.echo(f"browse the study: optuna-dashboard {storage}")
     if write_report:

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from archtune.cli.group import cli
-from archtune.cli.report import report_after_run, save_evaluation
+from archtune.cli.report import report_after_run, save_evaluation, save_lr_finder
 from archtune.cli.common import (
     echo_metrics,
     estimator_for,
@@ -84,6 +84,7 @@ def fit(data: str, target: str | None, task: str, settings: tuple[str, ...], hol
     atomic_write_bytes(out / "metrics.json", json.dumps(report, indent=2).encode())
     click.echo(f"saved the model bundle to {out} (use: archtune predict {out} DATA)")
     save_evaluation(out, model, X_hold, y_hold, task, seed)
+    save_lr_finder(out, model)
     if write_report:
         report_after_run(out)
 

@@ -186,11 +186,11 @@ def resolve_learning_rate(prepared: Prepared) -> Prepared:
         # A curve that never descended and points at the bottom of the range tried says only
         # that nothing was learned there (a target with one positive row in 200, say).
         if result.descended or result.suggestion > BOTTOM_OF_RANGE * result.lrs[0]:
-            return prepared.with_learning_rate(result.suggestion)
+            return prepared.with_learning_rate(result.suggestion, finder=result)
         reason = f"the loss did not descend, and the only stable rates were near {result.lrs[0]:g}"
     warnings.warn(f"learning_rate='auto': the learning-rate finder could not decide ({reason}); using "
                   f"learning_rate={FALLBACK_LEARNING_RATE:g}", RuntimeWarning, stacklevel=3)
-    return prepared.with_learning_rate(FALLBACK_LEARNING_RATE)
+    return prepared.with_learning_rate(FALLBACK_LEARNING_RATE, finder=None)
 
 
 def _batches(prepared: Prepared):

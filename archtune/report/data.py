@@ -109,8 +109,10 @@ def run_of(source: Any) -> Run:
     if not hasattr(model, "module_") or not hasattr(model, "history_"):
         raise TypeError(f"expected a run folder or a fitted archtune estimator, not {type(source).__name__}")
     metrics = {"task": "classification" if hasattr(model, "classes_") else "regression"}
+    finder = getattr(model, "lr_finder_", None)
     return Run(model=model, metrics=metrics, leaderboard=getattr(source, "leaderboard_", None),
-               study=getattr(source, "study_", None))
+               study=getattr(source, "study_", None),
+               lr_finder=None if finder is None else dataclasses.asdict(finder))
 
 
 # --------------------------------------------------------------------------- the sections' data
