@@ -220,7 +220,8 @@ def test_regressor_search_with_baselines_and_leaderboard(tmp_path):
     model = AutoNeuralRegressor(budget=4, space=FAST_SPACE, random_state=0).fit(X, y)
     board = model.leaderboard_
     assert {"ridge", "k_nearest_neighbors", "random_forest", "hist_gradient_boosting"} <= set(board["model"])
-    assert list(board.columns) == ["model", "params", "val_score", "fit_seconds", "n_params", "state", "note"]
+    assert list(board.columns) == ["model", "params", "val_score", "val_low", "val_high", "fit_seconds", "n_params",
+                                   "state", "note"]
     scores = board["val_score"].dropna().to_numpy()
     assert np.all(np.diff(scores) <= 0)  # best first
     assert model.score(X, y) > 0.5
@@ -564,3 +565,19 @@ def test_a_budget_spent_before_the_first_trial_still_trains_one(magic, monkeypat
     assert len(finished) == 1  # one trial, not a "no trial trained" error nor a search past its budget
     assert model.best_estimator_ is not None and model.best_estimator_.history_["epoch"].max() >= 1
     assert model.study_.user_attrs["saved_network"]["source"] == "trial"
+
+
+def test_the_leaderboard_gives_validation_intervals_for_the_candidates(magic):
+    X, y = magic
+    model = AutoNeuralClassifier(budget=3, space=FAST_SPACE, random_state=0).fit(X, y)
+    board = model.leaderboard_
+    with_interval = board[board["val_low"].notna()]
+    # The kept networks and the fitted baselines: every one of them, with its own score inside.
+    expected = board[board["state"].isin(["COMPLETE", "BASELINE"]) & board["val_score"].notna()]
+    assert set(with_interval["model"]) == set(expected["model"]) and len(with_interval) >= 4
+    assert (with_interval["val_low"] <= with_interval["val_score"]).all()
+    assert (with_interval["val_score"] <= with_interval["val_high"]).all()
+    # 300 validation rows: an accuracy's 95% interval is a few points wide, not zero, not 0.5.
+    width = with_interval["val_high"] - with_interval["val_low"]
+    assert ((width > 0.01) & (width < 0.2)).all(), width
+    assert board.loc[board["state"] == "ENSEMBLE", "val_low"].isna().all()

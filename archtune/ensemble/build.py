@@ -22,6 +22,11 @@ from archtune.ensemble.model import Ensemble, Member
 from archtune.ensemble.selection import combine, select_weights
 
 
+# Resamples of the validation rows for the leaderboard's intervals: each costs a scorer call per
+# candidate (up to 16 networks and 5 baselines), so fewer than the textbook 1000-2000.
+INTERVAL_RESAMPLES = 200
+
+
 class _Recorded(BaseEstimator):
     """Stands in for a model inside a scikit-learn scorer: ``X`` is a column of row numbers
     into predictions already made."""
@@ -155,6 +160,33 @@ class EnsembleLibrary:
     def _halves(self) -> tuple[np.ndarray, np.ndarray]:
         order = np.random.default_rng(self.seed).permutation(len(self.y_val))
         return order[: len(order) // 2], order[len(order) // 2:]
+
+    def intervals(self, extra: dict[str, np.ndarray] | None = None, resamples: int = INTERVAL_RESAMPLES,
+                  level: float = 0.95) -> dict[str, tuple[float, float]]:
+        """Percentile bootstrap intervals of each candidate's validation score (and of the
+        ``extra`` predictions, such as the ensemble's): the validation rows resampled with
+        replacement ``resamples`` times, the same resamples for every candidate, so their
+        intervals can be compared (Efron & Tibshirani, An Introduction to the Bootstrap, 1993).
+
+        Returns
+        -------
+        dict
+            Candidate name -> (low, high) of the central ``level`` share of the resampled scores.
+        """
+        rng = np.random.default_rng(self.seed)
+        n = len(self.y_val)
+        draws = [rng.integers(0, n, n) for _ in range(resamples)]
+        named = {**{m.name: p for m, p in zip(self.members, self.predictions)}, **(extra or {})}
+        found: dict[str, tuple[float, float]] = {}
+        tail = 100 * (1 - level) / 2
+        for name, prediction in named.items():
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # a resample with one class warns in some metrics
+                scores = np.array([self._score(prediction, rows) for rows in draws], dtype="float64")
+            scores = scores[np.isfinite(scores)]
+            if len(scores):
+                found[name] = (float(np.percentile(scores, tail)), float(np.percentile(scores, 100 - tail)))
+        return found
 
     def choose(self, safe_only: bool = False) -> EnsembleChoice | None:
         """Select weights on the validation rows (among the members bundles can hold, with

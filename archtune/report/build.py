@@ -123,7 +123,8 @@ def _leaderboard(run: rd.Run, notes: list[str]) -> Section | None:
     data = rd.leaderboard_data(run)
     if data is None:
         return None
-    columns = ["rank", "model", "val_score", "fit_seconds", "n_params", "state", "params", "note"]
+    columns = ["rank", "model", "val_score", "val_low", "val_high", "fit_seconds", "n_params", "state", "params",
+               "note"]
     rows = [[row.get(c) for c in columns] for row in data.rows]
     title = "Leaderboard" + (f" (validation {data.metric})" if data.metric else "")
     return Section("leaderboard", title, [table(columns, rows)], rd.to_json(data))

@@ -121,8 +121,10 @@ def run_of(source: Any) -> Run:
 @dataclass
 class LeaderboardData:
     """The verdict sentence (None for a plain fit) and the leaderboard rows, best first: each
-    ``{"rank", "model", "params", "val_score", "fit_seconds", "n_params", "state", "note"}``
-    (missing values None), as in leaderboard.csv."""
+    ``{"rank", "model", "params", "val_score", "val_low", "val_high", "fit_seconds", "n_params",
+    "state", "note"}`` (missing values None; val_low and val_high: the 95% bootstrap interval of
+    the validation score where the search kept the candidate's predictions), as in
+    leaderboard.csv."""
 
     verdict: str | None
     metric: str | None

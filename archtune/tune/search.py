@@ -284,6 +284,8 @@ def _search(task: str, frame: pd.DataFrame, images: Any, y: np.ndarray, kinds: d
         library = _ensemble_library(task, search, fitted_baselines, splits[0], scorer, y, frame, seed,
                                     (f"bag of {settings['bagging']} (network #{best.number})", bagged))
         choice = library.choose() if library is not None else None
+        if library is not None and len(splits) == 1:  # the leaderboard's intervals (one hold-out split)
+            study.set_user_attr("intervals", {name: list(bounds) for name, bounds in library.intervals().items()})
         if choice is not None and choice.final is not None:
             # Refit policy (measured in bench/search_quality.py): the selected weights are kept,
             # and the members are trained on all rows where that is cheap or already done:

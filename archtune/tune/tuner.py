@@ -551,6 +551,7 @@ def leaderboard(study: optuna.Study, baselines: list[BaselineResult] | list[dict
     """Every trial and every baseline, best first: model, parameters, validation score, fit
     time, parameter count, state."""
     rows: list[dict[str, Any]] = []
+    intervals = study.user_attrs.get("intervals") or {}
     for t in study.get_trials(deepcopy=False):
         if t.state == TrialState.RUNNING or t.state == TrialState.WAITING:
             continue
@@ -597,7 +598,12 @@ def leaderboard(study: optuna.Study, baselines: list[BaselineResult] | list[dict
                      "val_score": ensemble["val_score"], "fit_seconds": None, "n_params": None,
                      "state": "ENSEMBLE", "note": ("used" if ensemble["used"] else "not used") + held_out
                      + (f"; the best single model, {ensemble['alone']}, predicts" if ensemble.get("alone") else "")})
-    frame = pd.DataFrame(rows, columns=["model", "params", "val_score", "fit_seconds", "n_params", "state", "note"])
+    for row in rows:  # 95% bootstrap intervals of the validation score, where the search kept predictions
+        scored = row["state"] in ("COMPLETE", "BASELINE") and row["val_score"] is not None
+        low, high = intervals.get(row["model"], (None, None)) if scored else (None, None)
+        row["val_low"], row["val_high"] = low, high
+    frame = pd.DataFrame(rows, columns=["model", "params", "val_score", "val_low", "val_high", "fit_seconds",
+                                        "n_params", "state", "note"])
     # Scored rows best first, then pruned trials, then failures.
     order = frame["state"].map({"PRUNED": 1, "SKIPPED": 2, "FAIL": 3}).fillna(0)
     frame = (frame.assign(_order=order).sort_values(["_order", "val_score"], ascending=[True, False],
