@@ -91,22 +91,32 @@ class LRFinderResult:
         except ImportError as exc:  # pragma: no cover - matplotlib ships with the test extras
             raise InvalidParameterError("plotting needs matplotlib: pip install 'archtune[plot]'") from exc
         fig, ax = plt.subplots(figsize=(6, 4))
-        ax.plot(self.lrs, self.losses, alpha=0.35, label="loss")
-        if self.smoothed:
-            ax.plot(self.lrs, self.smoothed, label="smoothed")
-        for value, name, style in ((self.steepest, "steepest", "--"), (self.largest_stable, "largest stable", ":"),
-                                   (self.suggestion, "suggestion", "-")):
-            if value:
-                ax.axvline(value, linestyle=style, color="k", alpha=0.6, label=f"{name} {value:.2g}")
-        ax.set_xscale("log")
-        ax.set_xlabel("learning rate")
-        ax.set_ylabel("training loss" if self.method == "range" else "final / initial loss")
-        ax.legend()
+        draw_curve(ax, self)
         fig.tight_layout()
         path = Path(path)
         fig.savefig(path, dpi=100)
         plt.close(fig)
         return path
+
+
+def draw_curve(ax: Any, result: Any, legend_size: str = "medium") -> None:
+    """Draw a finder's curve on matplotlib axes ``ax``: the loss against the rate (log axis)
+    and the rates it marks. ``result`` is an `LRFinderResult`, or anything with its fields (the
+    report's data); losses that are None are drawn as gaps."""
+    def values(seq: Any) -> list[float]:
+        return [math.nan if v is None else v for v in seq]
+
+    ax.plot(result.lrs, values(result.losses), alpha=0.35, label="loss")
+    if result.smoothed:
+        ax.plot(result.lrs, values(result.smoothed), label="smoothed")
+    for value, name, style in ((result.steepest, "steepest", "--"), (result.largest_stable, "largest stable", ":"),
+                               (result.suggestion, "suggestion", "-")):
+        if value:
+            ax.axvline(value, linestyle=style, color="k", alpha=0.6, label=f"{name} {value:.2g}")
+    ax.set_xscale("log")
+    ax.set_xlabel("learning rate")
+    ax.set_ylabel("training loss" if result.method == "range" else "final / initial loss")
+    ax.legend(fontsize=legend_size)
 
 
 def lr_find(estimator: Any, X: Any, y: Any, *, method: str = "range", start_lr: float = 1e-7,

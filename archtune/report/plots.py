@@ -180,19 +180,10 @@ def draw_lr_finder(data: LRFinderData) -> Any:
     `LRFinderResult.plot` draws it."""
     if not data.lrs:
         raise ValueError("no learning-rate finder curve was saved with this run")
+    from archtune.doctor.lr_finder import draw_curve
+
     fig = figure()
-    ax = fig.add_subplot()
-    ax.plot(data.lrs, _nan(data.losses), alpha=0.35, label="loss")
-    if data.smoothed:
-        ax.plot(data.lrs, _nan(data.smoothed), label="smoothed")
-    for value, name, style in ((data.steepest, "steepest", "--"), (data.largest_stable, "largest stable", ":"),
-                               (data.suggestion, "suggestion", "-")):
-        if value:
-            ax.axvline(value, linestyle=style, color="k", alpha=0.6, label=f"{name} {value:.2g}")
-    ax.set_xscale("log")
-    ax.set_xlabel("learning rate")
-    ax.set_ylabel("training loss" if data.method == "range" else "final / initial loss")
-    ax.legend(fontsize="x-small")
+    draw_curve(fig.add_subplot(), data, legend_size="x-small")
     return fig
 
 
