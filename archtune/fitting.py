@@ -291,7 +291,8 @@ class Prepared:
         configs (validated), the data-derived parts and the seed shared."""
         check_params(estimator)
         params = recipe_params(estimator, self.tabular, self.wide)
-        model_config = self.model_config if self.source is not None else dataclasses.replace(  # the source's architecture
+        # A fit from a source keeps the source's architecture.
+        model_config = self.model_config if self.source is not None else dataclasses.replace(
             ModelConfig.from_params(params), wide=self.model_config.wide, image_shape=self.model_config.image_shape,
             series_shape=self.model_config.series_shape)
         train_config = TrainConfig.from_params(params, len(self.X_train), self.seed,

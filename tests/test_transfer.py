@@ -117,7 +117,8 @@ def test_frozen_layers_and_batch_norm_statistics_stay_in_phase_one_and_move_afte
             continue
         assert torch.equal(snaps.states[2][n], source[n]), n  # phase one: frozen, statistics too
     assert not torch.equal(snaps.states[2]["head.weight"], snaps.states[1]["head.weight"])  # the head trained
-    moved = [n for n in body if n.endswith(("weight", "running_mean")) and not torch.equal(snaps.states[4][n], source[n])]
+    moved = [n for n in body if n.endswith(("weight", "running_mean"))
+             and not torch.equal(snaps.states[4][n], source[n])]
     assert len(moved) >= 4, moved  # phase two fine-tunes the body
     assert all(p.requires_grad for p in model.module_.parameters())
 

@@ -69,7 +69,7 @@ class TrainingState:
     metric_name : str
         The validation metric's name (``val_<metric_name>`` in the logs).
     epoch : int
-        The last finished epoch (1-based).
+        The last finished epoch (1-based; after ``epoch_offset`` epochs of an earlier phase).
     history : History
         ``history.records``: one dict of logs per epoch.
     best_epoch : int

@@ -57,7 +57,8 @@ class FineTuning:
         freeze = self.freeze
         if not (freeze is None or freeze == "body" or (isinstance(freeze, int) and not isinstance(freeze, bool)
                                                        and freeze >= 1)):
-            raise InvalidParameterError(f"freeze must be None, 'body' or a number of layers >= 1; got freeze={freeze!r}")
+            raise InvalidParameterError(f"freeze must be None, 'body' or a number of layers >= 1; "
+                                        f"got freeze={freeze!r}")
         if self.freeze_epochs is not None:
             check_number("freeze_epochs", self.freeze_epochs, 1, integer=True)
         check_number("fine_tune_lr_factor", self.fine_tune_lr_factor, 0.0, low_open=True)
