@@ -563,7 +563,8 @@ def _fine_tune(prepared: Prepared, module: TabularNetwork, report: CopyReport, c
         epochs = config.max_epochs - len(records) if epochs is None else epochs
         if epochs < 1:
             break
-        plan = plan_phase(module, example, report.copied, settings, frozen)
+        device = next(module.parameters()).device  # after phase one, the network is on the training device
+        plan = plan_phase(module, example.to(device), report.copied, settings, frozen)
         plan.apply(module)
         try:
             trainer = Trainer(module, prepared.task.loss_fn(prepared.device),

@@ -147,7 +147,7 @@ def test_layer_lr_decay_and_the_fine_tune_factor_give_the_documented_rates(sourc
     from archtune.transfer.freeze import FineTuning, plan_phase
 
     X, y = _table(seed=7)
-    prepared = prepare(NeuralClassifier(init_from=source, **SMALL), X, y % 3)
+    prepared = prepare(NeuralClassifier(init_from=source, random_state=0), X, y % 3)
     module, report = prepared.initial_network()
     settings = FineTuning(fine_tune_lr_factor=0.5, layer_lr_decay=0.8)
     plan = plan_phase(module, prepared.X_train[:2], report.copied, settings, frozen=False)
@@ -176,7 +176,8 @@ def test_without_freeze_a_source_that_is_a_fresh_build_trains_exactly_as_an_ordi
     target = prepared.fitted.target
     source = Source(fresh, prepared.fitted.preprocessor, prepared.model_config, prepared.input_spec,
                     prepared.fitted.inputs, prepared.task.task, tuple(target.classes.tolist()), "a fresh build")
-    started = train(prepare(NeuralClassifier(fine_tune_lr_factor=1.0, **params), X, y, source=source))
+    training = dict(max_epochs=3, lr_schedule="cosine", batch_size=32, random_state=0)  # the architecture: source's
+    started = train(prepare(NeuralClassifier(fine_tune_lr_factor=1.0, **training), X, y, source=source))
     assert started.report is not None and started.report.new == ()
     drop = ["seconds", "phase"]
     pd.testing.assert_frame_equal(pd.DataFrame(started.history).drop(columns=drop),
