@@ -192,6 +192,8 @@ PARAM_GROUPS: dict[str, tuple[str, ...]] = {
     "sequence": tuple(f.name for f in fields(SequenceConfig)),
     "inputs": ("inputs",),
     "layers": ("layers",),
+    # Read by every family: a fit that starts from a trained network (archtune.transfer).
+    "transfer": ("init_from", "freeze", "freeze_epochs", "fine_tune_lr_factor", "layer_lr_decay"),
 }
 
 

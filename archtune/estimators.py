@@ -142,6 +142,33 @@ class _NeuralBase(BaseEstimator):
         Which columns are categorical: "from_dtype" (strings, booleans and pandas categories),
         "auto" (those, and integer columns with at most 16 distinct values, which are usually
         codes), or a list of column names (those, and string columns).
+    init_from : fitted estimator, bundle directory, Source or pretraining result, optional
+        Start from a trained network (transfer learning; archtune.transfer): every layer
+        whose name and shape fit is copied, the output layer is new unless the task is the
+        same classification with the same classes. The source's preprocessor and
+        architecture are reused (the architecture parameters here are then ignored); X's
+        columns are matched to the source's by name (a missing one is filled as missing, an
+        extra one ignored, each with a warning). A fitted estimator given here is unfitted by
+        scikit-learn's ``clone``: where the estimator is cloned, give a bundle path or
+        ``archtune.transfer.read_source(model)``. Saved as the path, or None for an object
+        (``lineage_`` records where the weights came from).
+    freeze : None, "body" or int
+        With ``init_from``: parameters that do not train in phase one. "body" is everything
+        but the output layer; k the first k layers from the input side (a layer: a module
+        with a weight matrix or kernel, such as Linear, convolution, embedding or recurrent
+        cell, with the normalisation and learned activation after it, in forward order).
+        Frozen batch norms keep their running statistics.
+    freeze_epochs : int or None
+        Phase one's length (with its own early stopping); then phase two unfreezes
+        everything and trains up to ``max_epochs`` epochs in all. None: frozen throughout
+        (feature extraction).
+    fine_tune_lr_factor : float
+        Copied parameters train at this multiple of the learning rate, new ones (the new
+        head) at 1x.
+    layer_lr_decay : float in (0, 1], optional
+        Layer-wise learning-rate decay (discriminative fine-tuning, Howard & Ruder 2018;
+        as in BEiT and ELECTRA): each layer below the output layer trains at the rate of the
+        layer above times this.
     random_state : int, optional
     device : {"auto", "cpu", "cuda"}
     verbose : int
@@ -154,12 +181,20 @@ class _NeuralBase(BaseEstimator):
     learning_rate_ : float
         The learning rate used (the finder's suggestion when ``learning_rate="auto"``).
     history_ : pandas.DataFrame
-        One row per epoch: train_loss, val_loss, val_<metric>, lr, seconds.
+        One row per epoch: train_loss, val_loss, val_<metric>, lr, seconds; with
+        ``init_from`` also ``phase`` ("head" while frozen, then "fine_tune"), the epochs
+        numbered on across phases.
     best_epoch_ : int
     n_features_in_ : int
     feature_names_in_ : ndarray of str
         Only when fitted on a DataFrame with string column names.
     preprocessor_ : Preprocessor
+    init_report_ : str
+        With ``init_from``: what was copied, in one line ("copied 14 of 16 tensors ...").
+    lineage_ : list of dict
+        With ``init_from``: where the weights came from, this fit first
+        (``{"step": "init_from", "from": ..., "copied": ..., "total": ...}``), then the
+        source's own lineage. Saved in bundles.
     """
 
     target_kind = "regression"  # or "classification": which target encoder fit uses (data/target.py)
@@ -226,6 +261,11 @@ class _NeuralBase(BaseEstimator):
         scaling: str | None = "robust",
         categorical: str = "auto",
         categorical_features: str | list | None = "from_dtype",
+        init_from: Any = None,
+        freeze: str | int | None = None,
+        freeze_epochs: int | None = 10,
+        fine_tune_lr_factor: float = 0.1,
+        layer_lr_decay: float | None = None,
         random_state: int | None = None,
         device: str = "auto",
         verbose: int = 0,
@@ -289,6 +329,11 @@ class _NeuralBase(BaseEstimator):
         self.scaling = scaling
         self.categorical = categorical
         self.categorical_features = categorical_features
+        self.init_from = init_from
+        self.freeze = freeze
+        self.freeze_epochs = freeze_epochs
+        self.fine_tune_lr_factor = fine_tune_lr_factor
+        self.layer_lr_decay = layer_lr_decay
         self.random_state = random_state
         self.device = device
         self.verbose = verbose

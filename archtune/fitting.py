@@ -15,7 +15,9 @@ search and, for its last step, loading a bundle.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
+import math
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -43,6 +45,10 @@ from archtune.train.callbacks import Callback, ProgressBar
 from archtune.train.loop import Trainer
 from archtune.train.losses import (constant_prediction_loss, make_loss, make_member_loss, make_member_metric,
                                    make_metric)
+from archtune.transfer.copy import CopyReport, copy_matching
+from archtune.transfer.freeze import FineTuning, plan_phase
+from archtune.transfer.inputs import match_inputs
+from archtune.transfer.source import Source, read_source
 
 DIVERGENCE_FACTOR = 100  # a loss this many times a constant prediction's has exploded
 
@@ -83,6 +89,7 @@ def check_params(estimator: Any) -> ModelConfig:
         raise InvalidParameterError(f"categorical_features must be 'from_dtype', 'auto' or a list of column names; "
                                     f"got categorical_features={features!r}")
     check_choice("clamp_outputs", params["clamp_outputs"], (True, False, "auto"))
+    FineTuning.from_params(params)
     resolve_device(params["device"])
     return model_config
 
@@ -112,7 +119,7 @@ def unused_params(estimator: Any, arch: str, data_groups: Sequence[str] = ()) ->
     used = set(get_family(arch).uses) | set(data_groups)
     params, defaults = estimator.get_params(), type(estimator)().get_params()
     # A part switched off (None, False) where it is not used anyway is no mistake worth a word.
-    return [name for group, names in PARAM_GROUPS.items() if group not in used and group != "inputs"
+    return [name for group, names in PARAM_GROUPS.items() if group not in used and group not in ("inputs", "transfer")
             for name in names if _differs(params[name], defaults[name]) and params[name] not in (None, False)]
 
 
@@ -248,13 +255,30 @@ class Prepared:
     # Row weights of the training and validation rows (None: unweighted, or all equal).
     w_train: torch.Tensor | None = None
     w_val: torch.Tensor | None = None
+    # A fit that starts from a trained network (archtune.transfer): the network, and how to fine-tune it.
+    source: Source | None = None
+    fine_tuning: FineTuning = field(default_factory=FineTuning)
 
     @property
     def spec(self) -> InputSpec:
         return self.input_spec
 
     def build_network(self) -> TabularNetwork:
-        return self.task.build_network(self.model_config, self.input_spec, self.seed)
+        """The initial network: built from the seed, then (with a source) the source's
+        weights copied in where they fit."""
+        return self.initial_network()[0]
+
+    def initial_network(self) -> tuple[TabularNetwork, CopyReport | None]:
+        """The initial network and, with a source, what was copied into it."""
+        module = self.task.build_network(self.model_config, self.input_spec, self.seed)
+        if self.source is None:
+            return module, None
+        src = self.source
+        # The output layer is the source's only for the same classification with the same classes.
+        classes = getattr(self.fitted.target, "classes", None)
+        keep_head = (src.task == self.task.task and src.classes is not None and classes is not None
+                     and tuple(src.classes) == tuple(classes.tolist()))
+        return module, copy_matching(src.module, module, keep_head, src.origin)
 
     def with_learning_rate(self, rate: float, finder: Any = None) -> "Prepared":
         """The same fit at ``rate``; ``finder`` is the learning-rate finder's result that chose
@@ -267,12 +291,14 @@ class Prepared:
         configs (validated), the data-derived parts and the seed shared."""
         check_params(estimator)
         params = recipe_params(estimator, self.tabular, self.wide)
-        model_config = dataclasses.replace(
+        # A fit from a source keeps the source's architecture.
+        model_config = self.model_config if self.source is not None else dataclasses.replace(
             ModelConfig.from_params(params), wide=self.model_config.wide, image_shape=self.model_config.image_shape,
             series_shape=self.model_config.series_shape)
         train_config = TrainConfig.from_params(params, len(self.X_train), self.seed,
                                                TARGETS[estimator.target_kind].losses)
         return dataclasses.replace(self, model_config=model_config, train_config=train_config,
+                                   fine_tuning=FineTuning.from_params(params),
                                    auto_lr=params["learning_rate"] == "auto", verbose=int(params["verbose"]),
                                    task=dataclasses.replace(self.task, loss=train_config.loss,
                                                             label_smoothing=train_config.label_smoothing))
@@ -285,13 +311,15 @@ class TrainResult:
     module: torch.nn.Module
     history: list[dict[str, Any]] = field(default_factory=list)
     best_epoch: int = 0
+    report: CopyReport | None = None  # started from a source: what was copied
 
 
 # --------------------------------------------------------------------------- the steps
 
 
 def prepare(estimator: Any, X: Any, y: Any, validation_data: tuple[Any, ...] | None = None,
-            kinds: Mapping[str, str] | None = None, sample_weight: Any = None) -> Prepared:
+            kinds: Mapping[str, str] | None = None, sample_weight: Any = None,
+            source: Source | None = None) -> Prepared:
     """Validate, read, split and preprocess; the estimator is not changed.
 
     Parameters
@@ -312,16 +340,27 @@ def prepare(estimator: Any, X: Any, y: Any, validation_data: tuple[Any, ...] | N
         Row weights (archtune.data.weights): rows of weight 0 are dropped before anything is
         fitted on the rows, so they count exactly as removed rows; the validation split
         carries the others' weights.
+    source : Source, optional
+        Start from this trained network (overrides the estimator's ``init_from``, which is
+        read by `archtune.transfer.read_source` otherwise): its preprocessor is reused, not
+        refitted, X's columns are matched to its own (archtune.transfer.inputs), and its
+        architecture replaces the estimator's; the target encoder is fitted on y.
 
     Raises
     ------
     InvalidParameterError, DataError
+        (and BundleError for an ``init_from`` path that is not a network bundle)
     """
     raw = estimator.get_params()
     owner = type(estimator).__name__
-    arch = raw["arch"]
+    if source is None and raw["init_from"] is not None:
+        source = read_source(raw["init_from"])
+    arch = source.model_config.arch if source is not None else raw["arch"]
     X, array_kind, array_shape = array_rows(dict_to_frame(X, "X"), arch, "X")
     check_params(estimator)
+    if source is None and raw["freeze"] is not None:
+        raise InvalidParameterError(f"freeze={raw['freeze']!r} needs init_from: a trained network whose layers "
+                                    "to freeze")
     if y is None:
         raise DataError(f"{owner} requires y to be passed, but the target y is None")
     sparse = is_sparse(X)
@@ -336,24 +375,32 @@ def prepare(estimator: Any, X: Any, y: Any, validation_data: tuple[Any, ...] | N
     if frame.shape[1] == 0:
         raise DataError(f"X has 0 feature(s) (shape=({n_rows}, 0)) while a minimum of 1 is required.")
     weights = check_sample_weight(sample_weight, n_rows, min_positive=2)
-    if kinds is None:
-        kinds = {} if sparse else infer_column_kinds(frame, "X")  # whole table: errors name the user's rows
-    tabular = (get_family(arch).tabular and array_kind is None
-               and not any(kind in ("text", "image") for kind in kinds.values()))
-    wide = is_wide(sum(kind == "numeric" for kind in kinds.values()))
+    matched = None
+    if source is not None:  # the source's preprocessor reads X: its columns, by name
+        matched = match_inputs(source, frame, named, array_kind, array_shape, owner, sparse)
+        frame, reused = matched.frame, matched.preprocessor
+        tabular, wide = (get_family(arch).tabular and array_kind is None and not reused.text_
+                         and not reused.image_), False
+    else:
+        if kinds is None:
+            kinds = {} if sparse else infer_column_kinds(frame, "X")  # whole table: errors name the user's rows
+        tabular = (get_family(arch).tabular and array_kind is None
+                   and not any(kind in ("text", "image") for kind in kinds.values()))
+        wide = is_wide(sum(kind == "numeric" for kind in kinds.values()))
     params = recipe_params(estimator, tabular, wide)
-    if sparse:
+    if sparse and source is None:
         params = _sparse_params(estimator, params)
     model_config = ModelConfig.from_params(params)
-    if not sparse:
+    if not sparse and source is None:
         kinds = declare_categorical(dict(kinds), frame, params["categorical_features"])
     target, targets = TARGETS[estimator.target_kind].fit(y_arr)  # every row: classes_ keep every label
     frame, targets, weights = _without_zero_weights(frame, targets, weights)
     target.check_params(params)
     seed = seed_from(params["random_state"])
-    inputs = FittedInputs(owner, arch, frame.shape[1], tuple(map(str, frame.columns)) if named else None,
-                          image_shape=array_shape if array_kind == "image" else (),
-                          series_shape=array_shape if array_kind == "series" else ())
+    inputs = matched.inputs if matched is not None else FittedInputs(
+        owner, arch, frame.shape[1], tuple(map(str, frame.columns)) if named else None,
+        image_shape=array_shape if array_kind == "image" else (),
+        series_shape=array_shape if array_kind == "series" else ())
 
     if validation_data is not None:
         X_val_raw, y_val_raw, w_val_raw = _validation_parts(validation_data)
@@ -367,33 +414,53 @@ def prepare(estimator: Any, X: Any, y: Any, validation_data: tuple[Any, ...] | N
         frame_tr, frame_val, targets_tr, targets_val, w_tr, w_va = _split(frame, targets, weights, target, params,
                                                                           seed)
 
-    pre = Preprocessor(input_scaling(model_config.layers, arch, params["scaling"]), params["categorical"])
-    pre = pre.fit_sparse(frame_tr) if sparse else pre.fit(frame_tr, "X", dict(kinds))
-    _warn_unused(estimator, arch, [g for g, present in (("conv", pre.image_), ("sequence", pre.text_)) if present])
-    model_config = dataclasses.replace(model_config, wide=wide_inputs(params["inputs"], arch, pre),
-                                       image_shape=inputs.image_shape, series_shape=inputs.series_shape)
+    if matched is not None:
+        pre, model_config = matched.preprocessor, source.model_config
+        _warn_architecture(estimator, source)
+    else:
+        pre = Preprocessor(input_scaling(model_config.layers, arch, params["scaling"]), params["categorical"])
+        pre = pre.fit_sparse(frame_tr) if sparse else pre.fit(frame_tr, "X", dict(kinds))
+        _warn_unused(estimator, arch, [g for g, present in (("conv", pre.image_), ("sequence", pre.text_)) if present])
+        model_config = dataclasses.replace(model_config, wide=wide_inputs(params["inputs"], arch, pre),
+                                           image_shape=inputs.image_shape, series_shape=inputs.series_shape)
     X_tr = transform_rows(pre, frame_tr, "X")
     X_va = transform_rows(pre, frame_val, "X") if frame_val is not None else None
     target = target.fit_scale(targets_tr, clamp=params["clamp_outputs"] in (True, "auto"))
     train_config = TrainConfig.from_params(params, len(X_tr), seed, target.losses)
     task = TaskSpec(target.task, target.n_outputs, train_config.loss, target.metric,
                     target.loss_weights(targets_tr, params["class_weight"], w_tr), train_config.label_smoothing)
-    embeds = model_config.numeric.kind is not None and "numeric_embedding" in get_family(arch).uses
+    embeds = (model_config.numeric.kind is not None and "numeric_embedding" in get_family(arch).uses
+              and source is None)  # a source's bins come with its input spec
     n_continuous = len(pre.numeric_) if embeds else 0
     bins = (compute_bins(X_tr[:, :n_continuous].numpy(), model_config.numeric.n_bins, model_config.numeric.binning,
                          targets_tr[:, 0] if targets_tr.ndim > 1 else targets_tr, target.kind == "regression")
             if embeds and model_config.numeric.kind == "piecewise_linear" else ())
+    input_spec = (source.input_spec if source is not None else
+                  InputSpec.auto(pre.n_numeric_out, pre.cardinalities, pre.text_columns, pre.image_columns,
+                                 n_continuous, bins))
     return Prepared(
         X_train=X_tr, y_train=target.tensor(targets_tr), X_val=X_va,
         y_val=target.tensor(targets_val) if targets_val is not None else None, targets_train=targets_tr,
-        seed=seed, model_config=model_config, train_config=train_config,
-        input_spec=InputSpec.auto(pre.n_numeric_out, pre.cardinalities, pre.text_columns, pre.image_columns,
-                                  n_continuous, bins),
+        seed=seed, model_config=model_config, train_config=train_config, input_spec=input_spec,
         device=resolve_device(params["device"]), task=task,
         fitted=FittedData(pre, target, dataclasses.replace(inputs, columns=tuple(pre.columns_))),
         auto_lr=params["learning_rate"] == "auto", verbose=int(params["verbose"]), owner=owner, tabular=tabular,
         wide=wide, w_train=_weight_tensor(w_tr, getattr(X_tr, "dtype", torch.float32)),
-        w_val=_weight_tensor(w_va, getattr(X_tr, "dtype", torch.float32)))
+        w_val=_weight_tensor(w_va, getattr(X_tr, "dtype", torch.float32)), source=source,
+        fine_tuning=FineTuning.from_params(params))
+
+
+# The parameters a fit from a source takes from the source instead (its model_config).
+ARCHITECTURE_PARAMS = ("arch", "activation", "initializer", "dropout") + tuple(
+    name for group, names in PARAM_GROUPS.items() if group != "transfer" for name in names)
+
+
+def _warn_architecture(estimator: Any, source: Source) -> None:
+    params, defaults = estimator.get_params(), type(estimator)().get_params()
+    names = [name for name in ARCHITECTURE_PARAMS if _differs(params[name], defaults[name])]
+    if names:
+        warnings.warn(f"{', '.join(f'{n}={params[n]!r}' for n in names)} {'is' if len(names) == 1 else 'are'} "
+                      f"ignored: the architecture is init_from's ({source.origin})", UserWarning, stacklevel=4)
 
 
 def _sparse_params(estimator: Any, params: dict[str, Any]) -> dict[str, Any]:
@@ -464,7 +531,9 @@ def train(prepared: Prepared, callbacks: Sequence[Callback] = (),
     callbacks = with_progress(prepared, callbacks)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(prepared.seed)  # dropout masks draw from the global generator
-        module = prepared.build_network()
+        module, report = prepared.initial_network()
+        if report is not None:
+            return _fine_tune(prepared, module, report, callbacks, interrupt)
         trainer = Trainer(module, prepared.task.loss_fn(prepared.device), prepared.train_config,
                           metric=prepared.task.metric_fn(), metric_name=prepared.task.metric_name,
                           callbacks=callbacks, device=prepared.device,
@@ -472,6 +541,55 @@ def train(prepared: Prepared, callbacks: Sequence[Callback] = (),
         trainer.fit(prepared.X_train, prepared.y_train, prepared.X_val, prepared.y_val, w=prepared.w_train,
                     w_val=prepared.w_val)
     return TrainResult(module, trainer.history.records, trainer.best_epoch)
+
+
+def _fine_tune(prepared: Prepared, module: TabularNetwork, report: CopyReport, callbacks: Sequence[Callback],
+               interrupt: Callable[[], bool] | None) -> TrainResult:
+    """Train a network that starts from a source (archtune.transfer.freeze): with ``freeze``,
+    phase one ("head") trains with the frozen layers fixed for ``freeze_epochs`` epochs (its
+    own early stopping), then phase two ("fine_tune") trains everything up to ``max_epochs``
+    epochs in all; without, one "fine_tune" phase. Copied parameters train at
+    ``fine_tune_lr_factor`` times the rate in both. The result is the better phase's best
+    epoch (early stopping) or the last epoch; the history is one table, epochs numbered on."""
+    settings, config = prepared.fine_tuning, prepared.train_config
+    example = prepared.X_train[:2]  # a dense batch (sparse rows too): the layers' order is read from it
+    phases = [("fine_tune", False, config.max_epochs)]
+    if settings.freeze is not None:
+        first = config.max_epochs if settings.freeze_epochs is None else min(settings.freeze_epochs, config.max_epochs)
+        phases = [("head", True, first)] + ([("fine_tune", False, None)] if settings.freeze_epochs is not None else [])
+    records: list[dict[str, Any]] = []
+    best: tuple[float, dict[str, torch.Tensor] | None, int] = (math.inf, None, 0)
+    for k, (phase, frozen, epochs) in enumerate(phases):
+        epochs = config.max_epochs - len(records) if epochs is None else epochs
+        if epochs < 1:
+            break
+        device = next(module.parameters()).device  # after phase one, the network is on the training device
+        plan = plan_phase(module, example.to(device), report.copied, settings, frozen)
+        plan.apply(module)
+        try:
+            trainer = Trainer(module, prepared.task.loss_fn(prepared.device),
+                              dataclasses.replace(config, max_epochs=epochs, seed=config.seed + k),
+                              metric=prepared.task.metric_fn(), metric_name=prepared.task.metric_name,
+                              callbacks=callbacks, device=prepared.device,
+                              divergence_limit=prepared.task.divergence_limit, interrupt=interrupt,
+                              param_groups=plan.param_groups(module), eval_modules=plan.eval_modules(module),
+                              epoch_offset=len(records))
+            trainer.fit(prepared.X_train, prepared.y_train, prepared.X_val, prepared.y_val, w=prepared.w_train,
+                        w_val=prepared.w_val)
+        finally:
+            for p in module.parameters():
+                p.requires_grad_(True)
+        records += [{**logs, "phase": phase} for logs in trainer.history.records]
+        state = trainer.state
+        if config.early_stopping and state is not None and state.best < best[0]:
+            best = (state.best, copy.deepcopy(module.state_dict()), state.best_epoch)
+        if state is None or state.stop_training or (interrupt is not None and interrupt()):
+            break  # a callback or the caller ended training: no further phase
+    best_epoch = len(records)
+    if config.early_stopping and best[1] is not None:
+        module.load_state_dict(best[1])  # phase one's best may beat phase two's
+        best_epoch = best[2]
+    return TrainResult(module, records, best_epoch, report)
 
 
 def with_progress(prepared: Prepared, callbacks: Sequence[Callback]) -> list[Callback]:
@@ -483,6 +601,10 @@ def finish(estimator: Any, prepared: Prepared, result: TrainResult) -> Any:
     """Make ``estimator`` an ordinary fitted estimator holding ``result``; returns it."""
     history = pd.DataFrame(result.history)
     best_epoch = result.best_epoch if prepared.train_config.early_stopping else len(history)
+    report, source = result.report, prepared.source
+    lineage = None if report is None or source is None else [
+        {"step": "init_from", "from": source.origin, "copied": len(report.copied), "total": report.total,
+         "summary": report.summary()}, *[dict(step) for step in source.lineage]]
     return set_fitted(estimator, {
         **prepared.fitted.attributes(),
         "module_": result.module.eval(),
@@ -492,6 +614,8 @@ def finish(estimator: Any, prepared: Prepared, result: TrainResult) -> Any:
         "model_config_": prepared.model_config,
         "learning_rate_": float(prepared.train_config.learning_rate),
         "lr_finder_": prepared.lr_finder,  # None (no finder ran) removes an earlier fit's
+        "init_report_": report.summary() if report is not None else None,
+        "lineage_": lineage,
     })
 
 
@@ -512,7 +636,8 @@ def fitted_data(estimator: Any) -> FittedData:
 
     check_is_fitted(estimator, "module_")
     names = getattr(estimator, "feature_names_in_", None)
-    inputs = FittedInputs(type(estimator).__name__, estimator.get_params()["arch"], int(estimator.n_features_in_),
+    # The fitted architecture's family (a fit from init_from has the source's, not its own arch parameter).
+    inputs = FittedInputs(type(estimator).__name__, estimator.model_config_.arch, int(estimator.n_features_in_),
                           None if names is None else tuple(map(str, names)),
                           tuple(getattr(estimator, "image_shape_", None) or ()),
                           tuple(getattr(estimator, "series_shape_", None) or ()),

@@ -19,98 +19,12 @@ import os
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
-import torch
-from torch import nn
 
-from archtune.config import ModelConfig
+from archtune.bundle_format import (FORMAT, FORMAT_VERSION, META_FILE, decode_labels, encode_labels,  # noqa: F401
+                                    expect, params_from_json, params_to_json, read_meta, read_network)
 from archtune.errors import BundleError, InvalidParameterError
 from archtune.files import atomic_write_bytes, weights_bytes, write_weights  # noqa: F401  (re-exported)
-
-FORMAT = "archtune-bundle"
-FORMAT_VERSION = 1
-META_FILE = "archtune.json"
-
-
-# --------------------------------------------------------------------------- JSON encoding of labels
-
-
-def encode_labels(values: np.ndarray, what: str) -> dict[str, Any]:
-    """Class labels as JSON: their dtype and a list of plain Python values."""
-    arr = np.asarray(values)
-    if arr.dtype.kind in "biuf":
-        return {"dtype": arr.dtype.str, "values": arr.tolist()}
-    if arr.dtype.kind == "U":
-        return {"dtype": arr.dtype.str, "values": arr.tolist()}
-    if arr.dtype.kind == "O":
-        items = arr.tolist()
-        for v in items:
-            if not isinstance(v, (str, bool, int, float)):
-                raise BundleError(f"cannot save {what}: label {v!r} of type {type(v).__name__} has no JSON form; "
-                                  "use str, int, float or bool labels")
-        return {"dtype": "object", "values": items}
-    raise BundleError(f"cannot save {what}: labels of dtype {arr.dtype} have no JSON form")
-
-
-def decode_labels(data: Any, what: str) -> np.ndarray:
-    _expect(data, dict, what)
-    dtype, values = data.get("dtype"), data.get("values")
-    _expect(dtype, str, f"{what}.dtype")
-    _expect(values, list, f"{what}.values")
-    if dtype == "object":
-        out = np.empty(len(values), dtype=object)
-        out[:] = values
-        return out
-    try:
-        np_dtype = np.dtype(dtype)
-        if np_dtype.kind not in "biufU":
-            raise TypeError(dtype)
-        return np.asarray(values, dtype=np_dtype)
-    except (TypeError, ValueError):
-        raise BundleError(f"bundle field {what} has an unsupported dtype {dtype!r}") from None
-
-
-def _expect(value: Any, kind: type | tuple[type, ...], what: str) -> Any:
-    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-        names = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
-        raise BundleError(f"bundle field {what} should be {names}, found {type(value).__name__}: {value!r:.80}")
-    return value
-
-
-def params_to_json(params: dict[str, Any]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in params.items():
-        if key == "layers" and value is not None:
-            from archtune.models.layer_list import layer_to_dict
-
-            value = [layer_to_dict(layer) for layer in value]
-        elif isinstance(value, tuple):
-            value = list(value)
-        elif isinstance(value, dict) and key == "class_weight":  # labels of any type, encoded
-            value = {"labels": encode_labels(np.array(list(value.keys()), dtype=object), key),
-                     "weights": [float(w) for w in value.values()]}
-        elif isinstance(value, np.random.RandomState):
-            value = None
-        elif isinstance(value, np.generic):
-            value = value.item()
-        out[key] = value
-    return out
-
-
-def params_from_json(params: dict[str, Any]) -> dict[str, Any]:
-    out = dict(params)
-    if isinstance(out.get("layers"), list):
-        from archtune.models.layer_list import layer_from_dict
-
-        out["layers"] = [layer_from_dict(_expect(d, dict, "params.layers[]")) for d in out["layers"]]
-    if isinstance(out.get("hidden_sizes"), list):
-        out["hidden_sizes"] = tuple(out["hidden_sizes"])
-    cw = out.get("class_weight")
-    if isinstance(cw, dict):
-        labels = decode_labels(cw.get("labels"), "params.class_weight.labels").tolist()
-        out["class_weight"] = dict(zip(labels, _expect(cw.get("weights"), list, "params.class_weight.weights")))
-    return out
 
 
 # --------------------------------------------------------------------------- save / load
@@ -160,6 +74,8 @@ def save(model: Any, directory: str | os.PathLike, metadata: dict[str, Any] | No
         "weights_sha256": digest,
         "metadata": metadata or {},
     }
+    if getattr(model, "lineage_", None):  # where the weights came from (init_from, pretraining)
+        meta["lineage"] = [dict(step) for step in model.lineage_]
     target = model.target_encoder_
     if target.kind == "classification":
         meta["target"] = {"classes": encode_labels(target.classes, "classes_")}
@@ -192,125 +108,45 @@ def save(model: Any, directory: str | os.PathLike, metadata: dict[str, Any] | No
     return directory
 
 
-def read_meta(directory: str | os.PathLike) -> dict[str, Any]:
-    """The bundle's JSON description, checked for format and version."""
-    directory = Path(directory)
-    if not directory.exists():
-        raise BundleError(f"{directory}: no such model bundle (directory not found)")
-    if not directory.is_dir():
-        raise BundleError(f"{directory}: is a file, not an archtune model bundle directory "
-                          "(archtune never loads pickles or .pt files)")
-    meta_path = directory / META_FILE
-    if not meta_path.is_file():
-        raise BundleError(f"{directory}: not an archtune model bundle ({META_FILE} is missing)")
-    try:
-        meta = json.loads(meta_path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise BundleError(f"{meta_path}: corrupted bundle description ({exc})") from None
-    _expect(meta, dict, META_FILE)
-    if meta.get("format") != FORMAT:
-        raise BundleError(f"{meta_path}: not an archtune bundle (format={meta.get('format')!r})")
-    version = meta.get("format_version")
-    if version != FORMAT_VERSION:
-        raise BundleError(f"{meta_path}: bundle format version {version!r} is not supported by this archtune "
-                          f"(reads version {FORMAT_VERSION}); upgrade archtune or re-save the model")
-    return meta
-
-
 def load(directory: str | os.PathLike) -> Any:
     """Load a bundle saved by `save`; the model predicts exactly as it did when saved.
     (`archtune.load` also reads ensemble bundles: `archtune.ensemble.bundle.load_bundle`.)
 
+    The ``init_from`` a model was fine-tuned from is not read again: its ``lineage_`` (the
+    bundle's "lineage") says where the weights came from.
+
     Raises `BundleError` (naming the file and the field) for anything that is not a valid
     bundle: nothing is unpickled, weights come from safetensors and everything else from JSON.
     """
-    from archtune.data.inputs import FittedInputs
-    from archtune.data.preprocess import Preprocessor
-    from archtune.data.target import ClassificationTarget, RegressionTarget
     from archtune.estimators import ESTIMATORS
-    from archtune.fitting import FittedData, TaskSpec, set_fitted
-    from archtune.models import InputSpec
+    from archtune.fitting import FittedData, set_fitted
 
     directory = Path(directory)
-    meta = read_meta(directory)
-    name = _expect(meta.get("estimator"), str, "estimator")
-    if name not in ESTIMATORS:
-        raise BundleError(f"{directory}: unknown estimator {name!r} in the bundle")
+    bundle = read_network(directory)
+    meta = bundle.meta
     try:
-        params = params_from_json(_expect(meta.get("params"), dict, "params"))
-        model = ESTIMATORS[name](**params)
+        model = ESTIMATORS[bundle.estimator](**bundle.params)
         # Validated as fit would (but not the device: a model saved on a GPU loads on a CPU).
         model.model_config()
         model.train_config(1000, 0)
-        mc = dict(_expect(meta.get("model_config"), dict, "model_config"))
-        mc["hidden_sizes"] = tuple(_expect(mc.get("hidden_sizes"), list, "model_config.hidden_sizes"))
-        mc["layers"] = params_from_json({"layers": _expect(mc.get("layers", []), list, "model_config.layers")})["layers"]
-        model_config = ModelConfig.from_dict(mc)
-        spec_d = _expect(meta.get("input_spec"), dict, "input_spec")
-        spec = InputSpec(int(spec_d["n_numeric"]), tuple(spec_d["cardinalities"]), tuple(spec_d["embedding_dims"]),
-                         tuple((int(v), int(n)) for v, n in spec_d.get("text", [])),
-                         tuple(tuple(int(d) for d in shape) for shape in spec_d.get("images", [])),
-                         int(spec_d.get("n_continuous", 0)),
-                         tuple(tuple(float(v) for v in edges) for edges in spec_d.get("bins", [])))
-        pre = Preprocessor.from_state(_expect(meta.get("preprocessor"), dict, "preprocessor"))
-        target_d = _expect(meta.get("target"), dict, "target")
-        if model.target_kind == "classification":
-            target: Any = ClassificationTarget(decode_labels(target_d.get("classes"), "target.classes"))
-        else:
-            bounds = [np.asarray(_expect(target_d[key], list, f"target.{key}"), dtype="float64")
-                      if key in target_d else None for key in ("low", "high")]
-            target = RegressionTarget(
-                _expect(target_d.get("n_outputs"), int, "target.n_outputs"), bool(target_d.get("one_d")),
-                np.asarray(_expect(target_d.get("mean"), list, "target.mean"), dtype="float64"),
-                np.asarray(_expect(target_d.get("scale"), list, "target.scale"), dtype="float64"), *bounds)
-        names = meta.get("feature_names_in")
-        inputs = FittedInputs(name, model_config.arch, _expect(meta.get("n_features_in"), int, "n_features_in"),
-                              None if names is None else tuple(map(str, _expect(names, list, "feature_names_in"))),
-                              model_config.image_shape, model_config.series_shape, tuple(pre.columns_))
-    except BundleError:
-        raise
     except InvalidParameterError as exc:
         raise BundleError(f"{directory / META_FILE}: invalid parameter in the bundle ({exc})") from None
-    except (TypeError, KeyError, ValueError) as exc:
+    except TypeError as exc:
         raise BundleError(f"{directory / META_FILE}: invalid bundle description ({type(exc).__name__}: {exc})") from None
-
-    task = TaskSpec(target.task, target.n_outputs, target.losses[0], target.metric)
-    module = task.build_network(model_config, spec, 0)
-    module.load_state_dict(_read_weights(directory, meta, module))
     learning_rate = meta.get("learning_rate")  # the rate used (what learning_rate="auto" found)
+    lineage = meta.get("lineage")
     return set_fitted(model, {
-        **FittedData(pre, target, inputs).attributes(),
-        "module_": module.eval(),
-        "input_spec_": spec,
-        "model_config_": model_config,
-        "best_epoch_": _expect(meta.get("best_epoch"), int, "best_epoch"),
-        "learning_rate_": float(_expect(learning_rate, (int, float), "learning_rate")) if learning_rate else None,
-        "history_": pd.DataFrame(_expect(meta.get("history"), list, "history")),
+        **FittedData(bundle.preprocessor, bundle.target, bundle.inputs).attributes(),
+        "module_": bundle.module,
+        "input_spec_": bundle.input_spec,
+        "model_config_": bundle.model_config,
+        "best_epoch_": expect(meta.get("best_epoch"), int, "best_epoch"),
+        "learning_rate_": float(expect(learning_rate, (int, float), "learning_rate")) if learning_rate else None,
+        "history_": pd.DataFrame(expect(meta.get("history"), list, "history")),
         "bundle_metadata_": meta.get("metadata") or {},
+        "lineage_": [dict(expect(step, dict, "lineage[]")) for step in expect(lineage, list, "lineage")]
+                    if lineage is not None else None,
     })
-
-
-def _read_weights(directory: Path, meta: dict[str, Any], module: nn.Module) -> dict[str, torch.Tensor]:
-    from safetensors import SafetensorError
-    from safetensors.torch import load as load_safetensors
-
-    weights_name = _expect(meta.get("weights_file"), str, "weights_file")
-    if Path(weights_name).name != weights_name:
-        raise BundleError(f"{directory}: weights_file {weights_name!r} must be a file name inside the bundle")
-    path = directory / weights_name
-    if not path.is_file():
-        raise BundleError(f"{path}: the bundle's weights file is missing")
-    data = path.read_bytes()
-    if hashlib.sha256(data).hexdigest() != meta.get("weights_sha256"):
-        raise BundleError(f"{path}: weights file is corrupted or truncated (checksum mismatch)")
-    try:
-        state = load_safetensors(data)
-    except (SafetensorError, ValueError, RuntimeError) as exc:
-        raise BundleError(f"{path}: not a valid safetensors file ({exc})") from None
-    expected = module.state_dict()
-    if set(state) != set(expected) or any(state[k].shape != expected[k].shape for k in expected):
-        raise BundleError(f"{path}: weights do not match the architecture described in {META_FILE}")
-    return state
 
 
 def _version() -> str:

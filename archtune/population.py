@@ -53,9 +53,11 @@ DATA_PARAMS = ("random_state", "validation_fraction", "early_stopping", "scaling
 
 def can_stack(prepared: Prepared) -> bool:
     """Whether networks of this prepared fit can train as one stack: the family says so
-    (its registry entry) and no text or image-column encoder needs training per member."""
+    (its registry entry), no text or image-column encoder needs training per member, and the
+    fit does not start from a trained network (the stack has no frozen layers, learning-rate
+    factors or phases: such members train one at a time)."""
     return (get_family(prepared.model_config.arch).stackable and not prepared.input_spec.text
-            and not prepared.input_spec.images)
+            and not prepared.input_spec.images and prepared.source is None)
 
 
 def cohort_key(estimator: Any, n_train: int) -> tuple | None:
@@ -70,9 +72,9 @@ def cohort_key(estimator: Any, n_train: int) -> tuple | None:
         train_config = estimator.train_config(n_train, 0)
     except Exception:  # an invalid configuration is reported by its own fit
         return None
-    if not get_family(model_config.arch).stackable or not model_config.hidden_sizes:
-        return None
     params = estimator.get_params()
+    if not get_family(model_config.arch).stackable or not model_config.hidden_sizes or params["init_from"] is not None:
+        return None  # a fit from a trained network trains alone (see can_stack)
     data = tuple(repr(params[name]) for name in DATA_PARAMS)
     signature = structure_signature(model_config, train_config, model_config.hidden_sizes)
     # Members are padded to the widest, so widths in one stack stay within a factor sqrt(2)
@@ -157,14 +159,17 @@ def _one_at_a_time(estimators: Sequence[Any], prepared: Prepared, X: Any, y: Any
                    callbacks: list[list[Callback]], interrupt: Callable[[], bool] | None,
                    kinds: Mapping[str, str] | None, sample_weight: Any = None) -> list[BaseException | None]:
     """Members that cannot be stacked: each trained alone, on the leader's prepared data when
-    its data parameters are the leader's."""
+    its data parameters (and its ``init_from``: the same object or path) are the leader's."""
     outcomes: list[BaseException | None] = []
     leader_data = tuple(repr(estimators[0].get_params()[name]) for name in DATA_PARAMS)
+    leader_source = estimators[0].get_params()["init_from"]
     for k, est in enumerate(estimators):
         try:
+            source = est.get_params()["init_from"]
+            same_source = source is leader_source or (isinstance(source, str) and source == leader_source)
             if k == 0:
                 own = prepared
-            elif tuple(repr(est.get_params()[name]) for name in DATA_PARAMS) == leader_data:
+            elif tuple(repr(est.get_params()[name]) for name in DATA_PARAMS) == leader_data and same_source:
                 own = prepared.for_estimator(est)
             else:
                 own = prepare(est, X, y, validation_data, kinds, sample_weight)

@@ -381,7 +381,9 @@ class Preprocessor:
     day, day of week, day of year, days elapsed since the earliest training date, and the hour
     when it has a time part), scaled like numeric columns, with one missing-value indicator
     for the column. A column with no value at all in the training rows is dropped (``dropped_``)
-    and ignored at transform time.
+    and ignored at transform time. Columns in ``filled_`` (set when a fit reuses a trained
+    network's preprocessor on a table without them, archtune.transfer) are read as entirely
+    missing: the median and a missing indicator, or the missing category.
     """
 
     def __init__(self, scaling: str | None = "standard", categorical: str = "embedding", text: bool = True):
@@ -395,6 +397,9 @@ class Preprocessor:
         self.image_shapes_: dict[str, list[int]] = {}
         self.dates_: dict[str, dict[str, Any]] = {}
         self.dropped_: list[str] = []
+        # Columns the fitted network reads that X does not have (a fit started from another
+        # network's preprocessor, archtune.transfer): every value missing, filled as such.
+        self.filled_: list[str] = []
         self.sparse_ = False  # fitted on a scipy sparse matrix (fit_sparse)
 
     # ------------------------------------------------------------------ fitting
@@ -564,6 +569,8 @@ class Preprocessor:
     def transform(self, frame: pd.DataFrame, where: str = "X") -> np.ndarray:
         if not all(isinstance(c, str) for c in frame.columns):
             frame = frame.set_axis([str(c) for c in frame.columns], axis=1)  # fit keys columns by str(name)
+        if self.filled_:
+            frame = frame.assign(**{name: np.nan for name in self.filled_ if name not in frame.columns})
         dropped = set(self.dropped_)
         absent = [c for c in self.columns_ if c not in frame.columns and c not in dropped]
         if absent:
@@ -772,7 +779,7 @@ class Preprocessor:
     STATE_KEYS = ("columns_", "numeric_", "categorical_", "categories_", "center_", "scale_",
                   "quantiles_", "medians_", "indicators_", "onehot_")
     TEXT_KEYS = ("text_", "vocabularies_", "text_lengths_", "image_", "image_shapes_")  # absent without them
-    OPTIONAL_KEYS = ("dates_", "dropped_")  # absent when empty (and in bundles from before them)
+    OPTIONAL_KEYS = ("dates_", "dropped_", "filled_")  # absent when empty (and in bundles from before them)
 
     def to_state(self) -> dict[str, Any]:
         """The fitted state as plain JSON-able values (`from_state` reads it back)."""

@@ -69,7 +69,7 @@ class TrainingState:
     metric_name : str
         The validation metric's name (``val_<metric_name>`` in the logs).
     epoch : int
-        The last finished epoch (1-based).
+        The last finished epoch (1-based; after ``epoch_offset`` epochs of an earlier phase).
     history : History
         ``history.records``: one dict of logs per epoch.
     best_epoch : int
@@ -103,6 +103,7 @@ class TrainingState:
         self.stale = 0
         self.best_state: dict[str, torch.Tensor] | None = None
         self.position = index  # where the member sits in the engine (it changes as members leave)
+        self.epoch_offset = 0  # epochs of an earlier phase: this run's are numbered after them
         self._engine = engine
 
     @property
@@ -139,7 +140,7 @@ class TrainingState:
         except Exception as exc:  # a pruner's signal, or a callback's own failure, ends this member
             self.status, self.error = "stopped", exc
             return True
-        if (self.epoch >= cfg.max_epochs or self.stop_training or interrupted
+        if (self.epoch - self.epoch_offset >= cfg.max_epochs or self.stop_training or interrupted
                 or (cfg.early_stopping and self.stale >= cfg.patience)):
             self.status = "complete"
             return True
@@ -254,7 +255,8 @@ def run(engine: Engine, members: list[TrainingState], X: Rows, y: torch.Tensor,
             seconds = (time.perf_counter() - started) / len(active)
             leaving: list[int] = []
             for pos, member in enumerate(active):
-                logs: dict[str, Any] = {"epoch": epoch, "train_loss": train_loss[pos], "lr": member.lr}
+                logs: dict[str, Any] = {"epoch": epoch + member.epoch_offset, "train_loss": train_loss[pos],
+                                        "lr": member.lr}
                 if has_val:
                     logs["val_loss"] = val_loss[pos]
                     if val_metric[pos] is not None:

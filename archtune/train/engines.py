@@ -55,11 +55,21 @@ def predict_tensor(module: nn.Module, X: Rows, batch_size: int = EVAL_BATCH) -> 
 
 
 class SingleEngine:
-    """One network and its torch optimiser."""
+    """One network and its torch optimiser.
+
+    ``param_groups`` (optional) are the optimiser's groups, each ``{"params": [...],
+    "lr_factor": f}``: a group trains at ``f`` times the scheduled rate, and parameters in no
+    group do not train at all (no penalties, weight decay or max-norm either; fine-tuning,
+    archtune.transfer.freeze). ``eval_modules`` stay in evaluation mode while the rest trains
+    (frozen batch norms). Without them every parameter trains at the rate, as one group.
+    """
 
     def __init__(self, module: nn.Module, config: TrainConfig, loss_fn: LossFn,
-                 metric: Callable[[torch.Tensor, torch.Tensor], float] | None, device: torch.device):
+                 metric: Callable[[torch.Tensor, torch.Tensor], float] | None, device: torch.device,
+                 param_groups: Sequence[dict] | None = None, eval_modules: Sequence[nn.Module] = ()):
         self.module = module.to(device)
+        self.param_groups = param_groups
+        self.eval_modules = list(eval_modules)
         self.config = config
         self.loss_fn = loss_fn
         self.metric = metric
@@ -76,21 +86,35 @@ class SingleEngine:
 
     def begin(self) -> None:
         module = self.module
-        self.optimizer = make_optimizer(self.config, module.parameters())
-        self.weights = penalised_weights(module)
         self.activity = [m for m in module.modules() if getattr(m, "adds_to_loss", False)]
-        self.hidden = [m.weight for m in module.hidden_linears()] if hasattr(module, "hidden_linears") else self.weights
+        if self.param_groups is None:
+            self.optimizer = make_optimizer(self.config, module.parameters())
+            self.weights = penalised_weights(module)
+            self.hidden = ([m.weight for m in module.hidden_linears()] if hasattr(module, "hidden_linears")
+                           else self.weights)
+            self.factors = [1.0]
+            self.weight_factors: list[float] | None = None  # every weight at the rate
+            return
+        self.optimizer = make_optimizer(self.config, self.param_groups)
+        factor_of = {id(p): group["lr_factor"] for group in self.param_groups for p in group["params"]}
+        self.factors = [group["lr_factor"] for group in self.optimizer.param_groups]
+        self.weights = [w for w in penalised_weights(module) if id(w) in factor_of]
+        self.weight_factors = [factor_of[id(w)] for w in self.weights]
+        hidden = [m.weight for m in module.hidden_linears()] if hasattr(module, "hidden_linears") else self.weights
+        self.hidden = [w for w in hidden if id(w) in factor_of]
 
     def train_mode(self, training: bool) -> None:
         self.module.train(training)
+        for m in self.eval_modules:
+            m.eval()
 
     def step(self, xb: torch.Tensor, yb: torch.Tensor, lrs: list[float],
              wb: torch.Tensor | None = None) -> torch.Tensor:
         cfg, opt = self.config, self.optimizer
         assert opt is not None
         lr = lrs[0]
-        for group in opt.param_groups:
-            group["lr"] = lr
+        for group, factor in zip(opt.param_groups, self.factors):
+            group["lr"] = lr * factor
         loss = _loss(self.loss_fn, self.module(xb), yb, wb)
         total = loss
         for m in self.activity:  # ActivityRegularization layers' penalties on this batch
@@ -107,9 +131,13 @@ class SingleEngine:
         if cfg.weight_decay > 0:
             # Decoupled weight decay (Loshchilov & Hutter), scaled by the scheduled rate.
             with torch.no_grad():
-                shrink = 1.0 - lr * cfg.weight_decay * self.decay_factor
-                for w in self.weights:
-                    w.mul_(shrink)
+                if self.weight_factors is None:
+                    shrink = 1.0 - lr * cfg.weight_decay * self.decay_factor
+                    for w in self.weights:
+                        w.mul_(shrink)
+                else:  # each weight decays by its own group's rate
+                    for w, factor in zip(self.weights, self.weight_factors):
+                        w.mul_(1.0 - lr * factor * cfg.weight_decay * self.decay_factor)
         opt.step()
         if cfg.max_norm is not None:
             with torch.no_grad():

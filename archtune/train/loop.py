@@ -46,6 +46,14 @@ class Trainer:
         A training loss above this stops training as diverged.
     interrupt : callable, optional
         ``interrupt() -> bool``, checked every step: True ends the epoch and training at once.
+    param_groups, eval_modules : optional
+        Fine-tuning (archtune.transfer.freeze): optimiser groups ``{"params": [...],
+        "lr_factor": f}`` (parameters in none do not train) and modules kept in evaluation
+        mode; see `SingleEngine`.
+    epoch_offset : int
+        Epochs already trained in an earlier phase: this run's epochs are numbered after them
+        (in the logs, ``state.epoch`` and ``best_epoch``); ``config.max_epochs`` counts this
+        run's own.
 
     After `fit`, ``module`` holds the best epoch's weights (with early stopping), ``history``
     the logs of every epoch and ``best_epoch`` the epoch of the weights kept. A diverged run
@@ -55,14 +63,16 @@ class Trainer:
     def __init__(self, module: nn.Module, loss_fn: LossFn, config: TrainConfig, *, metric: MetricFn | None = None,
                  metric_name: str = "metric", callbacks: Sequence[Callback] = (),
                  device: torch.device | str = "cpu", divergence_limit: float | None = None,
-                 interrupt: Callable[[], bool] | None = None):
+                 interrupt: Callable[[], bool] | None = None, param_groups: Sequence[dict] | None = None,
+                 eval_modules: Sequence[nn.Module] = (), epoch_offset: int = 0):
         self.module = module
         self.config = config
         self.metric_name = metric_name
         self.device = torch.device(device)
         self.divergence_limit = divergence_limit
         self.interrupt = interrupt
-        self.engine = SingleEngine(module, config, loss_fn, metric, self.device)
+        self.engine = SingleEngine(module, config, loss_fn, metric, self.device, param_groups, eval_modules)
+        self.epoch_offset = epoch_offset
         self.callbacks = list(callbacks)
         self.state: TrainingState | None = None
 
@@ -82,6 +92,7 @@ class Trainer:
         batch_size = min(self.config.batch_size, max(1, len(X)))
         steps = -(-len(X) // batch_size)
         state = self.state = TrainingState(0, self.config, self.metric_name, self.callbacks, steps, self.engine)
+        state.epoch_offset = self.epoch_offset
 
         def keep_result(member: TrainingState) -> None:
             if member.config.early_stopping and member.best_state is not None:

@@ -52,11 +52,13 @@ def _kernels(cls: type[torch.optim.Optimizer], params: list[torch.Tensor]) -> di
     return {"foreach": True}
 
 
-def make_optimizer(config: TrainConfig, params: Iterable[torch.nn.Parameter]) -> torch.optim.Optimizer:
-    """The optimiser named by ``config.optimizer`` over ``params`` (one network)."""
+def make_optimizer(config: TrainConfig, params: Iterable[torch.nn.Parameter] | Iterable[dict]) -> torch.optim.Optimizer:
+    """The optimiser named by ``config.optimizer`` over ``params`` (one network): parameters,
+    or parameter groups (dicts with "params", and keys of their own that torch keeps)."""
     params = list(params)
     cls, options = _optimizer_class(config)
-    return cls(params, **options, **_kernels(cls, params))
+    flat = [p for group in params for p in group["params"]] if params and isinstance(params[0], dict) else params
+    return cls(params, **options, **_kernels(cls, flat))
 
 
 def make_member_optimizer(configs: Sequence[TrainConfig], params: Sequence[torch.nn.Parameter]) -> torch.optim.Optimizer:

@@ -1,0 +1,255 @@
+"""The network bundle's format on disk, read without building an estimator.
+
+A bundle directory (archtune.io) holds ``archtune.json`` (format, version, parameters,
+preprocessing, target, history) and ``weights-<sha256 prefix>.safetensors``. This module
+knows the JSON fields and the weights file: `read_meta` checks format and version,
+`read_network` returns the trained network and what it reads (`NetworkBundle`). It imports
+neither the estimators nor the fitting path, so that code below them (archtune.transfer,
+which starts a fit from a bundle) can read bundles; `archtune.io.load` builds the estimator
+from a `NetworkBundle`. Nothing is unpickled: weights come from safetensors, the rest from JSON.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from archtune.config import ModelConfig
+from archtune.errors import BundleError, InvalidParameterError
+
+FORMAT = "archtune-bundle"
+FORMAT_VERSION = 1
+META_FILE = "archtune.json"
+# The estimators a network bundle names, and the kind of target each reads.
+TARGET_KINDS = {"NeuralClassifier": "classification", "NeuralRegressor": "regression"}
+
+
+# --------------------------------------------------------------------------- JSON encoding of labels
+
+
+def encode_labels(values: np.ndarray, what: str) -> dict[str, Any]:
+    """Class labels as JSON: their dtype and a list of plain Python values."""
+    arr = np.asarray(values)
+    if arr.dtype.kind in "biuf":
+        return {"dtype": arr.dtype.str, "values": arr.tolist()}
+    if arr.dtype.kind == "U":
+        return {"dtype": arr.dtype.str, "values": arr.tolist()}
+    if arr.dtype.kind == "O":
+        items = arr.tolist()
+        for v in items:
+            if not isinstance(v, (str, bool, int, float)):
+                raise BundleError(f"cannot save {what}: label {v!r} of type {type(v).__name__} has no JSON form; "
+                                  "use str, int, float or bool labels")
+        return {"dtype": "object", "values": items}
+    raise BundleError(f"cannot save {what}: labels of dtype {arr.dtype} have no JSON form")
+
+
+def decode_labels(data: Any, what: str) -> np.ndarray:
+    expect(data, dict, what)
+    dtype, values = data.get("dtype"), data.get("values")
+    expect(dtype, str, f"{what}.dtype")
+    expect(values, list, f"{what}.values")
+    if dtype == "object":
+        out = np.empty(len(values), dtype=object)
+        out[:] = values
+        return out
+    try:
+        np_dtype = np.dtype(dtype)
+        if np_dtype.kind not in "biufU":
+            raise TypeError(dtype)
+        return np.asarray(values, dtype=np_dtype)
+    except (TypeError, ValueError):
+        raise BundleError(f"bundle field {what} has an unsupported dtype {dtype!r}") from None
+
+
+def expect(value: Any, kind: type | tuple[type, ...], what: str) -> Any:
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        names = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
+        raise BundleError(f"bundle field {what} should be {names}, found {type(value).__name__}: {value!r:.80}")
+    return value
+
+
+def params_to_json(params: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in params.items():
+        if key == "layers" and value is not None:
+            from archtune.models.layer_list import layer_to_dict
+
+            value = [layer_to_dict(layer) for layer in value]
+        elif isinstance(value, tuple):
+            value = list(value)
+        elif isinstance(value, dict) and key == "class_weight":  # labels of any type, encoded
+            value = {"labels": encode_labels(np.array(list(value.keys()), dtype=object), key),
+                     "weights": [float(w) for w in value.values()]}
+        elif key == "init_from" and value is not None:
+            # A path stays a path; an object (a fitted estimator, a Source) has no JSON form:
+            # the lineage records where the weights came from.
+            value = os.fspath(value) if isinstance(value, (str, os.PathLike)) else None
+        elif isinstance(value, np.random.RandomState):
+            value = None
+        elif isinstance(value, np.generic):
+            value = value.item()
+        out[key] = value
+    return out
+
+
+def params_from_json(params: dict[str, Any]) -> dict[str, Any]:
+    out = dict(params)
+    if isinstance(out.get("layers"), list):
+        from archtune.models.layer_list import layer_from_dict
+
+        out["layers"] = [layer_from_dict(expect(d, dict, "params.layers[]")) for d in out["layers"]]
+    if isinstance(out.get("hidden_sizes"), list):
+        out["hidden_sizes"] = tuple(out["hidden_sizes"])
+    cw = out.get("class_weight")
+    if isinstance(cw, dict):
+        labels = decode_labels(cw.get("labels"), "params.class_weight.labels").tolist()
+        out["class_weight"] = dict(zip(labels, expect(cw.get("weights"), list, "params.class_weight.weights")))
+    return out
+
+
+def read_meta(directory: str | os.PathLike) -> dict[str, Any]:
+    """The bundle's JSON description, checked for format and version."""
+    directory = Path(directory)
+    if not directory.exists():
+        raise BundleError(f"{directory}: no such model bundle (directory not found)")
+    if not directory.is_dir():
+        raise BundleError(f"{directory}: is a file, not an archtune model bundle directory "
+                          "(archtune never loads pickles or .pt files)")
+    meta_path = directory / META_FILE
+    if not meta_path.is_file():
+        raise BundleError(f"{directory}: not an archtune model bundle ({META_FILE} is missing)")
+    try:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise BundleError(f"{meta_path}: corrupted bundle description ({exc})") from None
+    expect(meta, dict, META_FILE)
+    if meta.get("format") != FORMAT:
+        raise BundleError(f"{meta_path}: not an archtune bundle (format={meta.get('format')!r})")
+    version = meta.get("format_version")
+    if version != FORMAT_VERSION:
+        raise BundleError(f"{meta_path}: bundle format version {version!r} is not supported by this archtune "
+                          f"(reads version {FORMAT_VERSION}); upgrade archtune or re-save the model")
+    return meta
+
+@dataclass(frozen=True)
+class NetworkBundle:
+    """A network bundle's contents: the trained network and everything it reads.
+
+    estimator : str
+        "NeuralClassifier" or "NeuralRegressor".
+    params : dict
+        The estimator's parameters (decoded from JSON, not validated).
+    model_config : ModelConfig
+    input_spec : InputSpec
+    preprocessor : Preprocessor
+    target : ClassificationTarget or RegressionTarget
+    inputs : FittedInputs
+    module : TabularNetwork
+        In evaluation mode, with the saved weights.
+    meta : dict
+        The whole JSON description.
+    """
+
+    estimator: str
+    params: dict
+    model_config: Any
+    input_spec: Any
+    preprocessor: Any
+    target: Any
+    inputs: Any
+    module: Any
+    meta: dict
+
+
+def read_network(directory: str | os.PathLike) -> NetworkBundle:
+    """Read a network bundle saved by `archtune.io.save`.
+
+    Raises
+    ------
+    BundleError
+        Not a bundle, or an invalid one (naming the file and the field).
+    """
+    from archtune.data.inputs import FittedInputs
+    from archtune.data.preprocess import Preprocessor
+    from archtune.data.target import ClassificationTarget, RegressionTarget
+    from archtune.models import InputSpec, build_model
+
+    directory = Path(directory)
+    meta = read_meta(directory)
+    name = expect(meta.get("estimator"), str, "estimator")
+    if name not in TARGET_KINDS:
+        raise BundleError(f"{directory}: unknown estimator {name!r} in the bundle")
+    try:
+        params = params_from_json(expect(meta.get("params"), dict, "params"))
+        mc = dict(expect(meta.get("model_config"), dict, "model_config"))
+        mc["hidden_sizes"] = tuple(expect(mc.get("hidden_sizes"), list, "model_config.hidden_sizes"))
+        mc["layers"] = params_from_json({"layers": expect(mc.get("layers", []), list, "model_config.layers")})["layers"]
+        model_config = ModelConfig.from_dict(mc)
+        spec_d = expect(meta.get("input_spec"), dict, "input_spec")
+        spec = InputSpec(int(spec_d["n_numeric"]), tuple(spec_d["cardinalities"]), tuple(spec_d["embedding_dims"]),
+                         tuple((int(v), int(n)) for v, n in spec_d.get("text", [])),
+                         tuple(tuple(int(d) for d in shape) for shape in spec_d.get("images", [])),
+                         int(spec_d.get("n_continuous", 0)),
+                         tuple(tuple(float(v) for v in edges) for edges in spec_d.get("bins", [])))
+        pre = Preprocessor.from_state(expect(meta.get("preprocessor"), dict, "preprocessor"))
+        target_d = expect(meta.get("target"), dict, "target")
+        if TARGET_KINDS[name] == "classification":
+            target: Any = ClassificationTarget(decode_labels(target_d.get("classes"), "target.classes"))
+        else:
+            bounds = [np.asarray(expect(target_d[key], list, f"target.{key}"), dtype="float64")
+                      if key in target_d else None for key in ("low", "high")]
+            target = RegressionTarget(
+                expect(target_d.get("n_outputs"), int, "target.n_outputs"), bool(target_d.get("one_d")),
+                np.asarray(expect(target_d.get("mean"), list, "target.mean"), dtype="float64"),
+                np.asarray(expect(target_d.get("scale"), list, "target.scale"), dtype="float64"), *bounds)
+        names = meta.get("feature_names_in")
+        inputs = FittedInputs(name, model_config.arch, expect(meta.get("n_features_in"), int, "n_features_in"),
+                              None if names is None else tuple(map(str, expect(names, list, "feature_names_in"))),
+                              model_config.image_shape, model_config.series_shape, tuple(pre.columns_))
+    except BundleError:
+        raise
+    except InvalidParameterError as exc:
+        raise BundleError(f"{directory / META_FILE}: invalid parameter in the bundle ({exc})") from None
+    except (TypeError, KeyError, ValueError) as exc:
+        raise BundleError(f"{directory / META_FILE}: invalid bundle description ({type(exc).__name__}: {exc})") from None
+    # The architecture is rebuilt (seed 0, as TaskSpec.build_network) and the weights replace its own.
+    module = build_model(model_config, spec, target.n_outputs, target.task, torch.Generator().manual_seed(0))
+    module.load_state_dict(read_weights(directory, meta, module))
+    return NetworkBundle(name, params, model_config, spec, pre, target, inputs, module.eval(), meta)
+
+
+def read_weights(directory: Path, meta: dict[str, Any], module: nn.Module) -> dict[str, torch.Tensor]:
+    from safetensors import SafetensorError
+    from safetensors.torch import load as load_safetensors
+
+    weights_name = expect(meta.get("weights_file"), str, "weights_file")
+    if Path(weights_name).name != weights_name:
+        raise BundleError(f"{directory}: weights_file {weights_name!r} must be a file name inside the bundle")
+    path = directory / weights_name
+    if not path.is_file():
+        raise BundleError(f"{path}: the bundle's weights file is missing")
+    data = path.read_bytes()
+    if hashlib.sha256(data).hexdigest() != meta.get("weights_sha256"):
+        raise BundleError(f"{path}: weights file is corrupted or truncated (checksum mismatch)")
+    try:
+        state = load_safetensors(data)
+    except (SafetensorError, ValueError, RuntimeError) as exc:
+        raise BundleError(f"{path}: not a valid safetensors file ({exc})") from None
+    expected = module.state_dict()
+    if set(state) != set(expected) or any(state[k].shape != expected[k].shape for k in expected):
+        raise BundleError(f"{path}: weights do not match the architecture described in {META_FILE}")
+    return state
+
+
+__all__ = ["FORMAT", "FORMAT_VERSION", "META_FILE", "NetworkBundle", "TARGET_KINDS", "decode_labels",
+           "encode_labels", "expect", "params_from_json", "params_to_json", "read_meta", "read_network",
+           "read_weights"]
