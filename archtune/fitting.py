@@ -35,6 +35,7 @@ from archtune.data.target import TARGETS, target_array
 from archtune.data.weights import check_sample_weight, effective, positive_rows
 from archtune.errors import DataError, InvalidParameterError
 from archtune.models import InputSpec, TabularNetwork, build_model, get_family
+from archtune.models.backbone_weights import check_weights_file, load_backbone_weights
 from archtune.models.embeddings import compute_bins
 from archtune.models.layer_list import input_scaling
 from archtune.recipes import wide as is_wide
@@ -84,6 +85,7 @@ def check_params(estimator: Any) -> ModelConfig:
                                     f"got categorical_features={features!r}")
     check_choice("clamp_outputs", params["clamp_outputs"], (True, False, "auto"))
     resolve_device(params["device"])
+    check_weights_file(model_config.conv)  # a pretrained backbone's file: there before any data is read
     return model_config
 
 
@@ -285,6 +287,7 @@ class TrainResult:
     module: torch.nn.Module
     history: list[dict[str, Any]] = field(default_factory=list)
     best_epoch: int = 0
+    lineage: list[dict[str, Any]] = field(default_factory=list)  # where the starting weights came from
 
 
 # --------------------------------------------------------------------------- the steps
@@ -367,7 +370,10 @@ def prepare(estimator: Any, X: Any, y: Any, validation_data: tuple[Any, ...] | N
         frame_tr, frame_val, targets_tr, targets_val, w_tr, w_va = _split(frame, targets, weights, target, params,
                                                                           seed)
 
-    pre = Preprocessor(input_scaling(model_config.layers, arch, params["scaling"]), params["categorical"])
+    scaling = input_scaling(model_config.layers, arch, params["scaling"])
+    if arch == "cnn" and array_kind == "image" and model_config.conv.backbone:
+        scaling = None  # a pretrained backbone reads [0, 1] pixels and normalises them itself, as ImageNet
+    pre = Preprocessor(scaling, params["categorical"])
     pre = pre.fit_sparse(frame_tr) if sparse else pre.fit(frame_tr, "X", dict(kinds))
     _warn_unused(estimator, arch, [g for g, present in (("conv", pre.image_), ("sequence", pre.text_)) if present])
     model_config = dataclasses.replace(model_config, wide=wide_inputs(params["inputs"], arch, pre),
@@ -465,13 +471,15 @@ def train(prepared: Prepared, callbacks: Sequence[Callback] = (),
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(prepared.seed)  # dropout masks draw from the global generator
         module = prepared.build_network()
+        # A pretrained image backbone's weights, from its file (read here only: bundles never do).
+        lineage = load_backbone_weights(module, prepared.model_config)
         trainer = Trainer(module, prepared.task.loss_fn(prepared.device), prepared.train_config,
                           metric=prepared.task.metric_fn(), metric_name=prepared.task.metric_name,
                           callbacks=callbacks, device=prepared.device,
                           divergence_limit=prepared.task.divergence_limit, interrupt=interrupt)
         trainer.fit(prepared.X_train, prepared.y_train, prepared.X_val, prepared.y_val, w=prepared.w_train,
                     w_val=prepared.w_val)
-    return TrainResult(module, trainer.history.records, trainer.best_epoch)
+    return TrainResult(module, trainer.history.records, trainer.best_epoch, lineage)
 
 
 def with_progress(prepared: Prepared, callbacks: Sequence[Callback]) -> list[Callback]:
@@ -492,6 +500,7 @@ def finish(estimator: Any, prepared: Prepared, result: TrainResult) -> Any:
         "model_config_": prepared.model_config,
         "learning_rate_": float(prepared.train_config.learning_rate),
         "lr_finder_": prepared.lr_finder,  # None (no finder ran) removes an earlier fit's
+        "lineage_": list(result.lineage),
     })
 
 
