@@ -31,7 +31,8 @@ TORCHVISION = json.loads(FIXTURE.read_text())["backbones"]
 def images(n: int = 64, channels: int = 3, side: int = 32, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     rng = np.random.default_rng(seed)
     X = rng.integers(0, 256, size=(n, channels, side, side), dtype=np.uint8)
-    y = (X[:, 0, :16].mean(axis=(1, 2)) > X[:, 0, 16:].mean(axis=(1, 2))).astype(int)
+    half = side // 2
+    y = (X[:, 0, :half].mean(axis=(1, 2)) > X[:, 0, half:].mean(axis=(1, 2))).astype(int)
     return X, y
 
 
@@ -281,3 +282,24 @@ def test_a_file_that_is_not_a_state_dict_is_refused(tmp_path):
     net, config = network("resnet18", path)
     with pytest.raises(BundleError, match="not a state dict .* got a list"):
         load_backbone_weights(net, config)
+
+
+def test_a_column_of_image_paths_gets_the_backbone_too(tmp_path, monkeypatch):
+    import pandas as pd
+    from PIL import Image
+
+    monkeypatch.chdir(tmp_path)
+    X, y = images(n=24, side=16)
+    for i, image in enumerate(X):
+        Image.fromarray(image.transpose(1, 2, 0)).save(tmp_path / f"{i}.png")
+    table = pd.DataFrame({"photo": [f"{i}.png" for i in range(len(X))], "size": np.arange(len(X), dtype=float)})
+    path = tmp_path / "mobilenet_v3_small-047dcff4.safetensors"
+    state = source_state("mobilenet_v3_small")
+    save_file(state, str(path))
+    snapshot = Snapshot()
+    est = NeuralClassifier(backbone="mobilenet_v3_small", backbone_weights=str(path), hidden_layers=1, units=8,
+                           max_epochs=1, random_state=0, augment=False).fit(table, y, callbacks=[snapshot])
+    prefix = "image_encoders.0.2."  # Unflatten, ImageNetInput, then the backbone
+    start = {k[len(prefix):]: v for k, v in snapshot.state.items() if k.startswith(prefix)}
+    assert len(start) == len(state) and all(torch.equal(start[k], state[k]) for k in state)
+    assert est.lineage_[0]["loaded"] == len(state)
