@@ -4,6 +4,7 @@ bundles that load without the file."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import pickle
 import warnings
@@ -108,7 +109,7 @@ def test_weights_load_bit_identically(tmp_path, name, suffix):
     assert all(torch.equal(loaded[k], body[k]) for k in body)
     assert not all(torch.equal(before[k], body[k]) for k in body)  # the load changed something
     assert lineage == [{"step": "backbone", "backbone": name, "from": str(path.resolve()),
-                        "sha256": __import__("hashlib").sha256(path.read_bytes()).hexdigest(), "loaded": len(body)}]
+                        "sha256": hashlib.sha256(path.read_bytes()).hexdigest(), "loaded": len(body)}]
 
 
 def test_old_files_without_step_counters_load(tmp_path):

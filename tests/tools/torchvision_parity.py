@@ -37,7 +37,6 @@ def import_torchvision(path: str):
     # torchvision registers fake (meta) kernels for its C++ operators at import; that fails
     # without its compiled extension for this torch. The models never call those operators.
     torch.library.register_fake = lambda *args, **kwargs: (lambda fn: fn)
-    import torchvision  # noqa: F401
     from torchvision import models
 
     return models
