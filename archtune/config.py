@@ -67,7 +67,9 @@ def resolve_hidden_sizes(
 @dataclass(frozen=True)
 class ConvConfig:
     """Convolutional blocks: the body of ``arch="cnn"`` and the encoder of each column of
-    image paths (models/cnn.py)."""
+    image paths (models/cnn.py). ``backbone`` ("resnet18", "mobilenet_v3_small") replaces the
+    blocks by a pretrained architecture (models/backbones.py) whose weights fit reads from
+    the local file ``backbone_weights`` (models/backbone_weights.py)."""
 
     conv_blocks: int = 2
     filters: int = 32
@@ -78,8 +80,12 @@ class ConvConfig:
     separable: bool = False
     residual: bool = False
     augment: tuple[str, ...] = ("shift", "flip")
+    backbone: str | None = None
+    backbone_weights: str | None = None
 
     def __post_init__(self) -> None:
+        from archtune.models.backbone_weights import check_weights_path
+        from archtune.models.backbones import BACKBONES
         from archtune.models.cnn import AUGMENTATIONS
 
         check_number("conv_blocks", self.conv_blocks, 0, 10, integer=True)
@@ -98,6 +104,9 @@ class ConvConfig:
         check_choice("separable", self.separable, (True, False))
         check_choice("residual", self.residual, (True, False))
         object.__setattr__(self, "augment", _augmentations(self.augment, AUGMENTATIONS))
+        check_choice("backbone", self.backbone, (None, *BACKBONES))
+        if self.backbone_weights is not None:  # checked as a path only: a bundle never reads the file
+            object.__setattr__(self, "backbone_weights", check_weights_path(self.backbone_weights, self.backbone))
 
 
 @dataclass(frozen=True)

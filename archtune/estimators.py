@@ -63,6 +63,24 @@ class _NeuralBase(BaseEstimator):
     augment : bool or str
         Training-time image augmentation: True (shift and flip), False, or a comma-separated
         list of shift, flip, rotate, crop.
+    backbone : {None, "resnet18", "mobilenet_v3_small"}
+        A pretrained image architecture as the encoder of arch="cnn" (and of image-path
+        columns) instead of the conv blocks, whose parameters are then not read: torchvision's
+        ResNet-18 (He et al. 2016; 512 pooled features) or MobileNet-V3-small (Howard et al.
+        2019; 576), without their classifier; the dense layers and the output layer follow.
+        Grey images are repeated to three channels; the pixels reach it in [0, 1] (uint8
+        images / 255; ``scaling`` does not apply to them) and are normalised by ImageNet's
+        channel means and standard deviations. The ImageNet weights were trained on 224 x 224
+        images; smaller ones work (adaptive pooling) with weaker features.
+    backbone_weights : str or path, optional
+        A local file of the backbone's torchvision state dict, read once at the start of fit:
+        ``.safetensors``, or ``.pth`` / ``.pt`` read with ``torch.load(weights_only=True)``
+        (e.g. torchvision's resnet18-f37072fd.pth, mobilenet_v3_small-047dcff4.pth; the
+        classifier's entries are ignored). Nothing is downloaded: None trains the backbone
+        from random weights, with a warning. A missing file is an `InvalidParameterError`; a
+        truncated or corrupt one, another architecture's, or a pickle holding code a
+        `BundleError` (nothing in it runs). Saved bundles hold the trained weights and load
+        without the file. What was loaded is recorded in ``lineage_``.
     norm : {None, "batch", "layer"}
     parametric_activation : bool
         Each hidden unit's activation becomes ``x + alpha * (f(x) - x)`` with a learned alpha
@@ -192,9 +210,11 @@ class _NeuralBase(BaseEstimator):
     init_report_ : str
         With ``init_from``: what was copied, in one line ("copied 14 of 16 tensors ...").
     lineage_ : list of dict
-        With ``init_from``: where the weights came from, this fit first
-        (``{"step": "init_from", "from": ..., "copied": ..., "total": ...}``), then the
-        source's own lineage. Saved in bundles.
+        Where the starting weights came from, one record per step, this fit's first: with
+        ``init_from`` ``{"step": "init_from", "from": ..., "copied": ..., "total": ...}`` then
+        the source's own lineage; with ``backbone_weights`` ``{"step": "backbone", "backbone":
+        "resnet18", "from": path, "sha256": ..., "loaded": 120}`` (tensors read from the file);
+        empty for random weights. Saved in bundles.
     """
 
     target_kind = "regression"  # or "classification": which target encoder fit uses (data/target.py)
@@ -229,6 +249,8 @@ class _NeuralBase(BaseEstimator):
         separable: bool = False,
         residual: bool = False,
         augment: bool | str = True,
+        backbone: str | None = None,
+        backbone_weights: str | None = None,
         inputs: dict | None = None,
         layers: list | None = None,
         sequence: str = "conv",
@@ -297,6 +319,8 @@ class _NeuralBase(BaseEstimator):
         self.separable = separable
         self.residual = residual
         self.augment = augment
+        self.backbone = backbone
+        self.backbone_weights = backbone_weights
         self.inputs = inputs
         self.layers = layers
         self.sequence = sequence

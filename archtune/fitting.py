@@ -37,6 +37,7 @@ from archtune.data.target import TARGETS, target_array
 from archtune.data.weights import check_sample_weight, effective, positive_rows
 from archtune.errors import DataError, InvalidParameterError
 from archtune.models import InputSpec, TabularNetwork, build_model, get_family
+from archtune.models.backbone_weights import check_weights_file, load_backbone_weights
 from archtune.models.embeddings import compute_bins
 from archtune.models.layer_list import input_scaling
 from archtune.recipes import wide as is_wide
@@ -91,6 +92,7 @@ def check_params(estimator: Any) -> ModelConfig:
     check_choice("clamp_outputs", params["clamp_outputs"], (True, False, "auto"))
     FineTuning.from_params(params)
     resolve_device(params["device"])
+    check_weights_file(model_config.conv)  # a pretrained backbone's file: there before any data is read
     return model_config
 
 
@@ -312,6 +314,7 @@ class TrainResult:
     history: list[dict[str, Any]] = field(default_factory=list)
     best_epoch: int = 0
     report: CopyReport | None = None  # started from a source: what was copied
+    lineage: list[dict[str, Any]] = field(default_factory=list)  # where the starting weights came from
 
 
 # --------------------------------------------------------------------------- the steps
@@ -418,7 +421,10 @@ def prepare(estimator: Any, X: Any, y: Any, validation_data: tuple[Any, ...] | N
         pre, model_config = matched.preprocessor, source.model_config
         _warn_architecture(estimator, source)
     else:
-        pre = Preprocessor(input_scaling(model_config.layers, arch, params["scaling"]), params["categorical"])
+        scaling = input_scaling(model_config.layers, arch, params["scaling"])
+        if arch == "cnn" and array_kind == "image" and model_config.conv.backbone:
+            scaling = None  # a pretrained backbone reads [0, 1] pixels and normalises them itself, as ImageNet
+        pre = Preprocessor(scaling, params["categorical"])
         pre = pre.fit_sparse(frame_tr) if sparse else pre.fit(frame_tr, "X", dict(kinds))
         _warn_unused(estimator, arch, [g for g, present in (("conv", pre.image_), ("sequence", pre.text_)) if present])
         model_config = dataclasses.replace(model_config, wide=wide_inputs(params["inputs"], arch, pre),
@@ -532,15 +538,17 @@ def train(prepared: Prepared, callbacks: Sequence[Callback] = (),
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(prepared.seed)  # dropout masks draw from the global generator
         module, report = prepared.initial_network()
-        if report is not None:
+        if report is not None:  # the source's weights (its backbone's included) win over any file
             return _fine_tune(prepared, module, report, callbacks, interrupt)
+        # A pretrained image backbone's weights, from its file (read here only: bundles never do).
+        lineage = load_backbone_weights(module, prepared.model_config)
         trainer = Trainer(module, prepared.task.loss_fn(prepared.device), prepared.train_config,
                           metric=prepared.task.metric_fn(), metric_name=prepared.task.metric_name,
                           callbacks=callbacks, device=prepared.device,
                           divergence_limit=prepared.task.divergence_limit, interrupt=interrupt)
         trainer.fit(prepared.X_train, prepared.y_train, prepared.X_val, prepared.y_val, w=prepared.w_train,
                     w_val=prepared.w_val)
-    return TrainResult(module, trainer.history.records, trainer.best_epoch)
+    return TrainResult(module, trainer.history.records, trainer.best_epoch, lineage)
 
 
 def _fine_tune(prepared: Prepared, module: TabularNetwork, report: CopyReport, callbacks: Sequence[Callback],
@@ -615,7 +623,7 @@ def finish(estimator: Any, prepared: Prepared, result: TrainResult) -> Any:
         "learning_rate_": float(prepared.train_config.learning_rate),
         "lr_finder_": prepared.lr_finder,  # None (no finder ran) removes an earlier fit's
         "init_report_": report.summary() if report is not None else None,
-        "lineage_": lineage,
+        "lineage_": lineage if lineage is not None else list(result.lineage),
     })
 
 

@@ -48,7 +48,8 @@ STRUCTURE_PARAMS = ("arch", "hidden_layers", "units", "shape", "activation", "no
                     "optimizer", "batch_size", "label_smoothing")
 # Estimator parameters that the shared data pipeline depends on.
 DATA_PARAMS = ("random_state", "validation_fraction", "early_stopping", "scaling", "categorical",
-               "categorical_features", "class_weight", "clamp_outputs", "device")
+               "categorical_features", "class_weight", "clamp_outputs", "device",
+               "backbone")  # a backbone's image pixels are not scaled (fitting.prepare)
 
 
 def can_stack(prepared: Prepared) -> bool:

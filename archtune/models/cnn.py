@@ -3,7 +3,8 @@
 The input row holds an image's C*H*W pixels (see data/images.py); the body reshapes it,
 augments it while training, and runs conv blocks (convolution -> batch norm -> activation ->
 pooling -> spatial dropout), doubling the filters each block, then flattening (small maps) or
-global average pooling (large ones) and the dense hidden layers of ``hidden_sizes``.
+global average pooling (large ones) and the dense hidden layers of ``hidden_sizes``. With
+``backbone`` set, a pretrained architecture (models/backbones.py) replaces the conv blocks.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from archtune.layers import initialize_linear, make_activation, make_dropout, resolve_initializer
+from archtune.models.backbones import ImageNetInput, build_backbone
 from archtune.models.registry import register_model
 
 if TYPE_CHECKING:
@@ -133,6 +135,9 @@ def build_cnn(config: "ModelConfig", in_width: int, generator: torch.Generator |
     layers: list[nn.Module] = [Unflatten(config.image_shape)]
     if config.conv.augment:
         layers.append(Augment(config.conv.augment))
+    if config.conv.backbone is not None:
+        backbone = _backbone_layers(config, channels, generator)
+        return _dense_layers(config, [*layers, *backbone], backbone[-1].width, generator)
     filters = config.conv.filters
     for block in range(config.conv.conv_blocks):
         height, width = (_conv_size(height, config), _conv_size(width, config))
@@ -165,6 +170,24 @@ def build_cnn(config: "ModelConfig", in_width: int, generator: torch.Generator |
     else:
         layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten()]
         size = channels
+    return _dense_layers(config, layers, size, generator)
+
+
+def _backbone_layers(config: "ModelConfig", channels: int, generator: torch.Generator | None) -> list[nn.Module]:
+    """ImageNet's input normalisation and the backbone, which pools to one feature vector of
+    ``width`` values: the conv blocks' parameters (conv_blocks, filters, ...) are not read.
+    The weights are random here; fit loads the pretrained ones (models/backbone_weights.py)."""
+    if channels not in (1, 3):
+        from archtune.errors import InvalidParameterError
+
+        raise InvalidParameterError(f"backbone={config.conv.backbone!r} reads RGB (3 channels) or grey (1 channel) "
+                                    f"images; got {channels} channels (image shape {config.image_shape})")
+    return [ImageNetInput(channels), build_backbone(config.conv.backbone, generator)]
+
+
+def _dense_layers(config: "ModelConfig", layers: list[nn.Module], size: int,
+                  generator: torch.Generator | None) -> tuple[nn.Module, int]:
+    """``layers`` followed by the dense hidden layers, and the output width."""
     for hidden in config.hidden_sizes:
         linear = nn.Linear(size, hidden)
         initialize_linear(linear, resolve_initializer(config.initializer, config.activation), generator)
