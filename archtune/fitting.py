@@ -548,7 +548,7 @@ def train(prepared: Prepared, callbacks: Sequence[Callback] = (),
                           divergence_limit=prepared.task.divergence_limit, interrupt=interrupt)
         trainer.fit(prepared.X_train, prepared.y_train, prepared.X_val, prepared.y_val, w=prepared.w_train,
                     w_val=prepared.w_val)
-    return TrainResult(module, trainer.history.records, trainer.best_epoch, lineage)
+    return TrainResult(module, trainer.history.records, trainer.best_epoch, lineage=lineage)
 
 
 def _fine_tune(prepared: Prepared, module: TabularNetwork, report: CopyReport, callbacks: Sequence[Callback],
