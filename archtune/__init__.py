@@ -40,6 +40,9 @@ _EXPORTS = {
     "plot_param_importances": "archtune.plotting",
     "plot_permutation_importance": "archtune.plotting",
     "plot_residuals": "archtune.plotting",
+    # A callable package: archtune.pretrain(X, ...) (see archtune/pretrain/__init__.py).
+    "pretrain": "archtune.pretrain",
+    "Pretrained": "archtune.pretrain.result",
 }
 
 __all__ = sorted(_EXPORTS)
@@ -51,7 +54,8 @@ _RENAMED = {"load": "load_bundle"}
 
 def __getattr__(name: str) -> Any:
     if name in _EXPORTS:
-        value = getattr(importlib.import_module(_EXPORTS[name]), _RENAMED.get(name, name))
+        module = importlib.import_module(_EXPORTS[name])
+        value = module if module.__name__ == f"{__name__}.{name}" else getattr(module, _RENAMED.get(name, name))
         globals()[name] = value
         return value
     raise AttributeError(f"module 'archtune' has no attribute {name!r}")

@@ -130,34 +130,20 @@ def save(model: Any, directory: str | os.PathLike, metadata: dict[str, Any] | No
         raise BundleError(f"cannot save a {name}: archtune.save takes a fitted NeuralClassifier or NeuralRegressor")
     if not hasattr(model, "module_"):
         raise BundleError(f"cannot save an unfitted {name}: call fit first")
-    directory = Path(directory)
-    if directory.exists() and not directory.is_dir():
-        raise BundleError(f"{directory}: exists and is not a directory")
-    weights = weights_bytes(model.module_)
-    digest = hashlib.sha256(weights).hexdigest()
-    weights_name = f"weights-{digest[:16]}.safetensors"
     meta: dict[str, Any] = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
         "archtune_version": _version(),
         "estimator": name,
         "params": params_to_json(model.get_params()),
-        "model_config": params_to_json(model.model_config_.to_dict()),
-        "input_spec": {"n_numeric": model.input_spec_.n_numeric,
-                       "cardinalities": list(model.input_spec_.cardinalities),
-                       "embedding_dims": list(model.input_spec_.embedding_dims),
-                       "text": [list(t) for t in model.input_spec_.text],
-                       "images": [list(t) for t in model.input_spec_.images],
-                       "n_continuous": model.input_spec_.n_continuous,
-                       "bins": [list(edges) for edges in model.input_spec_.bins]},
+        "model_config": model_config_to_json(model.model_config_),
+        "input_spec": input_spec_to_json(model.input_spec_),
         "preprocessor": model.preprocessor_.to_state(),
         "n_features_in": int(model.n_features_in_),
         "feature_names_in": (list(map(str, model.feature_names_in_)) if hasattr(model, "feature_names_in_") else None),
         "best_epoch": int(model.best_epoch_),
         "learning_rate": float(getattr(model, "learning_rate_", 0.0) or 0.0),
         "history": json.loads(model.history_.to_json(orient="records")),
-        "weights_file": weights_name,
-        "weights_sha256": digest,
         "metadata": metadata or {},
     }
     target = model.target_encoder_
@@ -168,6 +154,19 @@ def save(model: Any, directory: str | os.PathLike, metadata: dict[str, Any] | No
                           "one_d": bool(target.one_d), "n_outputs": int(target.n_outputs)}
         if target.low is not None:  # clamp_outputs: the training target's range
             meta["target"].update(low=target.low.tolist(), high=target.high.tolist())
+    return write_bundle(directory, weights_bytes(model.module_), meta)
+
+
+def write_bundle(directory: str | os.PathLike, weights: bytes, meta: dict[str, Any]) -> Path:
+    """Write a bundle directory: the safetensors ``weights`` (named after their SHA-256),
+    then ``meta`` (with ``weights_file`` and ``weights_sha256`` added) as the JSON that points
+    to them, each atomically; an existing bundle there is replaced. Returns the directory."""
+    directory = Path(directory)
+    if directory.exists() and not directory.is_dir():
+        raise BundleError(f"{directory}: exists and is not a directory")
+    digest = hashlib.sha256(weights).hexdigest()
+    weights_name = f"weights-{digest[:16]}.safetensors"
+    meta = {**meta, "weights_file": weights_name, "weights_sha256": digest}
     text = json.dumps(meta, indent=1, allow_nan=False)
     created = not directory.exists()
     weights_path = directory / weights_name
@@ -229,7 +228,6 @@ def load(directory: str | os.PathLike) -> Any:
     from archtune.data.target import ClassificationTarget, RegressionTarget
     from archtune.estimators import ESTIMATORS
     from archtune.fitting import FittedData, TaskSpec, set_fitted
-    from archtune.models import InputSpec
 
     directory = Path(directory)
     meta = read_meta(directory)
@@ -242,16 +240,8 @@ def load(directory: str | os.PathLike) -> Any:
         # Validated as fit would (but not the device: a model saved on a GPU loads on a CPU).
         model.model_config()
         model.train_config(1000, 0)
-        mc = dict(_expect(meta.get("model_config"), dict, "model_config"))
-        mc["hidden_sizes"] = tuple(_expect(mc.get("hidden_sizes"), list, "model_config.hidden_sizes"))
-        mc["layers"] = params_from_json({"layers": _expect(mc.get("layers", []), list, "model_config.layers")})["layers"]
-        model_config = ModelConfig.from_dict(mc)
-        spec_d = _expect(meta.get("input_spec"), dict, "input_spec")
-        spec = InputSpec(int(spec_d["n_numeric"]), tuple(spec_d["cardinalities"]), tuple(spec_d["embedding_dims"]),
-                         tuple((int(v), int(n)) for v, n in spec_d.get("text", [])),
-                         tuple(tuple(int(d) for d in shape) for shape in spec_d.get("images", [])),
-                         int(spec_d.get("n_continuous", 0)),
-                         tuple(tuple(float(v) for v in edges) for edges in spec_d.get("bins", [])))
+        model_config = model_config_from_json(meta.get("model_config"))
+        spec = input_spec_from_json(meta.get("input_spec"))
         pre = Preprocessor.from_state(_expect(meta.get("preprocessor"), dict, "preprocessor"))
         target_d = _expect(meta.get("target"), dict, "target")
         if model.target_kind == "classification":
@@ -276,7 +266,7 @@ def load(directory: str | os.PathLike) -> Any:
 
     task = TaskSpec(target.task, target.n_outputs, target.losses[0], target.metric)
     module = task.build_network(model_config, spec, 0)
-    module.load_state_dict(_read_weights(directory, meta, module))
+    module.load_state_dict(read_weights(directory, meta, module))
     learning_rate = meta.get("learning_rate")  # the rate used (what learning_rate="auto" found)
     return set_fitted(model, {
         **FittedData(pre, target, inputs).attributes(),
@@ -290,7 +280,41 @@ def load(directory: str | os.PathLike) -> Any:
     })
 
 
-def _read_weights(directory: Path, meta: dict[str, Any], module: nn.Module) -> dict[str, torch.Tensor]:
+def model_config_to_json(model_config: ModelConfig) -> dict[str, Any]:
+    return params_to_json(model_config.to_dict())
+
+
+def model_config_from_json(data: Any) -> ModelConfig:
+    """`model_config_to_json`'s inverse; a malformed field raises BundleError (or the
+    TypeError, KeyError, ValueError that `load` reports as one)."""
+    mc = dict(_expect(data, dict, "model_config"))
+    mc["hidden_sizes"] = tuple(_expect(mc.get("hidden_sizes"), list, "model_config.hidden_sizes"))
+    mc["layers"] = params_from_json({"layers": _expect(mc.get("layers", []), list, "model_config.layers")})["layers"]
+    return ModelConfig.from_dict(mc)
+
+
+def input_spec_to_json(spec: Any) -> dict[str, Any]:
+    return {"n_numeric": spec.n_numeric, "cardinalities": list(spec.cardinalities),
+            "embedding_dims": list(spec.embedding_dims), "text": [list(t) for t in spec.text],
+            "images": [list(t) for t in spec.images], "n_continuous": spec.n_continuous,
+            "bins": [list(edges) for edges in spec.bins]}
+
+
+def input_spec_from_json(data: Any) -> Any:
+    """`input_spec_to_json`'s inverse: an `InputSpec`."""
+    from archtune.models import InputSpec
+
+    spec_d = _expect(data, dict, "input_spec")
+    return InputSpec(int(spec_d["n_numeric"]), tuple(spec_d["cardinalities"]), tuple(spec_d["embedding_dims"]),
+                     tuple((int(v), int(n)) for v, n in spec_d.get("text", [])),
+                     tuple(tuple(int(d) for d in shape) for shape in spec_d.get("images", [])),
+                     int(spec_d.get("n_continuous", 0)),
+                     tuple(tuple(float(v) for v in edges) for edges in spec_d.get("bins", [])))
+
+
+def read_weights(directory: Path, meta: dict[str, Any], module: nn.Module) -> dict[str, torch.Tensor]:
+    """The bundle's weights for ``module``, checked against the JSON's SHA-256 and the
+    module's parameter names and shapes (BundleError naming the file otherwise)."""
     from safetensors import SafetensorError
     from safetensors.torch import load as load_safetensors
 
