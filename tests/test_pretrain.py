@@ -244,3 +244,21 @@ def test_archtune_pretrain_is_callable_however_it_was_reached():
     assert callable(archtune.pretrain)
     result = archtune.pretrain(_table(40), estimator=NeuralClassifier(), pretrain_epochs=1, **SMALL)
     assert isinstance(result, archtune.Pretrained)
+
+
+@pytest.mark.parametrize("family", ["mlp", "resnet", "tabm", "wide_deep", "sequence", "cnn"])
+def test_every_family_pretrains_and_its_bundle_loads_identical(family, tmp_path):
+    rng = np.random.default_rng(0)
+    X, params = _table(64), {}
+    if family == "wide_deep":
+        params = {"inputs": {"wide": ["a"]}}
+    elif family == "sequence":
+        X, params = rng.normal(size=(64, 6, 2)).astype("float32"), {"sequence": "gru", "sequence_units": 8}
+    elif family == "cnn":
+        X, params = rng.random((64, 1, 8, 6)).astype("float32"), {"conv_blocks": 1, "filters": 4}
+    pretrained = archtune.pretrain(X, arch=family, pretrain_epochs=1, **SMALL, **params)
+    assert pretrained.pretext_["name"] == ("rotation" if family == "cnn" else "masked_features")
+    again = load_pretrained(save_pretrained(pretrained, tmp_path / family))
+    x = torch.from_numpy(pretrained.preprocessor_.transform(pretrained.inputs().frame(X)))
+    with torch.no_grad():
+        assert torch.equal(again.module_(x), pretrained.module_(x))
