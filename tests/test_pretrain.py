@@ -50,7 +50,8 @@ def test_corruption_replaces_about_the_rate_of_features_with_values_of_the_same_
     # Columns: 0, 1 numeric values; 2 the indicator of column 1; 3-5 a one-hot block; 6 a code
     # column; 7-8 text codes that must pass through. Every cell encodes (column, row) as
     # 1000 * row + column, so a corrupted cell tells where it came from.
-    layout = FeatureLayout(numeric=(0, 1, 2), categorical=((3, 3, 4), (6, 1, 5)), groups=((0,), (1, 2), (3, 4, 5), (6,)))
+    layout = FeatureLayout(numeric=(0, 1, 2), categorical=((3, 3, 4), (6, 1, 5)),
+                           groups=((0,), (1, 2), (3, 4, 5), (6,)))
     rows = torch.arange(n, dtype=torch.float64).unsqueeze(1)
     x = rows * 1000 + torch.arange(9, dtype=torch.float64)
     task = MaskedFeatures(layout, corruption_rate=rate)

@@ -94,11 +94,12 @@ def load_pretrained(directory: str | os.PathLike) -> Pretrained:
         n_outputs = _field(pretext, "n_outputs", int, "pretext.n_outputs")
         _field(pretext, "name", str, "pretext.name")
         names = meta.get("feature_names_in")
+        names = None if names is None else np.asarray(list(map(str, _field(meta, "feature_names_in", list))),
+                                                      dtype=object)
         history = pd.DataFrame(_field(meta, "history", list))
         attributes = dict(
             n_features_in_=_field(meta, "n_features_in", int),
-            feature_names_in_=None if names is None else np.asarray(list(map(str, _field(meta, "feature_names_in", list))),
-                                                                    dtype=object),
+            feature_names_in_=names,
             image_shape_=_shape(meta, "image_shape"), series_shape_=_shape(meta, "series_shape"),
             n_rows_=_field(meta, "n_rows", int), best_epoch_=_field(meta, "best_epoch", int),
             lineage_=tuple(_step(step) for step in _field(meta, "lineage", list)))
@@ -108,7 +109,8 @@ def load_pretrained(directory: str | os.PathLike) -> Pretrained:
     except InvalidParameterError as exc:
         raise BundleError(f"{directory / META_FILE}: invalid parameter in the bundle ({exc})") from None
     except (TypeError, KeyError, ValueError) as exc:
-        raise BundleError(f"{directory / META_FILE}: invalid bundle description ({type(exc).__name__}: {exc})") from None
+        raise BundleError(f"{directory / META_FILE}: invalid bundle description "
+                          f"({type(exc).__name__}: {exc})") from None
     module.load_state_dict(read_weights(directory, meta, module))
     return Pretrained(module_=module.eval(), preprocessor_=pre, model_config_=model_config, input_spec_=spec,
                       history_=history, pretext_=pretext, **attributes)

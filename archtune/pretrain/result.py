@@ -94,7 +94,9 @@ class Pretrained:
         x = torch.from_numpy(self.preprocessor_.transform(frame, "X"))
         module = self.module_.eval()
         device = next(module.parameters()).device
-        out = module.body(module.encode(x.to(device)))
+        x = x.to(device)
+        # Wide&Deep: the body reads the deep columns (the wide ones skip it).
+        out = module.body(module.encode(x[:, list(module.deep)] if module.deep else x))
         return (out.mean(dim=1) if out.ndim == 3 else out).cpu().numpy()
 
 
