@@ -40,6 +40,8 @@ _EXPORTS = {
     "plot_param_importances": "archtune.plotting",
     "plot_permutation_importance": "archtune.plotting",
     "plot_residuals": "archtune.plotting",
+    "pretrain": "archtune.pretraining.api",
+    "Pretrained": "archtune.pretraining.result",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -24,6 +24,7 @@ from torch import nn
 
 from archtune.config import ModelConfig
 from archtune.errors import BundleError, InvalidParameterError
+from archtune.files import atomic_write_bytes
 
 FORMAT = "archtune-bundle"
 FORMAT_VERSION = 1
@@ -116,6 +117,72 @@ def params_from_json(params: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def write_bundle(directory: str | os.PathLike, weights: bytes, meta: dict[str, Any]) -> Path:
+    """Write a bundle directory: the safetensors ``weights`` (named after their SHA-256),
+    then ``meta`` (with ``weights_file`` and ``weights_sha256`` added) as the JSON that points
+    to them, each atomically; an existing bundle there is replaced. Returns the directory."""
+    directory = Path(directory)
+    if directory.exists() and not directory.is_dir():
+        raise BundleError(f"{directory}: exists and is not a directory")
+    digest = hashlib.sha256(weights).hexdigest()
+    weights_name = f"weights-{digest[:16]}.safetensors"
+    meta = {**meta, "weights_file": weights_name, "weights_sha256": digest}
+    text = json.dumps(meta, indent=1, allow_nan=False)
+    created = not directory.exists()
+    weights_path = directory / weights_name
+    new_weights = not weights_path.exists()
+    try:
+        atomic_write_bytes(weights_path, weights)
+        atomic_write_bytes(directory / META_FILE, text.encode())
+    except BaseException:
+        # The previous JSON still points at the previous weights: drop only what this call added.
+        if new_weights:
+            weights_path.unlink(missing_ok=True)
+        if created and directory.is_dir() and not any(directory.iterdir()):
+            directory.rmdir()
+        raise
+    for stale in directory.glob("weights-*.safetensors"):
+        if stale.name != weights_name:
+            stale.unlink(missing_ok=True)
+    # Temporary files of a save that was killed (SIGKILL, power loss) are never renamed into
+    # place; the next save of the bundle removes them.
+    for stale in [*directory.glob(f".{META_FILE}.*.tmp"), *directory.glob(".weights-*.safetensors.*.tmp")]:
+        stale.unlink(missing_ok=True)
+    return directory
+
+
+def model_config_to_json(model_config: ModelConfig) -> dict[str, Any]:
+    return params_to_json(model_config.to_dict())
+
+
+def model_config_from_json(data: Any) -> ModelConfig:
+    """`model_config_to_json`'s inverse; a malformed field raises BundleError (or the
+    TypeError, KeyError, ValueError that `load` reports as one)."""
+    mc = dict(expect(data, dict, "model_config"))
+    mc["hidden_sizes"] = tuple(expect(mc.get("hidden_sizes"), list, "model_config.hidden_sizes"))
+    mc["layers"] = params_from_json({"layers": expect(mc.get("layers", []), list, "model_config.layers")})["layers"]
+    return ModelConfig.from_dict(mc)
+
+
+def input_spec_to_json(spec: Any) -> dict[str, Any]:
+    return {"n_numeric": spec.n_numeric, "cardinalities": list(spec.cardinalities),
+            "embedding_dims": list(spec.embedding_dims), "text": [list(t) for t in spec.text],
+            "images": [list(t) for t in spec.images], "n_continuous": spec.n_continuous,
+            "bins": [list(edges) for edges in spec.bins]}
+
+
+def input_spec_from_json(data: Any) -> Any:
+    """`input_spec_to_json`'s inverse: an `InputSpec`."""
+    from archtune.models import InputSpec
+
+    spec_d = expect(data, dict, "input_spec")
+    return InputSpec(int(spec_d["n_numeric"]), tuple(spec_d["cardinalities"]), tuple(spec_d["embedding_dims"]),
+                     tuple((int(v), int(n)) for v, n in spec_d.get("text", [])),
+                     tuple(tuple(int(d) for d in shape) for shape in spec_d.get("images", [])),
+                     int(spec_d.get("n_continuous", 0)),
+                     tuple(tuple(float(v) for v in edges) for edges in spec_d.get("bins", [])))
+
+
 def read_meta(directory: str | os.PathLike) -> dict[str, Any]:
     """The bundle's JSON description, checked for format and version."""
     directory = Path(directory)
@@ -181,7 +248,7 @@ def read_network(directory: str | os.PathLike) -> NetworkBundle:
     from archtune.data.inputs import FittedInputs
     from archtune.data.preprocess import Preprocessor
     from archtune.data.target import ClassificationTarget, RegressionTarget
-    from archtune.models import InputSpec, build_model
+    from archtune.models import build_model
 
     directory = Path(directory)
     meta = read_meta(directory)
@@ -190,16 +257,8 @@ def read_network(directory: str | os.PathLike) -> NetworkBundle:
         raise BundleError(f"{directory}: unknown estimator {name!r} in the bundle")
     try:
         params = params_from_json(expect(meta.get("params"), dict, "params"))
-        mc = dict(expect(meta.get("model_config"), dict, "model_config"))
-        mc["hidden_sizes"] = tuple(expect(mc.get("hidden_sizes"), list, "model_config.hidden_sizes"))
-        mc["layers"] = params_from_json({"layers": expect(mc.get("layers", []), list, "model_config.layers")})["layers"]
-        model_config = ModelConfig.from_dict(mc)
-        spec_d = expect(meta.get("input_spec"), dict, "input_spec")
-        spec = InputSpec(int(spec_d["n_numeric"]), tuple(spec_d["cardinalities"]), tuple(spec_d["embedding_dims"]),
-                         tuple((int(v), int(n)) for v, n in spec_d.get("text", [])),
-                         tuple(tuple(int(d) for d in shape) for shape in spec_d.get("images", [])),
-                         int(spec_d.get("n_continuous", 0)),
-                         tuple(tuple(float(v) for v in edges) for edges in spec_d.get("bins", [])))
+        model_config = model_config_from_json(meta.get("model_config"))
+        spec = input_spec_from_json(meta.get("input_spec"))
         pre = Preprocessor.from_state(expect(meta.get("preprocessor"), dict, "preprocessor"))
         target_d = expect(meta.get("target"), dict, "target")
         if TARGET_KINDS[name] == "classification":

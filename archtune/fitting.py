@@ -49,7 +49,8 @@ from archtune.train.losses import (constant_prediction_loss, make_loss, make_mem
 from archtune.transfer.copy import CopyReport, copy_matching
 from archtune.transfer.freeze import FineTuning, plan_phase
 from archtune.transfer.inputs import match_inputs
-from archtune.transfer.source import Source, read_source
+from archtune.transfer.reading import read_source
+from archtune.transfer.source import Source
 
 DIVERGENCE_FACTOR = 100  # a loss this many times a constant prediction's has exploded
 

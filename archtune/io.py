@@ -13,7 +13,6 @@ the previous bundle or the new one, never a JSON that points at missing or parti
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from pathlib import Path
@@ -22,7 +21,8 @@ from typing import Any
 import pandas as pd
 
 from archtune.bundle_format import (FORMAT, FORMAT_VERSION, META_FILE, decode_labels, encode_labels,  # noqa: F401
-                                    expect, params_from_json, params_to_json, read_meta, read_network)
+                                    expect, input_spec_to_json, model_config_to_json, params_from_json,
+                                    params_to_json, read_meta, read_network, write_bundle)
 from archtune.errors import BundleError, InvalidParameterError
 from archtune.files import atomic_write_bytes, weights_bytes, write_weights  # noqa: F401  (re-exported)
 
@@ -47,31 +47,20 @@ def save(model: Any, directory: str | os.PathLike, metadata: dict[str, Any] | No
     directory = Path(directory)
     if directory.exists() and not directory.is_dir():
         raise BundleError(f"{directory}: exists and is not a directory")
-    weights = weights_bytes(model.module_)
-    digest = hashlib.sha256(weights).hexdigest()
-    weights_name = f"weights-{digest[:16]}.safetensors"
     meta: dict[str, Any] = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
         "archtune_version": _version(),
         "estimator": name,
         "params": params_to_json(model.get_params()),
-        "model_config": params_to_json(model.model_config_.to_dict()),
-        "input_spec": {"n_numeric": model.input_spec_.n_numeric,
-                       "cardinalities": list(model.input_spec_.cardinalities),
-                       "embedding_dims": list(model.input_spec_.embedding_dims),
-                       "text": [list(t) for t in model.input_spec_.text],
-                       "images": [list(t) for t in model.input_spec_.images],
-                       "n_continuous": model.input_spec_.n_continuous,
-                       "bins": [list(edges) for edges in model.input_spec_.bins]},
+        "model_config": model_config_to_json(model.model_config_),
+        "input_spec": input_spec_to_json(model.input_spec_),
         "preprocessor": model.preprocessor_.to_state(),
         "n_features_in": int(model.n_features_in_),
         "feature_names_in": (list(map(str, model.feature_names_in_)) if hasattr(model, "feature_names_in_") else None),
         "best_epoch": int(model.best_epoch_),
         "learning_rate": float(getattr(model, "learning_rate_", 0.0) or 0.0),
         "history": json.loads(model.history_.to_json(orient="records")),
-        "weights_file": weights_name,
-        "weights_sha256": digest,
         "metadata": metadata or {},
     }
     if getattr(model, "lineage_", None):  # where the weights came from (init_from, pretraining)
@@ -84,28 +73,7 @@ def save(model: Any, directory: str | os.PathLike, metadata: dict[str, Any] | No
                           "one_d": bool(target.one_d), "n_outputs": int(target.n_outputs)}
         if target.low is not None:  # clamp_outputs: the training target's range
             meta["target"].update(low=target.low.tolist(), high=target.high.tolist())
-    text = json.dumps(meta, indent=1, allow_nan=False)
-    created = not directory.exists()
-    weights_path = directory / weights_name
-    new_weights = not weights_path.exists()
-    try:
-        atomic_write_bytes(weights_path, weights)
-        atomic_write_bytes(directory / META_FILE, text.encode())
-    except BaseException:
-        # The previous JSON still points at the previous weights: drop only what this call added.
-        if new_weights:
-            weights_path.unlink(missing_ok=True)
-        if created and directory.is_dir() and not any(directory.iterdir()):
-            directory.rmdir()
-        raise
-    for stale in directory.glob("weights-*.safetensors"):
-        if stale.name != weights_name:
-            stale.unlink(missing_ok=True)
-    # Temporary files of a save that was killed (SIGKILL, power loss) are never renamed into
-    # place; the next save of the bundle removes them.
-    for stale in [*directory.glob(f".{META_FILE}.*.tmp"), *directory.glob(".weights-*.safetensors.*.tmp")]:
-        stale.unlink(missing_ok=True)
-    return directory
+    return write_bundle(directory, weights_bytes(model.module_), meta)
 
 
 def load(directory: str | os.PathLike) -> Any:

@@ -15,7 +15,8 @@ import archtune
 from archtune import BundleError, DataError, InvalidParameterError, NeuralClassifier, NeuralRegressor
 from archtune.fitting import prepare, train
 from archtune.train import Callback
-from archtune.transfer.source import Source, read_source
+from archtune.transfer.reading import read_source
+from archtune.transfer.source import Source
 
 SMALL = dict(hidden_layers=2, units=16, numeric_embedding=None, batch_size=32, random_state=0)
 
