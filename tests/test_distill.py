@@ -151,12 +151,14 @@ def test_teachers_lightgbm_archtune_and_a_scikit_learn_regressor(table, teacher,
     for model, data in ((gbm, frame), (teacher, X)):
         student = archtune.distill(model, data, y, NeuralClassifier(**SMALL, random_state=0), alpha=0.5)
         assert student.predict_proba(data).shape == (len(X), 3)
-        assert student.lineage_[-1]["from"].startswith(type(model).__name__)
+        assert student.lineage_[0]["from"].startswith(type(model).__name__)
     Xr, yr = make_regression(300, 5, noise=5.0, random_state=0)
     ridge = Ridge().fit(Xr, yr)
+    ridge.lineage_ = [{"step": "pruned", "from": "a bigger model"}]  # a teacher with a history keeps it
     student = archtune.distill(ridge, Xr, yr, NeuralRegressor(**{**SMALL, "max_epochs": 30}, random_state=0),
                                alpha=0.0)
     assert np.corrcoef(student.predict(Xr), ridge.predict(Xr))[0, 1] > 0.9
+    assert student.lineage_[0]["teacher_lineage"] == ridge.lineage_
 
 
 class _Steps(Callback):
@@ -175,7 +177,7 @@ def test_unlabelled_and_augmented_rows_are_trained_on(table, teacher):
         student = archtune.distill(teacher, X, y, NeuralClassifier(**{**SMALL, "max_epochs": 1}, random_state=0),
                                    callbacks=[steps], **extra)
         counted[name] = steps.steps
-        rows = student.lineage_[-1]["rows"]
+        rows = student.lineage_[0]["rows"]
     n_train = 360  # 400 rows less the 10% validation split
     assert counted["none"] == -(-n_train // 64)
     assert counted["unlabeled"] == -(-(n_train + 200) // 64)
@@ -209,6 +211,8 @@ def test_prepare_records_where_each_row_came_from(table):
 def test_the_student_saves_and_loads(table, teacher, tmp_path):
     X, y = table
     student = archtune.distill(teacher, X, y, NeuralClassifier(**SMALL, random_state=0))
+    student = archtune.distill(teacher, X, y, student)  # a second distillation replaces the first's record
+    assert [step["step"] for step in student.lineage_] == ["distilled"]
     archtune.save(student, tmp_path / "student")
     np.testing.assert_array_equal(archtune.load(tmp_path / "student").predict_proba(X), student.predict_proba(X))
 

@@ -92,11 +92,11 @@ def distill(run: Path, data: str, target: str | None, student: tuple[str, ...], 
     started = time.perf_counter()
     distil_model(teacher, X_fit, y_fit, model, temperature=temperature, alpha=alpha, augment=augment)
     seconds = time.perf_counter() - started
-    model.lineage_[-1]["run"] = str(teacher_dir)
+    model.lineage_[0]["run"] = str(teacher_dir)
     n_params = sum(p.numel() for p in model.module_.parameters())
     click.echo(f"distilled in {seconds:.1f}s: {len(model.history_)} epochs, {n_params:,} parameters")
     report: dict[str, Any] = {"data": str(data), "target": target, "task": task, "fit_seconds": seconds,
-                              "distilled": model.lineage_[-1],
+                              "distilled": model.lineage_[0],
                               "settings": {"student": list(student), "temperature": temperature, "alpha": alpha,
                                            "augment": augment, "holdout": holdout, "seed": seed}}
     if X_hold is not None:

@@ -104,10 +104,11 @@ def distill(teacher: Any, X: Any, y: Any, student: NeuralClassifier | NeuralRegr
     Returns
     -------
     student : fitted NeuralClassifier or NeuralRegressor
-        An ordinary estimator (predict, ``history_``, ``archtune.save``) with ``lineage_``:
-        the teacher's ``lineage_`` (if it has one) followed by ``{"step": "distilled", "from":
-        <teacher description>, "temperature": T, "alpha": a, "augment": ..., "rows":
-        {"labelled", "unlabeled", "augmented"}}``.
+        An ordinary estimator (predict, ``history_``, ``archtune.save``) with ``lineage_``
+        (newest step first): ``{"step": "distilled", "from": <teacher description>,
+        "temperature": T, "alpha": a, "augment": ..., "rows": {"labelled", "unlabeled",
+        "augmented"}}`` (and ``"teacher_lineage"``: the teacher's own ``lineage_``, when it has
+        one), then what the fit recorded about its starting weights, if anything.
 
     Raises
     ------
@@ -163,11 +164,14 @@ def distill(teacher: Any, X: Any, y: Any, student: NeuralClassifier | NeuralRegr
                                        w_train=w_train).for_estimator(student)  # its batches count the new rows
     prepared = dataclasses.replace(prepared, y_train=y_train, y_val=y_val, task=distillation)
     prepared = resolve_learning_rate(prepared)
+    set_fitted(student, {"lineage_": None})  # an earlier fit's record must not pass for this one's
     finish(student, prepared, train(prepared, list(callbacks or [])))
-    entry = {"step": "distilled", "from": describe(teacher), "temperature": float(temperature),
-             "alpha": float(alpha), "augment": augment, "rows": counts}
-    lineage = getattr(teacher, "lineage_", None)
-    return set_fitted(student, {"lineage_": [*(lineage if isinstance(lineage, list) else []), entry]})
+    entry: dict[str, Any] = {"step": "distilled", "from": describe(teacher), "temperature": float(temperature),
+                             "alpha": float(alpha), "augment": augment, "rows": counts}
+    if getattr(teacher, "lineage_", None):
+        entry["teacher_lineage"] = [dict(step) for step in teacher.lineage_]
+    # This step first, then where the starting weights came from (what the fit recorded, if anything).
+    return set_fitted(student, {"lineage_": [entry, *(getattr(student, "lineage_", None) or [])]})
 
 
 def _kind(task: str) -> str:
