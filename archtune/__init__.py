@@ -25,6 +25,7 @@ _EXPORTS = {
     "list_datasets": "archtune.data.datasets",
     "load_dataset": "archtune.data.datasets",
     "diagnose": "archtune.doctor.diagnose",
+    "distill": "archtune.shrink.distill",
     "Diagnosis": "archtune.doctor.findings",
     "Finding": "archtune.doctor.findings",
     "lr_find": "archtune.doctor.lr_finder",

@@ -261,6 +261,11 @@ class Prepared:
     # A fit that starts from a trained network (archtune.transfer): the network, and how to fine-tune it.
     source: Source | None = None
     fine_tuning: FineTuning = field(default_factory=FineTuning)
+    # Where the training and validation rows came from: positions in X (validation rows: in
+    # validation_data's X when it was given; None without validation rows), so that values
+    # computed per row of X, such as a teacher's outputs (archtune.shrink.distill), can follow them.
+    train_rows: np.ndarray | None = None
+    val_rows: np.ndarray | None = None
 
     @property
     def spec(self) -> InputSpec:
@@ -398,6 +403,8 @@ def prepare(estimator: Any, X: Any, y: Any, validation_data: tuple[Any, ...] | N
     if not sparse and source is None:
         kinds = declare_categorical(dict(kinds), frame, params["categorical_features"])
     target, targets = TARGETS[estimator.target_kind].fit(y_arr)  # every row: classes_ keep every label
+    kept = positive_rows(weights)
+    rows = np.arange(n_rows) if kept is None else kept  # each remaining row's position in X
     frame, targets, weights = _without_zero_weights(frame, targets, weights)
     target.check_params(params)
     seed = seed_from(params["random_state"])
@@ -411,12 +418,15 @@ def prepare(estimator: Any, X: Any, y: Any, validation_data: tuple[Any, ...] | N
         frame_val = (inputs.matrix(X_val_raw, "validation_data X") if is_sparse(X_val_raw)
                      else inputs.frame(X_val_raw, "validation_data X"))
         targets_val = target.encode(target_array(y_val_raw, "validation_data y"), "validation_data y")
-        frame_val, targets_val, w_va = _without_zero_weights(
-            frame_val, targets_val, check_sample_weight(w_val_raw, frame_val.shape[0], "validation_data sample_weight"))
-        frame_tr, targets_tr, w_tr = frame, targets, weights
+        w_va = check_sample_weight(w_val_raw, frame_val.shape[0], "validation_data sample_weight")
+        val_rows = positive_rows(w_va)  # positions in validation_data's X
+        val_rows = np.arange(frame_val.shape[0]) if val_rows is None else val_rows
+        frame_val, targets_val, w_va = _without_zero_weights(frame_val, targets_val, w_va)
+        frame_tr, targets_tr, w_tr, train_rows = frame, targets, weights, rows
     else:
-        frame_tr, frame_val, targets_tr, targets_val, w_tr, w_va = _split(frame, targets, weights, target, params,
-                                                                          seed)
+        frame_tr, frame_val, targets_tr, targets_val, w_tr, w_va, idx_tr, idx_va = _split(
+            frame, targets, weights, target, params, seed)
+        train_rows, val_rows = rows[idx_tr], None if idx_va is None else rows[idx_va]  # positions in X
 
     if matched is not None:
         pre, model_config = matched.preprocessor, source.model_config
@@ -454,7 +464,7 @@ def prepare(estimator: Any, X: Any, y: Any, validation_data: tuple[Any, ...] | N
         auto_lr=params["learning_rate"] == "auto", verbose=int(params["verbose"]), owner=owner, tabular=tabular,
         wide=wide, w_train=_weight_tensor(w_tr, getattr(X_tr, "dtype", torch.float32)),
         w_val=_weight_tensor(w_va, getattr(X_tr, "dtype", torch.float32)), source=source,
-        fine_tuning=FineTuning.from_params(params))
+        fine_tuning=FineTuning.from_params(params), train_rows=train_rows, val_rows=val_rows)
 
 
 # The parameters a fit from a source takes from the source instead (its model_config).
@@ -518,16 +528,17 @@ def _weight_tensor(weights: np.ndarray | None, dtype: torch.dtype) -> torch.Tens
 def _split(frame: Any, targets: np.ndarray, weights: np.ndarray | None, target: Any,
            params: Mapping[str, Any], seed: int):
     """The holdout split for early stopping (stratified by class where it can be), of a table
-    or a CSR matrix; the rows' weights go with them."""
+    or a CSR matrix; the rows' weights go with them, and the positions of the two parts come last."""
     n = frame.shape[0]
     n_val = int(round(params["validation_fraction"] * n)) if params["early_stopping"] else 0
     if n_val < 1 or n - n_val < 1:
-        return frame, None, targets, None, weights, None
+        return frame, None, targets, None, weights, None, np.arange(n), None
     idx_tr, idx_va = train_test_split(np.arange(n), test_size=n_val, random_state=seed % (2**32),
                                       stratify=target.stratify(targets, n_val))
     part = (lambda idx: None) if weights is None else (lambda idx: weights[idx])
     rows = (lambda idx: frame[idx]) if is_sparse(frame) else (lambda idx: frame.iloc[idx])
-    return rows(idx_tr), rows(idx_va), targets[idx_tr], targets[idx_va], part(idx_tr), part(idx_va)
+    return (rows(idx_tr), rows(idx_va), targets[idx_tr], targets[idx_va], part(idx_tr), part(idx_va), idx_tr,
+            idx_va)
 
 
 def train(prepared: Prepared, callbacks: Sequence[Callback] = (),

@@ -1,0 +1,1 @@
+"""Shrinking a fitted model for serving: knowledge distillation (`distill`)."""
