@@ -31,7 +31,7 @@ from archtune.models.tabm import LinearBatchEnsemble
 from archtune.shrink.importance import IMPORTANCES, magnitude, normalise, taylor
 from archtune.shrink.latency import latency_ms
 from archtune.shrink.surgery import remove_units, unit_layers
-from archtune.train.loop import Trainer
+from archtune.train.loop import Trainer, predict_tensor
 
 METHODS = ("structured", "unstructured")
 SCOPES = ("layer", "global")
@@ -398,13 +398,25 @@ class _Pruner:
             # The masks' hooks recompute ``weight`` from ``weight_orig`` each pass, which the
             # trainer's penalties and constraints (applied to ``weight``) cannot see.
             config = dataclasses.replace(config, weight_decay=0.0, l1=0.0, l2=0.0, max_norm=None)
+        loss_fn = self.task.loss_fn(self.device)
+        before = self._val_loss(net, loss_fn)
+        untuned = copy.deepcopy(net.state_dict())
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(self.seed + round_)
-            trainer = Trainer(net, self.task.loss_fn(self.device), dataclasses.replace(config, seed=self.seed + round_),
+            trainer = Trainer(net, loss_fn, dataclasses.replace(config, seed=self.seed + round_),
                               metric=self.task.metric_fn(), metric_name=self.task.metric_name, device=self.device,
                               divergence_limit=self.task.divergence_limit)
             trainer.fit(self.data.X, self.data.y, self.data.X_val, self.data.y_val)
+        # Early stopping keeps the best of the fine-tuning epochs; the network before them
+        # competes too, by the same validation loss (a few steps of a fresh optimiser can
+        # move a network that removal left close to its optimum away from it).
+        if self._val_loss(net, loss_fn) > before:
+            net.load_state_dict(untuned)
         return net.eval()
+
+    def _val_loss(self, net: nn.Module, loss_fn: Any) -> float:
+        with torch.no_grad():
+            return float(loss_fn(predict_tensor(net, self.data.X_val.to(self.device)), self.data.y_val.to(self.device)))
 
     # ------------------------------------------------------------------ the loop
 
