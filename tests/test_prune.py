@@ -185,6 +185,8 @@ def test_cnn_channels_are_pruned_and_the_bundle_rebuilds_them(tmp_path):
     archtune.save(pruned, tmp_path / "cnn")
     loaded = archtune.load(tmp_path / "cnn")
     np.testing.assert_array_equal(loaded.predict_proba(images), pruned.predict_proba(images))
+    info = CliRunner().invoke(cli, ["info", str(tmp_path / "cnn")])
+    assert info.exit_code == 0 and "conv block(s) of 3, 6 filters" in info.output, info.output
 
 
 def test_unstructured_zeroes_weights_but_keeps_the_shape(tmp_path):
