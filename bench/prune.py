@@ -9,7 +9,7 @@ score drop is measured on and fine-tuning stops early on; the fit never sees the
 (Taylor importance, step 0.2, 3 fine-tuning epochs per round, ``max_score_drop=0.005``).
 
 Latency is a forward pass of the network on 1000 preprocessed test rows, CPU, one torch
-thread (`archtune.shrink.latency.latency_ms`: median of 15 passes), measured for the original
+thread (`archtune.shrink.latency.latency_ms`: the fastest of 20 passes), measured for the original
 and the pruned network alternately ``--latency-repeats`` times in the same run, and the
 median of each is reported; ``predict`` latency (preprocessing included) is printed beside
 it. Scores: accuracy (classification) or R^2 (regression) on the test rows.
@@ -129,7 +129,7 @@ def main() -> None:
               f"{r['predict_ms'][0]:>6.1f} -> {r['predict_ms'][1]:>5.1f} "
               f"{r['test_score'][0]:>7.4f} -> {r['test_score'][1]:>6.4f} {r['test_score_drop']:>7.4f}")
     for r in results:
-        met = [r["param_reduction"] >= 0.5, r["latency_speedup"] >= 1.5, r["test_score_drop"] <= 0.005]
+        met = [r["param_reduction"] >= 0.5, r["latency_speedup"] >= 1.5, r["test_score_drop"] <= 0.005 + 1e-9]  # 10 of 2000 rows is 0.005
         print(f"{r['table']}: targets (>=50% fewer params, >=1.5x lower latency, drop <= 0.005): "
               + ", ".join("met" if m else "MISSED" for m in met))
     if args.json:
