@@ -33,6 +33,8 @@ _EXPORTS = {
     "load_table": "archtune.data.readers",
     "load": "archtune.ensemble.bundle",
     "save": "archtune.io",
+    "prune": "archtune.shrink.prune",
+    "PruneReport": "archtune.shrink.prune",
     "plot_calibration": "archtune.plotting",
     "plot_confusion_matrix": "archtune.plotting",
     "plot_learning_curves": "archtune.plotting",

@@ -229,6 +229,9 @@ class ModelConfig:
     sequence: SequenceConfig = field(default_factory=SequenceConfig)
     wide: WideConfig = field(default_factory=WideConfig)
     layers: tuple = ()  # arch="layers": the declared layer list (archtune.models.layer_list)
+    # arch="cnn": explicit filters of each conv block (a pruned network, archtune.shrink.prune);
+    # empty: ``conv.filters`` doubled per block.
+    conv_filters: tuple[int, ...] = ()
     image_shape: tuple[int, ...] = ()
     series_shape: tuple[int, ...] = ()
 
@@ -251,6 +254,12 @@ class ModelConfig:
         check_choice("parametric_activation", self.parametric_activation, (True, False))
         check_choice("feature_scale", self.feature_scale, (True, False))
         check_number("k", self.k, 1, 1024, integer=True)
+        object.__setattr__(self, "conv_filters", tuple(int(v) for v in self.conv_filters))
+        for filters in self.conv_filters:
+            check_number("conv_filters", filters, 1, 4096, integer=True)
+        if self.conv_filters and len(self.conv_filters) != self.conv.conv_blocks:
+            raise InvalidParameterError(f"conv_filters must give the filters of each of the {self.conv.conv_blocks} "
+                                        f"conv blocks; got conv_filters={self.conv_filters}")
         object.__setattr__(self, "image_shape", tuple(int(v) for v in self.image_shape))
         object.__setattr__(self, "series_shape", tuple(int(v) for v in self.series_shape))
         # Layer objects, every argument checked; the JSON form ({"type": "Dense", ...}) converted.

@@ -237,7 +237,7 @@ def test_the_command_line_distils_a_run(tmp_path):
     from click.testing import CliRunner
 
     from archtune.cli import cli
-    from archtune.cli.shrink import student_settings
+    from archtune.cli.distill import student_settings
 
     assert student_settings(("units=64,hidden_sizes=32,16", "alpha=x")) == ("units=64", "hidden_sizes=32,16",
                                                                             "alpha=x")

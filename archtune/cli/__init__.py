@@ -1,4 +1,5 @@
-"""The ``archtune`` command: fit, predict, info, tune, leaderboard, report, lr-find, diagnose and distill.
+"""The ``archtune`` command: fit, predict, info, tune, leaderboard, report, lr-find, diagnose, prune and
+distill.
 
 Every deliberate error is printed as one line, ``archtune: error: ...``, with exit code 2.
 Commands import PyTorch only when they need it, so that argument mistakes are reported at once.
@@ -9,7 +10,8 @@ from __future__ import annotations
 from archtune.cli import doctor as _doctor  # noqa: F401  (registers lr-find, diagnose)
 from archtune.cli import report as _report  # noqa: F401  (registers report)
 from archtune.cli import search as _search  # noqa: F401  (registers tune, leaderboard)
-from archtune.cli import shrink as _shrink  # noqa: F401  (registers distill)
+from archtune.cli import distill as _distill  # noqa: F401  (registers distill)
+from archtune.cli import prune as _prune  # noqa: F401  (registers prune)
 from archtune.cli import train as _train  # noqa: F401  (registers fit, predict, info)
 from archtune.cli.common import parse_settings, parse_value
 from archtune.cli.group import EXIT_USAGE, cli

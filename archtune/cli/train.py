@@ -216,7 +216,8 @@ def _encoder_lines(model: Any) -> list[str]:
     mc = model.model_config_
     cv, sq = mc.conv, mc.sequence
     pre = model.preprocessor_
-    conv = (f"{cv.conv_blocks} conv block(s) of {', '.join(str(cv.filters * 2**i) for i in range(cv.conv_blocks))} "
+    filters = mc.conv_filters or tuple(cv.filters * 2**i for i in range(cv.conv_blocks))  # a pruned net's own
+    conv = (f"{cv.conv_blocks} conv block(s) of {', '.join(map(str, filters))} "
             f"filters, kernel {cv.kernel_size}"
             + (f", stride {cv.strides}" if cv.strides > 1 else "") + (", valid padding" if cv.padding == "valid" else "")
             + f", {cv.pooling} pooling"

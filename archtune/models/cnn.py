@@ -140,6 +140,8 @@ def build_cnn(config: "ModelConfig", in_width: int, generator: torch.Generator |
         return _dense_layers(config, [*layers, *backbone], backbone[-1].width, generator)
     filters = config.conv.filters
     for block in range(config.conv.conv_blocks):
+        if config.conv_filters:  # a pruned network's own widths
+            filters = config.conv_filters[block]
         height, width = (_conv_size(height, config), _conv_size(width, config))
         if min(height, width) < 1:
             from archtune.errors import InvalidParameterError

@@ -1,1 +1,3 @@
-"""Shrinking a fitted model for serving: knowledge distillation (`distill`)."""
+"""Shrinking a fitted network for serving: structured pruning (prune.py, with surgery.py,
+importance.py and latency.py) and knowledge distillation (distill.py, with distill_loss.py,
+teacher.py and augment.py)."""
