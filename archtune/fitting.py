@@ -473,8 +473,13 @@ ARCHITECTURE_PARAMS = ("arch", "activation", "initializer", "dropout") + tuple(
 
 
 def _warn_architecture(estimator: Any, source: Source) -> None:
+    """Warn of architecture parameters set (away from their defaults) to values the source's
+    architecture does not have: they cannot apply."""
     params, defaults = estimator.get_params(), type(estimator)().get_params()
-    names = [name for name in ARCHITECTURE_PARAMS if _differs(params[name], defaults[name])]
+    theirs = source.model_config.to_dict()
+    mine = ModelConfig.from_params(params).to_dict()
+    names = [name for name in ARCHITECTURE_PARAMS if _differs(params[name], defaults[name])
+             and (name not in theirs or _differs(mine.get(name), theirs[name]))]
     if names:
         warnings.warn(f"{', '.join(f'{n}={params[n]!r}' for n in names)} {'is' if len(names) == 1 else 'are'} "
                       f"ignored: the architecture is init_from's ({source.origin})", UserWarning, stacklevel=4)

@@ -108,6 +108,13 @@ def copy_matching(source: nn.Module, target: nn.Module, keep_head: bool, origin:
             tensor.copy_(other.to(device=tensor.device, dtype=tensor.dtype))  # state_dict tensors share storage
             copied.append(name)
             n_parameters += tensor.numel() if name in parameters else 0
+    if copied:
+        # A new output layer starts at zero (as BiT, Kolesnikov et al. 2020): the first logits
+        # are uniform (values at the target's mean) whatever the scale of the copied body's
+        # features, which with a random head can start the loss at several times log(classes).
+        for name, tensor in target.state_dict().items():
+            if name in new and is_output(name) and name in parameters:
+                tensor.zero_()
     return CopyReport(tuple(copied), tuple(skipped), tuple(new), n_parameters, origin)
 
 
