@@ -155,9 +155,9 @@ def _onnx(network: Any, include_preprocessing: bool) -> tuple[bytes, list[tuple[
                                                   "model.preprocessor_.transform(X)")],
                 [("outputs", f"float32 [rows, {n_out}], logits (classifier) or standardised values (regressor)")])
     graph, sig = full_graph(network)
-    inputs = [(name, "float64 [rows], NaN = missing") for name in sig.numeric]
-    inputs += [(name, f"string [rows], {len(levels)} levels (others and missing: unknown)")
-               for name, levels in sig.categorical.items()]
+    inputs = [(value.name, "float64 [rows], NaN = missing" if value.name not in sig.categorical else
+               f"string [rows], {len(sig.categorical[value.name])} levels (others and missing: unknown)")
+              for value in graph.graph.input]
     return graph.SerializeToString(), inputs, [(name, f"{dtype} {shape}") for name, dtype, shape in sig.outputs]
 
 

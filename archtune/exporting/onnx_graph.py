@@ -168,7 +168,8 @@ def full_graph(model: Any) -> tuple[Any, Signature]:
     del graph.node[:]
     graph.node.extend(nodes)
     del graph.input[:]
-    graph.input.extend(new_inputs)
+    order = {name: i for i, name in enumerate(model.preprocessor_.columns_)}  # the table's column order
+    graph.input.extend(sorted(new_inputs, key=lambda value: order[value.name]))
     del graph.output[:]
     graph.output.extend(new_outputs)
     graph.name = "archtune"

@@ -32,10 +32,17 @@ _FAR_DEN = (2.04426310338993978564e-15, 1.42151175831644588870e-7, 1.84631831751
             5.99832206555887937690e-1, 1.0)
 
 
+def f64(value: float) -> torch.Tensor:
+    """A float64 constant. torch's ONNX exporter writes a Python float that meets a float64
+    tensor as a float32 constant (1 - 1e-7 becomes 0.99999988): every constant whose digits
+    matter is written with this instead."""
+    return torch.tensor(value, dtype=torch.float64)
+
+
 def _horner(coefficients: tuple[float, ...], r: torch.Tensor) -> torch.Tensor:
-    out = torch.full_like(r, coefficients[0])
+    out = torch.zeros_like(r) + f64(coefficients[0])
     for c in coefficients[1:]:
-        out = out * r + c
+        out = out * r + f64(c)
     return out
 
 
@@ -60,15 +67,15 @@ def ndtri(p: torch.Tensor) -> torch.Tensor:
     outside a region's range gives a finite value there that is not chosen).
     """
     q = p - 0.5
-    r_central = 0.180625 - q * q
+    r_central = f64(0.180625) - q * q
     central = q * _horner(_CENTRAL_NUM, r_central) / _horner(_CENTRAL_DEN, r_central)
-    tail_p = torch.where(q <= 0.0, p, 1.0 - p).clamp(min=1e-300)
+    tail_p = torch.maximum(torch.where(q <= 0.0, p, 1.0 - p), f64(1e-300))
     r = torch.sqrt(-torch.log(tail_p))
-    near = _horner(_TAIL_NUM, r - 1.6) / _horner(_TAIL_DEN, r - 1.6)
+    near = _horner(_TAIL_NUM, r - f64(1.6)) / _horner(_TAIL_DEN, r - f64(1.6))
     far = _horner(_FAR_NUM, r - 5.0) / _horner(_FAR_DEN, r - 5.0)
     tail = torch.where(r <= 5.0, near, far)
     tail = torch.where(q < 0.0, -tail, tail)
-    return torch.where(torch.abs(q) <= 0.425, central, tail)
+    return torch.where(torch.abs(q) <= f64(0.425), central, tail)
 
 
 def interp_table(xp: list[list[float]], fp: list[list[float]]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -111,4 +118,4 @@ def interp(x: torch.Tensor, xp: torch.Tensor, fp: torch.Tensor) -> torch.Tensor:
     return torch.where(x >= xp[:, -1], fp[:, -1], out)
 
 
-__all__ = ["interp", "interp_table", "ndtri"]
+__all__ = ["f64", "interp", "interp_table", "ndtri"]

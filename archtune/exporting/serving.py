@@ -19,7 +19,7 @@ from torch import nn
 
 from archtune.data.preprocess import SMOOTH_CLIP
 from archtune.errors import InvalidParameterError
-from archtune.exporting.ops import interp, interp_table, ndtri
+from archtune.exporting.ops import f64, interp, interp_table, ndtri
 
 # What `include_preprocessing=False` says in every refusal below.
 NETWORK_ALONE = ("the network alone can still be exported with include_preprocessing=False (it takes the "
@@ -168,7 +168,7 @@ class ServingModule(nn.Module):
             return z / torch.sqrt(1 + (z / SMOOTH_CLIP) ** 2)
         up = interp(x, self.up_x, self.up_y)
         down = 1 - interp(-x, self.down_x, self.down_y)
-        return ndtri(torch.clamp(0.5 * (up + down), 1e-7, 1 - 1e-7))
+        return ndtri(torch.clamp(0.5 * (up + down), f64(1e-7), f64(1 - 1e-7)))
 
     def forward(self, numeric: torch.Tensor, codes: torch.Tensor) -> tuple[torch.Tensor, ...]:
         out = self.network(self.preprocess(numeric, codes)).to(torch.float64)

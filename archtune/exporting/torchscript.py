@@ -57,8 +57,8 @@ def trace(model: Any, include_preprocessing: bool) -> tuple[bytes, dict[str, Any
     Raises
     ------
     InvalidParameterError
-        The traced module does not reproduce the module on a batch of another size (an
-        operation whose shape tracing froze); the network alone may still trace.
+        The module cannot be traced, or the traced module does not reproduce it on a batch
+        of another size (an operation whose shape tracing froze).
     """
     if include_preprocessing:
         module, args = serving_module(model), example_inputs(model)
@@ -70,13 +70,19 @@ def trace(model: Any, include_preprocessing: bool) -> tuple[bytes, dict[str, Any
         # TracerWarnings flag Python values read from shapes; the check below catches the
         # ones that matter (a frozen batch size).
         warnings.simplefilter("ignore")
-        traced = torch.jit.trace(module, args, check_trace=False)
+        try:
+            traced = torch.jit.trace(module, args, check_trace=False)
+        except Exception as exc:  # tracing raises many types; the message says which
+            raise InvalidParameterError(f"format='torchscript': the network (arch={model.model_config_.arch!r}) could "
+                                        f"not be traced ({type(exc).__name__}: {str(exc).strip()[:300]})") from None
         other = tuple(torch.cat([a, a[:2]]) for a in args)
         if not all(torch.equal(a, b) for a, b in zip(_as_tuple(traced(*other)), _as_tuple(module(*other)))):
             raise InvalidParameterError(f"format='torchscript': the traced network (arch={model.model_config_.arch!r}) "
                                         "does not reproduce the module on another batch size")
-    buffer = io.BytesIO()
-    torch.jit.save(traced, buffer, _extra_files={DESCRIPTION_FILE: json.dumps(description, default=str)})
+        buffer = io.BytesIO()
+        # torch 2.13 marks torch.jit deprecated in favour of torch.export (README says so); the
+        # archive still loads with torch.jit.load and from C++ with torch::jit::load.
+        torch.jit.save(traced, buffer, _extra_files={DESCRIPTION_FILE: json.dumps(description, default=str)})
     return buffer.getvalue(), description
 
 
