@@ -300,3 +300,20 @@ def test_interp_and_ndtri_equal_numpy_and_scipy():
     got = interp(torch.tensor(x), *interp_table(points, values)).numpy()
     want = np.column_stack([np.interp(x[:, j], points[j], values[j]) for j in range(3)])
     assert np.array_equal(got, want)
+
+
+def test_columns_a_transferred_preprocessor_fills_are_no_inputs(adult, classifier, tmp_path):
+    import copy
+
+    model = copy.deepcopy(classifier)
+    model.preprocessor_.filled_ = ["capital-gain", "occupation"]  # as archtune.transfer sets it
+    exported = archtune.export(model, tmp_path / "model.pt", format="torchscript")
+    description = json.loads(exported.description_path.read_text())
+    columns = [c for spec in description["inputs"] for c in spec["columns"]]
+    assert "capital-gain" not in columns and "occupation" not in columns and "age" in columns
+    X = adult.drop(columns="target").iloc[:300]
+    with torch.no_grad():
+        _, proba = torch.jit.load(str(exported.path))(*encode(description, X))
+    # Oracle: the original model with every value of those columns missing.
+    expected = classifier.predict_proba(X.assign(**{"capital-gain": np.nan, "occupation": None}))
+    assert np.abs(proba.numpy() - expected).max() <= 1e-12

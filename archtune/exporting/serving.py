@@ -109,7 +109,17 @@ class ServingModule(nn.Module):
         self.network = model.module_
         self.scaling = pre.scaling
         n = len(pre.numeric_)
-        self.n_numeric, self.n_codes = n, len(pre.categorical_)
+        self.n_numeric = n
+        # Columns a transferred preprocessor reads as entirely missing (``filled_``) are no
+        # inputs: their places take NaN (numbers) or code 0 (categories), as transform does.
+        filled = set(getattr(pre, "filled_", []))
+        numeric_in = [name for name in pre.numeric_ if name not in filled]
+        codes_in = [name for name in pre.categorical_ if name not in filled]
+        self.n_numeric_in, self.n_codes_in = len(numeric_in), len(codes_in)
+        self.numeric_places = ([numeric_in.index(c) if c not in filled else len(numeric_in) for c in pre.numeric_]
+                               if len(numeric_in) < n else [])
+        self.code_places = ([codes_in.index(c) if c not in filled else len(codes_in) for c in pre.categorical_]
+                            if len(codes_in) < len(pre.categorical_) else [])
         f64 = torch.float64
         self.register_buffer("medians", torch.tensor(np.asarray(pre.medians_, dtype="float64").reshape(n), dtype=f64))
         self.register_buffer("center", torch.tensor(np.asarray(pre.center_, dtype="float64").reshape(n), dtype=f64))
@@ -144,6 +154,11 @@ class ServingModule(nn.Module):
 
     def preprocess(self, numeric: torch.Tensor, codes: torch.Tensor) -> torch.Tensor:
         """The network's float32 input matrix [B, n_columns]."""
+        if self.numeric_places:
+            missing = torch.full((numeric.shape[0], 1), float("nan"), dtype=torch.float64)
+            numeric = torch.cat([numeric, missing], dim=1)[:, self.numeric_places]
+        if self.code_places:
+            codes = torch.cat([codes, torch.zeros((codes.shape[0], 1), dtype=torch.int64)], dim=1)[:, self.code_places]
         absent = torch.isnan(numeric)
         filled = torch.where(absent, self.medians, numeric)
         blocks = [self.scaled(filled)]
@@ -207,16 +222,18 @@ class CodesOnly(nn.Module):
 
 
 def signature(model: Any) -> Signature:
-    """The `Signature` of ``model``'s serving module."""
+    """The `Signature` of ``model``'s serving module (columns in ``filled_`` are no inputs)."""
     pre = model.preprocessor_
-    categorical = {name: list(pre.categories_[name]) for name in pre.categorical_}
+    filled = set(getattr(pre, "filled_", []))
+    numeric = tuple(name for name in pre.numeric_ if name not in filled)
+    categorical = {name: list(pre.categories_[name]) for name in pre.categorical_ if name not in filled}
     if hasattr(model, "classes_"):
         k = len(model.classes_)
         outputs = (("label", label_type(model.classes_), "[rows]"), ("probabilities", "float64", f"[rows, {k}]"))
-        return Signature(tuple(pre.numeric_), categorical, outputs, np.asarray(model.classes_).tolist())
+        return Signature(numeric, categorical, outputs, np.asarray(model.classes_).tolist())
     target = model.target_encoder_
     shape = "[rows]" if target.one_d else f"[rows, {target.n_outputs}]"
-    return Signature(tuple(pre.numeric_), categorical, (("prediction", "float64", shape),))
+    return Signature(numeric, categorical, (("prediction", "float64", shape),))
 
 
 def label_type(classes: Any) -> str:
@@ -232,9 +249,9 @@ def serving_module(model: Any) -> nn.Module:
     serving = ServingModule(model).eval()
     serving.network = copy.deepcopy(serving.network)
     serving.requires_grad_(False)
-    if serving.n_codes == 0:
+    if serving.n_codes_in == 0:
         return NumericOnly(serving).eval()
-    if serving.n_numeric == 0:
+    if serving.n_numeric_in == 0:
         return CodesOnly(serving).eval()
     return serving
 
@@ -242,13 +259,15 @@ def serving_module(model: Any) -> nn.Module:
 def example_inputs(model: Any, rows: int = 3) -> tuple[torch.Tensor, ...]:
     """Inputs of ``rows`` rows to trace the serving module with: the medians (a missing value
     in the first row) and code 1 (0 in the first row)."""
-    pre = model.preprocessor_
-    numeric = torch.tensor(np.tile(np.asarray(pre.medians_, dtype="float64"), (rows, 1)).reshape(rows, -1))
-    if len(pre.numeric_):
+    pre, sig = model.preprocessor_, signature(model)
+    medians = dict(zip(pre.numeric_, pre.medians_))
+    numeric = torch.tensor(np.tile(np.asarray([medians[c] for c in sig.numeric], dtype="float64"),
+                                   (rows, 1)).reshape(rows, -1))
+    if sig.numeric:
         numeric[0, 0] = float("nan")
-    codes = torch.ones((rows, len(pre.categorical_)), dtype=torch.int64)
+    codes = torch.ones((rows, len(sig.categorical)), dtype=torch.int64)
     codes[0] = 0
-    return tuple(t for t, n in ((numeric, len(pre.numeric_)), (codes, len(pre.categorical_))) if n)
+    return tuple(t for t, n in ((numeric, len(sig.numeric)), (codes, len(sig.categorical))) if n)
 
 
 __all__ = ["CodesOnly", "NETWORK_ALONE", "NumericOnly", "ServingModule", "Signature", "check_exportable",
