@@ -33,6 +33,7 @@ _EXPORTS = {
     "load_table": "archtune.data.readers",
     "load": "archtune.ensemble.bundle",
     "save": "archtune.io",
+    "export": "archtune.exporting",
     "prune": "archtune.shrink.prune",
     "PruneReport": "archtune.shrink.prune",
     "plot_calibration": "archtune.plotting",

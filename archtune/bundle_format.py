@@ -29,6 +29,9 @@ from archtune.files import atomic_write_bytes
 FORMAT = "archtune-bundle"
 FORMAT_VERSION = 1
 META_FILE = "archtune.json"
+# The description's own SHA-256 (`description_digest`), checked by archtune.io.load like the
+# weights' (bundles saved before it have none and are not checked).
+DESCRIPTION_KEY = "description_sha256"
 # The estimators a network bundle names, and the kind of target each reads.
 TARGET_KINDS = {"NeuralClassifier": "classification", "NeuralRegressor": "regression"}
 
@@ -119,14 +122,16 @@ def params_from_json(params: dict[str, Any]) -> dict[str, Any]:
 
 def write_bundle(directory: str | os.PathLike, weights: bytes, meta: dict[str, Any]) -> Path:
     """Write a bundle directory: the safetensors ``weights`` (named after their SHA-256),
-    then ``meta`` (with ``weights_file`` and ``weights_sha256`` added) as the JSON that points
-    to them, each atomically; an existing bundle there is replaced. Returns the directory."""
+    then ``meta`` (with ``weights_file``, ``weights_sha256`` and its own digest,
+    ``description_sha256``, added) as the JSON that points to them, each atomically; an
+    existing bundle there is replaced. Returns the directory."""
     directory = Path(directory)
     if directory.exists() and not directory.is_dir():
         raise BundleError(f"{directory}: exists and is not a directory")
     digest = hashlib.sha256(weights).hexdigest()
     weights_name = f"weights-{digest[:16]}.safetensors"
     meta = {**meta, "weights_file": weights_name, "weights_sha256": digest}
+    meta[DESCRIPTION_KEY] = description_digest(json.loads(json.dumps(meta, allow_nan=False)))
     text = json.dumps(meta, indent=1, allow_nan=False)
     created = not directory.exists()
     weights_path = directory / weights_name
@@ -286,6 +291,23 @@ def read_network(directory: str | os.PathLike) -> NetworkBundle:
     return NetworkBundle(name, params, model_config, spec, pre, target, inputs, module.eval(), meta)
 
 
+def description_digest(meta: dict[str, Any]) -> str:
+    """SHA-256 of a bundle description without its own digest, in a canonical JSON form
+    (sorted keys, no spaces), so that formatting does not count, only content."""
+    content = {k: v for k, v in meta.items() if k != DESCRIPTION_KEY}
+    return hashlib.sha256(json.dumps(content, sort_keys=True, separators=(",", ":"), allow_nan=False)
+                          .encode()).hexdigest()
+
+
+def check_description(directory: Path, meta: dict[str, Any]) -> None:
+    """Refuse a description edited since it was saved (its digest no longer matches). Like
+    the weights' checksum this catches accidents and edits, not a forger who recomputes it;
+    a description without a digest (saved before it existed) is not checked."""
+    if DESCRIPTION_KEY in meta and meta[DESCRIPTION_KEY] != description_digest(meta):
+        raise BundleError(f"{directory / META_FILE}: the bundle description was changed after it was saved "
+                          "(checksum mismatch); refusing it")
+
+
 def read_weights(directory: Path, meta: dict[str, Any], module: nn.Module) -> dict[str, torch.Tensor]:
     from safetensors import SafetensorError
     from safetensors.torch import load as load_safetensors
@@ -309,6 +331,6 @@ def read_weights(directory: Path, meta: dict[str, Any], module: nn.Module) -> di
     return state
 
 
-__all__ = ["FORMAT", "FORMAT_VERSION", "META_FILE", "NetworkBundle", "TARGET_KINDS", "decode_labels",
-           "encode_labels", "expect", "params_from_json", "params_to_json", "read_meta", "read_network",
-           "read_weights"]
+__all__ = ["DESCRIPTION_KEY", "FORMAT", "FORMAT_VERSION", "META_FILE", "NetworkBundle", "TARGET_KINDS",
+           "check_description", "decode_labels", "description_digest", "encode_labels", "expect", "params_from_json",
+           "params_to_json", "read_meta", "read_network", "read_weights"]

@@ -20,9 +20,10 @@ from typing import Any
 
 import pandas as pd
 
-from archtune.bundle_format import (FORMAT, FORMAT_VERSION, META_FILE, decode_labels, encode_labels,  # noqa: F401
-                                    expect, input_spec_to_json, model_config_to_json, params_from_json,
-                                    params_to_json, read_meta, read_network, write_bundle)
+from archtune.bundle_format import (FORMAT, FORMAT_VERSION, META_FILE, check_description,  # noqa: F401
+                                    decode_labels, encode_labels, expect, input_spec_to_json,
+                                    model_config_to_json, params_from_json, params_to_json, read_meta,
+                                    read_network, write_bundle)
 from archtune.errors import BundleError, InvalidParameterError
 from archtune.files import atomic_write_bytes, weights_bytes, write_weights  # noqa: F401  (re-exported)
 
@@ -103,7 +104,7 @@ def load(directory: str | os.PathLike) -> Any:
         raise BundleError(f"{directory / META_FILE}: invalid bundle description ({type(exc).__name__}: {exc})") from None
     learning_rate = meta.get("learning_rate")  # the rate used (what learning_rate="auto" found)
     lineage = meta.get("lineage")
-    return set_fitted(model, {
+    attributes = {
         **FittedData(bundle.preprocessor, bundle.target, bundle.inputs).attributes(),
         "module_": bundle.module,
         "input_spec_": bundle.input_spec,
@@ -114,7 +115,9 @@ def load(directory: str | os.PathLike) -> Any:
         "bundle_metadata_": meta.get("metadata") or {},
         "lineage_": [dict(expect(step, dict, "lineage[]")) for step in expect(lineage, list, "lineage")]
                     if lineage is not None else None,
-    })
+    }
+    check_description(directory, meta)  # last: a field of the wrong type is named first
+    return set_fitted(model, attributes)
 
 
 def _version() -> str:

@@ -1,5 +1,5 @@
-"""The ``archtune`` command: fit, predict, info, tune, leaderboard, report, lr-find, diagnose, prune and
-distill.
+"""The ``archtune`` command: fit, predict, info, tune, leaderboard, report, lr-find, diagnose, prune,
+distill and export.
 
 Every deliberate error is printed as one line, ``archtune: error: ...``, with exit code 2.
 Commands import PyTorch only when they need it, so that argument mistakes are reported at once.
@@ -8,6 +8,7 @@ Commands import PyTorch only when they need it, so that argument mistakes are re
 from __future__ import annotations
 
 from archtune.cli import doctor as _doctor  # noqa: F401  (registers lr-find, diagnose)
+from archtune.cli import export as _export  # noqa: F401  (registers export)
 from archtune.cli import report as _report  # noqa: F401  (registers report)
 from archtune.cli import search as _search  # noqa: F401  (registers tune, leaderboard)
 from archtune.cli import distill as _distill  # noqa: F401  (registers distill)

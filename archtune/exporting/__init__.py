@@ -1,0 +1,14 @@
+"""Export a fitted network for serving outside Python: ONNX (with onnxruntime, from any
+language) or TorchScript, the preprocessing included so that raw columns go in and
+predictions come out.
+
+- serving.py: ServingModule, the fitted preprocessing + network + output as one torch module
+- ops.py: numpy.interp and the normal quantile function in exportable torch operations
+- onnx_graph.py: the ONNX graph (torch's exporter + LabelEncoder nodes for strings)
+- torchscript.py: the traced module and the JSON that describes its inputs
+- export.py: `export`, the public entry point
+"""
+
+from archtune.exporting.export import FORMATS, ExportedModel, export
+
+__all__ = ["ExportedModel", "FORMATS", "export"]
