@@ -432,11 +432,7 @@ def prepare(estimator: Any, X: Any, y: Any, validation_data: tuple[Any, ...] | N
         pre, model_config = matched.preprocessor, source.model_config
         _warn_architecture(estimator, source)
     else:
-        scaling = input_scaling(model_config.layers, arch, params["scaling"])
-        if arch == "cnn" and array_kind == "image" and model_config.conv.backbone:
-            scaling = None  # a pretrained backbone reads [0, 1] pixels and normalises them itself, as ImageNet
-        pre = Preprocessor(scaling, params["categorical"])
-        pre = pre.fit_sparse(frame_tr) if sparse else pre.fit(frame_tr, "X", dict(kinds))
+        pre = fit_preprocessor(params, model_config, arch, frame_tr, kinds, array_kind, inputs.image_shape)
         _warn_unused(estimator, arch, [g for g, present in (("conv", pre.image_), ("sequence", pre.text_)) if present])
         model_config = dataclasses.replace(model_config, wide=wide_inputs(params["inputs"], arch, pre),
                                            image_shape=inputs.image_shape, series_shape=inputs.series_shape)
@@ -483,6 +479,26 @@ def _warn_architecture(estimator: Any, source: Source) -> None:
     if names:
         warnings.warn(f"{', '.join(f'{n}={params[n]!r}' for n in names)} {'is' if len(names) == 1 else 'are'} "
                       f"ignored: the architecture is init_from's ({source.origin})", UserWarning, stacklevel=4)
+
+
+def fit_preprocessor(params: Mapping[str, Any], model_config: ModelConfig, arch: str, frame: Any,
+                     kinds: Mapping[str, str], array_kind: str | None = None,
+                     image_shape: tuple[int, ...] = ()) -> Preprocessor:
+    """The preprocessor a fit (or a pretraining, archtune.pretraining) learns from ``frame``
+    (a table, or a CSR matrix): the scaling the parameters and the family ask for; image
+    arrays scaled per channel (`Preprocessor.pool_channels`), or not at all for a pretrained
+    backbone, which reads [0, 1] pixels and normalises them itself, as its ImageNet weights
+    were trained."""
+    scaling = input_scaling(model_config.layers, arch, params["scaling"])
+    if arch == "cnn" and array_kind == "image" and model_config.conv.backbone:
+        scaling = None
+    pre = Preprocessor(scaling, params["categorical"])
+    if is_sparse(frame):
+        return pre.fit_sparse(frame)
+    pre.fit(frame, "X", dict(kinds))
+    if array_kind == "image":
+        pre.pool_channels(image_shape, frame.to_numpy())
+    return pre
 
 
 def _sparse_params(estimator: Any, params: dict[str, Any]) -> dict[str, Any]:
@@ -695,5 +711,5 @@ def task_spec(estimator: Any) -> TaskSpec:
 
 
 __all__ = ["FittedData", "Prepared", "TaskSpec", "TrainResult", "check_params", "finish", "fitted_data",
-           "input_matrix", "prepare", "resolve_device", "seed_from", "set_fitted", "target_tensor", "task_spec",
+           "fit_preprocessor", "input_matrix", "prepare", "resolve_device", "seed_from", "set_fitted", "target_tensor", "task_spec",
            "train", "unused_params"]

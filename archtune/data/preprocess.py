@@ -530,6 +530,30 @@ class Preprocessor:
             qs = np.quantile(filled, np.linspace(0, 1, n_quantiles), axis=0)
             self.quantiles_ += [[float(q) for q in qs[:, j]] for j in range(len(names))]
 
+    def pool_channels(self, shape: tuple[int, ...], pixels: np.ndarray) -> "Preprocessor":
+        """Share one centre and scale per image channel among the pixel columns of an image
+        array of ``shape`` (C, H, W), as every image pipeline normalises (torchvision's
+        ``Normalize``), instead of one per pixel: a convolution applies the same filter at every
+        position, so every position should be scaled alike, and a pixel that hardly varied in
+        the training images (a border) is not blown up for other images (a network reused for
+        other classes, `init_from`, sees them). ``pixels`` (n_rows, C*H*W) are the training
+        rows the per-pixel statistics were fitted on. Only for scaling "standard" and
+        "maxabs"; the others stay per pixel."""
+        channels = int(shape[0])
+        if self.scaling not in ("standard", "maxabs") or len(self.center_) != pixels.shape[1]:
+            return self
+        by_channel = np.asarray(pixels, dtype=np.float64).reshape(len(pixels), channels, -1)
+        size = by_channel.shape[2]
+        for c in range(channels):
+            values = by_channel[:, c]
+            if self.scaling == "maxabs":
+                center, scale = 0.0, float(np.abs(values).max())
+            else:
+                center, scale = float(values.mean()), float(values.std())
+            self.center_[c * size:(c + 1) * size] = [center] * size
+            self.scale_[c * size:(c + 1) * size] = [scale if scale > 0 else 1.0] * size
+        return self
+
     def _fit_date(self, name: str, values: pd.Series, where: str) -> None:
         """A date column: its features (`date_features`) fitted as numeric columns, placed
         together in the numeric block; one missing-value indicator (on the first feature) for

@@ -26,10 +26,10 @@ from archtune.data.preprocess import Preprocessor, as_frame, declare_categorical
 from archtune.data.sparse import is_sparse
 from archtune.data.target import TARGETS
 from archtune.errors import DataError, InvalidParameterError
-from archtune.fitting import DIVERGENCE_FACTOR, check_params, recipe_params, resolve_device, seed_from
+from archtune.fitting import (DIVERGENCE_FACTOR, check_params, fit_preprocessor, recipe_params, resolve_device,
+                              seed_from)
 from archtune.models import InputSpec, build_model, get_family
 from archtune.models.embeddings import compute_bins
-from archtune.models.layer_list import input_scaling
 from archtune.pretraining.model import HEAD_TASK, PretextNetwork
 from archtune.pretraining.result import Pretrained
 from archtune.pretraining.tasks import make_pretext
@@ -110,8 +110,7 @@ def pretrain(X: Any, estimator: Any, *, pretext: str = "auto", pretrain_epochs: 
     series_shape = tuple(array_shape) if array_kind == "series" else ()
 
     # The preprocessor learns from every row: the holdout only decides when to stop.
-    pre = Preprocessor(input_scaling(model_config.layers, arch, params["scaling"]), params["categorical"])
-    pre.fit(frame, "X", dict(kinds))
+    pre = fit_preprocessor(params, model_config, arch, frame, kinds, array_kind, image_shape)
     model_config = dataclasses.replace(model_config, wide=wide_inputs(params["inputs"], arch, pre),
                                        image_shape=image_shape, series_shape=series_shape)
     rows = torch.from_numpy(pre.transform(frame, "X"))
