@@ -118,8 +118,6 @@ def transfer_params(init_from: Path | None, freeze: str | None, freeze_epochs: s
             raise InvalidParameterError(f"{'--freeze' if freeze is not None else '--freeze-epochs'} needs "
                                         "--init-from: a trained network whose layers to freeze")
         return {}
-    if not init_from.exists():
-        raise InvalidParameterError(f"--init-from {init_from}: no such run or bundle directory")
     params: dict[str, Any] = {"init_from": str(init_from)}
     if freeze is not None:
         low = freeze.strip().lower()
@@ -138,6 +136,13 @@ def transfer_params(init_from: Path | None, freeze: str | None, freeze_epochs: s
         else:
             raise InvalidParameterError(f"--freeze-epochs must be a number of epochs >= 1 or 'none'; "
                                         f"got {freeze_epochs!r}")
+    if not init_from.exists():
+        raise InvalidParameterError(f"--init-from {init_from}: no such run or bundle directory")
+    from archtune.bundle_format import META_FILE
+
+    if init_from.is_dir() and not (init_from / META_FILE).is_file():
+        raise InvalidParameterError(f"--init-from {init_from}: not a run or bundle of archtune ({META_FILE} is "
+                                    "missing: a run that saved no network)")
     return params
 
 
