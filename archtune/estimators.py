@@ -468,13 +468,13 @@ class _NeuralBase(BaseEstimator):
             _one_source(self, "fit")
         if self.pretrain_epochs:
             labelled = ~unlabeled_rows(y, self.target_kind)
+            check_labelled(X, y, labelled, self.target_kind)  # before the pretraining: errors first
             if pretrained is None:  # pretrain on every row of X, labelled or not
                 pretrained = pretrain_rows(X, self, pretext=self.pretext, pretrain_epochs=self.pretrain_epochs)
             elif not labelled.all():
                 warnings.warn(f"{int((~labelled).sum())} unlabeled row(s) are left out: fit starts from "
                               "pretrained_ (set by pretrain) and does not pretrain again", UserWarning, stacklevel=2)
             if not labelled.all():
-                check_labelled(y, labelled, self.target_kind)
                 rows = np.flatnonzero(labelled)
                 X, y, sample_weight = take_rows(X, rows), take_rows(y, rows), take_rows(sample_weight, rows)
         source = pretrained.to_source() if pretrained is not None else None

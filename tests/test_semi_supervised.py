@@ -221,3 +221,23 @@ def test_pretraining_parameters_raise_no_unused_parameter_warning(recwarn):
     X, y = _table(60)
     NeuralClassifier(pretrain_epochs=1, pretext="masked_features", **SMALL).fit(X, y)
     assert not [w for w in recwarn if issubclass(w.category, UserWarning)], [str(w.message) for w in recwarn]
+
+
+def test_fit_population_pretrains_each_member_as_its_fit_does():
+    from archtune.population import fit_population
+
+    X, y = _table()
+    y_semi = np.where(np.arange(len(y)) % 2 == 0, y, -1)
+    members = [NeuralClassifier(pretrain_epochs=1, **SMALL), NeuralClassifier(pretrain_epochs=1, **{**SMALL,
+                                                                                                  "units": 24})]
+    assert fit_population(members, X, y_semi) == [None, None]
+    for member in members:
+        alone = clone(member).fit(X, y_semi)
+        assert member.classes_.tolist() == [0, 1]
+        np.testing.assert_array_equal(member.predict_proba(X), alone.predict_proba(X))
+
+
+def test_x_and_y_of_different_lengths_are_a_named_error():
+    X, y = _table(60)
+    with pytest.raises(DataError, match="X has 60 rows but y has 59"):
+        NeuralClassifier(pretrain_epochs=1, **SMALL).fit(X, np.where(y[:59] == 0, -1, y[:59]))

@@ -20,6 +20,13 @@ from archtune.fitting import TrainResult
 UNLABELED = -1  # a classifier's mark of an unlabeled row (SelfTrainingClassifier's)
 
 
+def pretrains(estimator: Any) -> bool:
+    """Whether ``estimator.fit`` pretrains first (``pretrain_epochs > 0``) or starts from the
+    network its ``pretrain`` made (``pretrained_``): such a fit goes through the estimator's
+    own ``fit``, never a shared `prepare`."""
+    return bool(estimator.get_params().get("pretrain_epochs")) or hasattr(estimator, "pretrained_")
+
+
 def unlabeled_rows(y: Any, target_kind: str) -> np.ndarray:
     """Bool mask of shape (n_samples,): True where y marks the row unlabeled (see the module
     docstring). A y that cannot be read gives no unlabeled rows: `prepare` names its problem."""
@@ -65,13 +72,18 @@ def take_rows(X: Any, rows: np.ndarray) -> Any:
     return np.asarray(X)[rows]
 
 
-def check_labelled(y: Any, labelled: np.ndarray, target_kind: str) -> None:
-    """Enough labelled rows to fine-tune on: 2 classes for a classifier, 2 rows for a
-    regressor; otherwise a `DataError` saying how many there are."""
+def check_labelled(X: Any, y: Any, labelled: np.ndarray, target_kind: str) -> None:
+    """X and y of the same rows, and enough labelled rows to fine-tune on: 2 classes for a
+    classifier, 2 rows for a regressor; otherwise a `DataError` saying how many there are."""
+    n_rows = _n_rows(X)
+    if n_rows is not None and n_rows != len(labelled):
+        raise DataError(f"X has {n_rows} rows but y has {len(labelled)}; they must match row for row")
     n = int(labelled.sum())
     if target_kind == "classification":
-        values = take_rows(y, np.flatnonzero(labelled))
-        classes = pd.unique(pd.Series(np.asarray(values, dtype=object)))
+        values = np.asarray(take_rows(y, np.flatnonzero(labelled)), dtype=object)
+        if values.ndim != 1:
+            return  # not a class label per row: prepare names the problem
+        classes = pd.unique(pd.Series(values))
         if len(classes) < 2:
             raise DataError(f"y: the labelled rows (y != -1: {n} of {len(labelled)}) hold {len(classes)} class(es)"
                             f"{' ' + repr(classes[0]) if len(classes) else ''}; a classifier needs at least 2 "
@@ -79,6 +91,15 @@ def check_labelled(y: Any, labelled: np.ndarray, target_kind: str) -> None:
     elif n < 2:
         raise DataError(f"y: {n} of {len(labelled)} rows are labelled (not NaN); at least 2 labelled rows are "
                         "needed to fine-tune a regressor")
+
+
+def _n_rows(X: Any) -> int | None:
+    if isinstance(X, dict):
+        return _n_rows(next(iter(X.values()))) if X else None
+    shape = getattr(X, "shape", None)
+    if shape is not None and len(shape) > 0:
+        return int(shape[0])
+    return len(X) if isinstance(X, (list, tuple)) else None
 
 
 def with_pretraining(result: TrainResult, pretraining: pd.DataFrame) -> TrainResult:
@@ -92,4 +113,4 @@ def with_pretraining(result: TrainResult, pretraining: pd.DataFrame) -> TrainRes
                                best_epoch=result.best_epoch + n if result.best_epoch else 0)
 
 
-__all__ = ["UNLABELED", "check_labelled", "take_rows", "unlabeled_rows", "with_pretraining"]
+__all__ = ["UNLABELED", "check_labelled", "pretrains", "take_rows", "unlabeled_rows", "with_pretraining"]
