@@ -495,3 +495,21 @@ def test_transfer_options_are_checked_before_the_data_is_read(small, tmp_path, n
                        "archtune.json")
     assert_usage_error(run("pretrain", data, "--target", "targt", *out), "'targt'", "target")
     assert_usage_error(run("pretrain", data, "--set", "pretext=jigsaw", *out), "pretext")
+
+
+def test_lineage_lines_name_each_step_with_its_figures():
+    from archtune.cli.lineage import lineage_lines
+
+    backbone = {"step": "backbone", "backbone": "resnet18", "from": "/w/resnet18.pth", "sha256": "ab", "loaded": 120}
+    pruned = {"step": "pruned", "from": "runs/a", "method": "structured", "importance": "taylor",
+              "params_before": 181985, "params_after": 47746}
+    lines = lineage_lines([pruned, backbone, {"step": "grafted", "from": "elsewhere"}, "not a record"])
+    assert lines == ["pruned from runs/a: 181,985 -> 47,746 parameters (taylor importance)",
+                     "backbone resnet18 from /w/resnet18.pth (120 tensors)", "grafted: elsewhere"]
+
+
+def test_fit_refuses_unlabeled_rows_with_a_pointer_to_pretrain(small, tmp_path, no_training):
+    data = write(small.assign(target=np.where(np.arange(len(small)) % 2 == 0, small["target"], -1)),
+                 tmp_path / "semi.csv")
+    assert_usage_error(run("fit", data, "--target", "target", "--set", "pretrain_epochs=2", "--out", tmp_path / "o"),
+                       "semi.csv", f"{len(small) // 2} row(s) unlabeled", "archtune pretrain")

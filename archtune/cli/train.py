@@ -26,7 +26,7 @@ from archtune.cli.common import (
 )
 from archtune.cli.lineage import lineage_lines
 from archtune.cli.pretrain import pretrained_info
-from archtune.errors import InvalidParameterError
+from archtune.errors import DataError, InvalidParameterError
 
 
 @cli.command(cls=ParameterHelp, epilog="""\b
@@ -77,6 +77,14 @@ def fit(data: str, target: str | None, task: str, settings: tuple[str, ...], hol
         raise InvalidParameterError(f"--out {out}: exists and is not a directory")
     model, X, y, task, name = estimator_for(data, target, task, settings,
                                             {"random_state": seed, "verbose": 0 if quiet else 1, **transfer})
+    if model.pretrain_epochs:
+        from archtune.pretraining.semi_supervised import unlabeled_rows
+
+        n_unlabeled = int(unlabeled_rows(y, model.target_kind).sum())
+        if n_unlabeled:  # they would be held out and scored as a class of their own
+            raise DataError(f"{name}: target column {target!r} marks {n_unlabeled} row(s) unlabeled (-1); "
+                            "`archtune fit` trains and scores labelled rows: pretrain on every row with "
+                            "`archtune pretrain`, then fit the labelled rows with --init-from")
     X_fit, X_hold, y_fit, y_hold = holdout_split(X, y, holdout, task, seed)
     click.echo(f"data: {name}: {len(X_fit)} training rows, {0 if X_hold is None else len(X_hold)} held out, "
                f"{X.shape[1]} features")
