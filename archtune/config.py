@@ -202,7 +202,8 @@ PARAM_GROUPS: dict[str, tuple[str, ...]] = {
     "inputs": ("inputs",),
     "layers": ("layers",),
     # Read by every family: a fit that starts from a trained network (archtune.transfer).
-    "transfer": ("init_from", "freeze", "freeze_epochs", "fine_tune_lr_factor", "layer_lr_decay"),
+    "transfer": ("init_from", "freeze", "freeze_epochs", "fine_tune_lr_factor", "layer_lr_decay",
+                 "pretrain_epochs", "pretext"),  # self-supervised pretraining: a source of its own making
 }
 
 

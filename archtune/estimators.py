@@ -7,6 +7,7 @@ module holds the parameters, their documentation and the prediction methods.
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import numpy as np
@@ -17,7 +18,11 @@ from sklearn.utils.validation import check_is_fitted
 from archtune.config import ModelConfig, TrainConfig
 from archtune.data.target import TARGETS
 from archtune.doctor.lr_finder import resolve_learning_rate
-from archtune.fitting import check_params, finish, input_matrix, prepare, seed_from, train
+from archtune.errors import InvalidParameterError
+from archtune.fitting import check_params, finish, input_matrix, prepare, seed_from, set_fitted, train
+from archtune.pretraining.run import PRETRAIN_EPOCHS
+from archtune.pretraining.run import pretrain as pretrain_rows
+from archtune.pretraining.semi_supervised import check_labelled, take_rows, unlabeled_rows, with_pretraining
 from archtune.train import Callback
 from archtune.train.loop import predict_tensor
 
@@ -187,6 +192,28 @@ class _NeuralBase(BaseEstimator):
         Layer-wise learning-rate decay (discriminative fine-tuning, Howard & Ruder 2018;
         as in BEiT and ELECTRA): each layer below the output layer trains at the rate of the
         layer above times this.
+    pretrain_epochs : int >= 0
+        Self-supervised pretraining (archtune.pretraining) before the supervised fit: with
+        ``pretrain_epochs > 0``, ``fit`` first trains the network on a pretext task over all
+        rows of X for at most this many epochs (early stopping on a holdout of the rows), then
+        fine-tunes it on the labelled rows as ``init_from`` would (``freeze``,
+        ``freeze_epochs``, ``fine_tune_lr_factor`` and ``layer_lr_decay`` apply). The rows
+        follow scikit-learn's semi-supervised convention (as
+        `sklearn.semi_supervised.SelfTrainingClassifier` reads it): a classifier's rows
+        labelled with the integer -1 (not ``-1.0``, not the string ``"-1"``) and a
+        regressor's rows whose target is NaN are unlabeled: pretrained on, not fine-tuned on
+        (their ``sample_weight`` is not used). With 0 (the default) no pretraining runs, -1
+        is an ordinary class label and a NaN target an error. ``pretrain(X)`` pretrains on
+        rows of its own (20 epochs when this is 0).
+    pretext : {"auto", "masked_features", "rotation"}
+        The pretraining's pretext task: "masked_features" corrupts a share of each row's
+        features by swapping in other rows' values and trains the network to reconstruct
+        the clean row and to tell which features were swapped (VIME, Yoon et al. 2020; with
+        the swap noise of SCARF, Bahri et al. 2022), for tables with numeric or categorical
+        columns; "rotation" shows each image turned by 0, 90, 180 and 270 degrees and trains
+        the network to say which (RotNet, Gidaris et al. 2018), for images (arch="cnn" on an
+        image array, or a table of one image-path column). "auto": rotation for images,
+        masked features otherwise.
     random_state : int, optional
     device : {"auto", "cpu", "cuda"}
     verbose : int
@@ -201,7 +228,9 @@ class _NeuralBase(BaseEstimator):
     history_ : pandas.DataFrame
         One row per epoch: train_loss, val_loss, val_<metric>, lr, seconds; with
         ``init_from`` also ``phase`` ("head" while frozen, then "fine_tune"), the epochs
-        numbered on across phases.
+        numbered on across phases; a fit that pretrains (``pretrain_epochs`` or `pretrain`)
+        begins with the pretraining's epochs (``phase`` "pretrain", whose ``train_loss`` and
+        ``val_loss`` are the pretext task's loss), and ``best_epoch_`` counts them too.
     best_epoch_ : int
     n_features_in_ : int
     feature_names_in_ : ndarray of str
@@ -215,6 +244,12 @@ class _NeuralBase(BaseEstimator):
         the source's own lineage; with ``backbone_weights`` ``{"step": "backbone", "backbone":
         "resnet18", "from": path, "sha256": ..., "loaded": 120}`` (tensors read from the file);
         empty for random weights. Saved in bundles.
+    pretrained_ : Pretrained
+        Set by `pretrain` (not by ``fit``): the pretrained network a later ``fit`` starts
+        from. Unlike the other fitted attributes ``fit`` keeps it (fit again, and it starts
+        from the same pretrained network); scikit-learn's ``clone`` drops it, and bundles do
+        not save it (``lineage_`` records it; ``archtune.pretraining.bundle.save_pretrained``
+        saves it alone).
     """
 
     target_kind = "regression"  # or "classification": which target encoder fit uses (data/target.py)
@@ -288,6 +323,8 @@ class _NeuralBase(BaseEstimator):
         freeze_epochs: int | None = 10,
         fine_tune_lr_factor: float = 0.1,
         layer_lr_decay: float | None = None,
+        pretrain_epochs: int = 0,
+        pretext: str = "auto",
         random_state: int | None = None,
         device: str = "auto",
         verbose: int = 0,
@@ -358,6 +395,8 @@ class _NeuralBase(BaseEstimator):
         self.freeze_epochs = freeze_epochs
         self.fine_tune_lr_factor = fine_tune_lr_factor
         self.layer_lr_decay = layer_lr_decay
+        self.pretrain_epochs = pretrain_epochs
+        self.pretext = pretext
         self.random_state = random_state
         self.device = device
         self.verbose = verbose
@@ -389,6 +428,10 @@ class _NeuralBase(BaseEstimator):
             embedding, and densified one batch at a time.
         y : array-like of shape (n_samples,) or (n_samples, n_outputs)
             Class labels of any hashable type, or real values (2-D for multi-output regression).
+            With ``pretrain_epochs > 0``, rows labelled -1 (the integer; classifier) or NaN
+            (every output; regressor) are unlabeled: pretrained on, left out of the supervised
+            fit (scikit-learn's semi-supervised convention). A classifier's labelled rows must
+            hold at least 2 classes, a regressor's be at least 2 (else a `DataError`).
         sample_weight : array-like of shape (n_samples,), default None
             Weight of each row (None: all equal). Each batch's loss is the weighted mean
             ``sum(w_i * l_i) / sum(w_i)`` (times ``class_weight``'s weights where set), so only
@@ -403,7 +446,8 @@ class _NeuralBase(BaseEstimator):
             Used for early stopping instead of a split of (X, y); the third item weights the
             validation rows.
         callbacks : list of archtune.train.Callback, optional
-            Extra callbacks for the trainer (e.g. to report each epoch to a tuner).
+            Extra callbacks for the trainer (e.g. to report each epoch to a tuner); with
+            pretraining they see the supervised epochs only (the pretraining's are in ``history_``).
 
         Returns
         -------
@@ -418,8 +462,63 @@ class _NeuralBase(BaseEstimator):
         TrainingDivergedError
             The loss became NaN/inf or exploded.
         """
-        prepared = resolve_learning_rate(prepare(self, X, y, validation_data, sample_weight=sample_weight))
-        return finish(self, prepared, train(prepared, callbacks or []))
+        pretrained = getattr(self, "pretrained_", None)
+        if pretrained is not None or self.pretrain_epochs:
+            check_params(self)  # pretrain_epochs and init_from are valid before anything is read
+            _one_source(self, "fit")
+        if self.pretrain_epochs:
+            labelled = ~unlabeled_rows(y, self.target_kind)
+            check_labelled(X, y, labelled, self.target_kind)  # before the pretraining: errors first
+            if pretrained is None:  # pretrain on every row of X, labelled or not
+                pretrained = pretrain_rows(X, self, pretext=self.pretext, pretrain_epochs=self.pretrain_epochs)
+            elif not labelled.all():
+                warnings.warn(f"{int((~labelled).sum())} unlabeled row(s) are left out: fit starts from "
+                              "pretrained_ (set by pretrain) and does not pretrain again", UserWarning, stacklevel=2)
+            if not labelled.all():
+                rows = np.flatnonzero(labelled)
+                X, y, sample_weight = take_rows(X, rows), take_rows(y, rows), take_rows(sample_weight, rows)
+        source = pretrained.to_source() if pretrained is not None else None
+        prepared = resolve_learning_rate(prepare(self, X, y, validation_data, sample_weight=sample_weight,
+                                                 source=source))
+        result = train(prepared, callbacks or [])
+        if pretrained is not None:  # the history shows both stages, epochs numbered on
+            result = with_pretraining(result, pretrained.history_)
+        return finish(self, prepared, result)
+
+    def pretrain(self, X: Any, callbacks: list[Callback] | None = None) -> "_NeuralBase":
+        """Self-supervised pretraining on unlabeled rows; a later ``fit`` starts from it.
+
+        The network these parameters describe is trained on the ``pretext`` task for
+        ``pretrain_epochs`` epochs (20 when that is 0) and kept as ``pretrained_``; ``fit``
+        then copies it (its pretext head replaced by the task's output layer) and fine-tunes
+        it as with ``init_from`` (``freeze``, ``freeze_epochs``, ``fine_tune_lr_factor``).
+        Runs `archtune.pretraining.run.pretrain`.
+
+        Parameters
+        ----------
+        X : array-like, DataFrame, dict of arrays or image array (N x C x H x W)
+            Unlabeled rows of the columns ``fit`` will see (scipy sparse matrices are not
+            supported).
+        callbacks : list of archtune.train.Callback, optional
+            Called during the pretraining (its epochs' ``val_loss`` is the pretext loss).
+
+        Returns
+        -------
+        self
+
+        Raises
+        ------
+        InvalidParameterError
+            A parameter is invalid, or ``init_from`` is set (a fit starts from one network).
+        DataError
+            X cannot be read.
+        """
+        check_params(self)
+        _one_source(self, "pretrain")
+        set_fitted(self, {"pretrained_": pretrain_rows(X, self, pretext=self.pretext,
+                                                       pretrain_epochs=self.pretrain_epochs or PRETRAIN_EPOCHS,
+                                                       callbacks=callbacks or ())})
+        return self
 
     # ------------------------------------------------------------------ predict
 
@@ -436,6 +535,17 @@ class _NeuralBase(BaseEstimator):
         tags.input_tags.string = True
         tags.input_tags.sparse = True  # scipy sparse X: scaled by max-abs, densified per batch
         return tags
+
+
+def _one_source(estimator: _NeuralBase, method: str) -> None:
+    """A fit starts from one network: ``init_from`` or a pretraining, not both."""
+    if estimator.init_from is not None:
+        what = ("pretrained_ (set by pretrain)" if hasattr(estimator, "pretrained_") and method == "fit"
+                else f"pretrain_epochs={estimator.pretrain_epochs}" if method == "fit" else "pretrain()")
+        raise InvalidParameterError(
+            f"init_from={estimator.init_from!r:.80} and {what} are two starting networks; a fit starts from one: "
+            "set init_from=None to start from the pretraining, or pretrain_epochs=0 (and a fresh estimator, "
+            "without pretrained_) to start from init_from")
 
 
 class NeuralClassifier(ClassifierMixin, _NeuralBase):

@@ -46,6 +46,7 @@ from archtune.train.callbacks import Callback, ProgressBar
 from archtune.train.loop import Trainer
 from archtune.train.losses import (constant_prediction_loss, make_loss, make_member_loss, make_member_metric,
                                    make_metric)
+from archtune.pretraining.tasks import PRETEXTS
 from archtune.transfer.copy import CopyReport, copy_matching
 from archtune.transfer.freeze import FineTuning, plan_phase
 from archtune.transfer.inputs import match_inputs
@@ -92,6 +93,8 @@ def check_params(estimator: Any) -> ModelConfig:
                                     f"got categorical_features={features!r}")
     check_choice("clamp_outputs", params["clamp_outputs"], (True, False, "auto"))
     FineTuning.from_params(params)
+    check_number("pretrain_epochs", params["pretrain_epochs"], 0, integer=True)
+    check_choice("pretext", params["pretext"], PRETEXTS)
     resolve_device(params["device"])
     check_weights_file(model_config.conv)  # a pretrained backbone's file: there before any data is read
     return model_config
@@ -430,7 +433,7 @@ def prepare(estimator: Any, X: Any, y: Any, validation_data: tuple[Any, ...] | N
 
     if matched is not None:
         pre, model_config = matched.preprocessor, source.model_config
-        _warn_architecture(estimator, source)
+        _warn_architecture(estimator, source, params)
     else:
         pre = fit_preprocessor(params, model_config, arch, frame_tr, kinds, array_kind, inputs.image_shape)
         _warn_unused(estimator, arch, [g for g, present in (("conv", pre.image_), ("sequence", pre.text_)) if present])
@@ -468,11 +471,18 @@ ARCHITECTURE_PARAMS = ("arch", "activation", "initializer", "dropout") + tuple(
     name for group, names in PARAM_GROUPS.items() if group != "transfer" for name in names)
 
 
-def _warn_architecture(estimator: Any, source: Source) -> None:
+def _warn_architecture(estimator: Any, source: Source, used: Mapping[str, Any]) -> None:
     """Warn of architecture parameters set (away from their defaults) to values the source's
-    architecture does not have: they cannot apply."""
+    architecture does not have: they cannot apply. No warning when the parameters (``used``:
+    as the recipe reads them) describe the source's architecture itself, as they do for a
+    network the estimator pretrained (``pretrain_epochs``, ``pretrain``)."""
+    own = ModelConfig.from_params(used)
+    config = source.model_config
+    if dataclasses.replace(own, wide=config.wide, image_shape=config.image_shape, series_shape=config.series_shape,
+                           conv_filters=config.conv_filters) == config:
+        return
     params, defaults = estimator.get_params(), type(estimator)().get_params()
-    theirs = source.model_config.to_dict()
+    theirs = config.to_dict()
     mine = ModelConfig.from_params(params).to_dict()
     names = [name for name in ARCHITECTURE_PARAMS if _differs(params[name], defaults[name])
              and (name not in theirs or _differs(mine.get(name), theirs[name]))]

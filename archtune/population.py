@@ -33,6 +33,7 @@ from archtune.doctor.lr_finder import resolve_learning_rate
 from archtune.errors import InvalidParameterError
 from archtune.fitting import Prepared, TrainResult, finish, prepare, set_fitted, train, with_progress
 from archtune.models import get_family
+from archtune.pretraining.semi_supervised import pretrains
 from archtune.train.callbacks import Callback
 from archtune.train.optim import make_optimizer
 from archtune.train.population import PopulationTrainer, structure_signature
@@ -116,6 +117,10 @@ def fit_population(estimators: Sequence[Any], X: Any, y: Any, validation_data: t
         raise InvalidParameterError("fit_population needs at least one estimator")
     leader = estimators[0]
     per_member = [list(c) for c in callbacks] if callbacks else [[] for _ in estimators]
+    if any(pretrains(est) for est in estimators):
+        # Pretraining first (pretrain_epochs, pretrain()) happens in the estimator's own fit,
+        # on its own rows: each member trains alone through it (``interrupt`` is not read).
+        return [_fit_alone(est, X, y, validation_data, c, sample_weight) for est, c in zip(estimators, per_member)]
     prepared = prepare(leader, X, y, validation_data, kinds, sample_weight)
     if not can_stack(prepared):
         return _one_at_a_time(estimators, prepared, X, y, validation_data, per_member, interrupt, kinds,
@@ -154,6 +159,15 @@ def fit_population(estimators: Sequence[Any], X: Any, y: Any, validation_data: t
         finish(est, p, TrainResult(module.to(p.device), result.history, result.best_epoch))
         outcomes.append(None)
     return outcomes
+
+
+def _fit_alone(estimator: Any, X: Any, y: Any, validation_data: Any, callbacks: list[Callback],
+               sample_weight: Any) -> BaseException | None:
+    try:
+        estimator.fit(X, y, sample_weight=sample_weight, validation_data=validation_data, callbacks=callbacks)
+        return None
+    except Exception as exc:  # a pruner's signal or a divergence ends this member only
+        return exc
 
 
 def _one_at_a_time(estimators: Sequence[Any], prepared: Prepared, X: Any, y: Any, validation_data: Any,

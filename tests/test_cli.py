@@ -373,3 +373,143 @@ def test_diagnose_a_run_directory_with_and_without_data(tmp_path):
     assert_usage_error(run("diagnose", run_dir, "--set", "units=3"), "--set applies when SOURCE is data")
     assert_usage_error(run("diagnose", "breast_cancer", "--data", "iris"), "--data goes with a run directory")
     assert_usage_error(run("diagnose", tmp_path / "missing.csv", "--target", "y"), "missing.csv")
+
+
+# =========================================================================== pretrain, --init-from, lineage
+
+TINY = ["--set", "units=16", "--set", "hidden_layers=1"]
+
+
+@pytest.fixture(scope="module")
+def pretrained_run(tmp_path_factory, small) -> SimpleNamespace:
+    """``archtune pretrain`` on a table (its target column ignored), then ``archtune fit
+    --init-from`` it."""
+    folder = tmp_path_factory.mktemp("pre")
+    data = write(small, folder / "small.csv")
+    pre, tuned = folder / "pre", folder / "tuned"
+    made = run("pretrain", data, "--target", "target", "--epochs", "2", *TINY, "-q", "--out", pre)
+    assert made.exit_code == 0, made.output
+    fit = run("fit", data, "--target", "target", "--init-from", pre, "--freeze", "body", "--freeze-epochs", "2",
+              "--set", "max_epochs=4", *TINY, "-q", "--no-report", "--out", tuned)
+    assert fit.exit_code == 0, fit.output
+    return SimpleNamespace(data=data, pre=pre, tuned=tuned, made=made, fit=fit)
+
+
+def test_pretrain_ignores_the_target_and_info_describes_the_bundle(pretrained_run, small):
+    from archtune.pretraining.bundle import load_pretrained
+
+    assert "ignoring column 'target'" in pretrained_run.made.stderr
+    pretrained = load_pretrained(pretrained_run.pre)
+    assert pretrained.n_rows_ == len(small) and "target" not in list(pretrained.feature_names_in_)
+    info = run("info", pretrained_run.pre)
+    assert info.exit_code == 0, info.output
+    assert f"training:     {len(pretrained.history_)} epochs (best {pretrained.best_epoch_}) on {len(small)} rows" \
+        in info.stdout
+    assert "pretext:      masked_features (corruption_rate 0.3" in info.stdout
+    assert f"columns:      {small.shape[1] - 1} (" in info.stdout
+
+
+def test_fit_init_from_a_pretraining_and_info_shows_the_lineage(pretrained_run, small):
+    model = archtune.load(pretrained_run.tuned)
+    assert model.get_params()["init_from"] == str(pretrained_run.pre)
+    assert model.get_params()["freeze"] == "body" and model.get_params()["freeze_epochs"] == 2
+    assert model.history_["phase"].tolist()[:2] == ["head", "head"]
+    init = model.lineage_[0]
+    info = run("info", pretrained_run.tuned)
+    assert info.exit_code == 0, info.output
+    assert (f"weights:      initialised from {init['from']}: copied {init['copied']} of {init['total']} tensors"
+            in info.stdout)
+    assert f"weights:      pretrained: masked_features, 2 epochs on {len(small)} rows" in info.stdout
+
+
+def test_fit_init_from_a_fit_run_and_info(pretrained_run, fitted):
+    out = fitted.folder / "from_run"
+    result = run("fit", fitted.data, "--target", "target", "--init-from", fitted.bundle, "--set", "max_epochs=2",
+                 "-q", "--no-report", "--out", out)
+    assert result.exit_code == 0, result.output
+    model = archtune.load(out)
+    assert model.lineage_[0]["copied"] == model.lineage_[0]["total"]  # same task, same classes: all of it
+    info = run("info", out)
+    assert f"weights:      initialised from bundle {fitted.bundle} (NeuralClassifier, 2 classes): copied " \
+           f"{model.lineage_[0]['total']} of {model.lineage_[0]['total']} tensors" in info.stdout
+
+
+def test_info_of_a_pruned_and_of_a_distilled_bundle(pretrained_run, small, tmp_path):
+    from archtune.shrink.distill import distill
+    from archtune.shrink.prune import prune
+
+    X, y = small.drop(columns=["target"]), small["target"]
+    teacher = archtune.load(pretrained_run.tuned)
+    pruned, _ = prune(teacher, X, y, target_params=200, max_score_drop=None, fine_tune_epochs=1,
+                      source=str(pretrained_run.tuned), random_state=0)
+    archtune.save(pruned, tmp_path / "pruned")
+    info = run("info", tmp_path / "pruned")
+    record = pruned.lineage_[0]
+    assert (f"weights:      pruned from {pretrained_run.tuned}: {record['params_before']:,} -> "
+            f"{record['params_after']:,} parameters" in info.stdout), info.stdout
+    assert "weights:      initialised from" in info.stdout  # the teacher's own lineage follows
+    student = distill(teacher, X, y, NeuralClassifierSmall(), temperature=3.0, alpha=0.25, random_state=0)
+    archtune.save(student, tmp_path / "student")
+    info = run("info", tmp_path / "student")
+    assert f"weights:      distilled from {student.lineage_[0]['from']} (T=3, alpha=0.25)" in info.stdout
+    assert "teacher: pretrained: masked_features" in info.stdout
+
+
+def NeuralClassifierSmall():
+    return archtune.NeuralClassifier(units=8, hidden_layers=1, max_epochs=2, random_state=0)
+
+
+def test_pretrain_an_image_folder_by_rotation_then_fit_from_it(tmp_path):
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for label in ("a", "b"):
+        (tmp_path / "img" / label).mkdir(parents=True)
+        for i in range(8):
+            Image.fromarray(rng.integers(0, 256, (8, 8), dtype=np.uint8)).save(tmp_path / "img" / label / f"{i}.png")
+    made = run("pretrain", tmp_path / "img", "--epochs", "1", *TINY, "--set", "conv_blocks=1", "--set", "filters=4",
+               "-q", "--out", tmp_path / "pre")
+    assert made.exit_code == 0, made.output
+    assert "ignoring column 'label'" in made.stderr
+    info = run("info", tmp_path / "pre")
+    assert "pretext:      rotation" in info.stdout and "on 16 rows" in info.stdout
+    fit = run("fit", tmp_path / "img", "--target", "label", "--init-from", tmp_path / "pre", "--set", "max_epochs=1",
+              "--holdout", "0", "-q", "--no-report", "--out", tmp_path / "tuned")
+    assert fit.exit_code == 0, fit.output
+    assert [s["step"] for s in archtune.load(tmp_path / "tuned").lineage_] == ["init_from", "pretrained"]
+
+
+def test_transfer_options_are_checked_before_the_data_is_read(small, tmp_path, no_training):
+    data = write(small, tmp_path / "s.csv")
+    out = ["--out", tmp_path / "o"]
+    assert_usage_error(run("fit", data, "--target", "target", "--freeze", "body", *out), "--freeze needs --init-from")
+    assert_usage_error(run("fit", data, "--target", "target", "--init-from", tmp_path / "nope", *out),
+                       "--init-from", "nope")
+    assert_usage_error(run("fit", data, "--target", "target", "--init-from", tmp_path, "--freeze", "head", *out),
+                       "--freeze must be 'body'")
+    assert_usage_error(run("fit", data, "--target", "target", "--init-from", tmp_path, "--freeze-epochs", "0", *out),
+                       "--freeze-epochs")
+    assert_usage_error(run("fit", data, "--target", "target", "--init-from", tmp_path, "--set",
+                           f"init_from={tmp_path}", *out), "--init-from and --set init_from")
+    assert_usage_error(run("fit", data, "--target", "target", "--init-from", tmp_path, *out), str(tmp_path),
+                       "archtune.json")
+    assert_usage_error(run("pretrain", data, "--target", "targt", *out), "'targt'", "target")
+    assert_usage_error(run("pretrain", data, "--set", "pretext=jigsaw", *out), "pretext")
+
+
+def test_lineage_lines_name_each_step_with_its_figures():
+    from archtune.cli.lineage import lineage_lines
+
+    backbone = {"step": "backbone", "backbone": "resnet18", "from": "/w/resnet18.pth", "sha256": "ab", "loaded": 120}
+    pruned = {"step": "pruned", "from": "runs/a", "method": "structured", "importance": "taylor",
+              "params_before": 181985, "params_after": 47746}
+    lines = lineage_lines([pruned, backbone, {"step": "grafted", "from": "elsewhere"}, "not a record"])
+    assert lines == ["pruned from runs/a: 181,985 -> 47,746 parameters (taylor importance)",
+                     "backbone resnet18 from /w/resnet18.pth (120 tensors)", "grafted: elsewhere"]
+
+
+def test_fit_refuses_unlabeled_rows_with_a_pointer_to_pretrain(small, tmp_path, no_training):
+    data = write(small.assign(target=np.where(np.arange(len(small)) % 2 == 0, small["target"], -1)),
+                 tmp_path / "semi.csv")
+    assert_usage_error(run("fit", data, "--target", "target", "--set", "pretrain_epochs=2", "--out", tmp_path / "o"),
+                       "semi.csv", f"{len(small) // 2} row(s) unlabeled", "archtune pretrain")

@@ -24,7 +24,9 @@ from archtune.cli.common import (
     select_features,
     ParameterHelp,
 )
-from archtune.errors import InvalidParameterError
+from archtune.cli.lineage import lineage_lines
+from archtune.cli.pretrain import pretrained_info
+from archtune.errors import DataError, InvalidParameterError
 
 
 @cli.command(cls=ParameterHelp, epilog="""\b
@@ -32,6 +34,7 @@ Examples:
   archtune fit breast_cancer --target target --out runs/bc
   archtune fit ../shared/datasets/tabular/magic.tsv.gz --target target \\
       --set hidden_layers=3 --set units=128 --set dropout=0.2 --out runs/magic
+  archtune fit small.csv --target y --init-from runs/magic --freeze body --out runs/small
 Built-in datasets: breast_cancer, diabetes, digits, iris, wine (target column "target").""")
 @click.argument("data")
 @click.option("--target", "-t", help="Name of the target column (default for built-in datasets: target).")
@@ -44,16 +47,26 @@ Built-in datasets: breast_cancer, diabetes, digits, iris, wine (target column "t
 @click.option("--seed", type=int, default=0, show_default=True, help="Random seed.")
 @click.option("--out", "-o", "out", type=click.Path(path_type=Path), required=True,
               help="Directory to save the model bundle in.")
+@click.option("--init-from", "init_from", type=click.Path(path_type=Path), default=None,
+              help="Start from a trained network: a run of `archtune fit`/`tune`, a model bundle, or a bundle of "
+                   "`archtune pretrain` (transfer learning; the init_from parameter).")
+@click.option("--freeze", default=None, metavar="body|N",
+              help="With --init-from: train the new head with the body (or the first N layers) frozen first.")
+@click.option("--freeze-epochs", "freeze_epochs", default=None, metavar="N|none",
+              help="With --freeze: epochs of the frozen phase before everything is fine-tuned (default 10; none: "
+                   "frozen throughout).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 @click.option("--report/--no-report", "write_report", default=True, show_default=True,
               help="Write OUT/report.html (learning curves, held-out evaluation, network, settings).")
 def fit(data: str, target: str | None, task: str, settings: tuple[str, ...], holdout: float, seed: int,
-        out: Path, quiet: bool, write_report: bool) -> None:
-    """Train one network on DATA (a CSV/TSV/Parquet file, or a built-in dataset name)."""
+        out: Path, init_from: Path | None, freeze: str | None, freeze_epochs: str | None, quiet: bool,
+        write_report: bool) -> None:
+    """Train one network on DATA (a CSV/TSV/Parquet file, an image folder, or a built-in dataset name)."""
     from archtune.data.datasets import BUILTIN_DATASETS, BUILTIN_TARGET
     from archtune.data.readers import check_source
 
     check_source(data)  # a mistyped path fails at once, before PyTorch is even imported
+    transfer = transfer_params(init_from, freeze, freeze_epochs, settings)
     from archtune.io import atomic_write_bytes, save
 
     if target is None:
@@ -63,7 +76,15 @@ def fit(data: str, target: str | None, task: str, settings: tuple[str, ...], hol
     if out.exists() and not out.is_dir():
         raise InvalidParameterError(f"--out {out}: exists and is not a directory")
     model, X, y, task, name = estimator_for(data, target, task, settings,
-                                            {"random_state": seed, "verbose": 0 if quiet else 1})
+                                            {"random_state": seed, "verbose": 0 if quiet else 1, **transfer})
+    if model.pretrain_epochs:
+        from archtune.pretraining.semi_supervised import unlabeled_rows
+
+        n_unlabeled = int(unlabeled_rows(y, model.target_kind).sum())
+        if n_unlabeled:  # they would be held out and scored as a class of their own
+            raise DataError(f"{name}: target column {target!r} marks {n_unlabeled} row(s) unlabeled (-1); "
+                            "`archtune fit` trains and scores labelled rows: pretrain on every row with "
+                            "`archtune pretrain`, then fit the labelled rows with --init-from")
     X_fit, X_hold, y_fit, y_hold = holdout_split(X, y, holdout, task, seed)
     click.echo(f"data: {name}: {len(X_fit)} training rows, {0 if X_hold is None else len(X_hold)} held out, "
                f"{X.shape[1]} features")
@@ -72,6 +93,8 @@ def fit(data: str, target: str | None, task: str, settings: tuple[str, ...], hol
     seconds = time.perf_counter() - started
     best = model.history_.iloc[model.best_epoch_ - 1] if model.best_epoch_ else model.history_.iloc[-1]
     click.echo(f"trained {len(model.history_)} epochs in {seconds:.1f}s; best epoch {model.best_epoch_}")
+    if getattr(model, "init_report_", None):
+        click.echo(f"initialised: {model.init_report_}")
     report: dict[str, Any] = {"data": str(data), "target": target, "task": task, "fit_seconds": seconds,
                               "validation": {k: float(best[k]) for k in best.index if k.startswith("val_")},
                               "settings": {"set": list(settings), "holdout": holdout, "seed": seed}}
@@ -87,6 +110,48 @@ def fit(data: str, target: str | None, task: str, settings: tuple[str, ...], hol
     save_lr_finder(out, model)
     if write_report:
         report_after_run(out)
+
+
+def transfer_params(init_from: Path | None, freeze: str | None, freeze_epochs: str | None,
+                    settings: tuple[str, ...]) -> dict[str, Any]:
+    """The estimator parameters of --init-from, --freeze and --freeze-epochs, checked before
+    any data is read (each error names its option)."""
+    given = {key.split("=", 1)[0].strip() for key in settings}
+    for option, param, value in (("--init-from", "init_from", init_from), ("--freeze", "freeze", freeze),
+                                 ("--freeze-epochs", "freeze_epochs", freeze_epochs)):
+        if value is not None and param in given:
+            raise InvalidParameterError(f"{option} and --set {param}=... both set {param}; give one")
+    if init_from is None:
+        if freeze is not None or freeze_epochs is not None:
+            raise InvalidParameterError(f"{'--freeze' if freeze is not None else '--freeze-epochs'} needs "
+                                        "--init-from: a trained network whose layers to freeze")
+        return {}
+    params: dict[str, Any] = {"init_from": str(init_from)}
+    if freeze is not None:
+        low = freeze.strip().lower()
+        if low == "body":
+            params["freeze"] = "body"
+        elif low.isdigit() and int(low) >= 1:
+            params["freeze"] = int(low)
+        else:
+            raise InvalidParameterError(f"--freeze must be 'body' or a number of layers >= 1; got {freeze!r}")
+    if freeze_epochs is not None:
+        low = freeze_epochs.strip().lower()
+        if low == "none":
+            params["freeze_epochs"] = None
+        elif low.isdigit() and int(low) >= 1:
+            params["freeze_epochs"] = int(low)
+        else:
+            raise InvalidParameterError(f"--freeze-epochs must be a number of epochs >= 1 or 'none'; "
+                                        f"got {freeze_epochs!r}")
+    if not init_from.exists():
+        raise InvalidParameterError(f"--init-from {init_from}: no such run or bundle directory")
+    from archtune.bundle_format import META_FILE
+
+    if init_from.is_dir() and not (init_from / META_FILE).is_file():
+        raise InvalidParameterError(f"--init-from {init_from}: not a run or bundle of archtune ({META_FILE} is "
+                                    "missing: a run that saved no network)")
+    return params
 
 
 @cli.command(epilog="""\b
@@ -147,9 +212,14 @@ Example:
   archtune info runs/bc""")
 @click.argument("bundle", type=click.Path(path_type=Path))
 def info(bundle: Path) -> None:
-    """Describe the model saved in BUNDLE: task, architecture, training, metrics."""
+    """Describe the model saved in BUNDLE: task, architecture, training, metrics, and where its
+    weights came from (a bundle of `archtune pretrain`: its pretext task, epochs and rows)."""
     from archtune.ensemble.bundle import is_ensemble_bundle, load_bundle as load
+    from archtune.transfer.source import PRETRAINED
 
+    if _estimator_of(bundle) == PRETRAINED:
+        pretrained_info(bundle)
+        return
     model = load(bundle)
     if is_ensemble_bundle(bundle):
         _ensemble_info(model)
@@ -185,9 +255,21 @@ def info(bundle: Path) -> None:
     for key in ("validation", "holdout"):
         if meta.get(key):
             click.echo(f"{key + ':':<13} " + "  ".join(f"{k} {v:.4f}" for k, v in meta[key].items()))
+    for line in lineage_lines(getattr(model, "lineage_", None)):
+        click.echo(f"weights:      {line}")
     if is_ensemble_bundle(bundle / "ensemble"):
         click.echo(f"ensemble:     {bundle / 'ensemble'} (used by archtune predict; --best-network for this network)")
         _ensemble_info(load(bundle / "ensemble"), indent=14)
+
+
+def _estimator_of(directory: Path) -> Any:
+    """The "estimator" a bundle's JSON names (None when it cannot be read: loading says why)."""
+    from archtune.bundle_format import META_FILE
+
+    try:
+        return json.loads((directory / META_FILE).read_text(encoding="utf-8")).get("estimator")
+    except (OSError, ValueError, AttributeError):
+        return None
 
 
 def _number(value: Any) -> str:

@@ -235,6 +235,14 @@ def _zigzags(loss: np.ndarray) -> list[int]:
             if change[i] >= OSCILLATION_RISE and rise[i] >= floor and change[i + 1] < 0]
 
 
+def _epoch_numbers(history: Any) -> np.ndarray:
+    """The epoch each row of the history is (its ``epoch`` column: after a pretraining the
+    supervised epochs are numbered on), else 1, 2, ..."""
+    if "epoch" in history:
+        return history["epoch"].to_numpy(dtype=int)
+    return np.arange(1, len(history) + 1)
+
+
 def loss_oscillation(ev: "Evidence") -> list[Finding] | None:
     # Epoch losses, not step losses: single mini-batches of a heavy-tailed regression target
     # spike 5x their neighbours in healthy runs (house_16H), so step spikes prove nothing.
@@ -252,12 +260,14 @@ def loss_oscillation(ev: "Evidence") -> list[Finding] | None:
             zigzags = [e for e in _zigzags(loss) if e >= later] if np.isfinite(loss).all() else []
             if len(zigzags) > len(worst[1]):
                 worst = (label, zigzags)
-    label, epochs = worst
-    if len(epochs) < OSCILLATION_RISES:
+    label, positions = worst
+    if len(positions) < OSCILLATION_RISES:
         return []
+    numbers = _epoch_numbers(history)
+    epochs = [int(numbers[e - 1]) for e in positions]
     return [Finding("loss_oscillation", "warning",
                     f"the {label} loss zig-zags: in the later half of training it rose by 10% or more and fell "
-                    f"back {len(epochs)} times (epochs {', '.join(map(str, epochs[:8]))} of {len(history)}): "
+                    f"back {len(epochs)} times (epochs {', '.join(map(str, epochs[:8]))} of {int(numbers[-1])}): "
                     "steps overshoot",
                     {"curve": label, "zigzag_epochs": epochs},
                     [f"lower the learning rate (now {ev.params.get('learning_rate')})",
@@ -304,17 +314,18 @@ def overfitting(ev: "Evidence") -> list[Finding] | None:
     fall = (train[best] - train[-1]) / max(abs(train[best]), 1e-12)
     if rise < OVERFIT_RISE or fall < OVERFIT_TRAIN_FALL:
         return []
+    epoch = int(_epoch_numbers(ev.history)[best])
     p = ev.params
-    stop = (f"stop at epoch {best + 1}: early_stopping=True (on) keeps that epoch's weights"
-            if p.get("early_stopping", True) else f"stop at epoch {best + 1} (early_stopping=True)")
+    stop = (f"stop at epoch {epoch}: early_stopping=True (on) keeps that epoch's weights"
+            if p.get("early_stopping", True) else f"stop at epoch {epoch} (early_stopping=True)")
     advice = [stop, f"raise dropout (now {p.get('dropout')}) to 0.2-0.5",
               f"add weight decay or L2 (weight_decay now {p.get('weight_decay')}, l2 {p.get('l2')})",
               f"use a smaller network (now {p.get('hidden_layers')} x {p.get('units')} units)",
               "gather more training rows"]
     return [Finding("overfitting", "warning",
-                    f"validation loss rose {rise:.0%} from its minimum at epoch {best + 1} while the training "
+                    f"validation loss rose {rise:.0%} from its minimum at epoch {epoch} while the training "
                     f"loss fell another {fall:.0%}",
-                    {"best_epoch": best + 1, "val_loss_min": float(val[best]), "val_loss_last": float(val[-1]),
+                    {"best_epoch": epoch, "val_loss_min": float(val[best]), "val_loss_last": float(val[-1]),
                      "train_loss_at_best": float(train[best]), "train_loss_last": float(train[-1])}, advice)]
 
 

@@ -133,8 +133,21 @@ def _base(est: Any, task: TaskSpec, history: pd.DataFrame, loss_fn: Any = None, 
     params = est.get_params()
     if hasattr(est, "learning_rate_"):
         params["learning_rate"] = est.learning_rate_  # what "auto" chose, for the advice
-    return Evidence(task=task.task, history=history, constant_loss=_constant_loss(task, loss_fn, y, device),
-                    params=params)
+    return Evidence(task=task.task, history=task_epochs(history),
+                    constant_loss=_constant_loss(task, loss_fn, y, device), params=params)
+
+
+def task_epochs(history: pd.DataFrame) -> pd.DataFrame:
+    """The epochs of the network's own task: a fit that pretrained (``phase`` "pretrain")
+    logged the pretext task's loss first, another quantity on another scale (a masked-feature
+    loss near 2 before a cross-entropy near 0.3; a rotation loss near 0.05 before it), so the
+    learning-curve checks would read the change of task as a jump of the loss, a minimum of the
+    validation loss or a network that has learned. They read the supervised phases only
+    ("head" and "fine_tune" train the same loss on the same rows, so their curves join); the
+    ``epoch`` column keeps the numbers the history shows."""
+    if "phase" not in history:
+        return history
+    return history[history["phase"].to_numpy() != "pretrain"].reset_index(drop=True)
 
 
 def _constant_loss(task: TaskSpec, loss_fn: Any, y: torch.Tensor | None, device: Any = "cpu") -> float:

@@ -117,9 +117,11 @@ def pretrain(X: Any, estimator: Any, *, pretext: str = "auto", pretrain_epochs: 
     train_idx, val_idx = _holdout(n_rows, params, seed)
     X_tr, X_va = rows[train_idx], (rows[val_idx] if val_idx is not None else None)
 
+    # A table of one image-path column (the command line's view of an image folder) is images too.
+    images = image_shape or _image_column(pre)
     if pretext == "auto":
-        pretext = "rotation" if image_shape and arch == "cnn" else "masked_features"
-    task = make_pretext(pretext, pre, image_shape, **settings)
+        pretext = "rotation" if (image_shape and arch == "cnn") or (images and not image_shape) else "masked_features"
+    task = make_pretext(pretext, pre, images, **settings)
     spec = _input_spec(pre, model_config, arch, X_tr)
     train_config = dataclasses.replace(
         TrainConfig.from_params(params, len(X_tr), seed, TARGETS[estimator.target_kind].losses),
@@ -173,6 +175,14 @@ def _input_spec(pre: Preprocessor, model_config: ModelConfig, arch: str, X_tr: t
         bins = compute_bins(X_tr[:, :n_continuous].numpy(), numeric.n_bins, "quantile")
     return InputSpec.auto(pre.n_numeric_out, pre.cardinalities, pre.text_columns, pre.image_columns, n_continuous,
                           bins)
+
+
+def _image_column(pre: Preprocessor) -> tuple[int, ...]:
+    """(C, H, W) when the rows are one image-path column and nothing else (its pixels are then
+    the whole preprocessed row, as an image array's are); () otherwise."""
+    if len(pre.image_) != 1 or pre.n_numeric_out or pre.categorical_ or pre.text_:
+        return ()
+    return tuple(pre.image_shapes_[pre.image_[0]])
 
 
 def check_estimator(estimator: Any) -> Any:

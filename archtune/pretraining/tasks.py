@@ -318,7 +318,9 @@ def make_pretext(pretext: str, pre: Any, image_shape: Sequence[int] = (), **sett
                                         "N x C x H x W (or N x H x W)")
         if settings:
             raise InvalidParameterError(f"pretext='rotation' takes no settings; got {sorted(settings)}")
-        affine = pre.scaling in ("standard", "maxabs")
+        # Pixels of an image array are numeric columns the preprocessor scaled; those of an
+        # image-path column reach the row as read (/ 255), unscaled.
+        affine = pre.scaling in ("standard", "maxabs") and len(pre.numeric_) > 0
         center = (pre.center_ if pre.scaling == "standard" else [0.0] * len(pre.scale_)) if affine else None
         return Rotation(image_shape, center, pre.scale_ if affine else None)
     unknown = sorted(set(settings) - {"corruption_rate", "predict_mask", "mask_weight"})
