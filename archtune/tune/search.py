@@ -40,7 +40,7 @@ from archtune.tune.baselines import run_baselines
 from archtune.tune.progress import SearchProgress
 from archtune.tune.space import SearchSpace, resolve_space
 from archtune.tune.study import PRUNERS, SAMPLERS, make_pruner, make_sampler, make_storage, parse_budget
-from archtune.tune.transfer import check_transfer_space, search_source, warn_dropped
+from archtune.tune.transfer import check_transfer_space, columns_warned_once, search_source, warn_dropped
 from archtune.tune.tuner import Search, Split, leaderboard, network_name, trial_config
 
 BASELINE_SHARE = 0.25
@@ -246,7 +246,7 @@ def _search(task: str, frame: pd.DataFrame, images: Any, y: np.ndarray, kinds: d
     if not study.trials and space.body == "table" and not set(space.overrides) - set(space.data_fixed):
         _enqueue_recipes(study, space)  # the default space as it is: its recipes first
     remaining = None if seconds is None else max(0.0, seconds - (time.monotonic() - started))
-    with progress:
+    with progress, (columns_warned_once() if transfer is not None else nullcontext()):
         search.run(trials, remaining, n_jobs=settings["n_jobs"],
                    first_trial_seconds=0.0 if seconds is None else FIRST_TRIAL_SHARE * seconds)
 

@@ -18,7 +18,8 @@ from __future__ import annotations
 import dataclasses
 import os
 import warnings
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -69,9 +70,16 @@ class SearchSource:
         return {"path": os.fspath(self.given) if is_path(self.given) else None, "origin": self.source.origin,
                 "arch": self.source.model_config.arch, "task": self.source.task}
 
-    def n_parameters(self) -> int:
-        """Parameters of the source's network (a pruned trial's size: the head aside, its own)."""
-        return int(sum(p.numel() for p in self.source.module.parameters()))
+
+@contextmanager
+def columns_warned_once() -> Iterator[None]:
+    """A context in which the warnings of X's columns matched to the source's (a column filled
+    as missing, one ignored) are not repeated: the search shows them once, before the first
+    trial, and every trial's fit would say the same again."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r"X (has|lacks) \d+ column\(s\) that init_from's network",
+                                category=UserWarning)
+        yield
 
 
 def search_source(space: SearchSpace) -> SearchSource | None:
@@ -146,5 +154,5 @@ def stored_object_error(record: Mapping[str, Any], where: str) -> InvalidParamet
         "init_from to a bundle path, which the study keeps)")
 
 
-__all__ = ["FINE_TUNING_PARAMS", "SearchSource", "check_transfer_space", "dropped_note", "init_from_record", "is_path",
+__all__ = ["FINE_TUNING_PARAMS", "SearchSource", "check_transfer_space", "columns_warned_once", "dropped_note", "init_from_record", "is_path",
            "search_source", "stored_object_error", "warn_dropped"]
