@@ -170,7 +170,7 @@ Examples:
   archtune tune data.csv --target price --trials 40 --space activation=relu,gelu \\
       --space units=32..256 --set batch_size=256 --out runs/price
   archtune tune data.csv --target price --trials 40 --out runs/price --resume   (after a crash)
-  archtune tune few.csv --target label --trials 20 --init-from runs/source \
+  archtune tune few.csv --target label --trials 20 --init-from runs/source \\
       --space freeze=body,2,none --out runs/few                        (fine-tune a trained network)
   optuna-dashboard sqlite:///runs/price/study.db                      (browse the study)""")
 @click.argument("data")
@@ -298,9 +298,8 @@ def tune(data: str, target: str | None, task: str, budget: str, trials: int | No
             # The command's own settings, so that the report can say how to run it again.
             "settings": {"budget": budget_value, "sampler": sampler, "pruner": pruner, "preset": preset,
                          "space": list(space_items), "set": list(settings), "init_from": init_from, "cv": cv,
-                         "scoring": scoring,
-                         "holdout": holdout, "seed": seed, "baselines": baselines, "population": population,
-                         "refit": refit, "ensemble": ensemble, "bagging": bagging, "n_jobs": n_jobs},
+                         "scoring": scoring, "holdout": holdout, "seed": seed, "baselines": baselines,
+                         "population": population, "refit": refit, "ensemble": ensemble, "bagging": bagging, "n_jobs": n_jobs},
             "study": study_name}
         chosen = _savable_ensemble(model, X_fit, y_fit, bagging)
         if X_hold is not None:
