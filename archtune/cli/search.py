@@ -299,7 +299,8 @@ def tune(data: str, target: str | None, task: str, budget: str, trials: int | No
             "settings": {"budget": budget_value, "sampler": sampler, "pruner": pruner, "preset": preset,
                          "space": list(space_items), "set": list(settings), "init_from": init_from, "cv": cv,
                          "scoring": scoring, "holdout": holdout, "seed": seed, "baselines": baselines,
-                         "population": population, "refit": refit, "ensemble": ensemble, "bagging": bagging, "n_jobs": n_jobs},
+                         "population": population, "refit": refit, "ensemble": ensemble, "bagging": bagging,
+                         "n_jobs": n_jobs},
             "study": study_name}
         chosen = _savable_ensemble(model, X_fit, y_fit, bagging)
         if X_hold is not None:
