@@ -28,7 +28,12 @@ class _AutoBase(BaseEstimator):
         The search space. A dict narrows or extends the default one:
         ``{"activation": ["relu", "gelu"], "units": (32, 256)}``, and may fix any estimator
         parameter to one value (``{"batch_size": 256}``; ``{"max_epochs": 20}`` caps the
-        fidelity that the pruner hands out).
+        fidelity that the pruner hands out). Fixing ``init_from`` (a bundle path, a fitted
+        estimator or a Source: ``{"init_from": "runs/source", "freeze": ["body", None]}``)
+        starts every trial, the refit and the ensemble's networks from that network, read once:
+        its architecture is not searched, ``freeze`` and ``fine_tune_lr_factor`` are, and the
+        trials train one at a time (archtune.tune.transfer). A study stores a path; an object
+        must be passed again to continue the study.
     sampler : {"tpe", "random", "grid", "cmaes", "gp", "qmc"}
     pruner : {"hyperband", "sha", "median", None}
         Multi-fidelity pruning on epochs.

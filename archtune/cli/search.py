@@ -170,6 +170,8 @@ Examples:
   archtune tune data.csv --target price --trials 40 --space activation=relu,gelu \\
       --space units=32..256 --set batch_size=256 --out runs/price
   archtune tune data.csv --target price --trials 40 --out runs/price --resume   (after a crash)
+  archtune tune few.csv --target label --trials 20 --init-from runs/source \\
+      --space freeze=body,2,none --out runs/few                        (fine-tune a trained network)
   optuna-dashboard sqlite:///runs/price/study.db                      (browse the study)""")
 @click.argument("data")
 @click.option("--target", "-t", help="Name of the target column (default for built-in datasets: target).")
@@ -189,6 +191,9 @@ Examples:
               help="Narrow or extend the space: activation=relu,gelu or units=32..256. Repeatable.")
 @click.option("--set", "settings", multiple=True, metavar="PARAM=VALUE",
               help="Fix a parameter for every trial, e.g. batch_size=256 or max_epochs=20. Repeatable.")
+@click.option("--init-from", "init_from", metavar="RUN",
+              help="Start every trial from this trained network (a bundle or run directory): its architecture "
+                   "is used, freeze and fine_tune_lr_factor are searched (narrow them with --space/--set).")
 @click.option("--cv", type=click.IntRange(2), help="K-fold cross-validation instead of one hold-out split.")
 @click.option("--scoring", help="A scikit-learn scorer name (default: accuracy or r2).")
 @click.option("--storage", help=f"Study storage URL (default: sqlite:///OUT/{STUDY_FILE}).")
@@ -218,7 +223,7 @@ Examples:
 @click.option("--report/--no-report", "write_report", default=True, show_default=True,
               help="Write OUT/report.html (verdict, leaderboard, curves, history, importances, held-out rows).")
 def tune(data: str, target: str | None, task: str, budget: str, trials: int | None, sampler: str, pruner: str,
-         preset: str, space_items: tuple[str, ...], settings: tuple[str, ...], cv: int | None,
+         preset: str, space_items: tuple[str, ...], settings: tuple[str, ...], init_from: str | None, cv: int | None,
          scoring: str | None, storage: str | None, study_name: str, resume: bool, baselines: bool,
          holdout: float, n_jobs: int, population: bool, refit: bool, ensemble: bool, bagging: int | None, seed: int,
          out: Path, quiet: bool, write_report: bool) -> None:
@@ -240,6 +245,10 @@ def tune(data: str, target: str | None, task: str, budget: str, trials: int | No
     budget_value: str | int = trials if trials is not None else budget
     _, budget_trials = parse_budget(budget_value)
     overrides = parse_space(space_items, settings)
+    if init_from is not None:
+        from archtune.tune.space import Fixed
+
+        overrides["init_from"] = Fixed(init_from)  # a path: the study keeps it, --resume reads it again
     for cls in (AutoNeuralClassifier, AutoNeuralRegressor):  # the space must be valid before data is read
         _space_for(preset, overrides, cls.neural_class)
         break
@@ -259,6 +268,13 @@ def tune(data: str, target: str | None, task: str, budget: str, trials: int | No
         check_values(X, name)
         auto_cls = AutoNeuralClassifier if task == "classification" else AutoNeuralRegressor
         space = _space_for(preset, overrides, auto_cls.neural_class)
+        if init_from is not None:
+            from archtune.tune.space import resolve_space
+            from archtune.tune.transfer import dropped_note
+
+            note = dropped_note(resolve_space(space, sorted(auto_cls.neural_class().get_params())), init_from)
+            if note:
+                click.echo(f"archtune: note: {note}", err=True)
         X_fit, X_hold, y_fit, y_hold = holdout_split(X, y, holdout, task, seed)
         model = auto_cls(budget=budget_value, space=space, sampler=sampler, pruner=None if pruner == "none" else pruner,
                          cv=cv, scoring=scoring, storage=storage, study_name=study_name, n_jobs=n_jobs,
@@ -281,9 +297,10 @@ def tune(data: str, target: str | None, task: str, budget: str, trials: int | No
             "network": model.study_.user_attrs.get("saved_network", {}).get("text"),
             # The command's own settings, so that the report can say how to run it again.
             "settings": {"budget": budget_value, "sampler": sampler, "pruner": pruner, "preset": preset,
-                         "space": list(space_items), "set": list(settings), "cv": cv, "scoring": scoring,
-                         "holdout": holdout, "seed": seed, "baselines": baselines, "population": population,
-                         "refit": refit, "ensemble": ensemble, "bagging": bagging, "n_jobs": n_jobs},
+                         "space": list(space_items), "set": list(settings), "init_from": init_from, "cv": cv,
+                         "scoring": scoring, "holdout": holdout, "seed": seed, "baselines": baselines,
+                         "population": population, "refit": refit, "ensemble": ensemble, "bagging": bagging,
+                         "n_jobs": n_jobs},
             "study": study_name}
         chosen = _savable_ensemble(model, X_fit, y_fit, bagging)
         if X_hold is not None:

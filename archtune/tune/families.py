@@ -173,6 +173,21 @@ def sample_cnn(s: "Sampler") -> None:
                     weight_decay=(1e-6, 1e-2), adaptive_rates=(1e-4, 1e-2), sgd_rates=(1e-3, 1e-1))
 
 
+# The factor's range: from nearly frozen copied layers (the body moves at 1% of the head's rate)
+# to none (everything at the same rate, as training from the source's weights alone).
+FINE_TUNE_LR_FACTORS = (0.01, 1.0)
+
+
+def sample_fine_tuning(s: "Sampler") -> None:
+    """A search whose trials start from one trained network (``init_from`` fixed): whether the
+    body is frozen for the first epochs (the head trained alone, then everything fine-tuned)
+    and the rate of the copied layers relative to the new ones, log-scaled (Keras'
+    transfer-learning guide; Howard & Ruder 2018). Freezing a number of layers depends on the
+    source's depth: a user's override (``freeze=["body", 2, None]``) searches it."""
+    s.choice("freeze", (None, "body"))
+    s.float("fine_tune_lr_factor", *FINE_TUNE_LR_FACTORS, log=True)
+
+
 @register_encoder("text")
 def sample_text_encoder(s: "Sampler") -> None:
     """Text columns: the sequence encoder and its embedding."""
@@ -207,4 +222,5 @@ def sample_image_encoder(s: "Sampler") -> None:
     s.choice("pooling", ("max", "avg"))
 
 
-__all__ = ["BODIES", "ENCODERS", "register_body", "register_encoder", "sample_dense", "sample_training"]
+__all__ = ["BODIES", "ENCODERS", "FINE_TUNE_LR_FACTORS", "register_body", "register_encoder", "sample_dense",
+           "sample_fine_tuning", "sample_training"]

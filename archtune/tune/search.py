@@ -40,7 +40,8 @@ from archtune.tune.baselines import run_baselines
 from archtune.tune.progress import SearchProgress
 from archtune.tune.space import SearchSpace, resolve_space
 from archtune.tune.study import PRUNERS, SAMPLERS, make_pruner, make_sampler, make_storage, parse_budget
-from archtune.tune.tuner import Search, Split, leaderboard, trial_config
+from archtune.tune.transfer import check_transfer_space, columns_warned_once, search_source, warn_dropped
+from archtune.tune.tuner import Search, Split, leaderboard, network_name, trial_config
 
 BASELINE_SHARE = 0.25
 # When reading the data and the baselines took the whole time budget, the first trial still
@@ -87,6 +88,7 @@ def check_settings(task: str, settings: Mapping[str, Any]) -> tuple[float | None
     seconds, trials = parse_budget(settings["budget"])
     space = resolve_space(settings["space"], names)
     check_params(neural(**space.fixed_values()))  # fixed values must be valid as given
+    check_transfer_space(space)  # freeze and the fine-tuning parameters: with init_from, valid values
     check_choice("sampler", settings["sampler"], SAMPLERS)
     check_choice("pruner", settings["pruner"], PRUNERS)
     if settings["cv"] is not None:
@@ -180,6 +182,11 @@ def _search(task: str, frame: pd.DataFrame, images: Any, y: np.ndarray, kinds: d
         pruner=make_pruner(settings["pruner"], space.max_epochs), load_if_exists=True)
     _check_study_matches(study, frame, task, settings["storage"], weights)
     space = _space_of_study(study, space, settings)
+    # A fixed init_from: read once, here, and held in memory for every trial and the refit.
+    transfer = search_source(space)
+    if transfer is not None:
+        warn_dropped(space, transfer)
+        study.set_user_attr("init_from", transfer.record())
     if study.trials:
         # A continued or resumed study: a sampler seeded as the first run's would draw the
         # first run's configurations again. Seeded by the trials already there, it draws new
@@ -211,7 +218,15 @@ def _search(task: str, frame: pd.DataFrame, images: Any, y: np.ndarray, kinds: d
     fixed = {"random_state": seed, "device": settings["device"], "verbose": 0}
 
     def make_estimator(params: dict[str, Any]) -> Any:
-        return neural(**{**fixed, **params})
+        params = {**fixed, **params}
+        return neural(**(transfer.params(params) if transfer is not None else params))
+
+    if transfer is not None:
+        # X must fit the source (its columns, its kind of input) before anything trains: a
+        # mismatch is the user's to fix, not a reason for every trial to fail.
+        first = splits[0]
+        prepare(make_estimator({}), first.X_train, first.y_train, first.validation_data, kinds,
+                first.w_train)
 
     progress = SearchProgress(trials, seconds, enabled=bool(settings["verbose"]))
     custom_scoring = settings["scoring"] is not None
@@ -224,12 +239,14 @@ def _search(task: str, frame: pd.DataFrame, images: Any, y: np.ndarray, kinds: d
                     refit_factor=(len(frame) / max(1, len(splits[0].X_train))
                                   * (int(settings["bagging"]) - 1 if settings.get("bagging")
                                      else 0.9 if settings["refit"] else 0.0)),
-                    cohort_size=_cohort_size(settings, seconds, trials), kinds=kinds if images is None else None,
+                    # Fits from a trained network are never stacked (archtune.population): one at a time.
+                    cohort_size=1 if transfer is not None else _cohort_size(settings, seconds, trials),
+                    kinds=kinds if images is None else None,
                     keep=ENSEMBLE_CANDIDATES if ensembling else 1)
     if not study.trials and space.body == "table" and not set(space.overrides) - set(space.data_fixed):
         _enqueue_recipes(study, space)  # the default space as it is: its recipes first
     remaining = None if seconds is None else max(0.0, seconds - (time.monotonic() - started))
-    with progress:
+    with progress, (columns_warned_once() if transfer is not None else nullcontext()):
         search.run(trials, remaining, n_jobs=settings["n_jobs"],
                    first_trial_seconds=0.0 if seconds is None else FIRST_TRIAL_SHARE * seconds)
 
@@ -296,6 +313,13 @@ def _search(task: str, frame: pd.DataFrame, images: Any, y: np.ndarray, kinds: d
             choice.final = refit_members(choice.final, X_all, y, networks, weights)
         if choice is not None:
             study.set_user_attr("ensemble", ensemble_record(choice))
+    if transfer is not None:
+        # The networks a search returns name init_from as the user gave it (a path: saved with
+        # the bundle), as a fit of their own would; they were trained from the same Source.
+        best_params["init_from"] = transfer.given
+        for network in {id(e): e for e in [estimator, *(e for _, _, e in search.kept)]}.values():
+            if hasattr(network, "set_params") and "init_from" in network.get_params():
+                network.set_params(init_from=transfer.given)
     board = leaderboard(study, baselines)
     return SearchResult(study, baselines, board, best, best_params, score, estimator, choice, library, bagged)
 
@@ -308,8 +332,8 @@ def _ensemble_library(task: str, search: Search, baselines: list[Any], split: Sp
     from archtune.ensemble.build import EnsembleLibrary
     from archtune.ensemble.model import Member
 
-    members = [Member(f"network #{number} ({getattr(estimator, 'arch', 'mlp')})", estimator, "network", value,
-                      number) for number, value, estimator in search.kept]
+    members = [Member(network_name(number, estimator.model_config_.arch), estimator, "network", value, number)
+               for number, value, estimator in search.kept]
     given = {}
     name, bag = bagged
     if bag is not None and frame.index.is_unique:
@@ -344,6 +368,7 @@ def _space_of_study(study: optuna.Study, space: SearchSpace, settings: Mapping[s
     one is reused; given a different one on purpose, the error names what changed, since
     trials of two spaces cannot be compared (and Optuna refuses changed choices)."""
     from archtune.tune.stored_space import space_differences, space_from_record, space_record
+    from archtune.tune.transfer import stored_object_error
 
     record = space_record(space)
     stored = study.user_attrs.get("space")
@@ -352,9 +377,12 @@ def _space_of_study(study: optuna.Study, space: SearchSpace, settings: Mapping[s
         return space
     if stored == record:
         return space
+    source = stored.get("overrides", {}).get("init_from", {})
+    if "object" in source and not space.from_source:
+        raise stored_object_error(source, f"study {study.study_name!r} in {settings['storage']}")
     requested = settings["space"]
     if (isinstance(requested, str) and requested == "default") or (isinstance(requested, Mapping) and not requested):
-        return space_from_record(stored)
+        return space_from_record(stored, f"study {study.study_name!r} in {settings['storage']}")
     changes = "; ".join(space_differences(stored, record))
     raise InvalidParameterError(
         f"study {study.study_name!r} in {settings['storage']} was searched over another space ({changes}); "

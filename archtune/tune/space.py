@@ -12,6 +12,11 @@ numbers a Range, anything else Fixed. An override replaces what the space would 
 parameter; an override of a parameter the space does not search extends it.
 
 `max_epochs` is not a searched dimension: it is the fidelity that the pruner hands out.
+
+A space that fixes ``init_from`` (every trial starts from one trained network) does not sample
+the architecture: the source's is used (`ARCHITECTURE_PARAMS`), so those dimensions, and the
+user's overrides of them, are dropped (`SearchSpace.dropped` names them); the fine-tuning
+parameters join it instead (`sample_fine_tuning`).
 """
 
 from __future__ import annotations
@@ -23,7 +28,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from archtune.errors import InvalidParameterError, nearest
-from archtune.tune.families import BODIES, ENCODERS
+from archtune.fitting import ARCHITECTURE_PARAMS
+from archtune.tune.families import BODIES, ENCODERS, sample_fine_tuning
 
 DEFAULT_MAX_EPOCHS = 64  # the default recipe's epochs (its coslog schedule spans them)
 # learning_rate="auto" in a space: the finder's suggestion for each configuration, times a
@@ -105,11 +111,14 @@ def as_override(name: str, value: Any) -> Override:
 
 class Sampler:
     """Asks ``trial`` for parameters, honouring the user's overrides; ``params`` collects the
-    estimator parameters of the trial."""
+    estimator parameters of the trial. Parameters in ``moot`` are not asked: the sampling
+    functions get a placeholder (the first choice, the low end) to branch on, the trial
+    nothing."""
 
-    def __init__(self, trial: Any, overrides: Mapping[str, Override]):
+    def __init__(self, trial: Any, overrides: Mapping[str, Override], moot: frozenset[str] = frozenset()):
         self.trial = trial
         self.overrides = dict(overrides)
+        self.moot = moot
         self.params: dict[str, Any] = {}
 
     def __getitem__(self, name: str) -> Any:
@@ -135,6 +144,8 @@ class Sampler:
         override = self.overrides.get(name)
         if kind == "fixed" and not isinstance(override, Fixed):
             override = None
+        if name in self.moot:
+            return _placeholder(kind, override, values, low, value)
         if isinstance(override, Fixed):
             result = override.value
         elif isinstance(override, Choice):
@@ -164,12 +175,25 @@ class Sampler:
         for name, override in self.overrides.items():
             if name in self.params or name == "max_epochs":
                 continue
+            if name in self.moot:
+                continue
             if isinstance(override, Range):
                 self._ask(name, "number")
             elif isinstance(override, Choice):
                 self._ask(name, "categorical", values=override.values)
             else:
                 self._ask(name, "fixed", value=override.value)
+
+
+def _placeholder(kind: str, override: Override | None, values: tuple, low: float, value: Any) -> Any:
+    """What a sampling function gets for a moot parameter (nothing is asked or kept)."""
+    if isinstance(override, Fixed):
+        return override.value
+    if isinstance(override, Choice):
+        return override.values[0]
+    if isinstance(override, Range):
+        return override.low
+    return values[0] if kind == "categorical" else low if kind in ("int", "float") else value
 
 
 # --------------------------------------------------------------------------- the space
@@ -254,16 +278,44 @@ class SearchSpace:
 
     def sample(self, trial: Any) -> dict[str, Any]:
         """Estimator parameters for ``trial`` (an Optuna trial or anything with suggest_*)."""
-        s = Sampler(trial, self.overrides)
-        BODIES[self.body](s)
-        for encoder in self.encoders:
-            ENCODERS[encoder](s)
-        s.rest()
-        params = s.params
+        params = self._sampler(trial).params
         if _is_auto(params.get("learning_rate")):
             params[AUTO_LR_SCALE_PARAM] = trial.suggest_float(AUTO_LR_SCALE_PARAM, *AUTO_LR_SCALE, log=True)
         params["max_epochs"] = self.max_epochs
         return params
+
+    def _sampler(self, trial: Any) -> Sampler:
+        """The sampler after the space's sampling functions and the overrides ran on ``trial``."""
+        s = Sampler(trial, self.overrides, self.moot)
+        BODIES[self.body](s)
+        for encoder in self.encoders:
+            ENCODERS[encoder](s)
+        if self.from_source:
+            sample_fine_tuning(s)
+        s.rest()
+        return s
+
+    @property
+    def from_source(self) -> bool:
+        """Whether every trial starts from one trained network (``init_from`` is fixed)."""
+        override = self.overrides.get("init_from")
+        return isinstance(override, Fixed) and override.value is not None
+
+    @property
+    def moot(self) -> frozenset[str]:
+        """Parameters the space does not sample: with ``init_from`` fixed, the architecture's."""
+        return frozenset(ARCHITECTURE_PARAMS) if self.from_source else frozenset()
+
+    @property
+    def dropped(self) -> list[str]:
+        """The dimensions that `moot` drops: those the same space without ``init_from`` searches,
+        and the user's overrides of them."""
+        if not self.moot:
+            return []
+        plain = SearchSpace(self.body, self.encoders, {n: o for n, o in self.overrides.items() if n != "init_from"},
+                            self.max_epochs)
+        return [d.name for d in plain.dimensions if d.name in self.moot
+                and (d.kind != "fixed" or d.name in self.overrides)]
 
     def with_overrides(self, overrides: Mapping[str, Any], estimator_params: Sequence[str]) -> "SearchSpace":
         """A copy narrowed, extended or fixed by ``overrides`` (objects or the dict shorthand);
@@ -298,7 +350,12 @@ class SearchSpace:
 
     def check(self) -> None:
         """Walk the space with every override applied, so that a log-scaled range that is not
-        positive is refused before the search starts."""
+        positive is refused before the search starts; ``init_from`` may only be fixed."""
+        init_from = self.overrides.get("init_from")
+        if init_from is not None and not isinstance(init_from, Fixed):
+            raise InvalidParameterError(
+                f"init_from can only be fixed in a search (every trial starts from the same network); got "
+                f"init_from={init_from!r}: search each source in its own study")
         rng = random.Random(0)
         for _ in range(30):
             self.sample(_Walk(rng, {}))

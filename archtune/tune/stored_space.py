@@ -2,7 +2,9 @@
 continued or resumed search reuses it, or says exactly what changed.
 
 A record holds what defines a `SearchSpace`: its body, encoders, fidelity (``max_epochs``) and
-the user's overrides (`Choice`, `Range`, `Fixed`), values in the bundles' JSON form.
+the user's overrides (`Choice`, `Range`, `Fixed`), values in the bundles' JSON form. A fixed
+``init_from`` is kept as its path, or for an object as ``{"object": origin}``
+(archtune.tune.transfer): such a space cannot be rebuilt from its record alone.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from archtune.tune.space import Choice, Fixed, Range, SearchSpace
+from archtune.tune.transfer import init_from_record, stored_object_error
 
 
 def space_record(space: SearchSpace) -> dict[str, Any]:
@@ -22,18 +25,28 @@ def space_record(space: SearchSpace) -> dict[str, Any]:
             overrides[name] = {"choice": params_to_json({"v": list(override.values)})["v"]}
         elif isinstance(override, Range):
             overrides[name] = {"range": [override.low, override.high], "log": override.log}
+        elif name == "init_from" and override.value is not None:
+            overrides[name] = init_from_record(override.value)
         else:
             overrides[name] = {"fixed": params_to_json({"v": override.value})["v"]}
     return {"body": space.body, "encoders": list(space.encoders), "max_epochs": space.max_epochs,
             "overrides": overrides}
 
 
-def space_from_record(record: dict[str, Any]) -> SearchSpace:
-    """The `SearchSpace` a record describes."""
+def space_from_record(record: dict[str, Any], where: str = "the stored study") -> SearchSpace:
+    """The `SearchSpace` a record describes.
+
+    Raises
+    ------
+    InvalidParameterError
+        The record's ``init_from`` was an object (``where`` names the study in the message).
+    """
     from archtune.io import params_from_json
 
     overrides: dict[str, Any] = {}
     for name, item in record["overrides"].items():
+        if "object" in item:
+            raise stored_object_error(item, where)
         if "choice" in item:
             overrides[name] = Choice(*params_from_json({"v": item["choice"]})["v"])
         elif "range" in item:
@@ -63,6 +76,8 @@ def _show(item: dict[str, Any] | None) -> str:
         return "{" + ", ".join(map(repr, item["choice"])) + "}"
     if "range" in item:
         return f"{item['range'][0]}..{item['range'][1]}" + (" (log)" if item.get("log") else "")
+    if "object" in item:
+        return f"an object ({item['object']})"
     return f"fixed {item['fixed']!r}"
 
 

@@ -24,6 +24,8 @@ import pandas as pd
 from archtune.errors import ArchtuneError, DeadNetworkError, TrainingDivergedError
 from archtune.population import STRUCTURE_PARAMS, cohort_key, fit_population
 from archtune.train.callbacks import Callback
+from archtune.transfer.copy import is_output
+from archtune.transfer.reading import read_source
 from archtune.tune.baselines import BaselineResult
 from archtune.tune.space import AUTO_LR_SCALE_PARAM, SearchSpace
 from archtune.tune.study import Heartbeat, sweep_stale_trials
@@ -63,7 +65,7 @@ class EpochReporter(Callback):
         self.seconds += float(logs.get("seconds") or 0.0)
         self.epochs += 1
         spread = logs.get("val_output_std")
-        if spread is not None and spread <= DEAD_OUTPUT_STD:
+        if spread is not None and spread <= DEAD_OUTPUT_STD and not _untrained_new_head(trainer):
             # Every validation row gets the same output: a whole layer is dead (no gradient
             # reaches the layers below it) and no further epoch can change that.
             raise DeadNetworkError(f"the network predicts the same value for every validation row at epoch "
@@ -75,6 +77,18 @@ class EpochReporter(Callback):
         if self.out_of_time is not None and self.out_of_time():
             trainer.stop_training = True
             self.stopped_by_budget = True
+
+
+def _untrained_new_head(trainer: Any) -> bool:
+    """Whether the network's output layers are all still zero: a new head (a fit from a trained
+    network starts it at zero, archtune.transfer.copy) that no step has moved yet gives every
+    row the same output without any dead unit. It happens when an epoch is one step and the
+    schedule starts at rate 0 (coslog, RealMLP's): a few labelled rows, fine-tuned."""
+    module = getattr(trainer, "module", None)
+    if module is None:
+        return False
+    heads = [p for name, p in module.named_parameters() if is_output(name)]
+    return bool(heads) and not any(bool(p.detach().any()) for p in heads)
 
 
 @dataclass
@@ -459,6 +473,8 @@ class Search:
                     attrs[number] = {"best_epoch": int(est.best_epoch_), "epochs_run": int(len(est.history_)),
                                      "n_params": int(sum(p.numel() for p in est.module_.parameters())),
                                      **cohort, "diagnosis": _diagnosis_summary(est, split)}
+                    if getattr(est, "init_report_", None):  # started from a trained network: what was copied
+                        attrs[number]["init_report"] = est.init_report_
                     if hasattr(est, "solo_epoch_seconds_"):
                         attrs[number]["solo_epoch_seconds"] = float(est.solo_epoch_seconds_)
                 if reporter.stopped_by_budget:
@@ -526,6 +542,11 @@ def _n_params(make_estimator: Callable[[dict[str, Any]], Any], params: dict[str,
         from archtune.models import InputSpec, build_model
 
         est = make_estimator(params)
+        source = est.get_params()["init_from"]
+        if source is not None:  # a fit from a trained network has its architecture and inputs
+            source = read_source(source)
+            net = build_model(source.model_config, source.input_spec, 1, "regression")
+            return int(sum(p.numel() for p in net.parameters()))
         width = split.X_train.shape[1]
         net = build_model(est.model_config(), InputSpec(width), 1, "regression")
         return int(sum(p.numel() for p in net.parameters()))
@@ -552,6 +573,7 @@ def leaderboard(study: optuna.Study, baselines: list[BaselineResult] | list[dict
     time, parameter count, state."""
     rows: list[dict[str, Any]] = []
     intervals = study.user_attrs.get("intervals") or {}
+    source = study.user_attrs.get("init_from")  # every trial started from this network: its family
     for t in study.get_trials(deepcopy=False):
         if t.state == TrialState.RUNNING or t.state == TrialState.WAITING:
             continue
@@ -570,7 +592,7 @@ def leaderboard(study: optuna.Study, baselines: list[BaselineResult] | list[dict
         searched = [("learning_rate" if name == AUTO_LR_SCALE_PARAM else name) for name in t.params]
         shown = {name: config.get(name, t.params.get(name)) for name in dict.fromkeys(searched)}
         rows.append({
-            "model": f"network #{t.number} ({config.get('arch', 'mlp')})",
+            "model": network_name(t.number, source["arch"] if source else config.get("arch", "mlp")),
             "params": _describe_params(shown),
             "val_score": value,
             "fit_seconds": t.user_attrs.get("fit_seconds"),
@@ -613,6 +635,11 @@ def leaderboard(study: optuna.Study, baselines: list[BaselineResult] | list[dict
     return frame
 
 
+def network_name(number: int, arch: str) -> str:
+    """A trial's network as the leaderboard and the ensemble name it: "network #3 (mlp)"."""
+    return f"network #{number} ({arch})"
+
+
 def _describe_params(params: dict[str, Any]) -> str:
     def fmt(v: Any) -> str:
         return f"{v:.3g}" if isinstance(v, float) else str(v)
@@ -620,4 +647,4 @@ def _describe_params(params: dict[str, Any]) -> str:
     return ", ".join(f"{k}={fmt(v)}" for k, v in params.items())
 
 
-__all__ = ["EpochReporter", "Search", "Split", "TrialOutcome", "leaderboard", "trial_config"]
+__all__ = ["EpochReporter", "Search", "Split", "TrialOutcome", "leaderboard", "network_name", "trial_config"]
