@@ -28,6 +28,8 @@ from archtune.tracking.mlflow_runs import client_for  # noqa: E402  (after the s
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
+# TensorBoard files are written and read with tensorboardX (the tensorboard extra).
+HAS_TENSORBOARDX = importlib.util.find_spec("tensorboardX") is not None
 SPACE = {"max_epochs": 4, "hidden_layers": (1, 2), "units": (8, 32), "arch": "mlp"}
 
 
@@ -45,7 +47,8 @@ def tracked(tmp_path_factory, data):
     X, y = data
     uri = (root / "mlruns").as_uri()
     model = AutoNeuralClassifier(budget=4, space=SPACE, refit=False, ensemble=False, random_state=0,
-                                 mlflow_uri=uri, tensorboard_dir=str(root / "tb")).fit(X, y)
+                                 mlflow_uri=uri, tensorboard_dir=str(root / "tb") if HAS_TENSORBOARDX else None
+                                 ).fit(X, y)
     client = client_for(uri)
     experiment = client.get_experiment_by_name("archtune").experiment_id
     runs = client.search_runs([experiment])
@@ -149,7 +152,8 @@ def _scalars(folder: Path) -> dict[str, dict[int, float]]:
 
 
 def test_tensorboard_events_hold_each_trials_curves(tracked):
-    pytest.importorskip("tensorboardX", reason="needs the tensorboard extra: pip install 'archtune[tensorboard]'")
+    if not HAS_TENSORBOARDX:
+        pytest.skip("needs the tensorboard extra: pip install 'archtune[tensorboard]'")
     model, _, _, root = tracked
     from archtune.tracking.tensorboard_events import trial_folder
 
@@ -247,8 +251,8 @@ def test_cli_fit_logs_its_curves_and_bundle(tmp_path):
     out = tmp_path / "fit"
     uri = str(tmp_path / "mlruns")  # a plain directory is a file store too
     result = CliRunner().invoke(cli, ["fit", "breast_cancer", "--set", "max_epochs=3", "--set", "units=16", "-q",
-                                      "--no-report", "--out", str(out), "--mlflow", uri,
-                                      "--tensorboard", str(tmp_path / "tb")])
+                                      "--no-report", "--out", str(out), "--mlflow", uri]
+                                + (["--tensorboard", str(tmp_path / "tb")] if HAS_TENSORBOARDX else []))
     assert result.exit_code == 0, result.output
     client = client_for(uri)
     (run,) = client.search_runs([client.get_experiment_by_name("archtune").experiment_id])
@@ -257,7 +261,7 @@ def test_cli_fit_logs_its_curves_and_bundle(tmp_path):
     logged = {m.step: m.value for m in client.get_metric_history(run.info.run_id, "train_loss")}
     assert logged == pytest.approx(dict(history), rel=1e-8)  # the bundle keeps 10 digits
     assert {a.path for a in client.list_artifacts(run.info.run_id, "model")} >= {"model/archtune.json"}
-    if importlib.util.find_spec("tensorboardX"):
+    if HAS_TENSORBOARDX:
         assert _scalars(tmp_path / "tb")["train_loss"] == pytest.approx(dict(history), rel=1e-6)
 
 

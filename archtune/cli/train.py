@@ -73,7 +73,7 @@ def fit(data: str, target: str | None, task: str, settings: tuple[str, ...], hol
     check_source(data)  # a mistyped path fails at once, before PyTorch is even imported
     transfer = transfer_params(init_from, freeze, freeze_epochs, settings)
     from archtune.io import atomic_write_bytes, save
-    from archtune.tracking import MLflowLogger, TensorBoardLogger
+    from archtune.train.tracking import MLflowLogger, TensorBoardLogger
 
     # Made before the data is read, so that a missing package is said at once.
     trackers = ([MLflowLogger(mlflow_uri, run_name=str(out))] if mlflow_uri else []) + (

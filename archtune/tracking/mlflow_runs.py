@@ -183,6 +183,8 @@ class MLflowSearchLog:
         and the parent run's status."""
         import tempfile
 
+        if self.run_id is None:  # the search failed before it started
+            return
         log_batch(self.client, self.run_id, [(k, float(v), 0) for k, v in metrics.items()], tags=tags)
         if files:
             with tempfile.TemporaryDirectory() as folder:
