@@ -271,3 +271,13 @@ def archtune_history(bundle: Path) -> list[tuple[int, float]]:
 
     history = load(bundle).history_
     return list(zip(history["epoch"].astype(int), history["train_loss"].astype(float)))
+
+
+def test_cli_names_the_missing_extra_before_reading_data(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "mlflow", None)  # as if not installed
+    for command in ("tune", "fit"):
+        result = CliRunner().invoke(cli, [command, "breast_cancer", "--out", str(tmp_path / command),
+                                          "--mlflow", str(tmp_path / "mlruns")])
+        assert result.exit_code == 2, result.output
+        assert "archtune[mlflow]" in result.output and "Traceback" not in result.output
+        assert not (tmp_path / command).exists() and not (tmp_path / "mlruns").exists()

@@ -22,6 +22,7 @@ from archtune.cli.common import (
     holdout_split,
     load_training_table,
     parse_value,
+    require_tracking,
 )
 from archtune.errors import DataError, InvalidParameterError
 
@@ -239,6 +240,7 @@ def tune(data: str, target: str | None, task: str, budget: str, trials: int | No
     from archtune.data.readers import check_source
 
     check_source(data)
+    require_tracking(mlflow_uri, tensorboard_dir)
     if target is None:
         if data not in BUILTIN_DATASETS:
             raise InvalidParameterError("--target is required: name the column to predict")

@@ -21,6 +21,7 @@ from archtune.cli.common import (
     resolve_image_paths,
     holdout_metrics,
     holdout_split,
+    require_tracking,
     select_features,
     ParameterHelp,
 )
@@ -71,6 +72,7 @@ def fit(data: str, target: str | None, task: str, settings: tuple[str, ...], hol
     from archtune.data.readers import check_source
 
     check_source(data)  # a mistyped path fails at once, before PyTorch is even imported
+    require_tracking(mlflow_uri, tensorboard_dir)
     transfer = transfer_params(init_from, freeze, freeze_epochs, settings)
     from archtune.io import atomic_write_bytes, save
     from archtune.train.tracking import MLflowLogger, TensorBoardLogger
