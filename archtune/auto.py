@@ -79,6 +79,17 @@ class _AutoBase(BaseEstimator):
     device : {"auto", "cpu", "cuda"}
     verbose : int
         0 silent; 1 a live progress line.
+    mlflow_uri : str, optional
+        Log the search to MLflow (``pip install 'archtune[mlflow]'``): a parent run with the
+        settings, the leaderboard (``leaderboard.csv``) and the best score, and a nested run
+        per trial (its parameters, per-epoch train_loss/val_loss/val_<metric>/lr with step =
+        epoch, state, value, n_params, the doctor's diagnosis) and per baseline. A URI
+        (``"file:///tmp/mlruns"``, ``"sqlite:///mlflow.db"``, ``"http://host:5000"``) or a
+        directory; the experiment is ``study_name`` (default "archtune"). A tracking error
+        is a warning, never a failed search.
+    tensorboard_dir : str, optional
+        Write TensorBoard event files there (``pip install 'archtune[tensorboard]'``):
+        ``trial_NNNN/`` with each trial's curves, ``search/`` with the trials' values.
 
     Attributes
     ----------
@@ -104,6 +115,9 @@ class _AutoBase(BaseEstimator):
     leaderboard_ : pandas.DataFrame
         Every trial and baseline: model, params, val_score, fit_seconds, n_params, state, note.
     baselines_ : list of dict
+    mlflow_run_id_ : str or None
+        With ``mlflow_uri``: the search's parent run (``archtune.tracking.search_tracker.
+        log_run_directory`` adds a saved run directory to it).
     """
 
     task_kind = "regression"
@@ -130,6 +144,8 @@ class _AutoBase(BaseEstimator):
         random_state: int | None = None,
         device: str = "auto",
         verbose: int = 0,
+        mlflow_uri: str | None = None,
+        tensorboard_dir: str | None = None,
     ):
         self.budget = budget
         self.space = space
@@ -149,6 +165,8 @@ class _AutoBase(BaseEstimator):
         self.random_state = random_state
         self.device = device
         self.verbose = verbose
+        self.mlflow_uri = mlflow_uri
+        self.tensorboard_dir = tensorboard_dir
 
     # ------------------------------------------------------------------ fit
 
@@ -200,6 +218,7 @@ class _AutoBase(BaseEstimator):
         self.ensemble_ = result.ensemble.final if result.ensemble is not None else None
         self.ensemble_candidates_ = result.ensemble_library
         self.bag_ = result.bag
+        self.mlflow_run_id_ = result.mlflow_run_id
         self.n_features_in_ = self.best_estimator_.n_features_in_
         # A table without column names (a NumPy array) is searched under generated names
         # (x0, x1, ...); predictions on arrays get them back, so no feature-name warning is

@@ -276,3 +276,18 @@ def _shown_default(value: Any) -> str:
     if isinstance(value, tuple):
         return ",".join(map(str, value))
     return "None" if value is None else str(value)
+
+
+def require_tracking(mlflow_uri: str | None, tensorboard_dir: str | None) -> None:
+    """--mlflow and --tensorboard: their packages are checked before any data is read, and a
+    missing one is a one-line error naming the extra to install (exit code 2)."""
+    if mlflow_uri is None and tensorboard_dir is None:
+        return
+    from archtune.cli.group import EXIT_USAGE
+    from archtune.tracking.search_tracker import check_tracking
+
+    try:
+        check_tracking(mlflow_uri, tensorboard_dir)
+    except ImportError as exc:
+        click.echo(f"archtune: error: {exc}", err=True)
+        raise click.exceptions.Exit(EXIT_USAGE) from None

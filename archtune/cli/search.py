@@ -22,6 +22,7 @@ from archtune.cli.common import (
     holdout_split,
     load_training_table,
     parse_value,
+    require_tracking,
 )
 from archtune.errors import DataError, InvalidParameterError
 
@@ -172,6 +173,8 @@ Examples:
   archtune tune data.csv --target price --trials 40 --out runs/price --resume   (after a crash)
   archtune tune few.csv --target label --trials 20 --init-from runs/source \\
       --space freeze=body,2,none --out runs/few                        (fine-tune a trained network)
+  archtune tune data.csv --target price --trials 20 --out runs/price \\
+      --mlflow file:///tmp/mlruns --tensorboard runs/price/tb             (experiment tracking)
   optuna-dashboard sqlite:///runs/price/study.db                      (browse the study)""")
 @click.argument("data")
 @click.option("--target", "-t", help="Name of the target column (default for built-in datasets: target).")
@@ -222,16 +225,22 @@ Examples:
 @click.option("--quiet", "-q", is_flag=True, help="No live progress.")
 @click.option("--report/--no-report", "write_report", default=True, show_default=True,
               help="Write OUT/report.html (verdict, leaderboard, curves, history, importances, held-out rows).")
+@click.option("--mlflow", "mlflow_uri", metavar="URI",
+              help="Log the search to MLflow (a parent run, a nested run per trial and baseline; OUT's files as "
+                   "artifacts): file:///path/mlruns, a directory, sqlite:///mlflow.db or http://host:5000.")
+@click.option("--tensorboard", "tensorboard_dir", metavar="DIR",
+              help="Write TensorBoard event files to DIR: each trial's curves, and the trials' values.")
 def tune(data: str, target: str | None, task: str, budget: str, trials: int | None, sampler: str, pruner: str,
          preset: str, space_items: tuple[str, ...], settings: tuple[str, ...], init_from: str | None, cv: int | None,
          scoring: str | None, storage: str | None, study_name: str, resume: bool, baselines: bool,
          holdout: float, n_jobs: int, population: bool, refit: bool, ensemble: bool, bagging: int | None, seed: int,
-         out: Path, quiet: bool, write_report: bool) -> None:
+         out: Path, quiet: bool, write_report: bool, mlflow_uri: str | None, tensorboard_dir: str | None) -> None:
     """Search network architectures and training settings for DATA, keep the best."""
     from archtune.data.datasets import BUILTIN_DATASETS, BUILTIN_TARGET
     from archtune.data.readers import check_source
 
     check_source(data)
+    require_tracking(mlflow_uri, tensorboard_dir)
     if target is None:
         if data not in BUILTIN_DATASETS:
             raise InvalidParameterError("--target is required: name the column to predict")
@@ -279,7 +288,7 @@ def tune(data: str, target: str | None, task: str, budget: str, trials: int | No
         model = auto_cls(budget=budget_value, space=space, sampler=sampler, pruner=None if pruner == "none" else pruner,
                          cv=cv, scoring=scoring, storage=storage, study_name=study_name, n_jobs=n_jobs,
                          population=population, refit=refit, ensemble=ensemble, bagging=bagging, baselines=baselines, random_state=seed,
-                         verbose=0 if quiet else 1)
+                         verbose=0 if quiet else 1, mlflow_uri=mlflow_uri, tensorboard_dir=tensorboard_dir)
         click.echo(f"data: {name}: {len(X_fit)} rows for the search, {X.shape[1]} features; "
                    f"budget {budget_value if budget_trials is None else f'{budget_trials} trials'}; study {study_name!r} in {storage}")
         started = time.perf_counter()
@@ -330,6 +339,13 @@ def tune(data: str, target: str | None, task: str, budget: str, trials: int | No
             click.echo(f"browse the study: optuna-dashboard {storage}")
     if write_report:
         report_after_run(out)
+    if mlflow_uri is not None and model.mlflow_run_id_ is not None:
+        from archtune.tracking.search_tracker import log_run_directory
+
+        logged = log_run_directory(mlflow_uri, model.mlflow_run_id_, out)
+        if logged:
+            click.echo(f"logged the search to MLflow at {mlflow_uri} (run {model.mlflow_run_id_}, {len(logged)} "
+                       "files of OUT under run/)")
 
 
 def _savable_ensemble(model: Any, X: Any, y: Any, bagging: int | None) -> Any:

@@ -21,6 +21,7 @@ from archtune.cli.common import (
     resolve_image_paths,
     holdout_metrics,
     holdout_split,
+    require_tracking,
     select_features,
     ParameterHelp,
 )
@@ -58,16 +59,27 @@ Built-in datasets: breast_cancer, diabetes, digits, iris, wine (target column "t
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 @click.option("--report/--no-report", "write_report", default=True, show_default=True,
               help="Write OUT/report.html (learning curves, held-out evaluation, network, settings).")
+@click.option("--mlflow", "mlflow_uri", metavar="URI",
+              help="Log the fit to MLflow (training settings, per-epoch curves, the bundle as artifacts): "
+                   "file:///path/mlruns, a directory, sqlite:///mlflow.db or http://host:5000.")
+@click.option("--tensorboard", "tensorboard_dir", metavar="DIR", help="Write the per-epoch curves to DIR for "
+              "TensorBoard.")
 def fit(data: str, target: str | None, task: str, settings: tuple[str, ...], holdout: float, seed: int,
         out: Path, init_from: Path | None, freeze: str | None, freeze_epochs: str | None, quiet: bool,
-        write_report: bool) -> None:
+        write_report: bool, mlflow_uri: str | None = None, tensorboard_dir: str | None = None) -> None:
     """Train one network on DATA (a CSV/TSV/Parquet file, an image folder, or a built-in dataset name)."""
     from archtune.data.datasets import BUILTIN_DATASETS, BUILTIN_TARGET
     from archtune.data.readers import check_source
 
     check_source(data)  # a mistyped path fails at once, before PyTorch is even imported
+    require_tracking(mlflow_uri, tensorboard_dir)
     transfer = transfer_params(init_from, freeze, freeze_epochs, settings)
     from archtune.io import atomic_write_bytes, save
+    from archtune.train.tracking import MLflowLogger, TensorBoardLogger
+
+    # Made before the data is read, so that a missing package is said at once.
+    trackers = ([MLflowLogger(mlflow_uri, run_name=str(out))] if mlflow_uri else []) + (
+        [TensorBoardLogger(tensorboard_dir)] if tensorboard_dir else [])
 
     if target is None:
         if data not in BUILTIN_DATASETS:
@@ -89,7 +101,7 @@ def fit(data: str, target: str | None, task: str, settings: tuple[str, ...], hol
     click.echo(f"data: {name}: {len(X_fit)} training rows, {0 if X_hold is None else len(X_hold)} held out, "
                f"{X.shape[1]} features")
     started = time.perf_counter()
-    model.fit(X_fit, y_fit)
+    model.fit(X_fit, y_fit, callbacks=trackers)
     seconds = time.perf_counter() - started
     best = model.history_.iloc[model.best_epoch_ - 1] if model.best_epoch_ else model.history_.iloc[-1]
     click.echo(f"trained {len(model.history_)} epochs in {seconds:.1f}s; best epoch {model.best_epoch_}")
@@ -110,6 +122,10 @@ def fit(data: str, target: str | None, task: str, settings: tuple[str, ...], hol
     save_lr_finder(out, model)
     if write_report:
         report_after_run(out)
+    for tracker in trackers:
+        if isinstance(tracker, MLflowLogger) and tracker.run_id is not None:
+            tracker.log_directory(out)  # the bundle, metrics.json and report.html
+            click.echo(f"logged the fit to MLflow at {mlflow_uri} (run {tracker.run_id})")
 
 
 def transfer_params(init_from: Path | None, freeze: str | None, freeze_epochs: str | None,

@@ -34,6 +34,7 @@ from archtune.errors import DataError, DeadNetworkError, InvalidParameterError, 
 from archtune.estimators import NeuralClassifier, NeuralRegressor
 from archtune.fitting import check_params, finish, prepare, seed_from, train
 from archtune.recipes import wide as is_wide
+from archtune.tracking.search_tracker import check_tracking, make_search_tracker
 from archtune.train.callbacks import StopAtDeadline
 from archtune.train.threads import scoped, torch_threads
 from archtune.tune.baselines import run_baselines
@@ -78,6 +79,7 @@ class SearchResult:
     ensemble: Any = None
     ensemble_library: Any = None
     bag: Any = None  # with bagging=K: the best configuration's bag (archtune.ensemble.bagging.Bag)
+    mlflow_run_id: str | None = None  # with mlflow_uri: the search's parent run (archtune.tracking)
 
 
 def check_settings(task: str, settings: Mapping[str, Any]) -> tuple[float | None, int | None, SearchSpace]:
@@ -108,6 +110,7 @@ def check_settings(task: str, settings: Mapping[str, Any]) -> tuple[float | None
     check_number("validation_fraction", settings["validation_fraction"], 0.0, 1.0, low_open=True, high_open=True)
     if settings["study_name"] is not None and not isinstance(settings["study_name"], str):
         raise InvalidParameterError(f"study_name must be a string; got study_name={settings['study_name']!r}")
+    check_tracking(settings.get("mlflow_uri"), settings.get("tensorboard_dir"))
     return seconds, trials, space
 
 
@@ -166,15 +169,26 @@ def run_search(task: str, X: Any, y: Any, settings: Mapping[str, Any], owner: st
     scorer = get_scorer(settings["scoring"] or TASKS[task]["scoring"])
     n_jobs = settings["n_jobs"]
     threads = max(1, (os.cpu_count() or 1) // n_jobs) if n_jobs > 1 else None
-    with _quiet_optuna(), (torch_threads(threads) if threads else nullcontext()):
-        return _search(task, frame, images, y_arr, kinds, splits, pixel_splits, space, scorer, seed, seconds,
-                       trials, settings, started, weights)
+    tracker = make_search_tracker(settings.get("mlflow_uri"), settings.get("tensorboard_dir"),
+                                  settings["study_name"] or "archtune")
+    try:
+        with _quiet_optuna(), (torch_threads(threads) if threads else nullcontext()):
+            result = _search(task, frame, images, y_arr, kinds, splits, pixel_splits, space, scorer, seed, seconds,
+                             trials, settings, started, weights, tracker)
+    except BaseException:
+        if tracker is not None:
+            tracker.end(failed=True)
+        raise
+    if tracker is not None:
+        tracker.end(result.leaderboard, result.best_score)
+        result.mlflow_run_id = tracker.mlflow_run_id
+    return result
 
 
 def _search(task: str, frame: pd.DataFrame, images: Any, y: np.ndarray, kinds: dict[str, str] | None,
             splits: list[Split], pixel_splits: list[Split], space: SearchSpace, scorer: Any, seed: int,
             seconds: float | None, trials: int | None, settings: Mapping[str, Any], started: float,
-            weights: np.ndarray | None = None) -> SearchResult:
+            weights: np.ndarray | None = None, tracker: Any = None) -> SearchResult:
     storage = make_storage(settings["storage"])
     study = optuna.create_study(
         storage=storage, study_name=settings["study_name"] or "archtune", direction="maximize",
@@ -193,6 +207,8 @@ def _search(task: str, frame: pd.DataFrame, images: Any, y: np.ndarray, kinds: d
         # ones, and the same continuation draws the same ones.
         study.sampler = make_sampler(settings["sampler"], _continued_seed(seed, len(study.trials)), space.grid())
         study.pruner = make_pruner(settings["pruner"], space.max_epochs)
+    if tracker is not None:
+        tracker.start(study, task, settings, len(frame), frame.shape[1])
 
     def score(estimator: Any, X_val: Any, y_val: Any, sample_weight: Any = None) -> float:
         if sample_weight is None:
@@ -212,6 +228,8 @@ def _search(task: str, frame: pd.DataFrame, images: Any, y: np.ndarray, kinds: d
                                              sample_weight=first.w_train, val_weight=first.w_val)
             baselines = [r.record() for r in fitted_baselines]
         study.set_user_attr("baselines", baselines)
+    if tracker is not None:
+        tracker.baselines(baselines)
     ensembling = bool(settings.get("ensemble")) and images is None
 
     neural = TASKS[task]["estimator"]
@@ -242,7 +260,7 @@ def _search(task: str, frame: pd.DataFrame, images: Any, y: np.ndarray, kinds: d
                     # Fits from a trained network are never stacked (archtune.population): one at a time.
                     cohort_size=1 if transfer is not None else _cohort_size(settings, seconds, trials),
                     kinds=kinds if images is None else None,
-                    keep=ENSEMBLE_CANDIDATES if ensembling else 1)
+                    keep=ENSEMBLE_CANDIDATES if ensembling else 1, tracker=tracker)
     if not study.trials and space.body == "table" and not set(space.overrides) - set(space.data_fixed):
         _enqueue_recipes(study, space)  # the default space as it is: its recipes first
     remaining = None if seconds is None else max(0.0, seconds - (time.monotonic() - started))

@@ -60,8 +60,10 @@ class EpochReporter(Callback):
         self.stopped_by_budget = False
         self.seconds = 0.0  # training time of this trial's epochs (its share, in a cohort)
         self.epochs = 0
+        self.records: list[dict[str, Any]] = []  # every epoch's logs, for experiment tracking
 
     def on_epoch_end(self, trainer: Any, logs: dict[str, Any]) -> None:
+        self.records.append(dict(logs))
         self.seconds += float(logs.get("seconds") or 0.0)
         self.epochs += 1
         spread = logs.get("val_output_std")
@@ -115,6 +117,7 @@ class TrialOutcome:
     value: float | None = None
     attrs: dict[str, Any] = field(default_factory=dict)
     intermediate: dict[int, float] = field(default_factory=dict)
+    history: list[dict[str, Any]] = field(default_factory=list)  # its first split's epoch logs
 
 
 class Search:
@@ -142,6 +145,8 @@ class Search:
     keep : int
         Fitted networks of the best completed trials kept in memory (``kept``, best first):
         1 for the best alone, more as ensemble candidates.
+    tracker : archtune.tracking.search_tracker.SearchTracker, optional
+        Experiment tracking: ``tracker.trial_ended(trial, outcome)`` after each trial is told.
 
     Every asked trial goes through one path, `run_trials`: sampled (its concrete
     configuration is stored as the user attribute ``config``), trained with
@@ -152,7 +157,7 @@ class Search:
                  make_estimator: Callable[[dict[str, Any]], Any], splits: list[Split],
                  score: Callable[..., float], epoch_key: str, epoch_sign: float,
                  progress: Callable[["Search"], None] | None = None, refit_factor: float = 0.0,
-                 cohort_size: int = 1, kinds: dict[str, str] | None = None, keep: int = 1):
+                 cohort_size: int = 1, kinds: dict[str, str] | None = None, keep: int = 1, tracker: Any = None):
         self.study = study
         self.storage = storage
         self.space = space
@@ -179,6 +184,7 @@ class Search:
         self.keep = max(1, int(keep))
         self.kept: list[tuple[int, float, Any]] = []
         self._best_lock = threading.Lock()
+        self.tracker = tracker
 
     # ------------------------------------------------------------------ counting
 
@@ -318,6 +324,8 @@ class Search:
         finally:
             for trial in trials:
                 self._tell(trial, outcomes.get(trial.number, interrupted))
+                if self.tracker is not None:
+                    self.tracker.trial_ended(trial, outcomes.get(trial.number, interrupted))
         return outcomes
 
     def _stackable(self, sampled: dict[str, Any] | TrialOutcome) -> bool:
@@ -414,6 +422,7 @@ class Search:
         attrs: dict[int, dict[str, Any]] = {t.number: {} for t in group}
         fitted: dict[int, Any] = {}
         trained: dict[int, float] = {t.number: 0.0 for t in group}
+        histories: dict[int, list[dict[str, Any]]] = {}  # the first split's epoch logs, for tracking
         cohort = {"cohort": len(group)} if len(group) > 1 else {}
 
         def reporter_for(trial: optuna.trial.Trial, estimator: Any, fold: int) -> EpochReporter:
@@ -456,6 +465,8 @@ class Search:
             overhead = (time.perf_counter() - fold_started - sum(r.seconds for r in reporters)) / len(alive)
             for trial, est, reporter, error in zip(alive, estimators, reporters, errors):
                 number = trial.number
+                if fold == 0:
+                    histories[number] = reporter.records
                 trained[number] += reporter.seconds + max(0.0, overhead)
                 if error is not None:
                     outcomes[number] = self._ended(error, trained[number], params[number], split)
@@ -489,6 +500,8 @@ class Search:
             outcomes[number] = TrialOutcome(TrialState.COMPLETE, value=float(np.mean(scores[number])),
                                             attrs=attrs[number])
             self._keep_if_good(number, outcomes[number].value, fitted[number])
+        for number, outcome in outcomes.items():
+            outcome.history = histories.get(number, [])
         return outcomes
 
     @property

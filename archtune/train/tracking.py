@@ -1,0 +1,165 @@
+"""Tracking one fit: callbacks for ``NeuralClassifier.fit(X, y, callbacks=[...])`` (and
+``archtune fit --mlflow`` / ``--tensorboard``), the scikit-learn-friendly way to track a
+single network: the estimator's parameters stay what they are (no tracking URI among them,
+so ``clone`` and grid searches are unaffected), and a callback is given per fit.
+
+As in a search, a tracking error never fails the fit: it becomes one RuntimeWarning and the
+callback stops logging.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from archtune.tracking.records import epoch_metrics
+from archtune.train.callbacks import Callback
+
+
+class _Guarded(Callback):
+    """Runs each hook's logging under a guard: the first error warns and stops it."""
+
+    target = "tracking"
+    active = True
+
+    def _guard(self, action: Any) -> None:
+        if not self.active:
+            return
+        try:
+            action()
+        except Exception as exc:  # tracking must never fail the fit it records
+            self.active = False
+            warnings.warn(f"experiment tracking to {self.target} stopped ({type(exc).__name__}: {exc}); training "
+                          "goes on without it", RuntimeWarning, stacklevel=4)
+
+
+class MLflowLogger(_Guarded):
+    """Logs a fit to MLflow: one run with the training configuration as parameters, every
+    epoch's train_loss, val_loss, val_<metric>, lr and epoch_seconds (step = epoch), and the
+    network's parameter count.
+
+    Parameters
+    ----------
+    tracking_uri : str
+        ``file:///path/mlruns`` or a plain directory (MLflow's file store),
+        ``sqlite:///mlflow.db``, ``http://host:5000``.
+    experiment : str
+        The experiment the run goes to (created when missing).
+    run_name : str, optional
+    flush_every : int
+        Epochs buffered per `log_batch` call (and the rest at the end of training), so that
+        logging does not slow short epochs.
+
+    Attributes
+    ----------
+    run_id : str or None
+        The run of the latest fit.
+
+    Raises
+    ------
+    ImportError
+        mlflow is not installed (``pip install 'archtune[mlflow]'``).
+
+    Examples
+    --------
+    >>> logger = MLflowLogger("file:///tmp/mlruns")                    # doctest: +SKIP
+    >>> NeuralClassifier().fit(X, y, callbacks=[logger])               # doctest: +SKIP
+    """
+
+    def __init__(self, tracking_uri: str, experiment: str = "archtune", run_name: str | None = None,
+                 flush_every: int = 10):
+        from archtune.tracking.mlflow_runs import require_mlflow
+
+        require_mlflow()
+        self.tracking_uri = str(tracking_uri)
+        self.experiment = experiment
+        self.run_name = run_name
+        self.flush_every = max(1, int(flush_every))
+        self.target = f"MLflow at {self.tracking_uri}"
+        self.run_id: str | None = None
+        self._client: Any = None
+        self._pending: list[dict[str, Any]] = []
+
+    def on_train_begin(self, trainer: Any) -> None:
+        self.active = True
+        self._pending = []
+        self._guard(lambda: self._start(trainer))
+
+    def _start(self, trainer: Any) -> None:
+        from archtune.tracking.mlflow_runs import client_for, experiment_id, log_batch
+
+        self._client = client_for(self.tracking_uri)
+        run = self._client.create_run(experiment_id(self._client, self.experiment), run_name=self.run_name,
+                                      tags={"archtune.kind": "fit"})
+        self.run_id = run.info.run_id
+        n_params = sum(p.numel() for p in trainer.module.parameters())
+        log_batch(self._client, self.run_id, [("n_params", float(n_params), 0)],
+                  params={k: v for k, v in asdict(trainer.config).items()}, tags={"archtune.metric": trainer.metric_name})
+
+    def on_epoch_end(self, trainer: Any, logs: dict[str, Any]) -> None:
+        self._pending.append(dict(logs))
+        if len(self._pending) >= self.flush_every:
+            self._guard(self._flush)
+
+    def _flush(self) -> None:
+        from archtune.tracking.mlflow_runs import log_batch
+
+        pending, self._pending = self._pending, []
+        log_batch(self._client, self.run_id, epoch_metrics(pending))
+
+    def on_train_end(self, trainer: Any) -> None:
+        self._guard(self._flush)
+        self._guard(lambda: self._client.set_terminated(self.run_id, "FINISHED"))
+
+    def log_directory(self, directory: str | Path) -> None:
+        """A saved bundle directory as artifacts of the latest run (under ``model/``)."""
+        from archtune.tracking.mlflow_runs import log_directory
+
+        self._guard(lambda: log_directory(self._client, self.run_id, Path(directory), "model"))
+
+
+class TensorBoardLogger(_Guarded):
+    """Writes a fit's curves as TensorBoard event files in ``logdir``: one scalar per history
+    column (train_loss, val_loss, val_<metric>, lr, epoch_seconds), step = epoch.
+
+    Parameters
+    ----------
+    logdir : str or path
+        Created when missing; ``tensorboard --logdir`` shows it.
+
+    Raises
+    ------
+    ImportError
+        Neither tensorboardX nor tensorboard is installed (``pip install 'archtune[tensorboard]'``).
+    """
+
+    def __init__(self, logdir: str | Path):
+        from archtune.tracking.tensorboard_events import summary_writer_class
+
+        self.logdir = Path(logdir)
+        self.target = f"TensorBoard files in {self.logdir}"
+        self._writer_class = summary_writer_class()
+        self._writer: Any = None
+
+    def on_train_begin(self, trainer: Any) -> None:
+        self.active = True
+
+        def open_writer() -> None:
+            self._writer = self._writer_class(str(self.logdir))
+
+        self._guard(open_writer)
+
+    def on_epoch_end(self, trainer: Any, logs: dict[str, Any]) -> None:
+        def write() -> None:
+            for key, value, step in epoch_metrics([logs]):
+                self._writer.add_scalar(key, value, step)
+
+        self._guard(write)
+
+    def on_train_end(self, trainer: Any) -> None:
+        self._guard(lambda: self._writer.close())
+
+
+__all__ = ["MLflowLogger", "TensorBoardLogger"]
