@@ -145,8 +145,8 @@ def test_score_pruning_decides_as_the_pruner_does_in_a_single_objective_study():
 @pytest.fixture(scope="module")
 def latency_search():
     X, y = load_shared("magic.tsv.gz", n=800, seed=2)
-    model = AutoNeuralClassifier(budget=8, space=FAST_SPACE, objectives=("score", "latency"),
-                                 prefer="smallest within 0.02", pruner="median", random_state=0).fit(X, y)
+    model = AutoNeuralClassifier(budget=10, space=FAST_SPACE, objectives=("score", "latency"),
+                                 prefer="smallest within 0.02", random_state=0).fit(X, y)
     return model, X, y
 
 
@@ -174,7 +174,7 @@ def test_latency_search_prunes_on_the_score_and_prefers_as_told(latency_search):
     model, X, y = latency_search
     study = model.study_
     states = [t.state for t in study.trials]
-    assert TrialState.PRUNED in states  # the median rule on the score's shadow stopped some trials
+    assert TrialState.PRUNED in states  # Hyperband on the score's shadow stopped some trials
     for t in study.trials:
         if t.state in (TrialState.COMPLETE, TrialState.PRUNED):
             assert sorted(t.intermediate_values) == list(range(1, len(t.intermediate_values) + 1))
@@ -212,6 +212,7 @@ def test_cli_round_trip_with_two_objectives(tmp_path):
                                       "--no-baselines", "--objectives", "score,n_params", "--prefer",
                                       "smallest within 0.01", "--out", str(out)])
     assert result.exit_code == 0, result.output
+    assert "Kept by prefer='smallest within 0.01': network #" in result.output
     board = pd.read_csv(out / "leaderboard.csv", index_col="rank")
     trials = board[board["state"] == "COMPLETE"]
     expected = brute_force_front(trials[["val_score", "n_params"]].to_numpy(float), ["maximize", "minimize"])

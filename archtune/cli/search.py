@@ -318,6 +318,10 @@ def tune(data: str, target: str | None, task: str, budget: str, trials: int | No
         metric = scoring or ("accuracy" if task == "classification" else "r2")
         render_leaderboard(board)
         sentence = verdict(board, metric)
+        if len(objective_names) > 1 and model.best_trial_.values:  # the network of the front prefer kept
+            kept = model.best_trial_
+            sentence += (f" Kept by prefer={prefer!r}: network #{kept.number} ({metric} {kept.values[0]:.4f}, "
+                         f"{objective_names[1]} {kept.values[1]:.4g}).")
         click.echo(sentence)
         report: dict[str, Any] = {
             "data": str(data), "target": target, "task": task, "search_seconds": seconds, "metric": metric,
