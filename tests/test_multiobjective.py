@@ -227,3 +227,26 @@ def test_cli_round_trip_with_two_objectives(tmp_path):
     bad = CliRunner().invoke(cli, ["tune", "breast_cancer", "--trials", "2", "--objectives", "score,speed",
                                    "--out", str(tmp_path / "bad")])
     assert bad.exit_code == 2 and "objectives must be" in bad.stderr
+
+
+def test_equal_networks_are_timed_once_and_get_equal_latencies():
+    from archtune import NeuralClassifier
+    from archtune.tune.objectives import TrialObjectives
+    from archtune.tune.tuner import Split
+
+    X, y = load_shared("magic.tsv.gz", n=200, seed=4)
+    split = Split(X.iloc[:150], y.to_numpy()[:150], X.iloc[150:], y.to_numpy()[150:])
+    study = optuna.create_study(directions=["maximize", "minimize"])
+    objectives = TrialObjectives(study, ("score", "latency"), optuna.pruners.NopPruner(),
+                                 lambda p: NeuralClassifier(random_state=0, verbose=0, **p), split, None)
+    trials = [study.ask() for _ in range(3)]
+    for trial, params in zip(trials, [{"units": 16, "learning_rate": 1e-3, "dropout": 0.0},
+                                      {"units": 16, "learning_rate": 3e-2, "dropout": 0.3},
+                                      {"units": 64, "learning_rate": 1e-3, "dropout": 0.0}]):
+        objectives.start(trial, params)
+    latencies = [study.trials[t.number].user_attrs["latency_ms"] for t in trials]
+    assert latencies[0] == latencies[1] and latencies[2] != latencies[0] and min(latencies) > 0
+    for trial, state in zip(trials, [TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL]):
+        objectives.tell(study, trial, state, 0.8 if state == TrialState.COMPLETE else None, {})
+    assert study.trials[0].values == [0.8, latencies[0]]
+    assert [t.state for t in study.trials] == [TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL]

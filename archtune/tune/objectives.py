@@ -10,6 +10,7 @@ pruning works on it alone (`archtune.tune.score_pruning`).
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -19,6 +20,7 @@ import optuna
 
 from archtune.errors import InvalidParameterError
 from archtune.fitting import prepare
+from archtune.population import DATA_PARAMS
 from archtune.shrink.latency import ROWS, latency_ms
 from archtune.train.threads import torch_threads
 from archtune.tune.score_pruning import ScorePruning
@@ -150,16 +152,37 @@ class TrialObjectives:
         self.make_estimator = make_estimator
         self.split = split
         self.kinds = kinds
+        # Latency by network (its configuration): cohort followers and repeated structures are
+        # timed once, so equal networks get equal costs and no time is spent timing them again.
+        self._latencies: dict[str, float] = {}
 
     def start(self, trial: optuna.trial.Trial, params: dict[str, Any]) -> None:
         """Before training: the latency (user attribute ``latency_ms``) and the shadow trial."""
         if self.cost == "latency":
             try:
-                trial.set_user_attr("latency_ms", measure_latency(self.make_estimator, params, self.split,
-                                                                  self.kinds))
+                key = self._network_key(params)
+                value = self._latencies.get(key) if key is not None else None
+                if value is None:
+                    value = measure_latency(self.make_estimator, params, self.split, self.kinds)
+                    if key is not None:
+                        self._latencies[key] = value
+                trial.set_user_attr("latency_ms", value)
             except Exception as exc:  # the trial trains anyway; without a cost it is told as failed
                 trial.set_user_attr("latency_error", f"{type(exc).__name__}: {exc}")
         self.pruning.start(trial)
+
+    def _network_key(self, params: dict[str, Any]) -> str | None:
+        """What the network's forward pass depends on: its configuration (dropout aside: a
+        no-op at inference) and the parameters that shape its inputs; None when unknown."""
+        try:
+            estimator = self.make_estimator(params)
+            config = estimator.model_config()
+        except Exception:
+            return None
+        if dataclasses.is_dataclass(config) and any(f.name == "dropout" for f in dataclasses.fields(config)):
+            config = dataclasses.replace(config, dropout=0.0)
+        given = estimator.get_params()
+        return repr(config) + repr([(name, repr(given.get(name))) for name in DATA_PARAMS])
 
     def report(self, trial: optuna.trial.Trial, epoch: int, value: float) -> bool:
         """An epoch's score; whether the trial keeps training."""
