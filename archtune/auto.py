@@ -34,9 +34,23 @@ class _AutoBase(BaseEstimator):
         its architecture is not searched, ``freeze`` and ``fine_tune_lr_factor`` are, and the
         trials train one at a time (archtune.tune.transfer). A study stores a path; an object
         must be passed again to continue the study.
-    sampler : {"tpe", "random", "grid", "cmaes", "gp", "qmc"}
+    sampler : {"auto", "tpe", "nsga2", "random", "grid", "cmaes", "gp", "qmc"}
+        "auto": TPE for one objective, NSGA-II (Deb et al. 2002) for several. With several
+        objectives every sampler but "cmaes" (one objective only: refused) may be chosen.
     pruner : {"hyperband", "sha", "median", None}
-        Multi-fidelity pruning on epochs.
+        Multi-fidelity pruning on epochs (on the score alone with several objectives:
+        archtune.tune.score_pruning).
+    objectives : tuple of str
+        ("score",) (the default) optimises the validation score. ("score", "latency") or
+        ("score", "n_params") searches the Pareto front of the score and the network's cost:
+        latency in CPU milliseconds per 1000 rows (one thread, measured on the untrained
+        network, archtune.shrink.latency) or its parameter count. The leaderboard gains a
+        ``pareto`` column (and ``latency_ms``); ``prefer`` picks the network.
+    prefer : str
+        With several objectives, which trial of the front is ``best_``: "score" (the best
+        score) or "smallest within T" (the least latency / parameter count among the front's
+        trials whose score is within T of the best, e.g. "smallest within 0.005"). Ignored
+        with one objective.
     cv : int, optional
         None for one hold-out split (``validation_fraction`` of the rows); K for K-fold
         cross-validation (the first fold drives pruning, the value is the mean over folds).
@@ -59,8 +73,10 @@ class _AutoBase(BaseEstimator):
         best trial's own network, with its best validation epoch's weights (as RealMLP and TabM
         keep theirs), trained on the search's training split. A refit that the budget cuts
         short gives way to the trial's own network.
-    ensemble : bool
-        After the search, select an ensemble of the best networks (up to 16, as trained in
+    ensemble : bool or None
+        None (the default): True, except with several objectives and a ``prefer`` rule
+        other than "score" (the small or fast network the rule picks is what predicts; pass
+        True to ensemble anyway). After the search, select an ensemble of the best networks (up to 16, as trained in
         their trials) and the baselines by greedy selection with replacement on the validation
         rows (Caruana et al. 2004). It replaces the best network for prediction only when it
         is at least as good on validation rows it was not selected on (each half of them in
@@ -95,7 +111,8 @@ class _AutoBase(BaseEstimator):
     ----------
     best_params_ : dict
     best_score_ : float
-        Validation score of the best trial.
+        Validation score of the best trial (with several objectives: of the trial ``prefer``
+        picks).
     best_estimator_ : NeuralClassifier or NeuralRegressor
         The best configuration refitted on all rows.
     ensemble_ : archtune.ensemble.Ensemble or None
@@ -128,8 +145,10 @@ class _AutoBase(BaseEstimator):
         *,
         budget: str | int = "5m",
         space: Any = "default",
-        sampler: str = "tpe",
+        sampler: str = "auto",
         pruner: str | None = "hyperband",
+        objectives: tuple[str, ...] = ("score",),
+        prefer: str = "score",
         cv: int | None = None,
         scoring: str | None = None,
         storage: str | None = None,
@@ -137,7 +156,7 @@ class _AutoBase(BaseEstimator):
         n_jobs: int = 1,
         population: bool | int = True,
         refit: bool = True,
-        ensemble: bool = True,
+        ensemble: bool | None = None,
         bagging: int | None = None,
         baselines: bool = True,
         validation_fraction: float = 0.2,
@@ -151,6 +170,8 @@ class _AutoBase(BaseEstimator):
         self.space = space
         self.sampler = sampler
         self.pruner = pruner
+        self.objectives = objectives
+        self.prefer = prefer
         self.cv = cv
         self.scoring = scoring
         self.storage = storage

@@ -106,16 +106,31 @@ def render_leaderboard(frame: pd.DataFrame, limit: int = 15) -> None:
     from rich.table import Table
 
     table = Table(show_lines=False)
-    for column in ("#", "model", "val_score", "fit s", "params", "state", "note"):
+    # A multi-objective search's columns (archtune.tune.objectives): latency and the Pareto front.
+    extra = [c for c in ("latency_ms", "pareto") if c in frame.columns]
+    for column in ("#", "model", "val_score", "fit s", "params", *[_HEADERS[c] for c in extra], "state", "note"):
         table.add_column(column, overflow="fold")
     for rank, row in frame.head(limit).iterrows():
         score = "" if pd.isna(row["val_score"]) else f"{row['val_score']:.4f}"
         seconds = "" if pd.isna(row["fit_seconds"]) else f"{row['fit_seconds']:.1f}"
         n_params = "" if pd.isna(row["n_params"]) else f"{int(row['n_params']):,}"
-        table.add_row(str(rank), str(row["model"]), score, seconds, n_params, str(row["state"]), str(row["note"])[:60])
+        cells = [_cell(c, row[c]) for c in extra]
+        table.add_row(str(rank), str(row["model"]), score, seconds, n_params, *cells, str(row["state"]),
+                      str(row["note"])[:60])
     Console().print(table)
     if len(frame) > limit:
         click.echo(f"... {len(frame) - limit} more rows in the leaderboard file")
+
+
+_HEADERS = {"latency_ms": "ms/1000 rows", "pareto": "pareto"}
+
+
+def _cell(column: str, value: Any) -> str:
+    if value is None or (isinstance(value, float) and pd.isna(value)):
+        return ""
+    if column == "pareto":
+        return "*" if value in (True, "True") else ""
+    return f"{float(value):.2f}"
 
 
 def verdict(frame: pd.DataFrame, metric: str) -> str:
@@ -184,10 +199,16 @@ Examples:
               help="Wall-clock budget (90s, 5m, 1h, 1h30m), or a plain number of finished trials (--budget 5 "
                    "means 5 trials, not 5 minutes).")
 @click.option("--trials", type=click.IntRange(1), help="Number of finished trials instead of a time budget.")
-@click.option("--sampler", type=click.Choice(["tpe", "random", "grid", "cmaes", "gp", "qmc"]), default="tpe",
-              show_default=True)
+@click.option("--sampler", type=click.Choice(["auto", "tpe", "nsga2", "random", "grid", "cmaes", "gp", "qmc"]),
+              default="auto", show_default=True, help="auto: TPE for one objective, NSGA-II for several.")
 @click.option("--pruner", type=click.Choice(["hyperband", "sha", "median", "none"]), default="hyperband",
               show_default=True)
+@click.option("--objectives", default="score", show_default=True, metavar="score[,latency|,n_params]",
+              help="What to optimise: score, or the Pareto front of score and latency (CPU ms per 1000 rows) or "
+                   "score and n_params; the leaderboard marks the front.")
+@click.option("--prefer", default="score", show_default=True, metavar='"score"|"smallest within T"',
+              help="With several objectives, the network kept: the best score, or the smallest/fastest on the "
+                   "front within T of the best score (no ensemble then, unless --ensemble).")
 @click.option("--preset", type=click.Choice(["default", "small"]), default="default", show_default=True,
               help="Search space to start from.")
 @click.option("--space", "space_items", multiple=True, metavar="NAME=CHOICES|LOW..HIGH",
@@ -213,9 +234,10 @@ Examples:
 @click.option("--refit/--no-refit", default=True, show_default=True,
               help="Retrain the best configuration on all rows (--refit), or keep the best trial's own network "
                    "with its best validation epoch (--no-refit).")
-@click.option("--ensemble/--no-ensemble", default=True, show_default=True,
+@click.option("--ensemble/--no-ensemble", default=None,
               help="Select an ensemble of the best networks and the baselines after the search (used when it "
-                   "holds up on validation rows it was not selected on); saved in OUT/ensemble.")
+                   "holds up on validation rows it was not selected on); saved in OUT/ensemble. Default: on, "
+                   "except with --prefer 'smallest within T'.")
 @click.option("--bagging", type=click.IntRange(2, 20), default=None,
               help="Replace the refit by a bag of the best configuration: K networks on K folds of all rows, "
                    "scored out of fold, predicting their average (saved in OUT/ensemble).")
@@ -231,10 +253,12 @@ Examples:
 @click.option("--tensorboard", "tensorboard_dir", metavar="DIR",
               help="Write TensorBoard event files to DIR: each trial's curves, and the trials' values.")
 def tune(data: str, target: str | None, task: str, budget: str, trials: int | None, sampler: str, pruner: str,
-         preset: str, space_items: tuple[str, ...], settings: tuple[str, ...], init_from: str | None, cv: int | None,
+         objectives: str, prefer: str, preset: str, space_items: tuple[str, ...], settings: tuple[str, ...],
+         init_from: str | None, cv: int | None,
          scoring: str | None, storage: str | None, study_name: str, resume: bool, baselines: bool,
-         holdout: float, n_jobs: int, population: bool, refit: bool, ensemble: bool, bagging: int | None, seed: int,
-         out: Path, quiet: bool, write_report: bool, mlflow_uri: str | None, tensorboard_dir: str | None) -> None:
+         holdout: float, n_jobs: int, population: bool, refit: bool, ensemble: bool | None, bagging: int | None,
+         seed: int, out: Path, quiet: bool, write_report: bool, mlflow_uri: str | None,
+         tensorboard_dir: str | None) -> None:
     """Search network architectures and training settings for DATA, keep the best."""
     from archtune.data.datasets import BUILTIN_DATASETS, BUILTIN_TARGET
     from archtune.data.readers import check_source
@@ -254,6 +278,11 @@ def tune(data: str, target: str | None, task: str, budget: str, trials: int | No
     budget_value: str | int = trials if trials is not None else budget
     _, budget_trials = parse_budget(budget_value)
     overrides = parse_space(space_items, settings)
+    from archtune.tune.objectives import check_objectives
+    from archtune.tune.pareto import parse_prefer
+
+    objective_names = check_objectives(objectives)  # refused before the data is read
+    parse_prefer(prefer)
     if init_from is not None:
         from archtune.tune.space import Fixed
 
@@ -286,6 +315,7 @@ def tune(data: str, target: str | None, task: str, budget: str, trials: int | No
                 click.echo(f"archtune: note: {note}", err=True)
         X_fit, X_hold, y_fit, y_hold = holdout_split(X, y, holdout, task, seed)
         model = auto_cls(budget=budget_value, space=space, sampler=sampler, pruner=None if pruner == "none" else pruner,
+                         objectives=objective_names, prefer=prefer,
                          cv=cv, scoring=scoring, storage=storage, study_name=study_name, n_jobs=n_jobs,
                          population=population, refit=refit, ensemble=ensemble, bagging=bagging, baselines=baselines, random_state=seed,
                          verbose=0 if quiet else 1, mlflow_uri=mlflow_uri, tensorboard_dir=tensorboard_dir)
@@ -298,6 +328,10 @@ def tune(data: str, target: str | None, task: str, budget: str, trials: int | No
         metric = scoring or ("accuracy" if task == "classification" else "r2")
         render_leaderboard(board)
         sentence = verdict(board, metric)
+        if len(objective_names) > 1 and model.best_trial_.values:  # the network of the front prefer kept
+            kept = model.best_trial_
+            sentence += (f" Kept by prefer={prefer!r}: network #{kept.number} ({metric} {kept.values[0]:.4f}, "
+                         f"{objective_names[1]} {kept.values[1]:.4g}).")
         click.echo(sentence)
         report: dict[str, Any] = {
             "data": str(data), "target": target, "task": task, "search_seconds": seconds, "metric": metric,
@@ -309,7 +343,7 @@ def tune(data: str, target: str | None, task: str, budget: str, trials: int | No
                          "space": list(space_items), "set": list(settings), "init_from": init_from, "cv": cv,
                          "scoring": scoring, "holdout": holdout, "seed": seed, "baselines": baselines,
                          "population": population, "refit": refit, "ensemble": ensemble, "bagging": bagging,
-                         "n_jobs": n_jobs},
+                         "n_jobs": n_jobs, "objectives": list(objective_names), "prefer": prefer},
             "study": study_name}
         chosen = _savable_ensemble(model, X_fit, y_fit, bagging)
         if X_hold is not None:

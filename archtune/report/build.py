@@ -123,11 +123,23 @@ def _leaderboard(run: rd.Run, notes: list[str]) -> Section | None:
     data = rd.leaderboard_data(run)
     if data is None:
         return None
-    columns = ["rank", "model", "val_score", "val_low", "val_high", "fit_seconds", "n_params", "state", "params",
-               "note"]
-    rows = [[row.get(c) for c in columns] for row in data.rows]
+    # A multi-objective search's columns: its latency, and the Pareto front marked "front".
+    extra = [c for c in ("latency_ms", "pareto") if data.rows and c in data.rows[0]]
+    columns = ["rank", "model", "val_score", "val_low", "val_high", "fit_seconds", "n_params", *extra, "state",
+               "params", "note"]
+    rows = [[_front_mark(row.get(c)) if c == "pareto" else row.get(c) for c in columns] for row in data.rows]
     title = "Leaderboard" + (f" (validation {data.metric})" if data.metric else "")
-    return Section("leaderboard", title, [table(columns, rows)], rd.to_json(data))
+    body = [table(columns, rows)]
+    if "pareto" in extra:
+        cost = "latency (ms per 1000 rows)" if "latency_ms" in extra else "parameter count"
+        body.append(paragraph(f"Rows marked front are on the Pareto front of the validation score and the {cost}: "
+                              "no other completed trial is as good in both and better in one.", "note"))
+    return Section("leaderboard", title, body, rd.to_json(data))
+
+
+def _front_mark(value: Any) -> str:
+    """A leaderboard row's ``pareto`` cell: "front" on the front (True, or "True" read from CSV)."""
+    return "front" if value is True or value == "True" else ""
 
 
 def _learning_curves(run: rd.Run, notes: list[str]) -> Section | None:

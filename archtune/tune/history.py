@@ -44,7 +44,7 @@ def open_study(db: str | Path, study_name: str | None = None) -> optuna.Study | 
 
 def maximizes(study: optuna.Study) -> bool:
     """Whether the study's score is maximised (archtune's scores are: accuracy, R^2...)."""
-    return study.direction == optuna.study.StudyDirection.MAXIMIZE
+    return study.directions[0] == optuna.study.StudyDirection.MAXIMIZE
 
 
 def trial_history(study: optuna.Study) -> list[dict[str, Any]]:
@@ -63,11 +63,11 @@ def trial_history(study: optuna.Study) -> list[dict[str, Any]]:
               if t.state in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)]
     starts = [t.datetime_start for t in trials if t.datetime_start is not None]
     origin = min(starts) if starts else None
-    maximize = study.direction == optuna.study.StudyDirection.MAXIMIZE
+    maximize = study.directions[0] == optuna.study.StudyDirection.MAXIMIZE  # the score: the first objective
     best: float | None = None
     rows = []
     for t in trials:
-        value = float(t.value) if t.state == TrialState.COMPLETE and t.value is not None else None
+        value = float(t.values[0]) if t.state == TrialState.COMPLETE and t.values else None
         if value is not None:
             best = value if best is None else (max(best, value) if maximize else min(best, value))
         ended = t.datetime_complete
@@ -86,10 +86,10 @@ def trial_curves(study: optuna.Study, top: int = 5) -> list[dict[str, Any]]:
     """The validation score per epoch (the values each trial reported to the pruner) of the
     ``top`` best completed trials, best first: ``{"number", "value", "epochs", "scores"}``."""
     done = [t for t in study.get_trials(deepcopy=False)
-            if t.state == TrialState.COMPLETE and t.value is not None and t.intermediate_values]
-    sign = -1.0 if study.direction == optuna.study.StudyDirection.MAXIMIZE else 1.0
-    done.sort(key=lambda t: sign * t.value)
-    return [{"number": t.number, "value": float(t.value), "epochs": sorted(t.intermediate_values),
+            if t.state == TrialState.COMPLETE and t.values and t.intermediate_values]
+    sign = -1.0 if study.directions[0] == optuna.study.StudyDirection.MAXIMIZE else 1.0
+    done.sort(key=lambda t: sign * t.values[0])
+    return [{"number": t.number, "value": float(t.values[0]), "epochs": sorted(t.intermediate_values),
              "scores": [float(t.intermediate_values[e]) for e in sorted(t.intermediate_values)]}
             for t in done[:top]]
 
@@ -122,8 +122,10 @@ def param_importances(study: optuna.Study) -> dict[str, Any] | None:
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                raw = optuna.importance.get_param_importances(study, evaluator=make(), params=sorted(varying),
-                                                              normalize=True)
+                raw = optuna.importance.get_param_importances(
+                    study, evaluator=make(), params=sorted(varying), normalize=True,
+                    # Several objectives: the importances for the score.
+                    target=(lambda t: t.values[0]) if len(study.directions) > 1 else None)
         except Exception:  # a degenerate study (too few trials, constant values) for this evaluator
             continue
         total = float(sum(raw.values()))

@@ -5,6 +5,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from archtune.tune.objectives import best_by_score
+
 
 class SearchProgress:
     """Context manager; ``update(search)`` after each trial. Silent unless ``enabled``. A live
@@ -49,7 +51,8 @@ class SearchProgress:
         c = search.counts()
         finished = c["complete"] + c["pruned"]
         try:
-            best = f"{search.study.best_value:.4f}"
+            # The best score (the first objective when there are several).
+            best = f"{best_by_score(search.study).values[0]:.4f}"
         except ValueError:
             best = "-"
         elapsed = time.monotonic() - self._started

@@ -38,6 +38,9 @@ from archtune.tracking.search_tracker import check_tracking, make_search_tracker
 from archtune.train.callbacks import StopAtDeadline
 from archtune.train.threads import scoped, torch_threads
 from archtune.tune.baselines import run_baselines
+from archtune.tune.objectives import (TrialObjectives, baseline_latency_ms, best_by_score, check_objectives,
+                                      directions, resolve_sampler, score_of)
+from archtune.tune.pareto import choose, parse_prefer
 from archtune.tune.progress import SearchProgress
 from archtune.tune.space import SearchSpace, resolve_space
 from archtune.tune.study import PRUNERS, SAMPLERS, make_pruner, make_sampler, make_storage, parse_budget
@@ -91,7 +94,10 @@ def check_settings(task: str, settings: Mapping[str, Any]) -> tuple[float | None
     space = resolve_space(settings["space"], names)
     check_params(neural(**space.fixed_values()))  # fixed values must be valid as given
     check_transfer_space(space)  # freeze and the fine-tuning parameters: with init_from, valid values
-    check_choice("sampler", settings["sampler"], SAMPLERS)
+    check_choice("sampler", settings["sampler"], ("auto", *SAMPLERS))
+    # Several objectives (archtune.tune.objectives): a sampler that handles them, a prefer rule.
+    resolve_sampler(settings["sampler"], check_objectives(settings.get("objectives", ("score",))))
+    parse_prefer(settings.get("prefer", "score"))
     check_choice("pruner", settings["pruner"], PRUNERS)
     if settings["cv"] is not None:
         check_number("cv", settings["cv"], 2, integer=True)
@@ -104,7 +110,7 @@ def check_settings(task: str, settings: Mapping[str, Any]) -> tuple[float | None
     if not isinstance(settings["population"], bool):
         check_number("population", settings["population"], 1, integer=True)
     check_choice("refit", settings["refit"], (True, False))
-    check_choice("ensemble", settings.get("ensemble", False), (True, False))
+    check_choice("ensemble", settings.get("ensemble", False), (True, False, None))
     if settings.get("bagging") is not None:
         check_number("bagging", settings["bagging"], 2, 20, integer=True)
     check_number("validation_fraction", settings["validation_fraction"], 0.0, 1.0, low_open=True, high_open=True)
@@ -190,11 +196,18 @@ def _search(task: str, frame: pd.DataFrame, images: Any, y: np.ndarray, kinds: d
             seconds: float | None, trials: int | None, settings: Mapping[str, Any], started: float,
             weights: np.ndarray | None = None, tracker: Any = None) -> SearchResult:
     storage = make_storage(settings["storage"])
+    objectives = check_objectives(settings.get("objectives", ("score",)))
+    several = len(objectives) > 1
+    sampler_name = resolve_sampler(settings["sampler"], objectives)
     study = optuna.create_study(
-        storage=storage, study_name=settings["study_name"] or "archtune", direction="maximize",
-        sampler=make_sampler(settings["sampler"], seed, space.grid()),
-        pruner=make_pruner(settings["pruner"], space.max_epochs), load_if_exists=True)
+        storage=storage, study_name=settings["study_name"] or "archtune",
+        **({"directions": directions(objectives)} if several else {"direction": "maximize"}),
+        sampler=make_sampler(sampler_name, seed, space.grid()),
+        # Several objectives: Optuna prunes none, so the pruner runs on the score's shadow (TrialObjectives).
+        pruner=optuna.pruners.NopPruner() if several else make_pruner(settings["pruner"], space.max_epochs),
+        load_if_exists=True)
     _check_study_matches(study, frame, task, settings["storage"], weights)
+    _check_objectives_match(study, objectives, settings["storage"])
     space = _space_of_study(study, space, settings)
     # A fixed init_from: read once, here, and held in memory for every trial and the refit.
     transfer = search_source(space)
@@ -205,8 +218,8 @@ def _search(task: str, frame: pd.DataFrame, images: Any, y: np.ndarray, kinds: d
         # A continued or resumed study: a sampler seeded as the first run's would draw the
         # first run's configurations again. Seeded by the trials already there, it draws new
         # ones, and the same continuation draws the same ones.
-        study.sampler = make_sampler(settings["sampler"], _continued_seed(seed, len(study.trials)), space.grid())
-        study.pruner = make_pruner(settings["pruner"], space.max_epochs)
+        study.sampler = make_sampler(sampler_name, _continued_seed(seed, len(study.trials)), space.grid())
+        study.pruner = optuna.pruners.NopPruner() if several else make_pruner(settings["pruner"], space.max_epochs)
     if tracker is not None:
         tracker.start(study, task, settings, len(frame), frame.shape[1])
 
@@ -227,10 +240,13 @@ def _search(task: str, frame: pd.DataFrame, images: Any, y: np.ndarray, kinds: d
                                              kinds if kinds is not None else {}, seed=seed, deadline=deadline,
                                              sample_weight=first.w_train, val_weight=first.w_val)
             baselines = [r.record() for r in fitted_baselines]
+            if objectives[1:] == ("latency",):  # the baselines' cost too: their predict on 1000 rows
+                _baseline_latencies(baselines, fitted_baselines, first.X_val)
         study.set_user_attr("baselines", baselines)
     if tracker is not None:
         tracker.baselines(baselines)
-    ensembling = bool(settings.get("ensemble")) and images is None
+    prefer = parse_prefer(settings.get("prefer", "score"))
+    ensembling = _ensembling(settings.get("ensemble"), several, prefer) and images is None
 
     neural = TASKS[task]["estimator"]
     fixed = {"random_state": seed, "device": settings["device"], "verbose": 0}
@@ -260,7 +276,11 @@ def _search(task: str, frame: pd.DataFrame, images: Any, y: np.ndarray, kinds: d
                     # Fits from a trained network are never stacked (archtune.population): one at a time.
                     cohort_size=1 if transfer is not None else _cohort_size(settings, seconds, trials),
                     kinds=kinds if images is None else None,
-                    keep=ENSEMBLE_CANDIDATES if ensembling else 1, tracker=tracker)
+                    # Several objectives: the preferred network may not be the best-scoring one.
+                    keep=ENSEMBLE_CANDIDATES if ensembling or several else 1, tracker=tracker,
+                    objectives=TrialObjectives(study, objectives, make_pruner(settings["pruner"], space.max_epochs),
+                                               make_estimator, splits[0], kinds if images is None else None)
+                    if several else None)
     if not study.trials and space.body == "table" and not set(space.overrides) - set(space.data_fixed):
         _enqueue_recipes(study, space)  # the default space as it is: its recipes first
     remaining = None if seconds is None else max(0.0, seconds - (time.monotonic() - started))
@@ -269,12 +289,14 @@ def _search(task: str, frame: pd.DataFrame, images: Any, y: np.ndarray, kinds: d
                    first_trial_seconds=0.0 if seconds is None else FIRST_TRIAL_SHARE * seconds)
 
     best, score, epochs = _best_so_far(study, search, settings["budget"])
+    if several and epochs is None:  # the prefer rule picks a trial of the Pareto front
+        best = _preferred(study, prefer)
+        score = float(best.values[0])
     best_params = trial_config(best)
     deadline = None if seconds is None else started + seconds
     X_all = images if images is not None else frame
     kinds_all = kinds if images is None else None
-    kept = search.best_fitted
-    kept = kept[2] if kept is not None and kept[0] == best.number else None
+    kept = next((e for number, _, e in search.kept if number == best.number), None)
     bagged = None
     refitted = False  # whether `estimator` is the best configuration trained on all rows
     if settings.get("bagging") and epochs is None:
@@ -309,7 +331,7 @@ def _search(task: str, frame: pd.DataFrame, images: Any, y: np.ndarray, kinds: d
         refitted = finished and estimator is not None
     if refit.used is not None and refit.used.number != best.number:
         best, best_params = refit.used, trial_config(refit.used)
-        score = float(best.value) if best.value is not None else score
+        score = score_of(best) if score_of(best) is not None else score
     study.set_user_attr("saved_network", refit.describe(best, estimator is kept and kept is not None))
     if bagged is not None:
         study.set_user_attr("bag", {"name": f"bag of {settings['bagging']} (network #{best.number})",
@@ -380,6 +402,47 @@ def ensemble_record(choice: Any) -> dict[str, Any]:
             "best_single": choice.best_single, "summary": ensemble.summary()}
 
 
+def _ensembling(requested: bool | None, several: bool, prefer: Any) -> bool:
+    """Whether to select an ensemble: as asked; by default (None) yes, except when several
+    objectives and a prefer rule other than the score pick one small or fast network (an
+    ensemble of networks would undo what the rule chose)."""
+    if requested is not None:
+        return bool(requested)
+    return not (several and prefer.kind != "score")
+
+
+def _preferred(study: optuna.Study, prefer: Any) -> Any:
+    """The completed trial the prefer rule picks on the Pareto front of (score, cost)."""
+    complete = [t for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+                if t.values and len(t.values) == 2]
+    return complete[choose([t.values[0] for t in complete], [t.values[1] for t in complete], prefer)]
+
+
+def _baseline_latencies(records: list[dict[str, Any]], fitted: list[Any], X_val: Any) -> None:
+    """Each fitted baseline's latency (`baseline_latency_ms`) in its leaderboard record."""
+    for record, result in zip(records, fitted):
+        if result.model is not None and result.error is None:
+            try:
+                record["latency_ms"] = baseline_latency_ms(result.model, X_val)
+            except Exception:  # a baseline without a timeable predict just has no latency
+                record["latency_ms"] = None
+
+
+def _check_objectives_match(study: optuna.Study, objectives: tuple[str, ...], storage: Any) -> None:
+    """A stored study continues only with the objectives it was run with."""
+    stored = study.user_attrs.get("objectives")
+    if stored is None and study.trials:
+        stored = ["score"] if len(study.directions) == 1 else None
+    if stored is None:
+        study.set_user_attr("objectives", list(objectives))
+    elif tuple(stored) != objectives or len(study.directions) != len(objectives):
+        raise InvalidParameterError(f"study {study.study_name!r} in {storage} was run with objectives="
+                                    f"{tuple(stored)!r}, not {objectives!r}; give the same objectives to continue it, "
+                                    "or use another study_name or --out")
+    if not study.trials:
+        study.set_user_attr("objectives", list(objectives))
+
+
 def _space_of_study(study: optuna.Study, space: SearchSpace, settings: Mapping[str, Any]) -> SearchSpace:
     """The space to search: a new study stores ``space``; a stored study continues with the
     space it was run with. Given no space (the default, or no --space/--set flags), the stored
@@ -420,8 +483,8 @@ def _best_so_far(study: optuna.Study, search: Search, budget: Any) -> tuple[Any,
     trials = study.get_trials(deepcopy=False)
     complete = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
     if complete:
-        best = study.best_trial
-        return best, float(best.value), None
+        best = best_by_score(study)
+        return best, float(best.values[0]), None
     pruned = [t for t in trials if t.state == optuna.trial.TrialState.PRUNED and t.intermediate_values]
     if pruned:
         best = max(pruned, key=lambda t: t.intermediate_values[max(t.intermediate_values)])
@@ -561,7 +624,7 @@ def _fallbacks(study: optuna.Study, best: Any, best_params: dict[str, Any]) -> l
     ones, so that a refit that diverges on all rows gives way to the next configuration."""
     complete = sorted((t for t in study.get_trials(deepcopy=False)
                        if t.state == optuna.trial.TrialState.COMPLETE and t.number != best.number),
-                      key=lambda t: -float(t.value))
+                      key=lambda t: -float(t.values[0]))
     return [(best, best_params)] + [(t, trial_config(t)) for t in complete[:REFIT_ATTEMPTS - 1]]
 
 

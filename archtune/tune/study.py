@@ -16,7 +16,7 @@ import optuna
 
 from archtune.errors import InvalidParameterError, nearest
 
-SAMPLERS = ("tpe", "random", "grid", "cmaes", "gp", "qmc")
+SAMPLERS = ("tpe", "random", "grid", "cmaes", "gp", "qmc", "nsga2")
 PRUNERS = ("hyperband", "sha", "median", None)
 # A trial whose heartbeat is older than GRACE_PERIOD seconds belongs to a dead process.
 HEARTBEAT_INTERVAL = 2
@@ -68,6 +68,8 @@ def _make_sampler(name: str, seed: int, grid: dict[str, list[Any]] | None) -> op
         return optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True, n_startup_trials=8)
     if name == "random":
         return optuna.samplers.RandomSampler(seed=seed)
+    if name == "nsga2":  # several objectives (archtune.tune.objectives); Deb et al. 2002
+        return optuna.samplers.NSGAIISampler(seed=seed)
     if name == "grid":
         size = math.prod(len(v) for v in (grid or {}).values())
         if size > MAX_GRID:

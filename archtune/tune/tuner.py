@@ -27,6 +27,8 @@ from archtune.train.callbacks import Callback
 from archtune.transfer.copy import is_output
 from archtune.transfer.reading import read_source
 from archtune.tune.baselines import BaselineResult
+from archtune.tune.objectives import COST_ATTR, TrialObjectives, best_by_score, score_of
+from archtune.tune.pareto import front_column
 from archtune.tune.space import AUTO_LR_SCALE_PARAM, SearchSpace
 from archtune.tune.study import Heartbeat, sweep_stale_trials
 
@@ -147,6 +149,10 @@ class Search:
         1 for the best alone, more as ensemble candidates.
     tracker : archtune.tracking.search_tracker.SearchTracker, optional
         Experiment tracking: ``tracker.trial_ended(trial, outcome)`` after each trial is told.
+    objectives : TrialObjectives, optional
+        A multi-objective study's trials (archtune.tune.objectives): the cost measured before
+        each trial trains, the score reported to a shadow pruner, (score, cost) told. None:
+        one objective, the score, reported to the study's own pruner.
 
     Every asked trial goes through one path, `run_trials`: sampled (its concrete
     configuration is stored as the user attribute ``config``), trained with
@@ -157,7 +163,8 @@ class Search:
                  make_estimator: Callable[[dict[str, Any]], Any], splits: list[Split],
                  score: Callable[..., float], epoch_key: str, epoch_sign: float,
                  progress: Callable[["Search"], None] | None = None, refit_factor: float = 0.0,
-                 cohort_size: int = 1, kinds: dict[str, str] | None = None, keep: int = 1, tracker: Any = None):
+                 cohort_size: int = 1, kinds: dict[str, str] | None = None, keep: int = 1, tracker: Any = None,
+                 objectives: TrialObjectives | None = None):
         self.study = study
         self.storage = storage
         self.space = space
@@ -185,6 +192,7 @@ class Search:
         self.kept: list[tuple[int, float, Any]] = []
         self._best_lock = threading.Lock()
         self.tracker = tracker
+        self.objectives = objectives
 
     # ------------------------------------------------------------------ counting
 
@@ -209,7 +217,7 @@ class Search:
         up to its best epoch plus its patience (where early stopping would end it), scaled
         to all rows. Trials stop early enough to leave it."""
         try:
-            best = self.study.best_trial
+            best = best_by_score(self.study)
         except ValueError:
             return 0.0
         epochs = max(1, int(best.user_attrs.get("epochs_run") or 1))
@@ -318,6 +326,8 @@ class Search:
                         outcomes[trials[-1].number] = sampled
                     else:
                         params[trials[-1].number] = sampled
+                        if self.objectives is not None:  # several objectives: the cost, before training
+                            self.objectives.start(trials[-1], sampled)
                     if len(trials) == 1 and size > 1 and not self._stackable(sampled):
                         break  # followers of a leader that cannot be stacked would train one by one
                 outcomes.update(self._evaluate([t for t in trials if t.number in params], params))
@@ -357,6 +367,9 @@ class Search:
         # Every asked trial is told, even on KeyboardInterrupt: none is left RUNNING.
         for key, value in outcome.attrs.items():
             trial.set_user_attr(key, value)
+        if self.objectives is not None:  # several objectives: (score, cost)
+            self.objectives.tell(self.study, trial, outcome.state, outcome.value, outcome.attrs)
+            return
         if outcome.state == TrialState.COMPLETE:
             self.study.tell(trial, outcome.value)
         else:
@@ -427,6 +440,10 @@ class Search:
 
         def reporter_for(trial: optuna.trial.Trial, estimator: Any, fold: int) -> EpochReporter:
             def report(epoch: int, value: float) -> bool:
+                if self.objectives is not None:  # Optuna prunes one objective only: the score's shadow
+                    keep_going = self.objectives.report(trial, epoch, value)
+                    self._show_progress()
+                    return keep_going
                 trial.report(value, epoch)
                 self._show_progress()
                 return not trial.should_prune()
@@ -583,15 +600,18 @@ def trial_config(trial: Any) -> dict[str, Any]:
 
 def leaderboard(study: optuna.Study, baselines: list[BaselineResult] | list[dict[str, Any]]) -> pd.DataFrame:
     """Every trial and every baseline, best first: model, parameters, validation score, fit
-    time, parameter count, state."""
+    time, parameter count, state. A multi-objective study adds ``latency_ms`` (with that
+    objective) and ``pareto`` (True for the trials on the Pareto front of score and cost)."""
     rows: list[dict[str, Any]] = []
+    objectives = study.user_attrs.get("objectives") or ["score"]
+    cost = COST_ATTR[objectives[1]] if len(study.directions) > 1 and len(objectives) > 1 else None
     intervals = study.user_attrs.get("intervals") or {}
     source = study.user_attrs.get("init_from")  # every trial started from this network: its family
     for t in study.get_trials(deepcopy=False):
         if t.state == TrialState.RUNNING or t.state == TrialState.WAITING:
             continue
         config = trial_config(t)
-        value = t.value if t.state == TrialState.COMPLETE else None
+        value = score_of(t)
         if t.state == TrialState.PRUNED and t.intermediate_values:
             last = max(t.intermediate_values)
             note = f"pruned at epoch {last} (score then {t.intermediate_values[last]:.4g})"
@@ -610,6 +630,7 @@ def leaderboard(study: optuna.Study, baselines: list[BaselineResult] | list[dict
             "val_score": value,
             "fit_seconds": t.user_attrs.get("fit_seconds"),
             "n_params": t.user_attrs.get("n_params"),
+            **({"latency_ms": t.user_attrs.get("latency_ms")} if cost == "latency_ms" else {}),
             "state": t.state.name,
             "note": note,
         })
@@ -619,7 +640,8 @@ def leaderboard(study: optuna.Study, baselines: list[BaselineResult] | list[dict
         state = "BASELINE" if error is None else "SKIPPED" if error.startswith("skipped") else "FAIL"
         rows.append({"model": b["name"], "params": b["params"], "val_score": b["score"] if error is None else None,
                      "fit_seconds": b["fit_seconds"], "n_params": None, "state": state,
-                     "note": error or "classical baseline"})
+                     "note": error or "classical baseline",
+                     **({"latency_ms": b.get("latency_ms")} if cost == "latency_ms" else {})})
     bag = study.user_attrs.get("bag")
     if bag:
         rows.append({"model": bag["name"], "params": "", "val_score": bag["oof_score"], "fit_seconds": None,
@@ -638,7 +660,10 @@ def leaderboard(study: optuna.Study, baselines: list[BaselineResult] | list[dict
         low, high = intervals.get(row["model"], (None, None)) if scored else (None, None)
         row["val_low"], row["val_high"] = low, high
     frame = pd.DataFrame(rows, columns=["model", "params", "val_score", "val_low", "val_high", "fit_seconds",
-                                        "n_params", "state", "note"])
+                                        "n_params", *(["latency_ms"] if cost == "latency_ms" else []), "state",
+                                        "note"])
+    if cost is not None:  # several objectives: the trials on the front of score and cost
+        frame.insert(frame.columns.get_loc("state"), "pareto", front_column(frame, cost))
     # Scored rows best first, then pruned trials, then failures.
     order = frame["state"].map({"PRUNED": 1, "SKIPPED": 2, "FAIL": 3}).fillna(0)
     frame = (frame.assign(_order=order).sort_values(["_order", "val_score"], ascending=[True, False],
