@@ -26,6 +26,7 @@ from archtune.cli.common import (
 from archtune.errors import DataError, InvalidParameterError
 
 STUDY_FILE = "study.db"
+JOURNAL_FILE = "study.log"  # the storage of --workers
 LEADERBOARD_FILE = "leaderboard.csv"
 ENSEMBLE_DIR = "ensemble"
 DEFAULT_STUDY = "archtune"
@@ -78,6 +79,17 @@ def _removed_unless_trials(out: Path) -> Iterator[None]:
         if created and out.is_dir() and not _has_trials(out / STUDY_FILE):
             shutil.rmtree(out, ignore_errors=True)
         raise
+
+
+def _backend(workers: int, ray_address: str | None) -> str:
+    """The Auto estimators' ``backend`` for --workers/--ray."""
+    if ray_address is not None and not workers:
+        raise InvalidParameterError("--ray runs the --workers as Ray tasks: give --workers N too")
+    if not workers:
+        return "threads"
+    if ray_address is None:
+        return "processes"
+    return "ray" if ray_address == "local" else f"ray:{ray_address}"
 
 
 def _has_trials(db: Path) -> bool:
@@ -204,6 +216,11 @@ Examples:
 @click.option("--holdout", type=click.FloatRange(0, 0.9), default=0.0, show_default=True,
               help="Share of rows kept out of the whole search, to report the refitted network's test metrics.")
 @click.option("--n-jobs", type=click.IntRange(1), default=1, show_default=True, help="Trials in parallel.")
+@click.option("--workers", type=click.IntRange(0), default=0, show_default=True,
+              help="Start N `archtune worker` processes besides this one (the storage is then OUT/study.log, "
+                   "a journal file, unless --storage is given).")
+@click.option("--ray", "ray_address", metavar="ADDRESS",
+              help="Run the --workers as Ray tasks: 'local' for a Ray started for the run, else a cluster address.")
 @click.option("--population/--no-population", default=True, show_default=True,
               help="Train trials in cohorts of 8 as one stacked model (faster for small networks); "
                    "--no-population trains one trial at a time.")
@@ -225,7 +242,7 @@ Examples:
 def tune(data: str, target: str | None, task: str, budget: str, trials: int | None, sampler: str, pruner: str,
          preset: str, space_items: tuple[str, ...], settings: tuple[str, ...], init_from: str | None, cv: int | None,
          scoring: str | None, storage: str | None, study_name: str, resume: bool, baselines: bool,
-         holdout: float, n_jobs: int, population: bool, refit: bool, ensemble: bool, bagging: int | None, seed: int,
+         holdout: float, n_jobs: int, workers: int, ray_address: str | None, population: bool, refit: bool, ensemble: bool, bagging: int | None, seed: int,
          out: Path, quiet: bool, write_report: bool) -> None:
     """Search network architectures and training settings for DATA, keep the best."""
     from archtune.data.datasets import BUILTIN_DATASETS, BUILTIN_TARGET
@@ -252,7 +269,13 @@ def tune(data: str, target: str | None, task: str, budget: str, trials: int | No
     for cls in (AutoNeuralClassifier, AutoNeuralRegressor):  # the space must be valid before data is read
         _space_for(preset, overrides, cls.neural_class)
         break
+    backend = _backend(workers, ray_address)
     with _removed_unless_trials(out):
+        if storage is None and workers:
+            from archtune.tune.storages import journal_url
+
+            out.mkdir(parents=True, exist_ok=True)
+            storage = journal_url(out / JOURNAL_FILE)  # processes share a journal, not an SQLite file
         if storage is None:
             out.mkdir(parents=True, exist_ok=True)
             storage = f"sqlite:///{(out / STUDY_FILE).resolve()}"
@@ -277,7 +300,8 @@ def tune(data: str, target: str | None, task: str, budget: str, trials: int | No
                 click.echo(f"archtune: note: {note}", err=True)
         X_fit, X_hold, y_fit, y_hold = holdout_split(X, y, holdout, task, seed)
         model = auto_cls(budget=budget_value, space=space, sampler=sampler, pruner=None if pruner == "none" else pruner,
-                         cv=cv, scoring=scoring, storage=storage, study_name=study_name, n_jobs=n_jobs,
+                         cv=cv, scoring=scoring, storage=storage, study_name=study_name,
+                         n_jobs=workers or n_jobs, backend=backend,
                          population=population, refit=refit, ensemble=ensemble, bagging=bagging, baselines=baselines, random_state=seed,
                          verbose=0 if quiet else 1)
         click.echo(f"data: {name}: {len(X_fit)} rows for the search, {X.shape[1]} features; "

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import tempfile
 import time
 import warnings
 from contextlib import nullcontext
@@ -37,9 +38,13 @@ from archtune.recipes import wide as is_wide
 from archtune.train.callbacks import StopAtDeadline
 from archtune.train.threads import scoped, torch_threads
 from archtune.tune.baselines import run_baselines
+from archtune.tune.job import data_file, publish, refuse
+from archtune.tune.launch import check_backend, start_workers, wait_for_running
 from archtune.tune.progress import SearchProgress
 from archtune.tune.space import SearchSpace, resolve_space
-from archtune.tune.study import PRUNERS, SAMPLERS, make_pruner, make_sampler, make_storage, parse_budget
+from archtune.tune.storages import is_shared, journal_url
+from archtune.tune.study import (PRUNERS, SAMPLERS, make_pruner, make_sampler, make_storage, parse_budget,
+                                 sweep_stale_trials)
 from archtune.tune.transfer import check_transfer_space, columns_warned_once, search_source, warn_dropped
 from archtune.tune.tuner import Search, Split, leaderboard, network_name, trial_config
 
@@ -99,6 +104,7 @@ def check_settings(task: str, settings: Mapping[str, Any]) -> tuple[float | None
                                     f"'roc_auc', 'neg_log_loss' or 'r2'; got scoring={scoring!r}"
                                     f"{nearest(str(scoring), get_scorer_names())}")
     check_number("n_jobs", settings["n_jobs"], 1, integer=True)
+    check_backend(settings.get("backend", "threads"))
     if not isinstance(settings["population"], bool):
         check_number("population", settings["population"], 1, integer=True)
     check_choice("refit", settings["refit"], (True, False))
@@ -166,7 +172,13 @@ def run_search(task: str, X: Any, y: Any, settings: Mapping[str, Any], owner: st
     scorer = get_scorer(settings["scoring"] or TASKS[task]["scoring"])
     n_jobs = settings["n_jobs"]
     threads = max(1, (os.cpu_count() or 1) // n_jobs) if n_jobs > 1 else None
-    with _quiet_optuna(), (torch_threads(threads) if threads else nullcontext()):
+    scratch = nullcontext()
+    if settings.get("backend", "threads") != "threads":  # workers in other processes (archtune.tune.launch)
+        threads = max(1, (os.cpu_count() or 1) // (n_jobs + 1))
+        if settings["storage"] is None:  # several processes: a journal file for the run
+            scratch = tempfile.TemporaryDirectory(prefix="archtune-")
+            settings = {**settings, "storage": journal_url(os.path.join(scratch.name, "study.log"))}
+    with scratch, _quiet_optuna(), (torch_threads(threads) if threads else nullcontext()):
         return _search(task, frame, images, y_arr, kinds, splits, pixel_splits, space, scorer, seed, seconds,
                        trials, settings, started, weights)
 
@@ -246,9 +258,20 @@ def _search(task: str, frame: pd.DataFrame, images: Any, y: np.ndarray, kinds: d
     if not study.trials and space.body == "table" and not set(space.overrides) - set(space.data_fixed):
         _enqueue_recipes(study, space)  # the default space as it is: its recipes first
     remaining = None if seconds is None else max(0.0, seconds - (time.monotonic() - started))
+    backend = settings.get("backend", "threads")
+    workers = None
+    if is_shared(settings["storage"]) or backend != "threads":  # other processes may join (archtune worker)
+        sweep_stale_trials(study, storage, wait=True)
+        _publish_job(study, settings, search, frame, y, weights, codes_for(task, y), seed, trials, remaining,
+                     images is not None or transfer is not None)
+        if backend != "threads":
+            workers = start_workers(backend, settings["storage"], study.study_name, settings["n_jobs"],
+                                    max(1, (os.cpu_count() or 1) // (settings["n_jobs"] + 1)))
     with progress, (columns_warned_once() if transfer is not None else nullcontext()):
-        search.run(trials, remaining, n_jobs=settings["n_jobs"],
+        search.run(trials, remaining, n_jobs=settings["n_jobs"] if workers is None else 1,
                    first_trial_seconds=0.0 if seconds is None else FIRST_TRIAL_SHARE * seconds)
+        if is_shared(settings["storage"]) or workers is not None:
+            _finish_with_workers(study, storage, search, workers, trials, started, seconds)
 
     best, score, epochs = _best_so_far(study, search, settings["budget"])
     best_params = trial_config(best)
@@ -360,6 +383,50 @@ def ensemble_record(choice: Any) -> dict[str, Any]:
             "val_score": float(ensemble.val_score), "used": bool(choice.used), "alone": alone,
             "gain": float(choice.gain) if np.isfinite(choice.gain) else None,
             "best_single": choice.best_single, "summary": ensemble.summary()}
+
+
+# ------------------------------------------------------------------ workers (archtune.tune.worker)
+
+
+def codes_for(task: str, y: np.ndarray) -> np.ndarray | None:
+    """The classes as codes, to stratify a split as `run_search` does."""
+    return TARGETS[task].fit(y)[1] if task == "classification" else None
+
+
+def _publish_job(study: optuna.Study, settings: Mapping[str, Any], search: Search, frame: pd.DataFrame,
+                 y: np.ndarray, weights: np.ndarray | None, stratify: np.ndarray | None, seed: int,
+                 trials: int | None, remaining: float | None, unsupported: bool) -> None:
+    """Publish what workers need to train this search's trials (archtune.tune.job)."""
+    if unsupported:
+        refuse(study, "searches on image arrays or from a trained network (init_from) run in one process")
+        return
+    # The same row positions as the search's splits: make_splits depends on the row count alone.
+    positions = [(s.X_train.index.to_numpy(), s.X_val.index.to_numpy()) for s in make_splits(
+        pd.DataFrame(index=pd.RangeIndex(len(frame))), y, stratify, seed, settings["cv"],
+        settings["validation_fraction"], weights)]
+    record = {"task": study.user_attrs.get("task"), "seed": seed, "sampler": settings["sampler"],
+              "pruner": settings["pruner"], "device": settings["device"],
+              "scoring": settings["scoring"] or TASKS[study.user_attrs.get("task")]["scoring"],
+              "epoch_key": search.epoch_key, "epoch_sign": search.epoch_sign, "cohort_size": search.cohort_size,
+              "refit_factor": search.refit_factor, "n_trials": trials, "kinds": search.kinds,
+              "deadline": None if remaining is None else time.time() + remaining}
+    publish(study, data_file(settings["storage"], study.study_name, settings.get("worker_data")), frame, y,
+            weights, positions, record)
+
+
+def _finish_with_workers(study: optuna.Study, storage: Any, search: Search, workers: Any, trials: int | None,
+                         started: float, seconds: float | None) -> None:
+    """The coordinator's loop is done: wait for the trials other processes still train, then
+    train the retries of those whose worker died (until the trial budget is met)."""
+    deadline = None if seconds is None else started + seconds
+    for _ in range(3):
+        wait_for_running(study, storage, deadline)
+        if trials is None or search.n_finished() >= trials:
+            break
+        left = None if deadline is None else max(0.0, deadline - time.monotonic())
+        search.run(trials, left, sweep_wait=False)
+    if workers is not None:
+        workers.join(timeout=60.0)
 
 
 def _space_of_study(study: optuna.Study, space: SearchSpace, settings: Mapping[str, Any]) -> SearchSpace:
