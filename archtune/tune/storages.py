@@ -58,6 +58,17 @@ def open_journal(path: Path) -> optuna.storages.BaseStorage:
         raise InvalidParameterError(f"cannot open the journal storage {path}: {exc}") from None
 
 
+def rdb_url(url: str) -> str:
+    """``url`` with a PostgreSQL driver that is installed: SQLAlchemy 2.1 reads a bare
+    ``postgresql://`` as psycopg 3, while the ``postgres`` extra installs psycopg2-binary."""
+    if url.startswith("postgresql://"):
+        import importlib.util
+
+        if importlib.util.find_spec("psycopg") is None and importlib.util.find_spec("psycopg2") is not None:
+            return "postgresql+psycopg2://" + url[len("postgresql://"):]
+    return url
+
+
 def is_sqlite(url: Any) -> bool:
     return isinstance(url, str) and url.startswith("sqlite")
 
@@ -93,5 +104,5 @@ def stale_journal_trials(study: optuna.Study, storage: Any, grace_period: float)
     return stale
 
 
-__all__ = ["HEARTBEAT_ATTR", "is_journal", "is_shared", "is_sqlite", "journal_path", "journal_url", "open_journal",
+__all__ = ["HEARTBEAT_ATTR", "is_journal", "is_shared", "is_sqlite", "journal_path", "journal_url", "open_journal", "rdb_url",
            "record_journal_heartbeat", "stale_journal_trials"]

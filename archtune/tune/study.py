@@ -15,7 +15,7 @@ from typing import Any
 import optuna
 
 from archtune.errors import InvalidParameterError, nearest
-from archtune.tune.storages import (is_journal, journal_path, open_journal, record_journal_heartbeat,
+from archtune.tune.storages import (is_journal, journal_path, open_journal, rdb_url, record_journal_heartbeat,
                                     stale_journal_trials)
 
 SAMPLERS = ("tpe", "random", "grid", "cmaes", "gp", "qmc")
@@ -121,7 +121,7 @@ def make_storage(url: str | None) -> optuna.storages.BaseStorage | None:
             # Heartbeats and the retry callback are marked experimental; we rely on them.
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             return optuna.storages.RDBStorage(
-                url, engine_kwargs=engine_kwargs, heartbeat_interval=HEARTBEAT_INTERVAL, grace_period=GRACE_PERIOD,
+                rdb_url(url), engine_kwargs=engine_kwargs, heartbeat_interval=HEARTBEAT_INTERVAL, grace_period=GRACE_PERIOD,
                 heartbeat_stale_trial_callback=_retry_callback())
     except ImportError as exc:
         raise InvalidParameterError(f"storage {url!r} needs a database driver that is not installed ({exc}); "
