@@ -106,8 +106,10 @@ def _has_trials(db: Path) -> bool:
 def _open_existing_study(storage: str, name: str) -> Any | None:
     import optuna
 
+    from archtune.tune.study import make_storage
+
     try:
-        return optuna.load_study(study_name=name, storage=storage)
+        return optuna.load_study(study_name=name, storage=make_storage(storage))  # journal:/// too
     except KeyError:
         return None
 
