@@ -91,3 +91,46 @@ def test_a_worker_refuses_bad_options(tmp_path):
 
     with pytest.raises(InvalidParameterError, match="threads"):
         run_worker(f"journal:///{tmp_path}/s.log", "s", threads=0, wait=0)
+
+
+def test_a_worker_killed_mid_cohort_has_its_trials_failed_by_heartbeat_and_retried(tmp_path):
+    import signal
+    import threading
+    import time
+
+    url = f"journal:///{tmp_path}/study.log"
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    worker = subprocess.Popen([sys.executable, "-m", "archtune", "worker", "--storage", url, "--study", "s",
+                               "--threads", "1", "--wait", "120"], env=env, cwd=ROOT, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
+    X, y = _data(600)
+    model = AutoNeuralClassifier(budget=8, storage=url, study_name="s", baselines=False, ensemble=False,
+                                 space={"max_epochs": 40, "patience": 40}, population=2, random_state=0)
+    coordinator = threading.Thread(target=model.fit, args=(X, y))
+    coordinator.start()
+    storage = make_storage(url)
+    mark = f":{worker.pid}:"
+    killed: list[int] = []
+    deadline = time.monotonic() + 240
+    while not killed and time.monotonic() < deadline and coordinator.is_alive():
+        try:
+            study = optuna.load_study(study_name="s", storage=storage)
+        except KeyError:
+            time.sleep(0.2)
+            continue
+        killed = [t.number for t in study.get_trials(states=(optuna.trial.TrialState.RUNNING,))
+                  if mark in str(t.user_attrs.get("worker"))]
+        time.sleep(0.2)
+    worker.send_signal(signal.SIGKILL)
+    worker.wait()
+    coordinator.join(timeout=300)
+    assert killed, "the worker never trained a trial"
+    study = optuna.load_study(study_name="s", storage=make_storage(url))
+    states = [t.state for t in study.trials]
+    assert sum(s in FINISHED for s in states) == 8
+    assert optuna.trial.TrialState.RUNNING not in states and optuna.trial.TrialState.WAITING not in states
+    for number in killed:
+        assert study.trials[number].state == optuna.trial.TrialState.FAIL
+        retries = [t for t in study.trials if t.system_attrs.get("failed_trial") == number]
+        assert len(retries) == 1 and retries[0].state in FINISHED
+        assert study.trials[number].params.items() <= retries[0].params.items()
