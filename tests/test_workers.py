@@ -134,3 +134,30 @@ def test_a_worker_killed_mid_cohort_has_its_trials_failed_by_heartbeat_and_retri
         retries = [t for t in study.trials if t.system_attrs.get("failed_trial") == number]
         assert len(retries) == 1 and retries[0].state in FINISHED
         assert study.trials[number].params.items() <= retries[0].params.items()
+
+
+def test_ray_workers_join_a_search_from_the_python_api():
+    pytest.importorskip("ray", reason="Ray is an optional extra (pip install 'archtune[ray]')")
+    X, y = _data()
+    model = AutoNeuralClassifier(budget=10, n_jobs=1, backend="ray", study_name="s", baselines=False, ensemble=False,
+                                 space={"max_epochs": 3}, population=2, random_state=0).fit(X, y)
+    trials = model.study_.trials  # copied into memory from the run's temporary journal
+    assert sum(t.state in FINISHED for t in trials) == 10
+    assert all(t.state in FINISHED or t.state == optuna.trial.TrialState.FAIL for t in trials)
+    assert model.best_score_ == max(t.value for t in trials if t.value is not None)
+
+
+def test_the_ray_backend_without_ray_is_a_clear_error(monkeypatch):
+    from archtune.errors import InvalidParameterError
+    from archtune.tune.ray_backend import start_ray_workers
+
+    monkeypatch.setitem(sys.modules, "ray", None)
+    with pytest.raises(InvalidParameterError, match=r"archtune\[ray\]"):
+        start_ray_workers("journal:///nowhere.log", "s", 1, 1, None)
+
+
+def test_a_bad_backend_is_a_clear_error():
+    from archtune.errors import InvalidParameterError
+
+    with pytest.raises(InvalidParameterError, match="backend must be"):
+        AutoNeuralClassifier(backend="dask", budget=1).fit(*_data(50))

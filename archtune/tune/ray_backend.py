@@ -42,7 +42,7 @@ def start_ray_workers(storage_url: str, study_name: str, n: int, threads: int, a
     if not ray.is_initialized():
         if address is None:
             # One task per worker plus headroom; local, no dashboard, nothing listening beyond 127.0.0.1.
-            ray.init(address=None, include_dashboard=False, num_cpus=n * threads, node_ip_address="127.0.0.1",
+            ray.init(address=None, include_dashboard=False, num_cpus=n * threads,
                      log_to_driver=False, configure_logging=False)
         else:
             ray.init(address=address, log_to_driver=False, configure_logging=False)

@@ -179,8 +179,18 @@ def run_search(task: str, X: Any, y: Any, settings: Mapping[str, Any], owner: st
             scratch = tempfile.TemporaryDirectory(prefix="archtune-")
             settings = {**settings, "storage": journal_url(os.path.join(scratch.name, "study.log"))}
     with scratch, _quiet_optuna(), (torch_threads(threads) if threads else nullcontext()):
-        return _search(task, frame, images, y_arr, kinds, splits, pixel_splits, space, scorer, seed, seconds,
-                       trials, settings, started, weights)
+        result = _search(task, frame, images, y_arr, kinds, splits, pixel_splits, space, scorer, seed, seconds,
+                         trials, settings, started, weights)
+        if scratch is not None and hasattr(scratch, "name"):  # the run's journal goes: its study, into memory
+            result.study = _in_memory(result.study, make_storage(settings["storage"]))
+        return result
+
+
+def _in_memory(study: optuna.Study, storage: Any) -> optuna.Study:
+    """A copy of ``study`` in memory (for a study whose storage is about to be removed)."""
+    memory = optuna.storages.InMemoryStorage()
+    optuna.copy_study(from_study_name=study.study_name, from_storage=storage, to_storage=memory)
+    return optuna.load_study(study_name=study.study_name, storage=memory)
 
 
 def _search(task: str, frame: pd.DataFrame, images: Any, y: np.ndarray, kinds: dict[str, str] | None,
