@@ -76,7 +76,7 @@ def _removed_unless_trials(out: Path) -> Iterator[None]:
     try:
         yield
     except BaseException:
-        if created and out.is_dir() and not _has_trials(out / STUDY_FILE):
+        if created and out.is_dir() and not _has_trials(out / STUDY_FILE) and not (out / JOURNAL_FILE).is_file():
             shutil.rmtree(out, ignore_errors=True)
         raise
 
@@ -399,9 +399,14 @@ def leaderboard(run_dir: Path | None, storage: str | None, study_name: str, limi
         if run_dir is None:
             raise InvalidParameterError("give a RUN_DIR (the --out of `archtune tune`) or --storage")
         db = run_dir / STUDY_FILE
-        if not db.is_file():
+        if (run_dir / JOURNAL_FILE).is_file() and not db.is_file():  # a search run with --workers
+            from archtune.tune.storages import journal_url
+
+            storage = journal_url(run_dir / JOURNAL_FILE)
+        elif not db.is_file():
             raise DataError(f"{run_dir}: no {STUDY_FILE} here; is this the --out directory of `archtune tune`?")
-        storage = f"sqlite:///{db.resolve()}"
+        else:
+            storage = f"sqlite:///{db.resolve()}"
     study = _open_existing_study(storage, study_name)
     if study is None:
         raise DataError(f"no study named {study_name!r} in {storage}")
