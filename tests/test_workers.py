@@ -161,3 +161,13 @@ def test_a_bad_backend_is_a_clear_error():
 
     with pytest.raises(InvalidParameterError, match="backend must be"):
         AutoNeuralClassifier(backend="dask", budget=1).fit(*_data(50))
+
+
+def test_ray_without_workers_is_a_clear_cli_error(tmp_path):
+    from click.testing import CliRunner
+
+    from archtune.cli import cli
+
+    result = CliRunner().invoke(cli, ["tune", "breast_cancer", "--trials", "2", "--ray", "local", "--out",
+                                      str(tmp_path / "run")])
+    assert result.exit_code == 2 and "--ray runs the --workers as Ray tasks" in result.output

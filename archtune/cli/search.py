@@ -244,7 +244,8 @@ Examples:
 def tune(data: str, target: str | None, task: str, budget: str, trials: int | None, sampler: str, pruner: str,
          preset: str, space_items: tuple[str, ...], settings: tuple[str, ...], init_from: str | None, cv: int | None,
          scoring: str | None, storage: str | None, study_name: str, resume: bool, baselines: bool,
-         holdout: float, n_jobs: int, workers: int, ray_address: str | None, population: bool, refit: bool, ensemble: bool, bagging: int | None, seed: int,
+         holdout: float, n_jobs: int, workers: int, ray_address: str | None, population: bool, refit: bool,
+         ensemble: bool, bagging: int | None, seed: int,
          out: Path, quiet: bool, write_report: bool) -> None:
     """Search network architectures and training settings for DATA, keep the best."""
     from archtune.data.datasets import BUILTIN_DATASETS, BUILTIN_TARGET

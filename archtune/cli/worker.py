@@ -11,12 +11,14 @@ from archtune.cli.group import cli
 Examples:
   archtune tune data.csv --target price --trials 40 --storage journal:///runs/price/study.log --out runs/price
   archtune worker --storage journal:///runs/price/study.log --study archtune --threads 1   (another terminal)
-  archtune worker --storage postgresql://me@db-host/archtune --study price --data /mnt/runs/price.worker-data.parquet""")
+  archtune worker --storage postgresql://me@db-host/archtune --study price \\
+      --data /mnt/runs/price.worker-data.parquet""")
 @click.option("--storage", required=True,
               help="The search's storage: journal:///PATH.log (processes of one machine) or postgresql://...")
 @click.option("--study", "study_name", default="archtune", show_default=True, help="The search's study name.")
 @click.option("--threads", type=click.IntRange(1), help="PyTorch threads of this worker (default: all cores).")
-@click.option("--max-trials", type=click.IntRange(1), help="Stop after this many finished trials of this worker.")
+@click.option("--max-trials", type=click.IntRange(1),
+              help="Stop once the study holds this many more finished trials than when this worker joined.")
 @click.option("--seconds", type=click.FloatRange(0, min_open=True), help="Start no trial after this many seconds.")
 @click.option("--wait", type=click.FloatRange(0), default=120.0, show_default=True,
               help="Seconds to wait for the coordinator (archtune tune) to create the study.")

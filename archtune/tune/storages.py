@@ -104,5 +104,5 @@ def stale_journal_trials(study: optuna.Study, storage: Any, grace_period: float)
     return stale
 
 
-__all__ = ["HEARTBEAT_ATTR", "is_journal", "is_shared", "is_sqlite", "journal_path", "journal_url", "open_journal", "rdb_url",
-           "record_journal_heartbeat", "stale_journal_trials"]
+__all__ = ["HEARTBEAT_ATTR", "is_journal", "is_shared", "is_sqlite", "journal_path", "journal_url", "open_journal",
+           "rdb_url", "record_journal_heartbeat", "stale_journal_trials"]

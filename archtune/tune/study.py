@@ -121,7 +121,8 @@ def make_storage(url: str | None) -> optuna.storages.BaseStorage | None:
             # Heartbeats and the retry callback are marked experimental; we rely on them.
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             return optuna.storages.RDBStorage(
-                rdb_url(url), engine_kwargs=engine_kwargs, heartbeat_interval=HEARTBEAT_INTERVAL, grace_period=GRACE_PERIOD,
+                rdb_url(url), engine_kwargs=engine_kwargs, heartbeat_interval=HEARTBEAT_INTERVAL,
+                grace_period=GRACE_PERIOD,
                 heartbeat_stale_trial_callback=_retry_callback())
     except ImportError as exc:
         raise InvalidParameterError(f"storage {url!r} needs a database driver that is not installed ({exc}); "

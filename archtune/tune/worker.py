@@ -87,7 +87,8 @@ def run_worker(storage_url: str, study_name: str, threads: int | None = None, ma
         PyTorch threads of this worker (default: PyTorch's own, all cores); workers sharing a
         machine should split its cores.
     max_trials : int, optional
-        Trials (finished: complete or pruned) this worker adds at most.
+        Stop once the study holds this many more finished trials (complete or pruned)
+        than when this worker joined (counting every process's).
     seconds : float, optional
         Wall-clock seconds after which this worker starts no trial.
     wait : float
