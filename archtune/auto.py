@@ -61,7 +61,14 @@ class _AutoBase(BaseEstimator):
         so that a killed search resumes where it stopped.
     study_name : str, optional
     n_jobs : int
-        Trials trained in parallel threads.
+        Trials trained in parallel: threads of this process, or with another ``backend``
+        that many worker processes besides this one (archtune.tune.worker).
+    backend : {"threads", "processes", "ray"} or "ray:ADDRESS"
+        Where the ``n_jobs`` trials run: threads (default); `archtune worker` subprocesses;
+        Ray tasks on a local Ray started for the fit, or on the cluster at ADDRESS ("ray:auto",
+        "ray:HOST:PORT"; needs the ``ray`` extra). The storage defaults then to a journal file
+        in a temporary folder; a given storage must be one several processes can share
+        (``journal:///path.log``, PostgreSQL).
     population : bool or int
         Train trials in cohorts, as one stacked model (several times faster for small
         networks): True for cohorts sized by the budget (2 under 90 s, 4 under 4 minutes, 8
@@ -154,6 +161,7 @@ class _AutoBase(BaseEstimator):
         storage: str | None = None,
         study_name: str | None = None,
         n_jobs: int = 1,
+        backend: str = "threads",
         population: bool | int = True,
         refit: bool = True,
         ensemble: bool | None = None,
@@ -177,6 +185,7 @@ class _AutoBase(BaseEstimator):
         self.storage = storage
         self.study_name = study_name
         self.n_jobs = n_jobs
+        self.backend = backend
         self.population = population
         self.refit = refit
         self.ensemble = ensemble

@@ -15,6 +15,7 @@ from archtune.cli import distill as _distill  # noqa: F401  (registers distill)
 from archtune.cli import pretrain as _pretrain  # noqa: F401  (registers pretrain)
 from archtune.cli import prune as _prune  # noqa: F401  (registers prune)
 from archtune.cli import train as _train  # noqa: F401  (registers fit, predict, info)
+from archtune.cli import worker as _worker  # noqa: F401  (registers worker)
 from archtune.cli.common import parse_settings, parse_value
 from archtune.cli.group import EXIT_USAGE, cli
 

@@ -27,6 +27,7 @@ from archtune.cli.common import (
 from archtune.errors import DataError, InvalidParameterError
 
 STUDY_FILE = "study.db"
+JOURNAL_FILE = "study.log"  # the storage of --workers
 LEADERBOARD_FILE = "leaderboard.csv"
 ENSEMBLE_DIR = "ensemble"
 DEFAULT_STUDY = "archtune"
@@ -76,9 +77,20 @@ def _removed_unless_trials(out: Path) -> Iterator[None]:
     try:
         yield
     except BaseException:
-        if created and out.is_dir() and not _has_trials(out / STUDY_FILE):
+        if created and out.is_dir() and not _has_trials(out / STUDY_FILE) and not (out / JOURNAL_FILE).is_file():
             shutil.rmtree(out, ignore_errors=True)
         raise
+
+
+def _backend(workers: int, ray_address: str | None) -> str:
+    """The Auto estimators' ``backend`` for --workers/--ray."""
+    if ray_address is not None and not workers:
+        raise InvalidParameterError("--ray runs the --workers as Ray tasks: give --workers N too")
+    if not workers:
+        return "threads"
+    if ray_address is None:
+        return "processes"
+    return "ray" if ray_address == "local" else f"ray:{ray_address}"
 
 
 def _has_trials(db: Path) -> bool:
@@ -95,8 +107,10 @@ def _has_trials(db: Path) -> bool:
 def _open_existing_study(storage: str, name: str) -> Any | None:
     import optuna
 
+    from archtune.tune.study import make_storage
+
     try:
-        return optuna.load_study(study_name=name, storage=storage)
+        return optuna.load_study(study_name=name, storage=make_storage(storage))  # journal:/// too
     except KeyError:
         return None
 
@@ -228,6 +242,11 @@ Examples:
 @click.option("--holdout", type=click.FloatRange(0, 0.9), default=0.0, show_default=True,
               help="Share of rows kept out of the whole search, to report the refitted network's test metrics.")
 @click.option("--n-jobs", type=click.IntRange(1), default=1, show_default=True, help="Trials in parallel.")
+@click.option("--workers", type=click.IntRange(0), default=0, show_default=True,
+              help="Start N `archtune worker` processes besides this one (the storage is then OUT/study.log, "
+                   "a journal file, unless --storage is given).")
+@click.option("--ray", "ray_address", metavar="ADDRESS",
+              help="Run the --workers as Ray tasks: 'local' for a Ray started for the run, else a cluster address.")
 @click.option("--population/--no-population", default=True, show_default=True,
               help="Train trials in cohorts of 8 as one stacked model (faster for small networks); "
                    "--no-population trains one trial at a time.")
@@ -256,9 +275,9 @@ def tune(data: str, target: str | None, task: str, budget: str, trials: int | No
          objectives: str, prefer: str, preset: str, space_items: tuple[str, ...], settings: tuple[str, ...],
          init_from: str | None, cv: int | None,
          scoring: str | None, storage: str | None, study_name: str, resume: bool, baselines: bool,
-         holdout: float, n_jobs: int, population: bool, refit: bool, ensemble: bool | None, bagging: int | None,
-         seed: int, out: Path, quiet: bool, write_report: bool, mlflow_uri: str | None,
-         tensorboard_dir: str | None) -> None:
+         holdout: float, n_jobs: int, workers: int, ray_address: str | None, population: bool, refit: bool,
+         ensemble: bool | None, bagging: int | None, seed: int, out: Path, quiet: bool, write_report: bool,
+         mlflow_uri: str | None, tensorboard_dir: str | None) -> None:
     """Search network architectures and training settings for DATA, keep the best."""
     from archtune.data.datasets import BUILTIN_DATASETS, BUILTIN_TARGET
     from archtune.data.readers import check_source
@@ -290,7 +309,13 @@ def tune(data: str, target: str | None, task: str, budget: str, trials: int | No
     for cls in (AutoNeuralClassifier, AutoNeuralRegressor):  # the space must be valid before data is read
         _space_for(preset, overrides, cls.neural_class)
         break
+    backend = _backend(workers, ray_address)
     with _removed_unless_trials(out):
+        if storage is None and workers:
+            from archtune.tune.storages import journal_url
+
+            out.mkdir(parents=True, exist_ok=True)
+            storage = journal_url(out / JOURNAL_FILE)  # processes share a journal, not an SQLite file
         if storage is None:
             out.mkdir(parents=True, exist_ok=True)
             storage = f"sqlite:///{(out / STUDY_FILE).resolve()}"
@@ -316,7 +341,8 @@ def tune(data: str, target: str | None, task: str, budget: str, trials: int | No
         X_fit, X_hold, y_fit, y_hold = holdout_split(X, y, holdout, task, seed)
         model = auto_cls(budget=budget_value, space=space, sampler=sampler, pruner=None if pruner == "none" else pruner,
                          objectives=objective_names, prefer=prefer,
-                         cv=cv, scoring=scoring, storage=storage, study_name=study_name, n_jobs=n_jobs,
+                         cv=cv, scoring=scoring, storage=storage, study_name=study_name,
+                         n_jobs=workers or n_jobs, backend=backend,
                          population=population, refit=refit, ensemble=ensemble, bagging=bagging, baselines=baselines, random_state=seed,
                          verbose=0 if quiet else 1, mlflow_uri=mlflow_uri, tensorboard_dir=tensorboard_dir)
         click.echo(f"data: {name}: {len(X_fit)} rows for the search, {X.shape[1]} features; "
@@ -423,9 +449,14 @@ def leaderboard(run_dir: Path | None, storage: str | None, study_name: str, limi
         if run_dir is None:
             raise InvalidParameterError("give a RUN_DIR (the --out of `archtune tune`) or --storage")
         db = run_dir / STUDY_FILE
-        if not db.is_file():
+        if (run_dir / JOURNAL_FILE).is_file() and not db.is_file():  # a search run with --workers
+            from archtune.tune.storages import journal_url
+
+            storage = journal_url(run_dir / JOURNAL_FILE)
+        elif not db.is_file():
             raise DataError(f"{run_dir}: no {STUDY_FILE} here; is this the --out directory of `archtune tune`?")
-        storage = f"sqlite:///{db.resolve()}"
+        else:
+            storage = f"sqlite:///{db.resolve()}"
     study = _open_existing_study(storage, study_name)
     if study is None:
         raise DataError(f"no study named {study_name!r} in {storage}")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import tempfile
 import time
 import warnings
 from contextlib import nullcontext
@@ -38,12 +39,16 @@ from archtune.tracking.search_tracker import check_tracking, make_search_tracker
 from archtune.train.callbacks import StopAtDeadline
 from archtune.train.threads import scoped, torch_threads
 from archtune.tune.baselines import run_baselines
+from archtune.tune.job import data_file, publish, refuse
+from archtune.tune.launch import check_backend, start_workers, wait_for_running
 from archtune.tune.objectives import (TrialObjectives, baseline_latency_ms, best_by_score, check_objectives,
                                       directions, resolve_sampler, score_of)
 from archtune.tune.pareto import choose, parse_prefer
 from archtune.tune.progress import SearchProgress
 from archtune.tune.space import SearchSpace, resolve_space
-from archtune.tune.study import PRUNERS, SAMPLERS, make_pruner, make_sampler, make_storage, parse_budget
+from archtune.tune.storages import is_shared, journal_url
+from archtune.tune.study import (PRUNERS, SAMPLERS, make_pruner, make_sampler, make_storage, parse_budget,
+                                 sweep_stale_trials)
 from archtune.tune.transfer import check_transfer_space, columns_warned_once, search_source, warn_dropped
 from archtune.tune.tuner import Search, Split, leaderboard, network_name, trial_config
 
@@ -107,6 +112,7 @@ def check_settings(task: str, settings: Mapping[str, Any]) -> tuple[float | None
                                     f"'roc_auc', 'neg_log_loss' or 'r2'; got scoring={scoring!r}"
                                     f"{nearest(str(scoring), get_scorer_names())}")
     check_number("n_jobs", settings["n_jobs"], 1, integer=True)
+    check_backend(settings.get("backend", "threads"))
     if not isinstance(settings["population"], bool):
         check_number("population", settings["population"], 1, integer=True)
     check_choice("refit", settings["refit"], (True, False))
@@ -177,10 +183,18 @@ def run_search(task: str, X: Any, y: Any, settings: Mapping[str, Any], owner: st
     threads = max(1, (os.cpu_count() or 1) // n_jobs) if n_jobs > 1 else None
     tracker = make_search_tracker(settings.get("mlflow_uri"), settings.get("tensorboard_dir"),
                                   settings["study_name"] or "archtune")
+    scratch = nullcontext()
+    if settings.get("backend", "threads") != "threads":  # workers in other processes (archtune.tune.launch)
+        threads = max(1, (os.cpu_count() or 1) // (n_jobs + 1))
+        if settings["storage"] is None:  # several processes: a journal file for the run
+            scratch = tempfile.TemporaryDirectory(prefix="archtune-")
+            settings = {**settings, "storage": journal_url(os.path.join(scratch.name, "study.log"))}
     try:
-        with _quiet_optuna(), (torch_threads(threads) if threads else nullcontext()):
+        with scratch, _quiet_optuna(), (torch_threads(threads) if threads else nullcontext()):
             result = _search(task, frame, images, y_arr, kinds, splits, pixel_splits, space, scorer, seed, seconds,
                              trials, settings, started, weights, tracker)
+            if scratch is not None and hasattr(scratch, "name"):  # the run's journal goes: its study, into memory
+                result.study = _in_memory(result.study, make_storage(settings["storage"]))
     except BaseException:
         if tracker is not None:
             tracker.end(failed=True)
@@ -189,6 +203,13 @@ def run_search(task: str, X: Any, y: Any, settings: Mapping[str, Any], owner: st
         tracker.end(result.leaderboard, result.best_score)
         result.mlflow_run_id = tracker.mlflow_run_id
     return result
+
+
+def _in_memory(study: optuna.Study, storage: Any) -> optuna.Study:
+    """A copy of ``study`` in memory (for a study whose storage is about to be removed)."""
+    memory = optuna.storages.InMemoryStorage()
+    optuna.copy_study(from_study_name=study.study_name, from_storage=storage, to_storage=memory)
+    return optuna.load_study(study_name=study.study_name, storage=memory)
 
 
 def _search(task: str, frame: pd.DataFrame, images: Any, y: np.ndarray, kinds: dict[str, str] | None,
@@ -284,9 +305,20 @@ def _search(task: str, frame: pd.DataFrame, images: Any, y: np.ndarray, kinds: d
     if not study.trials and space.body == "table" and not set(space.overrides) - set(space.data_fixed):
         _enqueue_recipes(study, space)  # the default space as it is: its recipes first
     remaining = None if seconds is None else max(0.0, seconds - (time.monotonic() - started))
+    backend = settings.get("backend", "threads")
+    workers = None
+    if is_shared(settings["storage"]) or backend != "threads":  # other processes may join (archtune worker)
+        sweep_stale_trials(study, storage, wait=True)
+        _publish_job(study, settings, search, frame, y, weights, codes_for(task, y), seed, trials, remaining,
+                     images is not None or transfer is not None or several)
+        if backend != "threads":
+            workers = start_workers(backend, settings["storage"], study.study_name, settings["n_jobs"],
+                                    max(1, (os.cpu_count() or 1) // (settings["n_jobs"] + 1)))
     with progress, (columns_warned_once() if transfer is not None else nullcontext()):
-        search.run(trials, remaining, n_jobs=settings["n_jobs"],
+        search.run(trials, remaining, n_jobs=settings["n_jobs"] if workers is None else 1,
                    first_trial_seconds=0.0 if seconds is None else FIRST_TRIAL_SHARE * seconds)
+        if is_shared(settings["storage"]) or workers is not None:
+            _finish_with_workers(study, storage, search, workers, trials, started, seconds)
 
     best, score, epochs = _best_so_far(study, search, settings["budget"])
     if several and epochs is None:  # the prefer rule picks a trial of the Pareto front
@@ -441,6 +473,51 @@ def _check_objectives_match(study: optuna.Study, objectives: tuple[str, ...], st
                                     "or use another study_name or --out")
     if not study.trials:
         study.set_user_attr("objectives", list(objectives))
+
+
+# ------------------------------------------------------------------ workers (archtune.tune.worker)
+
+
+def codes_for(task: str, y: np.ndarray) -> np.ndarray | None:
+    """The classes as codes, to stratify a split as `run_search` does."""
+    return TARGETS[task].fit(y)[1] if task == "classification" else None
+
+
+def _publish_job(study: optuna.Study, settings: Mapping[str, Any], search: Search, frame: pd.DataFrame,
+                 y: np.ndarray, weights: np.ndarray | None, stratify: np.ndarray | None, seed: int,
+                 trials: int | None, remaining: float | None, unsupported: bool) -> None:
+    """Publish what workers need to train this search's trials (archtune.tune.job)."""
+    if unsupported:
+        refuse(study, "searches on image arrays, from a trained network (init_from) or with several objectives "
+                      "run in one process")
+        return
+    # The same row positions as the search's splits: make_splits depends on the row count alone.
+    positions = [(s.X_train.index.to_numpy(), s.X_val.index.to_numpy()) for s in make_splits(
+        pd.DataFrame(index=pd.RangeIndex(len(frame))), y, stratify, seed, settings["cv"],
+        settings["validation_fraction"], weights)]
+    record = {"task": study.user_attrs.get("task"), "seed": seed, "sampler": settings["sampler"],
+              "pruner": settings["pruner"], "device": settings["device"],
+              "scoring": settings["scoring"] or TASKS[study.user_attrs.get("task")]["scoring"],
+              "epoch_key": search.epoch_key, "epoch_sign": search.epoch_sign, "cohort_size": search.cohort_size,
+              "refit_factor": search.refit_factor, "n_trials": trials, "kinds": search.kinds,
+              "deadline": None if remaining is None else time.time() + remaining}
+    publish(study, data_file(settings["storage"], study.study_name, settings.get("worker_data")), frame, y,
+            weights, positions, record)
+
+
+def _finish_with_workers(study: optuna.Study, storage: Any, search: Search, workers: Any, trials: int | None,
+                         started: float, seconds: float | None) -> None:
+    """The coordinator's loop is done: wait for the trials other processes still train, then
+    train the retries of those whose worker died (until the trial budget is met)."""
+    deadline = None if seconds is None else started + seconds
+    for _ in range(3):
+        wait_for_running(study, storage, deadline)
+        if trials is None or search.n_finished() >= trials:
+            break
+        left = None if deadline is None else max(0.0, deadline - time.monotonic())
+        search.run(trials, left, sweep_wait=False)
+    if workers is not None:
+        workers.join(timeout=60.0)
 
 
 def _space_of_study(study: optuna.Study, space: SearchSpace, settings: Mapping[str, Any]) -> SearchSpace:

@@ -15,6 +15,8 @@ from typing import Any
 import optuna
 
 from archtune.errors import InvalidParameterError, nearest
+from archtune.tune.storages import (is_journal, journal_path, open_journal, rdb_url, record_journal_heartbeat,
+                                    stale_journal_trials)
 
 SAMPLERS = ("tpe", "random", "grid", "cmaes", "gp", "qmc", "nsga2")
 PRUNERS = ("hyperband", "sha", "median", None)
@@ -100,13 +102,18 @@ def make_pruner(name: str | None, max_epochs: int) -> optuna.pruners.BasePruner:
 
 
 def make_storage(url: str | None) -> optuna.storages.BaseStorage | None:
-    """In memory (None), or an RDB storage whose trials send heartbeats, so that a trial left
-    RUNNING by a killed process is failed and retried with the same parameters."""
+    """In memory (None), a journal file (``journal:///path.log``, archtune.tune.storages), or an
+    RDB storage; trials send heartbeats in both, so that a trial left RUNNING by a killed
+    process is failed and retried with the same parameters."""
     if url is None:
         return None
+    journal = journal_path(url)
+    if journal is not None:
+        return open_journal(journal)
     if not isinstance(url, str) or "://" not in url:
-        raise InvalidParameterError(f"storage must be None or a URL such as 'sqlite:///study.db' or "
-                                    f"'postgresql://user@host/db'; got storage={url!r}")
+        raise InvalidParameterError(f"storage must be None or a URL such as 'sqlite:///study.db', "
+                                    f"'journal:///runs/study.log' or 'postgresql://user@host/db'; "
+                                    f"got storage={url!r}")
     engine_kwargs: dict[str, Any] = {}
     if url.startswith("sqlite"):
         # Wait for a lock rather than failing with "database is locked" under parallel workers.
@@ -116,7 +123,8 @@ def make_storage(url: str | None) -> optuna.storages.BaseStorage | None:
             # Heartbeats and the retry callback are marked experimental; we rely on them.
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             return optuna.storages.RDBStorage(
-                url, engine_kwargs=engine_kwargs, heartbeat_interval=HEARTBEAT_INTERVAL, grace_period=GRACE_PERIOD,
+                rdb_url(url), engine_kwargs=engine_kwargs, heartbeat_interval=HEARTBEAT_INTERVAL,
+                grace_period=GRACE_PERIOD,
                 heartbeat_stale_trial_callback=_retry_callback())
     except ImportError as exc:
         raise InvalidParameterError(f"storage {url!r} needs a database driver that is not installed ({exc}); "
@@ -132,7 +140,15 @@ def _retry_callback() -> Any:
 
 
 def _heartbeat_enabled(storage: Any) -> bool:
-    return isinstance(storage, optuna.storages.RDBStorage) and storage.get_heartbeat_interval() is not None
+    return is_journal(storage) or (isinstance(storage, optuna.storages.RDBStorage)
+                                   and storage.get_heartbeat_interval() is not None)
+
+
+def _record_heartbeat(storage: Any, trial_id: int) -> None:
+    if is_journal(storage):
+        record_journal_heartbeat(storage, trial_id)
+    else:
+        storage.record_heartbeat(trial_id)
 
 
 class Heartbeat:
@@ -146,7 +162,7 @@ class Heartbeat:
 
     def __enter__(self) -> "Heartbeat":
         if _heartbeat_enabled(self.storage):
-            self.storage.record_heartbeat(self.trial_id)
+            _record_heartbeat(self.storage, self.trial_id)
             self._thread = threading.Thread(target=self._beat, daemon=True)
             self._thread.start()
         return self
@@ -154,7 +170,7 @@ class Heartbeat:
     def _beat(self) -> None:
         while not self._stop.wait(HEARTBEAT_INTERVAL):
             try:
-                self.storage.record_heartbeat(self.trial_id)
+                _record_heartbeat(self.storage, self.trial_id)
             except Exception:  # a missed beat only delays nothing; the next one retries
                 pass
 
@@ -175,8 +191,26 @@ def sweep_stale_trials(study: optuna.Study, storage: Any, wait: bool) -> int:
     if wait:
         time.sleep(GRACE_PERIOD + 1)
     before = len(running)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        optuna.storages.fail_stale_trials(study)
+    if is_journal(storage):
+        _fail_stale_journal_trials(study, storage)
+    else:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            optuna.storages.fail_stale_trials(study)
     after = len(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)))
     return before - after
+
+
+def _fail_stale_journal_trials(study: optuna.Study, storage: Any) -> None:
+    """`optuna.storages.fail_stale_trials` for a journal: fail the trials whose heartbeat
+    stopped, then re-queue their parameters as the RDB storages' callback does."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        callback = _retry_callback()
+    for trial_id in stale_journal_trials(study, storage, GRACE_PERIOD):
+        try:
+            if not storage.set_trial_state_values(trial_id, state=optuna.trial.TrialState.FAIL):
+                continue
+        except optuna.exceptions.UpdateFinishedTrialError:
+            continue  # another process failed (or finished) it first
+        callback(study, storage.get_trial(trial_id))

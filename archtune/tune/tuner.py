@@ -8,6 +8,8 @@ trials trained together.
 from __future__ import annotations
 
 import math
+import os
+import socket
 import threading
 import time
 import warnings
@@ -183,6 +185,8 @@ class Search:
         # other worker takes a follower's enqueued trial.
         self._ask_lock = threading.Lock()
         self._in_flight = 0
+        self._mine: set[int] = set()  # numbers of the trials this process asked and has not told
+        self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
         self.started = time.monotonic()
         self._lr_suggestions: dict[tuple, float] = {}  # learning_rate="auto": one finder run per structure
         # (trial number, value, fitted estimator) of the best `keep` trials this process
@@ -254,15 +258,16 @@ class Search:
     _first_trial_until = -math.inf
 
     def run(self, n_trials: int | None, seconds: float | None, n_jobs: int = 1,
-            first_trial_seconds: float = 0.0) -> None:
+            first_trial_seconds: float = 0.0, sweep_wait: bool = True) -> None:
         """Run until ``n_trials`` trials are finished (complete or pruned) in the study, or
         until ``seconds`` have passed (no trial starts after that); ``n_jobs`` threads. When
         the study has no finished trial and ``seconds`` are already spent, one trial still
-        trains, for up to ``first_trial_seconds``."""
+        trains, for up to ``first_trial_seconds``. ``sweep_wait=False`` (a worker joining a
+        running search, whose RUNNING trials are alive) skips the wait for just-killed trials."""
         self.deadline = None if seconds is None else self.started + seconds
         self._first_trial_seconds = first_trial_seconds
         # Trials left RUNNING by a killed process are failed, which re-queues their params.
-        sweep_stale_trials(self.study, self.storage, wait=True)
+        sweep_stale_trials(self.study, self.storage, wait=sweep_wait)
         self._attempts = 0
         self._limit = None if n_trials is None else MAX_ATTEMPTS_PER_TRIAL * max(1, n_trials - self.n_finished())
         self._lock = threading.Lock()
@@ -285,7 +290,9 @@ class Search:
                 want = min(want, self._limit - self._attempts)
             if n_trials is not None:
                 c = self.counts()
-                want = min(want, n_trials - (c["complete"] + c["pruned"] + self._in_flight))
+                # Trials other processes (archtune worker) are training count too.
+                foreign = max(0, c["running"] - len(self._mine))
+                want = min(want, n_trials - (c["complete"] + c["pruned"] + self._in_flight + foreign))
             if want <= 0:
                 return 0
             self._attempts += want
@@ -316,9 +323,10 @@ class Search:
                 warnings.filterwarnings("ignore", message="Heartbeat of storage")
                 for _ in range(size):
                     with self._ask_lock:
-                        if trials and trials[0].number in params:
-                            self._enqueue_follower(trials[0])
-                        trials.append(self.study.ask())
+                        leader = trials[0] if trials and trials[0].number in params else None
+                        trials.append(self._ask_follower(leader) if leader is not None else self.study.ask())
+                        self._mine.add(trials[-1].number)
+                    trials[-1].set_user_attr("worker", self.worker_id)  # which process trained it
                     # From its first moment, so that a kill at any point leaves a stale trial.
                     beats.enter_context(Heartbeat(self.storage, trials[-1]._trial_id))
                     sampled = self._sample(trials[-1])
@@ -336,6 +344,7 @@ class Search:
                 self._tell(trial, outcomes.get(trial.number, interrupted))
                 if self.tracker is not None:
                     self.tracker.trial_ended(trial, outcomes.get(trial.number, interrupted))
+                self._mine.discard(trial.number)
         return outcomes
 
     def _stackable(self, sampled: dict[str, Any] | TrialOutcome) -> bool:
@@ -355,13 +364,27 @@ class Search:
 
     _shown = 0.0
 
-    def _enqueue_follower(self, leader: optuna.trial.Trial) -> None:
-        """Queue a trial with the leader's structure, unless trials are already waiting (the
-        retries of interrupted trials, which go first)."""
-        if self.study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
-            return
+    def _ask_follower(self, leader: optuna.trial.Trial) -> optuna.trial.Trial:
+        """A trial with the leader's structure, asked by this worker alone: the sampler draws it
+        with the structure fixed (`optuna.samplers.PartialFixedSampler`) rather than an enqueued
+        trial any process could take, so that cohorts stay whole with many workers
+        (archtune.tune.worker). Trials already waiting (retries of interrupted trials) go first,
+        as any ask takes them."""
         fixed = {name: leader.params[name] for name in STRUCTURE_PARAMS if name in leader.params}
-        self.study.enqueue_trial(fixed, user_attrs={"cohort_leader": leader.number})
+        if self.storage is None:  # in memory, one process: an enqueued trial, asked under the lock
+            if not self.study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
+                self.study.enqueue_trial(fixed, user_attrs={"cohort_leader": leader.number})
+            return self.study.ask()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            sampler = optuna.samplers.PartialFixedSampler(fixed, self.study.sampler)
+        view = optuna.load_study(study_name=self.study.study_name, storage=self.storage, sampler=sampler,
+                                 pruner=self.study.pruner)
+        retry = bool(self.study.get_trials(deepcopy=False, states=(TrialState.WAITING,)))
+        trial = view.ask()
+        if not retry:  # a waiting retry keeps its own parameters
+            trial.set_user_attr("cohort_leader", leader.number)
+        return trial
 
     def _tell(self, trial: optuna.trial.Trial, outcome: TrialOutcome) -> None:
         # Every asked trial is told, even on KeyboardInterrupt: none is left RUNNING.
