@@ -11,6 +11,7 @@ tracking_overhead.py), and the search's end waits for everything to be written.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import queue
 import threading
@@ -79,6 +80,7 @@ class SearchTracker:
         # One thread writes, in the order the calls came (trials end in several threads with
         # n_jobs > 1); None ends it.
         self._queue: queue.Queue = queue.Queue()
+        self._pending: collections.deque[str] = collections.deque()  # warnings for the search's thread
         self._writer = threading.Thread(target=self._write, name="archtune-tracking", daemon=True)
         self._writer.start()
 
@@ -99,9 +101,16 @@ class SearchTracker:
                 if method != "end":
                     with contextlib.suppress(Exception):  # a stopped backend's run is marked failed
                         backend.end({}, {}, {}, True)
-                warnings.warn(f"experiment tracking to {backend.target} stopped ({method}: "
-                              f"{type(exc).__name__}: {exc}); the search goes on without it", RuntimeWarning,
-                              stacklevel=2)
+                # Warned from the search's own thread (`_flush`): a warning raised in this thread
+                # is lost whenever the main thread sits in a `catch_warnings` that ignores
+                # RuntimeWarning (the preprocessor's numeric fitting has one).
+                self._pending.append(f"experiment tracking to {backend.target} stopped ({method}: "
+                                     f"{type(exc).__name__}: {exc}); the search goes on without it")
+
+    def _flush(self) -> None:
+        """Give the caller's thread the warnings the writer thread has collected."""
+        while self._pending:
+            warnings.warn(self._pending.popleft(), RuntimeWarning, stacklevel=3)
 
     def start(self, study: Any, task: str, settings: Mapping[str, Any], rows: int, columns: int) -> None:
         """The search begins: its settings and data size; a study of one trained network
@@ -116,6 +125,7 @@ class SearchTracker:
     def trial_ended(self, trial: Any, outcome: Any) -> None:
         """A trial was told: ``trial`` (an Optuna trial, with its user attributes) and its
         ``outcome`` (state, value, attrs, history)."""
+        self._flush()
         if not self.backends:
             return
         try:
@@ -158,6 +168,7 @@ class SearchTracker:
         self._queue.put(("end", metrics, tags, files, failed))
         self._queue.put(None)
         self._writer.join(END_WAIT)
+        self._flush()
         if self._writer.is_alive():
             warnings.warn(f"experiment tracking had not finished writing after {END_WAIT:.0f} s; the search "
                           "ends without waiting for it", RuntimeWarning, stacklevel=2)
