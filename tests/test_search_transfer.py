@@ -7,7 +7,6 @@ import warnings
 
 import numpy as np
 import optuna
-import pandas as pd
 import pytest
 
 import archtune
@@ -15,7 +14,8 @@ from archtune import InvalidParameterError, NeuralClassifier
 from archtune.auto import AutoNeuralClassifier
 from archtune.fitting import ARCHITECTURE_PARAMS
 from archtune.transfer.reading import read_source
-from archtune.tune.space import Fixed, Range, resolve_space
+from archtune.tune.space import Range, resolve_space
+from tests.tables import five_class_table
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 NEURAL_PARAMS = sorted(NeuralClassifier().get_params())
@@ -23,10 +23,7 @@ SEARCH = dict(sampler="random", pruner=None, ensemble=False, baselines=False, ra
 
 
 def _table(n=160, seed=0):
-    rng = np.random.default_rng(seed)
-    X = pd.DataFrame({"a": rng.normal(size=n), "b": rng.normal(size=n), "c": rng.choice(["u", "v", "w"], n)})
-    y = (X["a"] * 2 + X["b"] > 0).astype(int) + 2 * (X["c"] == "u") + (X["a"] > 1)  # 5 classes
-    return X, y.to_numpy()
+    return five_class_table(n, seed)  # 5 classes
 
 
 @pytest.fixture(scope="module")

@@ -17,15 +17,13 @@ from archtune.fitting import prepare, train
 from archtune.train import Callback
 from archtune.transfer.reading import read_source
 from archtune.transfer.source import Source
+from tests.tables import five_class_table
 
 SMALL = dict(hidden_layers=2, units=16, numeric_embedding=None, batch_size=32, random_state=0)
 
 
 def _table(n=160, seed=0):
-    rng = np.random.default_rng(seed)
-    X = pd.DataFrame({"a": rng.normal(size=n), "b": rng.normal(size=n), "c": rng.choice(["u", "v", "w"], n)})
-    y = (X["a"] * 2 + X["b"] > 0).astype(int) + 2 * (X["c"] == "u") + (X["a"] > 1)  # 5 classes
-    return X, y.to_numpy()
+    return five_class_table(n, seed)  # 5 classes
 
 
 @pytest.fixture(scope="module")
