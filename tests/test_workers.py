@@ -66,7 +66,8 @@ def test_two_workers_started_first_and_the_coordinator_finish_the_budget_once(tm
 
 
 @pytest.mark.parametrize("kind", ["journal", "postgresql"])
-def test_a_stored_search_continues_to_its_budget(tmp_path, kind, request):
+def test_a_stored_search_continues_to_its_budget(tmp_path, kind, request, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # a PostgreSQL search writes its worker data in the working directory
     url = f"journal:///{tmp_path}/study.log" if kind == "journal" else request.getfixturevalue("postgres_url")
     X, y = _data()
     _auto(url, 3).fit(X, y)

@@ -52,9 +52,12 @@ Examples:
 @click.option("--holdout", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.2,
               show_default=True, help="Share of DATA's rows held out to measure the score drop (stratified for "
                                       "classification); the rest fine-tunes the network.")
+@click.option("--method", type=click.Choice(["structured", "unstructured"]), default="structured",
+              show_default=True, help="Remove whole units (smaller layers), or zero the smallest weights "
+                                      "(torch.nn.utils.prune: less memory if stored sparse, no faster on a CPU).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Random seed.")
 def prune(run: Path, data: str, target: str, out: Path, max_drop: float, importance: str, target_params: int | None,
-          step: float, fine_tune_epochs: int, holdout: float, seed: int) -> None:
+          step: float, fine_tune_epochs: int, holdout: float, method: str, seed: int) -> None:
     """Prune the network saved in RUN (a `fit` or `tune` run, or a bundle) on DATA: remove its
     least important hidden units round by round, fine-tuning after each, while the score on
     held-out rows of DATA drops at most --max-drop. Writes the pruned bundle to --out and the
@@ -77,18 +80,21 @@ def prune(run: Path, data: str, target: str, out: Path, max_drop: float, importa
     click.echo(f"data: {name}: {len(X)} rows ({holdout:.0%} held out to measure the score drop)")
     pruned, report = prune_model(model, X, y, importance=importance, step=step, max_score_drop=max_drop,
                                  target_params=target_params, fine_tune_epochs=fine_tune_epochs,
-                                 validation_fraction=holdout, source=str(run), random_state=seed)
+                                 validation_fraction=holdout, method=method, source=str(run), random_state=seed)
     click.echo(report.table())
     meta = dict(getattr(model, "bundle_metadata_", {}) or {})
+    for stale in ("holdout", "validation", "holdout_ensemble"):  # the unpruned network's scores
+        meta.pop(stale, None)
+    before, after = report.rounds.iloc[0], report.rounds.iloc[report.kept_round]
     meta.update(target=target, data=str(data), pruned_from=str(run),
                 pruning={"importance": importance, "max_drop": max_drop, "step": step,
                          "fine_tune_epochs": fine_tune_epochs, "kept_round": report.kept_round,
-                         "stop_reason": report.stop_reason, "metric": report.metric})
+                         "stop_reason": report.stop_reason, "metric": report.metric,
+                         "score_before": float(before.score), "score_after": float(after.score)})
     save(pruned, out, metadata=json.loads(json.dumps(meta, default=str)))
     rounds = report.rounds.assign(widths=report.rounds["widths"].map(lambda w: ",".join(map(str, w))),
                                   removed=report.rounds["removed"].map(json.dumps))
     atomic_write_bytes(out / "prune_rounds.csv", rounds.to_csv(index=False).encode())
-    before, after = report.rounds.iloc[0], report.rounds.iloc[report.kept_round]
     click.echo(f"saved the pruned network to {out}: {int(before.n_params):,} -> {int(after.n_params):,} parameters, "
                f"{before.latency_ms:.2f} -> {after.latency_ms:.2f} ms per 1000 rows, {report.metric} "
                f"{before.score:.4f} -> {after.score:.4f} (use: archtune predict {out} DATA)")

@@ -109,13 +109,13 @@ def read_state_dict(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], s
         try:
             state = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
         except pickle.UnpicklingError as exc:
-            if "weights only" in str(exc).lower():
-                # torch's message names the refused global ("Unsupported global: GLOBAL io.open ...").
-                what = re.search(r"GLOBAL ([\w.]+)", str(exc))
+            # torch's message names a refused global ("Unsupported global: GLOBAL io.open ..."); bytes
+            # that are no pickle at all fail in the same unpickler without one: those are corrupt.
+            what = re.search(r"GLOBAL ([\w.]+)", str(exc))
+            if "weights only" in str(exc).lower() and what:
                 raise BundleError(f"backbone_weights {path}: refused: the pickle holds more than tensors (it would "
-                                  f"import or run code{' such as ' + what.group(1) if what else ''}; nothing of it "
-                                  f"was executed). Save a plain state dict "
-                                  f"(model.state_dict()) or use .safetensors") from None
+                                  f"import or run code such as {what.group(1)}; nothing of it was executed). Save a "
+                                  f"plain state dict (model.state_dict()) or use .safetensors") from None
             raise BundleError(f"backbone_weights {path}: not a readable torch file, or a truncated one "
                               f"({type(exc).__name__}: {_first_sentence(exc)})") from None
         except (RuntimeError, EOFError, ValueError, KeyError, OSError, AttributeError, ImportError) as exc:

@@ -111,7 +111,8 @@ class ProgressBar(Callback):
 
         console = Console(stderr=True)
         self._start = time.perf_counter()
-        self._total = trainer.config.max_epochs
+        # A later phase of a fine-tuning numbers its epochs after the earlier phase's.
+        self._total = getattr(trainer, "epoch_offset", 0) + trainer.config.max_epochs
         if not console.is_terminal:
             self._plain = console.file
             return
@@ -127,7 +128,7 @@ class ProgressBar(Callback):
             transient=False,
         )
         self._progress.start()
-        self._task = self._progress.add_task(self.description, total=trainer.config.max_epochs, status="")
+        self._task = self._progress.add_task(self.description, total=self._total, status="")
 
     def on_epoch_end(self, trainer: "Trainer", logs: dict[str, Any]) -> None:
         parts = [f"loss {logs['train_loss']:.4g}"]
