@@ -482,8 +482,9 @@ def _warn_architecture(estimator: Any, source: Source, used: Mapping[str, Any]) 
                            conv_filters=config.conv_filters) == config:
         return
     params, defaults = estimator.get_params(), type(estimator)().get_params()
-    theirs = config.to_dict()
-    mine = ModelConfig.from_params(params).to_dict()
+    # ``used`` differs from the parameters only where they are at their defaults, which the
+    # names below exclude: the config built above serves this check too.
+    theirs, mine = config.to_dict(), own.to_dict()
     names = [name for name in ARCHITECTURE_PARAMS if _differs(params[name], defaults[name])
              and (name not in theirs or _differs(mine.get(name), theirs[name]))]
     if names:

@@ -471,8 +471,6 @@ def _check_objectives_match(study: optuna.Study, objectives: tuple[str, ...], st
         raise InvalidParameterError(f"study {study.study_name!r} in {storage} was run with objectives="
                                     f"{tuple(stored)!r}, not {objectives!r}; give the same objectives to continue it, "
                                     "or use another study_name or --out")
-    if not study.trials:
-        study.set_user_attr("objectives", list(objectives))
 
 
 # ------------------------------------------------------------------ workers (archtune.tune.worker)
