@@ -45,7 +45,7 @@ from archtune.train.batches import Rows, SparseRows
 from archtune.train.callbacks import Callback, ProgressBar
 from archtune.train.loop import Trainer
 from archtune.train.losses import (constant_prediction_loss, make_loss, make_member_loss, make_member_metric,
-                                   make_metric)
+                                   make_metric, make_padded_member_loss)
 from archtune.pretraining.tasks import PRETEXTS
 from archtune.transfer.copy import CopyReport, copy_matching
 from archtune.transfer.freeze import FineTuning, plan_phase
@@ -190,6 +190,11 @@ class TaskSpec:
     def member_loss_fn(self, device: torch.device | str = "cpu") -> Any:
         """``loss(outputs [K, n, o], targets) -> [K]``: one loss per member of a cohort."""
         return make_member_loss(self.task, self.loss, self._weights(), device, self.label_smoothing)
+
+    def padded_member_loss_fn(self, device: torch.device | str = "cpu") -> Any:
+        """``loss(outputs [K, B, o], targets [K, B, ...], weight [K, B]) -> [K]``: members that
+        each train on their own rows (archtune.train.member_rows)."""
+        return make_padded_member_loss(self.task, self.loss, self._weights(), device, self.label_smoothing)
 
     def metric_fn(self) -> Any:
         return make_metric(self.task)

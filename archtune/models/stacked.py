@@ -24,7 +24,7 @@ from torch import nn
 
 from archtune.errors import InvalidParameterError
 from archtune.layers import ParametricActivation
-from archtune.models.embeddings import PeriodicEmbeddings, periodic, piecewise_linear
+from archtune.models.embeddings import PeriodicEmbeddings, periodic, piecewise_linear, piecewise_linear_encoding
 from archtune.models.mlp import ResidualBlock
 from archtune.models.network import TabularNetwork
 
@@ -71,6 +71,7 @@ class StackedNetwork(nn.Module):
             self.slots[name] = Slot(name, shape, offset, size, name in linear_weights)
             offset += size
         self.member_shapes = [{n: tuple(p[n].shape) for n in p} for p in params]
+        self.member_buffer_shapes = [{n: tuple(b.shape) for n, b in m.named_buffers()} for m in members]
         flat = torch.zeros(self.k, offset, dtype=params[0][next(iter(params[0]))].dtype)
         for k, p in enumerate(params):
             for name, slot in self.slots.items():
@@ -106,18 +107,28 @@ class StackedNetwork(nn.Module):
     # ------------------------------------------------------------------ forward
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Outputs of every member: [K, batch, n_outputs]."""
+        """Outputs of every member: [K, batch, n_outputs]. ``x`` is the shared input [batch, F],
+        or each member's own rows [K, batch, F] (archtune.train.member_rows)."""
         P = self.views()
         h: torch.Tensor = x
         embedding = self.numeric_embedding
         if self.n_embeddings or embedding is not None:
+            own = x.dim() == 3
+
+            def stacked(part: torch.Tensor) -> torch.Tensor:
+                return part if own else part.expand(self.k, -1, -1)
+
             if embedding is None:
-                parts = [x[:, :self.n_numeric].expand(self.k, -1, -1)]
+                parts = [stacked(x[..., :self.n_numeric])]
             else:
-                parts = [self._embed_numeric(x[:, :self.n_continuous], P),
-                         x[:, self.n_continuous:self.n_numeric].expand(self.k, -1, -1)]
-            codes = x[:, self.n_numeric:].long()
-            parts += [P[f"embeddings.{i}.weight"][:, codes[:, i], :] for i in range(self.n_embeddings)]
+                parts = [self._embed_numeric(x[..., :self.n_continuous], P),
+                         stacked(x[..., self.n_continuous:self.n_numeric])]
+            codes = x[..., self.n_numeric:].long()
+            if own:  # member k looks up its own rows' codes in its own table
+                members = torch.arange(self.k, device=x.device).unsqueeze(1)
+                parts += [P[f"embeddings.{i}.weight"][members, codes[..., i]] for i in range(self.n_embeddings)]
+            else:
+                parts += [P[f"embeddings.{i}.weight"][:, codes[:, i], :] for i in range(self.n_embeddings)]
             h = torch.cat(parts, dim=2)
         if self.feature_scale:
             h = h * P["feature_scale"].unsqueeze(1)
@@ -126,13 +137,21 @@ class StackedNetwork(nn.Module):
         return h
 
     def _embed_numeric(self, x: torch.Tensor, P: dict[str, torch.Tensor]) -> torch.Tensor:
-        """Each member's numeric embedding of the shared numeric block: [K, B, F*d]."""
+        """Each member's numeric embedding of the numeric block (shared [B, F], or periodic
+        embeddings of each member's own rows [K, B, F]): [K, B, F*d]."""
         embedding = self.numeric_embedding
         if isinstance(embedding, PeriodicEmbeddings):
             return periodic(x, P["numeric_embedding.frequencies"], P["numeric_embedding.weight"],
                             P["numeric_embedding.bias"], embedding.lite)
-        bins = [self.buffer(f"numeric_embedding.{name}")[0]
-                for name in ("bin_left", "bin_width", "clip_low", "clip_high", "bin_mask")]
+        names = ("bin_left", "bin_width", "clip_low", "clip_high", "bin_mask")
+        if x.dim() == 3:  # each member's own rows, binned by its own bins (fitted on its rows)
+            left, width, low, high, mask = (self.buffer(f"numeric_embedding.{name}").unsqueeze(1) for name in names)
+            # Bins past a member's own count are padding (mask 0): a width of 1 keeps them finite.
+            encoded = piecewise_linear_encoding(x, left, torch.where(mask > 0, width, torch.ones_like(width)), low,
+                                                high, mask)  # [K, B, F, T]
+            linear = P["numeric_embedding.bias"].unsqueeze(1) + P["numeric_embedding.weight"].unsqueeze(1) * x.unsqueeze(-1)
+            return (linear + torch.einsum("kbft,kftd->kbfd", encoded, P["numeric_embedding.encoding_weight"])).flatten(-2)
+        bins = [self.buffer(f"numeric_embedding.{name}")[0] for name in names]
         return piecewise_linear(x, *bins, P["numeric_embedding.weight"], P["numeric_embedding.bias"],
                                 P["numeric_embedding.encoding_weight"])
 
@@ -148,11 +167,9 @@ class StackedNetwork(nn.Module):
         P = self.views()
         shapes = self.member_shapes[k]
         state = {n: P[n][k][tuple(slice(0, s) for s in shapes[n])].detach().clone() for n in self.slots}
-        for name in self._buffer_names:
+        for name in self._buffer_names:  # each buffer cut to the member's own shape (widths, bins)
             value = self.buffer(name)[k]
-            if value.dim():
-                value = value[: shapes.get(name.rsplit(".", 1)[0] + ".weight", value.shape)[0]]
-            state[name] = value.detach().clone()
+            state[name] = value[tuple(slice(0, s) for s in self.member_buffer_shapes[k][name])].detach().clone()
         return state
 
     def keep(self, index: torch.Tensor) -> None:
@@ -162,6 +179,7 @@ class StackedNetwork(nn.Module):
         for name in self._buffer_names:
             setattr(self, _buffer_key(name), self.buffer(name)[index].clone())
         self.member_shapes = [self.member_shapes[i] for i in rows]
+        self.member_buffer_shapes = [self.member_buffer_shapes[i] for i in rows]
         for op in self.ops:
             op.keep(index)
         self.k = len(rows)

@@ -220,7 +220,10 @@ class StackedEngine:
         self.net.train(training)
 
     def step(self, xb: torch.Tensor, yb: torch.Tensor, lrs: list[float],
-             wb: torch.Tensor | None = None) -> torch.Tensor:
+             wb: torch.Tensor | None = None, idle: Sequence[bool] | None = None) -> torch.Tensor:
+        """One step of every member; members marked in ``idle`` (per-member rows whose epoch
+        has run out of batches, archtune.train.member_rows) do not step: no optimiser update
+        (their state stays as it is), and their rate in ``lrs`` is 0 so they do not decay."""
         net, opt = self.net, self.optimizer
         assert opt is not None
         losses = _loss(self.loss, net(xb), yb, wb)
@@ -244,8 +247,8 @@ class StackedEngine:
                 shrink = 1 - rates * self.weight_decay * self.decay_factors
                 for start, stop in net.decayed_ranges:
                     net.flat[:, start:stop].mul_(shrink)
-            for param, group, member_grad, lr in zip(self.params, opt.param_groups, grad, lrs):
-                param.grad = member_grad
+            for pos, (param, group, member_grad, lr) in enumerate(zip(self.params, opt.param_groups, grad, lrs)):
+                param.grad = None if idle is not None and idle[pos] else member_grad  # torch skips a None grad
                 group["lr"] = lr
             opt.step()
             if self.constrains:

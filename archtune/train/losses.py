@@ -213,3 +213,42 @@ def make_member_metric(task: str) -> Callable[..., torch.Tensor]:
         return (1 - residual / total).mean(dim=1)
 
     return r2
+
+
+def make_padded_member_loss(task: str, name: str, class_weights: torch.Tensor | None = None,
+                            device: torch.device | str = "cpu", label_smoothing: float = 0.0) -> Loss:
+    """Like `make_member_loss`, for members that each have their own rows: ``loss(outputs
+    [K, B, o], targets [K, B, ...], weight [K, B]) -> [K]``, each member's weighted mean over
+    its own rows, ``sum(w c l) / sum(w c)`` (c: class weights). A padded row has weight 0 and
+    adds nothing, so a member's batch of fewer than B real rows gets exactly the mean its
+    fit alone takes (weight 1 for an unweighted row); a member with no real row gets 0."""
+    weights = class_weights.to(device) if class_weights is not None else None
+    smoothing = float(label_smoothing)
+
+    def normalised(total: torch.Tensor, denominator: torch.Tensor) -> torch.Tensor:
+        return total / torch.where(denominator > 0, denominator, torch.ones_like(denominator))
+
+    if task == "binary":
+        def binary(logits: torch.Tensor, y: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+            target = y * (1 - smoothing) + smoothing / 2 if smoothing else y
+            per_row = F.binary_cross_entropy_with_logits(logits, target, reduction="none").sum(dim=2)
+            rows = weight if weights is None else weight * weights[y.long()[..., 0]]
+            return normalised((rows * per_row).sum(dim=1), rows.sum(dim=1) * logits.shape[2])
+
+        return binary
+    if task == "multiclass":
+        def multiclass(logits: torch.Tensor, y: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+            # torch multiplies each row's loss by its class weight already.
+            per_row = F.cross_entropy(logits.transpose(1, 2), y, weight=weights, reduction="none",
+                                      label_smoothing=smoothing)
+            rows = weight if weights is None else weight * weights[y]
+            return normalised((weight * per_row).sum(dim=1), rows.sum(dim=1))
+
+        return multiclass
+    elementwise = {"mae": F.l1_loss, "huber": F.huber_loss}.get(name, F.mse_loss)
+
+    def regression(pred: torch.Tensor, y: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+        per_row = elementwise(pred, y, reduction="none").sum(dim=2)
+        return normalised((weight * per_row).sum(dim=1), weight.sum(dim=1) * pred.shape[2])
+
+    return regression

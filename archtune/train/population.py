@@ -3,7 +3,8 @@
 A thin front of the training core (archtune.train.core) with a `StackedEngine`: every member
 keeps its own hyperparameters (learning rate and schedule, warm-up, momentum or beta1, weight
 decay, L1, L2, dropout, max-norm, gradient clipping, early stopping) and follows the same
-arithmetic as `Trainer` does for one network; all members see the same mini-batches. A member
+arithmetic as `Trainer` does for one network; all members see the same mini-batches, or, given
+`MemberRows` (cross-validation bagging), each member its own rows in its own order. A member
 leaves the stack (compaction) when it early-stops, diverges, reaches its epoch limit, or one of
 its callbacks stops it (a pruner); the others continue unchanged.
 """
@@ -21,6 +22,7 @@ from archtune.errors import InvalidParameterError
 from archtune.train.callbacks import Callback
 from archtune.train.core import TrainingState, run
 from archtune.train.engines import StackedEngine
+from archtune.train.member_rows import MemberRows
 
 MemberLoss = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -77,14 +79,24 @@ class PopulationTrainer:
         self.divergence_limit = divergence_limit
         self.interrupt = interrupt
 
-    def fit(self, X: torch.Tensor, y: torch.Tensor, X_val: torch.Tensor | None = None,
+    def fit(self, X: torch.Tensor | None, y: torch.Tensor | None, X_val: torch.Tensor | None = None,
             y_val: torch.Tensor | None = None, *, w: torch.Tensor | None = None,
-            w_val: torch.Tensor | None = None) -> list[MemberResult]:
+            w_val: torch.Tensor | None = None, rows: MemberRows | None = None) -> list[MemberResult]:
         """Train every member on (X, y); one `MemberResult` per member, in order.
-        ``w`` and ``w_val`` weight the rows (see archtune.train.losses); None: unweighted."""
-        batch_size = min(self.configs[0].batch_size, max(1, len(X)))
-        steps = -(-len(X) // batch_size)
-        members = [TrainingState(k, c, self.metric_name, cbs, steps, self.engine)
+        ``w`` and ``w_val`` weight the rows (see archtune.train.losses); None: unweighted.
+
+        With ``rows`` (X, y, X_val, y_val, w and w_val None), member k trains and validates on
+        its own rows in its own order (its config's seed order): the loss given to the trainer
+        must then be `make_padded_member_loss`'s (``TaskSpec.padded_member_loss_fn``)."""
+        if rows is not None:
+            if len(rows.sizes) != len(self.configs):
+                raise InvalidParameterError(f"rows hold {len(rows.sizes)} members' data for {len(self.configs)} members")
+            rows.seeds = [c.seed for c in self.configs]  # each member's order is its own fit's
+            steps_of = rows.steps_per_epoch(self.configs[0].batch_size)
+        else:
+            batch_size = min(self.configs[0].batch_size, max(1, len(X)))  # type: ignore[arg-type]
+            steps_of = [-(-len(X) // batch_size)] * len(self.configs)  # type: ignore[arg-type]
+        members = [TrainingState(k, c, self.metric_name, cbs, steps_of[k], self.engine)
                    for k, (c, cbs) in enumerate(zip(self.configs, self.callbacks))]
         states: dict[int, dict[str, torch.Tensor]] = {}
 
@@ -94,7 +106,7 @@ class PopulationTrainer:
 
         run(self.engine, members, X, y, X_val, y_val, seed=self.configs[0].seed, device=self.device,
             divergence_limit=self.divergence_limit, interrupt=self.interrupt, on_leave=keep_result,
-            w=w, w_val=w_val)
+            w=w, w_val=w_val, rows=rows)
         return [MemberResult(m.status, m.history.records, m.best_epoch, states.get(m.index), m.error)
                 for m in members]
 
