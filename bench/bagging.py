@@ -75,6 +75,9 @@ def main() -> None:
         params["numeric_embedding"] = None if args.embedding == "none" else args.embedding
     scorer = get_scorer("accuracy" if args.task == "classification" else "r2")
     results = {}
+    for stack in (True, False):  # warm-up: torch's first calls (allocation, kernels) are not timed
+        bag(lambda p: cls(**{**params, "max_epochs": 1, **p}), {}, X[:200], y[:200], args.folds, args.task, scorer,
+            stack=stack)
     for stack in (True, False):
         times, bagged = [], None
         for _ in range(args.repeats):
