@@ -1,9 +1,10 @@
 """K networks of one family trained as one model.
 
 All of a member's parameters live in one row of a flat leaf tensor ``flat`` of shape [K, P];
-each layer reads views of it ([K, out, in] weights, [K, out] biases), so the forward pass is
-batched matrix products and the optimiser (archtune.train.population) updates every member
-with a handful of whole-buffer operations, however deep the network.
+each layer reads views of it ([K, in, out] weights: a Linear's weight stored transposed, the
+layout ``baddbmm(bias, h, weight)`` reads directly, so neither the forward nor the backward
+copies a transposed view; [K, out] biases), so the forward pass is batched matrix products
+and the optimiser (archtune.train.population) updates every member with a handful of whole-buffer operations, however deep the network.
 
 Members may differ in width: each parameter slot has the largest member's shape, padded with
 zeros. Padded units are multiplied by a mask after their activation (sigmoid(0) = 0.5 would
@@ -38,6 +39,13 @@ class Slot:
     offset: int
     size: int
     decayed: bool  # a Linear weight: weight decay, L1 and L2 act on it
+    transposed: bool = False  # a Linear weight, stored [in, out] (the member's is [out, in])
+
+    def member_view(self, tensor: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:
+        """One member's part of its padded slot ``tensor``, in the member's own layout."""
+        if self.transposed:
+            return tensor[: shape[1], : shape[0]].t()
+        return tensor[tuple(slice(0, s) for s in shape)]
 
 
 class StackedNetwork(nn.Module):
@@ -67,8 +75,9 @@ class StackedNetwork(nn.Module):
         offset = 0
         for name in params[0]:
             shape = tuple(max(p[name].shape[d] for p in params) for d in range(params[0][name].dim()))
+            linear = name in linear_weights
             size = math.prod(shape)
-            self.slots[name] = Slot(name, shape, offset, size, name in linear_weights)
+            self.slots[name] = Slot(name, shape[::-1] if linear else shape, offset, size, linear, linear)
             offset += size
         self.member_shapes = [{n: tuple(p[n].shape) for n in p} for p in params]
         self.member_buffer_shapes = [{n: tuple(b.shape) for n, b in m.named_buffers()} for m in members]
@@ -76,7 +85,7 @@ class StackedNetwork(nn.Module):
         for k, p in enumerate(params):
             for name, slot in self.slots.items():
                 view = flat[k, slot.offset:slot.offset + slot.size].view(slot.shape)
-                view[tuple(slice(0, s) for s in p[name].shape)] = p[name].detach()
+                slot.member_view(view, tuple(p[name].shape)).copy_(p[name].detach())
         self.flat = nn.Parameter(flat)
         decay = torch.zeros(offset, dtype=torch.bool)
         for slot in self.slots.values():
@@ -166,7 +175,8 @@ class StackedNetwork(nn.Module):
         """Member k's weights (and norm statistics) as a single network's state dict."""
         P = self.views()
         shapes = self.member_shapes[k]
-        state = {n: P[n][k][tuple(slice(0, s) for s in shapes[n])].detach().clone() for n in self.slots}
+        state = {n: slot.member_view(P[n][k], shapes[n]).detach().clone(memory_format=torch.contiguous_format)
+                 for n, slot in self.slots.items()}
         for name in self._buffer_names:  # each buffer cut to the member's own shape (widths, bins)
             value = self.buffer(name)[k]
             state[name] = value[tuple(slice(0, s) for s in self.member_buffer_shapes[k][name])].detach().clone()
@@ -231,7 +241,7 @@ class _Linear(_Op):
         self.bias = f"{prefix}.bias" if bias else None
 
     def __call__(self, h, P, net):
-        w = P[self.weight].transpose(1, 2)
+        w = P[self.weight]  # [K, in, out]
         if h.dim() == 2:  # the shared input matrix: broadcast it against every member
             out = torch.matmul(h, w)
             return out + P[self.bias].unsqueeze(1) if self.bias else out

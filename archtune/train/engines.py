@@ -255,8 +255,8 @@ class StackedEngine:
                 views = net.views()
                 limit = self.max_norm.view(-1, 1, 1)
                 for name in net.hidden_weight_names:
-                    w = views[name]  # [K, out, in]: each row is one unit's incoming weights
-                    norms = w.norm(dim=2, keepdim=True)
+                    w = views[name]  # [K, in, out]: each column is one unit's incoming weights
+                    norms = w.norm(dim=1, keepdim=True)
                     w.mul_(torch.where(norms > limit, limit / (norms + 1e-7), torch.ones_like(norms)))
         return losses.detach()
 
