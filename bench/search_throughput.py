@@ -207,7 +207,7 @@ def run_bench(tables: list[str], budget: float, checkouts: dict[str, Path], rows
                     r = runs[mode]
                     print(f"  {table:10s} {label:6s} {mode:13s} {r['finished']:4d} finished ({r['pruned']} pruned, "
                           f"{r['failed']} failed) in {r['seconds']:6.1f} s: {r['trials_per_minute']:6.1f} trials/min, "
-                          f"{r['epochs_per_minute']:7.1f} epochs/min", flush=True)
+                          f"{r['epochs_per_minute']:7.1f} epochs/min, {r['stacked_share']:.0%} stacked", flush=True)
             one = runs["one at a time"]["trials_per_minute"]
             rows_out.append({"table": table, "checkout": label, "path": str(path), "runs": runs,
                              "ratio": runs["cohorts"]["trials_per_minute"] / one if one else None})
@@ -221,12 +221,15 @@ def _fmt(value: float | None, digits: int = 1, suffix: str = "") -> str:
 def markdown(results: list[dict[str, Any]]) -> str:
     """The results as markdown: one line per table and checkout, then after / before per table
     when there are two checkouts."""
-    lines = ["| table | archtune | cohorts: finished (pruned) | trials/min | epochs/min | one at a time: finished "
-             "(pruned) | trials/min | epochs/min | cohorts / one at a time |",
-             "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+    lines = ["| table | archtune | cohorts: finished (pruned) | stacked | trials/min | epochs/min | one at a time: "
+             "finished (pruned) | trials/min | epochs/min | cohorts / one at a time |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for row in results:
         c, s = row["runs"]["cohorts"], row["runs"]["one at a time"]
+        # "stacked": the share of the cohort search's trials that trained in a cohort of 2 or more
+        # (the first trials, the recipes, train alone; a short search may hold nothing else).
         lines.append(f"| {row['table']} | {row['checkout']} | {c['finished']} ({c['pruned']}) | "
+                     f"{c['stacked_share']:.0%} | "
                      f"{_fmt(c['trials_per_minute'])} | {_fmt(c['epochs_per_minute'], 0)} | {s['finished']} "
                      f"({s['pruned']}) | {_fmt(s['trials_per_minute'])} | {_fmt(s['epochs_per_minute'], 0)} | "
                      f"{_fmt(row['ratio'], 2, 'x')} |")
