@@ -20,8 +20,10 @@ in bench/search_quality.py). ``baselines=False, ensemble=False, refit=False``, a
 bench/workers.py: the budget goes to trials and nothing else, and no time is reserved for a
 refit. Epochs per minute (all epochs the trials trained, pruned ones included) are reported
 beside it: pruning makes trials shorter or longer, and a faster search also prunes
-differently. The ratios printed are cohorts / one at a time (per checkout) and this checkout /
-the other (per mode).
+differently. "stacked" is the share of the cohort search's trials that trained in a cohort of
+two or more: its first trials (the recipes) train alone, and a short search on a large table
+may hold nothing else. The ratios printed are cohorts / one at a time (per checkout) and this
+checkout / the other (per mode).
 
 Data: bench/search_quality.py's loader and tables (``$ARCHTUNE_DATASETS``, default
 /work/shared/datasets/tabular): tables above ``--rows`` (default 20000) are subsampled, seeded;
@@ -32,9 +34,10 @@ load average is printed before and after.
 Reproduce (from the repository root)::
 
     git archive 5c6feda | (mkdir -p /tmp/before && tar -x -C /tmp/before)   # or: git worktree add /tmp/before 5c6feda
-    .venv/bin/python bench/search_throughput.py --checkout /tmp/before --tables magic,cpu_act --budget 60   # ~9 min
-    .venv/bin/python bench/search_throughput.py --checkout /tmp/before --json search_throughput.json       # 4 tables x 4 x 100 s, ~30 min
-    .venv/bin/python bench/search_throughput.py --quick                      # magic, 20 s budgets, this checkout only
+    .venv/bin/python bench/search_throughput.py --checkout /tmp/before --tables magic,cpu_act --budget 60  # ~9 min
+    .venv/bin/python bench/search_throughput.py --checkout /tmp/before --tables magic,cpu_act --budget 60 --rows 5000
+    .venv/bin/python bench/search_throughput.py --checkout /tmp/before --json st.json  # 4 tables x 4 x 100 s, ~30 min
+    .venv/bin/python bench/search_throughput.py --quick         # magic, 20 s budgets, this checkout only: smoke run
 """
 
 from __future__ import annotations
