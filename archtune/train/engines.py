@@ -226,7 +226,12 @@ class StackedEngine:
         (their state stays as it is), and their rate in ``lrs`` is 0 so they do not decay."""
         net, opt = self.net, self.optimizer
         assert opt is not None
-        losses = _loss(self.loss, net(xb), yb, wb)
+        outputs = net(xb)
+        if net.ensemble_size:  # TabM: [K, B*k, o], each row once per ensemble member
+            own = xb.dim() == 3  # each member's own rows (archtune.train.member_rows)
+            yb = net.ensemble_rows(yb, own)
+            wb = net.ensemble_rows(wb, own) if wb is not None else None
+        losses = _loss(self.loss, outputs, yb, wb)
         total = losses.sum()
         if self.penalised:
             decay = net.decay_mask.to(net.flat.dtype)
