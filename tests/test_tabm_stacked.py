@@ -13,6 +13,7 @@ import torch
 
 import archtune.estimators
 import archtune.fitting
+import archtune.population
 from archtune import NeuralClassifier, NeuralRegressor
 from archtune.auto import AutoNeuralClassifier
 from archtune.config import ModelConfig, TrainConfig
@@ -38,7 +39,8 @@ def float64(monkeypatch):
                 if getattr(p, name) is not None and getattr(p, name).is_floating_point()}
         return dataclasses.replace(p, **cast)
 
-    monkeypatch.setattr(archtune.fitting, "prepare", prepare64)
+    for module in (archtune.fitting, archtune.estimators, archtune.population):  # a fit alone, and a cohort
+        monkeypatch.setattr(module, "prepare", prepare64)
     matrix = archtune.estimators.input_matrix
     monkeypatch.setattr(archtune.estimators, "input_matrix", lambda *a, **k: matrix(*a, **k).double())
     default = torch.get_default_dtype()
@@ -153,12 +155,13 @@ def test_tabm_members_of_different_ensemble_size_are_refused():
 # by draw).
 CONFIGS = [dict(units=32, learning_rate=1e-3), dict(units=44, learning_rate=3e-3, weight_decay=1e-2),
            dict(units=40, learning_rate=2e-3, weight_decay=1e-4, lr_schedule="cosine", max_epochs=3)]
-EMBEDDINGS = [dict(), dict(numeric_embedding="periodic", d_embedding=4, n_frequencies=6),
+EMBEDDINGS = [dict(numeric_embedding=None), dict(numeric_embedding="periodic", d_embedding=4, n_frequencies=6),
               dict(numeric_embedding="piecewise_linear", d_embedding=4, n_bins=8)]
 
 
 def _assert_same_estimators(alone, together, X, tol=1e-8):
     for k, (a, b) in enumerate(zip(alone, together)):
+        assert next(b.module_.parameters()).dtype == torch.float64, "the float64 fixture did not reach the cohort"
         assert len(a.history_) == len(b.history_) and a.best_epoch_ == b.best_epoch_, k
         for column in ("train_loss", "val_loss", "lr"):
             np.testing.assert_allclose(b.history_[column], a.history_[column], rtol=tol, atol=1e-12,

@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from archtune.errors import InvalidParameterError
-from archtune.layers import ParametricActivation
+from archtune.layers import PENALISED_LAYERS, ParametricActivation
 from archtune.models.embeddings import PeriodicEmbeddings, periodic, piecewise_linear, piecewise_linear_encoding
 from archtune.models.mlp import ResidualBlock
 from archtune.models.network import TabularNetwork, ensemble_mean
@@ -45,8 +45,8 @@ class Slot:
     shape: tuple[int, ...]  # padded: the largest member's shape
     offset: int
     size: int
-    decayed: bool  # a Linear weight: weight decay, L1 and L2 act on it
-    transposed: bool = False  # a Linear weight, stored [in, out] (the member's is [out, in])
+    decayed: bool  # a penalised layer's weight (PENALISED_LAYERS): weight decay, L1 and L2 act on it
+    transposed: bool = False  # a Linear (or BatchEnsemble) weight, stored [in, out] (the member's is [out, in])
 
     def member_view(self, tensor: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:
         """One member's part of its padded slot ``tensor``, in the member's own layout."""
@@ -80,9 +80,8 @@ class StackedNetwork(nn.Module):
         params = [dict(m.named_parameters()) for m in members]
         # Stored [in, out]: the weights of Linear layers and TabM's shared BatchEnsemble weights.
         transposed = {f"{n}.weight" for n, mod in first.named_modules() if isinstance(mod, (nn.Linear, LinearBatchEnsemble))}
-        # Penalised (weight decay, L1, L2): what the single engine penalises (its
-        # `penalised_weights`: Linear layers' weights), so that each member's arithmetic is its own.
-        linear_weights = {f"{n}.weight" for n, mod in first.named_modules() if isinstance(mod, nn.Linear)}
+        # Penalised (weight decay, L1, L2): what a network alone penalises (the same rule).
+        linear_weights = {f"{n}.weight" for n, mod in first.named_modules() if isinstance(mod, PENALISED_LAYERS)}
         self.slots: dict[str, Slot] = {}
         offset = 0
         for name in params[0]:

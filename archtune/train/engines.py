@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from archtune.config import TrainConfig
+from archtune.layers import PENALISED_LAYERS
 from archtune.models.stacked import StackedNetwork
 from archtune.train.batches import Rows, rows_per_batch
 from archtune.train.optim import make_member_optimizer, make_optimizer
@@ -30,7 +31,7 @@ EVAL_BATCH = 8192
 def penalised_weights(module: nn.Module) -> list[torch.Tensor]:
     """Weights that L1/L2 and weight decay act on: those of Linear and convolution layers, not
     biases or norms."""
-    return [m.weight for m in module.modules() if isinstance(m, (nn.Linear, nn.Conv1d, nn.Conv2d))]
+    return [m.weight for m in module.modules() if isinstance(m, PENALISED_LAYERS)]
 
 
 def _loss(fn: Callable[..., torch.Tensor], outputs: torch.Tensor, y: torch.Tensor,
