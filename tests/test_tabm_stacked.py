@@ -220,3 +220,21 @@ def test_search_trains_tabm_trials_as_one_stack(monkeypatch):
     assert all(t.user_attrs.get("cohort") == 3 for t in trials if t.state.name == "COMPLETE"), \
         [t.user_attrs for t in trials]
     assert stacks and stacks[0] == ["TabMBody"] * 3
+
+
+# --------------------------------------------------------------------------- bagging
+
+
+def test_bag_of_tabm_members_on_their_own_rows_equals_the_sequential_bag(float64):
+    """Cross-validation bagging stacks TabM members, each on its own rows (targets and row
+    weights repeated per ensemble member over padded batches), with piecewise-linear bins
+    fitted on each member's rows."""
+    from tests.test_bagging_stacked import COMMON, _assert_same_members, _both
+
+    X, y = load_shared("magic.tsv.gz", n=301)
+    weights = np.random.default_rng(0).uniform(0.2, 3.0, len(y))
+    params = {**COMMON, "arch": "tabm", "k": 3, "max_epochs": 4, "numeric_embedding": "piecewise_linear",
+              "n_bins": 6, "d_embedding": 4}
+    a, b = _both(lambda p: NeuralClassifier(**{**params, **p}), {}, X, y.to_numpy(), "classification", "accuracy",
+                 sample_weight=weights)
+    _assert_same_members(a, b)
