@@ -14,6 +14,7 @@ import torch
 import archtune.estimators
 import archtune.fitting
 import archtune.population
+import archtune.train.engines
 from archtune import NeuralClassifier, NeuralRegressor
 from archtune.auto import AutoNeuralClassifier
 from archtune.config import ModelConfig, TrainConfig
@@ -109,7 +110,9 @@ def _assert_same(alone, together, tol=1e-8):
 
 
 @pytest.mark.parametrize("activation,parametric", [("relu", False), ("gelu", True), ("prelu", False)])
-def test_stacked_tabm_members_follow_their_trajectories_alone(activation, parametric):
+def test_stacked_tabm_members_follow_their_trajectories_alone(activation, parametric, monkeypatch):
+    # Validation in batches of 40 // k = 10 rows: the stack's shorter evaluation batches.
+    monkeypatch.setattr(archtune.train.engines, "EVAL_BATCH", 40)
     data = _magic()
     modules, configs = _tabm_members(data[0], activation=activation, parametric=parametric)
     _assert_same(_train_alone(modules, configs, data), _train_together(modules, configs, data))

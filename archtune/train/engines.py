@@ -271,7 +271,7 @@ class StackedEngine:
                  w: torch.Tensor | None = None) -> tuple[list[float], list[float], list[float]]:
         net = self.net
         net.eval()
-        size = rows_per_batch(X, EVAL_BATCH)
+        size = rows_per_batch(X, net.eval_rows(EVAL_BATCH))
         try:
             outputs = torch.cat([net(X[i:i + size]) for i in range(0, len(X), size)], dim=1)
         finally:
