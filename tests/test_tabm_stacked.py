@@ -180,7 +180,7 @@ def _assert_same_estimators(alone, together, X, tol=1e-8):
 
 @pytest.mark.parametrize("cls,dataset,embedding", [
     (NeuralClassifier, "magic.tsv.gz", 0), (NeuralRegressor, "197_cpu_act.tsv.gz", 1),
-    (NeuralClassifier, "magic.tsv.gz", 2),
+    (NeuralClassifier, "magic.tsv.gz", 2), (NeuralClassifier, "satimage.tsv.gz", 0),  # satimage: 6 classes
 ])
 def test_fit_population_of_tabm_configurations_equals_fitting_each_alone(float64, cls, dataset, embedding, monkeypatch):
     X, y = load_shared(dataset, n=500)

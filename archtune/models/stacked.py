@@ -79,16 +79,17 @@ class StackedNetwork(nn.Module):
         self.ensemble_size = int(getattr(first, "ensemble_size", 0))  # TabM's k; 0: not an ensemble
         params = [dict(m.named_parameters()) for m in members]
         # Stored [in, out]: the weights of Linear layers and TabM's shared BatchEnsemble weights.
-        transposed = {f"{n}.weight" for n, mod in first.named_modules() if isinstance(mod, (nn.Linear, LinearBatchEnsemble))}
+        transposed = {f"{n}.weight" for n, mod in first.named_modules()
+                      if isinstance(mod, (nn.Linear, LinearBatchEnsemble))}
         # Penalised (weight decay, L1, L2): what a network alone penalises (the same rule).
-        linear_weights = {f"{n}.weight" for n, mod in first.named_modules() if isinstance(mod, PENALISED_LAYERS)}
+        penalised = {f"{n}.weight" for n, mod in first.named_modules() if isinstance(mod, PENALISED_LAYERS)}
         self.slots: dict[str, Slot] = {}
         offset = 0
         for name in params[0]:
             shape = tuple(max(p[name].shape[d] for p in params) for d in range(params[0][name].dim()))
             flip = name in transposed
             size = math.prod(shape)
-            self.slots[name] = Slot(name, shape[::-1] if flip else shape, offset, size, name in linear_weights, flip)
+            self.slots[name] = Slot(name, shape[::-1] if flip else shape, offset, size, name in penalised, flip)
             offset += size
         self.member_shapes = [{n: tuple(p[n].shape) for n in p} for p in params]
         self.member_buffer_shapes = [{n: tuple(b.shape) for n, b in m.named_buffers()} for m in members]
@@ -233,7 +234,7 @@ def _structure(member: nn.Module) -> tuple:
     params = tuple((name, p.dim(), p.dtype) for name, p in member.named_parameters())
     buffers = tuple(name for name, _ in member.named_buffers())
     return (kinds, params, buffers, getattr(member, "task", None), getattr(member, "n_numeric", None),
-            getattr(member, "ensemble_size", 0))  # TabM: k pads no slot safely, it must match
+            getattr(member, "ensemble_size", 0))  # TabM's k: adapters of another k cannot be padded
 
 
 def _buffer_key(name: str) -> str:
