@@ -142,6 +142,30 @@ def test_extracted_tabm_member_predicts_identically_to_its_slice():
                 torch.testing.assert_close(sliced[k], expected, rtol=1e-12, atol=1e-13, msg=f"member {k}")
 
 
+def test_stacked_tabm_dropout_is_each_members_own_rate_over_rows_ensemble_members_and_units():
+    """Dropout at rate 0 leaves a member exactly its network alone; at 0.5 about half of the
+    first layer's (row, ensemble member, unit) activations are dropped, each independently."""
+    spec = InputSpec(6)
+    modules = [build_model(ModelConfig(arch="tabm", hidden_sizes=(64,), k=4, activation="relu", dropout=rate), spec, 1,
+                           "binary", torch.Generator().manual_seed(i)).double() for i, rate in enumerate((0.0, 0.5))]
+    stack = StackedNetwork([copy.deepcopy(m) for m in modules]).train()
+    x = torch.randn(200, 6, dtype=torch.float64)
+    torch.manual_seed(0)
+    P = stack.views()
+    linear, relu, dropout = stack.ops[:3]
+    kept = relu(linear(x, P, stack), P, stack)  # [2, 200*4, 64]
+    hidden = dropout(kept, P, stack)
+    live = kept[1] > 0
+    dropped = (hidden[1][live] == 0).double().mean()
+    assert 0.45 < float(dropped) < 0.55
+    torch.testing.assert_close(hidden[0], kept[0], rtol=0, atol=0)  # rate 0: untouched
+    by_member = (hidden[1] == 0).view(200, 4, 64) & live.view(200, 4, 64)
+    assert not torch.equal(by_member[:, 0], by_member[:, 1])  # each ensemble member its own mask
+    with torch.no_grad():
+        single = modules[0].train()(x).flatten(0, 1)
+        torch.testing.assert_close(stack(x)[0], single, rtol=1e-12, atol=1e-13)
+
+
 def test_tabm_members_of_different_ensemble_size_are_refused():
     spec = InputSpec(10)
     a = build_model(ModelConfig(arch="tabm", hidden_sizes=(8,), k=4), spec, 1, "binary")
