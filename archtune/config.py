@@ -28,6 +28,8 @@ NORMS = (None, "batch", "layer")
 OPTIMIZERS = ("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "adamw", "nadam")
 SCHEDULES = ("constant", "step", "exponential", "cosine", "one_cycle", "plateau", "coslog")
 REGULARISATION_SCHEDULES = ("constant", "flat_cos")
+# Mixed precision of a training step's forward pass (archtune.train.engines.autocast).
+MIXED_PRECISION = (None, "bf16")
 REGRESSION_LOSSES = ("mse", "mae", "huber")
 CLASSIFICATION_LOSSES = ("cross_entropy",)
 # learning_rate="auto" until the finder has run: it only lets the other values be checked.
@@ -353,6 +355,7 @@ class TrainConfig:
     dropout_schedule: str = "constant"
     weight_decay_schedule: str = "constant"
     seed: int = 0
+    mixed_precision: str | None = None
     extra: dict = field(default_factory=dict, compare=False)
 
     def __post_init__(self) -> None:
@@ -381,6 +384,7 @@ class TrainConfig:
         check_number("label_smoothing", self.label_smoothing, 0.0, 1.0, high_open=True)
         check_choice("dropout_schedule", self.dropout_schedule, REGULARISATION_SCHEDULES)
         check_choice("weight_decay_schedule", self.weight_decay_schedule, REGULARISATION_SCHEDULES)
+        check_choice("mixed_precision", self.mixed_precision, MIXED_PRECISION)
 
     def to_dict(self) -> dict:
         out = asdict(self)
@@ -418,7 +422,7 @@ class TrainConfig:
             early_stopping=params["early_stopping"], patience=params["patience"], min_delta=params["min_delta"],
             loss=task_losses[0] if loss == "auto" else loss, label_smoothing=smoothing,
             dropout_schedule=params["dropout_schedule"], weight_decay_schedule=params["weight_decay_schedule"],
-            seed=seed)
+            seed=seed, mixed_precision=params.get("mixed_precision"))
 
 
 def resolve_batch_size(batch_size: int | str, n_train: int) -> int:

@@ -1,7 +1,8 @@
 """Population training: configurations x epochs per second, cohort vs one at a time.
 
-32 configurations of a 3-hidden-layer ReLU MLP (AdamW; learning rates, weight decay, dropout
-and schedules differ between configurations, widths do not) on a 20000 x 50 binary table
+32 configurations of a 3-hidden-layer ReLU MLP (``archtune.recipes.CLASSIC``: no numeric
+embeddings; AdamW; learning rates, weight decay, dropout and schedules differ between
+configurations, widths do not) on a 20000 x 50 binary table
 (scikit-learn's ``make_classification``, seed 0; 20% held out for validation each epoch),
 for each width in {64, 128, 256} and batch size in {128, 256}, trained three ways:
 
@@ -47,9 +48,11 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+# --checkout: the workers import archtune from another checkout (a before/after comparison).
+sys.path.insert(0, os.environ.get("ARCHTUNE_BENCH_CHECKOUT", str(ROOT)))
 
 TARGETS = {64: 8.0, 128: 3.0, 256: 1.3}
+GPU_TARGETS = {64: 20.0, 128: 20.0}  # against archtune one at a time on the same GPU
 N_ROWS, N_FEATURES = 20000, 50
 
 
@@ -61,12 +64,26 @@ def _data():
 
 
 def _configs(n: int, units: int, batch: int, epochs: int) -> list[dict]:
+    from archtune.recipes import CLASSIC
+
     rng = np.random.default_rng(0)
-    return [dict(hidden_layers=3, units=units, activation="relu", optimizer="adamw", batch_size=batch,
+    # The classic MLP (no numeric embeddings, plain ReLU, standard scaling): the network the
+    # targets and the arithmetic count below describe, whatever the estimators' defaults become.
+    return [dict(CLASSIC, hidden_layers=3, units=units, activation="relu", optimizer="adamw", batch_size=batch,
                  learning_rate=float(10 ** rng.uniform(-4, -2)), weight_decay=float(10 ** rng.uniform(-5, -2)),
                  dropout=float(rng.choice([0.0, 0.1, 0.2])), lr_schedule=str(rng.choice(["constant", "cosine"])),
                  max_epochs=epochs, early_stopping=False, validation_fraction=0.2, random_state=0, verbose=0)
             for _ in range(n)]
+
+
+def _options() -> dict:
+    """Estimator options the workers pass on (--device, --mixed-precision), from the parent."""
+    options = {}
+    if os.environ.get("ARCHTUNE_BENCH_DEVICE", "cpu") != "cpu":
+        options["device"] = os.environ["ARCHTUNE_BENCH_DEVICE"]
+    if os.environ.get("ARCHTUNE_BENCH_PRECISION"):
+        options["mixed_precision"] = os.environ["ARCHTUNE_BENCH_PRECISION"]
+    return options
 
 
 def _hand_loop(X, y, config: dict) -> None:
@@ -74,21 +91,22 @@ def _hand_loop(X, y, config: dict) -> None:
     import torch
     from torch import nn
 
+    device = torch.device(config.get("device", "cpu"))
     n_val = int(round(0.2 * len(X)))
-    Xt, yt = torch.from_numpy(X), torch.from_numpy(y.astype(np.float32)).view(-1, 1)
+    Xt, yt = torch.from_numpy(X).to(device), torch.from_numpy(y.astype(np.float32)).view(-1, 1).to(device)
     X_tr, y_tr, X_va, y_va = Xt[n_val:], yt[n_val:], Xt[:n_val], yt[:n_val]
     u, p = config["units"], config["dropout"]
     layers, width = [], X.shape[1]
     for _ in range(config["hidden_layers"]):
         layers += [nn.Linear(width, u), nn.ReLU(), nn.Dropout(p)]
         width = u
-    model = nn.Sequential(*layers, nn.Linear(width, 1))
+    model = nn.Sequential(*layers, nn.Linear(width, 1)).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=config["learning_rate"], weight_decay=config["weight_decay"])
     loss_fn = nn.BCEWithLogitsLoss()
     b = config["batch_size"]
     for _ in range(config["max_epochs"]):
         model.train()
-        perm = torch.randperm(len(X_tr))
+        perm = torch.randperm(len(X_tr), device=device)
         for i in range(0, len(X_tr), b):
             idx = perm[i:i + b]
             opt.zero_grad(set_to_none=True)
@@ -107,13 +125,15 @@ def _worker(method: str, units: int, batch: int, epochs: int, members: int, thre
     from archtune.population import fit_population
 
     X, y = _data()
-    configs = _configs(members, units, batch, epochs)
+    configs = [dict(c, **_options()) for c in _configs(members, units, batch, epochs)]
     # Pay the one-time costs of a process (torch.optim's first use imports torch._dynamo, ~2 s;
     # archtune's lazy imports) before the clock starts, for every method alike.
     warm = dict(configs[0], max_epochs=1)
     NeuralClassifier(**warm).fit(X[:300], y[:300])
     fit_population([NeuralClassifier(**warm), NeuralClassifier(**warm)], X[:300], y[:300])
     _hand_loop(X[:300], y[:300], warm)
+    if torch.cuda.is_available():
+        torch.cuda.reset_peak_memory_stats()
     base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     started, cpu = time.perf_counter(), time.process_time()
     if method == "cohort":
@@ -127,8 +147,12 @@ def _worker(method: str, units: int, batch: int, epochs: int, members: int, thre
         torch.manual_seed(0)
         for c in configs:
             _hand_loop(X, y, c)
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
     wall, cpu = time.perf_counter() - started, time.process_time() - cpu
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base
+    if _options().get("device") == "cuda":  # the GPU's own peak, not the host's
+        peak = torch.cuda.max_memory_allocated() / 1024
     return {"method": method, "units": units, "batch": batch, "members": members, "epochs": epochs,
             "wall": wall, "cpu": cpu, "peak_mib": peak / 1024}
 
@@ -136,23 +160,34 @@ def _worker(method: str, units: int, batch: int, epochs: int, members: int, thre
 def _run(method: str, units: int, batch: int, epochs: int, members: int, threads: int) -> dict:
     cmd = [sys.executable, __file__, "--worker", method, str(units), str(batch), str(epochs), str(members),
            str(threads)]
-    env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads)}  # the options reach the workers in ARCHTUNE_BENCH_*
     out = subprocess.run(cmd, capture_output=True, text=True, env=env, check=True, cwd=ROOT)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def _matmul_gflops(threads: int) -> float:
+def _matmul_gflops(threads: int, device: str = "cpu") -> float:
     import torch
 
     torch.set_num_threads(threads)
-    a, b = torch.randn(2048, 2048), torch.randn(2048, 2048)
+    size = 2048 if device == "cpu" else 8192  # a GPU needs a larger product to reach its rate
+    a, b = torch.randn(size, size, device=device), torch.randn(size, size, device=device)
     torch.mm(a, b)
     best = float("inf")
     for _ in range(5):
+        if device != "cpu":
+            torch.cuda.synchronize()
         started = time.perf_counter()
         torch.mm(a, b)
+        if device != "cpu":
+            torch.cuda.synchronize()
         best = min(best, time.perf_counter() - started)
-    return 2 * 2048**3 / best / 1e9
+    return 2 * size**3 / best / 1e9
+
+
+def _gpu_name() -> str:
+    import torch
+
+    return torch.cuda.get_device_name(0)
 
 
 def _flops(units: int, members: int, epochs: int) -> float:
@@ -170,6 +205,13 @@ def main() -> None:
     parser.add_argument("--metric", choices=["wall", "cpu"], default="wall")
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--units", type=int, nargs="+", default=[64, 128, 256])
+    parser.add_argument("--batches", type=int, nargs="+", default=[128, 256])
+    parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    parser.add_argument("--mixed-precision", choices=["bf16"], default=None,
+                        help="train with bfloat16 forward passes (archtune's mixed_precision; the hand loop stays float32)")
+    parser.add_argument("--checkout", type=Path, help="measure another checkout of archtune (e.g. a git worktree "
+                        "of an earlier commit) instead of this one")
     parser.add_argument("--worker", nargs=6, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
@@ -178,12 +220,24 @@ def main() -> None:
         return
     if args.quick:
         args.members, args.epochs, args.sample = 8, 1, 2
-    gflops_peak = _matmul_gflops(args.threads)
-    print(f"{platform.processor() or platform.machine()}, {os.cpu_count()} cpus, {args.threads} threads; "
-          f"2048^2 float32 matmul: {gflops_peak:.1f} GFLOP/s; metric: {args.metric} time", flush=True)
+    os.environ["ARCHTUNE_BENCH_DEVICE"] = args.device
+    if args.mixed_precision:
+        os.environ["ARCHTUNE_BENCH_PRECISION"] = args.mixed_precision
+    if args.checkout:
+        os.environ["ARCHTUNE_BENCH_CHECKOUT"] = str(args.checkout.resolve())
+    gflops_peak = _matmul_gflops(args.threads, args.device)
+    where = "GPU " + _gpu_name() if args.device == "cuda" else f"{platform.processor() or platform.machine()}"
+    print(f"{where}, {os.cpu_count()} cpus, {args.threads} threads; {'2048' if args.device == 'cpu' else '8192'}^2 float32 "
+          f"matmul: {gflops_peak:.1f} GFLOP/s; metric: {args.metric} time; archtune from {args.checkout or ROOT}"
+          f"{'; mixed_precision=' + args.mixed_precision if args.mixed_precision else ''}", flush=True)
+    targets = GPU_TARGETS if args.device == "cuda" else TARGETS
+
+    def verdict(row: dict) -> str:
+        return "no target" if row["target"] is None else f"target {row['target']}x {'PASS' if row['pass'] else 'MISS'}"
+
     rows = []
-    for units in (64, 128, 256):
-        for batch in (128, 256):
+    for units in args.units:
+        for batch in args.batches:
             cohort = _run("cohort", units, batch, args.epochs, args.members, args.threads)
             alone = _run("archtune", units, batch, args.epochs, args.sample, args.threads)
             hand = _run("hand", units, batch, args.epochs, args.sample, args.threads)
@@ -194,19 +248,20 @@ def main() -> None:
                    "speedup_vs_hand": rate["cohort"] / rate["hand"], "cohort_gflops": gflops,
                    "share_of_matmul": gflops / gflops_peak, "peak_mib": {r["method"]: r["peak_mib"]
                                                                          for r in (cohort, alone, hand)},
-                   "target": TARGETS[units]}
-            row["pass"] = row["speedup_vs_archtune"] >= TARGETS[units]
+                   "target": targets.get(units)}
+            row["pass"] = None if row["target"] is None else row["speedup_vs_archtune"] >= row["target"]
             rows.append(row)
             print(f"units {units:3d} batch {batch}: config-epochs/s cohort {rate['cohort']:7.2f}  archtune "
                   f"{rate['archtune']:6.2f}  hand {rate['hand']:6.2f}  -> {row['speedup_vs_archtune']:5.2f}x vs "
-                  f"archtune (target {TARGETS[units]}x {'PASS' if row['pass'] else 'MISS'}), "
+                  f"archtune ({verdict(row)}), "
                   f"{row['speedup_vs_hand']:5.2f}x vs hand; {gflops:5.1f} GFLOP/s = {row['share_of_matmul']:.0%} "
                   f"of matmul; peak MiB cohort {cohort['peak_mib']:.0f} / alone {alone['peak_mib']:.0f} / "
                   f"hand {hand['peak_mib']:.0f}", flush=True)
     if args.json:
         args.json.write_text(json.dumps({"matmul_gflops": gflops_peak, "threads": args.threads,
                                          "metric": args.metric, "members": args.members, "epochs": args.epochs,
-                                         "rows": rows}, indent=2))
+                                         "device": args.device, "mixed_precision": args.mixed_precision,
+                                         "checkout": str(args.checkout or ROOT), "rows": rows}, indent=2))
 
 
 if __name__ == "__main__":

@@ -216,8 +216,9 @@ class StackedNetwork(nn.Module):
             setattr(self, _buffer_key(name), self.buffer(name)[index].clone())
         self.member_shapes = [self.member_shapes[i] for i in rows]
         self.member_buffer_shapes = [self.member_buffer_shapes[i] for i in rows]
+        on_host = index.cpu()  # the ops' own constants stay on the host (see `_on`)
         for op in self.ops:
-            op.keep(index)
+            op.keep(on_host)
         self.k = len(rows)
 
 
@@ -251,6 +252,18 @@ def _stack_padded(tensors: Sequence[torch.Tensor]) -> torch.Tensor:
     return out
 
 
+def _on(op: "_Op", name: str, tensor: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """``tensor`` (an op's own constant: a mask, dropout rates) on ``like``'s device and dtype,
+    converted once and kept: converting every step would copy it to a GPU every step, and each
+    such copy waits for the GPU to finish its queue."""
+    cache = op.__dict__.setdefault("_cache", {})
+    key = (name, like.device, like.dtype)
+    value = cache.get(key)
+    if value is None:
+        value = cache[key] = tensor.to(device=like.device, dtype=like.dtype)
+    return value
+
+
 class _Op:
     def __call__(self, h: torch.Tensor, P: dict[str, torch.Tensor], net: StackedNetwork) -> torch.Tensor:
         raise NotImplementedError  # every op below defines it
@@ -271,6 +284,12 @@ class _Linear(_Op):
         w = P[self.weight]  # [K, in, out]
         if h.dim() == 2:  # the shared input matrix: broadcast it against every member
             out = torch.matmul(h, w)
+            return out + P[self.bias].unsqueeze(1) if self.bias else out
+        if w.shape[2] == 1:
+            # One output (a binary or single-target head): a batched matrix-vector product is
+            # slow in bmm and slower in its backward's outer product; a broadcast multiply and
+            # sum is 2.3x faster forward and backward ([32, 128, 64] members, one thread).
+            out = (h * w.transpose(1, 2)).sum(dim=2, keepdim=True)
             return out + P[self.bias].unsqueeze(1) if self.bias else out
         if self.bias is None:
             return torch.bmm(h, w)
@@ -313,7 +332,10 @@ class _EnsembleHead(_Op):
         if self.expand:
             h = (h if h.dim() == 3 else h.expand(n, -1, -1)).unsqueeze(2).expand(-1, -1, k, -1)
         x = h.reshape(n, -1, k, h.shape[-1])
-        out = torch.einsum("nbki,nkio->nbko", x, w) + P["head.bias"].unsqueeze(1)  # [K, B, k, o]
+        if w.shape[3] == 1:  # one output: a multiply and sum, not matrix-vector products (see _Linear)
+            out = (x * w[..., 0].unsqueeze(1)).sum(dim=3, keepdim=True) + P["head.bias"].unsqueeze(1)
+        else:
+            out = torch.einsum("nbki,nkio->nbko", x, w) + P["head.bias"].unsqueeze(1)  # [K, B, k, o]
         if net.training:
             return out.flatten(1, 2)
         return ensemble_mean(out.flatten(0, 1), net.task).view(n, out.shape[1], -1)
@@ -328,10 +350,11 @@ class _Mask(_Op):
         self.count = torch.tensor(widths, dtype=torch.float32).view(-1, 1, 1)
 
     def __call__(self, h, P, net):
-        return h * self.mask.to(h.dtype)
+        return h * _on(self, "mask", self.mask, h)
 
     def keep(self, index):
         self.mask, self.count = self.mask[index], self.count[index]
+        self._cache = {}
 
 
 class _Activation(_Op):
@@ -367,28 +390,39 @@ class _Dropout(_Op):
 
     def __init__(self, rates: Sequence[float], alpha: bool):
         self.base = torch.tensor(rates, dtype=torch.float64).view(-1, 1, 1)
-        self.rates = self.base
         self.alpha = alpha
+        self._set(self.base)
+
+    def _set(self, rates: torch.Tensor) -> None:
+        # Read on the host once per change, not per step: on a GPU every read of a device
+        # value waits for the queue.
+        self.rates = rates
+        self.active = bool((rates > 0).any())
+        self._cache = {}
 
     def __call__(self, h, P, net):
-        if not net.training or not bool((self.rates > 0).any()):
+        if not net.training or not self.active:
             return h
-        keep = (1 - self.rates).to(h.dtype).to(h.device)
+        keep = _on(self, "keep", 1 - self.rates, h)
         u = torch.rand(h.shape[1:], dtype=h.dtype, device=h.device)
         noise = torch.floor(keep + u)  # [K, batch, width] of 0/1
         if not self.alpha:
-            scale = torch.where(keep > 0, 1 / keep, torch.zeros_like(keep))
+            key = ("scale", h.device, h.dtype)
+            scale = self._cache.get(key)
+            if scale is None:
+                scale = self._cache[key] = torch.where(keep > 0, 1 / keep, torch.zeros_like(keep))
             return h * noise.mul_(scale)  # inverted-dropout scaling folded into the mask
-        p = self.rates.to(h.dtype).to(h.device)
+        p = _on(self, "rate", self.rates, h)
         a = 1.0 / torch.sqrt((ALPHA_DROPOUT_ALPHA**2 * p + 1) * (1 - p))
         b = (noise - 1) * (ALPHA_DROPOUT_ALPHA * a) + ALPHA_DROPOUT_ALPHA * a * p
         return h * (noise * a) + b
 
     def keep(self, index):
-        self.rates, self.base = self.rates[index], self.base[index]
+        self.base = self.base[index]
+        self._set(self.rates[index])
 
     def scale_dropout(self, factors):
-        self.rates = self.base * torch.tensor(list(factors), dtype=torch.float64).view(-1, 1, 1)
+        self._set(self.base * torch.tensor(list(factors), dtype=torch.float64).view(-1, 1, 1))
 
 
 class _BatchNorm(_Op):
@@ -426,7 +460,7 @@ class _LayerNorm(_Op):
         w, b = P[f"{self.prefix}.weight"].unsqueeze(1), P[f"{self.prefix}.bias"].unsqueeze(1)
         if self.mask is None:
             return F.layer_norm(h, h.shape[-1:], eps=self.eps) * w + b
-        mask, count = self.mask.mask.to(h.dtype), self.mask.count.to(h.dtype)
+        mask, count = _on(self.mask, "mask", self.mask.mask, h), _on(self.mask, "count", self.mask.count, h)
         mean = (h * mask).sum(-1, keepdim=True) / count
         centred = (h - mean) * mask
         var = (centred * centred).sum(-1, keepdim=True) / count

@@ -27,6 +27,7 @@ from archtune.errors import InvalidParameterError, TrainingDivergedError
 from archtune.train.batches import Rows, rows_differ
 from archtune.train.callbacks import Callback, History
 from archtune.train.member_rows import MemberRows
+from archtune.train.memory import keep_freed_memory
 from archtune.train.optim import LRSchedule, regularisation_factor
 from archtune.train.threads import training_threads
 
@@ -220,6 +221,7 @@ def run(engine: Engine, members: list[TrainingState], X: Rows, y: torch.Tensor,
     step = 0
     context = ExitStack()
     if device.type == "cpu":  # the threads this run's steps pay for (archtune.train.threads)
+        keep_freed_memory()  # no page faults for each step's fresh activations (archtune.train.memory)
         context.enter_context(training_threads([engine.member_module(i) for i in range(len(members))], X[:1],
                                                batch_size))
     try:

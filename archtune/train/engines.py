@@ -14,6 +14,8 @@ import copy
 import math
 from collections import defaultdict
 from collections.abc import Callable, Sequence
+from contextlib import nullcontext
+from typing import Any
 
 import torch
 from torch import nn
@@ -32,6 +34,33 @@ def penalised_weights(module: nn.Module) -> list[torch.Tensor]:
     """Weights that L1/L2 and weight decay act on: those of Linear and convolution layers, not
     biases or norms."""
     return [m.weight for m in module.modules() if isinstance(m, PENALISED_LAYERS)]
+
+
+def _to_device(values: Sequence[float], dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """A small host list as a device tensor. To a GPU it goes from pinned memory without
+    blocking, so the host queues the step's work instead of waiting for the GPU to drain."""
+    if device.type != "cuda":
+        return torch.tensor(values, dtype=dtype, device=device)
+    return torch.tensor(values, dtype=dtype).pin_memory().to(device, non_blocking=True)
+
+
+def autocast(device: torch.device, mixed_precision: str | None) -> Any:
+    """The forward pass's precision context: ``torch.autocast`` in bfloat16 for "bf16"
+    (the matrix products and what follows them run in bfloat16, the parameters stay float32),
+    else a no-op."""
+    if mixed_precision is None:
+        return nullcontext()
+    return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+
+
+def _forward(module: nn.Module, xb: torch.Tensor, device: torch.device, mixed_precision: str | None) -> torch.Tensor:
+    """The module's outputs for a training step; under mixed precision cast back to float32,
+    so that the loss (a log-sum-exp, a mean over the batch) is computed in float32."""
+    if mixed_precision is None:
+        return module(xb)
+    with autocast(device, mixed_precision):
+        out = module(xb)
+    return out.float()
 
 
 def _loss(fn: Callable[..., torch.Tensor], outputs: torch.Tensor, y: torch.Tensor,
@@ -116,7 +145,7 @@ class SingleEngine:
         lr = lrs[0]
         for group, factor in zip(opt.param_groups, self.factors):
             group["lr"] = lr * factor
-        loss = _loss(self.loss_fn, self.module(xb), yb, wb)
+        loss = _loss(self.loss_fn, _forward(self.module, xb, self.device, cfg.mixed_precision), yb, wb)
         total = loss
         for m in self.activity:  # ActivityRegularization layers' penalties on this batch
             total = total + m.penalty
@@ -203,7 +232,11 @@ class StackedEngine:
         self.l2 = col([c.l2 for c in configs])
         self.clip = col([c.gradient_clip if c.gradient_clip is not None else math.inf for c in configs])
         self.max_norm = col([c.max_norm if c.max_norm is not None else math.inf for c in configs])
-        self.penalised = any(c.l1 > 0 or c.l2 > 0 for c in configs)  # else skip the penalty terms
+        # Which terms apply, decided here on the host: a test of a device tensor every step
+        # would make the host wait for a GPU's queue.
+        self.uses_l1 = any(c.l1 > 0 for c in configs)
+        self.uses_l2 = any(c.l2 > 0 for c in configs)
+        self.penalised = self.uses_l1 or self.uses_l2  # else skip the penalty terms
         self.decays = any(c.weight_decay > 0 for c in configs)
         self.clips = any(c.gradient_clip is not None for c in configs)
         self.constrains = any(c.max_norm is not None for c in configs)
@@ -227,7 +260,7 @@ class StackedEngine:
         (their state stays as it is), and their rate in ``lrs`` is 0 so they do not decay."""
         net, opt = self.net, self.optimizer
         assert opt is not None
-        outputs = net(xb)
+        outputs = _forward(net, xb, self.device, self.configs[0].mixed_precision)
         if net.ensemble_size:  # TabM: [K, B*k, o], each row once per ensemble member
             own = xb.dim() == 3  # each member's own rows (archtune.train.member_rows)
             yb = net.ensemble_rows(yb, own)
@@ -236,9 +269,9 @@ class StackedEngine:
         total = losses.sum()
         if self.penalised:
             decay = net.decay_mask.to(net.flat.dtype)
-            if bool((self.l1 > 0).any()):
+            if self.uses_l1:
                 total = total + (self.l1.squeeze(1) * (net.flat * decay).abs().sum(dim=1)).sum()
-            if bool((self.l2 > 0).any()):
+            if self.uses_l2:
                 total = total + (self.l2.squeeze(1) * (net.flat * decay).pow(2).sum(dim=1)).sum()
         net.flat.grad = None
         total.backward()
@@ -249,7 +282,7 @@ class StackedEngine:
                 grad.mul_(torch.clamp(self.clip / (norms + 1e-6), max=1.0))
             if self.decays:
                 # Only the Linear weights' columns of the buffer, one [K, 1] factor each.
-                rates = torch.tensor(lrs, dtype=net.flat.dtype, device=self.device).view(-1, 1)
+                rates = _to_device(lrs, net.flat.dtype, self.device).view(-1, 1)
                 shrink = 1 - rates * self.weight_decay * self.decay_factors
                 for start, stop in net.decayed_ranges:
                     net.flat[:, start:stop].mul_(shrink)
