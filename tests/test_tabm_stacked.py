@@ -265,3 +265,49 @@ def test_bag_of_tabm_members_on_their_own_rows_equals_the_sequential_bag(float64
     a, b = _both(lambda p: NeuralClassifier(**{**params, **p}), {}, X, y.to_numpy(), "classification", "accuracy",
                  sample_weight=weights)
     _assert_same_members(a, b)
+
+
+# --------------------------------------------------------------------------- GPU (skip without CUDA)
+
+needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU; this machine has none")
+
+
+@needs_cuda
+def test_a_tabm_cohort_on_the_gpu_equals_the_cohort_on_the_cpu():
+    data = _magic()
+    modules, configs = _tabm_members(data[0])
+    _, Xtr, ytr, Xva, yva = data
+    results = []
+    for device in ("cpu", "cuda"):
+        trainer = PopulationTrainer([copy.deepcopy(m) for m in modules], configs,
+                                    make_member_loss("binary", "cross_entropy"), make_member_metric("binary"),
+                                    "accuracy", device=torch.device(device))
+        results.append(trainer.fit(Xtr, ytr, Xva, yva))
+    for k, (cpu, gpu) in enumerate(zip(*results)):
+        assert cpu.status == gpu.status == "complete", k
+        assert [r["val_loss"] for r in gpu.history] == pytest.approx([r["val_loss"] for r in cpu.history], rel=1e-7)
+        for name, value in cpu.state.items():
+            np.testing.assert_allclose(gpu.state[name].cpu().numpy(), value.numpy(), rtol=1e-7, atol=1e-9,
+                                       err_msg=f"member {k}, {name}")
+
+
+@needs_cuda
+def test_a_tabm_cohort_step_on_the_gpu_does_not_wait_for_the_gpu():
+    from archtune.train.engines import StackedEngine
+
+    spec, Xtr, ytr, _, _ = _magic()
+    modules, configs = _tabm_members(spec)
+    device = torch.device("cuda")
+    engine = StackedEngine(modules, configs, make_member_loss("binary", "cross_entropy"),
+                           make_member_metric("binary"), device)
+    engine.begin()
+    engine.train_mode(True)
+    xb, yb = Xtr[:64].to(device), ytr[:64].to(device)
+    engine.step(xb, yb, [1e-3] * 4)  # the first step allocates the optimiser's state
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")  # any host-device synchronisation raises
+    try:
+        for _ in range(3):
+            engine.step(xb, yb, [1e-3, 5e-4, 2e-4, 1e-4])
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
