@@ -95,6 +95,12 @@ REJECTED_INITIALIZERS = {
 }
 
 
+# The layers whose weights L1, L2, weight decay act on (not biases, norms, embeddings or
+# adapters): one rule for a network alone (archtune.train.engines) and a stack of them
+# (archtune.models.stacked), so that a stacked member's arithmetic stays its own.
+PENALISED_LAYERS: tuple[type[nn.Module], ...] = (nn.Linear, nn.Conv1d, nn.Conv2d)
+
+
 def canonical_activation(name: str) -> str:
     return ACTIVATION_ALIASES.get(name, name) if isinstance(name, str) else name
 

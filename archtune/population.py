@@ -46,7 +46,7 @@ from archtune.train.threads import training_threads
 # epoch of such a cohort took 25 times the members' solo epochs together).
 STRUCTURE_PARAMS = ("arch", "hidden_layers", "units", "shape", "activation", "norm", "parametric_activation",
                     "feature_scale", "numeric_embedding", "d_embedding", "n_frequencies", "n_bins", "binning",
-                    "optimizer", "batch_size", "label_smoothing")
+                    "optimizer", "batch_size", "label_smoothing", "k")
 # Estimator parameters that the shared data pipeline depends on.
 DATA_PARAMS = ("random_state", "validation_fraction", "early_stopping", "scaling", "categorical",
                "categorical_features", "class_weight", "clamp_outputs", "device", "mixed_precision",
@@ -95,7 +95,7 @@ def fit_population(estimators: Sequence[Any], X: Any, y: Any, validation_data: t
     Parameters
     ----------
     estimators : sequence of NeuralClassifier or NeuralRegressor
-        Of a stackable family (mlp, resnet) they train as one stack and must share a
+        Of a stackable family (mlp, resnet, tabm) they train as one stack and must share a
         `cohort_key`; of other families (or with text or image columns) they train one after
         another.
     X, y, validation_data, sample_weight :

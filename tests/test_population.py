@@ -309,7 +309,7 @@ from archtune.auto import AutoNeuralClassifier  # noqa: E402
 from archtune.tune.tuner import STRUCTURE_PARAMS  # noqa: E402
 
 NEURAL = sorted(NeuralClassifier().get_params())
-# MLPs (TabM, also in the default space, is not stacked: its cohorts would be one trial each).
+# MLPs (tests/test_tabm_stacked.py searches TabM cohorts).
 SEARCH_SPACE = {"max_epochs": 5, "arch": "mlp", "hidden_layers": (1, 3), "units": (16, 64), "dropout": 0.0}
 
 

@@ -11,6 +11,12 @@ zeros. Padded units are multiplied by a mask after their activation (sigmoid(0) 
 otherwise leak), and layer normalisation averages over a member's real units only, so each
 member's arithmetic is its own. Members are built by the ordinary `build_model` and copied in,
 and `member_state(k)` gives back a state dict for that single network.
+
+TabM members (a BatchEnsemble body of ``k`` ensemble members, equal ``k`` in one stack) keep
+their activations as [K, B*k, width] (row b's ensemble member j at b*k + j), so masks,
+activations and dropout act on them as on an MLP's; in training the stack returns [K, B*k, o]
+and `ensemble_rows` repeats the targets to match, which gives the single network's loss (the
+mean of its members' losses); in evaluation it returns the members' mean, [K, B, o].
 """
 
 from __future__ import annotations
@@ -24,10 +30,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from archtune.errors import InvalidParameterError
-from archtune.layers import ParametricActivation
+from archtune.layers import PENALISED_LAYERS, ParametricActivation
 from archtune.models.embeddings import PeriodicEmbeddings, periodic, piecewise_linear, piecewise_linear_encoding
 from archtune.models.mlp import ResidualBlock
-from archtune.models.network import TabularNetwork
+from archtune.models.network import TabularNetwork, ensemble_mean
+from archtune.models.tabm import LinearBatchEnsemble, TabMBody
 
 ALPHA_DROPOUT_ALPHA = 1.7580993408473766  # SELU's lambda * alpha, as in torch's alpha_dropout
 
@@ -38,8 +45,8 @@ class Slot:
     shape: tuple[int, ...]  # padded: the largest member's shape
     offset: int
     size: int
-    decayed: bool  # a Linear weight: weight decay, L1 and L2 act on it
-    transposed: bool = False  # a Linear weight, stored [in, out] (the member's is [out, in])
+    decayed: bool  # a penalised layer's weight (PENALISED_LAYERS): weight decay, L1 and L2 act on it
+    transposed: bool = False  # a Linear (or BatchEnsemble) weight, stored [in, out] (the member's is [out, in])
 
     def member_view(self, tensor: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:
         """One member's part of its padded slot ``tensor``, in the member's own layout."""
@@ -60,7 +67,7 @@ class StackedNetwork(nn.Module):
             if _structure(member) != _structure(first):
                 raise InvalidParameterError(
                     f"population member {k} has a different structure from member 0 (family, depth, activation, "
-                    f"normalisation, residual projections and inputs must match; widths may differ)")
+                    f"normalisation, residual projections, inputs and TabM's k must match; widths may differ)")
         self.k = len(members)
         self.n_numeric = first.n_numeric
         self.n_continuous = first.n_continuous
@@ -69,15 +76,20 @@ class StackedNetwork(nn.Module):
         self.n_embeddings = len(first.embeddings)
         self.task = first.task
         self.has_batchnorm = any(isinstance(m, nn.BatchNorm1d) for m in first.modules())
+        self.ensemble_size = int(getattr(first, "ensemble_size", 0))  # TabM's k; 0: not an ensemble
         params = [dict(m.named_parameters()) for m in members]
-        linear_weights = {f"{n}.weight" for n, mod in first.named_modules() if isinstance(mod, nn.Linear)}
+        # Stored [in, out]: the weights of Linear layers and TabM's shared BatchEnsemble weights.
+        transposed = {f"{n}.weight" for n, mod in first.named_modules()
+                      if isinstance(mod, (nn.Linear, LinearBatchEnsemble))}
+        # Penalised (weight decay, L1, L2): what a network alone penalises (the same rule).
+        penalised = {f"{n}.weight" for n, mod in first.named_modules() if isinstance(mod, PENALISED_LAYERS)}
         self.slots: dict[str, Slot] = {}
         offset = 0
         for name in params[0]:
             shape = tuple(max(p[name].shape[d] for p in params) for d in range(params[0][name].dim()))
-            linear = name in linear_weights
+            flip = name in transposed
             size = math.prod(shape)
-            self.slots[name] = Slot(name, shape[::-1] if linear else shape, offset, size, linear, linear)
+            self.slots[name] = Slot(name, shape[::-1] if flip else shape, offset, size, name in penalised, flip)
             offset += size
         self.member_shapes = [{n: tuple(p[n].shape) for n in p} for p in params]
         self.member_buffer_shapes = [{n: tuple(b.shape) for n, b in m.named_buffers()} for m in members]
@@ -164,6 +176,20 @@ class StackedNetwork(nn.Module):
         return piecewise_linear(x, *bins, P["numeric_embedding.weight"], P["numeric_embedding.bias"],
                                 P["numeric_embedding.encoding_weight"])
 
+    def ensemble_rows(self, t: torch.Tensor, own: bool) -> torch.Tensor:
+        """Targets or row weights ([B, ...], or each member's own [K, B, ...] with ``own``)
+        repeated once per TabM ensemble member, matching the training outputs [K, B*k, o]: the
+        mean loss over these rows is the mean of the ensemble members' losses."""
+        if not self.ensemble_size:
+            return t
+        return t.repeat_interleave(self.ensemble_size, dim=1 if own else 0)
+
+    def eval_rows(self, rows: int) -> int:
+        """Rows per evaluation batch for ``rows`` of one network's: a TabM stack holds k
+        activations per row ([K, B*k, width]), so its batches are k times shorter (8 members
+        of 256 units over 8192 rows would otherwise hold 0.5 GB per layer)."""
+        return max(1, rows // max(1, self.ensemble_size))
+
     def scale_dropout(self, factors: Sequence[float]) -> None:
         """Each member's dropout rates times its factor (a regularisation schedule)."""
         for op in self.ops:
@@ -208,7 +234,8 @@ def _structure(member: nn.Module) -> tuple:
                   if type(mod).__name__ not in _RATE_ONLY)
     params = tuple((name, p.dim(), p.dtype) for name, p in member.named_parameters())
     buffers = tuple(name for name, _ in member.named_buffers())
-    return kinds, params, buffers, getattr(member, "task", None), getattr(member, "n_numeric", None)
+    return (kinds, params, buffers, getattr(member, "task", None), getattr(member, "n_numeric", None),
+            getattr(member, "ensemble_size", 0))  # TabM's k: adapters of another k cannot be padded
 
 
 def _buffer_key(name: str) -> str:
@@ -267,6 +294,51 @@ class _Linear(_Op):
         if self.bias is None:
             return torch.bmm(h, w)
         return torch.baddbmm(P[self.bias].unsqueeze(1), h, w)
+
+
+class _BatchEnsembleLinear(_Op):
+    """TabM's `LinearBatchEnsemble` on [K, B*k, in] -> [K, B*k, out]: ``((x * r) @ W.T) * s + b``
+    with each ensemble member's adapters r [K, k, in], s and b [K, k, out] and the shared W
+    [K, in, out]. ``expand``: the first layer, whose input [B, in] or [K, B, in] every
+    ensemble member sees."""
+
+    def __init__(self, prefix: str, expand: bool):
+        self.weight, self.r, self.s, self.bias = (f"{prefix}.{n}" for n in ("weight", "r", "s", "bias"))
+        self.expand = expand
+
+    def __call__(self, h, P, net):
+        r = P[self.r]
+        n, k = r.shape[0], r.shape[1]
+        x = h.unsqueeze(-2) if self.expand else h.reshape(n, -1, k, h.shape[-1])
+        x = x * r.unsqueeze(1)  # [K, B, k, in]
+        rows = x.shape[1]
+        out = torch.bmm(x.reshape(n, rows * k, -1), P[self.weight]).view(n, rows, k, -1)
+        # One fused pass for ``out * s + b``: the stack's activations outgrow the cache, and on a
+        # CPU each pass over them costs more per element than over one network's.
+        return torch.addcmul(P[self.bias].unsqueeze(1), out, P[self.s].unsqueeze(1)).view(n, rows * k, -1)
+
+
+class _EnsembleHead(_Op):
+    """TabM's k output layers (`LinearEnsemble`, weight [K, k, in, out]): in training every
+    ensemble member's outputs [K, B*k, o]; in evaluation their mean as the single network
+    gives it (`ensemble_mean`), [K, B, o]."""
+
+    def __init__(self, expand: bool):
+        self.expand = expand  # no BatchEnsemble layer before: the input itself, [B, in] or [K, B, in]
+
+    def __call__(self, h, P, net):
+        w = P["head.weight"]
+        n, k = w.shape[0], w.shape[1]
+        if self.expand:
+            h = (h if h.dim() == 3 else h.expand(n, -1, -1)).unsqueeze(2).expand(-1, -1, k, -1)
+        x = h.reshape(n, -1, k, h.shape[-1])
+        if w.shape[3] == 1:  # one output: a multiply and sum, not matrix-vector products (see _Linear)
+            out = (x * w[..., 0].unsqueeze(1)).sum(dim=3, keepdim=True) + P["head.bias"].unsqueeze(1)
+        else:
+            out = torch.einsum("nbki,nkio->nbko", x, w) + P["head.bias"].unsqueeze(1)  # [K, B, k, o]
+        if net.training:
+            return out.flatten(1, 2)
+        return ensemble_mean(out.flatten(0, 1), net.task).view(n, out.shape[1], -1)
 
 
 class _Mask(_Op):
@@ -445,12 +517,21 @@ def _mask_for(widths: Sequence[int]) -> _Mask | None:
 def _build_ops(members: Sequence[TabularNetwork]) -> list[_Op]:
     """Walk the members' bodies position by position (they share one layout by name)."""
     ops: list[_Op] = []
-    bodies = [list(m.body) if isinstance(m.body, nn.Sequential) else [m.body] for m in members]
+    tabm = isinstance(members[0].body, TabMBody)
+    if tabm:
+        bodies = [list(m.body.layers) for m in members]
+    else:
+        bodies = [list(m.body) if isinstance(m.body, nn.Sequential) else [m.body] for m in members]
     mask: _Mask | None = None
+    expand = tabm  # TabM: the first BatchEnsemble layer copies the input to the ensemble members
     for i, modules in enumerate(zip(*bodies)):
         first = modules[0]
-        prefix = f"body.{i}"
-        if isinstance(first, nn.Linear):
+        prefix = f"body.layers.{i}" if tabm else f"body.{i}"
+        if isinstance(first, LinearBatchEnsemble):
+            ops.append(_BatchEnsembleLinear(prefix, expand))
+            expand = False
+            mask = _mask_for([m.weight.shape[0] for m in modules])
+        elif isinstance(first, nn.Linear):
             ops.append(_Linear(prefix))
             mask = _mask_for([m.out_features for m in modules])
         elif isinstance(first, (nn.BatchNorm1d, nn.LayerNorm)):
@@ -470,5 +551,5 @@ def _build_ops(members: Sequence[TabularNetwork]) -> list[_Op]:
             ops.append(_Activation(first, prefix))
             if mask is not None:
                 ops.append(mask)
-    ops.append(_Linear("head"))
+    ops.append(_EnsembleHead(expand) if tabm else _Linear("head"))
     return ops

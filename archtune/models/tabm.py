@@ -83,7 +83,7 @@ class TabMBody(nn.Module):
         return self.layers(x.unsqueeze(1).expand(-1, self.k, -1))
 
 
-@register_model("tabm", uses=("dense", "numeric_embedding", "tabm"), tabular=True)
+@register_model("tabm", stackable=True, uses=("dense", "numeric_embedding", "tabm"), tabular=True)
 def build_tabm(config: "ModelConfig", in_width: int, generator: torch.Generator | None) -> tuple[nn.Module, int]:
     """TabM's BatchEnsemble MLP with ``config.k`` members; the network's head becomes k heads."""
     k = config.k

@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from archtune.config import TrainConfig
+from archtune.layers import PENALISED_LAYERS
 from archtune.models.stacked import StackedNetwork
 from archtune.train.batches import Rows, rows_per_batch
 from archtune.train.optim import make_member_optimizer, make_optimizer
@@ -32,7 +33,7 @@ EVAL_BATCH = 8192
 def penalised_weights(module: nn.Module) -> list[torch.Tensor]:
     """Weights that L1/L2 and weight decay act on: those of Linear and convolution layers, not
     biases or norms."""
-    return [m.weight for m in module.modules() if isinstance(m, (nn.Linear, nn.Conv1d, nn.Conv2d))]
+    return [m.weight for m in module.modules() if isinstance(m, PENALISED_LAYERS)]
 
 
 def _to_device(values: Sequence[float], dtype: torch.dtype, device: torch.device) -> torch.Tensor:
@@ -259,7 +260,12 @@ class StackedEngine:
         (their state stays as it is), and their rate in ``lrs`` is 0 so they do not decay."""
         net, opt = self.net, self.optimizer
         assert opt is not None
-        losses = _loss(self.loss, _forward(net, xb, self.device, self.configs[0].mixed_precision), yb, wb)
+        outputs = _forward(net, xb, self.device, self.configs[0].mixed_precision)
+        if net.ensemble_size:  # TabM: [K, B*k, o], each row once per ensemble member
+            own = xb.dim() == 3  # each member's own rows (archtune.train.member_rows)
+            yb = net.ensemble_rows(yb, own)
+            wb = net.ensemble_rows(wb, own) if wb is not None else None
+        losses = _loss(self.loss, outputs, yb, wb)
         total = losses.sum()
         if self.penalised:
             decay = net.decay_mask.to(net.flat.dtype)
@@ -298,7 +304,7 @@ class StackedEngine:
                  w: torch.Tensor | None = None) -> tuple[list[float], list[float], list[float]]:
         net = self.net
         net.eval()
-        size = rows_per_batch(X, EVAL_BATCH)
+        size = rows_per_batch(X, net.eval_rows(EVAL_BATCH))
         try:
             outputs = torch.cat([net(X[i:i + size]) for i in range(0, len(X), size)], dim=1)
         finally:

@@ -156,10 +156,10 @@ class MemberRows:
             self._val_cache = (index, padded)
         padded = self._val_cache[1]
         net = engine.net
+        size = net.eval_rows(EVAL_BATCH)
         net.eval()
         try:
-            outputs = torch.cat([net(padded[:, i:i + EVAL_BATCH]) for i in range(0, padded.shape[1], EVAL_BATCH)],
-                                dim=1)
+            outputs = torch.cat([net(padded[:, i:i + size]) for i in range(0, padded.shape[1], size)], dim=1)
         finally:
             net.train()
         losses, metrics, spreads = [], [], []

@@ -114,15 +114,16 @@ class PopulationTrainer:
 def structure_signature(config: Any, train: TrainConfig, hidden_sizes: Sequence[int]) -> tuple:
     """Members train together only if these match: family, depth, activation (parametric or
     not), norm, which residual blocks have projections, the feature scale, the numeric
-    embedding's kind and sizes, optimiser and batch size (widths, rates and the embedding's
+    embedding's kind and sizes, optimiser, batch size and TabM's ensemble size k (widths, rates and the embedding's
     initial frequency scale may differ)."""
     skips = tuple(a != b for a, b in zip(hidden_sizes[:-1], hidden_sizes[1:])) if config.arch == "resnet" else ()
     numeric = config.numeric
     embedding = None if numeric.kind is None else (
         numeric.kind, numeric.d_embedding, numeric.n_frequencies if numeric.kind != "piecewise_linear" else None,
         (numeric.n_bins, numeric.binning) if numeric.kind == "piecewise_linear" else None)
+    k = config.k if config.arch == "tabm" else None  # TabM's ensemble members: an axis of every slot
     return (config.arch, len(hidden_sizes), config.activation, config.parametric_activation, config.norm, skips,
-            config.feature_scale, embedding, train.optimizer, train.batch_size)
+            config.feature_scale, embedding, train.optimizer, train.batch_size, k)
 
 
 __all__ = ["MemberResult", "PopulationTrainer", "structure_signature"]
