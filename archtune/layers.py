@@ -98,7 +98,14 @@ REJECTED_INITIALIZERS = {
 # The layers whose weights L1, L2, weight decay act on (not biases, norms, embeddings or
 # adapters): one rule for a network alone (archtune.train.engines) and a stack of them
 # (archtune.models.stacked), so that a stacked member's arithmetic stays its own.
+# Layers defined elsewhere (TabM's shared BatchEnsemble weight and its k heads) say so with a
+# class attribute ``penalised_weight = True``.
 PENALISED_LAYERS: tuple[type[nn.Module], ...] = (nn.Linear, nn.Conv1d, nn.Conv2d)
+
+
+def is_penalised(module: nn.Module) -> bool:
+    """Whether L1, L2 and weight decay act on this layer's ``weight`` (`PENALISED_LAYERS`)."""
+    return isinstance(module, PENALISED_LAYERS) or bool(getattr(module, "penalised_weight", False))
 
 
 def canonical_activation(name: str) -> str:

@@ -197,7 +197,7 @@ def test_stacking_is_decided_by_the_family_registry(family):
     dense = {} if family == "layers" else {"hidden_layers": 1, "units": 8}
     prepared = prepare(NeuralClassifier(arch=family, **dense, **params), X, y)
     assert can_stack(prepared) == get_family(family).stackable
-    assert get_family(family).stackable == (family in ("mlp", "resnet"))
+    assert get_family(family).stackable == (family in ("mlp", "resnet", "tabm"))
 
 
 def test_prepare_changes_nothing_on_the_estimator():

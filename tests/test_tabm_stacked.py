@@ -226,6 +226,23 @@ def test_fit_population_of_tabm_configurations_equals_fitting_each_alone(float64
     _assert_same_estimators(alone, together, X)
 
 
+def test_weight_decay_acts_on_tabm_shared_weights_and_heads_not_adapters():
+    """weight_decay moves a TabM network's shared BatchEnsemble weights and its k heads (as it
+    moves an MLP's Linear weights), and leaves the adapters alone: they are scales, as biases
+    and norm parameters are."""
+    X, y = load_shared("magic.tsv.gz", n=400)
+    common = dict(arch="tabm", k=4, hidden_layers=2, units=32, dropout=0.0, max_epochs=2, batch_size=64,
+                  random_state=3, learning_rate=1e-3, numeric_embedding=None)
+    plain = NeuralClassifier(**common, weight_decay=0.0).fit(X, y).module_.state_dict()
+    decayed = NeuralClassifier(**common, weight_decay=0.3).fit(X, y).module_.state_dict()
+    moved = {name for name in plain if not torch.equal(plain[name], decayed[name])}
+    weights = {name for name in plain if name.endswith(".weight") and ("layers" in name or name.startswith("head"))}
+    assert weights and weights <= moved, (weights - moved)
+    # Decay shrinks: the decayed shared weights are smaller in norm.
+    for name in weights:
+        assert decayed[name].norm() < plain[name].norm(), name
+
+
 # --------------------------------------------------------------------------- search
 
 

@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from archtune.errors import InvalidParameterError
-from archtune.layers import PENALISED_LAYERS, ParametricActivation
+from archtune.layers import ParametricActivation, is_penalised
 from archtune.models.embeddings import PeriodicEmbeddings, periodic, piecewise_linear, piecewise_linear_encoding
 from archtune.models.mlp import ResidualBlock
 from archtune.models.network import TabularNetwork, ensemble_mean
@@ -45,7 +45,7 @@ class Slot:
     shape: tuple[int, ...]  # padded: the largest member's shape
     offset: int
     size: int
-    decayed: bool  # a penalised layer's weight (PENALISED_LAYERS): weight decay, L1 and L2 act on it
+    decayed: bool  # a penalised layer's weight (archtune.layers.is_penalised): weight decay, L1 and L2 act on it
     transposed: bool = False  # a Linear (or BatchEnsemble) weight, stored [in, out] (the member's is [out, in])
 
     def member_view(self, tensor: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:
@@ -82,7 +82,7 @@ class StackedNetwork(nn.Module):
         transposed = {f"{n}.weight" for n, mod in first.named_modules()
                       if isinstance(mod, (nn.Linear, LinearBatchEnsemble))}
         # Penalised (weight decay, L1, L2): what a network alone penalises (the same rule).
-        penalised = {f"{n}.weight" for n, mod in first.named_modules() if isinstance(mod, PENALISED_LAYERS)}
+        penalised = {f"{n}.weight" for n, mod in first.named_modules() if is_penalised(mod)}
         self.slots: dict[str, Slot] = {}
         offset = 0
         for name in params[0]:

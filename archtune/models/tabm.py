@@ -34,6 +34,8 @@ class LinearBatchEnsemble(nn.Module):
     """A Linear layer shared by ``k`` members with per-member adapters: input [B, k, in] ->
     output [B, k, out]."""
 
+    penalised_weight = True  # weight decay, L1 and L2 act on the shared weight (not the adapters)
+
     def __init__(self, fan_in: int, fan_out: int, k: int, generator: torch.Generator | None,
                  input_adapters: str = "ones"):
         super().__init__()
@@ -55,6 +57,8 @@ class LinearBatchEnsemble(nn.Module):
 
 class LinearEnsemble(nn.Module):
     """``k`` independent Linear layers: input [B, k, in] -> output [B, k, out]."""
+
+    penalised_weight = True  # as a Linear head's weight
 
     def __init__(self, fan_in: int, fan_out: int, k: int, generator: torch.Generator | None = None):
         super().__init__()

@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from archtune.config import TrainConfig
-from archtune.layers import PENALISED_LAYERS
+from archtune.layers import is_penalised
 from archtune.models.stacked import StackedNetwork
 from archtune.train.batches import Rows, rows_per_batch
 from archtune.train.optim import make_member_optimizer, make_optimizer
@@ -33,7 +33,7 @@ EVAL_BATCH = 8192
 def penalised_weights(module: nn.Module) -> list[torch.Tensor]:
     """Weights that L1/L2 and weight decay act on: those of Linear and convolution layers, not
     biases or norms."""
-    return [m.weight for m in module.modules() if isinstance(m, PENALISED_LAYERS)]
+    return [m.weight for m in module.modules() if is_penalised(m)]
 
 
 def _to_device(values: Sequence[float], dtype: torch.dtype, device: torch.device) -> torch.Tensor:
