@@ -31,6 +31,10 @@ Reproduce (from the repository root)::
     .venv/bin/python bench/population.py                      # ~6 min on 2 cores
     .venv/bin/python bench/population.py --quick              # 1 epoch, 8 members: smoke run
     .venv/bin/python bench/population.py --threads 2 --json population.json
+    .venv/bin/python bench/population.py --repeats 2 --units 64 128 --batches 128 --checkout /tmp/before
+                                          # an earlier commit (git worktree add /tmp/before <commit>)
+    .venv/bin/python bench/population.py --device cuda       # on a GPU (targets: >= 20x at 64-128 units)
+    .venv/bin/python bench/population.py --mixed-precision bf16
 """
 
 from __future__ import annotations
@@ -205,6 +209,7 @@ def main() -> None:
     parser.add_argument("--metric", choices=["wall", "cpu"], default="wall")
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--repeats", type=int, default=1, help="runs of each method (round-robin); the fastest counts")
     parser.add_argument("--units", type=int, nargs="+", default=[64, 128, 256])
     parser.add_argument("--batches", type=int, nargs="+", default=[128, 256])
     parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
@@ -238,9 +243,13 @@ def main() -> None:
     rows = []
     for units in args.units:
         for batch in args.batches:
-            cohort = _run("cohort", units, batch, args.epochs, args.members, args.threads)
-            alone = _run("archtune", units, batch, args.epochs, args.sample, args.threads)
-            hand = _run("hand", units, batch, args.epochs, args.sample, args.threads)
+            # Each method --repeats times, round-robin, keeping its fastest run (load only adds time).
+            runs: dict[str, list[dict]] = {"cohort": [], "archtune": [], "hand": []}
+            for _ in range(args.repeats):
+                for method in runs:
+                    members = args.members if method == "cohort" else args.sample
+                    runs[method].append(_run(method, units, batch, args.epochs, members, args.threads))
+            cohort, alone, hand = (min(runs[m], key=lambda r: r[args.metric]) for m in ("cohort", "archtune", "hand"))
             rate = {r["method"]: r["members"] * r["epochs"] / r[args.metric] for r in (cohort, alone, hand)}
             gflops = _flops(units, args.members, args.epochs) / cohort["wall"] / 1e9
             row = {"units": units, "batch": batch, "cohort_rate": rate["cohort"], "archtune_rate": rate["archtune"],
