@@ -59,6 +59,9 @@ import pandas as pd
 import torch
 from torch import nn
 
+ROOT = Path(__file__).resolve().parents[1]
+# ARCHTUNE_BENCH_CHECKOUT: measure another checkout's archtune (a before/after comparison).
+sys.path.insert(0, os.environ.get("ARCHTUNE_BENCH_CHECKOUT", str(ROOT)))
 DATA_DIR = Path(os.environ.get("ARCHTUNE_DATASETS", "/work/shared/datasets/tabular"))
 LR = 1e-3
 TARGET_RATIO = 1.10
@@ -130,13 +133,16 @@ class Setup:
 
 def run_archtune(X: np.ndarray, y: np.ndarray, s: Setup) -> tuple[Clock, list[float] | None, float]:
     from archtune import NeuralClassifier
+    from archtune.recipes import CLASSIC
 
-    clf = NeuralClassifier(
-        hidden_sizes=s.hidden, activation="relu", dropout=0.0, weight_decay=0.0, l1=0.0, l2=0.0,
-        optimizer="adam", learning_rate=LR, momentum=0.9, batch_size=s.batch_size, max_epochs=s.epochs,
-        lr_schedule="constant", warmup_epochs=0, early_stopping=False, validation_fraction=0.0,
-        scaling="standard", random_state=s.seed, device="cpu", verbose=0,
-    )
+    # The classic MLP (no numeric embeddings, plain ReLU, no label smoothing), whatever the
+    # estimators' defaults become: the network the other tools train.
+    clf = NeuralClassifier(**{
+        **CLASSIC, "hidden_sizes": s.hidden, "activation": "relu", "dropout": 0.0, "weight_decay": 0.0, "l1": 0.0,
+        "l2": 0.0, "optimizer": "adam", "learning_rate": LR, "momentum": 0.9, "batch_size": s.batch_size,
+        "max_epochs": s.epochs, "lr_schedule": "constant", "warmup_epochs": 0, "early_stopping": False,
+        "validation_fraction": 0.0, "scaling": "standard", "random_state": s.seed, "device": "cpu", "verbose": 0,
+    })
     with Clock() as clock:
         clf.fit(X, y)
     assert len(clf.history_) == s.epochs and "val_loss" not in clf.history_, "archtune ran a validation pass"

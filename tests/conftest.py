@@ -51,6 +51,35 @@ def house_small() -> tuple[pd.DataFrame, pd.Series]:
     return load_shared("574_house_16H.tsv.gz", n=2000)
 
 
+@pytest.fixture
+def float64(monkeypatch):
+    """Estimator fits in float64, alone and in cohorts: networks built in float64 and the
+    prepared rows cast to it (for oracle tests to 1e-8)."""
+    import dataclasses
+
+    import archtune.estimators
+    import archtune.fitting
+    import archtune.population
+
+    prepare = archtune.fitting.prepare
+
+    def prepare64(*args, **kwargs):
+        p = prepare(*args, **kwargs)
+        cast = {name: getattr(p, name).double() for name in ("X_train", "X_val", "y_train", "y_val", "w_train", "w_val")
+                if getattr(p, name) is not None and getattr(p, name).is_floating_point()}
+        return dataclasses.replace(p, **cast)
+
+    for module in (archtune.fitting, archtune.estimators, archtune.population):  # a fit alone, and a cohort
+        if hasattr(module, "prepare"):
+            monkeypatch.setattr(module, "prepare", prepare64)
+    matrix = archtune.estimators.input_matrix
+    monkeypatch.setattr(archtune.estimators, "input_matrix", lambda *a, **k: matrix(*a, **k).double())
+    default = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    yield
+    torch.set_default_dtype(default)
+
+
 @pytest.fixture(scope="module")
 def one_torch_thread():
     """One torch thread for a test module (modules opt in with

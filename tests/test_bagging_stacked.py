@@ -4,7 +4,6 @@ history equal to 1e-8 in float64)."""
 
 from __future__ import annotations
 
-import dataclasses
 
 import numpy as np
 import pytest
@@ -16,26 +15,6 @@ import archtune.fitting
 from archtune import NeuralClassifier, NeuralRegressor
 from archtune.ensemble.bagging import bag, make_folds
 from tests.conftest import load_shared
-
-
-@pytest.fixture
-def float64(monkeypatch):
-    """Both paths in float64: networks built in float64 and the prepared rows cast to it."""
-    prepare = archtune.fitting.prepare
-
-    def prepare64(*args, **kwargs):
-        p = prepare(*args, **kwargs)
-        cast = {name: getattr(p, name).double() for name in ("X_train", "X_val", "y_train", "y_val", "w_train", "w_val")
-                if getattr(p, name) is not None and getattr(p, name).is_floating_point()}
-        return dataclasses.replace(p, **cast)
-
-    monkeypatch.setattr(archtune.fitting, "prepare", prepare64)
-    matrix = archtune.estimators.input_matrix
-    monkeypatch.setattr(archtune.estimators, "input_matrix", lambda *a, **k: matrix(*a, **k).double())
-    default = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    yield
-    torch.set_default_dtype(default)
 
 
 def _assert_same_members(a, b, tol=1e-8):

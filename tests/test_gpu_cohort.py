@@ -19,8 +19,8 @@ from archtune.train.losses import make_member_loss, make_member_metric
 from archtune.train.population import PopulationTrainer
 from tests.test_population import MLP_WIDTHS, _magic, _members
 
-pytestmark = pytest.mark.skipif(not torch.cuda.is_available(),
-                                reason="needs a CUDA GPU; this machine has none")
+needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU; this machine has none")
+pytestmark = needs_cuda
 
 
 def _data():
@@ -37,11 +37,9 @@ def _cohort(device: str) -> list[NeuralClassifier]:
                                     random_state=0, device=device, **c)) for c in configs]
 
 
-def test_a_cohort_on_the_gpu_equals_the_cohort_on_the_cpu():
-    # float64 on both, six members that differ in width (padding and masks), rate, schedule,
-    # weight decay, L1/L2, max-norm and clipping (tests/test_population.py's oracle set).
-    data = _magic(torch.float64)
-    modules, configs = _members(data[0], torch.float64, MLP_WIDTHS)
+def assert_cohort_on_gpu_equals_cpu(modules, configs, data) -> None:
+    """The same cohort trained on the CPU and on the GPU (binary task): equal histories and
+    weights to 1e-7 relative (float64 networks)."""
     _, Xtr, ytr, Xva, yva = data
     results = []
     for device in ("cpu", "cuda"):
@@ -57,6 +55,27 @@ def test_a_cohort_on_the_gpu_equals_the_cohort_on_the_cpu():
                                        err_msg=f"member {k}, {name}")
 
 
+def assert_step_does_not_sync(engine, xb, yb, lrs) -> None:
+    """Steps of a `StackedEngine` on a GPU never make the host wait for it."""
+    engine.begin()
+    engine.train_mode(True)
+    engine.step(xb, yb, [lrs[0]] * len(lrs))  # the first step allocates the optimiser's state
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")  # any host-device synchronisation raises
+    try:
+        for _ in range(3):
+            engine.step(xb, yb, lrs)
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+
+
+def test_a_cohort_on_the_gpu_equals_the_cohort_on_the_cpu():
+    # float64, six members that differ in width (padding and masks), rate, schedule, weight
+    # decay, L1/L2, max-norm and clipping (tests/test_population.py's oracle set).
+    data = _magic(torch.float64)
+    assert_cohort_on_gpu_equals_cpu(*_members(data[0], torch.float64, MLP_WIDTHS), data)
+
+
 def test_a_cohort_step_on_the_gpu_does_not_wait_for_the_gpu():
     from archtune.fitting import prepare
     from archtune.train.engines import StackedEngine
@@ -69,15 +88,5 @@ def test_a_cohort_step_on_the_gpu_does_not_wait_for_the_gpu():
     device = torch.device("cuda")
     engine = StackedEngine([p.build_network() for p in members], [p.train_config for p in members],
                            members[0].task.member_loss_fn(device), members[0].task.member_metric_fn(), device)
-    engine.begin()
-    engine.train_mode(True)
-    xb = members[0].X_train[:64].to(device)
-    yb = members[0].y_train[:64].to(device)
-    engine.step(xb, yb, [1e-3] * 3)  # the first step allocates the optimiser's state
-    torch.cuda.synchronize()
-    torch.cuda.set_sync_debug_mode("error")  # any host-device synchronisation raises
-    try:
-        for _ in range(3):
-            engine.step(xb, yb, [1e-3, 5e-4, 2e-4])
-    finally:
-        torch.cuda.set_sync_debug_mode("default")
+    assert_step_does_not_sync(engine, members[0].X_train[:64].to(device), members[0].y_train[:64].to(device),
+                              [1e-3, 5e-4, 2e-4])

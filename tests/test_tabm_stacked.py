@@ -5,7 +5,6 @@ against training each configuration alone, in float64 to 1e-8, from the network 
 from __future__ import annotations
 
 import copy
-import dataclasses
 
 import numpy as np
 import pytest
@@ -23,31 +22,11 @@ from archtune.errors import InvalidParameterError
 from archtune.models import InputSpec, build_model
 from archtune.models.stacked import StackedNetwork
 from archtune.population import cohort_key, fit_population
-from archtune.train import Trainer
-from archtune.train.losses import make_loss, make_member_loss, make_member_metric, make_metric
+from archtune.train.losses import make_member_loss, make_member_metric
 from archtune.train.population import PopulationTrainer
 from tests.conftest import load_shared
-
-
-@pytest.fixture
-def float64(monkeypatch):
-    """Fits in float64: networks built in float64 and the prepared rows cast to it."""
-    prepare = archtune.fitting.prepare
-
-    def prepare64(*args, **kwargs):
-        p = prepare(*args, **kwargs)
-        cast = {name: getattr(p, name).double() for name in ("X_train", "X_val", "y_train", "y_val", "w_train", "w_val")
-                if getattr(p, name) is not None and getattr(p, name).is_floating_point()}
-        return dataclasses.replace(p, **cast)
-
-    for module in (archtune.fitting, archtune.estimators, archtune.population):  # a fit alone, and a cohort
-        monkeypatch.setattr(module, "prepare", prepare64)
-    matrix = archtune.estimators.input_matrix
-    monkeypatch.setattr(archtune.estimators, "input_matrix", lambda *a, **k: matrix(*a, **k).double())
-    default = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    yield
-    torch.set_default_dtype(default)
+from tests.test_gpu_cohort import assert_cohort_on_gpu_equals_cpu, assert_step_does_not_sync, needs_cuda
+from tests.test_population import _train_alone, _train_together
 
 
 def _magic(n=600):
@@ -76,25 +55,6 @@ def _tabm_members(spec, widths=WIDTHS, k=4, activation="relu", parametric=False)
                            spec, 1, "binary", torch.Generator().manual_seed(i)).double()
                for i, w in enumerate(widths)]
     return modules, configs
-
-
-def _train_alone(modules, configs, data):
-    _, Xtr, ytr, Xva, yva = data
-    out = []
-    for module, config in zip(modules, configs):
-        module = copy.deepcopy(module)
-        trainer = Trainer(module, make_loss("binary", "cross_entropy"), config, metric=make_metric("binary"),
-                          metric_name="accuracy")
-        trainer.fit(Xtr, ytr, Xva, yva)
-        out.append((trainer.history.records, module.state_dict(), trainer.best_epoch))
-    return out
-
-
-def _train_together(modules, configs, data):
-    _, Xtr, ytr, Xva, yva = data
-    trainer = PopulationTrainer([copy.deepcopy(m) for m in modules], configs,
-                                make_member_loss("binary", "cross_entropy"), make_member_metric("binary"), "accuracy")
-    return trainer.fit(Xtr, ytr, Xva, yva)
 
 
 def _assert_same(alone, together, tol=1e-8):
@@ -286,26 +246,10 @@ def test_bag_of_tabm_members_on_their_own_rows_equals_the_sequential_bag(float64
 
 # --------------------------------------------------------------------------- GPU (skip without CUDA)
 
-needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU; this machine has none")
-
-
 @needs_cuda
 def test_a_tabm_cohort_on_the_gpu_equals_the_cohort_on_the_cpu():
     data = _magic()
-    modules, configs = _tabm_members(data[0])
-    _, Xtr, ytr, Xva, yva = data
-    results = []
-    for device in ("cpu", "cuda"):
-        trainer = PopulationTrainer([copy.deepcopy(m) for m in modules], configs,
-                                    make_member_loss("binary", "cross_entropy"), make_member_metric("binary"),
-                                    "accuracy", device=torch.device(device))
-        results.append(trainer.fit(Xtr, ytr, Xva, yva))
-    for k, (cpu, gpu) in enumerate(zip(*results)):
-        assert cpu.status == gpu.status == "complete", k
-        assert [r["val_loss"] for r in gpu.history] == pytest.approx([r["val_loss"] for r in cpu.history], rel=1e-7)
-        for name, value in cpu.state.items():
-            np.testing.assert_allclose(gpu.state[name].cpu().numpy(), value.numpy(), rtol=1e-7, atol=1e-9,
-                                       err_msg=f"member {k}, {name}")
+    assert_cohort_on_gpu_equals_cpu(*_tabm_members(data[0]), data)
 
 
 @needs_cuda
@@ -317,14 +261,4 @@ def test_a_tabm_cohort_step_on_the_gpu_does_not_wait_for_the_gpu():
     device = torch.device("cuda")
     engine = StackedEngine(modules, configs, make_member_loss("binary", "cross_entropy"),
                            make_member_metric("binary"), device)
-    engine.begin()
-    engine.train_mode(True)
-    xb, yb = Xtr[:64].to(device), ytr[:64].to(device)
-    engine.step(xb, yb, [1e-3] * 4)  # the first step allocates the optimiser's state
-    torch.cuda.synchronize()
-    torch.cuda.set_sync_debug_mode("error")  # any host-device synchronisation raises
-    try:
-        for _ in range(3):
-            engine.step(xb, yb, [1e-3, 5e-4, 2e-4, 1e-4])
-    finally:
-        torch.cuda.set_sync_debug_mode("default")
+    assert_step_does_not_sync(engine, Xtr[:64].to(device), ytr[:64].to(device), [1e-3, 5e-4, 2e-4, 1e-4])
