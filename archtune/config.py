@@ -28,7 +28,7 @@ NORMS = (None, "batch", "layer")
 OPTIMIZERS = ("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "adamw", "nadam")
 SCHEDULES = ("constant", "step", "exponential", "cosine", "one_cycle", "plateau", "coslog")
 REGULARISATION_SCHEDULES = ("constant", "flat_cos")
-# Mixed precision of a training step's forward pass (archtune.train.engines.autocast).
+# Mixed precision of a training step's forward pass (archtune.train.engines._forward).
 MIXED_PRECISION = (None, "bf16")
 REGRESSION_LOSSES = ("mse", "mae", "huber")
 CLASSIFICATION_LOSSES = ("cross_entropy",)

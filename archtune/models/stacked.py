@@ -4,7 +4,8 @@ All of a member's parameters live in one row of a flat leaf tensor ``flat`` of s
 each layer reads views of it ([K, in, out] weights: a Linear's weight stored transposed, the
 layout ``baddbmm(bias, h, weight)`` reads directly, so neither the forward nor the backward
 copies a transposed view; [K, out] biases), so the forward pass is batched matrix products
-and the optimiser (archtune.train.population) updates every member with a handful of whole-buffer operations, however deep the network.
+and the optimiser (archtune.train.population) updates every member with a handful of
+whole-buffer operations, however deep the network.
 
 Members may differ in width: each parameter slot has the largest member's shape, padded with
 zeros. Padded units are multiplied by a mask after their activation (sigmoid(0) = 0.5 would
@@ -397,13 +398,14 @@ class _Dropout(_Op):
         # Read on the host once per change, not per step: on a GPU every read of a device
         # value waits for the queue.
         self.rates = rates
+        self.keep_rates = 1 - rates
         self.active = bool((rates > 0).any())
         self._cache = {}
 
     def __call__(self, h, P, net):
         if not net.training or not self.active:
             return h
-        keep = _on(self, "keep", 1 - self.rates, h)
+        keep = _on(self, "keep", self.keep_rates, h)
         u = torch.rand(h.shape[1:], dtype=h.dtype, device=h.device)
         noise = torch.floor(keep + u)  # [K, batch, width] of 0/1
         if not self.alpha:

@@ -14,8 +14,6 @@ import copy
 import math
 from collections import defaultdict
 from collections.abc import Callable, Sequence
-from contextlib import nullcontext
-from typing import Any
 
 import torch
 from torch import nn
@@ -44,21 +42,13 @@ def _to_device(values: Sequence[float], dtype: torch.dtype, device: torch.device
     return torch.tensor(values, dtype=dtype).pin_memory().to(device, non_blocking=True)
 
 
-def autocast(device: torch.device, mixed_precision: str | None) -> Any:
-    """The forward pass's precision context: ``torch.autocast`` in bfloat16 for "bf16"
-    (the matrix products and what follows them run in bfloat16, the parameters stay float32),
-    else a no-op."""
-    if mixed_precision is None:
-        return nullcontext()
-    return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
-
-
 def _forward(module: nn.Module, xb: torch.Tensor, device: torch.device, mixed_precision: str | None) -> torch.Tensor:
-    """The module's outputs for a training step; under mixed precision cast back to float32,
-    so that the loss (a log-sum-exp, a mean over the batch) is computed in float32."""
+    """The module's outputs for a training step. With "bf16" the forward runs under
+    ``torch.autocast`` in bfloat16 (the parameters stay float32) and the outputs are cast
+    back to float32, so that the loss (a log-sum-exp, a mean over the batch) is float32."""
     if mixed_precision is None:
         return module(xb)
-    with autocast(device, mixed_precision):
+    with torch.autocast(device_type=device.type, dtype=torch.bfloat16):
         out = module(xb)
     return out.float()
 

@@ -114,8 +114,8 @@ class PopulationTrainer:
 def structure_signature(config: Any, train: TrainConfig, hidden_sizes: Sequence[int]) -> tuple:
     """Members train together only if these match: family, depth, activation (parametric or
     not), norm, which residual blocks have projections, the feature scale, the numeric
-    embedding's kind and sizes, optimiser, batch size and TabM's ensemble size k (widths, rates and the embedding's
-    initial frequency scale may differ)."""
+    embedding's kind and sizes, optimiser, batch size and TabM's ensemble size k (widths,
+    rates and the embedding's initial frequency scale may differ)."""
     skips = tuple(a != b for a, b in zip(hidden_sizes[:-1], hidden_sizes[1:])) if config.arch == "resnet" else ()
     numeric = config.numeric
     embedding = None if numeric.kind is None else (
