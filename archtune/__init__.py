@@ -31,8 +31,8 @@ _EXPORTS = {
     "lr_find": "archtune.doctor.lr_finder",
     "LRFinderResult": "archtune.doctor.lr_finder",
     "load_table": "archtune.data.readers",
-    "load": "archtune.ensemble.bundle",
-    "save": "archtune.io",
+    "load": "archtune.artefact",
+    "save": "archtune.artefact",
     "export": "archtune.exporting",
     "prune": "archtune.shrink.prune",
     "PruneReport": "archtune.shrink.prune",
@@ -51,13 +51,9 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 
-# Public names whose function has another name in its module.
-_RENAMED = {"load": "load_bundle"}
-
-
 def __getattr__(name: str) -> Any:
     if name in _EXPORTS:
-        value = getattr(importlib.import_module(_EXPORTS[name]), _RENAMED.get(name, name))
+        value = getattr(importlib.import_module(_EXPORTS[name]), name)
         globals()[name] = value
         return value
     raise AttributeError(f"module 'archtune' has no attribute {name!r}")

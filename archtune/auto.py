@@ -121,8 +121,14 @@ class _AutoBase(BaseEstimator):
         Validation score of the best trial (with several objectives: of the trial ``prefer``
         picks).
     best_estimator_ : NeuralClassifier or NeuralRegressor
-        The best configuration refitted on all rows.
-    ensemble_ : archtune.ensemble.Ensemble or None
+        The best configuration refitted on all rows (or, without a refit, as trained in its
+        trial).
+    final_estimator_ : estimator
+        The one model the search returns: what ``predict``, ``predict_proba`` and ``score``
+        use and what `archtune.save` writes (and `archtune.load` gives back). The ensemble
+        when one is used (``ensemble_``), else the bag (``bag_.ensemble``), else
+        ``best_estimator_``.
+    ensemble_ : archtune.ensemble.EnsembleClassifier, EnsembleRegressor or None
         What predicts instead of the best network, when anything does: the selected ensemble
         when it is used (``ensemble_.describe()`` lists members, weights and scores), or the
         best single model alone when that is not a network (LightGBM, say, with a weight of
@@ -133,8 +139,7 @@ class _AutoBase(BaseEstimator):
         With ``bagging``: ``bag_.ensemble`` (the K members), ``bag_.oof`` (out-of-fold
         predictions, rows in the order of X), ``bag_.oof_score`` and ``bag_.folds``.
     ensemble_candidates_ : archtune.ensemble.build.EnsembleLibrary or None
-        The candidates and their validation predictions (``choose(safe_only=True)`` selects
-        among the members a bundle can hold).
+        The candidates and their validation predictions.
     study_ : optuna.Study
     leaderboard_ : pandas.DataFrame
         Every trial and baseline: model, params, val_score, fit_seconds, n_params, state, note.
@@ -144,7 +149,6 @@ class _AutoBase(BaseEstimator):
         log_run_directory`` adds a saved run directory to it).
     """
 
-    task_kind = "regression"
     neural_class: type = NeuralRegressor  # the estimator each trial trains
 
     def __init__(
@@ -228,16 +232,20 @@ class _AutoBase(BaseEstimator):
             The data cannot be used, or no trial completed within the budget; X is a scipy
             sparse matrix (the search's baselines, splits and ensembles read tables).
         """
+        import time
+
         from archtune.data.sparse import is_sparse
+        from archtune.tune.config import SearchConfig
+        from archtune.tune.data import SearchData
         from archtune.tune.search import run_search
 
+        started = time.monotonic()  # the budget covers everything the search does, reading the data included
+        config = SearchConfig.from_estimator(self)  # every parameter checked before any data is read
         if is_sparse(X):
             raise DataError(f"X is a scipy sparse matrix: {type(self).__name__} does not take sparse input (its "
                             "baselines, splits and ensembles read tables); NeuralClassifier and NeuralRegressor "
                             "do, densifying it batch by batch, or convert it with X.toarray() if it fits in memory")
-
-        result = run_search(self.task_kind, X, y, self.get_params(), owner=type(self).__name__,
-                            sample_weight=sample_weight)
+        result = run_search(config, SearchData.read(config.task, X, y, sample_weight), started)
         self.study_ = result.study
         self.baselines_ = result.baselines
         self.leaderboard_ = result.leaderboard
@@ -245,6 +253,7 @@ class _AutoBase(BaseEstimator):
         self.best_score_ = result.best_score
         self.best_params_ = result.best_params
         self.best_estimator_ = result.best_estimator
+        self.final_estimator_ = result.final_model
         self.ensemble_ = result.ensemble.final if result.ensemble is not None else None
         self.ensemble_candidates_ = result.ensemble_library
         self.bag_ = result.bag
@@ -270,19 +279,10 @@ class _AutoBase(BaseEstimator):
 
     # ------------------------------------------------------------------ delegation
 
-    @property
-    def final_estimator_(self) -> Any:
-        """What predicts: the ensemble when one is used, else the bag (with ``bagging``), else
-        the best network."""
-        check_is_fitted(self, "best_estimator_")
-        if getattr(self, "ensemble_", None) is not None:
-            return self.ensemble_
-        if getattr(self, "bag_", None) is not None:
-            return self.bag_.ensemble
-        return self.best_estimator_
-
     def predict(self, X: Any) -> np.ndarray:
-        """Labels or values of shape (n_samples,), from ``final_estimator_``."""
+        """Labels of shape (n_samples,), or values of shape (n_samples,) or (n_samples,
+        n_outputs), from ``final_estimator_``."""
+        check_is_fitted(self, "final_estimator_")
         return self.final_estimator_.predict(self._table(X))
 
 
@@ -295,11 +295,11 @@ def _has_names(X: Any) -> bool:
 class AutoNeuralClassifier(ClassifierMixin, _AutoBase):
     __doc__ = ("Searches network architectures and training settings for classification, then\n"
                "refits the best. See `_AutoBase` for the parameters.\n" + _AutoBase.__doc__.split("\n", 1)[1])
-    task_kind = "classification"
     neural_class = NeuralClassifier
 
     def predict_proba(self, X: Any) -> np.ndarray:
         """Class probabilities of shape (n_samples, n_classes), from ``final_estimator_``."""
+        check_is_fitted(self, "final_estimator_")
         return self.final_estimator_.predict_proba(self._table(X))
 
     def score(self, X: Any, y: Any, sample_weight: Any = None) -> float:
@@ -320,7 +320,6 @@ class AutoNeuralClassifier(ClassifierMixin, _AutoBase):
 class AutoNeuralRegressor(RegressorMixin, _AutoBase):
     __doc__ = ("Searches network architectures and training settings for regression, then\n"
                "refits the best. See `_AutoBase` for the parameters.\n" + _AutoBase.__doc__.split("\n", 1)[1])
-    task_kind = "regression"
     neural_class = NeuralRegressor
 
 

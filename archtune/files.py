@@ -7,10 +7,12 @@ through `atomic_write_bytes`: a temporary file in the same folder, fsync, then a
 from __future__ import annotations
 
 import errno
+import json
+import math
 import os
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from archtune.errors import SaveError
 
@@ -33,7 +35,7 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     try:
         # mkstemp creates the file private (0600); a saved file gets the mode any new file
         # would: 0666 less the umask, as open() gives.
-        os.fchmod(fd, 0o666 & ~_umask())
+        os.fchmod(fd, 0o666 & ~umask())
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()
@@ -50,7 +52,32 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     _fsync_dir(path.parent)
 
 
-def _umask() -> int:
+def json_ready(value: Any) -> Any:
+    """``value`` with every float that JSON cannot hold (NaN, +-Infinity) replaced by None,
+    NumPy scalars and arrays as plain Python values, tuples as lists and other objects by
+    their ``str``: what `json_bytes` writes."""
+    if isinstance(value, dict):
+        return {str(k): json_ready(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_ready(v) for v in value]
+    if hasattr(value, "tolist") and type(value).__module__ == "numpy":  # NumPy scalars and arrays
+        return json_ready(value.tolist())
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if value is None or isinstance(value, (str, int, bool)):
+        return value
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    return str(value)
+
+
+def json_bytes(value: Any, indent: int | None = 2) -> bytes:
+    """Strict JSON (RFC 8259) of ``value``: never a literal NaN or Infinity, which
+    Python's json writes by default and most other readers reject (they become null)."""
+    return json.dumps(json_ready(value), indent=indent, allow_nan=False).encode()
+
+
+def umask() -> int:
     """The process's umask, read without changing it where Linux shows it (os.umask can only
     be read by setting it, which would race with other threads creating files)."""
     try:

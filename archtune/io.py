@@ -31,18 +31,28 @@ from archtune.files import atomic_write_bytes, weights_bytes, write_weights  # n
 # --------------------------------------------------------------------------- save / load
 
 
-def save(model: Any, directory: str | os.PathLike, metadata: dict[str, Any] | None = None) -> Path:
-    """Save a fitted archtune estimator as a bundle directory; return its path.
+def save(model: Any, directory: str | os.PathLike, metadata: dict[str, Any] | None = None,
+         final: dict[str, Any] | None = None) -> Path:
+    """Save a fitted NeuralClassifier or NeuralRegressor as a network bundle directory; return
+    its path. (`archtune.save` saves any artefact: archtune.artefact.)
 
-    ``metadata`` (JSON-serialisable) is stored alongside, e.g. the target column's name.
-    An existing bundle in ``directory`` is replaced atomically.
+    ``metadata`` is stored alongside, e.g. the target column's name (values JSON cannot hold,
+    such as NaN, are stored as null). ``final`` (archtune.artefact) says which model of the
+    directory predicts, when a search saved its ensemble beside this network. An existing
+    bundle in ``directory`` is replaced atomically.
+
+    Raises
+    ------
+    BundleError
+        ``model`` is not a fitted network estimator, or ``directory`` is a file.
     """
     from archtune.estimators import ESTIMATORS
+    from archtune.files import json_ready
 
-    model = getattr(model, "best_estimator_", model)
     name = type(model).__name__
     if name not in ESTIMATORS:
-        raise BundleError(f"cannot save a {name}: archtune.save takes a fitted NeuralClassifier or NeuralRegressor")
+        raise BundleError(f"cannot save a {name} as a network bundle: it takes a fitted NeuralClassifier or "
+                          "NeuralRegressor (archtune.save takes any archtune model)")
     if not hasattr(model, "module_"):
         raise BundleError(f"cannot save an unfitted {name}: call fit first")
     directory = Path(directory)
@@ -62,8 +72,10 @@ def save(model: Any, directory: str | os.PathLike, metadata: dict[str, Any] | No
         "best_epoch": int(model.best_epoch_),
         "learning_rate": float(getattr(model, "learning_rate_", 0.0) or 0.0),
         "history": json.loads(model.history_.to_json(orient="records")),
-        "metadata": metadata or {},
+        "metadata": json_ready(metadata or {}),
     }
+    if final is not None:
+        meta["final"] = final
     if getattr(model, "lineage_", None):  # where the weights came from (init_from, pretraining)
         meta["lineage"] = [dict(step) for step in model.lineage_]
     target = model.target_encoder_

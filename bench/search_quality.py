@@ -356,13 +356,8 @@ def _ensemble_facts(model: Any, data: Data) -> dict[str, Any]:
     record = model.study_.user_attrs.get("ensemble")
     if record:
         facts["ensemble"] = record
-    if model.ensemble_ is not None:
-        safe = model.ensemble_ if model.ensemble_.safe else None
-        if safe is None:
-            choice = model.ensemble_candidates_.choose(safe_only=True)
-            safe = choice.ensemble if choice is not None and choice.used else None
-        if safe is not None:
-            facts["ensemble_bundle_bytes"] = _bundle_bytes(safe)
+    if model.ensemble_ is not None:  # every member kind is saved (baselines with skops.io)
+        facts["ensemble_bundle_bytes"] = _bundle_bytes(model.ensemble_)
     return facts
 
 

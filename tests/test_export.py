@@ -236,9 +236,9 @@ def test_a_date_column_is_named_with_the_way_out(format, tmp_path):
 
 def test_ensembles_are_refused_with_the_way_to_export_their_networks(classifier, tmp_path):
     from archtune.ensemble.bundle import save_ensemble
-    from archtune.ensemble.model import Ensemble, Member
+    from archtune.ensemble.model import Member, make_ensemble
 
-    ensemble = Ensemble("classification", [Member("network #1 (mlp)", classifier, "network", 0.8)], np.ones(1),
+    ensemble = make_ensemble("classification", [Member("network #1 (mlp)", classifier, "network", 0.8)], np.ones(1),
                         classes=classifier.classes_)
     with pytest.raises(InvalidParameterError, match="ensemble.*members"):
         archtune.export(ensemble, tmp_path / "e.pt", format="torchscript")

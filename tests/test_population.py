@@ -341,7 +341,7 @@ def test_search_cohort_scores_equal_training_each_trial_alone(magic_search):
     X, y, model = magic_search
     from archtune.data.preprocess import as_frame
 
-    from archtune.tune.search import make_splits
+    from archtune.tune.data import search_splits as make_splits
     from archtune.tune.tuner import trial_config
 
     frame, _ = as_frame(X)

@@ -78,7 +78,7 @@ def test_a_search_writes_a_report_with_every_section_it_has(search_run):
 def test_the_pages_numbers_are_the_runs(search_run):
     _, out, _ = search_run
     _, data = _page(out)
-    model = archtune.load(out)
+    model = archtune.load(out, best_network=True)  # the curves are the best network's
     curves = data["learning-curves"]
     history = model.history_
     assert curves["epochs"] == history["epoch"].tolist() and curves["best_epoch"] == model.best_epoch_
@@ -100,7 +100,7 @@ def test_the_pages_numbers_are_the_runs(search_run):
     assert data["verdict"]["verdict"] == archtune.load(out).bundle_metadata_["verdict"]
 
 
-def test_the_confusion_matrix_counts_the_saved_networks_predictions_on_the_held_out_rows(search_run):
+def test_the_confusion_matrix_counts_what_the_run_predicts_on_the_held_out_rows(search_run):
     data_path, out, _ = search_run
     _, data = _page(out)
     holdout = data["holdout"]
@@ -139,7 +139,7 @@ def test_the_page_is_self_contained_with_no_scripts_to_run(search_run):
 def test_the_network_section_lists_layers_whose_parameters_add_up(search_run):
     _, data = _page(search_run[1])
     network = data["network"]
-    model = archtune.load(search_run[1])
+    model = archtune.load(search_run[1], best_network=True)
     total = sum(p.numel() for p in model.module_.parameters())
     assert network["total_params"] == total == sum(layer["n_params"] for layer in network["layers"])
     assert network["input_width"] == model.input_spec_.width

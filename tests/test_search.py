@@ -379,11 +379,14 @@ def test_the_first_trials_are_the_recipes(magic):
 
 
 def test_cohorts_follow_the_time_budget_and_unstackable_leaders_train_alone(magic):
-    from archtune.tune.search import COHORT_SIZE, _cohort_size
+    from archtune.tune.config import COHORT_SIZE, SearchConfig
 
-    settings = {"sampler": "tpe", "population": True}
-    assert [_cohort_size(settings, s, None) for s in (45, 180, 600)] == [2, 4, COHORT_SIZE]
-    assert _cohort_size(settings, None, 20) == COHORT_SIZE and _cohort_size({**settings, "population": 3}, 45, None) == 3
+    def cohort(**params):
+        return SearchConfig.from_estimator(AutoNeuralClassifier(**params)).cohort_size
+
+    assert [cohort(budget=f"{s}s") for s in (45, 180, 600)] == [2, 4, COHORT_SIZE]
+    assert cohort(budget=20) == COHORT_SIZE and cohort(budget="45s", population=3) == 3
+    assert cohort(budget="45s", sampler="grid") == 1 and cohort(budget="45s", population=False) == 1
     X, y = magic
     # "sequence" on a table is an MLP body, but its family is not stacked (tabm, mlp and resnet
     # are: tests/test_tabm_stacked.py, tests/test_population.py).
@@ -395,7 +398,7 @@ def test_cohorts_follow_the_time_budget_and_unstackable_leaders_train_alone(magi
 
 
 def test_without_a_completed_trial_the_best_pruned_one_is_returned():
-    from archtune.tune.search import _best_so_far
+    from archtune.tune.refit import best_so_far as _best_so_far
 
     study = optuna.create_study(direction="maximize")
     for values in ({1: 0.6, 2: 0.7}, {1: 0.65}):
@@ -501,11 +504,11 @@ def test_readme_resume_lines_work_as_written(tmp_path):
 
 
 def _diverging_first(monkeypatch, calls):
-    """The search's refits (archtune.tune.search.train) diverge on their first call: the way a
+    """The search's refits (archtune.tune.refit.train) diverge on their first call: the way a
     configuration stable on 80% of the rows can blow up on all of them."""
-    import archtune.tune.search as search_module
+    import archtune.tune.refit as refit_module
 
-    real = search_module.train
+    real = refit_module.train
 
     def train(prepared, callbacks=()):
         calls.append(prepared)
@@ -513,7 +516,7 @@ def _diverging_first(monkeypatch, calls):
             raise archtune.TrainingDivergedError("training diverged at epoch 3: train_loss became nan")
         return real(prepared, callbacks)
 
-    monkeypatch.setattr(search_module, "train", train)
+    monkeypatch.setattr(refit_module, "train", train)
 
 
 def test_a_refit_that_diverges_keeps_the_best_trials_network(magic, monkeypatch):
@@ -552,16 +555,16 @@ def test_a_refit_that_diverges_gives_way_to_the_next_configuration(magic, monkey
 
 
 def test_a_budget_spent_before_the_first_trial_still_trains_one(magic, monkeypatch):
-    import archtune.tune.search as search_module
+    import archtune.tune.baselines as baselines_module
 
     X, y = magic
-    real = search_module.run_baselines
+    real = baselines_module.run_baselines
 
     def slow_baselines(*args, **kwargs):
         time.sleep(4.5)  # the whole budget goes to reading the data and the baselines
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(search_module, "run_baselines", slow_baselines)
+    monkeypatch.setattr(baselines_module, "run_baselines", slow_baselines)
     with pytest.warns(RuntimeWarning, match="no time was left for the refit"):
         model = AutoNeuralClassifier(budget="4s", space=FAST_SPACE, random_state=0).fit(X, y)
     finished = [t for t in model.study_.trials if t.state == optuna.trial.TrialState.COMPLETE]

@@ -29,7 +29,7 @@ from archtune.train.losses import make_loss, make_member_loss, make_member_metri
 from archtune.train.population import PopulationTrainer
 from archtune.train.threads import torch_threads
 from archtune.tune.baselines import fit_weighted
-from archtune.tune.search import make_splits
+from archtune.tune.data import search_splits as make_splits
 from tests.conftest import load_shared
 
 

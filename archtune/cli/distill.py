@@ -9,9 +9,11 @@ from typing import Any
 
 import click
 
-from archtune.cli.common import echo_metrics, holdout_metrics, holdout_split, parse_settings
+from archtune.cli.common import echo_metrics, holdout_split, parse_settings
 from archtune.cli.group import cli
-from archtune.cli.report import report_after_run, save_evaluation
+from archtune.cli.report import report_after_run
+from archtune.files import json_bytes
+from archtune.run_folder import METRICS_FILE, holdout_metrics, save_evaluation
 from archtune.errors import InvalidParameterError
 
 
@@ -67,16 +69,16 @@ def distill(run: Path, data: str, target: str | None, student: tuple[str, ...], 
     if out.exists() and not out.is_dir():
         raise InvalidParameterError(f"--out {out}: exists and is not a directory")
     from archtune.cli.common import load_training_table
-    from archtune.ensemble.bundle import is_ensemble_bundle, load_bundle
+    from archtune.artefact import final_ensemble_dir, load
     from archtune.fitting import check_params
     from archtune.io import atomic_write_bytes, save
     from archtune.shrink.distill import default_student
     from archtune.shrink.distill import distill as distil_model
     from archtune.shrink.teacher import teacher_task
 
-    ensemble_dir = run / "ensemble"
-    teacher_dir = ensemble_dir if not best_network and is_ensemble_bundle(ensemble_dir) else run
-    teacher = load_bundle(teacher_dir)
+    # The model the run predicts with (archtune.load), or its best network with --best-network.
+    teacher = load(run, best_network=best_network)
+    teacher_dir = (final_ensemble_dir(run) if not best_network else None) or run
     task = teacher_task(teacher)
     model = default_student(task, seed)
     model.set_params(**parse_settings(student_settings(student), type(model)), verbose=0 if quiet else 1)
@@ -100,13 +102,13 @@ def distill(run: Path, data: str, target: str | None, student: tuple[str, ...], 
                               "settings": {"student": list(student), "temperature": temperature, "alpha": alpha,
                                            "augment": augment, "holdout": holdout, "seed": seed}}
     if X_hold is not None:
-        report["holdout"] = holdout_metrics(model, X_hold, y_hold, task)
-        report["holdout_teacher"] = holdout_metrics(teacher, X_hold, y_hold, task)
+        report["holdout"] = holdout_metrics(model, X_hold, y_hold)
+        report["holdout_teacher"] = holdout_metrics(teacher, X_hold, y_hold)
         echo_metrics(f"held-out ({len(X_hold)} rows), student", report["holdout"])
         echo_metrics(f"held-out ({len(X_hold)} rows), teacher", report["holdout_teacher"])
     save(model, out, metadata=report)
-    atomic_write_bytes(out / "metrics.json", json.dumps(report, indent=2, default=str).encode())
+    atomic_write_bytes(out / METRICS_FILE, json_bytes(report))
     click.echo(f"saved the student to {out} (use: archtune predict {out} DATA)")
-    save_evaluation(out, model, X_hold, y_hold, task, seed)
+    save_evaluation(out, model, X_hold, y_hold, seed)
     if write_report:
         report_after_run(out)

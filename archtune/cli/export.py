@@ -22,7 +22,7 @@ Examples:
               help="The network alone, taking the preprocessed matrix (for columns the file cannot preprocess: "
                    "dates, text, image paths).")
 @click.option("--best-network", is_flag=True,
-              help="Export the run's best network even when the run predicts with an ensemble (RUN/ensemble).")
+              help="Export the run's best network even when the run predicts with an ensemble (saved beside it).")
 def export(run: Path, format_: str, out: Path, network_only: bool, best_network: bool) -> None:
     """Write the model saved in RUN as one file that predicts from raw columns.
 

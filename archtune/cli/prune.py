@@ -75,6 +75,12 @@ def prune(run: Path, data: str, target: str, out: Path, max_drop: float, importa
     from archtune.io import atomic_write_bytes, load, save
     from archtune.shrink.prune import prune as prune_model
 
+    from archtune.artefact import final_ensemble_dir
+
+    ensemble = final_ensemble_dir(run)
+    if ensemble is not None:
+        click.echo(f"archtune: note: {run} predicts with an ensemble ({ensemble.name}); prune takes one network, "
+                   "so this prunes the run's best network", err=True)
     model = load(run)
     X, y, name = _read_rows(data, target, model)
     click.echo(f"data: {name}: {len(X)} rows ({holdout:.0%} held out to measure the score drop)")
@@ -83,7 +89,7 @@ def prune(run: Path, data: str, target: str, out: Path, max_drop: float, importa
                                  validation_fraction=holdout, method=method, source=str(run), random_state=seed)
     click.echo(report.table())
     meta = dict(getattr(model, "bundle_metadata_", {}) or {})
-    for stale in ("holdout", "validation", "holdout_ensemble"):  # the unpruned network's scores
+    for stale in ("holdout", "validation", "holdout_ensemble", "holdout_network", "final"):  # the unpruned run's
         meta.pop(stale, None)
     before, after = report.rounds.iloc[0], report.rounds.iloc[report.kept_round]
     meta.update(target=target, data=str(data), pruned_from=str(run),

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -26,43 +25,6 @@ def report(run: Path, output: Path | None) -> None:
 
     path = write_report(run, output)
     click.echo(f"report: {path} ({path.stat().st_size / 1024:.0f} kB)")
-
-
-def save_lr_finder(out: Path, model: Any) -> None:
-    """Write OUT/lr_finder.json when the saved network's rate came from the learning-rate
-    finder (learning_rate="auto"): its curve and suggestion, for the report; else remove a
-    stale one."""
-    import dataclasses
-
-    from archtune.files import atomic_write_bytes
-    from archtune.report.data import LR_FINDER_FILE
-
-    path = out / LR_FINDER_FILE
-    finder = getattr(model, "lr_finder_", None)
-    if finder is None:
-        path.unlink(missing_ok=True)
-        return
-    atomic_write_bytes(path, json.dumps(dataclasses.asdict(finder), default=float).encode())
-
-
-def save_evaluation(out: Path, model: Any, X_hold: Any, y_hold: Any, task: str, seed: int) -> None:
-    """Write OUT/evaluation.json from the held-out rows (see archtune.report.evaluation), or
-    remove a stale one when there are none (an earlier run's rows must not describe this
-    model). A failure is a warning line: the run has already saved what it trained."""
-    from archtune.files import atomic_write_bytes
-    from archtune.report.evaluation import EVALUATION_FILE, evaluate
-
-    path = out / EVALUATION_FILE
-    if X_hold is None:
-        path.unlink(missing_ok=True)
-        return
-    try:
-        found = evaluate(model, X_hold, y_hold, task, seed=seed)
-        atomic_write_bytes(path, json.dumps(found, allow_nan=False, default=str).encode())
-    except Exception as exc:  # the evaluation serves the report; it must not fail the run
-        path.unlink(missing_ok=True)
-        click.echo(f"archtune: warning: the held-out evaluation for the report failed ({type(exc).__name__}: "
-                   f"{exc}); the report leaves it out", err=True)
 
 
 def report_after_run(out: Path) -> None:

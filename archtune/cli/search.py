@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import shutil
 import time
 from collections.abc import Iterator
@@ -14,11 +13,10 @@ import click
 import pandas as pd
 
 from archtune.cli.group import cli
-from archtune.cli.report import report_after_run, save_evaluation, save_lr_finder
+from archtune.cli.report import report_after_run
 from archtune.cli.common import (
     check_values,
     echo_metrics,
-    holdout_metrics,
     holdout_split,
     load_training_table,
     parse_value,
@@ -26,10 +24,8 @@ from archtune.cli.common import (
 )
 from archtune.errors import DataError, InvalidParameterError
 
-STUDY_FILE = "study.db"
-JOURNAL_FILE = "study.log"  # the storage of --workers
-LEADERBOARD_FILE = "leaderboard.csv"
-ENSEMBLE_DIR = "ensemble"
+from archtune.run_folder import JOURNAL_FILE, LEADERBOARD_FILE, STUDY_FILE
+
 DEFAULT_STUDY = "archtune"
 
 
@@ -56,16 +52,14 @@ def parse_space(items: tuple[str, ...], fixed: tuple[str, ...]) -> dict[str, Any
     return overrides
 
 
-def _space_for(preset: str, overrides: dict[str, Any], neural_cls: type) -> Any:
+def _space_for(preset: str, overrides: dict[str, Any], task: Any) -> Any:
     """What `archtune tune` passes as ``space``: the overrides themselves for the default
     preset (the search fits the default space to the data's columns: text and image-path
-    encoders join it), or the small space with them. Checked here, before the data is read."""
-    from archtune.tune.space import SearchSpace, resolve_space
+    encoders join it), or the small space with them."""
+    from archtune.tune.space import SearchSpace
 
-    names = sorted(neural_cls().get_params())
     if preset == "small":
-        return SearchSpace.small().with_overrides(overrides, names)
-    resolve_space(overrides, names)
+        return SearchSpace.small().with_overrides(overrides, sorted(task.neural_class().get_params()))
     return overrides
 
 
@@ -190,8 +184,17 @@ def verdict(frame: pd.DataFrame, metric: str) -> str:
                          f"{compared}; {alone.replace('predicts', 'predicts alone')}.")
         else:
             sentence += (f" The {row['model']} does not hold up on validation rows it was not selected on"
-                         f"{compared}; the best network predicts.")
+                         f"{compared}; {_bag_or_network(frame)} predicts.")
+    elif not frame[frame["state"] == "BAG"].empty:
+        sentence += f" {_bag_or_network(frame).capitalize()} predicts."
     return sentence
+
+
+def _bag_or_network(frame: pd.DataFrame) -> str:
+    """What predicts when no ensemble does: the bag (bagging replaces the refit), else the best
+    network."""
+    bags = frame[frame["state"] == "BAG"]
+    return f"the {bags.iloc[0]['model']}" if not bags.empty else "the best network"
 
 
 @cli.command(epilog="""\b
@@ -290,35 +293,33 @@ def tune(data: str, target: str | None, task: str, budget: str, trials: int | No
         target = BUILTIN_TARGET
     if out.exists() and not out.is_dir():
         raise InvalidParameterError(f"--out {out}: exists and is not a directory")
-    from archtune.auto import AutoNeuralClassifier, AutoNeuralRegressor
-    from archtune.io import atomic_write_bytes, save
-    from archtune.tune.study import parse_budget
+    from archtune.run_folder import save_search_run
+    from archtune.task import task_named
+    from archtune.tune.config import SearchConfig
 
     budget_value: str | int = trials if trials is not None else budget
-    _, budget_trials = parse_budget(budget_value)
     overrides = parse_space(space_items, settings)
-    from archtune.tune.objectives import check_objectives
-    from archtune.tune.pareto import parse_prefer
-
-    objective_names = check_objectives(objectives)  # refused before the data is read
-    parse_prefer(prefer)
     if init_from is not None:
         from archtune.tune.space import Fixed
 
         overrides["init_from"] = Fixed(init_from)  # a path: the study keeps it, --resume reads it again
-    for cls in (AutoNeuralClassifier, AutoNeuralRegressor):  # the space must be valid before data is read
-        _space_for(preset, overrides, cls.neural_class)
-        break
-    backend = _backend(workers, ray_address)
+    params = {"budget": budget_value, "sampler": sampler, "pruner": None if pruner == "none" else pruner,
+              "objectives": objectives, "prefer": prefer, "cv": cv, "scoring": scoring, "storage": storage,
+              "study_name": study_name, "n_jobs": workers or n_jobs, "backend": _backend(workers, ray_address),
+              "population": population, "refit": refit, "ensemble": ensemble, "bagging": bagging,
+              "baselines": baselines, "validation_fraction": 0.2, "random_state": seed, "device": "auto",
+              "verbose": 0 if quiet else 1, "mlflow_uri": mlflow_uri, "tensorboard_dir": tensorboard_dir}
+    _check_before_reading(params, task, preset, overrides)
     with _removed_unless_trials(out):
-        if storage is None and workers:
+        if params["storage"] is None and workers:
             from archtune.tune.storages import journal_url
 
             out.mkdir(parents=True, exist_ok=True)
-            storage = journal_url(out / JOURNAL_FILE)  # processes share a journal, not an SQLite file
-        if storage is None:
+            params["storage"] = journal_url(out / JOURNAL_FILE)  # processes share a journal, not an SQLite file
+        if params["storage"] is None:
             out.mkdir(parents=True, exist_ok=True)
-            storage = f"sqlite:///{(out / STUDY_FILE).resolve()}"
+            params["storage"] = f"sqlite:///{(out / STUDY_FILE).resolve()}"
+        storage = params["storage"]
         existing = _open_existing_study(storage, study_name)
         if resume and existing is None:
             raise InvalidParameterError(f"--resume: no study named {study_name!r} in {storage} to continue")
@@ -327,40 +328,37 @@ def tune(data: str, target: str | None, task: str, budget: str, trials: int | No
                                         f"{len(existing.trials)} trials; pass --resume to continue it, or choose "
                                         "another --out or --study")
 
-        X, y, task, name = load_training_table(data, target, task)
+        X, y, task_name, name = load_training_table(data, target, task)
         check_values(X, name)
-        auto_cls = AutoNeuralClassifier if task == "classification" else AutoNeuralRegressor
-        space = _space_for(preset, overrides, auto_cls.neural_class)
+        the_task = task_named(task_name)
+        config = SearchConfig.from_params(the_task, {**params, "space": _space_for(preset, overrides, the_task)})
         if init_from is not None:
-            from archtune.tune.space import resolve_space
             from archtune.tune.transfer import dropped_note
 
-            note = dropped_note(resolve_space(space, sorted(auto_cls.neural_class().get_params())), init_from)
+            note = dropped_note(config.space, init_from)
             if note:
                 click.echo(f"archtune: note: {note}", err=True)
-        X_fit, X_hold, y_fit, y_hold = holdout_split(X, y, holdout, task, seed)
-        model = auto_cls(budget=budget_value, space=space, sampler=sampler, pruner=None if pruner == "none" else pruner,
-                         objectives=objective_names, prefer=prefer,
-                         cv=cv, scoring=scoring, storage=storage, study_name=study_name,
-                         n_jobs=workers or n_jobs, backend=backend,
-                         population=population, refit=refit, ensemble=ensemble, bagging=bagging, baselines=baselines, random_state=seed,
-                         verbose=0 if quiet else 1, mlflow_uri=mlflow_uri, tensorboard_dir=tensorboard_dir)
+        X_fit, X_hold, y_fit, y_hold = holdout_split(X, y, holdout, the_task.name, seed)
+        from archtune.auto import AutoNeuralClassifier, AutoNeuralRegressor
+
+        model = (AutoNeuralClassifier if the_task.is_classification else AutoNeuralRegressor)(**config.params())
         click.echo(f"data: {name}: {len(X_fit)} rows for the search, {X.shape[1]} features; "
-                   f"budget {budget_value if budget_trials is None else f'{budget_trials} trials'}; study {study_name!r} in {storage}")
+                   f"budget {budget_value if config.trials is None else f'{config.trials} trials'}; "
+                   f"study {study_name!r} in {storage}")
         started = time.perf_counter()
         model.fit(X_fit, y_fit)
         seconds = time.perf_counter() - started
         board = model.leaderboard_
-        metric = scoring or ("accuracy" if task == "classification" else "r2")
+        metric = config.scoring_name
         render_leaderboard(board)
         sentence = verdict(board, metric)
-        if len(objective_names) > 1 and model.best_trial_.values:  # the network of the front prefer kept
+        if config.several and model.best_trial_.values:  # the network of the front prefer kept
             kept = model.best_trial_
             sentence += (f" Kept by prefer={prefer!r}: network #{kept.number} ({metric} {kept.values[0]:.4f}, "
-                         f"{objective_names[1]} {kept.values[1]:.4g}).")
+                         f"{config.objectives[1]} {kept.values[1]:.4g}).")
         click.echo(sentence)
-        report: dict[str, Any] = {
-            "data": str(data), "target": target, "task": task, "search_seconds": seconds, "metric": metric,
+        metadata: dict[str, Any] = {
+            "data": str(data), "target": target, "task": the_task.name, "search_seconds": seconds, "metric": metric,
             "best_score": model.best_score_, "best_params": model.best_params_, "verdict": sentence,
             "validation": {f"val_{metric}": model.best_score_},
             "network": model.study_.user_attrs.get("saved_network", {}).get("text"),
@@ -369,32 +367,18 @@ def tune(data: str, target: str | None, task: str, budget: str, trials: int | No
                          "space": list(space_items), "set": list(settings), "init_from": init_from, "cv": cv,
                          "scoring": scoring, "holdout": holdout, "seed": seed, "baselines": baselines,
                          "population": population, "refit": refit, "ensemble": ensemble, "bagging": bagging,
-                         "n_jobs": n_jobs, "objectives": list(objective_names), "prefer": prefer},
+                         "n_jobs": n_jobs, "objectives": list(config.objectives), "prefer": prefer},
             "study": study_name}
-        chosen = _savable_ensemble(model, X_fit, y_fit, bagging)
+        report = save_search_run(model, out, metadata, X_hold, y_hold, seed)
+        final = model.final_estimator_
+        what = ("the best network" if final is model.best_estimator_
+                else f"the ensemble that predicts ({final.summary()}) and the best network")
         if X_hold is not None:
-            report["holdout"] = holdout_metrics(model.best_estimator_, X_hold, y_hold, task)
-            kind = "refitted best network" if refit and not bagging else "best trial's network"
-            echo_metrics(f"held-out ({len(X_hold)} rows, {kind})", report["holdout"])
-            if chosen is not None:
-                report["holdout_ensemble"] = holdout_metrics(chosen, X_hold, y_hold, task)
-                echo_metrics(f"held-out ({len(X_hold)} rows, ensemble)", report["holdout_ensemble"])
-        ensemble_dir = out / ENSEMBLE_DIR
-        if chosen is not None:
-            from archtune.ensemble import save_ensemble
-
-            report["ensemble"] = {"directory": ENSEMBLE_DIR, "members": chosen.describe().to_dict("records")}
-            save_ensemble(chosen, ensemble_dir, metadata=report)
-        elif ensemble_dir.is_dir():
-            shutil.rmtree(ensemble_dir)  # an earlier run's ensemble must not answer for this one
-        save(model.best_estimator_, out, metadata=report)
-        atomic_write_bytes(out / LEADERBOARD_FILE, board.to_csv(index_label="rank").encode())
-        atomic_write_bytes(out / "metrics.json", json.dumps(report, indent=2, default=str).encode())
-        what = f"the best network and the ensemble ({ensemble_dir})" if chosen is not None else "the best network"
+            echo_metrics(f"held-out ({len(X_hold)} rows, {_predicts(model)})", report["holdout"])
+            if "holdout_network" in report:
+                echo_metrics(f"held-out ({len(X_hold)} rows, best network alone)", report["holdout_network"])
         click.echo(f"saved {what} to {out} (use: archtune predict {out} DATA); "
                    f"leaderboard in {out / LEADERBOARD_FILE}")
-        save_evaluation(out, model.best_estimator_, X_hold, y_hold, task, seed)
-        save_lr_finder(out, model.best_estimator_)
         if storage.startswith("sqlite"):
             click.echo(f"browse the study: optuna-dashboard {storage}")
     if write_report:
@@ -408,31 +392,32 @@ def tune(data: str, target: str | None, task: str, budget: str, trials: int | No
                        "files of OUT under run/)")
 
 
-def _savable_ensemble(model: Any, X: Any, y: Any, bagging: int | None) -> Any:
-    """What the run saves beside the best network: the ensemble (or best single model) that
-    predicts, or when it holds a member that cannot be saved without pickle, the best choice
-    among networks and LightGBM (refitted as the search refits: LightGBM on all rows, the best
-    trial's network replaced by the search's best network)."""
-    ensemble = getattr(model, "ensemble_", None)
-    if ensemble is None and getattr(model, "bag_", None) is not None:
-        return model.bag_.ensemble  # no ensemble used: the bag predicts
-    if ensemble is None or ensemble.safe:
-        return ensemble
-    from archtune.ensemble.build import refit_members
+def _check_before_reading(params: dict[str, Any], task: str, preset: str, overrides: dict[str, Any]) -> None:
+    """Every setting checked before the data is read. With --task auto the task is not known
+    yet: settings valid for either task pass (``--set loss=huber`` is a regression loss), and
+    are checked again once it is."""
+    from archtune.errors import ArchtuneError
+    from archtune.task import TASKS
+    from archtune.tune.config import SearchConfig
 
-    unsafe = [m.name for m in ensemble.members if not m.safe]
-    choice = model.ensemble_candidates_.choose(safe_only=True)
-    if choice is None or choice.final is None:
-        click.echo(f"archtune: note: the model that predicts holds {', '.join(unsafe)}, which cannot be saved "
-                   "without pickle; among networks and LightGBM the best network is best, so the bundle is that "
-                   "network", err=True)
-        return None
-    networks = {} if bagging else {model.best_trial_.number: model.best_estimator_}
-    chosen = refit_members(choice.final, X, y, networks)
-    click.echo(f"archtune: note: the model that predicts holds {', '.join(unsafe)}, which cannot be saved without "
-               f"pickle; saving the best choice among networks and LightGBM instead ({chosen.summary()}, "
-               f"validation {chosen.val_score:.4f})", err=True)
-    return chosen
+    first_error: ArchtuneError | None = None
+    for candidate in ([TASKS[task]] if task != "auto" else list(TASKS.values())):
+        try:
+            SearchConfig.from_params(candidate, {**params, "space": _space_for(preset, overrides, candidate)})
+            return
+        except InvalidParameterError as exc:
+            first_error = first_error or exc
+    assert first_error is not None
+    raise first_error
+
+
+def _predicts(model: Any) -> str:
+    """What predicts, in words: "ensemble of 2 networks and lightgbm", "refitted best network"."""
+    final = model.final_estimator_
+    if final is not model.best_estimator_:
+        return final.summary()
+    saved = model.study_.user_attrs.get("saved_network", {})
+    return "refitted best network" if saved.get("source") == "refit" else "best trial's network"
 
 
 @cli.command(epilog="""\b
@@ -460,7 +445,7 @@ def leaderboard(run_dir: Path | None, storage: str | None, study_name: str, limi
     study = _open_existing_study(storage, study_name)
     if study is None:
         raise DataError(f"no study named {study_name!r} in {storage}")
-    from archtune.tune.tuner import leaderboard as build
+    from archtune.tune.leaderboard import leaderboard as build
 
     board = build(study, study.user_attrs.get("baselines", []))
     render_leaderboard(board, limit)

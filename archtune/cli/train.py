@@ -14,12 +14,11 @@ import numpy as np
 import pandas as pd
 
 from archtune.cli.group import cli
-from archtune.cli.report import report_after_run, save_evaluation, save_lr_finder
+from archtune.cli.report import report_after_run
 from archtune.cli.common import (
     echo_metrics,
     estimator_for,
     resolve_image_paths,
-    holdout_metrics,
     holdout_split,
     require_tracking,
     select_features,
@@ -28,6 +27,8 @@ from archtune.cli.common import (
 from archtune.cli.lineage import lineage_lines
 from archtune.cli.pretrain import pretrained_info
 from archtune.errors import DataError, InvalidParameterError
+from archtune.files import json_bytes
+from archtune.run_folder import METRICS_FILE, holdout_metrics, save_evaluation, save_lr_finder
 
 
 @cli.command(cls=ParameterHelp, epilog="""\b
@@ -113,12 +114,12 @@ def fit(data: str, target: str | None, task: str, settings: tuple[str, ...], hol
     if report["validation"]:
         echo_metrics("validation (early-stopping split)", report["validation"])
     if X_hold is not None:
-        report["holdout"] = holdout_metrics(model, X_hold, y_hold, task)
+        report["holdout"] = holdout_metrics(model, X_hold, y_hold)
         echo_metrics(f"held-out ({len(X_hold)} rows)", report["holdout"])
     save(model, out, metadata=report)
-    atomic_write_bytes(out / "metrics.json", json.dumps(report, indent=2).encode())
+    atomic_write_bytes(out / METRICS_FILE, json_bytes(report))
     click.echo(f"saved the model bundle to {out} (use: archtune predict {out} DATA)")
-    save_evaluation(out, model, X_hold, y_hold, task, seed)
+    save_evaluation(out, model, X_hold, y_hold, seed)
     save_lr_finder(out, model)
     if write_report:
         report_after_run(out)
@@ -178,17 +179,19 @@ Examples:
 @click.argument("data")
 @click.option("--output", "-o", type=click.Path(path_type=Path), help="Write predictions to this CSV file.")
 @click.option("--best-network", is_flag=True,
-              help="Predict with the run's best network even when the run saved an ensemble (BUNDLE/ensemble).")
+              help="Predict with the run's best network even when another model (an ensemble) predicts for it.")
 def predict(bundle: Path, data: str, output: Path | None, best_network: bool) -> None:
     """Predict DATA with the model saved in BUNDLE (the target column, if present, is ignored).
 
-    A run of `archtune tune` that selected an ensemble predicts with it (BUNDLE/ensemble)."""
+    A run of `archtune tune` predicts with the model its search selected (an ensemble, saved
+    beside the best network, when one was selected), exactly as archtune.load(BUNDLE) does."""
+    from sklearn.base import is_classifier
+
+    from archtune.artefact import load
     from archtune.data.readers import load_table, source_name
-    from archtune.ensemble.bundle import is_ensemble_bundle, load_bundle as load
     from archtune.io import atomic_write_bytes
 
-    ensemble_dir = bundle / "ensemble"
-    model = load(ensemble_dir if not best_network and is_ensemble_bundle(ensemble_dir) else bundle)
+    model = load(bundle, best_network=best_network)  # what archtune.load gives Python: the same predictions
     frame = resolve_image_paths(load_table(data), data)
     name = source_name(data)
     target = model.bundle_metadata_.get("target")
@@ -204,7 +207,7 @@ def predict(bundle: Path, data: str, output: Path | None, best_network: bool) ->
         result = pd.DataFrame(pred, columns=[f"prediction_{j}" for j in range(pred.shape[1])], index=frame.index)
     else:
         result = pd.DataFrame({"prediction": pred}, index=frame.index)
-    if hasattr(model, "predict_proba"):
+    if is_classifier(model):
         proba = model.predict_proba(frame)
         for j, label in enumerate(model.classes_):
             result[f"proba_{label}"] = proba[:, j]
@@ -230,16 +233,18 @@ Example:
 def info(bundle: Path) -> None:
     """Describe the model saved in BUNDLE: task, architecture, training, metrics, and where its
     weights came from (a bundle of `archtune pretrain`: its pretext task, epochs and rows)."""
-    from archtune.ensemble.bundle import is_ensemble_bundle, load_bundle as load
+    from archtune.artefact import final_ensemble_dir, load
+    from archtune.ensemble.bundle import is_ensemble_bundle
     from archtune.transfer.source import PRETRAINED
 
     if _estimator_of(bundle) == PRETRAINED:
         pretrained_info(bundle)
         return
-    model = load(bundle)
     if is_ensemble_bundle(bundle):
-        _ensemble_info(model)
+        _ensemble_info(load(bundle))
         return
+    final_dir = final_ensemble_dir(bundle)  # checked first: a mismatched pair is said, not half-shown
+    model = load(bundle, best_network=True)
     meta = model.bundle_metadata_
     n_params = sum(p.numel() for p in model.module_.parameters())
     mc = model.model_config_
@@ -268,14 +273,20 @@ def info(bundle: Path) -> None:
         click.echo(f"classes:      {', '.join(map(str, model.classes_[:10]))}")
     if meta.get("target"):
         click.echo(f"target:       {meta['target']} ({meta.get('task')}), trained on {meta.get('data')}")
-    for key in ("validation", "holdout"):
-        if meta.get(key):
-            click.echo(f"{key + ':':<13} " + "  ".join(f"{k} {v:.4f}" for k, v in meta[key].items()))
+    # This network's own held-out metrics (a search whose ensemble predicts keeps the
+    # ensemble's as "holdout" and the network's as "holdout_network").
+    for key, field in (("validation", "validation"), ("holdout", "holdout_network" if meta.get("holdout_network")
+                                                                  else "holdout")):
+        if meta.get(field):
+            click.echo(f"{key + ':':<13} " + "  ".join(f"{k} {v:.4f}" for k, v in meta[field].items()))
     for line in lineage_lines(getattr(model, "lineage_", None)):
         click.echo(f"weights:      {line}")
-    if is_ensemble_bundle(bundle / "ensemble"):
-        click.echo(f"ensemble:     {bundle / 'ensemble'} (used by archtune predict; --best-network for this network)")
-        _ensemble_info(load(bundle / "ensemble"), indent=14)
+    if final_dir is not None:
+        click.echo(f"predicts:     the ensemble in {final_dir} (archtune predict and archtune.load use it; "
+                   "--best-network for this network)")
+        _ensemble_info(load(final_dir), indent=14)
+    elif meta.get("final"):
+        click.echo("predicts:     this network (the search's final model)")
 
 
 def _estimator_of(directory: Path) -> Any:
@@ -297,15 +308,16 @@ def _ensemble_info(ensemble: Any, indent: int = 0) -> None:
     """The members of an ensemble bundle with their weights and validation scores."""
     pad = " " * indent
     score = "" if ensemble.val_score is None else f", validation {ensemble.val_score:.4f} (on its selection rows)"
-    click.echo(f"{pad}model:        Ensemble ({ensemble.task}) of {ensemble.summary()}{score}")
+    click.echo(f"{pad}model:        {type(ensemble).__name__} of {ensemble.summary()}{score}")
     for member, weight in zip(ensemble.members, ensemble.weights):
-        own = "" if not np.isfinite(member.val_score) else f"  (alone {member.val_score:.4f})"
+        own = "" if member.val_score is None or not np.isfinite(member.val_score) else f"  (alone {member.val_score:.4f})"
         click.echo(f"{pad}  {weight:5.2f}  {member.name}{own}")
     meta = ensemble.bundle_metadata_
     if meta.get("target"):
         click.echo(f"{pad}target:       {meta['target']} ({meta.get('task')}), trained on {meta.get('data')}")
-    if meta.get("holdout_ensemble"):
-        click.echo(f"{pad}holdout:      " + "  ".join(f"{k} {v:.4f}" for k, v in meta["holdout_ensemble"].items()))
+    holdout = meta.get("holdout") if meta.get("holdout_network") else meta.get("holdout_ensemble")
+    if holdout:  # the held-out metrics of the ensemble itself (older runs: holdout_ensemble)
+        click.echo(f"{pad}holdout:      " + "  ".join(f"{k} {v:.4f}" for k, v in holdout.items()))
 
 
 def _encoder_lines(model: Any) -> list[str]:

@@ -3,7 +3,8 @@ ensemble model (`model`), LightGBM members that save without pickle (`gbm`), bun
 (`bundle`) and the search's choice (`build`)."""
 
 from archtune.ensemble.bundle import load_ensemble, save_ensemble
-from archtune.ensemble.model import Ensemble, Member
+from archtune.ensemble.model import Ensemble, EnsembleClassifier, EnsembleRegressor, Member, make_ensemble
 from archtune.ensemble.selection import select_weights
 
-__all__ = ["Ensemble", "Member", "load_ensemble", "save_ensemble", "select_weights"]
+__all__ = ["Ensemble", "EnsembleClassifier", "EnsembleRegressor", "Member", "load_ensemble", "make_ensemble",
+           "save_ensemble", "select_weights"]

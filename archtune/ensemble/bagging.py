@@ -29,7 +29,7 @@ import pandas as pd
 import torch
 from sklearn.model_selection import KFold, StratifiedKFold
 
-from archtune.ensemble.model import Ensemble, Member
+from archtune.ensemble.model import Ensemble, Member, make_ensemble
 
 
 @dataclass
@@ -37,10 +37,11 @@ class Bag:
     """A bagged configuration.
 
     ensemble : Ensemble
-        The K members with equal weights.
+        The K members with equal weights; each member's ``val_score`` is its score on the fold
+        it did not train on.
     folds : list of ndarray
         Row positions (into the X given to `bag`) each member did not train on.
-    oof : ndarray of shape (n_samples, n_classes) or (n_samples,)
+    oof : ndarray of shape (n_samples, n_classes), (n_samples,) or (n_samples, n_outputs)
         Out-of-fold predictions: row i predicted by the member that did not see it.
     oof_score : float
         The scorer's value on ``oof``.
@@ -80,7 +81,7 @@ def bag(make_estimator: Callable[[dict[str, Any]], Any], params: dict[str, Any],
     make_estimator : callable
         ``make_estimator(params) -> unfitted NeuralClassifier / NeuralRegressor``.
     X : table of shape (n_samples, n_features), or images / series
-    y : array of shape (n_samples,)
+    y : array of shape (n_samples,), or (n_samples, n_outputs) for a multi-output regression
     n_folds : int
         K >= 2: members, and folds.
     scorer : callable
@@ -101,7 +102,6 @@ def bag(make_estimator: Callable[[dict[str, Any]], Any], params: dict[str, Any],
     Bag, or None when a member cannot be trained (the error is warned, naming the fold).
     """
     from archtune.doctor.lr_finder import resolve_learning_rate
-    from archtune.ensemble.build import recorded
     from archtune.fitting import finish, prepare, train
     from archtune.train.callbacks import StopAtDeadline
 
@@ -155,13 +155,25 @@ def bag(make_estimator: Callable[[dict[str, Any]], Any], params: dict[str, Any],
         if oof is None:
             oof = np.zeros((len(y), *prediction.shape[1:]))
         oof[held_out] = prediction
+        # Its own score: on the fold it did not train on (and early-stopped on), with its weights.
+        member.val_score = _score(scorer, prediction, classes, y[held_out], _part(sample_weight, held_out))
         members.append(member)
-    ensemble = Ensemble(task, members, np.full(n_folds, 1.0 / n_folds), classes, None, columns)
-    rows = np.arange(len(y)).reshape(-1, 1)
-    score = float(scorer(recorded(oof, classes), rows, y) if sample_weight is None
-                  else scorer(recorded(oof, classes), rows, y, sample_weight=sample_weight))
+    ensemble = make_ensemble(task, members, np.full(n_folds, 1.0 / n_folds), classes, None, columns)
+    score = _score(scorer, oof, classes, y, sample_weight)
     ensemble.val_score = score
     return Bag(ensemble, folds, oof, score, stacked)
+
+
+def _score(scorer: Any, prediction: np.ndarray, classes: np.ndarray | None, y: np.ndarray,
+           sample_weight: np.ndarray | None) -> float:
+    """The scorer's value of predictions already made (probabilities with ``classes``, or
+    values of one or several outputs) against ``y``."""
+    from archtune.ensemble.build import recorded
+
+    rows = np.arange(len(y)).reshape(-1, 1)
+    stand_in = recorded(prediction, classes)
+    return float(scorer(stand_in, rows, y) if sample_weight is None
+                 else scorer(stand_in, rows, y, sample_weight=sample_weight))
 
 
 def _can_stack(preparations: list[Any]) -> bool:

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 
-from archtune.ensemble.model import Ensemble, Member
+from archtune.ensemble.model import Ensemble, Member, make_ensemble
 from archtune.ensemble.selection import combine, select_weights
 
 
@@ -99,7 +99,7 @@ class EnsembleLibrary:
     candidates : list of Member
         Fitted models (best first: ties in the selection go to the earlier one).
     X_val : table of shape (n_val, n_features)
-    y_val : array of shape (n_val,)
+    y_val : array of shape (n_val,), or (n_val, n_outputs) for a multi-output regression
     scorer : callable
         A scikit-learn scorer ``scorer(estimator, X, y)``, higher is better.
     classes : array, optional
@@ -188,14 +188,13 @@ class EnsembleLibrary:
                 found[name] = (float(np.percentile(scores, tail)), float(np.percentile(scores, 100 - tail)))
         return found
 
-    def choose(self, safe_only: bool = False) -> EnsembleChoice | None:
-        """Select weights on the validation rows (among the members bundles can hold, with
-        ``safe_only``) and decide by the guard whether to use them; None without candidates."""
-        keep = [i for i, m in enumerate(self.members) if m.safe or not safe_only]
-        if not keep:
+    def choose(self) -> EnsembleChoice | None:
+        """Select weights on the validation rows and decide by the guard whether to use them;
+        None without candidates. Every member kind can be saved in a bundle
+        (`archtune.ensemble.bundle`), so what is chosen here is what a run saves."""
+        if not self.members:
             return None
-        members = [self.members[i] for i in keep]
-        predictions = [self.predictions[i] for i in keep]
+        members, predictions = self.members, self.predictions
         everything = np.arange(len(self.y_val))
         singles = [self._score(p, everything) for p in predictions]
         best = int(np.nanargmax(singles)) if any(math.isfinite(s) for s in singles) else 0
@@ -211,9 +210,9 @@ class EnsembleLibrary:
                 gains.append(ensemble_score - self._score(predictions[single], held_out))
         gain = float(np.mean(gains)) if gains else float("nan")
         weights = select_weights(predictions, self.targets, self.task, sample_weight=self._weights_of())
-        flat_members, flat_weights = _flatten(members, weights)
-        ensemble = Ensemble(self.task, flat_members, flat_weights, self.classes,
-                            self._score(combine(predictions, weights), everything), self.columns)
+        flat_members, flat_weights = flatten_bags(members, weights)
+        ensemble = make_ensemble(self.task, flat_members, flat_weights, self.classes,
+                                 self._score(combine(predictions, weights), everything), self.columns)
         # One member is no ensemble; an ensemble worse than the best single model on the rows it
         # did not see is not used either. Then the best single model predicts: the best network
         # (the search's refit serves, final None), or a baseline or bag alone when it is better.
@@ -223,12 +222,12 @@ class EnsembleLibrary:
         used = bool(gains) and gain >= 0 and len(ensemble.members) > 1
         final: Ensemble | None = ensemble if used else None
         if not used and members[best].kind != "network":
-            alone_members, alone_weights = _flatten([members[best]], np.ones(1))
-            final = Ensemble(self.task, alone_members, alone_weights, self.classes, singles[best], self.columns)
+            alone_members, alone_weights = flatten_bags([members[best]], np.ones(1))
+            final = make_ensemble(self.task, alone_members, alone_weights, self.classes, singles[best], self.columns)
         return EnsembleChoice(ensemble, used, gain, members[best].name, singles[best], final)
 
 
-def _flatten(members: list[Member], weights: np.ndarray) -> tuple[list[Member], np.ndarray]:
+def flatten_bags(members: list[Member], weights: np.ndarray) -> tuple[list[Member], np.ndarray]:
     """A candidate that is itself an ensemble (a bag) becomes its members, sharing its weight:
     the same average, and a bundle holds only plain members."""
     flat, out = [], []
@@ -247,9 +246,9 @@ def _flatten(members: list[Member], weights: np.ndarray) -> tuple[list[Member], 
 def refit_members(ensemble: Ensemble, X: Any, y: Any, networks: dict[int, Any],
                   sample_weight: np.ndarray | None = None) -> Ensemble:
     """The ensemble with its weights kept and its members trained on all rows: LightGBM
-    members fitted again on (X, y) (seconds), network members replaced by the refitted network
-    of their trial where ``networks`` (trial number -> refitted estimator) has one; the others
-    stay as selected."""
+    members fitted again on (X, y) (seconds; one booster per output of a 2-D ``y``), network
+    members replaced by the refitted network of their trial where ``networks`` (trial number
+    -> refitted estimator) has one; the others stay as selected."""
     members = []
     for member in ensemble.members:
         if member.kind == "lightgbm":
@@ -262,4 +261,4 @@ def refit_members(ensemble: Ensemble, X: Any, y: Any, networks: dict[int, Any],
     return ensemble.with_members(members)
 
 
-__all__ = ["EnsembleChoice", "EnsembleLibrary", "refit_members"]
+__all__ = ["EnsembleChoice", "EnsembleLibrary", "flatten_bags", "refit_members"]

@@ -4,11 +4,15 @@ Layout::
 
     archtune.json                      format "archtune-ensemble", task, classes, members, weights
     member-<i>/                        a network member's own model bundle (archtune.io)
-    lightgbm-<sha256 prefix>.txt       a LightGBM member's trees, in LightGBM's text format
+    lightgbm-<sha256 prefix>.txt       a LightGBM member's trees, in LightGBM's text model format
+                                       (one file per output of a multi-output regression)
+    sklearn-<sha256 prefix>.skops      a scikit-learn baseline's pipeline, in skops' format
+                                       (`archtune.ensemble.sklearn_member`)
 
 Members are written first and the JSON that names them last (each file atomically), so a
 crash leaves the previous bundle or the new one. Every member file's SHA-256 is in the JSON
-and checked on load: a changed or truncated file is refused with its name.
+and checked on load: a changed or truncated file is refused with its name. The JSON is
+strict: a non-finite number (a NaN score, NaN in the metadata) is written as null.
 """
 
 from __future__ import annotations
@@ -23,71 +27,91 @@ from typing import Any
 import numpy as np
 
 from archtune.ensemble.gbm import LightGBMTableClassifier, LightGBMTableRegressor, TableEncoding
-from archtune.ensemble.model import Ensemble, Member
+from archtune.ensemble.model import Ensemble, Member, make_ensemble
+from archtune.ensemble.sklearn_member import baseline_from_bytes, baseline_to_bytes
 from archtune.errors import BundleError
-from archtune.files import atomic_write_bytes
+from archtune.files import atomic_write_bytes, json_bytes
 
 FORMAT = "archtune-ensemble"
 FORMAT_VERSION = 1
 META_FILE = "archtune.json"
+# Member files that the JSON names, by prefix (an earlier save's that it no longer names are removed).
+MEMBER_PREFIXES = ("member-", "lightgbm-", "sklearn-")
 
 
 def save_ensemble(ensemble: Ensemble, directory: str | os.PathLike, metadata: dict[str, Any] | None = None) -> Path:
-    """Write ``ensemble`` to ``directory`` (created if needed).
+    """Write ``ensemble`` to ``directory`` (created if needed): networks as their own bundles,
+    LightGBM as its text model files, scikit-learn baselines in skops' format.
 
     Raises
     ------
     BundleError
-        A member is of a kind that cannot be saved without pickle (a scikit-learn baseline);
-        ``Ensemble.safe`` says so beforehand.
+        A baseline holds a type or function outside scikit-learn, NumPy and SciPy (it would
+        not load), or a member is of a kind bundles do not hold; nothing is written then.
     """
+    from archtune.ensemble.build import flatten_bags
     from archtune.io import encode_labels, save
 
     directory = Path(directory)
-    unsafe = [m.name for m in ensemble.members if not m.safe]
-    if unsafe:
-        raise BundleError(f"cannot save the ensemble: member(s) {unsafe} can only be saved with pickle, which "
-                          "archtune bundles never use; select an ensemble of networks and LightGBM instead")
-    directory.mkdir(parents=True, exist_ok=True)
+    members, weights = flatten_bags(ensemble.members, ensemble.weights)  # a bag as its networks
+    # Every member's bytes first, so that a member that cannot be saved leaves nothing behind.
+    files: dict[str, bytes] = {}
     entries = []
-    for i, (member, weight) in enumerate(zip(ensemble.members, ensemble.weights)):
+    for i, (member, weight) in enumerate(zip(members, weights)):
         entry: dict[str, Any] = {"name": member.name, "kind": member.kind, "weight": float(weight),
-                                 "val_score": _finite(member.val_score)}
+                                 "val_score": member.val_score}
         if member.kind == "network":
             entry["bundle"] = f"member-{i}"
-            save(member.model, directory / entry["bundle"])
-        else:
-            text = member.model.model_text().encode()
-            digest = hashlib.sha256(text).hexdigest()
-            entry["model_file"] = f"lightgbm-{digest[:16]}.txt"
-            entry["sha256"] = digest
+        elif member.kind == "lightgbm":
+            texts = [text.encode() for text in member.model.model_texts()]
+            digests = [hashlib.sha256(text).hexdigest() for text in texts]
+            names = [f"lightgbm-{digest[:16]}.txt" for digest in digests]
+            if hasattr(member.model, "boosters_"):  # one file per output
+                entry["model_files"], entry["sha256s"] = names, digests
+            else:  # one booster: the entry bundles have always had
+                entry["model_file"], entry["sha256"] = names[0], digests[0]
             entry["encoding"] = member.model.encoding_.to_dict()
             if ensemble.task == "classification":  # the member's own classes (its training rows')
                 entry["classes"] = encode_labels(member.model.classes_, f"{member.name}'s classes")
-            atomic_write_bytes(directory / entry["model_file"], text)
+            files.update(zip(names, texts))
+        elif member.kind == "baseline":
+            try:
+                data, kinds = baseline_to_bytes(member.model)
+            except BundleError as exc:
+                raise BundleError(f"cannot save the ensemble: member {member.name!r}: {exc}") from None
+            digest = hashlib.sha256(data).hexdigest()
+            entry["model_file"], entry["sha256"], entry["kinds"] = f"sklearn-{digest[:16]}.skops", digest, kinds
+            files[entry["model_file"]] = data
+        else:
+            raise BundleError(f"cannot save the ensemble: member {member.name!r} is of kind {member.kind!r}, which "
+                              "bundles do not hold")
         entries.append(entry)
+    directory.mkdir(parents=True, exist_ok=True)
+    for member, entry in zip(members, entries):
+        if member.kind == "network":
+            save(member.model, directory / entry["bundle"])
+    for name, data in files.items():
+        atomic_write_bytes(directory / name, data)
     meta = {
         "format": FORMAT, "format_version": FORMAT_VERSION, "task": ensemble.task,
         "classes": encode_labels(ensemble.classes_, "the ensemble's classes") if ensemble.task == "classification"
         else None,
-        "columns": ensemble.columns_, "val_score": _finite(ensemble.val_score), "members": entries,
+        "columns": ensemble.columns_, "val_score": ensemble.val_score, "members": entries,
         "metadata": metadata or {},
     }
-    atomic_write_bytes(directory / META_FILE, json.dumps(meta, indent=1, default=str).encode())
+    atomic_write_bytes(directory / META_FILE, json_bytes(meta, indent=1))  # strict: NaN as null
     _remove_stale(directory, entries)
     ensemble.bundle_metadata_ = metadata or {}
     return directory
 
 
-def _finite(value: Any) -> float | None:
-    return None if value is None or not np.isfinite(value) else float(value)
-
-
 def _remove_stale(directory: Path, entries: list[dict[str, Any]]) -> None:
     """Member files of an earlier save that the new JSON no longer names."""
-    named = {e.get("bundle") or e.get("model_file") for e in entries}
+    named = set()
+    for entry in entries:
+        named.update([entry[key] for key in ("bundle", "model_file") if key in entry] + entry.get("model_files", []))
     for path in directory.iterdir():
-        if path.name.startswith(("member-", "lightgbm-")) and path.name not in named:
+        if path.name.startswith(MEMBER_PREFIXES) and path.name not in named:
             shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
 
 
@@ -134,6 +158,12 @@ def load_ensemble(directory: str | os.PathLike) -> Ensemble:
             elif kind == "lightgbm":
                 own = decode_labels(entry["classes"], "classes") if task == "classification" else None
                 model = _load_lightgbm(directory, entry, task, own)
+            elif kind == "baseline":
+                file = _inside(directory, entry["model_file"])
+                kinds = entry["kinds"]
+                if not isinstance(kinds, dict):
+                    raise TypeError(f"member {entry.get('name')!r}: kinds must be an object")
+                model = baseline_from_bytes(_checked(file, entry["sha256"], "scikit-learn"), kinds, str(file))
             else:
                 raise BundleError(f"{path}: member {entry.get('name')!r} has kind {kind!r}, which bundles never hold")
             members.append(Member(str(entry["name"]), model, kind,
@@ -143,7 +173,7 @@ def load_ensemble(directory: str | os.PathLike) -> Ensemble:
         raise
     except (KeyError, TypeError, ValueError) as exc:
         raise BundleError(f"{path}: invalid ensemble description ({type(exc).__name__}: {exc})") from None
-    ensemble = Ensemble(task, members, np.asarray(weights), classes, meta.get("val_score"), meta.get("columns"))
+    ensemble = make_ensemble(task, members, np.asarray(weights), classes, meta.get("val_score"), meta.get("columns"))
     ensemble.bundle_metadata_ = meta.get("metadata") or {}
     return ensemble
 
@@ -168,19 +198,37 @@ def _inside(directory: Path, name: Any) -> Path:
     return directory / name
 
 
-def _load_lightgbm(directory: Path, entry: dict[str, Any], task: str, classes: np.ndarray | None) -> Any:
-    path = _inside(directory, entry["model_file"])
+def _checked(path: Path, sha256: Any, what: str) -> bytes:
+    """The content of a member file whose SHA-256 must be ``sha256``."""
     if not path.is_file():
-        raise BundleError(f"{path}: the ensemble's LightGBM member file is missing")
+        raise BundleError(f"{path}: the ensemble's {what} member file is missing")
     data = path.read_bytes()
-    if hashlib.sha256(data).hexdigest() != entry.get("sha256"):
-        raise BundleError(f"{path}: LightGBM member file is changed or truncated (checksum mismatch); refusing it")
+    if hashlib.sha256(data).hexdigest() != sha256:
+        raise BundleError(f"{path}: {what} member file is changed or truncated (checksum mismatch); refusing it")
+    return data
+
+
+def _load_lightgbm(directory: Path, entry: dict[str, Any], task: str, classes: np.ndarray | None) -> Any:
+    """A LightGBM member: one text file (``model_file``, ``sha256``) or one per output of a
+    regression (``model_files``, ``sha256s``)."""
+    several = "model_files" in entry
+    names = entry["model_files"] if several else [entry["model_file"]]
+    digests = entry["sha256s"] if several else [entry.get("sha256")]
+    if not isinstance(names, list) or not names or not isinstance(digests, list) or len(digests) != len(names):
+        raise BundleError(f"{directory / META_FILE}: member {entry.get('name')!r}: model_files and sha256s must be "
+                          "lists of the same length")
+    if several and task == "classification":
+        raise BundleError(f"{directory / META_FILE}: member {entry.get('name')!r}: a LightGBM classifier has one "
+                          "model file")
+    paths = [_inside(directory, name) for name in names]
+    texts = [_checked(path, digest, "LightGBM").decode("utf-8") for path, digest in zip(paths, digests)]
     cls = LightGBMTableClassifier if task == "classification" else LightGBMTableRegressor
     try:
-        return cls.from_text(data.decode("utf-8"), TableEncoding.from_dict(entry["encoding"]),
+        return cls.from_text(texts if several else texts[0], TableEncoding.from_dict(entry["encoding"]),
                              classes if task == "classification" else None)
     except Exception as exc:  # LightGBM's parser raises its own error type
-        raise BundleError(f"{path}: not a valid LightGBM model ({type(exc).__name__}: {exc})") from None
+        where = ", ".join(map(str, paths))
+        raise BundleError(f"{where}: not a valid LightGBM model ({type(exc).__name__}: {exc})") from None
 
 
 __all__ = ["FORMAT", "is_ensemble_bundle", "load_bundle", "load_ensemble", "save_ensemble"]

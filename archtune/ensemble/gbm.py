@@ -2,8 +2,9 @@
 
 The table is encoded with plain JSON state (numeric columns as floats, date columns as their
 numeric features, categorical columns as indices into their training levels, unseen and
-missing values as NaN, which LightGBM routes natively) and the fitted trees are kept in LightGBM's own text model format: loading parses
-text, it never executes code, unlike a pickled scikit-learn pipeline.
+missing values as NaN, which LightGBM routes natively) and the fitted trees are kept in
+LightGBM's own text model format: loading parses text, it never executes code. A regression
+target of several columns gets one booster per column (LightGBM fits one output each).
 """
 
 from __future__ import annotations
@@ -102,38 +103,66 @@ class _LightGBMTable(BaseEstimator):
         self.random_state = random_state
 
     def fit(self, X: pd.DataFrame, y: Any, sample_weight: Any = None) -> "_LightGBMTable":
-        """Fit on the table (``sample_weight``: one weight per row, or None)."""
+        """Fit on the table (``sample_weight``: one weight per row, or None). A regression
+        ``y`` of shape (n_samples, n_outputs) fits one booster per output (``boosters_``);
+        otherwise one booster (``booster_``)."""
         lgb = require_lightgbm()
+        for stale in ("booster_", "boosters_"):  # of an earlier fit
+            self.__dict__.pop(stale, None)
         self.encoding_ = TableEncoding.fit(X, self.kinds or {})
         matrix = self.encoding_.transform(X)
         y = np.asarray(y)
         # LightGBM's OpenMP threads wait for each other like torch's: one thread for a table
         # of under a million cells, else up to the idle cores (archtune.train.threads).
         threads = max(1, min(matrix.size // CELLS_PER_THREAD, idle_cores()))
+        categorical = self.encoding_.categorical_indices or "auto"
         if self.task == "classification":
             self.classes_, codes = np.unique(y, return_inverse=True)
             model = lgb.LGBMClassifier(random_state=self.random_state, verbose=-1, n_jobs=int(threads))
-            model.fit(matrix, codes, sample_weight=sample_weight,
-                      categorical_feature=self.encoding_.categorical_indices or "auto")
-        else:
+            model.fit(matrix, codes, sample_weight=sample_weight, categorical_feature=categorical)
+            self.booster_ = model.booster_
+            return self
+
+        def booster(target: np.ndarray) -> Any:
             model = lgb.LGBMRegressor(random_state=self.random_state, verbose=-1, n_jobs=int(threads))
-            model.fit(matrix, y.astype("float64"), sample_weight=sample_weight,
-                      categorical_feature=self.encoding_.categorical_indices or "auto")
-        self.booster_ = model.booster_
+            return model.fit(matrix, target.astype("float64"), sample_weight=sample_weight,
+                             categorical_feature=categorical).booster_
+
+        if y.ndim == 2:  # several outputs: one booster each, as scikit-learn's MultiOutputRegressor
+            self.boosters_ = [booster(y[:, j]) for j in range(y.shape[1])]
+        else:
+            self.booster_ = booster(y)
         return self
 
+    def _boosters(self) -> list[Any]:
+        return getattr(self, "boosters_", None) or [self.booster_]
+
     def _raw(self, X: pd.DataFrame) -> np.ndarray:
-        return np.asarray(self.booster_.predict(self.encoding_.transform(X)), dtype="float64")
+        matrix = self.encoding_.transform(X)
+        if hasattr(self, "boosters_"):
+            return np.column_stack([np.asarray(b.predict(matrix), dtype="float64") for b in self.boosters_])
+        return np.asarray(self.booster_.predict(matrix), dtype="float64")
 
     def model_text(self) -> str:
-        """The trees in LightGBM's text model format."""
+        """The trees in LightGBM's text model format (one output: see `model_texts`)."""
+        if hasattr(self, "boosters_"):
+            raise ValueError("this LightGBM member has several outputs: model_texts() gives one text per output")
         return self.booster_.model_to_string()
 
+    def model_texts(self) -> list[str]:
+        """The trees of each booster (one per output) in LightGBM's text model format."""
+        return [b.model_to_string() for b in self._boosters()]
+
     @classmethod
-    def from_text(cls, text: str, encoding: TableEncoding, classes: np.ndarray | None = None) -> "_LightGBMTable":
+    def from_text(cls, text: str | list[str], encoding: TableEncoding,
+                  classes: np.ndarray | None = None) -> "_LightGBMTable":
+        """The model of `model_text`, or of `model_texts` (a list: one booster per output)."""
         lgb = require_lightgbm()
         model = cls()
-        model.booster_ = lgb.Booster(model_str=text)
+        if isinstance(text, list):
+            model.boosters_ = [lgb.Booster(model_str=t) for t in text]
+        else:
+            model.booster_ = lgb.Booster(model_str=text)
         model.encoding_ = encoding
         if classes is not None:
             model.classes_ = classes
@@ -158,6 +187,7 @@ class LightGBMTableRegressor(RegressorMixin, _LightGBMTable):
     task = "regression"
 
     def predict(self, X: pd.DataFrame) -> np.ndarray:
+        """Array of shape (n_samples,), or (n_samples, n_outputs) when fitted on several."""
         return self._raw(X)
 
 

@@ -2,9 +2,11 @@
 predicted values), with the weights of greedy ensemble selection (`selection.select_weights`).
 
 Members are networks (NeuralClassifier / NeuralRegressor), LightGBM on the table
-(`gbm.LightGBMTable*`) and the search's other baselines (scikit-learn pipelines). Networks and
-LightGBM can be saved in a bundle that loads without unpickling (`bundle.save_ensemble`);
-the other baselines cannot, and an ensemble holding them says so when saved.
+(`gbm.LightGBMTable*`) and the search's other baselines (scikit-learn pipelines). Every kind
+is saved in a bundle that loads without unpickling (`bundle.save_ensemble`).
+
+The task is the class: `EnsembleClassifier` or `EnsembleRegressor` (`make_ensemble` picks),
+as scikit-learn's ``VotingClassifier`` / ``VotingRegressor``.
 """
 
 from __future__ import annotations
@@ -15,10 +17,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from archtune.ensemble.selection import combine
+from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 
-# Member kinds that a bundle holds without pickle (a bag is networks: it is saved as them).
-SAFE_KINDS = ("network", "lightgbm", "bag")
+from archtune.ensemble.selection import combine
 
 
 @dataclass
@@ -43,15 +44,12 @@ class Member:
     val_score: float
     trial: int | None = None  # the search trial a network member comes from
 
-    @property
-    def safe(self) -> bool:
-        return self.kind in SAFE_KINDS
-
     def prediction(self, X: Any, classes: np.ndarray | None) -> np.ndarray:
         """Probabilities of shape (n_samples, len(classes)) in ``classes`` order (a class the
-        member never saw gets 0), or values of shape (n_samples,)."""
-        if classes is None:
-            return np.asarray(self.model.predict(X), dtype="float64").reshape(len(X), -1)[:, 0]
+        member never saw gets 0), or values of shape (n_samples,) or (n_samples, n_outputs)."""
+        if classes is None:  # values: (n_samples,) for one output, (n_samples, n_outputs) for several
+            values = np.asarray(self.model.predict(X), dtype="float64")
+            return values.reshape(len(values), -1)[:, 0] if values.ndim == 1 or values.shape[1] == 1 else values
         proba = np.asarray(self.model.predict_proba(X), dtype="float64")
         own = list(self.model.classes_)
         if len(own) == len(classes) and all(a == b for a, b in zip(own, classes)):
@@ -63,12 +61,14 @@ class Member:
         return out
 
 
-class Ensemble:
-    """A weighted average of fitted models.
+class Ensemble(BaseEstimator):
+    """A weighted average of fitted models: build one with `make_ensemble`, which returns an
+    `EnsembleClassifier` (averaged class probabilities) or an `EnsembleRegressor` (averaged
+    values, one or several outputs), so that scikit-learn's ``is_classifier`` and ``hasattr(
+    model, "predict_proba")`` tell the task.
 
     Parameters
     ----------
-    task : {"classification", "regression"}
     members : list of Member
     weights : array of shape (n_members,)
         Non-negative, summing to 1 (members of weight 0 are dropped).
@@ -89,15 +89,14 @@ class Ensemble:
         Metadata saved with the ensemble's bundle (empty before saving).
     """
 
-    def __init__(self, task: str, members: list[Member], weights: np.ndarray, classes: np.ndarray | None = None,
+    task = ""  # "classification" or "regression": the JSON name of the subclass's task
+
+    def __init__(self, members: list[Member], weights: np.ndarray, classes: np.ndarray | None = None,
                  val_score: float | None = None, columns: list[str] | None = None):
         weights = np.asarray(weights, dtype="float64")
         keep = weights > 0
-        self.task = task
         self.members = [m for m, k in zip(members, keep) if k]
         self.weights = weights[keep] / weights[keep].sum()
-        if task == "classification":
-            self.classes_ = np.asarray(classes)
         self.val_score = val_score
         self.bundle_metadata_: dict[str, Any] = {}
         self.columns_ = [str(c) for c in columns] if columns is not None else None
@@ -105,42 +104,39 @@ class Ensemble:
         self.n_features_in_ = len(columns) if columns is not None else int(getattr(first, "n_features_in_", 0) or 0)
         names = next((getattr(m.model, "feature_names_in_", None) for m in self.members
                       if getattr(m.model, "feature_names_in_", None) is not None), None)
+        if names is None and columns is not None:
+            names = self.columns_
         if names is not None:
             self.feature_names_in_ = np.asarray(names, dtype=object)
+
+    # Not a scikit-learn parameter set (members and weights are fitted state): no get_params
+    # for clone to rebuild it from.
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
+        return {}
+
+    def fit(self, X: Any, y: Any = None) -> "Ensemble":
+        """Not available: an ensemble is built from fitted members (a search's selection, a
+        bag, `make_ensemble`), not fitted itself. (Defined so that scikit-learn's inspection
+        tools, which require a ``fit``, take it: permutation importance, scorers.)
+
+        Raises
+        ------
+        TypeError
+            Always.
+        """
+        raise TypeError(f"{type(self).__name__} is built from fitted members and is not fitted again; fit its "
+                        "members, then combine them with archtune.ensemble.make_ensemble")
 
     @property
     def networks(self) -> list[Any]:
         return [m.model for m in self.members if m.kind == "network"]
 
-    @property
-    def safe(self) -> bool:
-        """Whether every member can be saved without pickle."""
-        return all(m.safe for m in self.members)
+    def _classes(self) -> np.ndarray | None:
+        return None
 
     def _average(self, X: Any) -> np.ndarray:
         X = _as_table(X, self)
-        classes = self.classes_ if self.task == "classification" else None
-        return combine([m.prediction(X, classes) for m in self.members], self.weights)
-
-    def predict_proba(self, X: Any) -> np.ndarray:
-        """Class probabilities of shape (n_samples, n_classes): the members' weighted average."""
-        if self.task != "classification":
-            raise AttributeError("predict_proba is for classification ensembles")
-        return self._average(X)
-
-    def predict(self, X: Any) -> np.ndarray:
-        """Class labels (the most probable class of the average) or values of shape (n_samples,)."""
-        average = self._average(X)
-        if self.task == "classification":
-            return self.classes_[np.argmax(average, axis=1)]
-        return average
-
-    def score(self, X: Any, y: Any) -> float:
-        """Accuracy (classification) or R² (regression)."""
-        from sklearn.metrics import accuracy_score, r2_score
-
-        prediction = self.predict(X)
-        return float(accuracy_score(y, prediction) if self.task == "classification" else r2_score(y, prediction))
+        return combine([m.prediction(X, self._classes()) for m in self.members], self.weights)
 
     def describe(self) -> pd.DataFrame:
         """One row per member: name, kind, weight, its own validation score."""
@@ -156,13 +152,59 @@ class Ensemble:
 
     def with_members(self, members: list[Member]) -> "Ensemble":
         """The same weights over other (for example refitted) members, in the same order."""
-        copy = Ensemble(self.task, members, self.weights, getattr(self, "classes_", None), self.val_score,
-                        self.columns_)
+        copy = make_ensemble(self.task, members, self.weights, self._classes(), self.val_score, self.columns_)
         copy.bundle_metadata_ = dict(self.bundle_metadata_)
         return copy
 
     def __repr__(self) -> str:
-        return f"Ensemble({self.task}, {self.summary()}, val_score={self.val_score})"
+        return f"{type(self).__name__}({self.summary()}, val_score={self.val_score})"
+
+
+class EnsembleClassifier(ClassifierMixin, Ensemble):
+    """An ensemble of classifiers: the weighted average of their class probabilities (a
+    member's class it never saw gets probability 0). ``classes`` is required."""
+
+    task = "classification"
+
+    def __init__(self, members: list[Member], weights: np.ndarray, classes: np.ndarray | None = None,
+                 val_score: float | None = None, columns: list[str] | None = None):
+        if classes is None:
+            raise ValueError("an EnsembleClassifier needs the classes its probabilities are ordered by")
+        super().__init__(members, weights, classes, val_score, columns)
+        self.classes_ = np.asarray(classes)
+
+    def _classes(self) -> np.ndarray:
+        return self.classes_
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        """Class probabilities of shape (n_samples, n_classes): the members' weighted average."""
+        return self._average(X)
+
+    def predict(self, X: Any) -> np.ndarray:
+        """Class labels of shape (n_samples,): the most probable class of the average."""
+        return self.classes_[np.argmax(self._average(X), axis=1)]
+
+
+class EnsembleRegressor(RegressorMixin, Ensemble):
+    """An ensemble of regressors: the weighted average of their predicted values, of shape
+    (n_samples,) or (n_samples, n_outputs) as the members predict."""
+
+    task = "regression"
+
+    def predict(self, X: Any) -> np.ndarray:
+        """Values of shape (n_samples,), or (n_samples, n_outputs) for several outputs."""
+        return self._average(X)
+
+
+def make_ensemble(task: str, members: list[Member], weights: np.ndarray, classes: np.ndarray | None = None,
+                  val_score: float | None = None, columns: list[str] | None = None) -> Ensemble:
+    """An `EnsembleClassifier` (``task="classification"``, with ``classes``) or an
+    `EnsembleRegressor` (``task="regression"``) of ``members`` with ``weights``."""
+    if task == "classification":
+        return EnsembleClassifier(members, weights, classes, val_score, columns)
+    if task == "regression":
+        return EnsembleRegressor(members, weights, None, val_score, columns)
+    raise ValueError(f"task must be 'classification' or 'regression'; got {task!r}")
 
 
 def _as_table(X: Any, ensemble: Ensemble) -> Any:
@@ -176,4 +218,4 @@ def _as_table(X: Any, ensemble: Ensemble) -> Any:
     return X
 
 
-__all__ = ["Ensemble", "Member", "SAFE_KINDS"]
+__all__ = ["Ensemble", "EnsembleClassifier", "EnsembleRegressor", "Member", "make_ensemble"]

@@ -3,7 +3,8 @@ Libraries of Models"), over models' predictions on the same validation rows.
 
 Each step adds the model whose inclusion makes the running average's loss smallest; a model
 may be added again, so the weights are counts divided by the number of steps. The loss is
-smooth (log loss of probabilities, or mean squared error) so that ties are rare, as in
+smooth (log loss of probabilities, or mean squared error, averaged over the outputs of a
+multi-output regression) so that ties are rare, as in
 Auto-sklearn's and pytabkit's selection.
 """
 
@@ -19,12 +20,17 @@ EPSILON = 1e-7
 
 def ensemble_loss(prediction: np.ndarray, y: np.ndarray, task: str, sample_weight: np.ndarray | None = None) -> float:
     """Log loss of class probabilities (``prediction`` of shape (n, n_classes), ``y`` class
-    indices), or the mean squared error of values (shape (n,)); a weighted mean with
-    ``sample_weight``."""
+    indices), or the squared error of values (shape (n,) or (n, n_outputs): each row's error
+    averaged over its outputs); the mean over rows, weighted by ``sample_weight`` (shape (n,))."""
     if task == "classification":
         chosen = prediction[np.arange(len(y)), y]
         return float(-np.average(np.log(np.clip(chosen, EPSILON, 1.0)), weights=sample_weight))
-    return float(np.average((prediction - y) ** 2, weights=sample_weight))
+    # (n,) and (n, 1) alike as one column: never broadcast (n,) against (n, 1) to (n, n).
+    values, target = np.reshape(prediction, (len(prediction), -1)), np.reshape(y, (len(y), -1))
+    if values.shape != target.shape:
+        raise ValueError(f"predictions of shape {np.shape(prediction)} for targets of shape {np.shape(y)}")
+    error = (values - target) ** 2
+    return float(np.average(error.mean(axis=1), weights=sample_weight))
 
 
 def select_weights(predictions: list[np.ndarray], y: np.ndarray, task: str, n_steps: int = N_STEPS,
@@ -33,9 +39,9 @@ def select_weights(predictions: list[np.ndarray], y: np.ndarray, task: str, n_st
 
     Parameters
     ----------
-    predictions : list of arrays of shape (n_samples, n_classes) or (n_samples,)
+    predictions : list of arrays of shape (n_samples, n_classes), (n_samples,) or (n_samples, n_outputs)
         Each candidate's validation predictions: probabilities (classification) or values.
-    y : array of shape (n_samples,)
+    y : array of shape (n_samples,) or (n_samples, n_outputs)
         Class indices (classification) or target values (regression).
     task : {"classification", "regression"}
     n_steps : int

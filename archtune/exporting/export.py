@@ -183,9 +183,10 @@ def resolve(model: Any, best_network: bool = False) -> tuple[Any, list[str]]:
     if hasattr(model, "best_estimator_") or type(model).__name__.startswith("AutoNeural"):
         if not hasattr(model, "best_estimator_"):
             raise InvalidParameterError(f"model: this {type(model).__name__} is not fitted; call fit first")
-        if getattr(model, "ensemble_", None) is not None and not best_network:
+        final = getattr(model, "final_estimator_", model.best_estimator_)
+        if final is not model.best_estimator_ and not best_network:
             raise InvalidParameterError(
-                f"model: this {type(model).__name__} predicts with an ensemble ({model.ensemble_.summary()}), "
+                f"model: this {type(model).__name__} predicts with an ensemble ({final.summary()}), "
                 "which cannot be exported as one network; pass best_network=True to export its best network "
                 "(model.best_estimator_), whose predictions differ from the ensemble's")
         model = model.best_estimator_
@@ -209,8 +210,10 @@ def _from_directory(directory: Path, best_network: bool) -> tuple[Any, list[str]
             + (f"export its networks one by one ({', '.join(networks[:3])}{' ...' if len(networks) > 3 else ''}) "
                "or the run's best network (the run directory, with --best-network)" if networks
                else "it has no network member"))
-    ensemble_dir = directory / "ensemble"
-    if is_ensemble_bundle(ensemble_dir) and not best_network:
+    from archtune.artefact import final_ensemble_dir
+
+    ensemble_dir = final_ensemble_dir(directory)
+    if ensemble_dir is not None and not best_network:
         raise InvalidParameterError(
             f"{directory}: this run predicts with its ensemble ({ensemble_dir}), which cannot be exported as one "
             f"network; pass best_network=True (archtune export --best-network) to export the run's best network, "
@@ -220,7 +223,7 @@ def _from_directory(directory: Path, best_network: bool) -> tuple[Any, list[str]
     except BundleError as exc:
         raise BundleError(f"refusing to export: {exc}") from None
     notes = [f"the run's ensemble ({ensemble_dir}) was not exported; this file is the best network alone "
-             f"(`archtune predict {directory} --best-network`)"] if is_ensemble_bundle(ensemble_dir) else []
+             f"(`archtune predict {directory} --best-network`)"] if ensemble_dir is not None else []
     return model, notes
 
 

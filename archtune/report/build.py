@@ -106,7 +106,12 @@ def _verdict(run: rd.Run, notes: list[str]) -> Section:
         body.append(paragraph("One network, trained without a search (archtune fit).", "verdict"))
     rows = [[f"validation (early-stopping split) {k.removeprefix('val_')}", v]
             for k, v in (m.get("validation") or {}).items()]
-    rows += [[f"held-out {k}", v] for k, v in (m.get("holdout") or {}).items()]
+    # "holdout" is the model that predicts; a search whose ensemble predicts also keeps its best
+    # network's (runs saved before that kept the network's as "holdout", the ensemble's apart).
+    final = (m.get("final") or {}).get("summary")
+    rows += [[f"held-out {k}" + (f" ({final}, which predicts)" if final else ""), v]
+             for k, v in (m.get("holdout") or {}).items()]
+    rows += [[f"held-out {k} (best network alone)", v] for k, v in (m.get("holdout_network") or {}).items()]
     rows += [[f"held-out {k} (ensemble)", v] for k, v in (m.get("holdout_ensemble") or {}).items()]
     if rows:
         body.append(table(["metric", "value"], rows))
@@ -115,7 +120,8 @@ def _verdict(run: rd.Run, notes: list[str]) -> Section:
         body.append(paragraph(_interval_text(holdout)))
     if m.get("network"):
         body.append(paragraph(f"Saved network: {m['network']}.", "note"))
-    data = {k: rd.to_json(m.get(k)) for k in ("verdict", "metric", "validation", "holdout", "holdout_ensemble")}
+    data = {k: rd.to_json(m.get(k)) for k in ("verdict", "metric", "validation", "holdout", "holdout_network",
+                                              "holdout_ensemble", "final")}
     return Section("verdict", "Verdict", body, data)
 
 

@@ -48,6 +48,13 @@ class Run:
     study: Any = None
     evaluation: dict[str, Any] | None = None
     lr_finder: dict[str, Any] | None = None
+    # What predicts, when it is not ``model``: a search's ensemble (or the ensemble given alone,
+    # with no network to describe). Held-out rows are evaluated with it.
+    predictor: Any = None
+
+    @property
+    def predicts(self) -> Any:
+        return self.predictor if self.predictor is not None else self.model
 
 
 def is_run_folder(path: str | os.PathLike) -> bool:
@@ -76,9 +83,13 @@ def load_run(path: str | os.PathLike) -> Run:
     if (_read_json(folder / BUNDLE_FILE) or {}).get("format") == "archtune-ensemble":
         raise DataError(f"{folder}: an ensemble bundle, not a run folder; give the run folder that holds it "
                         f"({folder.resolve().parent})")
+    from archtune.artefact import final_ensemble_dir
+    from archtune.ensemble.bundle import load_ensemble
     from archtune.io import load
 
-    run = Run(model=load(folder), folder=folder, metrics=_read_json(folder / METRICS_FILE) or {})
+    ensemble = final_ensemble_dir(folder)  # a search's final model, when another model than its network
+    run = Run(model=load(folder), folder=folder, metrics=_read_json(folder / METRICS_FILE) or {},
+              predictor=None if ensemble is None else load_ensemble(ensemble))
     run.evaluation = _read_json(folder / EVALUATION_FILE)
     run.lr_finder = _read_json(folder / LR_FINDER_FILE)
     if (folder / LEADERBOARD_FILE).is_file():
@@ -105,14 +116,21 @@ def run_of(source: Any) -> Run:
         return source
     if isinstance(source, (str, os.PathLike)):
         return load_run(source)
+    from archtune.ensemble.model import Ensemble
+    from archtune.task import task_of
+
+    metrics = {"task": task_of(source).name}
+    if isinstance(source, Ensemble):  # no network of its own: held-out rows only
+        return Run(model=None, metrics=metrics, predictor=source)
     model = getattr(source, "best_estimator_", source)
     if not hasattr(model, "module_") or not hasattr(model, "history_"):
         raise TypeError(f"expected a run folder or a fitted archtune estimator, not {type(source).__name__}")
-    metrics = {"task": "classification" if hasattr(model, "classes_") else "regression"}
+    final = getattr(source, "final_estimator_", model)
     finder = getattr(model, "lr_finder_", None)
     return Run(model=model, metrics=metrics, leaderboard=getattr(source, "leaderboard_", None),
                study=getattr(source, "study_", None),
-               lr_finder=None if finder is None else dataclasses.asdict(finder))
+               lr_finder=None if finder is None else dataclasses.asdict(finder),
+               predictor=None if final is model else final)
 
 
 # --------------------------------------------------------------------------- the sections' data
@@ -320,18 +338,20 @@ def holdout_data(run: Run) -> HoldoutData | None:
 
 
 def evaluate_rows(run: Run, X: Any, y: Any, *, permutation: bool) -> dict[str, Any]:
-    """The held-out evaluation (`archtune.report.evaluation.evaluate`) of the run's network on
-    rows (X, y) given from Python, for a run that did not save one."""
+    """The held-out evaluation (`archtune.report.evaluation.evaluate`) of what the run predicts
+    with (its network, or a search's final model) on rows (X, y) given from Python, for a run
+    that did not save one."""
     from archtune.report.evaluation import evaluate
+    from archtune.task import task_of
 
     if (X is None) != (y is None):
         raise ValueError("pass both X and y, or neither")
-    task = "classification" if hasattr(run.model, "classes_") else "regression"
+    model = run.predicts
     # Rows as a table, named as the network's fit saw them (the search fits on a named table
     # even when given an array), so that the estimator does not warn about feature names.
-    names = getattr(run.model, "feature_names_in_", None)
+    names = getattr(model, "feature_names_in_", None)
     frame = X if isinstance(X, pd.DataFrame) else pd.DataFrame(X, columns=None if names is None else list(names))
-    return evaluate(run.model, frame, pd.Series(np.asarray(y)), task, permutation=permutation)
+    return evaluate(model, frame, pd.Series(np.asarray(y)), task_of(model).name, permutation=permutation)
 
 
 def permutation_data(run: Run) -> PermutationData | None:
@@ -428,7 +448,7 @@ def settings_data(run: Run) -> SettingsData:
         except metadata.PackageNotFoundError:
             continue
     keep = ("data", "target", "task", "metric", "fit_seconds", "search_seconds", "best_score", "best_params",
-            "network", "validation", "holdout", "holdout_ensemble", "settings")
+            "network", "validation", "holdout", "holdout_network", "holdout_ensemble", "final", "settings")
     run_settings = {k: _json_safe(run.metrics[k]) for k in keep if k in run.metrics}
     return SettingsData(versions=versions, run=run_settings,
                         params=_json_safe(params_to_json(run.model.get_params())))

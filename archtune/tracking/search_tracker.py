@@ -24,7 +24,7 @@ from archtune.errors import InvalidParameterError
 from archtune.io import params_from_json
 from archtune.tracking.records import TrialRecord
 from archtune.tune.space import AUTO_LR_SCALE_PARAM
-from archtune.tune.tuner import network_name
+from archtune.tune.leaderboard import network_name
 
 # The search's settings logged as the parent run's parameters.
 LOGGED_SETTINGS = ("budget", "space", "sampler", "pruner", "cv", "scoring", "storage", "study_name", "n_jobs",

@@ -91,7 +91,7 @@ def _from_path(path: Path, what: str) -> Source:
                           "saved no network)")
     meta = read_meta(path) if (path / META_FILE).is_file() and _format(path) != ENSEMBLE_FORMAT else None
     if meta is None and path.is_dir() and _format(path) == ENSEMBLE_FORMAT:
-        run = path.parent  # archtune tune saves the ensemble in RUN/ensemble beside the best network
+        run = path.parent  # archtune tune saves its ensemble in RUN/ensemble-<hash> beside the best network
         if not (run / META_FILE).is_file() or _format(run) == ENSEMBLE_FORMAT:
             raise BundleError(f"{what}: {path} is an ensemble bundle and its run directory {run} holds no saved "
                               "best network; give the directory of one network's bundle")

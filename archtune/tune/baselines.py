@@ -112,12 +112,15 @@ def _typed(frame: pd.DataFrame, kinds: dict[str, str]) -> pd.DataFrame:
     return pd.DataFrame(columns, index=out.index) if columns else out
 
 
-def baseline_models(task: str, n_rows: int, seed: int,
-                    kinds: dict[str, str] | None = None) -> dict[str, Callable[[pd.DataFrame], Any]]:
+def baseline_models(task: str, n_rows: int, seed: int, kinds: dict[str, str] | None = None,
+                    n_outputs: int = 1) -> dict[str, Callable[[pd.DataFrame], Any]]:
     """Name -> factory(frame) of a fresh unfitted pipeline. LightGBM (when installed) reads
-    the table itself, categorical columns (by ``kinds``) as LightGBM categoricals, so that an
-    ensemble bundle can hold it without pickle (`archtune.ensemble.gbm`)."""
+    the table itself, categorical columns (by ``kinds``) as LightGBM categoricals
+    (`archtune.ensemble.gbm`). A regression of ``n_outputs`` > 1 columns: ridge, k-NN and the
+    random forest fit them natively, LightGBM one booster each, histogram gradient boosting
+    one model each (scikit-learn's ``MultiOutputRegressor``)."""
     from sklearn import ensemble, linear_model, neighbors
+    from sklearn.multioutput import MultiOutputRegressor
     from sklearn.pipeline import make_pipeline
 
     classify = task != "regression"
@@ -135,8 +138,9 @@ def baseline_models(task: str, n_rows: int, seed: int,
                 n_estimators=100, n_jobs=-1, random_state=seed, min_samples_leaf=1 if classify else 2)),
         "hist_gradient_boosting": lambda f: make_pipeline(
             _column_transformer(f, scale=False),
-            (ensemble.HistGradientBoostingClassifier if classify else ensemble.HistGradientBoostingRegressor)(
-                random_state=seed)),
+            ensemble.HistGradientBoostingClassifier(random_state=seed) if classify
+            else ensemble.HistGradientBoostingRegressor(random_state=seed) if n_outputs == 1
+            else MultiOutputRegressor(ensemble.HistGradientBoostingRegressor(random_state=seed))),
     }
     try:
         import lightgbm  # noqa: F401
@@ -183,10 +187,14 @@ def run_baselines(
     if paths:
         X_train, X_val = _pixels_for_paths(X_train, X_val, paths)
     text = [c for c in X_train.columns if kinds.get(str(c)) == "text"]
-    models = baseline_models(task, len(X_train), seed, kinds)
+    n_outputs = 1 if np.ndim(y_train) == 1 else int(np.shape(y_train)[1])
+    models = baseline_models(task, len(X_train), seed, kinds, n_outputs)
     if text:
+        # LightGBM leaves text columns out itself (by their kinds): it stays a plain LightGBM
+        # member, which bundles hold as its own text model files.
         models = {**({} if len(text) == X_train.shape[1] else
-                     {name: _without(factory, text) for name, factory in models.items()}),
+                     {name: factory if name == "lightgbm" else _without(factory, text)
+                      for name, factory in models.items()}),
                   ("tfidf_logistic_regression" if task != "regression" else "tfidf_ridge"):
                       lambda f: _tfidf_model(f, text, task != "regression")}
     for name, factory in models.items():
@@ -197,16 +205,29 @@ def run_baselines(
         try:
             with library_threads(X_train.size):
                 model, weighted = fit_weighted(factory(X_train), X_train, y_train, sample_weight)
+                _predict_in_one_thread(model)
                 value = float(score(model, X_val, y_val) if val_weight is None
                               else score(model, X_val, y_val, val_weight))
             # Image-path columns were replaced by pixels above: such a model cannot take the table.
-            usable = None if paths else model if name == "lightgbm" and not text else FittedBaseline(model, kinds)
+            usable = None if paths else model if name == "lightgbm" else FittedBaseline(model, kinds)
             described = _describe(model) + ("" if weighted else "; unweighted (its fit takes no sample_weight)")
             results.append(BaselineResult(name, value, time.perf_counter() - started, described, model=usable))
         except Exception as exc:  # a baseline that cannot fit must not sink the search
             results.append(BaselineResult(name, float("nan"), time.perf_counter() - started, "",
                                           error=f"{type(exc).__name__}: {exc}"))
     return results
+
+
+def _predict_in_one_thread(model: Any) -> None:
+    """A forest fitted on all cores predicts on one: its parallel predict adds the trees' outputs
+    in whatever order the threads finish, so the same rows got predictions that differed in the
+    last bit from call to call (and a saved run from the model that saved it)."""
+    from sklearn.pipeline import Pipeline
+
+    steps = [step for _, step in model.steps] if isinstance(model, Pipeline) else [model]
+    for step in steps:
+        if "n_jobs" in step.get_params(deep=False) and hasattr(step, "estimators_"):
+            step.set_params(n_jobs=1)
 
 
 def fit_weighted(model: Any, X: pd.DataFrame, y: Any, sample_weight: np.ndarray | None) -> tuple[Any, bool]:
@@ -301,6 +322,10 @@ def _describe(pipeline: Any) -> str:
     if not hasattr(pipeline, "steps"):
         return "default parameters"
     final = pipeline.steps[-1][1]
+    from sklearn.multioutput import MultiOutputRegressor
+
+    if isinstance(final, MultiOutputRegressor):  # one model per output: the model's own parameters
+        final = final.estimator
     params = {k: v for k, v in final.get_params().items()
               if k in ("n_estimators", "n_neighbors", "max_iter", "learning_rate", "alpha_", "C")}
     return ", ".join(f"{k}={v}" for k, v in params.items())

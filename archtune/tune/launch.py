@@ -22,17 +22,6 @@ from archtune.tune.ray_backend import start_ray_workers
 from archtune.tune.storages import is_sqlite
 from archtune.tune.study import GRACE_PERIOD, sweep_stale_trials
 
-BACKENDS = ("threads", "processes", "ray")
-
-
-def check_backend(backend: Any) -> str:
-    """``backend`` as given, checked: "threads", "processes", "ray" or "ray:ADDRESS"."""
-    if isinstance(backend, str) and (backend in BACKENDS or (backend.startswith("ray:") and len(backend) > 4)):
-        return backend
-    raise InvalidParameterError(f"backend must be 'threads', 'processes', 'ray' or 'ray:ADDRESS' (an existing Ray "
-                                f"cluster, e.g. 'ray:auto'); got backend={backend!r}")
-
-
 class Workers:
     """Started workers: `join` waits for them all (and raises the first failure)."""
 
@@ -93,4 +82,4 @@ def wait_for_running(study: optuna.Study, storage: Any, deadline: float | None, 
         time.sleep(poll)
 
 
-__all__ = ["BACKENDS", "Workers", "check_backend", "start_workers", "wait_for_running"]
+__all__ = ["Workers", "start_workers", "wait_for_running"]

@@ -1,8 +1,10 @@
 """A worker: one process that joins a running search and trains its trials.
 
 `archtune worker --storage URL --study NAME` (and each Ray task of ``--workers N --ray``)
-calls `run_worker`: it waits for the coordinator's job (archtune.tune.job), rebuilds the
-search's splits from the published data, then asks for trials (whole cohorts, whose
+calls `run_worker`: it waits for the coordinator's job (archtune.tune.job), reads the search's
+configuration from it (`SearchConfig.from_json`) and builds the same trial loop as the
+coordinator (archtune.tune.trials.trial_loop), rebuilds the search's splits from the
+published data, then asks for trials (whole cohorts, whose
 followers only this worker asks: archtune.tune.tuner.Search), trains them, reports every
 epoch to the pruner and tells the results, until the study's budget is met. No baselines, no
 refit, no ensemble: those are the coordinator's.
@@ -20,16 +22,15 @@ from typing import Any
 
 import numpy as np
 import optuna
-from sklearn.metrics import get_scorer
 
 from archtune.errors import DataError, InvalidParameterError
-from archtune.estimators import NeuralClassifier, NeuralRegressor
 from archtune.train.threads import scoped, torch_threads
+from archtune.tune.config import SearchConfig
+from archtune.tune.data import Split
 from archtune.tune.job import JOB_ATTR, read_data
 from archtune.tune.stored_space import space_from_record
-from archtune.tune.objectives import resolve_sampler
 from archtune.tune.study import make_pruner, make_sampler, make_storage
-from archtune.tune.tuner import Search, Split
+from archtune.tune.trial_loop import trial_loop
 
 # How long a worker started before its coordinator waits for the study and its job.
 DEFAULT_WAIT = 120.0
@@ -116,33 +117,20 @@ def run_worker(storage_url: str, study_name: str, threads: int | None = None, ma
             raise InvalidParameterError(f"{name} must be a positive integer; got {name}={value!r}")
     storage = make_storage(storage_url)
     study, job = wait_for_job(storage, storage_url, study_name, wait)
+    where = f"study {study_name!r} in {storage_url}"
+    # The coordinator's configuration, validated as its own was: the same trial loop as its.
+    config = SearchConfig.from_json(job["config"], where)
     frame, y, weights, positions = read_data(job, data)
     splits = [Split(frame.iloc[tr], y[tr], frame.iloc[va], y[va], None if weights is None else weights[tr],
                     None if weights is None else weights[va]) for tr, va in positions]
-    space = space_from_record(study.user_attrs["space"], f"study {study_name!r} in {storage_url}")
-    seed = int(job["seed"])
+    space = space_from_record(study.user_attrs["space"], where)
     # Each worker its own sampler stream: identical seeds over the same history would draw the
-    # same configurations in every process.
-    # Workers join single-objective studies only (several objectives run in one process), so
-    # "auto" is TPE here, as the coordinator resolved it (archtune.tune.objectives).
-    study.sampler = make_sampler(resolve_sampler(job["sampler"], ("score",)), seed + 7919 * (worker_index + 1) + len(study.trials), space.grid())
-    study.pruner = make_pruner(job["pruner"], space.max_epochs)
-    neural = NeuralClassifier if job["task"] == "classification" else NeuralRegressor
-    fixed = {"random_state": seed, "device": job["device"], "verbose": 0}
-    scorer = get_scorer(job["scoring"])
-
-    def make_estimator(params: dict[str, Any]) -> Any:
-        return neural(**{**fixed, **params})
-
-    def score(estimator: Any, X_val: Any, y_val: Any, sample_weight: Any = None) -> float:
-        if sample_weight is None:
-            return float(scorer(estimator, X_val, y_val))
-        return float(scorer(estimator, X_val, y_val, sample_weight=sample_weight))
-
-    search = Search(study, storage, space, make_estimator, splits, score, epoch_key=job["epoch_key"],
-                    epoch_sign=float(job["epoch_sign"]), refit_factor=float(job["refit_factor"]),
-                    cohort_size=int(job["cohort_size"]), kinds=job["kinds"])
-    n_trials = job.get("n_trials")
+    # same configurations in every process. (Workers join single-objective studies only.)
+    study.sampler = make_sampler(config.sampler_name, config.seed + 7919 * (worker_index + 1) + len(study.trials),
+                                 space.grid())
+    study.pruner = make_pruner(config.pruner, space.max_epochs)
+    search = trial_loop(config, study, storage, space, splits, job["kinds"], float(job["refit_factor"]))
+    n_trials = config.trials
     if max_trials is not None:
         finished = search.n_finished()
         n_trials = finished + max_trials if n_trials is None else min(n_trials, finished + max_trials)

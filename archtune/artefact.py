@@ -1,0 +1,215 @@
+"""The one artefact of a fit or a search: `save` writes the model that predicts, `load` gives it
+back, from Python and from every command alike.
+
+What `save` takes:
+
+- a fitted `NeuralClassifier` / `NeuralRegressor` (also pruned, distilled or fine-tuned):
+  a network bundle (archtune.io);
+- an `EnsembleClassifier` / `EnsembleRegressor`, or a bag (archtune.ensemble.bagging.Bag):
+  an ensemble bundle (archtune.ensemble.bundle);
+- a fitted `AutoNeuralClassifier` / `AutoNeuralRegressor`: its best network as the directory's
+  network bundle and, when another model predicts (an ensemble, a baseline or the bag alone,
+  ``final_estimator_``), that model as an ensemble bundle in ``ensemble-<sha256 prefix>/``
+  beside it. The network bundle's description names which model predicts (its ``final``
+  field, with the ensemble description's SHA-256), and it is written last: a save that fails
+  leaves the previous run's pair as it was, and a directory whose pair does not match is
+  refused by name.
+
+`load(directory)` returns what predicted before saving: the final model of a search, or the
+network or ensemble a bundle holds; ``best_network=True`` returns a search's best network
+instead (``archtune predict --best-network``). Nothing is unpickled.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from archtune.errors import BundleError
+from archtune.files import umask
+
+META_FILE = "archtune.json"
+# A run written before the final model was named in its description kept its ensemble here.
+LEGACY_ENSEMBLE_DIR = "ensemble"
+ENSEMBLE_PREFIX = "ensemble-"
+
+
+def save(model: Any, directory: str | os.PathLike, metadata: dict[str, Any] | None = None) -> Path:
+    """Save a fitted archtune model (a network, an ensemble, a bag, or a search: see the module
+    docstring) in ``directory``; return its path.
+
+    Parameters
+    ----------
+    model : NeuralClassifier, NeuralRegressor, EnsembleClassifier, EnsembleRegressor, Bag,
+        AutoNeuralClassifier or AutoNeuralRegressor (fitted)
+    directory : str or path-like
+        Created if needed; a bundle already there is replaced.
+    metadata : dict, optional
+        Stored with the model (for a search, with both its network and its final model);
+        values JSON cannot hold (NaN, infinities) are stored as null.
+
+    Raises
+    ------
+    BundleError
+        An unfitted model, or one archtune cannot save (named), or ``directory`` is a file.
+    SaveError
+        A write failed (the previous bundle is left as it was).
+    """
+    from archtune.ensemble.bundle import save_ensemble
+    from archtune.ensemble.model import Ensemble
+    from archtune.io import save as save_network
+
+    directory = Path(directory)
+    if directory.exists() and not directory.is_dir():
+        raise BundleError(f"{directory}: exists and is not a directory")
+    ensemble = getattr(model, "ensemble", None)
+    if isinstance(ensemble, Ensemble) and hasattr(model, "oof"):  # a Bag: its members
+        model = ensemble
+    if isinstance(model, Ensemble):
+        return save_ensemble(model, directory, metadata=metadata)
+    if hasattr(model, "best_estimator_") or _is_unfitted_search(model):
+        return _save_search(model, directory, metadata)
+    return save_network(model, directory, metadata=metadata)
+
+
+def _is_unfitted_search(model: Any) -> bool:
+    from archtune.auto import AutoNeuralClassifier, AutoNeuralRegressor
+
+    return isinstance(model, (AutoNeuralClassifier, AutoNeuralRegressor))
+
+
+def _save_search(search: Any, directory: Path, metadata: dict[str, Any] | None) -> Path:
+    """The best network, the final model beside it (when it is another one), then the network's
+    description naming the final model: the one write that switches the directory over."""
+    from archtune.ensemble.bundle import save_ensemble
+    from archtune.io import save as save_network
+
+    final = getattr(search, "final_estimator_", None)
+    network = getattr(search, "best_estimator_", None)
+    if final is None or network is None:
+        raise BundleError(f"cannot save an unfitted {type(search).__name__}: call fit first")
+    if final is network:
+        save_network(network, directory, metadata=metadata, final={"kind": "network"})
+        _remove_ensembles(directory, keep=None)
+        return directory
+    directory.mkdir(parents=True, exist_ok=True)
+    # Written under a temporary name, then renamed after its description's digest: the
+    # directory the previous description names stays untouched until the new one replaces it.
+    scratch = Path(tempfile.mkdtemp(prefix=".ensemble-", suffix=".tmp", dir=directory))
+    try:
+        os.chmod(scratch, 0o777 & ~umask())  # the mode any new folder gets (mkdtemp's is private)
+        save_ensemble(final, scratch, metadata=metadata)
+        digest = _digest(scratch / META_FILE)
+        name = ENSEMBLE_PREFIX + digest[:16]
+        target = directory / name
+        if target.is_dir():  # the same ensemble saved before
+            shutil.rmtree(scratch)
+        else:
+            os.replace(scratch, target)
+        save_network(network, directory, metadata=metadata,
+                     final={"kind": "ensemble", "directory": name, "sha256": digest})
+    except BaseException:
+        shutil.rmtree(scratch, ignore_errors=True)
+        raise
+    _remove_ensembles(directory, keep=name)
+    return directory
+
+
+def _remove_ensembles(directory: Path, keep: str | None) -> None:
+    """Ensemble folders of earlier saves that the description no longer names."""
+    for path in directory.iterdir():
+        if path.is_dir() and path.name != keep and (path.name == LEGACY_ENSEMBLE_DIR
+                                                    or path.name.startswith(ENSEMBLE_PREFIX)
+                                                    or (path.name.startswith(".ensemble-") and path.name.endswith(".tmp"))):
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def _digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def final_ensemble_dir(directory: str | os.PathLike) -> Path | None:
+    """The folder of the ensemble that predicts for ``directory`` (a saved search), or None when
+    its network predicts (or ``directory`` holds no network bundle).
+
+    Raises
+    ------
+    BundleError
+        The description names an ensemble that is missing or not the one saved with it (a
+        save interrupted between the two, or a folder edited by hand).
+    """
+    directory = Path(directory)
+    meta = _read_json(directory / META_FILE)
+    if not isinstance(meta, dict) or meta.get("format") != "archtune-bundle":
+        return None
+    final = meta.get("final")
+    if final is None:  # a run saved before the final model was named: its ensemble/ predicted
+        from archtune.ensemble.bundle import is_ensemble_bundle
+
+        legacy = directory / LEGACY_ENSEMBLE_DIR
+        return legacy if is_ensemble_bundle(legacy) else None
+    if not isinstance(final, dict) or final.get("kind") not in ("network", "ensemble"):
+        raise BundleError(f"{directory / META_FILE}: invalid field final={final!r:.80}")
+    if final["kind"] == "network":
+        return None
+    name = final.get("directory")
+    if not isinstance(name, str) or Path(name).name != name or not name.startswith(ENSEMBLE_PREFIX):
+        raise BundleError(f"{directory / META_FILE}: invalid field final.directory={name!r:.80}")
+    path = directory / name
+    if not (path / META_FILE).is_file():
+        raise BundleError(f"{directory}: its final model, the ensemble {name}/, is missing; load the best network "
+                          "with best_network=True (archtune predict --best-network), or save the search again")
+    if _digest(path / META_FILE) != final.get("sha256"):
+        raise BundleError(f"{path / META_FILE}: this ensemble is not the one saved with {directory / META_FILE} "
+                          "(checksum mismatch: a save interrupted or a file edited); save the search again")
+    return path
+
+
+def load(directory: str | os.PathLike, best_network: bool = False) -> Any:
+    """Load what `save` wrote in ``directory``: it predicts exactly as the model did before
+    saving.
+
+    Parameters
+    ----------
+    directory : str or path-like
+        A network bundle, an ensemble bundle, or a saved search (`archtune tune`'s --out).
+    best_network : bool
+        For a saved search: its best network instead of the final model (the ensemble).
+
+    Returns
+    -------
+    NeuralClassifier, NeuralRegressor, EnsembleClassifier or EnsembleRegressor
+        With ``bundle_metadata_``.
+
+    Raises
+    ------
+    BundleError
+        Not a bundle, an invalid or changed one (naming the file and field), or a saved search
+        whose ensemble is missing or does not match its network bundle.
+    """
+    from archtune.ensemble.bundle import is_ensemble_bundle, load_ensemble
+    from archtune.io import load as load_network
+
+    directory = Path(directory)
+    if is_ensemble_bundle(directory):
+        return load_ensemble(directory)
+    if not best_network:
+        ensemble = final_ensemble_dir(directory)
+        if ensemble is not None:
+            return load_ensemble(ensemble)
+    return load_network(directory)
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError):
+        return None
+
+
+__all__ = ["final_ensemble_dir", "load", "save"]
