@@ -91,7 +91,7 @@ def save(model: Any, directory: str | os.PathLike, metadata: dict[str, Any] | No
 
 def load(directory: str | os.PathLike) -> Any:
     """Load a bundle saved by `save`; the model predicts exactly as it did when saved.
-    (`archtune.load` also reads ensemble bundles: `archtune.ensemble.bundle.load_bundle`.)
+    (`archtune.load` reads any artefact: archtune.artefact.)
 
     The ``init_from`` a model was fine-tuned from is not read again: its ``lineage_`` (the
     bundle's "lineage") says where the weights came from.

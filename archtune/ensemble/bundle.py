@@ -178,20 +178,6 @@ def load_ensemble(directory: str | os.PathLike) -> Ensemble:
     return ensemble
 
 
-def load_bundle(directory: str | os.PathLike) -> Any:
-    """`archtune.load`: a network bundle (`archtune.io.load`) or an ensemble bundle
-    (`load_ensemble`), by the format its JSON names.
-
-    Raises
-    ------
-    BundleError
-        Not a bundle, or an invalid one (naming the file and field).
-    """
-    from archtune.io import load
-
-    return load_ensemble(directory) if is_ensemble_bundle(directory) else load(directory)
-
-
 def _inside(directory: Path, name: Any) -> Path:
     if not isinstance(name, str) or Path(name).name != name:
         raise BundleError(f"{directory / META_FILE}: member file {name!r} must be a name inside the bundle")
@@ -231,4 +217,4 @@ def _load_lightgbm(directory: Path, entry: dict[str, Any], task: str, classes: n
         raise BundleError(f"{where}: not a valid LightGBM model ({type(exc).__name__}: {exc})") from None
 
 
-__all__ = ["FORMAT", "is_ensemble_bundle", "load_bundle", "load_ensemble", "save_ensemble"]
+__all__ = ["FORMAT", "is_ensemble_bundle", "load_ensemble", "save_ensemble"]
