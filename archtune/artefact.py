@@ -67,20 +67,17 @@ def save(model: Any, directory: str | os.PathLike, metadata: dict[str, Any] | No
     directory = Path(directory)
     if directory.exists() and not directory.is_dir():
         raise BundleError(f"{directory}: exists and is not a directory")
-    ensemble = getattr(model, "ensemble", None)
-    if isinstance(ensemble, Ensemble) and hasattr(model, "oof"):  # a Bag: its members
-        model = ensemble
+    from archtune.auto import AutoNeuralClassifier, AutoNeuralRegressor
+    from archtune.ensemble.bagging import Bag
+
+    if isinstance(model, Bag):  # its members, as the ensemble that predicts
+        model = model.ensemble
     if isinstance(model, Ensemble):
         return save_ensemble(model, directory, metadata=metadata)
-    if hasattr(model, "best_estimator_") or _is_unfitted_search(model):
+    if isinstance(model, (AutoNeuralClassifier, AutoNeuralRegressor)):
         return _save_search(model, directory, metadata)
-    return save_network(model, directory, metadata=metadata)
-
-
-def _is_unfitted_search(model: Any) -> bool:
-    from archtune.auto import AutoNeuralClassifier, AutoNeuralRegressor
-
-    return isinstance(model, (AutoNeuralClassifier, AutoNeuralRegressor))
+    # A scikit-learn search over a network (GridSearchCV, RandomizedSearchCV): its refitted best.
+    return save_network(getattr(model, "best_estimator_", model), directory, metadata=metadata)
 
 
 def _save_search(search: Any, directory: Path, metadata: dict[str, Any] | None) -> Path:
@@ -121,11 +118,16 @@ def _save_search(search: Any, directory: Path, metadata: dict[str, Any] | None) 
 
 
 def _remove_ensembles(directory: Path, keep: str | None) -> None:
-    """Ensemble folders of earlier saves that the description no longer names."""
+    """Ensemble bundles of earlier saves that the description no longer names, and the scratch
+    folders of saves that were killed; any other folder is the user's and stays."""
+    from archtune.ensemble.bundle import is_ensemble_bundle
+
     for path in directory.iterdir():
-        if path.is_dir() and path.name != keep and (path.name == LEGACY_ENSEMBLE_DIR
-                                                    or path.name.startswith(ENSEMBLE_PREFIX)
-                                                    or (path.name.startswith(".ensemble-") and path.name.endswith(".tmp"))):
+        if not path.is_dir() or path.name == keep:
+            continue
+        earlier = (path.name == LEGACY_ENSEMBLE_DIR or path.name.startswith(ENSEMBLE_PREFIX)) and is_ensemble_bundle(path)
+        scratch = path.name.startswith(".ensemble-") and path.name.endswith(".tmp")
+        if earlier or scratch:
             shutil.rmtree(path, ignore_errors=True)
 
 
@@ -148,7 +150,7 @@ def final_ensemble_dir(directory: str | os.PathLike) -> Path | None:
     if not isinstance(meta, dict) or meta.get("format") != "archtune-bundle":
         return None
     final = meta.get("final")
-    if final is None:  # a run saved before the final model was named: its ensemble/ predicted
+    if final is None:  # a run saved before the final model was named (2026-12): its ensemble/ predicted
         from archtune.ensemble.bundle import is_ensemble_bundle
 
         legacy = directory / LEGACY_ENSEMBLE_DIR

@@ -1,8 +1,9 @@
 """AutoNeuralClassifier / AutoNeuralRegressor: search a space of networks, then refit the best.
 
-A scikit-learn facade over the search (`archtune.tune.search.run_search`): parameters and
-their validation, ``fit`` (which runs the search), and prediction with the refitted best
-network.
+A scikit-learn facade over the search (`archtune.tune.search.run_search`): parameters (parsed
+and validated by `archtune.tune.config.SearchConfig`), ``fit`` (which runs the search), and
+prediction with the search's final model (``final_estimator_``: the ensemble, the bag or the
+best network), which `archtune.save` writes.
 """
 
 from __future__ import annotations
@@ -211,7 +212,8 @@ class _AutoBase(BaseEstimator):
         ----------
         X : array-like or DataFrame of shape (n_samples, n_features), or images
             (n_samples, channels, height, width)
-        y : array-like of shape (n_samples,)
+        y : array-like of shape (n_samples,), or (n_samples, n_outputs) for a regressor of
+            several outputs
         sample_weight : array-like of shape (n_samples,), default None
             Weight of each row (None: all equal), as in `NeuralClassifier.fit`. The weights go
             with their rows into the holdout split or the cv folds; every trial (alone or in a

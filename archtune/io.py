@@ -74,8 +74,10 @@ def save(model: Any, directory: str | os.PathLike, metadata: dict[str, Any] | No
         "history": json.loads(model.history_.to_json(orient="records")),
         "metadata": json_ready(metadata or {}),
     }
-    if final is not None:
-        meta["final"] = final
+    # Which model of the directory predicts: this network, unless a search saved its ensemble
+    # beside it (archtune.artefact). Always written, so that an older run's ensemble left in
+    # the directory is never taken for this network's.
+    meta["final"] = final if final is not None else {"kind": "network"}
     if getattr(model, "lineage_", None):  # where the weights came from (init_from, pretraining)
         meta["lineage"] = [dict(step) for step in model.lineage_]
     target = model.target_encoder_

@@ -18,7 +18,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from archtune.auto import AutoNeuralClassifier, AutoNeuralRegressor
-from archtune.ensemble import Ensemble, Member, load_ensemble, make_ensemble, save_ensemble, select_weights
+from archtune.ensemble import Member, load_ensemble, make_ensemble, save_ensemble, select_weights
 from archtune.ensemble.build import EnsembleLibrary
 from archtune.ensemble.selection import combine, ensemble_loss
 from archtune.errors import BundleError

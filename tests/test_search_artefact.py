@@ -179,3 +179,30 @@ def test_a_save_that_fails_leaves_the_previous_run_as_it_was(tmp_path, monkeypat
         archtune.load(run)
     result = CliRunner().invoke(cli, ["predict", str(run), str(tmp_path / "none.csv")])
     assert result.exit_code != 0 and "Traceback" not in result.output
+
+
+def test_a_network_saved_over_an_older_run_is_what_loads(tmp_path):
+    """A run saved before the final model was named kept its ensemble in ensemble/: a network
+    saved there later names itself as what predicts, and the user's own folders stay."""
+    from archtune.ensemble.bundle import save_ensemble
+    from archtune.ensemble.gbm import LightGBMTableRegressor
+    from archtune.ensemble.model import Member, make_ensemble
+
+    X, y = _table("regression", n=300)
+    network = archtune.NeuralRegressor(max_epochs=2, units=16, hidden_layers=1, random_state=0).fit(X, y)
+    gbm = LightGBMTableRegressor(kinds={c: "numeric" for c in X.columns}).fit(X, y)
+    run = tmp_path / "run"
+    save_ensemble(make_ensemble("regression", [Member("lightgbm", gbm, "lightgbm", 0.5)], np.ones(1)),
+                  run / "ensemble")  # as an older archtune left it
+    (run / "ensemble-notes").mkdir(parents=True)  # a folder of the user's
+    (run / "ensemble-notes" / "todo.txt").write_text("keep me")
+    archtune.save(network, run)
+    np.testing.assert_array_equal(archtune.load(run).predict(X), network.predict(X))
+    assert (run / "ensemble-notes" / "todo.txt").read_text() == "keep me"
+    # A scikit-learn search over a network saves its refitted best network.
+    from sklearn.model_selection import GridSearchCV
+
+    search = GridSearchCV(archtune.NeuralRegressor(max_epochs=1, hidden_layers=1, random_state=0),
+                          {"units": [8, 16]}, cv=2).fit(X, y)
+    archtune.save(search, tmp_path / "grid")
+    np.testing.assert_array_equal(archtune.load(tmp_path / "grid").predict(X), search.predict(X))

@@ -115,7 +115,7 @@ def test_a_worker_trains_from_the_published_configuration_alone(tmp_path):
     publish_job(config, data, coordinator, remaining=None)
     # Published: the configuration as JSON (which the worker validates again), nothing else of the settings.
     job = optuna.load_study(study_name="w", storage=opened.storage).user_attrs[JOB_ATTR]
-    assert set(job) == {"config", "kinds", "refit_factor", "deadline", "data", "columns", "n_splits"}
+    assert set(job) == {"config", "kinds", "refit_factor", "deadline", "data", "columns", "n_splits", "targets"}
     assert SearchConfig.from_json(job["config"]).to_json() == config.to_json()
     report = run_worker(url, "w", max_trials=2, wait=5)
     study = optuna.load_study(study_name="w", storage=opened.storage)
@@ -143,3 +143,25 @@ def test_the_search_reads_its_data_once_into_search_data():
     assert len(splits) == 3 and splits is table
     assert sorted(np.concatenate([s.X_val.index for s in splits]).tolist()) == sorted(X.index.tolist())
     assert isinstance(splits[0].X_train, pd.DataFrame)
+
+
+def test_a_two_output_target_is_published_for_workers_column_by_column(tmp_path):
+    from archtune.tune.data import SearchData
+    from archtune.tune.job import JOB_ATTR, read_data
+    from archtune.tune.opening import open_study
+    from archtune.tune.trial_loop import trial_loop
+    from archtune.tune.trials import publish_job
+
+    X, y = load_shared("574_house_16H.tsv.gz", n=200, seed=0)
+    Y = np.column_stack([y.to_numpy(), X.pop("P1").to_numpy()])
+    config = _config(REGRESSION, budget=2, storage=f"journal:///{tmp_path}/s.log", study_name="m", baselines=False)
+    data = SearchData.read(config.task, X, Y)
+    opened = open_study(config, data)
+    splits, _ = data.splits(config.seed, config.cv, config.validation_fraction)
+    publish_job(config, data, trial_loop(config, opened.study, opened.storage, opened.space, splits, data.kinds, 0.0),
+                remaining=None)
+    job = optuna.load_study(study_name="m", storage=opened.storage).user_attrs[JOB_ATTR]
+    frame, target, weights, positions = read_data(job)
+    np.testing.assert_array_equal(target, Y)
+    assert list(frame.columns) == list(X.columns) and weights is None
+    np.testing.assert_array_equal(positions[0][1], splits[0].X_val.index.to_numpy())

@@ -233,24 +233,6 @@ def holdout_split(X: pd.DataFrame, y: pd.Series, fraction: float, task: str, see
     return train_test_split(X, y, test_size=fraction, random_state=seed, stratify=stratify)
 
 
-def holdout_metrics(model: Any, X: pd.DataFrame, y: pd.Series, task: str) -> dict[str, float]:
-    from sklearn import metrics
-
-    if task == "classification":
-        proba = model.predict_proba(X)
-        pred = model.classes_[proba.argmax(axis=1)]
-        out = {"accuracy": metrics.accuracy_score(y, pred),
-               "balanced_accuracy": metrics.balanced_accuracy_score(y, pred),
-               "log_loss": metrics.log_loss(y, proba, labels=model.classes_)}
-        if len(model.classes_) == 2:
-            out["roc_auc"] = metrics.roc_auc_score(y == model.classes_[1], proba[:, 1])
-        return {k: float(v) for k, v in out.items()}
-    pred = model.predict(X)
-    return {"r2": float(metrics.r2_score(y, pred)),
-            "rmse": float(np.sqrt(metrics.mean_squared_error(y, pred))),
-            "mae": float(metrics.mean_absolute_error(y, pred))}
-
-
 def echo_metrics(title: str, values: dict[str, float]) -> None:
     click.echo(f"{title}: " + "  ".join(f"{k} {v:.4f}" for k, v in values.items()))
 

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import click
 
-from archtune.cli.group import cli
 from archtune.cli.common import estimator_for
+from archtune.cli.group import cli
 from archtune.errors import InvalidParameterError
+from archtune.files import json_bytes
 
 _SET_HELP = "Set an estimator parameter, e.g. --set units=128 --set activation=tanh. Repeatable."
 
@@ -102,7 +102,7 @@ def diagnose(source: str, target: str | None, task: str, settings: tuple[str, ..
     if json_path is not None:
         from archtune.io import atomic_write_bytes
 
-        atomic_write_bytes(json_path, json.dumps(diagnosis.to_dict(), indent=2, default=str).encode())
+        atomic_write_bytes(json_path, json_bytes(diagnosis.to_dict()))
         click.echo(f"findings written to {json_path}")
 
 

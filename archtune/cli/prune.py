@@ -76,8 +76,12 @@ def prune(run: Path, data: str, target: str, out: Path, max_drop: float, importa
     from archtune.shrink.prune import prune as prune_model
 
     from archtune.artefact import final_ensemble_dir
+    from archtune.errors import BundleError
 
-    ensemble = final_ensemble_dir(run)
+    try:
+        ensemble = final_ensemble_dir(run)
+    except BundleError:  # prune reads the network only: its ensemble need not be readable
+        ensemble = None
     if ensemble is not None:
         click.echo(f"archtune: note: {run} predicts with an ensemble ({ensemble.name}); prune takes one network, "
                    "so this prunes the run's best network", err=True)

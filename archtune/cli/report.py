@@ -1,10 +1,10 @@
-"""``archtune report``: the run's report as one self-contained HTML file; and the steps
-``fit`` and ``tune`` end with (the held-out evaluation, the report), which never fail a run."""
+"""``archtune report``: the run's report as one self-contained HTML file; and the report that
+``fit`` and ``tune`` end with, which never fails a run (the held-out evaluation they save is
+archtune.run_folder's)."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import click
 

@@ -449,5 +449,7 @@ def leaderboard(run_dir: Path | None, storage: str | None, study_name: str, limi
 
     board = build(study, study.user_attrs.get("baselines", []))
     render_leaderboard(board, limit)
-    metric = "accuracy" if study.user_attrs.get("task") == "classification" else "r2"
+    from archtune.task import task_named
+
+    metric = task_named(study.user_attrs.get("task", "regression")).default_scoring
     click.echo(verdict(board, metric))

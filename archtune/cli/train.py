@@ -233,6 +233,8 @@ Example:
 def info(bundle: Path) -> None:
     """Describe the model saved in BUNDLE: task, architecture, training, metrics, and where its
     weights came from (a bundle of `archtune pretrain`: its pretext task, epochs and rows)."""
+    from sklearn.base import is_classifier
+
     from archtune.artefact import final_ensemble_dir, load
     from archtune.ensemble.bundle import is_ensemble_bundle
     from archtune.transfer.source import PRETRAINED
@@ -269,7 +271,7 @@ def info(bundle: Path) -> None:
     if model.preprocessor_.dropped_:
         click.echo(f"dropped:      {', '.join(map(repr, model.preprocessor_.dropped_))} (no values at fit; "
                    "ignored when predicting)")
-    if hasattr(model, "classes_"):
+    if is_classifier(model):
         click.echo(f"classes:      {', '.join(map(str, model.classes_[:10]))}")
     if meta.get("target"):
         click.echo(f"target:       {meta['target']} ({meta.get('task')}), trained on {meta.get('data')}")

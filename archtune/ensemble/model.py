@@ -64,8 +64,8 @@ class Member:
 class Ensemble(BaseEstimator):
     """A weighted average of fitted models: build one with `make_ensemble`, which returns an
     `EnsembleClassifier` (averaged class probabilities) or an `EnsembleRegressor` (averaged
-    values, one or several outputs), so that scikit-learn's ``is_classifier`` and ``hasattr(
-    model, "predict_proba")`` tell the task.
+    values, one or several outputs). The class is the task: scikit-learn's ``is_classifier``
+    (`archtune.task.task_of`) reads it, and a regressor has no ``predict_proba`` at all.
 
     Parameters
     ----------

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -10,7 +9,7 @@ from typing import Any
 
 from archtune.checks import check_choice
 from archtune.errors import BundleError, InvalidParameterError
-from archtune.files import atomic_write_bytes
+from archtune.files import atomic_write_bytes, json_bytes
 
 FORMATS = ("onnx", "torchscript")
 
@@ -132,7 +131,7 @@ def export(model: Any, path: str | os.PathLike, format: str = "onnx", include_pr
         raise InvalidParameterError(f"path {str(path)!r} is a directory; give the file to write, e.g. model.{format}")
     if format == "torchscript":
         description_path = path.with_name(path.name + ".json")
-        atomic_write_bytes(description_path, json.dumps(description, indent=1, default=str).encode())
+        atomic_write_bytes(description_path, json_bytes(description, indent=1))
     atomic_write_bytes(path, content)
     return ExportedModel(path, format, inputs, outputs, description_path, notes)
 
@@ -212,7 +211,12 @@ def _from_directory(directory: Path, best_network: bool) -> tuple[Any, list[str]
                else "it has no network member"))
     from archtune.artefact import final_ensemble_dir
 
-    ensemble_dir = final_ensemble_dir(directory)
+    try:
+        ensemble_dir = final_ensemble_dir(directory)
+    except BundleError:
+        if not best_network:
+            raise
+        ensemble_dir = None  # the best network is asked for: its ensemble need not be readable
     if ensemble_dir is not None and not best_network:
         raise InvalidParameterError(
             f"{directory}: this run predicts with its ensemble ({ensemble_dir}), which cannot be exported as one "

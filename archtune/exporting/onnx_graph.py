@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import json
 import logging
 import warnings
 from collections.abc import Iterator
@@ -27,6 +26,7 @@ import torch
 
 from archtune.errors import InvalidParameterError
 from archtune.exporting.serving import Signature, example_inputs, serving_module, signature
+from archtune.files import json_bytes
 
 EXTRA = "pip install 'archtune[onnx]'"
 # ai.onnx.ml opset of the LabelEncoder (version 2 of the operator: string keys, int64 values).
@@ -175,7 +175,7 @@ def full_graph(model: Any) -> tuple[Any, Signature]:
     graph.name = "archtune"
     graph_model.opset_import.append(helper.make_opsetid("ai.onnx.ml", ML_OPSET))
     graph_model.producer_name = "archtune"
-    helper.set_model_props(graph_model, {"archtune.signature": json.dumps(sig.to_dict(), default=str)})
+    helper.set_model_props(graph_model, {"archtune.signature": json_bytes(sig.to_dict(), indent=None).decode()})
     onnx.checker.check_model(graph_model, full_check=True)
     return graph_model, sig
 

@@ -20,6 +20,7 @@ from torch import nn
 from archtune.data.preprocess import SMOOTH_CLIP
 from archtune.errors import InvalidParameterError
 from archtune.exporting.ops import f64, interp, interp_table, ndtri
+from archtune.task import task_of
 
 # What `include_preprocessing=False` says in every refusal below.
 NETWORK_ALONE = ("the network alone can still be exported with include_preprocessing=False (it takes the "
@@ -139,7 +140,7 @@ class ServingModule(nn.Module):
         self.onehot = [(code_of[name], len(pre.categories_[name])) for name in pre.onehot_]
         onehot = set(pre.onehot_)
         self.embedded = [code_of[name] for name in pre.categorical_ if name not in onehot]
-        self.classifier = hasattr(model, "classes_")
+        self.classifier = task_of(model).is_classification
         target = model.target_encoder_
         if self.classifier:
             self.binary = len(model.classes_) == 2
@@ -227,7 +228,7 @@ def signature(model: Any) -> Signature:
     filled = set(getattr(pre, "filled_", []))
     numeric = tuple(name for name in pre.numeric_ if name not in filled)
     categorical = {name: list(pre.categories_[name]) for name in pre.categorical_ if name not in filled}
-    if hasattr(model, "classes_"):
+    if task_of(model).is_classification:
         k = len(model.classes_)
         outputs = (("label", label_type(model.classes_), "[rows]"), ("probabilities", "float64", f"[rows, {k}]"))
         return Signature(numeric, categorical, outputs, np.asarray(model.classes_).tolist())

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import copy
 import io
-import json
 import warnings
 from typing import Any
 
@@ -15,6 +14,7 @@ import torch
 
 from archtune.errors import InvalidParameterError
 from archtune.exporting.serving import Signature, example_inputs, serving_module, signature
+from archtune.files import json_bytes
 
 FORMAT = "archtune-torchscript"
 DESCRIPTION_FILE = "archtune.json"  # its name inside the TorchScript archive (extra files)
@@ -82,7 +82,7 @@ def trace(model: Any, include_preprocessing: bool) -> tuple[bytes, dict[str, Any
         buffer = io.BytesIO()
         # torch 2.13 marks torch.jit deprecated in favour of torch.export (README says so); the
         # archive still loads with torch.jit.load and from C++ with torch::jit::load.
-        torch.jit.save(traced, buffer, _extra_files={DESCRIPTION_FILE: json.dumps(description, default=str)})
+        torch.jit.save(traced, buffer, _extra_files={DESCRIPTION_FILE: json_bytes(description, indent=None).decode()})
     return buffer.getvalue(), description
 
 

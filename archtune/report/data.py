@@ -13,6 +13,7 @@ import json
 import math
 import os
 import platform
+import warnings
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -21,7 +22,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from archtune.errors import DataError
+from archtune.errors import BundleError, DataError
 from archtune.report.evaluation import EVALUATION_FILE
 
 BUNDLE_FILE = "archtune.json"
@@ -87,9 +88,13 @@ def load_run(path: str | os.PathLike) -> Run:
     from archtune.ensemble.bundle import load_ensemble
     from archtune.io import load
 
-    ensemble = final_ensemble_dir(folder)  # a search's final model, when another model than its network
-    run = Run(model=load(folder), folder=folder, metrics=_read_json(folder / METRICS_FILE) or {},
-              predictor=None if ensemble is None else load_ensemble(ensemble))
+    run = Run(model=load(folder), folder=folder, metrics=_read_json(folder / METRICS_FILE) or {})
+    try:  # a search's final model, when another model than its network predicts
+        ensemble = final_ensemble_dir(folder)
+        run.predictor = None if ensemble is None else load_ensemble(ensemble)
+    except BundleError as exc:  # the report describes the network and what the run saved; it never fails
+        warnings.warn(f"{folder}: the model that predicts could not be read ({exc}); the report describes the "
+                      "best network", RuntimeWarning, stacklevel=2)
     run.evaluation = _read_json(folder / EVALUATION_FILE)
     run.lr_finder = _read_json(folder / LR_FINDER_FILE)
     if (folder / LEADERBOARD_FILE).is_file():

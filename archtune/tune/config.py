@@ -7,7 +7,7 @@ thing that crosses into archtune.tune: `run_search(config, data)` reads its type
 derived values (the scorer, the pruner's history column, the cohort size, whether to
 ensemble), never a string key of a loose mapping. It is also the job a coordinator publishes
 for its workers (`to_json` / `from_json`), so that both build their trial loop from the same
-object (archtune.tune.trials.trial_loop).
+object (archtune.tune.trial_loop.trial_loop).
 """
 
 from __future__ import annotations

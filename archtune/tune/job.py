@@ -52,7 +52,9 @@ def publish(study: optuna.Study, path: Path, frame: pd.DataFrame, y: np.ndarray,
     study's job. Written before the record, so that a worker that sees the job finds its data."""
     table = frame.copy()
     table.columns = [str(c) for c in table.columns]
-    table[TARGET_COLUMN] = y
+    outputs = _target_columns(y)
+    for j, column in enumerate(outputs):  # one column per output of a multi-output target
+        table[column] = y if y.ndim == 1 else y[:, j]
     if weights is not None:
         table[WEIGHT_COLUMN] = weights
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -62,7 +64,7 @@ def publish(study: optuna.Study, path: Path, frame: pd.DataFrame, y: np.ndarray,
     splits = {f"{kind}{i}": idx for i, pair in enumerate(positions) for kind, idx in zip(("train", "val"), pair)}
     np.savez(_splits_file(path), **splits)
     study.set_user_attr(JOB_ATTR, {**record, "data": str(path), "columns": [str(c) for c in frame.columns],
-                                   "n_splits": len(positions)})
+                                   "n_splits": len(positions), "targets": outputs})
 
 
 def refuse(study: optuna.Study, reason: str) -> None:
@@ -80,11 +82,19 @@ def read_data(job: dict[str, Any], path: str | os.PathLike[str] | None = None
                         "a worker must reach the coordinator's data under the same path (a shared file system), "
                         "or be given it with --data PATH")
     table = pd.read_parquet(file)
-    y = table.pop(TARGET_COLUMN).to_numpy()
+    outputs = job.get("targets", [TARGET_COLUMN])
+    y = np.column_stack([table.pop(c).to_numpy() for c in outputs]) if len(outputs) > 1 else table.pop(outputs[0]).to_numpy()
     weights = table.pop(WEIGHT_COLUMN).to_numpy() if WEIGHT_COLUMN in table else None
     with np.load(_splits_file(file)) as stored:
         positions = [(stored[f"train{i}"], stored[f"val{i}"]) for i in range(int(job["n_splits"]))]
     return table, y, weights, positions
+
+
+def _target_columns(y: np.ndarray) -> list[str]:
+    """The data file's target column(s): one, or one per output of a multi-output target."""
+    if y.ndim == 1:
+        return [TARGET_COLUMN]
+    return [TARGET_COLUMN.replace("target", f"target_{j}") for j in range(y.shape[1])]
 
 
 def _splits_file(path: Path) -> Path:

@@ -17,7 +17,6 @@ from typing import Any
 
 import optuna
 
-from archtune.errors import InvalidParameterError
 from archtune.tune.ray_backend import start_ray_workers
 from archtune.tune.storages import is_sqlite
 from archtune.tune.study import GRACE_PERIOD, sweep_stale_trials

@@ -3,8 +3,8 @@
 `open_study` creates the Optuna study (or opens the stored one a resumed search continues),
 checks that a stored study was run on the same data, task and objectives, settles the space
 (the default fitted to the data's columns; a stored study keeps the space it was run with),
-reads a fixed ``init_from`` once, reseeds the sampler of a continued study and puts the
-recipes first in a new one.
+reads a fixed ``init_from`` once and reseeds the sampler of a continued study.
+`enqueue_recipes` puts the recipes first in a new one (called by the trials' phase).
 """
 
 from __future__ import annotations
@@ -76,8 +76,6 @@ def open_study(config: SearchConfig, data: SearchData) -> OpenedStudy:
         # ones, and the same continuation draws the same ones.
         study.sampler = make_sampler(config.sampler_name, continued_seed(config.seed, len(study.trials)), space.grid())
         study.pruner = _pruner(config, space)
-    elif space.body == "table" and not set(space.overrides) - set(space.data_fixed):
-        _enqueue_recipes(study, space, config)  # the default space as it is: its recipes first
     return OpenedStudy(study, storage, space, transfer)
 
 
@@ -174,11 +172,15 @@ def _space_of_study(study: optuna.Study, space: SearchSpace, config: SearchConfi
         "stored one is then reused); to search this space, use another study_name or --out")
 
 
-def _enqueue_recipes(study: optuna.Study, space: SearchSpace, config: SearchConfig) -> None:
-    """The first trials are the strong recipes (archtune.recipes.FIRST_TRIALS): even a tiny
-    budget returns a good network. A parameter the user set is the user's."""
+def enqueue_recipes(study: optuna.Study, space: SearchSpace, config: SearchConfig) -> None:
+    """The first trials of a new study over the default space are the strong recipes
+    (archtune.recipes.FIRST_TRIALS): even a tiny budget returns a good network. A parameter the
+    user set is the user's. (Enqueued just before the trials run, so that a search stopped
+    during its baselines leaves no waiting trial behind.)"""
     from archtune.recipes import FIRST_TRIALS
 
+    if study.trials or space.body != "table" or set(space.overrides) - set(space.data_fixed):
+        return
     searched = {d.name: d for d in space.dimensions if d.kind != "fixed"}
     neural = config.task.neural_class().get_params()
     seen: list[dict[str, Any]] = []
@@ -198,4 +200,4 @@ def _allowed(dimension: Any, value: Any) -> bool:
     return isinstance(value, (int, float)) and dimension.low <= value <= dimension.high
 
 
-__all__ = ["OpenedStudy", "continued_seed", "open_study", "space_for_data"]
+__all__ = ["OpenedStudy", "continued_seed", "enqueue_recipes", "open_study", "space_for_data"]

@@ -23,6 +23,8 @@ from archtune.train.callbacks import StopAtDeadline
 from archtune.tune.objectives import best_by_score, score_of
 from archtune.tune.tuner import Search, trial_config
 
+# Warnings name the user's call: best_network <- finalise <- run_search <- AutoNeural*.fit (stacklevel 5
+# from best_network, one more per frame below it).
 # Configurations tried, best first, when the refit of the best one diverges on all rows.
 REFIT_ATTEMPTS = 3
 
@@ -98,7 +100,7 @@ def best_network(best: Any, score: float, epochs: int | None, search: Search, re
     elif kept is not None and deadline is not None and time.monotonic() >= deadline:
         estimator = kept  # no time left for a refit: the trial's own network, as reported
         warnings.warn(f"no time was left for the refit within budget={refit.budget!r}: the best trial's "
-                      "own network is kept", RuntimeWarning, stacklevel=4)
+                      "own network is kept", RuntimeWarning, stacklevel=5)
     elif kept is not None:
         estimator, finished = refit.first_that_trains([(best, params)], kept=kept)
         refitted = finished and estimator is not kept
@@ -107,7 +109,7 @@ def best_network(best: Any, score: float, epochs: int | None, search: Search, re
             # budget loses to the trial's own network.
             warnings.warn("the refit of the best network could not finish within budget="
                           f"{refit.budget!r}: the best trial's own network is kept instead", RuntimeWarning,
-                          stacklevel=4)
+                          stacklevel=5)
             estimator = kept
     else:  # the best trial ran in an earlier process: its network is not in memory
         estimator, finished = refit.first_that_trains(fallbacks(study, best, params))
@@ -156,7 +158,7 @@ class Refit:
                 failures.append(f"network #{trial.number}: {exc}")
                 fallback = "the best trial's own network is kept" if kept is not None else "trying the next one"
                 warnings.warn(f"the refit of network #{trial.number} on all rows diverged ({exc}); {fallback}",
-                              RuntimeWarning, stacklevel=5)
+                              RuntimeWarning, stacklevel=6)
                 if kept is not None:
                     self.used = candidates[0][0]
                     return kept, True
@@ -180,7 +182,7 @@ class Refit:
         if stop.stopped_at is not None:
             warnings.warn(f"the refit of the best network stopped at epoch {stop.stopped_at} of "
                           f"{params['max_epochs']} to keep within budget={self.budget!r}", RuntimeWarning,
-                          stacklevel=5)
+                          stacklevel=7)
         return estimator, stop.stopped_at is None
 
     def describe(self, trial: Any, kept: bool) -> dict[str, Any]:

@@ -13,12 +13,11 @@ import time
 from contextlib import nullcontext
 from typing import Any
 
-import optuna
 import pandas as pd
 
 from archtune.tune.config import SearchConfig
 from archtune.tune.data import SearchData, Split, search_splits
-from archtune.tune.opening import OpenedStudy
+from archtune.tune.opening import OpenedStudy, enqueue_recipes
 from archtune.tune.trial_loop import estimator_factory, refit_factor, trial_loop
 from archtune.tune.tuner import Search
 
@@ -56,6 +55,7 @@ def run_trials(config: SearchConfig, data: SearchData, opened: OpenedStudy, spli
                         # Several objectives: the preferred network may not be the best-scoring one.
                         keep=ENSEMBLE_CANDIDATES if (config.ensembling and data.images is None) or config.several else 1,
                         objectives=objectives)
+    enqueue_recipes(study, opened.space, config)
     remaining = None if config.seconds is None else max(0.0, config.seconds - (time.monotonic() - started))
     workers = None
     shared = is_shared(config.storage)

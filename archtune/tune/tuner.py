@@ -21,7 +21,6 @@ from typing import Any
 
 import numpy as np
 import optuna
-import pandas as pd
 
 from archtune.errors import ArchtuneError, DeadNetworkError, TrainingDivergedError
 from archtune.population import STRUCTURE_PARAMS, cohort_key, fit_population

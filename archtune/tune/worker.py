@@ -3,7 +3,7 @@
 `archtune worker --storage URL --study NAME` (and each Ray task of ``--workers N --ray``)
 calls `run_worker`: it waits for the coordinator's job (archtune.tune.job), reads the search's
 configuration from it (`SearchConfig.from_json`) and builds the same trial loop as the
-coordinator (archtune.tune.trials.trial_loop), rebuilds the search's splits from the
+coordinator (archtune.tune.trial_loop.trial_loop), rebuilds the search's splits from the
 published data, then asks for trials (whole cohorts, whose
 followers only this worker asks: archtune.tune.tuner.Search), trains them, reports every
 epoch to the pruner and tells the results, until the study's budget is met. No baselines, no
@@ -118,6 +118,9 @@ def run_worker(storage_url: str, study_name: str, threads: int | None = None, ma
     storage = make_storage(storage_url)
     study, job = wait_for_job(storage, storage_url, study_name, wait)
     where = f"study {study_name!r} in {storage_url}"
+    if "config" not in job:
+        raise DataError(f"{where} was published by another version of archtune (its job has no search "
+                        "configuration); run the worker with the coordinator's archtune version")
     # The coordinator's configuration, validated as its own was: the same trial loop as its.
     config = SearchConfig.from_json(job["config"], where)
     frame, y, weights, positions = read_data(job, data)
