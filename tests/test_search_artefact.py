@@ -206,3 +206,21 @@ def test_a_network_saved_over_an_older_run_is_what_loads(tmp_path):
                           {"units": [8, 16]}, cv=2).fit(X, y)
     archtune.save(search, tmp_path / "grid")
     np.testing.assert_array_equal(archtune.load(tmp_path / "grid").predict(X), search.predict(X))
+
+
+def test_a_two_output_search_saves_a_run_and_its_report(tmp_path):
+    from archtune.report.html import section_data
+    from archtune.run_folder import save_search_run
+
+    model, X_test = _search("two-output")
+    _, Y = _table("two-output")
+    out = tmp_path / "run"
+    report = save_search_run(model, out, {"task": "regression", "metric": "r2"}, X_test, Y.iloc[400:], seed=0)
+    assert report["holdout"]["r2"] == pytest.approx(model.score(X_test, Y.iloc[400:]))
+    evaluation = _strict_json(out / "evaluation.json")
+    assert evaluation["n_outputs"] == 2 and len(evaluation["points"]["actual"]) == len(X_test)
+    assert evaluation["points"]["actual"] == Y.iloc[400:, 0].tolist()  # the first output's points
+    result = CliRunner().invoke(cli, ["report", str(out)])
+    assert result.exit_code == 0, result.output
+    data = section_data((out / "report.html").read_text())
+    assert data["holdout"]["metrics"]["r2"] == pytest.approx(report["holdout"]["r2"])

@@ -356,7 +356,9 @@ def evaluate_rows(run: Run, X: Any, y: Any, *, permutation: bool) -> dict[str, A
     # even when given an array), so that the estimator does not warn about feature names.
     names = getattr(model, "feature_names_in_", None)
     frame = X if isinstance(X, pd.DataFrame) else pd.DataFrame(X, columns=None if names is None else list(names))
-    return evaluate(model, frame, pd.Series(np.asarray(y)), task_of(model).name, permutation=permutation)
+    target = np.asarray(y)
+    return evaluate(model, frame, pd.Series(target) if target.ndim == 1 else target, task_of(model).name,
+                    permutation=permutation)
 
 
 def permutation_data(run: Run) -> PermutationData | None:

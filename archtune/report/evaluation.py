@@ -75,8 +75,13 @@ def evaluate(model: Any, X: pd.DataFrame, y: pd.Series, task: str, *, seed: int 
 def _evaluate(model: Any, X: pd.DataFrame, y: Any, task: str, seed: int, permutation: bool) -> dict[str, Any]:
     from sklearn.metrics import confusion_matrix
 
-    y = pd.Series(y)
+    values = np.asarray(y)
+    # Several outputs: the metrics and the importance are over all of them (R^2 averaged), the
+    # points and the interval of the first output.
+    y = pd.DataFrame(values, index=X.index) if values.ndim == 2 else pd.Series(y)
     out: dict[str, Any] = {"task": task, "n_rows": int(len(X)), "index": _plain(list(X.index))}
+    if values.ndim == 2:
+        out["n_outputs"] = int(values.shape[1])
     rng = np.random.default_rng(seed)
     if task == "classification":
         labels = np.asarray(model.classes_)
@@ -88,9 +93,9 @@ def _evaluate(model: Any, X: pd.DataFrame, y: Any, task: str, seed: int, permuta
             out["calibration"] = calibration(np.asarray(y) == labels[1], proba[:, 1])
     else:
         pred = np.asarray(model.predict(X), dtype=float)
-        if pred.ndim > 1:  # multi-output: the report shows the first output
-            pred = pred[:, 0]
         actual = np.asarray(y, dtype=float)
+        if pred.ndim > 1:  # multi-output: the points are the first output's
+            pred, actual = pred[:, 0], actual.reshape(len(actual), -1)[:, 0]
         out.update(y_true=actual.tolist(), y_pred=pred.tolist())
         keep = np.sort(rng.choice(len(actual), size=min(MAX_POINTS, len(actual)), replace=False))
         out["points"] = {"actual": actual[keep].tolist(), "predicted": pred[keep].tolist(),
