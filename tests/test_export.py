@@ -235,17 +235,21 @@ def test_a_date_column_is_named_with_the_way_out(format, tmp_path):
 
 
 def test_ensembles_are_refused_with_the_way_to_export_their_networks(classifier, tmp_path):
-    from archtune.ensemble.bundle import save_ensemble
     from archtune.ensemble.model import Member, make_ensemble
 
     ensemble = make_ensemble("classification", [Member("network #1 (mlp)", classifier, "network", 0.8)], np.ones(1),
                         classes=classifier.classes_)
     with pytest.raises(InvalidParameterError, match="ensemble.*members"):
         archtune.export(ensemble, tmp_path / "e.pt", format="torchscript")
-    run = archtune.save(classifier, tmp_path / "run")
-    save_ensemble(ensemble, run / "ensemble")
+    # A search's run whose ensemble predicts (the fitted state of a search, built by hand).
+    from archtune.artefact import final_ensemble_dir
+    from archtune.auto import AutoNeuralClassifier
+
+    search = AutoNeuralClassifier()
+    search.best_estimator_, search.final_estimator_ = classifier, ensemble
+    run = archtune.save(search, tmp_path / "run")
     with pytest.raises(InvalidParameterError, match=r"export its networks one by one \(.*member-0"):
-        archtune.export(run / "ensemble", tmp_path / "e.pt", format="torchscript")
+        archtune.export(final_ensemble_dir(run), tmp_path / "e.pt", format="torchscript")
     with pytest.raises(InvalidParameterError, match="predicts with its ensemble.*--best-network"):
         archtune.export(run, tmp_path / "e.pt", format="torchscript")
     assert not (tmp_path / "e.pt").exists()

@@ -224,3 +224,25 @@ def test_a_two_output_search_saves_a_run_and_its_report(tmp_path):
     assert result.exit_code == 0, result.output
     data = section_data((out / "report.html").read_text())
     assert data["holdout"]["metrics"]["r2"] == pytest.approx(report["holdout"]["r2"])
+
+
+def test_a_run_saved_before_the_final_model_was_named_still_predicts_with_its_ensemble(tmp_path):
+    """Runs written before 2026-12 kept the ensemble in ensemble/ and no "final" field."""
+    from archtune.bundle_format import DESCRIPTION_KEY, description_digest
+    from archtune.ensemble.bundle import save_ensemble
+    from archtune.ensemble.gbm import LightGBMTableRegressor
+    from archtune.ensemble.model import Member, make_ensemble
+
+    X, y = _table("regression", n=300)
+    network = archtune.NeuralRegressor(max_epochs=2, units=16, hidden_layers=1, random_state=0).fit(X, y)
+    gbm = LightGBMTableRegressor(kinds={c: "numeric" for c in X.columns}).fit(X, y)
+    run = tmp_path / "old-run"
+    archtune.save(network, run)
+    meta = json.loads((run / "archtune.json").read_text())
+    del meta["final"]
+    meta[DESCRIPTION_KEY] = description_digest(meta)
+    (run / "archtune.json").write_text(json.dumps(meta))
+    ensemble = make_ensemble("regression", [Member("lightgbm", gbm, "lightgbm", 0.5)], np.ones(1))
+    save_ensemble(ensemble, run / "ensemble")
+    np.testing.assert_array_equal(archtune.load(run).predict(X), gbm.predict(X))
+    np.testing.assert_array_equal(archtune.load(run, best_network=True).predict(X), network.predict(X))
