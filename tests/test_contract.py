@@ -165,7 +165,7 @@ def test_cli_report_writes_a_page_or_refuses_by_name(artefacts, task, kind, tmp_
     page = tmp_path / "report.html"
     result = CliRunner().invoke(cli, ["report", str(directory), "-o", str(page)])
     if kind in ("bag", "ensemble"):  # a bare ensemble bundle is no run: the refusal names what to give
-        assert result.exit_code != 0 and "ensemble bundle, not a run folder" in result.output
+        assert result.exit_code != 0 and "an ensemble bundle; `archtune report` takes a run folder" in result.output
         assert "Traceback" not in result.output and not page.exists()
     else:
         assert result.exit_code == 0, result.output

@@ -122,7 +122,9 @@ def test_the_confusion_matrix_counts_what_the_run_predicts_on_the_held_out_rows(
     assert sum(holdout["calibration"]["counts"]) == 300
     perm = data["permutation-importance"]
     assert sorted(perm["features"]) == sorted(map(str, model.feature_names_in_))
-    assert perm["mean"] == sorted(perm["mean"], reverse=True) and perm["seconds"] < 30
+    assert perm["mean"] == sorted(perm["mean"], reverse=True)
+    # The rows it used were cut by the time one prediction took (never below 200): a rule, not a timing.
+    assert 200 <= perm["n_rows"] <= 300
 
 
 def test_the_page_is_self_contained_with_no_scripts_to_run(search_run):
@@ -214,9 +216,10 @@ def test_report_on_a_folder_that_is_not_a_run_is_a_one_line_error(tmp_path):
     result = CliRunner().invoke(cli, ["report", str(tmp_path)])
     assert result.exit_code == 2
     lines = result.output.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("archtune: error: ") and "not a run folder" in lines[0]
+    assert len(lines) == 1 and lines[0].startswith("archtune: error: ") and "an empty folder" in lines[0]
+    assert "`archtune report` takes a run folder" in lines[0]
     missing = CliRunner().invoke(cli, ["report", str(tmp_path / "nope")])
-    assert missing.exit_code == 2 and "no such run folder" in missing.output
+    assert missing.exit_code == 2 and "no such model bundle or run folder" in missing.output
 
 
 def test_plotting_functions_return_figures_from_a_run_or_an_estimator(search_run):

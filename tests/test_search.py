@@ -341,15 +341,20 @@ def test_tune_cli_bad_input(tmp_path, args, message):
     assert message in result.stderr and "Traceback" not in result.output
 
 
-def test_time_budget_covers_baselines_trials_and_refit(magic):
+def test_no_trial_starts_after_the_time_budget(magic):
+    """The search checks its budget before each trial (and after each epoch, and the refit stops
+    at it). How far past the budget a search ends depends on the machine's load, so that is
+    measured in bench/search_throughput.py (search seconds against the budget), not asserted
+    here; what is asserted is the decision, made on the search's own clock."""
+    import datetime
+
     X, y = load_shared("magic.tsv.gz", n=6000, seed=2)
-    started = time.monotonic()
+    started = datetime.datetime.now()
     model = AutoNeuralClassifier(budget="12s", random_state=0).fit(X, y)
-    elapsed = time.monotonic() - started
-    # Slack for the last epoch in flight and the refit estimate; before budget-aware stopping
-    # a 20 s budget took 34 s.
-    assert elapsed < 12 * 1.35, elapsed
-    assert model.study_.trials and hasattr(model, "best_estimator_")
+    offsets = [(t.datetime_start - started).total_seconds() for t in model.study_.trials
+               if t.datetime_start is not None]  # recipes still waiting when the budget ended never started
+    assert len(offsets) >= 2 and max(offsets) < 12, offsets
+    assert model.final_estimator_ is not None and model.best_estimator_.history_["epoch"].max() >= 1
 
 
 def test_auto_estimators_are_exported_and_quiet(magic, capsys):

@@ -68,7 +68,7 @@ def distill(run: Path, data: str, target: str | None, student: tuple[str, ...], 
     if out.exists() and not out.is_dir():
         raise InvalidParameterError(f"--out {out}: exists and is not a directory")
     from archtune.cli.common import load_training_table
-    from archtune.artefact import final_ensemble_dir, load
+    from archtune.artefact import check_path, final_ensemble_dir, load
     from archtune.fitting import check_params
     from archtune.io import atomic_write_bytes, save
     from archtune.shrink.distill import default_student
@@ -76,6 +76,7 @@ def distill(run: Path, data: str, target: str | None, student: tuple[str, ...], 
     from archtune.shrink.teacher import teacher_task
 
     # The model the run predicts with (archtune.load), or its best network with --best-network.
+    check_path(run, "distill")
     teacher = load(run, best_network=best_network)
     teacher_dir = (final_ensemble_dir(run) if not best_network else None) or run
     task = teacher_task(teacher)

@@ -75,8 +75,10 @@ def prune(run: Path, data: str, target: str, out: Path, max_drop: float, importa
     from archtune.io import atomic_write_bytes, load, save
     from archtune.shrink.prune import prune as prune_model
 
-    from archtune.artefact import final_ensemble_dir
+    from archtune.artefact import check_path, final_ensemble_dir
     from archtune.errors import BundleError
+
+    check_path(run, "prune")
 
     try:
         ensemble = final_ensemble_dir(run)

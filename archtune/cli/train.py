@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import json
 import sys
 import time
 from pathlib import Path
@@ -191,6 +190,9 @@ def predict(bundle: Path, data: str, output: Path | None, best_network: bool) ->
     from archtune.data.readers import load_table, source_name
     from archtune.io import atomic_write_bytes
 
+    from archtune.artefact import check_path
+
+    check_path(bundle, "predict")  # anything else is named in one line, with the command that takes it
     model = load(bundle, best_network=best_network)  # what archtune.load gives Python: the same predictions
     frame = resolve_image_paths(load_table(data), data)
     name = source_name(data)
@@ -235,14 +237,13 @@ def info(bundle: Path) -> None:
     weights came from (a bundle of `archtune pretrain`: its pretext task, epochs and rows)."""
     from sklearn.base import is_classifier
 
-    from archtune.artefact import final_ensemble_dir, load
-    from archtune.ensemble.bundle import is_ensemble_bundle
-    from archtune.transfer.source import PRETRAINED
+    from archtune.artefact import check_path, final_ensemble_dir, load
 
-    if _estimator_of(bundle) == PRETRAINED:
+    found = check_path(bundle, "info")
+    if found.kind == "pretrained":
         pretrained_info(bundle)
         return
-    if is_ensemble_bundle(bundle):
+    if found.kind == "ensemble":
         _ensemble_info(load(bundle))
         return
     final_dir = final_ensemble_dir(bundle)  # checked first: a mismatched pair is said, not half-shown
@@ -289,16 +290,6 @@ def info(bundle: Path) -> None:
         _ensemble_info(load(final_dir), indent=14)
     elif meta.get("final"):
         click.echo("predicts:     this network (the search's final model)")
-
-
-def _estimator_of(directory: Path) -> Any:
-    """The "estimator" a bundle's JSON names (None when it cannot be read: loading says why)."""
-    from archtune.bundle_format import META_FILE
-
-    try:
-        return json.loads((directory / META_FILE).read_text(encoding="utf-8")).get("estimator")
-    except (OSError, ValueError, AttributeError):
-        return None
 
 
 def _number(value: Any) -> str:

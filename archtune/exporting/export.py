@@ -209,8 +209,9 @@ def _from_directory(directory: Path, best_network: bool) -> tuple[Any, list[str]
             + (f"export its networks one by one ({', '.join(networks[:3])}{' ...' if len(networks) > 3 else ''}) "
                "or the run's best network (the run directory, with --best-network)" if networks
                else "it has no network member"))
-    from archtune.artefact import final_ensemble_dir
+    from archtune.artefact import check_path, final_ensemble_dir
 
+    check_path(directory, "export")  # a pretraining bundle, an exported file, ...: named, with what takes it
     try:
         ensemble_dir = final_ensemble_dir(directory)
     except BundleError:

@@ -70,20 +70,13 @@ def load_run(path: str | os.PathLike) -> Run:
     Raises
     ------
     DataError
-        ``path`` is not a run folder (no archtune.json), or one of its files is unreadable
-        (naming the file).
+        ``path`` is not a run folder (saying what it is and which command takes it), or one of
+        its files is unreadable (naming the file).
     """
     folder = Path(path)
-    hint = "give the --out folder of `archtune fit` or `archtune tune`"
-    if not folder.exists():
-        raise DataError(f"{folder}: no such run folder ({hint})")
-    if not folder.is_dir():
-        raise DataError(f"{folder}: not a run folder but a file ({hint})")
-    if not is_run_folder(folder):
-        raise DataError(f"{folder}: not a run folder (no {BUNDLE_FILE}); {hint}")
-    if (_read_json(folder / BUNDLE_FILE) or {}).get("format") == "archtune-ensemble":
-        raise DataError(f"{folder}: an ensemble bundle, not a run folder; give the run folder that holds it "
-                        f"({folder.resolve().parent})")
+    # Anything but a run folder (a pretraining or ensemble bundle, an exported file, a search
+    # stopped before it saved a model, an empty or foreign folder) is named in one line.
+    _check_reportable(folder)
     from archtune.artefact import final_ensemble_dir
     from archtune.ensemble.bundle import load_ensemble
     from archtune.io import load
@@ -104,6 +97,18 @@ def load_run(path: str | os.PathLike) -> Run:
 
         run.study = open_study(folder / STUDY_FILE, run.metrics.get("study"))
     return run
+
+
+def _check_reportable(folder: Path) -> None:
+    """DataError, in one line, for a folder archtune wrote that has no report to make (what it
+    is and what to do with it); nothing for a run folder."""
+    from archtune.artefact import check_path
+    from archtune.errors import InvalidParameterError
+
+    try:
+        check_path(folder, "report")
+    except InvalidParameterError as exc:
+        raise DataError(str(exc)) from None
 
 
 def run_of(source: Any) -> Run:
