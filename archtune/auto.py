@@ -100,6 +100,21 @@ class _AutoBase(BaseEstimator):
         on the same split, for the leaderboard (and as ensemble candidates).
     validation_fraction : float
     random_state : int, optional
+        Seeds the search: the splits, the sampler, every trial's network (its
+        ``random_state``), the baselines, the refit, the bag and the ensemble's selection.
+        A search alone in one process with a trial budget (``budget=30``) repeats: the same
+        rows, settings and integer seed give the same trials, best network, ensemble and
+        leaderboard (but for measured times), whatever the session drew from NumPy's or
+        torch's global generators before. Not reproducible, because a measured time decides:
+        a time budget (how many trials start, when training stops), the ``"latency"``
+        objective (the Pareto front and ``prefer``'s pick), and ``n_jobs > 1`` or worker
+        processes (which trial the sampler sees first). Float sums that torch,
+        scikit-learn or LightGBM split among threads (their counts follow the work and the
+        idle cores, `archtune.train.threads`) may differ in the last bits with the thread
+        count (``torch.set_num_threads(n)`` and threadpoolctl fix them; archtune keeps a
+        count the user set); the random forest baseline predicts on one thread, so that its
+        trees are added in one order. None draws a fresh seed from NumPy's global generator
+        in every fit.
     device : {"auto", "cpu", "cuda"}
     verbose : int
         0 silent; 1 a live progress line.

@@ -215,6 +215,20 @@ class _NeuralBase(BaseEstimator):
         image array, or a table of one image-path column). "auto": rotation for images,
         masked features otherwise.
     random_state : int, optional
+        Seeds everything random in ``fit``: the validation split, the initial weights (with
+        ``init_from``: the new layers), the batch order, dropout and image augmentation, the
+        learning-rate finder (``learning_rate="auto"``), pretraining (``pretrain_epochs``,
+        ``pretrain``) and each fine-tuning phase (``freeze``). The same rows, parameters and
+        integer seed give the same network and ``history_`` (but for its ``seconds``
+        column, which is measured time), whatever the session drew from NumPy's or torch's
+        global generators before. None draws a fresh seed from NumPy's global generator in
+        every fit, so each fit trains another network. The seed does not fix the thread
+        count: training steps are float sums that torch may split among its threads
+        (`archtune.train.threads`: one thread unless the steps are large, at most the idle
+        cores, i.e. the load average), so another count can change their last bits and,
+        through early stopping, the epoch kept; ``torch.set_num_threads(n)`` fixes it
+        (archtune keeps a count the user set). On a GPU, PyTorch's non-deterministic kernels
+        add their own differences.
     device : {"auto", "cpu", "cuda"}
     mixed_precision : {None, "bf16"}
         "bf16": each training step's forward pass runs under ``torch.autocast`` in bfloat16

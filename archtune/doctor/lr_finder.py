@@ -128,7 +128,10 @@ def lr_find(estimator: Any, X: Any, y: Any, *, method: str = "range", start_lr: 
     ----------
     estimator : NeuralClassifier or NeuralRegressor
         Unfitted or fitted; it is not changed. Its optimiser, batch size and architecture are
-        used as given.
+        used as given. Its ``random_state`` seeds the finder (the validation split, as a
+        fit's, the initial weights, the batches and dropout): None draws a fresh seed
+        from NumPy's global generator, so each call measures another curve; pass an integer
+        to repeat one.
     method : {"range", "divide"}
     start_lr, end_lr : float
         The range of the test ("divide" starts at ``end_lr``).
@@ -140,6 +143,18 @@ def lr_find(estimator: Any, X: Any, y: Any, *, method: str = "range", start_lr: 
         The range test stops once the smoothed loss exceeds this multiple of its best.
     probe_steps : int
         Steps per trial rate of the "divide" method.
+
+    Notes
+    -----
+    Reproducibility: the same estimator parameters (an integer ``random_state``), rows and
+    settings give the same curve and suggestion, whatever the session drew from NumPy's or
+    torch's global generators before; so does ``learning_rate="auto"`` in ``fit``, which runs
+    this finder on the fit's own prepared rows. The steps are float sums that torch may split
+    among its threads (`archtune.train.threads`, as in a fit: one thread unless the steps are
+    large, at most the idle cores, i.e. the load average), so another thread count can change
+    their last bits and, near the suggestion's thresholds, the rate suggested;
+    ``torch.set_num_threads(n)`` fixes it (archtune keeps a count the user set). On a GPU,
+    PyTorch's non-deterministic kernels add their own differences.
     """
     check_choice("method", method, ("range", "divide"))
     check_number("start_lr", start_lr, 0.0, low_open=True)

@@ -86,10 +86,16 @@ def bag(make_estimator: Callable[[dict[str, Any]], Any], params: dict[str, Any],
         K >= 2: members, and folds.
     scorer : callable
         A scikit-learn scorer for the out-of-fold score.
+    seed : int
+        Seeds the folds, and member k is ``make_estimator`` with ``random_state=seed + k``
+        (modulo 2**32): its initial weights, batch order and dropout. The default
+        0 is a seed too: the bag is the same in every call.
     deadline : float, optional
         `time.monotonic()` by which the bag must be done (each member keeps its best epoch so
         far): a stack trains until then; members one after another, member k until its share
-        ``(k + 1) / K`` of the time left has passed.
+        ``(k + 1) / K`` of the time left has passed. Where it cuts training short, the epoch
+        reached depends on the machine's speed and load: such a bag is not reproducible.
+        None (the default): no deadline.
     sample_weight : array of shape (n_samples,), optional
         Row weights: each member trains and early-stops with its rows' weights, and the
         out-of-fold score is weighted.
@@ -100,6 +106,18 @@ def bag(make_estimator: Callable[[dict[str, Any]], Any], params: dict[str, Any],
     Returns
     -------
     Bag, or None when a member cannot be trained (the error is warned, naming the fold).
+
+    Notes
+    -----
+    Reproducibility: the same rows, parameters and seed give the same members (weights,
+    ``history_`` but for its ``seconds`` column, which is measured time), folds and
+    out-of-fold predictions, whatever the session drew from NumPy's or torch's global
+    generators before, unless a ``deadline`` stops training. The training steps are float
+    sums that torch may split among its threads (`archtune.train.threads`: one thread unless
+    the steps, the K members' together in a stack, are large, at most the idle cores, i.e.
+    the load average), so another thread count can change their last bits and, through early
+    stopping, the epoch kept; ``torch.set_num_threads(n)`` fixes it (archtune keeps a count the
+    user set). On a GPU, PyTorch's non-deterministic kernels add their own differences.
     """
     from archtune.doctor.lr_finder import resolve_learning_rate
     from archtune.fitting import finish, prepare, train
@@ -108,7 +126,8 @@ def bag(make_estimator: Callable[[dict[str, Any]], Any], params: dict[str, Any],
     classes = np.unique(y) if task == "classification" else None
     folds = make_folds(y, n_folds, seed, stratify=task == "classification")
     started = time.monotonic()
-    estimators = [make_estimator({**params, "random_state": seed + k}) for k in range(n_folds)]
+    # Modulo 2**32: a seed near the top of the range still gives every member a valid random_state.
+    estimators = [make_estimator({**params, "random_state": (seed + k) % 2**32}) for k in range(n_folds)]
 
     def fail(k: int, exc: BaseException) -> None:  # one member that cannot train ends the bag, never the search
         warnings.warn(f"bagging: member {k + 1} of {n_folds} could not be trained ({type(exc).__name__}: "

@@ -10,8 +10,11 @@ Layout::
                                        (`archtune.ensemble.sklearn_member`)
 
 Members are written first and the JSON that names them last (each file atomically), so a
-crash leaves the previous bundle or the new one. Every member file's SHA-256 is in the JSON
-and checked on load: a changed or truncated file is refused with its name. The JSON is
+crash leaves the previous bundle, the new one, or (a save killed between two network members
+over an earlier bundle) a member that the JSON's checksum refuses by name. Every member file's
+SHA-256 (a network member's description's) is in the JSON and checked on load: a changed or
+truncated file is refused with its name. `archtune.save` of a search writes its ensemble in a
+fresh folder, so that its previous one is never touched. The JSON is
 strict: a non-finite number (a NaN score, NaN in the metadata) is written as null.
 """
 
@@ -90,6 +93,9 @@ def save_ensemble(ensemble: Ensemble, directory: str | os.PathLike, metadata: di
     for member, entry in zip(members, entries):
         if member.kind == "network":
             save(member.model, directory / entry["bundle"])
+            # The member's description, checksummed: a save killed between members leaves a
+            # member that the previous JSON's checksum refuses, never one predicting silently.
+            entry["sha256"] = hashlib.sha256((directory / entry["bundle"] / META_FILE).read_bytes()).hexdigest()
     for name, data in files.items():
         atomic_write_bytes(directory / name, data)
     meta = {
@@ -154,7 +160,10 @@ def load_ensemble(directory: str | os.PathLike) -> Ensemble:
         for entry in meta["members"]:
             kind = entry["kind"]
             if kind == "network":
-                model = load(_inside(directory, entry["bundle"]))
+                bundle = _inside(directory, entry["bundle"])
+                if "sha256" in entry:  # (bundles saved before 2026-12 have none)
+                    _checked(bundle / META_FILE, entry["sha256"], "network")
+                model = load(bundle)
             elif kind == "lightgbm":
                 own = decode_labels(entry["classes"], "classes") if task == "classification" else None
                 model = _load_lightgbm(directory, entry, task, own)

@@ -33,7 +33,10 @@ def pretrain(X: Any, *, estimator: Any = None, pretext: str = "auto", pretrain_e
     callbacks : sequence of Callback
     **params
         Estimator parameters (``arch="cnn"``, ``hidden_layers=3``, ``random_state=0``, ...),
-        set on a copy of ``estimator``.
+        set on a copy of ``estimator``. ``random_state`` seeds everything random here (the
+        holdout, the initial weights, batch order, dropout and the pretext's noise); None (the
+        default) draws a fresh seed from NumPy's global generator in every call, so each call
+        pretrains another network: pass an integer to repeat one.
 
     Returns
     -------
@@ -44,6 +47,17 @@ def pretrain(X: Any, *, estimator: Any = None, pretext: str = "auto", pretrain_e
     Raises
     ------
     InvalidParameterError, DataError, TrainingDivergedError
+
+    Notes
+    -----
+    Reproducibility: the same rows, parameters and integer ``random_state`` give the same
+    network and ``history_`` (but for its ``seconds`` column, which is measured time), whatever
+    the session drew from NumPy's or torch's global generators before. The training steps
+    are float sums that torch may split among its threads (`archtune.train.threads`: one
+    thread unless the steps are large, at most the idle cores, i.e. the load average), so
+    another thread count can change their last bits and, through early stopping, the epoch
+    kept; ``torch.set_num_threads(n)`` fixes it (archtune keeps a count the user set). On a
+    GPU, PyTorch's non-deterministic kernels add their own differences.
 
     Examples
     --------

@@ -54,8 +54,11 @@ def pretrain(X: Any, estimator: Any, *, pretext: str = "auto", pretrain_epochs: 
         (``arch``, layers, embeddings, ...), the preprocessing (``scaling``, ``categorical``,
         ``categorical_features``), the optimiser, learning-rate schedule, batch size,
         ``validation_fraction``, ``early_stopping``/``patience``, ``device`` and the seed
-        (``random_state``). ``learning_rate="auto"`` stands for 1e-3 (the learning-rate
-        finder is not run on a pretext task); ``max_epochs`` is replaced by ``pretrain_epochs``.
+        (``random_state``: the holdout, initial weights, batch order, dropout and the
+        pretext's noise; None draws a fresh seed from NumPy's global generator, so each call
+        pretrains another network; see `archtune.pretrain` for what may still vary).
+        ``learning_rate="auto"`` stands for 1e-3 (the learning-rate finder is not run on a
+        pretext task); ``max_epochs`` is replaced by ``pretrain_epochs``.
     pretext : {"auto", "masked_features", "rotation"}
         The pretext task (archtune.pretraining.tasks): "auto" is rotation for image arrays with
         arch="cnn", masked features otherwise.

@@ -34,6 +34,7 @@ def swap_noise(rows: Any, copies: int, probability: float, rng: np.random.Genera
     probability : float in (0, 1)
         The chance that a cell is swapped.
     rng : numpy.random.Generator
+        The only source of randomness: the same generator state gives the same rows.
 
     Returns
     -------

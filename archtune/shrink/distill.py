@@ -97,8 +97,11 @@ def distill(teacher: Any, X: Any, y: Any, student: NeuralClassifier | NeuralRegr
         Early-stopping rows instead of a split of (X, y); the validation loss is the
         distillation loss (the teacher is called on X_val), the metric the ordinary one.
     random_state : int, optional
-        Sets the student's ``random_state`` (and seeds the augmentation); None keeps the
-        student's own.
+        Sets the student's ``random_state``, which seeds everything random here: the
+        validation split, the student's initial weights, batch order and dropout, and the
+        swap-noise rows. None keeps the student's own; when that is None too (as for the
+        default student), a fresh seed is drawn from NumPy's global generator in every call,
+        so each call trains another student: pass an integer to repeat one.
     callbacks : list of archtune.train.Callback, optional
 
     Returns
@@ -118,6 +121,19 @@ def distill(teacher: Any, X: Any, y: Any, student: NeuralClassifier | NeuralRegr
         the teacher's classes not those of y; X_unlabeled or augment with sparse X.
     DataError
         X, y, X_unlabeled or validation_data cannot be used (named), as in ``fit``.
+
+    Notes
+    -----
+    Reproducibility: the same teacher, rows, parameters and seed give the same student
+    (weights, ``history_`` but for its ``seconds`` column, which is measured time) whatever
+    the session drew from NumPy's or torch's global generators before. What the seed does not
+    fix: the teacher's outputs are taken as the teacher gives them (a teacher whose
+    predictions vary between calls passes that on); and the student's training steps are
+    float sums that torch may split among its threads (`archtune.train.threads`: one thread
+    unless the steps are large, at most the idle cores, i.e. the load average), so another
+    thread count can change their last bits and, through early stopping, the epoch kept;
+    ``torch.set_num_threads(n)`` fixes it (archtune keeps a count the user set). On a GPU,
+    PyTorch's non-deterministic kernels add their own differences.
     """
     temperature = check_number("temperature", temperature, 0.0, low_open=True)
     alpha = check_number("alpha", alpha, 0.0, 1.0)

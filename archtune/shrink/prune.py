@@ -60,7 +60,8 @@ class PruneReport:
         One row per round, round 0 being the unpruned network: ``round``, ``n_params``
         (parameters of the network), ``n_nonzero`` (parameters that are not zero: what
         unstructured pruning reduces), ``latency_ms`` (milliseconds per 1000 rows, CPU, one
-        thread, see `archtune.shrink.latency.latency_ms`), ``score`` (validation score:
+        thread, see `archtune.shrink.latency.latency_ms`: measured, so it differs from call to
+        call while the other columns repeat), ``score`` (validation score:
         accuracy for a classifier, R^2 for a regressor), ``score_drop`` (baseline minus score),
         ``widths`` (units of each prunable layer), ``removed`` (per layer, the removed units'
         indices in the unpruned network; structured only).
@@ -135,7 +136,8 @@ def prune(model: Any, X: Any, y: Any, *, importance: str = "taylor", step: float
         Stop once the network has at most this many parameters (unstructured: non-zero ones).
     target_latency : float, optional
         Stop once a forward pass on 1000 rows takes at most this many milliseconds (CPU, one
-        thread; preprocessing not included).
+        thread; preprocessing not included). A measured time decides the stop: not
+        reproducible (see Notes).
     fine_tune_epochs : int
         Epochs of training after each round (0: none), at a tenth of the model's learning
         rate decayed along a cosine, with early stopping on the validation rows.
@@ -160,7 +162,12 @@ def prune(model: Any, X: Any, y: Any, *, importance: str = "taylor", step: float
     source : str, optional
         Where the model came from (a run directory), recorded in the result's ``lineage_``.
     random_state : int, optional
-        Seeds the holdout split, the importance rows and fine-tuning.
+        Seeds every random choice: the holdout split, the rows the Taylor importance is
+        averaged over (and their batches), and each round's fine-tuning (batch order,
+        dropout). None (the default): the model's own ``random_state`` when it is an integer,
+        so a network fitted with ``random_state=0`` prunes the same way in every call;
+        otherwise (a model fitted with ``random_state=None``) a fresh seed is drawn from
+        NumPy's global generator, and each call may prune differently.
     verbose : int
         1 prints a line per round.
 
@@ -181,6 +188,25 @@ def prune(model: Any, X: Any, y: Any, *, importance: str = "taylor", step: float
         cannot be pruned structurally (arch="resnet", "layers").
     DataError
         X, y or validation_data do not match what the model was fitted on.
+
+    Notes
+    -----
+    Reproducibility: the same model, rows, parameters and seed give the same pruned network,
+    ``lineage_`` and report (all but its ``latency_ms``), whatever the session drew from
+    NumPy's or torch's global generators before (the seed alone draws what is random). What
+    the seed does not fix:
+
+    - ``latency_ms`` is measured time and differs from call to call. Without
+      ``target_latency`` (the default) it is only reported; with it, the round where pruning
+      stops depends on the timing (and on the machine's load), so such a call is not
+      reproducible: prefer ``target_params``, which counts.
+    - The validation scores, the importances and the fine-tuning steps are float sums that
+      torch may split among its threads, so another thread count can change their last bits
+      and, through a near tie, a unit ranked or a round kept. Fine-tuning takes its threads
+      by `archtune.train.threads` (one unless its steps are large, at most the idle cores:
+      the load average), the rest runs on torch's current count; ``torch.set_num_threads(n)``
+      fixes both (archtune keeps a count the user set). On a GPU, PyTorch's
+      non-deterministic kernels add their own differences.
     """
     _check(model, importance, step, max_score_drop, target_params, target_latency, fine_tune_epochs, method, scope,
            validation_fraction, max_rounds)
@@ -190,7 +216,7 @@ def prune(model: Any, X: Any, y: Any, *, importance: str = "taylor", step: float
     arch = model.model_config_.arch
     if method == "structured" and arch in STRUCTURED_REFUSED:
         raise InvalidParameterError(STRUCTURED_REFUSED[arch])
-    seed = seed_from(random_state)
+    seed = _seed(model, random_state)
     X_fit, y_fit, X_val, y_val = _rows(model, X, y, validation_data, validation_fraction, seed)
     data = _Data(input_matrix(model, X_fit), target_tensor(model, y_fit), input_matrix(model, X_val, "validation X"),
                  target_tensor(model, y_val, "validation y"), X_val, y_val)
@@ -200,6 +226,16 @@ def prune(model: Any, X: Any, y: Any, *, importance: str = "taylor", step: float
                                     "(its hidden_sizes are empty, or every layer's width is tied by a skip "
                                     "connection)")
     return pruner.run(max_score_drop, target_params, target_latency, max_rounds, source, verbose)
+
+
+def _seed(model: Any, random_state: Any) -> int:
+    """The run's seed: ``random_state``, else the model's own integer ``random_state`` (the
+    network of a seeded fit prunes reproducibly without a second seed), else a fresh one."""
+    if random_state is None:
+        own = model.get_params().get("random_state")
+        if isinstance(own, (int, np.integer)) and not isinstance(own, bool):
+            random_state = int(own)
+    return seed_from(random_state)
 
 
 def _check(model: Any, importance: str, step: float, max_score_drop: float | None, target_params: int | None,
