@@ -21,6 +21,7 @@ from sklearn.datasets import load_breast_cancer
 from archtune import InvalidParameterError, NeuralClassifier
 from archtune.auto import AutoNeuralClassifier
 from archtune.cli import cli
+from archtune.train.callbacks import Callback
 from archtune.tune.tuner import trial_config
 
 mlflow = pytest.importorskip("mlflow", reason="needs the mlflow extra: pip install 'archtune[mlflow]'")
@@ -288,3 +289,219 @@ def test_cli_names_the_missing_extra_before_reading_data(tmp_path, monkeypatch):
         assert result.exit_code == 2, result.output
         assert "archtune[mlflow]" in result.output and "Traceback" not in result.output
         assert not (tmp_path / command).exists() and not (tmp_path / "mlruns").exists()
+
+
+# --------------------------------------------------------------------------- end states
+# Every way a fit, a search's trial or a search ends gives its MLflow run the matching status
+# and tag archtune.end_state, and its TensorBoard event file the text summary end_state
+# (archtune.tracking.records). The cases are named as the issue names them: "raised" (another
+# error) is the end state "failed".
+
+STATUS = {"complete": "FINISHED", "budget": "FINISHED", "pruned": "KILLED", "diverged": "FAILED", "raised": "FAILED",
+          "interrupted": "KILLED"}
+END_STATE = {"raised": "failed"}  # otherwise the case's own name
+DIVERGING = {"learning_rate": 1000.0, "optimizer": "sgd"}  # the loss explodes in the first epochs
+
+
+def _texts(folder: Path) -> dict[str, list[str]]:
+    """Every text summary in the event files of ``folder``: tag -> its texts, in order."""
+    from tensorboardX.proto.event_pb2 import Event
+
+    out: dict[str, list[str]] = {}
+    for path in sorted(folder.glob("events.out.tfevents.*")):
+        raw = path.read_bytes()
+        at = 0
+        while at < len(raw):
+            (length,) = struct.unpack("<Q", raw[at:at + 8])
+            event = Event.FromString(raw[at + 12:at + 12 + length])
+            at += 12 + length + 4
+            for value in event.summary.value:
+                if value.metadata.plugin_data.plugin_name == "text":
+                    tag = value.tag.removesuffix("/text_summary")
+                    out.setdefault(tag, []).extend(s.decode() for s in value.tensor.string_val)
+    return out
+
+
+def _fail_at_epoch(monkeypatch, epoch: int, error: BaseException) -> None:
+    """Training raises ``error`` inside the loop at the end of ``epoch`` (its divergence check),
+    whichever engine trains: what an error or Ctrl-C in the middle of training looks like."""
+    from archtune.train import core
+
+    checked = core.divergence
+
+    def failing(logs, limit, learning_rate):
+        if logs["epoch"] == epoch:
+            raise error
+        return checked(logs, limit, learning_rate)
+
+    monkeypatch.setattr(core, "divergence", failing)
+
+
+def _assert_end(run, tb: Path | None, case: str) -> None:
+    """The run's status and end-state tag, and the event file's end_state, say ``case``."""
+    state = END_STATE.get(case, case)
+    assert (run.info.status, run.data.tags.get("archtune.end_state")) == (STATUS[case], state)
+    assert (run.data.tags.get("archtune.stopped_by_budget") == "true") == (case == "budget")
+    assert ("archtune.end_reason" in run.data.tags) == (case not in ("complete", "budget"))
+    if tb is not None and HAS_TENSORBOARDX:
+        texts = _texts(tb)
+        assert texts["end_state"] == [state]
+        assert ("end_reason" in texts) == (case not in ("complete", "budget"))
+
+
+class _RaiseAt(Callback):
+    """A callback that raises ``error`` at the end of ``epoch``."""
+
+    def __init__(self, error: BaseException, epoch: int = 2):
+        self.error, self.epoch = error, epoch
+
+    def on_epoch_end(self, trainer, logs):
+        if logs["epoch"] == self.epoch:
+            raise self.error
+
+
+FIT_CASES = {"complete": ({}, None, None),
+             "diverged": (DIVERGING, None, "TrainingDivergedError"),
+             "pruned": ({}, "pruned", "TrialPruned"),  # an Optuna objective's pruning callback
+             "raised": ({}, RuntimeError("a callback failed"), "RuntimeError"),
+             "interrupted": ({}, KeyboardInterrupt(), "KeyboardInterrupt")}
+
+
+@pytest.mark.parametrize("case", list(FIT_CASES))
+def test_a_fit_ends_in_mlflow_and_tensorboard_as_its_training_ended(case, tmp_path, data):
+    import optuna
+
+    from archtune.train import MLflowLogger, TensorBoardLogger
+
+    X, y = data
+    params, error, raised = FIT_CASES[case]
+    error = optuna.TrialPruned("pruned at epoch 2") if error == "pruned" else error
+    logger = MLflowLogger(str(tmp_path / "mlruns"))
+    callbacks = [logger, *([TensorBoardLogger(tmp_path / "tb")] if HAS_TENSORBOARDX else []),
+                 *([_RaiseAt(error)] if error is not None else [])]
+    model = NeuralClassifier(max_epochs=4, units=8, hidden_layers=1, random_state=0, **params)
+    if raised is None:
+        model.fit(X, y, callbacks=callbacks)
+    else:
+        with pytest.raises(BaseException) as caught:
+            model.fit(X, y, callbacks=callbacks)
+        assert type(caught.value).__name__ == raised
+    client = client_for(str(tmp_path / "mlruns"))
+    run = client.get_run(logger.run_id)
+    _assert_end(run, tmp_path / "tb", case)
+    assert logger.end_state.state == END_STATE.get(case, case)
+    if raised is not None:
+        assert run.data.tags["archtune.end_reason"].startswith(raised)
+    # The epochs trained before the end are logged (buffered epochs are flushed however it ends;
+    # a diverging epoch ends training before the callbacks see it).
+    steps = {m.step for m in client.get_metric_history(logger.run_id, "train_loss")}
+    assert steps == {"complete": {1, 2, 3, 4}, "diverged": {1}}.get(case, {1, 2})
+
+
+CLI_CASES = {"complete": 0, "diverged": 2, "raised": 1, "interrupted": 1}  # the exit codes
+
+
+@pytest.mark.parametrize("case", list(CLI_CASES))
+def test_cli_fit_ends_in_mlflow_and_tensorboard_as_its_training_ended(case, tmp_path, monkeypatch):
+    uri = str(tmp_path / "mlruns")
+    args = ["fit", "breast_cancer", "--set", "max_epochs=4", "--set", "units=8", "--set", "hidden_layers=1", "-q",
+            "--no-report", "--out", str(tmp_path / "fit"), "--mlflow", uri,
+            *(["--tensorboard", str(tmp_path / "tb")] if HAS_TENSORBOARDX else [])]
+    if case == "diverged":
+        args += [f"--set={k}={v}" for k, v in DIVERGING.items()]
+    elif case != "complete":
+        _fail_at_epoch(monkeypatch, 2, RuntimeError("out of memory") if case == "raised" else KeyboardInterrupt())
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == CLI_CASES[case], result.output
+    client = client_for(uri)
+    (run,) = client.search_runs([client.get_experiment_by_name("archtune").experiment_id])
+    _assert_end(run, tmp_path / "tb", case)
+    if case == "diverged":
+        assert "diverged" in result.output and run.data.tags["archtune.end_reason"].startswith("TrainingDivergedError")
+
+
+SEARCH_SPACE = {"max_epochs": 4, "hidden_layers": 1, "units": 8, "arch": "mlp"}
+# (budget, space, what the search raises); the injected errors come at the first trial's second epoch.
+SEARCH_CASES = {"complete": (2, SEARCH_SPACE, None),
+                "diverged": (2, {**SEARCH_SPACE, **DIVERGING}, "DataError"),  # no trial trained: they all diverged
+                "pruned": (2, SEARCH_SPACE, None),  # the best pruned trial is the search's network
+                "budget": ("2s", {**SEARCH_SPACE, "max_epochs": 100000, "early_stopping": False}, None),
+                "raised": (2, SEARCH_SPACE, "RuntimeError"),
+                "interrupted": (2, SEARCH_SPACE, "KeyboardInterrupt")}
+
+
+@pytest.fixture(scope="module")
+def searches(tmp_path_factory, data):
+    """case -> (MLflow client, its runs, the TensorBoard folder): one tracked search per case,
+    run when a test first asks for it."""
+    done: dict[str, tuple] = {}
+
+    def run(case: str) -> tuple:
+        if case in done:
+            return done[case]
+        import optuna
+
+        root = tmp_path_factory.mktemp(f"search_{case}")
+        budget, space, raised = SEARCH_CASES[case]
+        X, y = data
+        model = AutoNeuralClassifier(budget=budget, space=space, baselines=False, ensemble=False, refit=False,
+                                     pruner=None, random_state=0, mlflow_uri=str(root / "mlruns"),
+                                     tensorboard_dir=str(root / "tb") if HAS_TENSORBOARDX else None)
+        with pytest.MonkeyPatch.context() as patch, warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            if case == "pruned":
+                patch.setattr(optuna.trial.Trial, "should_prune", lambda self: True)
+            elif case in ("raised", "interrupted"):
+                _fail_at_epoch(patch, 2, RuntimeError("out of memory") if case == "raised" else KeyboardInterrupt())
+            if raised is None:
+                model.fit(X, y)
+            else:
+                with pytest.raises(BaseException) as caught:
+                    model.fit(X, y)
+                assert type(caught.value).__name__ == raised
+        client = client_for(str(root / "mlruns"))
+        done[case] = client, client.search_runs([client.get_experiment_by_name("archtune").experiment_id]), root / "tb"
+        return done[case]
+
+    return run
+
+
+@pytest.mark.parametrize("case", list(SEARCH_CASES))
+def test_a_search_trial_ends_in_mlflow_and_tensorboard_as_it_ended(case, searches):
+    from archtune.tracking.tensorboard_events import trial_folder
+
+    client, runs, tb = searches(case)
+    trials = [r for r in runs if r.data.tags.get("archtune.kind") == "trial"]
+    assert trials
+    for run in trials:  # every trial of the case ended so
+        _assert_end(run, tb / trial_folder(int(run.data.tags["archtune.trial"])), case)
+        # archtune.state stays the Optuna state: an interrupted or failed trial is failed in the study.
+        assert run.data.tags["archtune.state"] == {"complete": "complete", "budget": "complete",
+                                                   "pruned": "pruned"}.get(case, "failed")
+
+
+@pytest.mark.parametrize("case", [c for c in SEARCH_CASES if c != "pruned"])
+def test_a_search_parent_run_ends_in_mlflow_and_tensorboard_as_the_search_ended(case, searches):
+    client, runs, tb = searches(case)
+    (parent,) = [r for r in runs if r.data.tags.get("archtune.kind") == "search"]
+    _assert_end(parent, tb / "search", case)
+    if case == "diverged":
+        assert parent.data.tags["archtune.end_reason"].startswith("every trial diverged")
+
+
+def test_a_tracking_error_mid_fit_warns_once_and_marks_its_run_failed(tmp_path, data, monkeypatch):
+    from archtune.train import MLflowLogger, tracking
+
+    def broken(history):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(tracking, "epoch_metrics", broken)  # the first flush of epochs fails
+    X, y = data
+    logger = MLflowLogger(str(tmp_path / "mlruns"), flush_every=2)
+    with pytest.warns(RuntimeWarning, match="disk full") as caught:
+        NeuralClassifier(max_epochs=4, units=8, hidden_layers=1, random_state=0).fit(X, y, callbacks=[logger])
+    assert len([w for w in caught if "experiment tracking" in str(w.message)]) == 1
+    run = client_for(str(tmp_path / "mlruns")).get_run(logger.run_id)
+    # Not left RUNNING: failed, and the reason is tracking's, not training's (which completed).
+    assert run.info.status == "FAILED" and "tracking stopped" in run.data.tags["archtune.end_reason"]
+    assert logger.end_state.state == "complete"

@@ -8,6 +8,11 @@ parameters and tags go in `log_batch` calls (a trial's whole history at once, at
 
 mlflow is an optional extra (``pip install 'archtune[mlflow]'``, the ``mlflow-skinny``
 client), imported when a tracker is made.
+
+Every run ends with the status of how its trial or search ended (archtune.tracking.records,
+`RUN_STATUS`): complete and budget FINISHED, diverged and failed FAILED, pruned and
+interrupted KILLED; the tags ``archtune.end_state``, ``archtune.end_reason`` and (budget)
+``archtune.stopped_by_budget`` say which.
 """
 
 from __future__ import annotations
@@ -18,12 +23,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from archtune.tracking.records import TrialRecord, epoch_metrics, param_text
+from archtune.tracking.records import EndState, TrialRecord, epoch_metrics, param_text
 
 MLFLOW_EXTRA = "pip install 'archtune[mlflow]'"
 # Items per log_batch call that every MLflow store accepts.
 BATCH = {"metrics": 1000, "params": 100, "tags": 100}
-STATUS = {"complete": "FINISHED", "pruned": "KILLED", "failed": "FAILED"}
 
 
 def require_mlflow() -> Any:
@@ -146,8 +150,9 @@ class MLflowSearchLog:
     def trial(self, record: TrialRecord) -> None:
         attrs = record.attrs
         diagnosis = attrs.get("diagnosis") or {}
+        end = record.end_state
         tags = {"archtune.trial": record.number, "archtune.state": record.state,
-                "archtune.searched": ",".join(record.searched)}
+                "archtune.searched": ",".join(record.searched), **end.tags()}
         for key in ("fail_reason", "pruned_at_epoch", "best_epoch", "cohort", "cohort_leader", "recipe"):
             if attrs.get(key) is not None:
                 tags[f"archtune.{key}"] = attrs[key]
@@ -165,33 +170,35 @@ class MLflowSearchLog:
         log_batch(self.client, run_id, metrics, params=record.params)
         if diagnosis:
             self.client.log_dict(run_id, diagnosis, "diagnosis.json")
-        self.client.set_terminated(run_id, STATUS.get(record.state, "FAILED"))
+        self.client.set_terminated(run_id, end.run_status)
 
     def baselines(self, baselines: list[dict[str, Any]]) -> None:
         for b in baselines:
             error = b.get("error")
+            end = EndState("complete") if error is None else EndState("failed", str(error))
             run_id = self._child(b["name"], "baseline", {"archtune.state": "baseline" if error is None else "failed",
-                                                         **({"archtune.error": error} if error else {})})
+                                                         **({"archtune.error": error} if error else {}), **end.tags()})
             metrics = [("fit_seconds", float(b["fit_seconds"]), 0)] if b.get("fit_seconds") is not None else []
             if error is None and b.get("score") is not None:
                 metrics.append(("value", float(b["score"]), 0))
             log_batch(self.client, run_id, metrics, params={"params": b.get("params") or ""})
-            self.client.set_terminated(run_id, "FINISHED" if error is None else "FAILED")
+            self.client.set_terminated(run_id, end.run_status)
 
-    def end(self, metrics: dict[str, float], tags: dict[str, Any], files: dict[str, bytes], failed: bool) -> None:
+    def end(self, metrics: dict[str, float], tags: dict[str, Any], files: dict[str, bytes], end: EndState) -> None:
         """The search's summary metrics and tags, small files (name -> content) as artifacts,
-        and the parent run's status."""
+        and how it ended: the parent run's status and end-state tags."""
         import tempfile
 
         if self.run_id is None:  # the search failed before it started
             return
-        log_batch(self.client, self.run_id, [(k, float(v), 0) for k, v in metrics.items()], tags=tags)
+        log_batch(self.client, self.run_id, [(k, float(v), 0) for k, v in metrics.items()],
+                  tags={**tags, **end.tags()})
         if files:
             with tempfile.TemporaryDirectory() as folder:
                 for name, content in files.items():
                     (Path(folder) / name).write_bytes(content)
                 self.client.log_artifacts(self.run_id, folder)
-        self.client.set_terminated(self.run_id, "FAILED" if failed else "FINISHED")
+        self.client.set_terminated(self.run_id, end.run_status)
 
 
 

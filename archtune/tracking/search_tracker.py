@@ -7,6 +7,15 @@ and that backend stops while the search goes on. A trial is logged once, at its 
 its recorded history (one batch of metrics), by one background thread: the search hands it
 the trial's record and goes on (MLflow's file store takes ~80 ms a trial, bench/
 tracking_overhead.py), and the search's end waits for everything to be written.
+
+How each trial and the search itself ended is the run's end state (archtune.tracking.records:
+MLflow's run status and tags, TensorBoard's ``end_state`` text). A trial's comes from its
+Optuna state and attributes: complete (FINISHED), budget (complete but cut short by the time
+budget: FINISHED, ``archtune.stopped_by_budget``), pruned (KILLED), diverged and failed
+(FAILED), interrupted (Ctrl-C during the trial: KILLED). The search's parent run: complete
+(FINISHED; a trial budget spent), budget (FINISHED; a time budget spent), diverged (FAILED: it
+raised after every trial it saw diverged), failed (FAILED: any other error), interrupted
+(KILLED: Ctrl-C).
 """
 
 from __future__ import annotations
@@ -22,7 +31,7 @@ from typing import Any
 
 from archtune.errors import InvalidParameterError
 from archtune.io import params_from_json
-from archtune.tracking.records import TrialRecord
+from archtune.tracking.records import EndState, TrialRecord, end_state_of
 from archtune.tune.space import AUTO_LR_SCALE_PARAM
 from archtune.tune.leaderboard import network_name
 
@@ -81,6 +90,7 @@ class SearchTracker:
         # n_jobs > 1); None ends it.
         self._queue: queue.Queue = queue.Queue()
         self._pending: collections.deque[str] = collections.deque()  # warnings for the search's thread
+        self._trial_ends: list[str] = []  # the end state of every trial handed over, in order
         self._writer = threading.Thread(target=self._write, name="archtune-tracking", daemon=True)
         self._writer.start()
 
@@ -100,7 +110,8 @@ class SearchTracker:
                 self.backends.remove(backend)
                 if method != "end":
                     with contextlib.suppress(Exception):  # a stopped backend's run is marked failed
-                        backend.end({}, {}, {}, True)
+                        backend.end({}, {}, {}, EndState("failed", f"experiment tracking stopped ({method}: "
+                                                                   f"{type(exc).__name__}: {exc})"))
                 # Warned from the search's own thread (`_flush`): a warning raised in this thread
                 # is lost whenever the main thread sits in a `catch_warnings` that ignores
                 # RuntimeWarning (the preprocessor's numeric fitting has one).
@@ -129,7 +140,9 @@ class SearchTracker:
         if not self.backends:
             return
         try:
-            self._queue.put(("trial", self._record(trial, outcome)))
+            record = self._record(trial, outcome)
+            self._trial_ends.append(record.end_state.state)
+            self._queue.put(("trial", record))
         except Exception as exc:  # reading the trial back: never an error of the search
             warnings.warn(f"experiment tracking skipped trial {trial.number} ({type(exc).__name__}: {exc})",
                           RuntimeWarning, stacklevel=2)
@@ -150,10 +163,12 @@ class SearchTracker:
         if records:
             self._queue.put(("baselines", list(records)))
 
-    def end(self, board: Any = None, best_score: float | None = None, failed: bool = False) -> None:
-        """The search ended (``failed``: by an error): the leaderboard (a DataFrame) and the
-        best score go to every backend, the leaderboard as ``leaderboard.csv``; returns once
-        everything the search sent is written (or after `END_WAIT` seconds)."""
+    def end(self, board: Any = None, best_score: float | None = None, error: BaseException | None = None,
+            budget: bool = False) -> None:
+        """The search ended: by itself (``budget``: a time budget it spent), or by ``error``.
+        The leaderboard (a DataFrame) and the best score go to every backend, the leaderboard
+        as ``leaderboard.csv``, and the end state (`search_end_state`) closes the parent run;
+        returns once everything the search sent is written (or after `END_WAIT` seconds)."""
         metrics: dict[str, float] = {}
         tags: dict[str, Any] = {}
         files: dict[str, bytes] = {}
@@ -165,13 +180,22 @@ class SearchTracker:
                 tags["archtune.best"] = board.iloc[0]["model"]
         if best_score is not None:
             metrics["best_score"] = float(best_score)
-        self._queue.put(("end", metrics, tags, files, failed))
+        self._queue.put(("end", metrics, tags, files, self.search_end_state(error, budget)))
         self._queue.put(None)
         self._writer.join(END_WAIT)
         self._flush()
         if self._writer.is_alive():
             warnings.warn(f"experiment tracking had not finished writing after {END_WAIT:.0f} s; the search "
                           "ends without waiting for it", RuntimeWarning, stacklevel=2)
+
+
+    def search_end_state(self, error: BaseException | None, budget: bool = False) -> EndState:
+        """How the search ended: `end_state_of` its error, except that an error after every
+        trial handed over (at least one) diverged is the search diverging."""
+        end = end_state_of(error, budget=budget)
+        if end.state == "failed" and self._trial_ends and set(self._trial_ends) == {"diverged"}:
+            return EndState("diverged", f"every trial diverged; {end.reason}")
+        return end
 
 
 def make_search_tracker(mlflow_uri: str | None, tensorboard_dir: str | None, experiment: str) -> SearchTracker | None:

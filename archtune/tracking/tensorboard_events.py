@@ -2,6 +2,10 @@
 (one scalar per history column, step = epoch), and ``search/`` with each trial's value by
 trial number and the baselines' scores.
 
+TensorBoard has no run status: how a trial or the search ended is the text summary
+``end_state`` of its event file (complete, budget, pruned, diverged, failed, interrupted;
+archtune.tracking.records), with ``end_reason`` when there is one.
+
 Written with tensorboardX (``pip install 'archtune[tensorboard]'``, a pure-Python writer of
 the event format), or with ``torch.utils.tensorboard`` where the tensorboard package is
 installed instead; both give the same files, which ``tensorboard --logdir DIR`` shows.
@@ -12,7 +16,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from archtune.tracking.records import TrialRecord, epoch_metrics
+from archtune.tracking.records import EndState, TrialRecord, epoch_metrics
 
 TENSORBOARD_EXTRA = "pip install 'archtune[tensorboard]'"
 
@@ -29,6 +33,15 @@ def summary_writer_class() -> Any:
             raise ImportError("writing TensorBoard event files needs the optional package tensorboardX (or "
                               f"tensorboard): {TENSORBOARD_EXTRA}") from None
     return SummaryWriter
+
+
+def write_end_state(writer: Any, end: EndState, step: int = 0) -> None:
+    """How a run ended, in its event file (TensorBoard has no run status): the text summary
+    ``end_state`` (complete, budget, pruned, diverged, failed or interrupted) and, with a
+    reason, ``end_reason``."""
+    writer.add_text("end_state", end.state, step)
+    if end.reason:
+        writer.add_text("end_reason", end.reason, step)
 
 
 def trial_folder(number: int) -> str:
@@ -57,12 +70,15 @@ class TensorBoardSearchLog:
 
     def trial(self, record: TrialRecord) -> None:
         writer = self.writer_class(str(self.logdir / trial_folder(record.number)))
+        end = record.end_state
         try:
-            for key, value, step in epoch_metrics(record.history):
+            metrics = epoch_metrics(record.history)
+            for key, value, step in metrics:
                 writer.add_scalar(key, value, step)
             writer.add_text("params", _table({k: record.params.get(k) for k in record.searched} or record.params), 0)
-            writer.add_text("outcome", f"{record.name}: {record.state}"
+            writer.add_text("outcome", f"{record.name}: {end.state}"
                             + (f", value {record.value:.6g}" if record.value is not None else ""), 0)
+            write_end_state(writer, end, max((step for _, _, step in metrics), default=0))
         finally:
             writer.close()
         if record.value is not None:
@@ -73,10 +89,12 @@ class TensorBoardSearchLog:
         if scored:
             self.search.add_text("baselines", _table(scored), 0)
 
-    def end(self, metrics: dict[str, float], tags: dict[str, Any], files: dict[str, bytes], failed: bool) -> None:
+    def end(self, metrics: dict[str, float], tags: dict[str, Any], files: dict[str, bytes], end: EndState) -> None:
         for key, value in metrics.items():
             self.search.add_scalar(key, value, 0)
-        self.search.add_text("outcome", _table({**tags, "status": "failed" if failed else "finished"}), 0)
+        self.search.add_text("outcome", _table({**tags, "status": end.state,
+                                                **({"reason": end.reason} if end.reason else {})}), 0)
+        write_end_state(self.search, end, 0)
         self.search.close()
 
 
@@ -85,4 +103,4 @@ def _table(values: dict[str, Any]) -> str:
     return "| name | value |\n|---|---|\n" + "\n".join(f"| {k} | {v} |" for k, v in values.items())
 
 
-__all__ = ["TENSORBOARD_EXTRA", "TensorBoardSearchLog", "summary_writer_class", "trial_folder"]
+__all__ = ["TENSORBOARD_EXTRA", "TensorBoardSearchLog", "summary_writer_class", "trial_folder", "write_end_state"]

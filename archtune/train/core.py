@@ -83,7 +83,9 @@ class TrainingState:
     stop_training : bool
         Set it in a callback to end this member's training after the current epoch.
     status : str
-        "running", then "complete", "diverged" or "stopped" (a callback raised: ``error``).
+        "running", then "complete", "diverged" or "stopped" (a callback raised: ``error``); or,
+        when an exception leaves the training loop (``error``, as ``on_train_end`` sees it),
+        "failed" (an Exception) or "interrupted" (KeyboardInterrupt, SystemExit).
     """
 
     def __init__(self, index: int, config: TrainConfig, metric_name: str, callbacks: Sequence[Callback],
@@ -298,6 +300,11 @@ def run(engine: Engine, members: list[TrainingState], X: Rows, y: torch.Tensor,
                 engine.remove(keep)
                 for pos, member in enumerate(active):
                     member.position = pos
+    except BaseException as exc:  # the callbacks' on_train_end learns what ended training
+        for member in members:
+            if member.status == "running":
+                member.status, member.error = ("failed" if isinstance(exc, Exception) else "interrupted"), exc
+        raise
     finally:
         try:
             for member in members:

@@ -112,8 +112,8 @@ def run_search(config: SearchConfig, data: SearchData, started: float | None = N
         final = finalise(config, data, opened, search, fitted, splits, started)
         board = leaderboard(opened.study, records)
         study = _in_memory(opened.study, opened.storage) if scratch else opened.study
-    if tracker is not None:
-        tracker.end(board, final.best.score)
+    if tracker is not None:  # a time budget always ends the trials by its deadline
+        tracker.end(board, final.best.score, budget=config.seconds is not None)
     return SearchResult(study, records, board, final.best.trial, final.best.params, final.best.score,
                         final.best.estimator, final.final_model, final.choice, final.library, final.bag,
                         tracker.mlflow_run_id if tracker is not None else None)
@@ -123,7 +123,8 @@ def run_search(config: SearchConfig, data: SearchData, started: float | None = N
 def _search_context(config: SearchConfig) -> Iterator[tuple[SearchConfig, Any]]:
     """What a search runs inside: Optuna quiet (progress is archtune's to show), this process's
     share of the cores, a scratch journal for worker processes when no storage was given, and
-    the experiment tracker (its runs marked failed when the search raises)."""
+    the experiment tracker (its parent run ended by what the search raises: FAILED for an
+    error, KILLED for Ctrl-C; archtune.tracking.search_tracker)."""
     from archtune.tracking.search_tracker import make_search_tracker
     from archtune.tune.storages import journal_url
 
@@ -141,9 +142,9 @@ def _search_context(config: SearchConfig) -> Iterator[tuple[SearchConfig, Any]]:
                 scratch = stack.enter_context(tempfile.TemporaryDirectory(prefix="archtune-"))
                 running = config.replace(storage=journal_url(os.path.join(scratch, "study.log")))
             yield running, tracker
-    except BaseException:
+    except BaseException as exc:
         if tracker is not None:
-            tracker.end(failed=True)
+            tracker.end(error=exc)
         raise
 
 

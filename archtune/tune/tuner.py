@@ -296,7 +296,8 @@ class Search:
         trials: list[optuna.trial.Trial] = []
         params: dict[int, dict[str, Any]] = {}
         outcomes: dict[int, TrialOutcome] = {}
-        interrupted = TrialOutcome(TrialState.FAIL, attrs={"fail_reason": "interrupted"})
+        # What the trials that an exception leaves without an outcome are told.
+        unfinished = TrialOutcome(TrialState.FAIL, attrs={"fail_reason": "interrupted"})
         try:
             with warnings.catch_warnings(), ExitStack() as beats:
                 # Optuna warns that heartbeats are meant for Study.optimize; `Heartbeat` sends them here.
@@ -319,11 +320,15 @@ class Search:
                     if len(trials) == 1 and size > 1 and not self._stackable(sampled):
                         break  # followers of a leader that cannot be stacked would train one by one
                 outcomes.update(self._evaluate([t for t in trials if t.number in params], params))
-        finally:
+        except Exception as exc:  # an error no trial caught ends the search; its trials failed by it
+            unfinished = TrialOutcome(TrialState.FAIL, attrs={
+                "fail_reason": f"{_failure_kind(exc)}: {type(exc).__name__}: {exc}"})
+            raise
+        finally:  # KeyboardInterrupt (Ctrl-C) leaves the trials "interrupted"
             for trial in trials:
-                self._tell(trial, outcomes.get(trial.number, interrupted))
+                self._tell(trial, outcomes.get(trial.number, unfinished))
                 if self.tracker is not None:
-                    self.tracker.trial_ended(trial, outcomes.get(trial.number, interrupted))
+                    self.tracker.trial_ended(trial, outcomes.get(trial.number, unfinished))
                 self._mine.discard(trial.number)
         return outcomes
 
