@@ -43,13 +43,21 @@ ISO_DATE = re.compile(r"\s*(\d{4})-(\d{2})-(\d{2})"
 
 def is_date_dtype(dtype: Any) -> bool:
     """Whether a column's dtype holds dates: ``datetime64`` (any unit, with or without a
-    timezone) or a pandas ``Period`` dtype."""
+    timezone), a pandas ``Period`` dtype, or Arrow's timestamps and dates
+    (``dtype_backend="pyarrow"``)."""
     return pd.api.types.is_datetime64_any_dtype(dtype) or isinstance(dtype, pd.PeriodDtype)
 
 
 def holds_strings(dtype: Any) -> bool:
-    """Whether a column's dtype can hold strings: object, or pandas' string dtypes (pandas 3
-    reads CSV text columns as ``str``, not object)."""
+    """Whether a column's dtype can hold strings: object, pandas' string dtypes (``string``
+    with python or pyarrow storage; pandas 3 reads CSV text columns as ``str``, not object), or
+    an Arrow string (``read_csv(..., dtype_backend="pyarrow")``)."""
+    if isinstance(dtype, pd.ArrowDtype):
+        import pyarrow as pa
+
+        kind = dtype.pyarrow_dtype
+        return bool(pa.types.is_string(kind) or pa.types.is_large_string(kind)
+                    or getattr(pa.types, "is_string_view", lambda _: False)(kind))
     return dtype == object or isinstance(dtype, pd.StringDtype)
 
 
@@ -82,10 +90,12 @@ def parse_dates(series: pd.Series, missing: np.ndarray) -> tuple[np.ndarray, np.
     """
     missing = np.asarray(missing, dtype=bool)
     if pd.api.types.is_datetime64_any_dtype(series.dtype):
-        if isinstance(series.dtype, pd.DatetimeTZDtype):
+        if isinstance(series.dtype, pd.DatetimeTZDtype) or _arrow_timezone(series.dtype):
             series = series.dt.tz_localize(None)  # wall-clock time where the value was recorded
-        moments = series.to_numpy().astype("datetime64[s]")
-        return np.where(missing, np.datetime64("NaT", "s"), moments), np.zeros(len(series), dtype=bool)
+        moments = series.to_numpy()
+        if moments.dtype.kind == "M":  # else Arrow dates: date objects, read below
+            moments = moments.astype("datetime64[s]")
+            return np.where(missing, np.datetime64("NaT", "s"), moments), np.zeros(len(series), dtype=bool)
     if isinstance(series.dtype, pd.PeriodDtype):
         # A period starts at its first second; the ordinals of a period[s] are seconds since 1970.
         seconds = series.dt.asfreq("s", how="start").array.asi8
@@ -103,6 +113,15 @@ def parse_dates(series: pd.Series, missing: np.ndarray) -> tuple[np.ndarray, np.
         if moment is not None:
             moments[i], bad[i] = moment, False
     return moments, bad
+
+
+def _arrow_timezone(dtype: Any) -> bool:
+    """Whether ``dtype`` is an Arrow timestamp with a timezone."""
+    if not isinstance(dtype, pd.ArrowDtype):
+        return False
+    import pyarrow as pa
+
+    return bool(pa.types.is_timestamp(dtype.pyarrow_dtype) and dtype.pyarrow_dtype.tz)
 
 
 def _parse_iso(strings: pd.Series) -> tuple[np.ndarray, np.ndarray]:

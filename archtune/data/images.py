@@ -169,12 +169,13 @@ def read_image_column(values: Any, shape: tuple[int, int, int] | None, where: st
     """The images a column of paths names, as uint8 [N, C, H, W]. Without ``shape`` (fitting)
     the first image sets it; images of another size are resized to it. A missing value gives a
     black image; a missing or unreadable file is an error naming its row."""
+    import pandas as pd
     from PIL import Image, UnidentifiedImageError
 
     paths = list(values)
     out = np.zeros((len(paths), *shape), dtype=np.uint8) if shape is not None else None
     for row, value in enumerate(paths):
-        if value is None or (isinstance(value, float) and np.isnan(value)):
+        if not isinstance(value, str) and pd.isna(value):  # NaN, None, pd.NA: a black image
             continue
         try:
             with Image.open(str(value)) as img:

@@ -113,19 +113,115 @@ def is_missing_marker(value: Any) -> bool:
     return isinstance(value, str) and value.strip() in MISSING_MARKERS
 
 
+def _markers(values: np.ndarray) -> np.ndarray:
+    """Which of ``values`` (an object array) are missing markers."""
+    return np.fromiter((isinstance(v, str) and v.strip() in MISSING_MARKERS for v in values), dtype=bool,
+                       count=len(values))
+
+
+def _may_hold_markers(dtype: Any) -> bool:
+    """Whether a column of ``dtype`` can hold missing markers: strings of any dtype, and
+    categories whose levels are strings."""
+    if isinstance(dtype, pd.CategoricalDtype):
+        return holds_strings(dtype.categories.dtype)
+    return holds_strings(dtype)
+
+
 def missing_mask(series: pd.Series) -> pd.Series:
-    """Missing values of a column: NaN/None/NA, and in text columns the missing markers."""
+    """Missing values of a column: NaN, None, ``pd.NA``, NaT, and in columns of strings (any
+    string dtype, or categories that are strings) the missing markers."""
     missing = series.isna()
-    if holds_strings(series.dtype):
-        missing |= series.map(is_missing_marker).astype(bool)
+    if _may_hold_markers(series.dtype):
+        missing |= _markers(series.to_numpy(dtype=object))
     return missing
+
+
+# ---------------------------------------------------------------------------- plain values
+#
+# pandas holds a column's values in many containers: NumPy arrays, nullable arrays
+# (Int8-Int64, UInt8-UInt64, Float32, Float64, boolean: pd.NA for missing), strings with
+# python or pyarrow storage (`string`: pd.NA; pandas 3's `str`: NaN), Arrow arrays
+# (dtype_backend="pyarrow") and categories. Once a column's kind is decided, every reader of
+# its values (the preprocessor, the baselines, LightGBM's encoding, the exported files'
+# inputs) goes through the functions below, so that no dtype changes what a column becomes:
+# numbers as float64 and labels as plain strings, NaN for every missing value.
+
+
+def _objects(series: pd.Series) -> np.ndarray:
+    """The values as an object array of Python values, NaN for every missing one (pd.NA,
+    None, NaT, NaN); categories give their values."""
+    values = series.to_numpy(dtype=object)
+    missing = pd.isna(values)
+    if missing.any():
+        values = values.copy()
+        values[missing] = np.nan
+    return values
+
+
+def plain_column(series: pd.Series) -> pd.Series:
+    """The column in a plain NumPy container, NaN for every missing value.
+
+    Parameters
+    ----------
+    series : pandas.Series
+        A column of any dtype.
+
+    Returns
+    -------
+    pandas.Series
+        Same index and name. Numbers of a nullable or Arrow dtype (``Int8``-``Int64``,
+        ``UInt8``-``UInt64``, ``Float32``, ``Float64``, ``int64[pyarrow]`` ...) as float64;
+        NumPy numbers, booleans and dates, dates of any dtype and Periods as they are; any
+        other column (strings of any dtype, ``boolean``, ``category``, object) as object,
+        holding Python values (a category's values, not its codes), NaN for missing.
+        Missing markers ("NA", "" ...) stay strings: `plain_numbers` and `plain_labels` read
+        them as missing.
+    """
+    dtype = series.dtype
+    if (isinstance(dtype, np.dtype) and dtype != object) or is_date_dtype(dtype):
+        return series
+    if pd.api.types.is_numeric_dtype(dtype) and not pd.api.types.is_bool_dtype(dtype):
+        return pd.Series(series.to_numpy(dtype="float64", na_value=np.nan), index=series.index, name=series.name)
+    return pd.Series(_objects(series), index=series.index, name=series.name, dtype=object)
+
+
+def plain_numbers(series: pd.Series, where: str | None = None) -> np.ndarray:
+    """A numeric column's values as float64, whatever its dtype, NaN for every missing value
+    and missing marker.
+
+    Without ``where`` a value that is not a number is NaN too and booleans are 1 and 0 (the
+    table's kinds were checked when they were decided); with it, such a value is a
+    `DataError` naming ``where``, the column and the row, as `Preprocessor.transform` says.
+    """
+    if where is not None:
+        numbers = _to_numeric(series, where)
+        if numbers is None:
+            raise DataError(f"{where}: column {series.name!r} holds text or categories, not numbers")
+        values = numbers.to_numpy(dtype="float64")
+        _check_finite(values, str(series.name), series.index, where)
+        return values
+    plain = plain_column(series)
+    if pd.api.types.is_numeric_dtype(plain.dtype):
+        return plain.to_numpy(dtype="float64")
+    values = plain.to_numpy(dtype=object)
+    values = np.where(_markers(values), np.nan, values)
+    return pd.to_numeric(pd.Series(values, dtype=object), errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
+
+
+def plain_labels(series: pd.Series, key: Any = str) -> np.ndarray:
+    """A categorical (or text, or image-path) column's values as plain strings, whatever its
+    dtype: an object array of ``key(value)`` (``str``, or `category_key`), NaN for every
+    missing value and missing marker. Integers of a nullable dtype stay exact (not float64)."""
+    values = _objects(series)
+    out = np.full(len(values), np.nan, dtype=object)
+    present = ~pd.isna(values) & ~_markers(values)
+    out[present] = [key(v) for v in values[present]]
+    return out
 
 
 def _to_numeric(series: pd.Series, where: str) -> pd.Series | None:
     """The column as float64, or None if it is categorical. Raises on a stray non-number.
     Missing markers ("", "NA", "null", ...: `MISSING_MARKERS`) are missing values."""
-    if holds_strings(series.dtype):
-        series = series.mask(series.map(is_missing_marker).astype(bool))
     # Plain and nullable ("boolean") booleans alike are categorical, never 0/1 numbers.
     if pd.api.types.is_bool_dtype(series.dtype) or isinstance(series.dtype, pd.CategoricalDtype):
         return None
@@ -136,8 +232,12 @@ def _to_numeric(series: pd.Series, where: str) -> pd.Series | None:
         # Date columns are recognised before numbers (infer_column_kinds): here a column typed
         # numeric by the whole table, or at fit, holds dates.
         raise DataError(f"{where}: column {series.name!r} holds dates, but it is a numeric column")
+    strings = holds_strings(series.dtype)
+    series = plain_column(series)  # nullable and Arrow numbers as float64, the rest as object with NaN
     if pd.api.types.is_numeric_dtype(series):
         return series.astype("float64")
+    if strings:
+        series = series.mask(_markers(series.to_numpy()))
     present = series.notna()
     if not present.any():
         return pd.Series(np.nan, index=series.index, name=series.name)
@@ -277,7 +377,7 @@ def _is_empty(series: pd.Series) -> bool:
     """Whether a column of at least one row has no value at all (markers stop at the first
     real value, so a full column costs one look)."""
     present = series.dropna()
-    return len(series) > 0 and (not len(present) or (holds_strings(series.dtype)
+    return len(series) > 0 and (not len(present) or (_may_hold_markers(series.dtype)
                                                      and all(is_missing_marker(v) for v in present)))
 
 
@@ -342,7 +442,8 @@ def declare_categorical(kinds: dict[str, str], frame: pd.DataFrame, categorical_
         for col in frame.columns:
             if kinds.get(str(col)) != "numeric":
                 continue
-            values = pd.to_numeric(frame[col], errors="coerce").dropna().to_numpy(dtype="float64")
+            values = plain_numbers(frame[col])
+            values = values[~np.isnan(values)]
             if values.size and np.all(np.mod(values, 1) == 0) and len(np.unique(values)) <= CATEGORICAL_INTEGER_LEVELS:
                 out[str(col)] = "categorical"
         return out
@@ -447,10 +548,10 @@ class Preprocessor:
             elif kind == "date":
                 self._fit_date(name, frame[col], where)
             elif kind == "image" and self.text:
-                self._fit_image(name, frame[col])
+                self._fit_image(name, plain_column(frame[col]))
             elif kind == "text" and self.text:
                 self.text_.append(name)
-                self.vocabularies_[name], self.text_lengths_[name] = build_vocabulary(frame[col])
+                self.vocabularies_[name], self.text_lengths_[name] = build_vocabulary(plain_column(frame[col]))
             else:
                 self._fit_categorical(name, frame[col])
         if run:
@@ -581,9 +682,11 @@ class Preprocessor:
 
     def _fit_categorical(self, name: str, values: pd.Series) -> None:
         self.categorical_.append(name)
-        present = values[~missing_mask(values)].map(category_key)
-        # Most frequent first, so codes are stable and the commonest levels get small codes.
-        self.categories_[name] = list(present.value_counts(sort=True).index)
+        labels = plain_labels(values, category_key)  # a category column's values, not its categories
+        present = pd.Series(labels[~pd.isna(labels)], dtype=object)
+        # Most frequent first, so codes are stable and the commonest levels get small codes
+        # (ties in the order they first appear, whatever the column's dtype).
+        self.categories_[name] = [str(level) for level in present.value_counts(sort=True).index]
         if self.categorical == "onehot" or (self.categorical == "auto"
                                             and len(self.categories_[name]) <= ONE_HOT_MAX_LEVELS):
             self.onehot_.append(name)
@@ -611,7 +714,7 @@ class Preprocessor:
         fast = [j for j, name in enumerate(self.numeric_) if j not in dates
                 and pd.api.types.is_numeric_dtype(dtypes[name]) and not pd.api.types.is_bool_dtype(dtypes[name])]
         if fast:
-            block = frame[[self.numeric_[j] for j in fast]].to_numpy(dtype="float64")
+            block = frame[[self.numeric_[j] for j in fast]].to_numpy(dtype="float64", na_value=np.nan)
             if np.isinf(block).any():
                 fast = []
             else:
@@ -647,11 +750,11 @@ class Preprocessor:
         blocks.append(np.column_stack([self._codes(frame[name], name) for name in embedded]).astype("float64")
                       if embedded else np.empty((n, 0)))
         if self.text_:
-            blocks += [encode_texts(frame[name], self.vocabularies_[name], self.text_lengths_[name]).astype("float64")
-                       for name in self.text_]
+            blocks += [encode_texts(plain_column(frame[name]), self.vocabularies_[name],
+                                    self.text_lengths_[name]).astype("float64") for name in self.text_]
         if self.image_:
             for name in self.image_:
-                pixels = read_image_column(frame[name], tuple(self.image_shapes_[name]), where, name)
+                pixels = read_image_column(plain_column(frame[name]), tuple(self.image_shapes_[name]), where, name)
                 blocks.append(pixels.reshape(n, -1).astype("float64") / 255.0)
         return np.hstack(blocks).astype("float32")
 
@@ -746,9 +849,10 @@ class Preprocessor:
 
     def _codes(self, values: pd.Series, name: str) -> np.ndarray:
         lookup = {c: i + 1 for i, c in enumerate(self.categories_[name])}
-        present = ~missing_mask(values).to_numpy()
+        labels = plain_labels(values, category_key)
+        present = ~pd.isna(labels)
         out = np.zeros(len(values), dtype="int64")
-        out[present] = [lookup.get(category_key(v), 0) for v in values.to_numpy()[present]]
+        out[present] = [lookup.get(label, 0) for label in labels[present]]
         return out
 
     # ------------------------------------------------------------------ shape and state

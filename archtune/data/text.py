@@ -59,7 +59,7 @@ def encode_texts(values: pd.Series, vocabulary: list[str], length: int) -> np.nd
     lookup = {token: i + 2 for i, token in enumerate(vocabulary)}
     out = np.zeros((len(values), length), dtype=np.int64)
     for row, text in enumerate(values.to_numpy()):
-        if text is None or (isinstance(text, float) and np.isnan(text)):
+        if not isinstance(text, str) and pd.isna(text):  # NaN, None, pd.NA: no tokens
             continue
         codes = [lookup.get(token, UNKNOWN) for token in tokenize(str(text))[:length]]
         out[row, :len(codes)] = codes

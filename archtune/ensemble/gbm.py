@@ -16,7 +16,7 @@ import pandas as pd
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 
 from archtune.data.dates import DATE_FEATURES, date_features
-from archtune.data.preprocess import is_missing_marker, missing_mask, to_datetimes
+from archtune.data.preprocess import plain_labels, plain_numbers, to_datetimes
 from archtune.train.threads import CELLS_PER_THREAD, idle_cores
 
 
@@ -47,8 +47,8 @@ class TableEncoding:
         levels = {}
         for name in columns:
             if kinds.get(name, "numeric") == "categorical":
-                present = frame[name][~missing_mask(frame[name])].map(str)
-                levels[name] = sorted(present.unique().tolist())
+                labels = plain_labels(frame[name])  # a category column's values, not its categories
+                levels[name] = sorted(set(labels[~pd.isna(labels)].tolist()))
         return cls(columns, levels, [name for name in columns if kinds.get(name) == "date"])
 
     def _widths(self) -> list[int]:
@@ -62,7 +62,9 @@ class TableEncoding:
         return [int(starts[i]) for i, name in enumerate(self.columns) if name in self.levels]
 
     def transform(self, frame: pd.DataFrame) -> np.ndarray:
-        """Array of shape (n_samples, n_features), float64, NaN for missing or unseen."""
+        """Array of shape (n_samples, n_features), float64, NaN for missing or unseen (the
+        columns read by `archtune.data.preprocess.plain_numbers` / `plain_labels`: the same
+        matrix whatever their dtype)."""
         frame = frame.set_axis([str(c) for c in frame.columns], axis=1)
         missing = [name for name in self.columns if name not in frame.columns]
         if missing:
@@ -75,12 +77,13 @@ class TableEncoding:
             column = frame[name]
             if name in self.levels:
                 index = {level: float(i) for i, level in enumerate(self.levels[name])}
-                blocks.append(column.map(lambda v: np.nan if pd.isna(v) or is_missing_marker(v)
-                                         else index.get(str(v), np.nan)).to_numpy(dtype="float64")[:, None])
+                labels = plain_labels(column)
+                blocks.append(np.array([np.nan if isinstance(label, float) else index.get(label, np.nan)
+                                        for label in labels], dtype="float64")[:, None])
             elif name in dates:
                 blocks.append(date_features(to_datetimes(column), DATE_FEATURES, 0.0))
             else:
-                blocks.append(pd.to_numeric(column, errors="coerce").to_numpy(dtype="float64")[:, None])
+                blocks.append(plain_numbers(column)[:, None])
         return np.hstack(blocks) if blocks else np.empty((len(frame), 0))
 
     def to_dict(self) -> dict[str, Any]:

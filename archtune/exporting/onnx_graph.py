@@ -196,4 +196,54 @@ def _classes_tensor(classes: np.ndarray, name: str) -> tuple[Any, int]:
     return helper.make_tensor(name, TensorProto.STRING, [len(values)], values), TensorProto.STRING
 
 
-__all__ = ["EXTRA", "full_graph", "network_graph", "require_onnx"]
+def onnx_inputs(model: Any, frame: Any) -> dict[str, np.ndarray]:
+    """The inputs of an ONNX file that `export` wrote with its preprocessing, for a table's
+    rows: what ``session.run(None, onnx_inputs(session, X))`` takes.
+
+    Parameters
+    ----------
+    model : onnxruntime.InferenceSession, onnx.ModelProto, str or path-like
+        The exported file, opened by onnxruntime or onnx, or its path.
+    frame : pandas.DataFrame
+        Raw rows with the model's columns, of any dtype (nullable numbers, strings of any
+        storage, Arrow, category, boolean; missing as NaN, None or pd.NA), read as `predict`
+        reads them (`archtune.data.preprocess.plain_numbers` / `plain_labels`).
+
+    Returns
+    -------
+    dict
+        Column -> float64 array (NaN = missing) for a numeric input, object array of strings
+        for a categorical one (the level as archtune names it, `category_key`; "" for a
+        missing value, which the graph codes as unknown, as `predict` does).
+
+    Raises
+    ------
+    DataError
+        ``frame`` lacks an input's column, or a numeric column holds a value that is not a
+        number (named with its row).
+    """
+    from archtune.data.preprocess import category_key, plain_labels, plain_numbers
+    from archtune.errors import DataError
+
+    if hasattr(model, "get_inputs"):  # onnxruntime
+        specs = [(value.name, value.type == "tensor(string)") for value in model.get_inputs()]
+    else:
+        onnx = require_onnx()
+        proto = model if hasattr(model, "graph") else onnx.load(str(model))
+        specs = [(value.name, value.type.tensor_type.elem_type == onnx.TensorProto.STRING)
+                 for value in proto.graph.input]
+    missing = [name for name, _ in specs if name not in frame.columns]
+    if missing:
+        raise DataError(f"X is missing column(s) {missing[:5]} that the ONNX file takes (a file exported with "
+                        "include_preprocessing=False takes the preprocessed matrix X instead)")
+    feed = {}
+    for name, string in specs:
+        if string:
+            labels = plain_labels(frame[name], category_key)
+            feed[name] = np.array(["" if isinstance(label, float) else label for label in labels], dtype=object)
+        else:
+            feed[name] = plain_numbers(frame[name], "X")
+    return feed
+
+
+__all__ = ["EXTRA", "full_graph", "network_graph", "onnx_inputs", "require_onnx"]

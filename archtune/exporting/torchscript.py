@@ -99,28 +99,33 @@ def encode(description: dict[str, Any], frame: Any) -> tuple[torch.Tensor, ...]:
     description : dict
         From `trace` (or the ``.json`` file written beside the module).
     frame : pandas.DataFrame
-        Raw rows with the model's columns; missing values as NaN/None.
+        Raw rows with the model's columns, of any dtype (nullable, string, Arrow, category;
+        missing values as NaN, None or pd.NA), read as `predict` reads them
+        (`archtune.data.preprocess.plain_numbers` / `plain_labels`).
 
     Returns
     -------
     tuple of torch.Tensor
         (numeric float64, codes int64), without the ones the module does not take.
-    """
-    import pandas as pd
 
-    from archtune.data.preprocess import category_key, missing_mask
+    Raises
+    ------
+    DataError
+        A numeric column holds a value that is not a number (named with its row).
+    """
+    from archtune.data.preprocess import category_key, plain_labels, plain_numbers
 
     out = []
     for spec in description["inputs"]:
         if spec["name"] == "numeric":
-            out.append(torch.tensor(frame[spec["columns"]].to_numpy(dtype="float64", na_value=np.nan)))
+            columns = [plain_numbers(frame[name], "X") for name in spec["columns"]]
+            out.append(torch.tensor(np.column_stack(columns) if columns else np.empty((len(frame), 0))))
         elif spec["name"] == "codes":
             codes = []
             for name in spec["columns"]:
                 lookup = {level: i + 1 for i, level in enumerate(spec["levels"][name])}
-                column = pd.Series(frame[name])
-                present = ~missing_mask(column).to_numpy()
-                codes.append([lookup.get(category_key(v), 0) if ok else 0 for v, ok in zip(column, present)])
+                codes.append([0 if isinstance(label, float) else lookup.get(label, 0)
+                              for label in plain_labels(frame[name], category_key)])
             out.append(torch.tensor(np.asarray(codes, dtype="int64").T.reshape(len(frame), -1)))
     return tuple(out)
 

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from archtune.data.dates import DATE_FEATURES, date_features
-from archtune.data.preprocess import is_missing_marker, plain_numeric_columns, to_datetimes
+from archtune.data.preprocess import plain_labels, plain_numbers, plain_numeric_columns, to_datetimes
 from archtune.errors import DataError
 from archtune.train.threads import library_threads
 
@@ -92,22 +92,25 @@ def date_matrix(frame: pd.DataFrame) -> np.ndarray:
 
 
 def _typed(frame: pd.DataFrame, kinds: dict[str, str]) -> pd.DataFrame:
-    """Numeric columns as numbers, date columns as datetime64 (whatever their container),
-    the others as strings (OneHotEncoder needs one type per column), by the kinds
-    `infer_column_kinds` decided; entirely missing columns are dropped, as the networks
-    drop them."""
+    """Numeric columns as float numbers, date columns as datetime64 (whatever their
+    container), the others as plain strings (OneHotEncoder needs one type per column), NaN for
+    every missing value (`archtune.data.preprocess.plain_numbers` / `plain_labels`: the
+    same whatever the column's dtype; scikit-learn's imputers cannot read pandas' ``pd.NA``),
+    by the kinds `infer_column_kinds` decided; entirely missing columns are dropped, as the
+    networks drop them."""
     out = frame.drop(columns=[c for c in frame.columns if kinds.get(str(c)) == "empty"])
-    plain = set(plain_numeric_columns(out))  # already numbers: kept as they are
+    # Columns of a NumPy number dtype are kept as they are (no copy of a wide table).
+    numpy = {c for c in plain_numeric_columns(out) if isinstance(out.dtypes[c], np.dtype)}
     columns = {}
     for c in out.columns:
-        if c in plain and kinds.get(str(c)) == "numeric":
+        if c in numpy and kinds.get(str(c)) == "numeric":
             columns[c] = out[c]
         elif kinds.get(str(c)) == "numeric":
-            columns[c] = pd.to_numeric(out[c], errors="coerce")
+            columns[c] = pd.Series(plain_numbers(out[c]), index=out.index)
         elif kinds.get(str(c)) == "date":
             columns[c] = pd.Series(to_datetimes(out[c]), index=out.index)
         else:
-            columns[c] = out[c].map(lambda v: np.nan if pd.isna(v) or is_missing_marker(v) else str(v)).astype(object)
+            columns[c] = pd.Series(plain_labels(out[c]), index=out.index, dtype=object)
     # One frame built at once: assigning 5000 columns one by one took seconds.
     return pd.DataFrame(columns, index=out.index) if columns else out
 
