@@ -196,7 +196,7 @@ def plain_numbers(series: pd.Series, where: str | None = None) -> np.ndarray:
     if where is not None:
         numbers = _to_numeric(series, where)
         if numbers is None:
-            raise DataError(f"{where}: column {series.name!r} holds text or categories, not numbers")
+            raise DataError(f"{where}: column {series.name!r} was numeric when the model was fitted but now holds text")
         values = numbers.to_numpy(dtype="float64")
         _check_finite(values, str(series.name), series.index, where)
         return values
