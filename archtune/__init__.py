@@ -2,6 +2,10 @@
 
 Public names are imported lazily (PEP 562), so that `import archtune.errors` or the CLI's
 argument checking do not pay for importing PyTorch.
+
+The public API is this package's names (`__all__`) and the names in ``__all__`` of the modules
+in `PUBLIC_MODULES`; every other module is archtune's own, and its names may change between
+versions (tests/test_public_api.py holds README.md to that).
 """
 
 from __future__ import annotations
@@ -46,7 +50,13 @@ _EXPORTS = {
     "plot_residuals": "archtune.plotting",
     "pretrain": "archtune.pretraining.api",
     "Pretrained": "archtune.pretraining.result",
+    "fit_population": "archtune.population",
+    "SearchSpace": "archtune.tune.space",
 }
+
+# The public modules besides this one: what the README teaches, each with its `__all__`.
+PUBLIC_MODULES = ("archtune.data", "archtune.space", "archtune.layers", "archtune.report", "archtune.train",
+                  "archtune.ensemble", "archtune.errors", "archtune.exporting")
 
 __all__ = sorted(_EXPORTS)
 

@@ -7,6 +7,7 @@ What `save` takes:
   a network bundle (archtune.io);
 - an `EnsembleClassifier` / `EnsembleRegressor`, or a bag (archtune.ensemble.bagging.Bag):
   an ensemble bundle (archtune.ensemble.bundle);
+- a `Pretrained` network (archtune.pretrain): a pretraining bundle;
 - a fitted `AutoNeuralClassifier` / `AutoNeuralRegressor`: its best network as the directory's
   network bundle and, when another model predicts (an ensemble, a baseline or the bag alone,
   ``final_estimator_``), that model as an ensemble bundle in ``ensemble-<sha256 prefix>/``
@@ -47,7 +48,7 @@ def save(model: Any, directory: str | os.PathLike, metadata: dict[str, Any] | No
     Parameters
     ----------
     model : NeuralClassifier, NeuralRegressor, EnsembleClassifier, EnsembleRegressor, Bag,
-        AutoNeuralClassifier or AutoNeuralRegressor (fitted)
+        Pretrained, AutoNeuralClassifier or AutoNeuralRegressor (fitted)
     directory : str or path-like
         Created if needed; a bundle already there is replaced.
     metadata : dict, optional
@@ -71,6 +72,12 @@ def save(model: Any, directory: str | os.PathLike, metadata: dict[str, Any] | No
     from archtune.auto import AutoNeuralClassifier, AutoNeuralRegressor
     from archtune.ensemble.bagging import Bag
 
+    from archtune.pretraining.result import Pretrained
+
+    if isinstance(model, Pretrained):
+        from archtune.pretraining.bundle import save_pretrained
+
+        return save_pretrained(model, directory)
     if isinstance(model, Bag):  # its members, as the ensemble that predicts
         model = model.ensemble
     if isinstance(model, Ensemble):

@@ -14,7 +14,7 @@ from typing import Any
 
 from archtune.checks import check_choice, check_number
 from archtune.errors import InvalidParameterError
-from archtune.layers import (
+from archtune.blocks import (
     ACTIVATIONS,
     INITIALIZERS,
     REJECTED_ACTIVATIONS,

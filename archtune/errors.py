@@ -51,3 +51,7 @@ def nearest(name: str, choices: Iterable[str]) -> str:
     if len(matches) == 1:
         return f" (did you mean {matches[0]!r}?)"
     return " (did you mean " + " or ".join(repr(m) for m in matches) + "?)"
+
+
+__all__ = ["ArchtuneError", "BundleError", "DataError", "DeadNetworkError", "InvalidParameterError", "SaveError",
+           "TrainingDivergedError"]

@@ -10,7 +10,7 @@ from torch import nn
 
 from archtune.config import ModelConfig
 from archtune.errors import InvalidParameterError
-from archtune.layers import ACTIVATIONS, INITIALIZERS, make_dropout, resolve_initializer
+from archtune.blocks import ACTIVATIONS, INITIALIZERS, make_dropout, resolve_initializer
 from archtune.models import InputSpec, build_model
 
 FAN = 1000

@@ -1,5 +1,37 @@
-"""Data: readers, built-in datasets, schema inference and preprocessing, targets.
+"""Data: readers, built-in datasets, images, schema inference and preprocessing, targets.
 
-Submodules are imported by name (``from archtune.data.readers import load_table``); this
-package imports nothing eagerly, so reading a file never pays for importing PyTorch.
+The public names (imported lazily, PEP 562, so that reading a file never pays for PyTorch):
+
+    from archtune.data import load_table, load_dataset, list_datasets
+    from archtune.data import read_image_folder, load_fashion_mnist, read_idx
+
+The submodules (readers, images, preprocess, ...) are archtune's own: their names may change.
 """
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "load_table": "archtune.data.readers",
+    "load_dataset": "archtune.data.datasets",
+    "list_datasets": "archtune.data.datasets",
+    "read_image_folder": "archtune.data.images",
+    "load_fashion_mnist": "archtune.data.images",
+    "read_idx": "archtune.data.images",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(_EXPORTS[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'archtune.data' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(list(globals()) + __all__)

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from archtune.layers import initialize_linear, make_activation, make_dropout, resolve_initializer
+from archtune.blocks import initialize_linear, make_activation, make_dropout, resolve_initializer
 from archtune.models.backbones import ImageNetInput, build_backbone
 from archtune.models.registry import register_model
 

@@ -26,7 +26,7 @@ import torch
 from torch import nn
 
 from archtune.errors import InvalidParameterError, nearest
-from archtune.layers import ACTIVATIONS, canonical_activation, initialize_linear, make_activation
+from archtune.blocks import ACTIVATIONS, canonical_activation, initialize_linear, make_activation
 from archtune.models.registry import register_model
 
 if TYPE_CHECKING:

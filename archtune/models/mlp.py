@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 import torch
 from torch import nn
 
-from archtune.layers import initialize_linear, make_activation, make_dropout, make_norm, resolve_initializer
+from archtune.blocks import initialize_linear, make_activation, make_dropout, make_norm, resolve_initializer
 from archtune.models.registry import register_model
 
 if TYPE_CHECKING:

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from archtune.errors import InvalidParameterError
-from archtune.layers import initialize_linear
+from archtune.blocks import initialize_linear
 from archtune.models.cnn import build_image_encoder
 from archtune.models.embeddings import PeriodicEmbeddings, PiecewiseLinearEmbeddings
 from archtune.models.registry import get_family

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 import torch
 from torch import nn
 
-from archtune.layers import initialize_linear, make_activation, resolve_initializer
+from archtune.blocks import initialize_linear, make_activation, resolve_initializer
 
 if TYPE_CHECKING:
     from archtune.config import ModelConfig

@@ -31,7 +31,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from archtune.errors import InvalidParameterError
-from archtune.layers import ParametricActivation, is_penalised
+from archtune.blocks import ParametricActivation, is_penalised
 from archtune.models.embeddings import PeriodicEmbeddings, periodic, piecewise_linear, piecewise_linear_encoding
 from archtune.models.mlp import ResidualBlock
 from archtune.models.network import TabularNetwork, ensemble_mean
@@ -46,7 +46,7 @@ class Slot:
     shape: tuple[int, ...]  # padded: the largest member's shape
     offset: int
     size: int
-    decayed: bool  # a penalised layer's weight (archtune.layers.is_penalised): weight decay, L1 and L2 act on it
+    decayed: bool  # a penalised layer's weight (archtune.blocks.is_penalised): weight decay, L1 and L2 act on it
     transposed: bool = False  # a Linear (or BatchEnsemble) weight, stored [in, out] (the member's is [out, in])
 
     def member_view(self, tensor: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:

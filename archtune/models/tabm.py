@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 import torch
 from torch import nn
 
-from archtune.layers import make_activation
+from archtune.blocks import make_activation
 from archtune.models.registry import register_model
 
 if TYPE_CHECKING:

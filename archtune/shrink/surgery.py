@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from archtune.layers import ParametricActivation
+from archtune.blocks import ParametricActivation
 from archtune.models.tabm import LinearBatchEnsemble, LinearEnsemble, TabMBody
 
 # Modules a unit passes through unchanged, one value (or one feature map) per unit.

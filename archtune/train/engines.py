@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from archtune.config import TrainConfig
-from archtune.layers import is_penalised
+from archtune.blocks import is_penalised
 from archtune.models.stacked import StackedNetwork
 from archtune.train.batches import Rows, rows_per_batch
 from archtune.train.optim import make_member_optimizer, make_optimizer
