@@ -180,18 +180,37 @@ class _NeuralBase(BaseEstimator):
         but the output layer; k the first k layers from the input side (a layer: a module
         with a weight matrix or kernel, such as Linear, convolution, embedding or recurrent
         cell, with the normalisation and learned activation after it, in forward order).
-        Frozen batch norms keep their running statistics.
+        Frozen batch norms keep their running statistics. None (default): nothing is frozen,
+        one phase. Measured (bench/transfer_defaults.py, 5 table pairs and 2 image pairs):
+        "body" with the copied layers at 0.1x then (the earlier two-phase recipe) lost to
+        scratch on letter A-M -> N-Z (0.708 against 0.728), satimage and electricity (by 8
+        points); "body" at the full rate (LP-FT) won or tied on 5 pairs of 7 but lost 4.5
+        points to scratch on electricity, and beat nothing frozen by a point at most.
     freeze_epochs : int or None
         Phase one's length (with its own early stopping); then phase two unfreezes
         everything and trains up to ``max_epochs`` epochs in all. None: frozen throughout
-        (feature extraction).
-    fine_tune_lr_factor : float
+        (feature extraction). Read only with ``freeze`` set.
+    fine_tune_lr_factor : float or "auto"
         Copied parameters train at this multiple of the learning rate, new ones (the new
-        head) at 1x.
+        head) at 1x. "auto" (default): 1.0 from a supervised network (a fitted estimator, a
+        run or bundle of ``archtune fit`` / ``tune``), 0.1 from a self-supervised pretraining
+        (``pretrain_epochs``, `pretrain`, a bundle of ``archtune pretrain``). The full rate
+        won or tied on 6 of the 7 pairs of bench/transfer_defaults.py (letter +4.4 points
+        over scratch, CIFAR-10 +6.1) and lost 2 points to scratch on the seventh
+        (electricity's last dates, where every way of fine-tuning lost); 0.1, the default for
+        every source until issue 29, was below scratch on letter, satimage and electricity:
+        with few rows (260 rows are one step an epoch) a tenth of the rate leaves the copied
+        layers where the source task left them. After a pretext task 0.1 stays: at 1x
+        Fashion-MNIST's rotation pretraining lost what it gave (0.710 against 0.733 at 0.1x
+        with 200 labels; labels alone 0.712), adult's masked features tied (bench/README.md).
+        The doctor says when a source did not help (``archtune.diagnose``:
+        ``transfer_below_scratch``).
     layer_lr_decay : float in (0, 1], optional
         Layer-wise learning-rate decay (discriminative fine-tuning, Howard & Ruder 2018;
         as in BEiT and ELECTRA): each layer below the output layer trains at the rate of the
-        layer above times this.
+        layer above times this. None (default): measured at 0.8 with the full rate, it was
+        within a point of the full rate or above it on 4 of the 5 table pairs, but 1.7 points
+        below on satimage and 1.5 on Fashion-MNIST (bench/transfer_defaults.py).
     pretrain_epochs : int >= 0
         Self-supervised pretraining (archtune.pretraining) before the supervised fit: with
         ``pretrain_epochs > 0``, ``fit`` first trains the network on a pretext task over all
@@ -344,7 +363,7 @@ class _NeuralBase(BaseEstimator):
         init_from: Any = None,
         freeze: str | int | None = None,
         freeze_epochs: int | None = 10,
-        fine_tune_lr_factor: float = 0.1,
+        fine_tune_lr_factor: float | str = "auto",
         layer_lr_decay: float | None = None,
         pretrain_epochs: int = 0,
         pretext: str = "auto",

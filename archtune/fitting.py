@@ -314,7 +314,7 @@ class Prepared:
         train_config = TrainConfig.from_params(params, len(self.X_train), self.seed,
                                                TARGETS[estimator.target_kind].losses)
         return dataclasses.replace(self, model_config=model_config, train_config=train_config,
-                                   fine_tuning=FineTuning.from_params(params),
+                                   fine_tuning=FineTuning.from_params(params, self.source),
                                    auto_lr=params["learning_rate"] == "auto", verbose=int(params["verbose"]),
                                    task=dataclasses.replace(self.task, loss=train_config.loss,
                                                             label_smoothing=train_config.label_smoothing))
@@ -468,7 +468,7 @@ def prepare(estimator: Any, X: Any, y: Any, validation_data: tuple[Any, ...] | N
         auto_lr=params["learning_rate"] == "auto", verbose=int(params["verbose"]), owner=owner, tabular=tabular,
         wide=wide, w_train=_weight_tensor(w_tr, getattr(X_tr, "dtype", torch.float32)),
         w_val=_weight_tensor(w_va, getattr(X_tr, "dtype", torch.float32)), source=source,
-        fine_tuning=FineTuning.from_params(params), train_rows=train_rows, val_rows=val_rows)
+        fine_tuning=FineTuning.from_params(params, source), train_rows=train_rows, val_rows=val_rows)
 
 
 # The parameters a fit from a source takes from the source instead (its model_config).

@@ -42,6 +42,16 @@ OVERFIT_TRAIN_FALL = 0.1  # ... while the training loss fell another 10% below w
 UNDERFIT_SHARE = 0.8  # best losses still at 80% of a constant prediction's
 VAL_BELOW_RATIO = 0.8  # validation loss under 80% of training loss over the last half
 DUPLICATE_SHARE = 0.5  # half of a layer's units are copies of another unit
+# A fit from a trained network (init_from) whose validation score (accuracy or R^2) is more
+# than this below the same estimator's from scratch on the same validation rows: the source's
+# weights cost more than they gave. Set on bench/transfer_defaults.py's 125 table fits from a
+# source (5 pairs x 5 seeds x 5 ways to fine-tune, 26 validation rows each, where one row is
+# 0.038): at 0.05 it fired on 23, 17 of which lost more than a point to scratch on the test
+# rows (the other 6 gained at most 4.1 points); at 0.02 (any one row) on 41, only 22 of which
+# lost; at 0.08 on 7 (6 lost), missing 34 of the 40 fits that lost more than a point. At 0.05
+# it misses 23 of those 40: a small validation split cannot see a small loss, and the check
+# speaks when the split can.
+TRANSFER_SCRATCH_MARGIN = 0.05
 
 
 # Problems that by themselves stop a network from learning: an underfitting finding beside
@@ -79,7 +89,9 @@ def _early(rows: list[list[float]], evidence: "Evidence") -> list[list[float]]:
 
 
 def vanishing_gradients(ev: "Evidence") -> list[Finding] | None:
-    if not ev.grad_rms or len(ev.layers) < 3:
+    # A fine-tuning whose new output layer starts at zero passes the body no gradient at first
+    # (with 260 rows the whole first epoch is that one step): the start says nothing of depth.
+    if not ev.grad_rms or len(ev.layers) < 3 or getattr(ev, "zero_head", False):
         return None
     early = _early(ev.grad_rms, ev)
     if not early:
@@ -371,9 +383,37 @@ def val_below_train(ev: "Evidence") -> list[Finding] | None:
                      "by chance: use a larger one or cross-validation (archtune tune --cv 5)"])]
 
 
+def transfer_below_scratch(ev: "Evidence") -> list[Finding] | None:
+    """A fit from ``init_from`` that ends below a scratch fit of the same network on the same
+    split (evidence gathered by `archtune.diagnose` only: ``Evidence.transfer``)."""
+    reference = ev.transfer
+    if reference is None:
+        return None
+    gap = reference["scratch_score"] - reference["transfer_score"]
+    if not gap > TRANSFER_SCRATCH_MARGIN:
+        return []
+    p = ev.params
+    metric = reference["metric"]
+    factor = reference.get("fine_tune_lr_factor", 1.0)  # as the fit used it ("auto" resolved)
+    advice = []
+    if p.get("freeze") is not None or factor < 1.0 or p.get("layer_lr_decay"):
+        advice.append(f"fine-tune every layer at the full rate: freeze=None, fine_tune_lr_factor=1.0, "
+                      f"layer_lr_decay=None (now freeze={p.get('freeze')!r}, fine_tune_lr_factor={factor:g}, "
+                      f"layer_lr_decay={p.get('layer_lr_decay')})")
+    advice += ["train from scratch (init_from=None): the source's task may be too far from this one",
+               "start from a source trained on a task closer to this one, or on more rows",
+               "search how to fine-tune with init_from fixed in the space (freeze, fine_tune_lr_factor)"]
+    return [Finding("transfer_below_scratch", "warning",
+                    f"the fine-tuned network's validation {metric} is {reference['transfer_score']:.3f}; the same "
+                    f"estimator without init_from reaches {reference['scratch_score']:.3f} on the same "
+                    f"{reference['val_rows']} validation rows: starting from {reference['source']} did not help",
+                    {**reference, "gap": float(gap), "margin": TRANSFER_SCRATCH_MARGIN}, advice)]
+
+
 DETECTORS = [
     ("vanishing_gradients", vanishing_gradients), ("exploding_gradients", exploding_gradients),
     ("dead_units", dead_units), ("saturation", saturation), ("update_ratio", update_ratio),
     ("loss_oscillation", loss_oscillation), ("symmetry", symmetry), ("overfitting", overfitting),
     ("underfitting", underfitting), ("val_below_train", val_below_train),
+    ("transfer_below_scratch", transfer_below_scratch),
 ]

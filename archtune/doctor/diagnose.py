@@ -17,6 +17,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import os
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,6 +38,7 @@ from archtune.doctor.lr_finder import resolve_learning_rate
 from archtune.errors import InvalidParameterError, TrainingDivergedError
 from archtune.fitting import Prepared, TaskSpec, input_matrix, prepare, target_tensor, task_spec
 from archtune.train.batches import dense_rows
+from archtune.transfer.copy import is_output
 
 DEFAULT_EPOCHS = 30
 
@@ -57,6 +59,12 @@ class Evidence:
     final_duplicates: list = field(default_factory=list)
     diverged: str | None = None  # the divergence message, if training diverged
     params: dict[str, Any] = field(default_factory=dict)
+    # A fit from init_from: its validation score and a scratch fit's on the same split
+    # (`transfer_reference`); None when not measured.
+    transfer: dict[str, Any] | None = None
+    # The instrumented network started from a source with a new output layer, which starts at
+    # zero (archtune.transfer.copy): the body's first gradients are zero whatever its depth.
+    zero_head: bool = False
 
 
 def diagnose(model_or_run_dir: Any, X: Any = None, y: Any = None, *, max_epochs: int | None = None,
@@ -104,6 +112,8 @@ def diagnose(model_or_run_dir: Any, X: Any = None, y: Any = None, *, max_epochs:
         evidence = _fitted_evidence(model, X, y)
     else:
         evidence = _instrumented_run(model, prepared, max_epochs, initialize)
+    if prepared is not None:
+        evidence.transfer = transfer_reference(model, X, y, prepared, max_epochs)
     findings += detectors.run_all(evidence, checked)
     return Diagnosis(findings, checked, source)
 
@@ -176,7 +186,9 @@ def _instrumented_run(model: Any, prepared: Prepared, max_epochs: int | None,
     task = prepared.task
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(prepared.seed)
-        module = prepared.build_network().to(prepared.device)
+        module, report = prepared.initial_network()
+        module = module.to(prepared.device)
+        zero_head = report is not None and bool(report.copied) and any(is_output(n) for n in report.new)
         if initialize is not None:
             with torch.no_grad():
                 initialize(module)
@@ -203,7 +215,73 @@ def _instrumented_run(model: Any, prepared: Prepared, max_epochs: int | None,
     evidence.initial_duplicates = initial_duplicates
     evidence.final_duplicates = duplicate_units(module)
     evidence.diverged = diverged
+    evidence.zero_head = zero_head
     return evidence
+
+
+def transfer_reference(model: Any, X: Any, y: Any, prepared: Prepared,
+                       max_epochs: int | None = None) -> dict[str, Any] | None:
+    """For a fit from ``init_from``: the fine-tuned network's validation score (accuracy or
+    R^2) and a scratch fit's on the same validation rows, the evidence of the
+    ``transfer_below_scratch`` check; None for a fit from random weights, without validation
+    rows, or when a fit diverges (exploding_gradients says so).
+
+    The reference is a fit, not a guess from the curves: the learning curves of one fit say
+    nothing of where another start would have ended (a fine-tuned network's curve can look
+    healthy all the way and still end below scratch: bench/transfer_defaults.py). The scratch
+    fit is the estimator as it would fit without ``init_from`` (its own preprocessing and
+    parameters, in the source's architecture family, which ``init_from`` imposed) with the
+    same seed, so the same split of (X, y), for the fit's ``max_epochs`` (a fitted model) or
+    the doctor's cap (``max_epochs``, else at most 30, as the instrumented run); an unfitted
+    estimator is first fine-tuned as ``fit`` would (``freeze``, ``fine_tune_lr_factor`` ...,
+    under the same cap). So the doctor spends one more fit on a fitted model from
+    ``init_from``, two on an unfitted one, none otherwise, and the search's per-trial
+    diagnosis (`diagnose_fitted`) never runs it. A fitted model is scored on the validation
+    rows of the split of (X, y): the rows its own fit validated on when X, y are its
+    training rows and ``random_state`` is an integer (otherwise rows it may have trained on,
+    which can only hide a loss, never invent one)."""
+    from archtune.fitting import train
+    from archtune.pretraining.semi_supervised import take_rows
+
+    if model.get_params()["init_from"] is None or prepared.source is None or prepared.X_val is None:
+        return None
+    fitted = hasattr(model, "module_")
+    config = prepared.train_config
+    epochs = max_epochs if max_epochs is not None else (
+        config.max_epochs if fitted else min(config.max_epochs, DEFAULT_EPOCHS))
+    params = {**model.get_params(deep=False), "init_from": None, "freeze": None, "max_epochs": epochs,
+              "arch": prepared.source.model_config.arch, "random_state": prepared.seed, "verbose": 0}
+    scratch = type(model)(**params)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # parameters init_from ignored are the scratch fit's own
+            reference = prepare(scratch, X, y)
+        if not np.array_equal(reference.val_rows, prepared.val_rows):
+            return None  # not the same rows (cannot happen with the same seed and targets)
+        metric = prepared.task.metric_fn()
+        if fitted:
+            rows = prepared.val_rows
+            transfer = _score(model.module_, input_matrix(model, take_rows(X, rows)),
+                              target_tensor(model, np.asarray(y)[rows]), metric)
+        else:
+            capped = dataclasses.replace(prepared, train_config=dataclasses.replace(config, max_epochs=epochs))
+            transfer = _score(train(capped).module, prepared.X_val, prepared.y_val, metric)
+        scratch_module = train(resolve_learning_rate(reference)).module
+    except TrainingDivergedError:
+        return None
+    return {"metric": prepared.task.metric_name, "transfer_score": transfer,
+            "scratch_score": _score(scratch_module, reference.X_val, reference.y_val, metric),
+            "val_rows": int(len(prepared.y_val)), "scratch_epochs": int(epochs), "scratch_arch": params["arch"],
+            "fine_tune_lr_factor": prepared.fine_tuning.lr_factor,  # "auto" as resolved for this source
+            "source": str(prepared.source.origin)}
+
+
+def _score(module: nn.Module, X: Any, y: torch.Tensor, metric: Callable[..., float]) -> float:
+    from archtune.train.engines import predict_tensor
+
+    module = copy.deepcopy(module).cpu()
+    with torch.no_grad():
+        return float(metric(predict_tensor(module, X), y))
 
 
 def _fitted_evidence(model: Any, X: Any, y: Any) -> Evidence:

@@ -11,7 +11,7 @@ SEVERITIES = ("info", "warning", "error")  # error: the network cannot train as 
 CODES = (
     "vanishing_gradients", "exploding_gradients", "dead_units", "saturation", "update_ratio",
     "loss_oscillation", "symmetry", "overfitting", "underfitting", "val_below_train",
-    "unscaled_features", "constant_features", "class_imbalance", "train_val_leak",
+    "unscaled_features", "constant_features", "class_imbalance", "train_val_leak", "transfer_below_scratch",
 )
 
 

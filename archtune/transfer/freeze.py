@@ -14,7 +14,9 @@
   evaluation mode, so their running statistics do not move either (Keras' rule for a
   frozen BatchNormalization).
 - Learning-rate factors: copied parameters train at ``fine_tune_lr_factor`` times the rate,
-  new ones (the new head) at 1x; with ``layer_lr_decay`` d, layer i of L (below the output
+  new ones (the new head) at 1x ("auto", the default: `auto_lr_factor` of the source's task,
+  1 for a supervised network, 0.1 for a self-supervised pretraining); with
+  ``layer_lr_decay`` d, layer i of L (below the output
   layers, which are layer L + 1) is further scaled by ``d ** (L + 1 - i)``: discriminative
   fine-tuning (Howard & Ruder 2018, ULMFiT) as layer-wise learning-rate decay is written in
   BEiT (Bao et al. 2022) and ELECTRA (Clark et al. 2020).
@@ -22,6 +24,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,6 +37,21 @@ from archtune.transfer.copy import is_output
 
 BATCH_NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
 PARAMS = ("init_from", "freeze", "freeze_epochs", "fine_tune_lr_factor", "layer_lr_decay")
+# fine_tune_lr_factor="auto", measured by bench/transfer_defaults.py and the two-factor runs of
+# bench/pretrain_labels.py's arms (bench/README.md, "transfer_defaults.py"). From a supervised
+# network the full rate won or tied on 6 of 7 pairs, 0.1 on 1 (below scratch on 3): with a few
+# hundred rows a fit is a few dozen steps, and 0.1x leaves the copied layers on the source
+# task. From a self-supervised pretraining 0.1 kept what it gave: Fashion-MNIST's rotation
+# pretraining with 200 labels, 0.733 at 0.1x against 0.710 at 1x (labels alone 0.712); adult's
+# masked features tied (0.832 and 0.831).
+SUPERVISED_LR_FACTOR = 1.0
+PRETEXT_LR_FACTOR = 0.1
+
+
+def auto_lr_factor(source_task: str | None) -> float:
+    """``fine_tune_lr_factor="auto"`` for a source of this task (`Source.task`): 0.1 for a
+    self-supervised pretraining ("pretext:<name>"), 1.0 for a supervised network."""
+    return PRETEXT_LR_FACTOR if str(source_task or "").startswith("pretext:") else SUPERVISED_LR_FACTOR
 
 
 @dataclass(frozen=True)
@@ -44,13 +62,15 @@ class FineTuning:
     freeze_epochs : int >= 1 or None
         Length of phase one (frozen); None keeps the frozen parameters frozen throughout
         (feature extraction).
-    fine_tune_lr_factor : float > 0
+    fine_tune_lr_factor : float > 0 or "auto"
+        "auto" stands until the source is known (`for_source`); unresolved, it reads as a
+        supervised source's 1.0.
     layer_lr_decay : float in (0, 1], optional
     """
 
-    freeze: Any = None
+    freeze: Any = None  # the defaults are the estimators' (bench/transfer_defaults.py)
     freeze_epochs: int | None = 10
-    fine_tune_lr_factor: float = 0.1
+    fine_tune_lr_factor: float | str = "auto"
     layer_lr_decay: float | None = None
 
     def __post_init__(self) -> None:
@@ -61,13 +81,34 @@ class FineTuning:
                                         f"got freeze={freeze!r}")
         if self.freeze_epochs is not None:
             check_number("freeze_epochs", self.freeze_epochs, 1, integer=True)
-        check_number("fine_tune_lr_factor", self.fine_tune_lr_factor, 0.0, low_open=True)
+        if isinstance(self.fine_tune_lr_factor, str):
+            if self.fine_tune_lr_factor != "auto":
+                raise InvalidParameterError(f"fine_tune_lr_factor must be a number > 0 or 'auto'; "
+                                            f"got fine_tune_lr_factor={self.fine_tune_lr_factor!r}")
+        else:
+            check_number("fine_tune_lr_factor", self.fine_tune_lr_factor, 0.0, low_open=True)
         if self.layer_lr_decay is not None:
             check_number("layer_lr_decay", self.layer_lr_decay, 0.0, 1.0, low_open=True)
 
     @classmethod
-    def from_params(cls, params: Any) -> "FineTuning":
-        return cls(params["freeze"], params["freeze_epochs"], params["fine_tune_lr_factor"], params["layer_lr_decay"])
+    def from_params(cls, params: Any, source: Any = None) -> "FineTuning":
+        """The settings of an estimator's parameters; with the ``source`` (a `Source`) a fit
+        starts from, "auto" becomes that source's factor."""
+        settings = cls(params["freeze"], params["freeze_epochs"], params["fine_tune_lr_factor"],
+                       params["layer_lr_decay"])
+        return settings if source is None else settings.for_source(source.task)
+
+    def for_source(self, source_task: str | None) -> "FineTuning":
+        """These settings with ``fine_tune_lr_factor="auto"`` resolved for a source of this task."""
+        if self.fine_tune_lr_factor != "auto":
+            return self
+        return dataclasses.replace(self, fine_tune_lr_factor=auto_lr_factor(source_task))
+
+    @property
+    def lr_factor(self) -> float:
+        """The copied parameters' learning-rate factor ("auto" unresolved: a supervised source's)."""
+        factor = self.fine_tune_lr_factor
+        return SUPERVISED_LR_FACTOR if factor == "auto" else float(factor)
 
 
 def forward_layers(module: nn.Module, example: torch.Tensor) -> list[list[str]]:
@@ -185,11 +226,12 @@ def plan_phase(module: nn.Module, example: torch.Tensor, copied: set[str] | tupl
     for name, _ in module.named_parameters():
         if name in frozen_names:
             continue
-        factor = settings.fine_tune_lr_factor if name in copied else 1.0
+        factor = settings.lr_factor if name in copied else 1.0
         if decay is not None:
             factor *= decay ** depth.get(name, 0)  # output layers: depth 0
         factors[name] = factor
     return PhasePlan(tuple(sorted(frozen_names)), factors, tuple(frozen_modules), layers)
 
 
-__all__ = ["FineTuning", "PARAMS", "PhasePlan", "forward_layers", "plan_phase"]
+__all__ = ["FineTuning", "PARAMS", "PRETEXT_LR_FACTOR", "PhasePlan", "SUPERVISED_LR_FACTOR", "auto_lr_factor",
+           "forward_layers", "plan_phase"]
