@@ -56,7 +56,7 @@ _EXPORTS = {
 
 # The public modules besides this one: what the README teaches, each with its `__all__`.
 PUBLIC_MODULES = ("archtune.data", "archtune.space", "archtune.layers", "archtune.report", "archtune.train",
-                  "archtune.ensemble", "archtune.errors", "archtune.exporting")
+                  "archtune.ensemble", "archtune.errors", "archtune.exporting", "archtune.recipes", "archtune.transfer")
 
 __all__ = sorted(_EXPORTS)
 

@@ -67,3 +67,34 @@ def test_the_documents_import_only_public_names(path):
             if name not in archtune.__all__ and f"archtune.{name}" not in archtune.PUBLIC_MODULES:
                 wrong.append(f"archtune.{name} is not public")
     assert not wrong, sorted(set(wrong))
+
+
+def _resolve(dotted: str):
+    """(module, attribute or None) for ``archtune.a.b.c``: the longest importable module prefix."""
+    parts = dotted.split(".")
+    for cut in range(len(parts), 0, -1):
+        try:
+            module = importlib.import_module(".".join(parts[:cut]))
+        except ImportError:
+            continue
+        rest = parts[cut:]
+        return module, (rest[0] if rest else None)
+    return None, None
+
+
+@pytest.mark.parametrize("path", DOCUMENTS, ids=lambda p: str(p.relative_to(ROOT)))
+def test_names_the_documents_tell_users_to_call_are_public(path):
+    """A backticked ``archtune.x.Name`` in the text that names a function or class (not a
+    module, which the text may point to as where something lives) is a public name."""
+    wrong = []
+    for dotted in set(re.findall(r"`(archtune(?:\.\w+)+)", path.read_text(encoding="utf-8"))):
+        module, attribute = _resolve(dotted)
+        if module is None or attribute is None or not hasattr(module, attribute):
+            continue  # a module, or a field of an object (archtune.json, tags): no name to check
+        if module.__name__ == "archtune":
+            public = attribute in archtune.__all__ or f"archtune.{attribute}" in archtune.PUBLIC_MODULES
+        else:
+            public = _public(module.__name__) and attribute in module.__all__
+        if not public:
+            wrong.append(dotted)
+    assert not wrong, sorted(wrong)

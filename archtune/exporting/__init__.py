@@ -14,12 +14,17 @@ from typing import Any
 
 from archtune.exporting.export import FORMATS, ExportedModel, export
 
-__all__ = ["ExportedModel", "FORMATS", "export", "onnx_inputs"]
+__all__ = ["ExportedModel", "FORMATS", "export", "onnx_inputs", "torchscript_inputs"]
 
 
 def __getattr__(name: str) -> Any:
-    if name == "onnx_inputs":  # imported on use: onnx_graph imports torch, the CLI's checks must not
+    # Imported on use: onnx_graph and torchscript import torch, the CLI's checks must not.
+    if name == "onnx_inputs":
         from archtune.exporting.onnx_graph import onnx_inputs
 
         return onnx_inputs
+    if name == "torchscript_inputs":  # a table's rows as the traced module's inputs
+        from archtune.exporting.torchscript import encode
+
+        return encode
     raise AttributeError(f"module 'archtune.exporting' has no attribute {name!r}")
