@@ -106,6 +106,7 @@ def _save_search(search: Any, directory: Path, metadata: dict[str, Any] | None) 
     # Written under a temporary name, then renamed after its description's digest: the
     # directory the previous description names stays untouched until the new one replaces it.
     scratch = Path(tempfile.mkdtemp(prefix=".ensemble-", suffix=".tmp", dir=directory))
+    created = None  # the ensemble folder this call added (removed again if the save fails)
     try:
         os.chmod(scratch, 0o777 & ~umask())  # the mode any new folder gets (mkdtemp's is private)
         save_ensemble(final, scratch, metadata=metadata)
@@ -116,10 +117,13 @@ def _save_search(search: Any, directory: Path, metadata: dict[str, Any] | None) 
             shutil.rmtree(scratch)
         else:
             os.replace(scratch, target)
+            created = target
         save_network(network, directory, metadata=metadata,
                      final={"kind": "ensemble", "directory": name, "sha256": digest})
     except BaseException:
         shutil.rmtree(scratch, ignore_errors=True)
+        if created is not None:
+            shutil.rmtree(created, ignore_errors=True)
         raise
     _remove_ensembles(directory, keep=name)
     return directory

@@ -169,9 +169,12 @@ def test_a_save_that_fails_leaves_the_previous_run_as_it_was(tmp_path, monkeypat
         archtune.save(second, run)
     monkeypatch.undo()
     np.testing.assert_array_equal(archtune.load(run).predict(X_test), expected)
-    assert not [p for p in run.iterdir() if p.name.endswith(".tmp")]
+    # Nothing of the failed save is left: no scratch folder, no second ensemble.
+    from archtune.artefact import final_ensemble_dir
+
+    folder = final_ensemble_dir(run)
+    assert [p.name for p in run.iterdir() if p.name.startswith((".ensemble-", "ensemble-"))] == [folder.name]
     # An ensemble that is not the one its network's description names is refused by name.
-    folder = next(p for p in run.iterdir() if p.name.startswith("ensemble-"))
     meta = json.loads((folder / "archtune.json").read_text())
     meta["val_score"] = 0.5
     (folder / "archtune.json").write_text(json.dumps(meta))
