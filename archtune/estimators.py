@@ -19,7 +19,8 @@ from archtune.config import ModelConfig, TrainConfig
 from archtune.data.target import TARGETS
 from archtune.doctor.lr_finder import resolve_learning_rate
 from archtune.errors import InvalidParameterError
-from archtune.fitting import check_params, finish, input_matrix, prepare, seed_from, set_fitted, train
+from archtune.fitting import finish, input_matrix, prepare, set_fitted, train
+from archtune.parameters import check_params, seed_from
 from archtune.pretraining.run import PRETRAIN_EPOCHS
 from archtune.pretraining.run import pretrain as pretrain_rows
 from archtune.pretraining.semi_supervised import check_labelled, take_rows, unlabeled_rows, with_pretraining

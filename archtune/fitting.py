@@ -20,7 +20,6 @@ import dataclasses
 import math
 import warnings
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -28,308 +27,32 @@ import pandas as pd
 import torch
 from sklearn.model_selection import train_test_split
 
-from archtune.checks import check_choice, check_number
 from archtune.config import PARAM_GROUPS, ModelConfig, TrainConfig
 from archtune.data.inputs import FittedInputs, array_rows, dict_to_frame, wide_inputs
-from archtune.data.preprocess import Preprocessor, as_frame, declare_categorical, infer_column_kinds
+from archtune.data.frames import as_frame
+from archtune.data.kinds import declare_categorical, infer_column_kinds
+from archtune.data.preprocess import Preprocessor
 from archtune.data.sparse import is_sparse, read_sparse
 from archtune.data.target import TARGETS, target_array
 from archtune.data.weights import check_sample_weight, effective, positive_rows
 from archtune.errors import DataError, InvalidParameterError
-from archtune.models import InputSpec, TabularNetwork, build_model, get_family
-from archtune.models.backbone_weights import check_weights_file, load_backbone_weights
+from archtune.models import InputSpec, TabularNetwork, get_family
+from archtune.models.backbone_weights import load_backbone_weights
 from archtune.models.embeddings import compute_bins
 from archtune.models.layer_list import input_scaling
 from archtune.recipes import wide as is_wide
 from archtune.train.batches import Rows, SparseRows
 from archtune.train.callbacks import Callback, ProgressBar
 from archtune.train.loop import Trainer
-from archtune.train.losses import (constant_prediction_loss, make_loss, make_member_loss, make_member_metric,
-                                   make_metric, make_padded_member_loss)
-from archtune.pretraining.tasks import PRETEXTS
-from archtune.transfer.copy import CopyReport, copy_matching
+from archtune.transfer.copy import CopyReport
 from archtune.transfer.freeze import FineTuning, plan_phase
 from archtune.transfer.inputs import match_inputs
 from archtune.transfer.reading import read_source
 from archtune.transfer.source import Source
 
-DIVERGENCE_FACTOR = 100  # a loss this many times a constant prediction's has exploded
-
-
-# --------------------------------------------------------------------------- parameters
-
-
-def resolve_device(device: str) -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    check_choice("device", device, ("auto", "cpu", "cuda"))
-    if device == "cuda" and not torch.cuda.is_available():
-        raise InvalidParameterError("device='cuda' was requested but no CUDA GPU is available; use device='auto'")
-    return torch.device(device)
-
-
-def seed_from(random_state: Any) -> int:
-    """An integer seed from ``random_state`` (None draws one; a RandomState gives its next)."""
-    if random_state is None:
-        return int(np.random.randint(0, 2**31 - 1))
-    if isinstance(random_state, np.random.RandomState):
-        return int(random_state.randint(0, 2**31 - 1))
-    return check_number("random_state", random_state, 0, 2**32 - 1, integer=True)
-
-
-def check_params(estimator: Any) -> ModelConfig:
-    """Validate every parameter of an archtune estimator before any data is read; return the
-    `ModelConfig` it describes. Raises `InvalidParameterError` naming the parameter."""
-    params = estimator.get_params()
-    model_config = ModelConfig.from_params(params)
-    TrainConfig.from_params(params, 1000, 0, TARGETS[estimator.target_kind].losses)
-    check_number("validation_fraction", params["validation_fraction"], 0.0, 1.0, high_open=True)
-    check_choice("verbose", params["verbose"], (0, 1, 2, False, True))
-    Preprocessor(params["scaling"], params["categorical"])
-    features = params["categorical_features"]
-    if not (features is None or (isinstance(features, str) and features in ("from_dtype", "auto"))
-            or (isinstance(features, (list, tuple)) and all(isinstance(c, str) for c in features))):
-        raise InvalidParameterError(f"categorical_features must be 'from_dtype', 'auto' or a list of column names; "
-                                    f"got categorical_features={features!r}")
-    check_choice("clamp_outputs", params["clamp_outputs"], (True, False, "auto"))
-    FineTuning.from_params(params)
-    check_number("pretrain_epochs", params["pretrain_epochs"], 0, integer=True)
-    check_choice("pretext", params["pretext"], PRETEXTS)
-    resolve_device(params["device"])
-    check_weights_file(model_config.conv)  # a pretrained backbone's file: there before any data is read
-    return model_config
-
-
-def recipe_params(estimator: Any, tabular: bool, wide: bool = False) -> dict[str, Any]:
-    """The parameters a fit uses: the estimator's own, except that where the default recipe
-    does not apply (a non-tabular family, or a table with text or image columns, which the
-    recipe was not measured on), parameters left at their defaults take the classic values
-    (archtune.recipes.CLASSIC) those families were measured with (bench/vision.py, text.py);
-    and on a ``wide`` table (archtune.recipes.wide) numeric embeddings left at their default
-    are off."""
-    from archtune.recipes import CLASSIC
-
-    params = estimator.get_params()
-    defaults = type(estimator)().get_params()
-    if wide and not _differs(params["numeric_embedding"], defaults["numeric_embedding"]):
-        params["numeric_embedding"] = None
-    if tabular:
-        return params
-    return {name: CLASSIC[name] if name in CLASSIC and name != "arch" and not _differs(value, defaults[name])
-            else value for name, value in params.items()}
-
-
-def unused_params(estimator: Any, arch: str, data_groups: Sequence[str] = ()) -> list[str]:
-    """The parameters set away from their defaults that neither the family nor the data's
-    columns read (``data_groups``: "conv" for image-path columns, "sequence" for text)."""
-    used = set(get_family(arch).uses) | set(data_groups)
-    params, defaults = estimator.get_params(), type(estimator)().get_params()
-    # A part switched off (None, False) where it is not used anyway is no mistake worth a word.
-    return [name for group, names in PARAM_GROUPS.items() if group not in used and group not in ("inputs", "transfer")
-            for name in names if _differs(params[name], defaults[name]) and params[name] not in (None, False)]
-
-
-def _differs(value: Any, default: Any) -> bool:
-    try:
-        return bool(value != default)
-    except Exception:  # arrays and other values without a plain truth value
-        return True
-
-
-_WHERE_USED = {"dense": "arch='layers' declares its own layers",
-               "numeric_embedding": "they apply to the tabular families mlp, resnet, tabm and wide_deep",
-               "tabm": "it applies to arch='tabm'",
-               "conv": "they apply to arch='cnn' and to columns of image paths",
-               "sequence": "they apply to arch='sequence' and to text columns",
-               "layers": "it applies to arch='layers'"}
-
-
-def _warn_unused(estimator: Any, arch: str, data_groups: Sequence[str]) -> None:
-    names = unused_params(estimator, arch, data_groups)
-    if not names:
-        return
-    params = estimator.get_params()
-    groups = sorted({group for group, members in PARAM_GROUPS.items() for name in names if name in members})
-    warnings.warn(f"{', '.join(f'{n}={params[n]!r}' for n in names)} {'is' if len(names) == 1 else 'are'} "
-                  f"ignored: arch={arch!r} does not read {'it' if len(names) == 1 else 'them'} "
-                  f"({'; '.join(_WHERE_USED[g] for g in groups)})", UserWarning, stacklevel=4)
-
-
-# --------------------------------------------------------------------------- what a fit knows
-
-
-@dataclass(frozen=True)
-class TaskSpec:
-    """The task a network is trained for: its loss, metric, outputs and divergence limit.
-
-    task : "binary", "multiclass" or "regression"
-    n_outputs : int
-        Width of the output layer (1 for binary classification).
-    loss : str
-        cross_entropy, mse, mae or huber.
-    metric_name : str
-        "accuracy" or "r2": the validation metric in the history (``val_<metric_name>``).
-    class_weights : tuple of float, optional
-        Per-class weights of a weighted cross-entropy.
-    """
-
-    task: str
-    n_outputs: int
-    loss: str
-    metric_name: str
-    class_weights: tuple[float, ...] | None = None
-    label_smoothing: float = 0.0
-
-    def _weights(self) -> torch.Tensor | None:
-        return None if self.class_weights is None else torch.tensor(self.class_weights, dtype=torch.float32)
-
-    def loss_fn(self, device: torch.device | str = "cpu") -> Any:
-        """``loss(outputs, targets) -> scalar``."""
-        return make_loss(self.task, self.loss, self._weights(), device, self.label_smoothing)
-
-    def member_loss_fn(self, device: torch.device | str = "cpu") -> Any:
-        """``loss(outputs [K, n, o], targets) -> [K]``: one loss per member of a cohort."""
-        return make_member_loss(self.task, self.loss, self._weights(), device, self.label_smoothing)
-
-    def padded_member_loss_fn(self, device: torch.device | str = "cpu") -> Any:
-        """``loss(outputs [K, B, o], targets [K, B, ...], weight [K, B]) -> [K]``: members that
-        each train on their own rows (archtune.train.member_rows)."""
-        return make_padded_member_loss(self.task, self.loss, self._weights(), device, self.label_smoothing)
-
-    def metric_fn(self) -> Any:
-        return make_metric(self.task)
-
-    def member_metric_fn(self) -> Any:
-        return make_member_metric(self.task)
-
-    @property
-    def constant_loss(self) -> float:
-        """Roughly the loss of a constant prediction: the yardstick of divergence."""
-        return float(constant_prediction_loss(self.task, self.n_outputs))
-
-    @property
-    def divergence_limit(self) -> float:
-        return DIVERGENCE_FACTOR * self.constant_loss
-
-    def build_network(self, model_config: ModelConfig, input_spec: InputSpec, seed: int) -> TabularNetwork:
-        """The initial network: the same seed gives the same weights, alone or in a cohort."""
-        generator = torch.Generator().manual_seed(seed)
-        return build_model(model_config, input_spec, self.n_outputs, self.task, generator)
-
-
-@dataclass(frozen=True)
-class FittedData:
-    """What the data taught a fit, carried by the estimator afterwards: the preprocessor, the
-    target encoder, and what `FittedInputs` checks new X against."""
-
-    preprocessor: Preprocessor
-    target: Any  # a ClassificationTarget or RegressionTarget
-    inputs: FittedInputs
-
-    def attributes(self) -> dict[str, Any]:
-        """Fitted attribute names and values; None removes an attribute a previous fit left."""
-        inputs = self.inputs
-        return {
-            "preprocessor_": self.preprocessor,
-            "target_encoder_": self.target,
-            **self.target.attributes(),
-            "n_features_in_": inputs.n_features,
-            "feature_names_in_": (None if inputs.feature_names is None
-                                  else np.asarray(inputs.feature_names, dtype=object)),
-            "image_shape_": tuple(inputs.image_shape) or None,
-            "series_shape_": tuple(inputs.series_shape) or None,
-        }
-
-
-@dataclass(frozen=True)
-class Prepared:
-    """Tensors, configs and fitted data: everything a trainer needs, and nothing it changes."""
-
-    X_train: Rows  # a dense tensor, or SparseRows for scipy sparse input (densified per batch)
-    y_train: torch.Tensor
-    X_val: Rows | None
-    y_val: torch.Tensor | None
-    targets_train: np.ndarray
-    seed: int
-    model_config: ModelConfig
-    train_config: TrainConfig
-    input_spec: InputSpec
-    device: torch.device
-    task: TaskSpec
-    fitted: FittedData
-    auto_lr: bool = False
-    verbose: int = 0
-    owner: str = "estimator"
-    tabular: bool = True  # whether the default recipe applies (see recipe_params)
-    wide: bool = False  # too many numeric columns for default numeric embeddings (see recipe_params)
-    lr_finder: Any = None  # learning_rate="auto": the finder's result (LRFinderResult)
-    # Row weights of the training and validation rows (None: unweighted, or all equal).
-    w_train: torch.Tensor | None = None
-    w_val: torch.Tensor | None = None
-    # A fit that starts from a trained network (archtune.transfer): the network, and how to fine-tune it.
-    source: Source | None = None
-    fine_tuning: FineTuning = field(default_factory=FineTuning)
-    # Where the training and validation rows came from: positions in X (validation rows: in
-    # validation_data's X when it was given; None without validation rows), so that values
-    # computed per row of X, such as a teacher's outputs (archtune.shrink.distill), can follow them.
-    train_rows: np.ndarray | None = None
-    val_rows: np.ndarray | None = None
-
-    @property
-    def spec(self) -> InputSpec:
-        return self.input_spec
-
-    def build_network(self) -> TabularNetwork:
-        """The initial network: built from the seed, then (with a source) the source's
-        weights copied in where they fit."""
-        return self.initial_network()[0]
-
-    def initial_network(self) -> tuple[TabularNetwork, CopyReport | None]:
-        """The initial network and, with a source, what was copied into it."""
-        module = self.task.build_network(self.model_config, self.input_spec, self.seed)
-        if self.source is None:
-            return module, None
-        src = self.source
-        # The output layer is the source's only for the same classification with the same classes.
-        classes = getattr(self.fitted.target, "classes", None)
-        keep_head = (src.task == self.task.task and src.classes is not None and classes is not None
-                     and tuple(src.classes) == tuple(classes.tolist()))
-        return module, copy_matching(src.module, module, keep_head, src.origin)
-
-    def with_learning_rate(self, rate: float, finder: Any = None) -> "Prepared":
-        """The same fit at ``rate``; ``finder`` is the learning-rate finder's result that chose
-        it (kept on the fitted estimator as ``lr_finder_``)."""
-        return dataclasses.replace(self, train_config=dataclasses.replace(self.train_config, learning_rate=rate),
-                                   auto_lr=False, lr_finder=finder)
-
-    def for_estimator(self, estimator: Any) -> "Prepared":
-        """The same data prepared for another estimator of a cohort: its own model and training
-        configs (validated), the data-derived parts and the seed shared."""
-        check_params(estimator)
-        params = recipe_params(estimator, self.tabular, self.wide)
-        # A fit from a source keeps the source's architecture.
-        model_config = self.model_config if self.source is not None else dataclasses.replace(
-            ModelConfig.from_params(params), wide=self.model_config.wide, image_shape=self.model_config.image_shape,
-            series_shape=self.model_config.series_shape)
-        train_config = TrainConfig.from_params(params, len(self.X_train), self.seed,
-                                               TARGETS[estimator.target_kind].losses)
-        return dataclasses.replace(self, model_config=model_config, train_config=train_config,
-                                   fine_tuning=FineTuning.from_params(params, self.source),
-                                   auto_lr=params["learning_rate"] == "auto", verbose=int(params["verbose"]),
-                                   task=dataclasses.replace(self.task, loss=train_config.loss,
-                                                            label_smoothing=train_config.label_smoothing))
-
-
-@dataclass
-class TrainResult:
-    """A trained network, its history (one dict per epoch) and its best epoch."""
-
-    module: torch.nn.Module
-    history: list[dict[str, Any]] = field(default_factory=list)
-    best_epoch: int = 0
-    report: CopyReport | None = None  # started from a source: what was copied
-    lineage: list[dict[str, Any]] = field(default_factory=list)  # where the starting weights came from
-
+from archtune.parameters import (check_params, differs_from_default, recipe_params, resolve_device, seed_from,
+                                 warn_unused)
+from archtune.prepared import FittedData, Prepared, TaskSpec, TrainResult
 
 # --------------------------------------------------------------------------- the steps
 
@@ -441,7 +164,7 @@ def prepare(estimator: Any, X: Any, y: Any, validation_data: tuple[Any, ...] | N
         _warn_architecture(estimator, source, params)
     else:
         pre = fit_preprocessor(params, model_config, arch, frame_tr, kinds, array_kind, inputs.image_shape)
-        _warn_unused(estimator, arch, [g for g, present in (("conv", pre.image_), ("sequence", pre.text_)) if present])
+        warn_unused(estimator, arch, [g for g, present in (("conv", pre.image_), ("sequence", pre.text_)) if present])
         model_config = dataclasses.replace(model_config, wide=wide_inputs(params["inputs"], arch, pre),
                                            image_shape=inputs.image_shape, series_shape=inputs.series_shape)
     X_tr = transform_rows(pre, frame_tr, "X")
@@ -490,8 +213,8 @@ def _warn_architecture(estimator: Any, source: Source, used: Mapping[str, Any]) 
     # ``used`` differs from the parameters only where they are at their defaults, which the
     # names below exclude: the config built above serves this check too.
     theirs, mine = config.to_dict(), own.to_dict()
-    names = [name for name in ARCHITECTURE_PARAMS if _differs(params[name], defaults[name])
-             and (name not in theirs or _differs(mine.get(name), theirs[name]))]
+    names = [name for name in ARCHITECTURE_PARAMS if differs_from_default(params[name], defaults[name])
+             and (name not in theirs or differs_from_default(mine.get(name), theirs[name]))]
     if names:
         warnings.warn(f"{', '.join(f'{n}={params[n]!r}' for n in names)} {'is' if len(names) == 1 else 'are'} "
                       f"ignored: the architecture is init_from's ({source.origin})", UserWarning, stacklevel=4)
@@ -726,6 +449,5 @@ def task_spec(estimator: Any) -> TaskSpec:
     return TaskSpec(target.task, target.n_outputs, loss, target.metric)
 
 
-__all__ = ["FittedData", "Prepared", "TaskSpec", "TrainResult", "check_params", "finish", "fitted_data",
-           "fit_preprocessor", "input_matrix", "prepare", "resolve_device", "seed_from", "set_fitted", "target_tensor", "task_spec",
-           "train", "unused_params"]
+__all__ = ["finish", "fit_preprocessor", "fitted_data", "input_matrix", "prepare", "set_fitted", "target_tensor",
+           "task_spec", "train", "transform_rows", "with_progress"]

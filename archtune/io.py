@@ -102,7 +102,8 @@ def load(directory: str | os.PathLike) -> Any:
     bundle: nothing is unpickled, weights come from safetensors and everything else from JSON.
     """
     from archtune.estimators import ESTIMATORS
-    from archtune.fitting import FittedData, set_fitted
+    from archtune.fitting import set_fitted
+    from archtune.prepared import FittedData
 
     directory = Path(directory)
     bundle = read_network(directory)

@@ -31,7 +31,8 @@ import torch
 
 from archtune.doctor.lr_finder import resolve_learning_rate
 from archtune.errors import InvalidParameterError
-from archtune.fitting import Prepared, TrainResult, finish, prepare, set_fitted, train, with_progress
+from archtune.fitting import finish, prepare, set_fitted, train, with_progress
+from archtune.prepared import Prepared, TrainResult
 from archtune.models import get_family
 from archtune.pretraining.semi_supervised import pretrains
 from archtune.train.callbacks import Callback

@@ -7,7 +7,7 @@ the pruner watches, the target encoder and the ensemble class. A search decides 
 (`archtune.tune.config.SearchConfig.task`); a fitted model's task is read with scikit-learn's
 `is_classifier` (`task_of`), never by probing for ``predict_proba`` or ``classes_``.
 
-Within a network, the task is refined by its target (`archtune.fitting.TaskSpec`: binary,
+Within a network, the task is refined by its target (`archtune.prepared.TaskSpec`: binary,
 multiclass, or regression with one or several outputs), which picks the loss and the output
 layer. This module imports neither PyTorch nor the estimators until a property asks for them.
 """

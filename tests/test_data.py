@@ -16,7 +16,8 @@ import pytest
 from sklearn.preprocessing import QuantileTransformer, StandardScaler
 
 from archtune.data.datasets import list_datasets, load_dataset
-from archtune.data.preprocess import Preprocessor, infer_column_kinds
+from archtune.data.kinds import infer_column_kinds
+from archtune.data.preprocess import Preprocessor
 from archtune.data.readers import load_table, read_table
 from archtune.data.target import encode_classes, regression_target
 from archtune.errors import DataError, InvalidParameterError
@@ -613,7 +614,7 @@ def test_regression_target_errors_name_row():
 def test_missing_markers_in_a_dataframe_are_missing_values_at_fit_and_predict():
     # Issue 14 (fault 4): what pandas' read_csv reads as missing is missing in a DataFrame too.
     from archtune import NeuralRegressor
-    from archtune.data.preprocess import MISSING_MARKERS
+    from archtune.data.values import MISSING_MARKERS
 
     rng = np.random.default_rng(0)
     n = 300
@@ -657,7 +658,7 @@ def test_integer_labels_in_an_object_array_come_back_as_integers():
 
 def test_a_boolean_among_numbers_is_a_number_whatever_the_container():
     # Issue 14 (fault 3): a float column in an object array with one Python True stays numeric.
-    from archtune.data.preprocess import infer_column_kinds
+    from archtune.data.kinds import infer_column_kinds
 
     rng = np.random.default_rng(0)
     values = rng.normal(size=50).astype(object)
@@ -674,7 +675,7 @@ def test_a_boolean_among_numbers_is_a_number_whatever_the_container():
 def test_missing_markers_in_a_categorical_column_are_missing_values_everywhere():
     # Issue 14 (fault 4), categorical columns: the same markers are missing, not levels, in the
     # preprocessor, the baselines' typing and the LightGBM encoding.
-    from archtune.data.preprocess import infer_column_kinds
+    from archtune.data.kinds import infer_column_kinds
     from archtune.ensemble.gbm import TableEncoding
     from archtune.tune.baselines import _typed
 

@@ -23,7 +23,10 @@ from archtune import DataError, NeuralRegressor
 from archtune.cli import cli
 from archtune.data.dates import DATE_FEATURES, date_features
 from archtune.data.inputs import wide_inputs
-from archtune.data.preprocess import Preprocessor, as_frame, infer_column_kinds, to_datetimes
+from archtune.data.frames import as_frame
+from archtune.data.kinds import infer_column_kinds
+from archtune.data.preprocess import Preprocessor
+from archtune.data.values import to_datetimes
 from archtune.data.readers import read_table
 from archtune.ensemble.gbm import TableEncoding
 from archtune.tune.baselines import _typed, date_matrix

@@ -206,7 +206,7 @@ def once(key: tuple, make: Callable[[], object]) -> object:
 
 
 def kinds(dtype: str) -> dict[str, str]:
-    from archtune.data.preprocess import infer_column_kinds
+    from archtune.data.kinds import infer_column_kinds
 
     return once(("kinds", dtype), lambda: infer_column_kinds(table(dtype)))
 
@@ -510,7 +510,8 @@ def test_dates_and_text(dtype):
     """A date column and a text column in string, Arrow and date dtypes: the same kinds, the
     same network matrix, the same baselines' table and the same LightGBM matrix as ISO strings
     and texts in object columns."""
-    from archtune.data.preprocess import Preprocessor, infer_column_kinds
+    from archtune.data.kinds import infer_column_kinds
+    from archtune.data.preprocess import Preprocessor
     from archtune.ensemble.gbm import TableEncoding
     from archtune.tune.baselines import _typed
 

@@ -20,7 +20,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.pandas import column, data_frames, range_indexes
 
-from archtune.data.preprocess import Preprocessor, infer_column_kinds
+from archtune.data.kinds import infer_column_kinds
+from archtune.data.preprocess import Preprocessor
 from archtune.data.readers import read_table
 from archtune.errors import DataError
 

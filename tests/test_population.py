@@ -339,7 +339,7 @@ def test_search_cohort_scores_equal_training_each_trial_alone(magic_search):
     """Each trial's per-epoch validation accuracy, as the pruner saw it, is what fitting its
     configuration alone on the same split gives (float32: a row on the boundary may flip)."""
     X, y, model = magic_search
-    from archtune.data.preprocess import as_frame
+    from archtune.data.frames import as_frame
 
     from archtune.tune.data import search_splits as make_splits
     from archtune.tune.tuner import trial_config

@@ -385,7 +385,7 @@ def test_image_paths_with_spaces_are_images_not_text(tmp_path):
     import pandas as pd
     from PIL import Image
 
-    from archtune.data.preprocess import infer_column_kinds
+    from archtune.data.kinds import infer_column_kinds
 
     folder = tmp_path / "my photos"
     folder.mkdir()

@@ -8,7 +8,7 @@ import click
 import numpy as np
 import pandas as pd
 
-from archtune.data.preprocess import column_differences, list_columns, row_label
+from archtune.data.frames import column_differences, list_columns, row_label
 from archtune.errors import ArchtuneError, DataError, InvalidParameterError, nearest
 
 
@@ -62,7 +62,7 @@ def check_settings(settings: tuple[str, ...], task: str) -> None:
     either estimator (``loss=huber`` is a regression loss), and checked again once it is.
     """
     from archtune.estimators import NeuralClassifier, NeuralRegressor
-    from archtune.fitting import check_params
+    from archtune.parameters import check_params
 
     candidates = {"classification": [NeuralClassifier], "regression": [NeuralRegressor]}.get(
         task, [NeuralClassifier, NeuralRegressor])
@@ -82,7 +82,7 @@ def estimator_for(data: str, target: str, task: str, settings: tuple[str, ...],
     """The estimator ``--set`` describes for DATA, with the data read and checked; returns
     (estimator, X, y, task, source name)."""
     from archtune.estimators import NeuralClassifier, NeuralRegressor
-    from archtune.fitting import check_params
+    from archtune.parameters import check_params
 
     # Parameters are checked before the data is read: a typo should not cost a long load.
     check_settings(settings, task)
@@ -110,7 +110,7 @@ def check_values(X: pd.DataFrame, name: str) -> None:
     warning about dropped empty columns is left to the fit, which gives it again."""
     import warnings
 
-    from archtune.data.preprocess import infer_column_kinds
+    from archtune.data.kinds import infer_column_kinds
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)

@@ -69,7 +69,7 @@ def distill(run: Path, data: str, target: str | None, student: tuple[str, ...], 
         raise InvalidParameterError(f"--out {out}: exists and is not a directory")
     from archtune.cli.common import load_training_table
     from archtune.artefact import check_path, final_ensemble_dir, load
-    from archtune.fitting import check_params
+    from archtune.parameters import check_params
     from archtune.io import atomic_write_bytes, save
     from archtune.shrink.distill import default_student
     from archtune.shrink.distill import distill as distil_model

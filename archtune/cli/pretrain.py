@@ -47,7 +47,7 @@ def pretrain(data: str, out: Path, target: str | None, pretext: str | None, epoc
     if out.exists() and not out.is_dir():
         raise InvalidParameterError(f"--out {out}: exists and is not a directory")
     from archtune.estimators import NeuralClassifier
-    from archtune.fitting import check_params
+    from archtune.parameters import check_params
     from archtune.pretraining.bundle import save_pretrained
     from archtune.pretraining.run import PRETRAIN_EPOCHS
     from archtune.pretraining.run import pretrain as pretrain_rows

@@ -17,7 +17,8 @@ import pandas as pd
 
 from archtune.config import WideConfig
 from archtune.data.images import flatten_images, is_image_array
-from archtune.data.preprocess import Preprocessor, as_frame, column_differences, list_columns
+from archtune.data.frames import as_frame, column_differences, list_columns
+from archtune.data.preprocess import Preprocessor
 from archtune.data.sparse import read_sparse
 from archtune.errors import DataError, InvalidParameterError, nearest
 

@@ -1,14 +1,14 @@
-"""Schema inference and the Preprocessor: table in, float32 matrix out.
+"""The Preprocessor: table in, float32 matrix out.
 
 Output layout: scaled numeric columns (a date column's features among them, in its place),
 then missing-value indicators, then one-hot columns (if chosen), then one integer code per
 embedded categorical column (0 = missing or unseen). Every piece of fitted state is plain JSON
-(lists, floats, strings) so that model bundles never need pickle.
+(lists, floats, strings) so that model bundles never need pickle. The columns' kinds come from
+archtune.data.kinds, their values through archtune.data.values.
 """
 
 from __future__ import annotations
 
-import re
 import warnings
 from typing import Any
 
@@ -17,445 +17,22 @@ import pandas as pd
 from scipy.special import ndtri
 
 from archtune.checks import check_choice
-from archtune.data.dates import (DATE_FEATURES, DATE_SHARE, date_features, date_share, first_day, has_time,
-                                 holds_strings, is_date_dtype, parse_dates)
-from archtune.data.images import looks_like_image_paths, read_image_column
-from archtune.data.text import build_vocabulary, encode_texts, looks_like_text
+from archtune.data.dates import DATE_FEATURES, date_features, first_day, has_time
+from archtune.data.frames import list_columns, row_label
+from archtune.data.images import read_image_column
+from archtune.data.kinds import infer_column_kinds, plain_numeric_columns
+from archtune.data.text import build_vocabulary, encode_texts
+from archtune.data.values import (category_key, check_finite, parse_numeric, plain_column, plain_labels,
+                                  to_datetimes)
 from archtune.errors import DataError
 
 SCALINGS = ("standard", "robust", "quantile", "maxabs", None)
 CATEGORICAL_ENCODINGS = ("embedding", "onehot", "auto")
 # categorical="auto": one-hot columns for at most this many levels, embeddings above (RealMLP).
 ONE_HOT_MAX_LEVELS = 9
-# categorical_features="auto": integer-valued columns with at most this many distinct values
-# are read as codes of categories (the usual label-encoded categoricals, as in PMLB's adult).
-CATEGORICAL_INTEGER_LEVELS = 16
 # scaling="robust": the smooth clip's bound, x / sqrt(1 + (x / bound)^2) (RealMLP).
 SMOOTH_CLIP = 3.0
-# An object column whose values mostly parse as numbers is a numeric column with typos, not
-# a categorical one: report the first bad value instead of silently embedding it.
-NUMERIC_SHARE = 0.9
 N_QUANTILES = 1000
-_COMMA_NUMBER = re.compile(r"[-+]?\d*,\d+")
-
-
-def as_frame(X: Any, what: str = "X") -> tuple[pd.DataFrame, bool]:
-    """X as a DataFrame, and whether it came with real (string) column names."""
-    if isinstance(X, pd.DataFrame):
-        named = all(isinstance(c, str) for c in X.columns)
-        frame = X if named else X.set_axis([f"x{i}" for i in range(X.shape[1])], axis=1)
-        if frame.columns.duplicated().any():
-            dup = frame.columns[frame.columns.duplicated()][0]
-            raise DataError(f"{what}: duplicate column name {dup!r}")
-        return frame, named
-    import scipy.sparse
-
-    if scipy.sparse.issparse(X):
-        raise DataError(f"{what} is a sparse matrix, which only NeuralClassifier and NeuralRegressor accept "
-                        "(as a whole matrix of numeric columns); convert it with X.toarray() if it fits in memory")
-    if isinstance(X, pd.Series):
-        raise DataError(f"{what} must be 2-dimensional (rows x columns); got a Series. Use X.to_frame()")
-    try:
-        arr = np.asarray(X)
-    except Exception as exc:
-        raise DataError(f"{what} cannot be read as a table: {exc}") from None
-    if arr.ndim == 1:
-        raise DataError(
-            f"{what} must be 2-dimensional (rows x columns); got a 1-D array of {arr.shape[0]} values. "
-            "Reshape your data with X.reshape(-1, 1) for a single feature or X.reshape(1, -1) for a single sample"
-        )
-    if arr.ndim != 2:
-        raise DataError(f"{what} must be 2-dimensional (rows x columns); got shape {arr.shape}")
-    if arr.dtype.kind == "c":
-        raise DataError(f"{what} holds complex numbers: Complex data not supported; pass real parts and "
-                        "imaginary parts as separate columns")
-    if arr.dtype.kind == "m":
-        raise DataError(f"{what} has dtype {arr.dtype} (durations), which is not supported; convert it to numbers")
-    return pd.DataFrame(arr, columns=[f"x{i}" for i in range(arr.shape[1])]), False
-
-
-def column_differences(fitted: list[str], given: list[str]) -> tuple[list[str], str, list[str]]:
-    """Fitted columns missing from ``given`` (with a did-you-mean hint for the first) and the
-    columns of ``given`` that were not fitted."""
-    from archtune.errors import nearest
-
-    given_set, fitted_set = set(given), set(fitted)  # sets: tables may have thousands of columns
-    missing = [c for c in fitted if c not in given_set]
-    extra = [c for c in given if c not in fitted_set]
-    hint = nearest(missing[0], extra) if missing and extra else ""
-    return missing, hint, extra
-
-
-def list_columns(names: list[str], limit: int = 5) -> str:
-    """'a', 'b', 'c' ... for an error message."""
-    return ", ".join(repr(c) for c in names[:limit]) + (" ..." if len(names) > limit else "")
-
-
-def row_label(index: pd.Index, position: int) -> str:
-    """How an error names the row at ``position``: its 1-based number, or its index label."""
-    label = index[position]
-    if isinstance(index, pd.RangeIndex) and index.start == 0 and index.step == 1:
-        return f"row {position + 1}"  # 1-based data row, as a spreadsheet user counts
-    if isinstance(label, np.generic):
-        label = label.item()  # "row 16", not "row np.int64(16)"
-    return f"row {label!r}"
-
-
-# The strings pandas' read_csv reads as missing (its default na_values), plus blank strings:
-# the same markers mean "missing" in a DataFrame given to archtune, at fit and predict time.
-MISSING_MARKERS = frozenset({"", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND",
-                             "1.#QNAN", "<NA>", "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null"})
-
-
-def is_missing_marker(value: Any) -> bool:
-    """Whether ``value`` is a string that pandas' readers take for a missing value (blank
-    or whitespace-only strings included)."""
-    return isinstance(value, str) and value.strip() in MISSING_MARKERS
-
-
-def _markers(values: np.ndarray) -> np.ndarray:
-    """Which of ``values`` (an object array) are missing markers."""
-    return np.fromiter((isinstance(v, str) and v.strip() in MISSING_MARKERS for v in values), dtype=bool,
-                       count=len(values))
-
-
-def _may_hold_markers(dtype: Any) -> bool:
-    """Whether a column of ``dtype`` can hold missing markers: strings of any dtype, and
-    categories whose levels are strings."""
-    if isinstance(dtype, pd.CategoricalDtype):
-        return holds_strings(dtype.categories.dtype)
-    return holds_strings(dtype)
-
-
-def missing_mask(series: pd.Series) -> pd.Series:
-    """Missing values of a column: NaN, None, ``pd.NA``, NaT, and in columns of strings (any
-    string dtype, or categories that are strings) the missing markers."""
-    missing = series.isna()
-    if _may_hold_markers(series.dtype):
-        missing |= _markers(series.to_numpy(dtype=object))
-    return missing
-
-
-# ---------------------------------------------------------------------------- plain values
-#
-# pandas holds a column's values in many containers: NumPy arrays, nullable arrays
-# (Int8-Int64, UInt8-UInt64, Float32, Float64, boolean: pd.NA for missing), strings with
-# python or pyarrow storage (`string`: pd.NA; pandas 3's `str`: NaN), Arrow arrays
-# (dtype_backend="pyarrow") and categories. Once a column's kind is decided, every reader of
-# its values (the preprocessor, the baselines, LightGBM's encoding, the exported files'
-# inputs) goes through the functions below, so that no dtype changes what a column becomes:
-# numbers as float64 and labels as plain strings, NaN for every missing value.
-
-
-def _objects(series: pd.Series) -> np.ndarray:
-    """The values as an object array of Python values, NaN for every missing one (pd.NA,
-    None, NaT, NaN); categories give their values."""
-    values = series.to_numpy(dtype=object)
-    missing = pd.isna(values)
-    if missing.any():
-        values = values.copy()
-        values[missing] = np.nan
-    return values
-
-
-def plain_column(series: pd.Series) -> pd.Series:
-    """The column in a plain NumPy container, NaN for every missing value.
-
-    Parameters
-    ----------
-    series : pandas.Series
-        A column of any dtype.
-
-    Returns
-    -------
-    pandas.Series
-        Same index and name. Numbers of a nullable or Arrow dtype (``Int8``-``Int64``,
-        ``UInt8``-``UInt64``, ``Float32``, ``Float64``, ``int64[pyarrow]`` ...) as float64;
-        NumPy numbers, booleans and dates, dates of any dtype and Periods as they are; any
-        other column (strings of any dtype, ``boolean``, ``category``, object) as object,
-        holding Python values (a category's values, not its codes), NaN for missing.
-        Missing markers ("NA", "" ...) stay strings: `plain_numbers` and `plain_labels` read
-        them as missing.
-    """
-    dtype = series.dtype
-    if (isinstance(dtype, np.dtype) and dtype != object) or is_date_dtype(dtype):
-        return series
-    if pd.api.types.is_numeric_dtype(dtype) and not pd.api.types.is_bool_dtype(dtype):
-        return pd.Series(series.to_numpy(dtype="float64", na_value=np.nan), index=series.index, name=series.name)
-    return pd.Series(_objects(series), index=series.index, name=series.name, dtype=object)
-
-
-def plain_numbers(series: pd.Series, where: str | None = None) -> np.ndarray:
-    """A numeric column's values as float64, whatever its dtype, NaN for every missing value
-    and missing marker.
-
-    Without ``where`` a value that is not a number is NaN too and booleans are 1 and 0 (the
-    table's kinds were checked when they were decided); with it, such a value is a
-    `DataError` naming ``where``, the column and the row, as `Preprocessor.transform` says.
-    """
-    if where is not None:
-        numbers = _to_numeric(series, where)
-        if numbers is None:
-            raise DataError(f"{where}: column {series.name!r} was numeric when the model was fitted but now holds text")
-        values = numbers.to_numpy(dtype="float64")
-        _check_finite(values, str(series.name), series.index, where)
-        return values
-    plain = plain_column(series)
-    if pd.api.types.is_numeric_dtype(plain.dtype):
-        return plain.to_numpy(dtype="float64")
-    values = plain.to_numpy(dtype=object)
-    values = np.where(_markers(values), np.nan, values)
-    return pd.to_numeric(pd.Series(values, dtype=object), errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
-
-
-def plain_labels(series: pd.Series, key: Any = str) -> np.ndarray:
-    """A categorical (or text, or image-path) column's values as plain strings, whatever its
-    dtype: an object array of ``key(value)`` (``str``, or `category_key`), NaN for every
-    missing value and missing marker. Integers of a nullable dtype stay exact (not float64)."""
-    values = _objects(series)
-    out = np.full(len(values), np.nan, dtype=object)
-    present = ~pd.isna(values) & ~_markers(values)
-    out[present] = [key(v) for v in values[present]]
-    return out
-
-
-def _to_numeric(series: pd.Series, where: str) -> pd.Series | None:
-    """The column as float64, or None if it is categorical. Raises on a stray non-number.
-    Missing markers ("", "NA", "null", ...: `MISSING_MARKERS`) are missing values."""
-    # Plain and nullable ("boolean") booleans alike are categorical, never 0/1 numbers.
-    if pd.api.types.is_bool_dtype(series.dtype) or isinstance(series.dtype, pd.CategoricalDtype):
-        return None
-    if pd.api.types.is_timedelta64_dtype(series):
-        raise DataError(f"{where}: column {series.name!r} holds durations (timedelta); convert them to numbers "
-                        "first, e.g. with .dt.total_seconds()")
-    if is_date_dtype(series.dtype):
-        # Date columns are recognised before numbers (infer_column_kinds): here a column typed
-        # numeric by the whole table, or at fit, holds dates.
-        raise DataError(f"{where}: column {series.name!r} holds dates, but it is a numeric column")
-    strings = holds_strings(series.dtype)
-    series = plain_column(series)  # nullable and Arrow numbers as float64, the rest as object with NaN
-    if pd.api.types.is_numeric_dtype(series):
-        return series.astype("float64")
-    if strings:
-        series = series.mask(_markers(series.to_numpy()))
-    present = series.notna()
-    if not present.any():
-        return pd.Series(np.nan, index=series.index, name=series.name)
-    values = series[present]
-    # A column of booleans (or booleans and strings) is categorical; an object column of Python
-    # numbers is numeric, and booleans among numbers are the numbers 1 and 0 (a single True in
-    # a float column must not turn every value into a category).
-    boolean = values.map(lambda v: isinstance(v, (bool, np.bool_))).to_numpy(dtype=bool)
-    if boolean.any():
-        if boolean.all() or pd.to_numeric(values[~boolean], errors="coerce").isna().any():
-            return None
-        series = series.map(lambda v: float(v) if isinstance(v, (bool, np.bool_)) else v)
-        values = series[present]
-    parsed = pd.to_numeric(values, errors="coerce")
-    bad = parsed.isna()
-    if not bad.any():
-        return pd.to_numeric(series, errors="coerce").astype("float64")
-    # Numbers written with a comma ("3,14" or "1,000") would otherwise make a numeric column
-    # look categorical and be silently embedded as labels: count them as numbers gone wrong.
-    bad_arr = bad.to_numpy(dtype=bool)
-    comma = np.array([_comma_number(v) for v in values.to_numpy()[bad_arr]], dtype=bool)
-    if (len(comma) - comma.sum()) <= (1 - NUMERIC_SHARE) * len(bad_arr):
-        pos = int(np.flatnonzero(present.to_numpy())[np.flatnonzero(bad_arr)[0]])
-        value = series.iloc[pos]
-        hint = (" (a comma as decimal mark or thousands separator? write 3.14 and 1000, or separate the "
-                "file's fields with ';' or tabs)") if _comma_number(value) else ""
-        raise DataError(f"{where}: column {series.name!r} {row_label(series.index, pos)}: {value!r} is not a number{hint}")
-    return None
-
-
-def category_key(value: Any) -> str:
-    """A category's name: its string, with integer-valued numbers written as integers, so that
-    a level reads the same from an int column and from a float one (3 and 3.0 are "3")."""
-    if isinstance(value, (bool, np.bool_)):
-        return str(bool(value))
-    if isinstance(value, (int, np.integer)):
-        return str(int(value))
-    if isinstance(value, (float, np.floating)) and float(value).is_integer():
-        return str(int(value))
-    return str(value)
-
-
-def _comma_number(value: Any) -> bool:
-    return isinstance(value, str) and _COMMA_NUMBER.fullmatch(value.strip()) is not None
-
-
-COLUMN_KINDS = ("numeric", "categorical", "date", "text", "image", "empty")
-
-
-def infer_column_kinds(frame: pd.DataFrame, where: str = "X", text: bool = True) -> dict[str, str]:
-    """Each column's kind, checking every value of the table.
-
-    Parameters
-    ----------
-    frame : pandas.DataFrame
-    where : str
-        How errors name the table (a file name, or "X").
-    text : bool
-        With False, string columns are never "text" or "image" (they are categorical).
-
-    Returns
-    -------
-    dict
-        Column name -> "numeric", "categorical", "date" (datetime64 or Period dtypes, date
-        objects, or ISO date strings: `archtune.data.dates`), "text" (several words, mostly
-        distinct values; data/text.py), "image" (file names of images; data/images.py) or
-        "empty" (every value missing: the column is dropped, with a warning that names it).
-
-    Raises
-    ------
-    DataError
-        A stray word in a numeric column, a value that is not a date in a date column, an
-        infinite value (each naming its row), or a table whose every column is empty.
-
-    Notes
-    -----
-    This is the one place column kinds are decided: the preprocessor, the search space, the
-    baselines and the LightGBM members all read its result.
-    """
-    kinds: dict[str, str] = {}
-    plain = plain_numeric_columns(frame)
-    if plain:
-        # Columns of a plain number dtype are decided as one block (a 5000-column table took
-        # seconds column by column): numeric, or empty when every value is missing.
-        block = frame[plain].to_numpy(dtype="float64", na_value=np.nan)
-        for j in np.flatnonzero(np.isinf(block).any(axis=0))[:1]:
-            _check_finite(block[:, j], str(plain[j]), frame.index, where)
-        present = (~np.isnan(block)).any(axis=0) if len(frame) else np.ones(len(plain), dtype=bool)
-        decided = {str(c): "numeric" if has else "empty" for c, has in zip(plain, present)}
-    else:
-        decided = {}
-    for col in frame.columns:
-        series, name = frame[col], str(col)
-        if name in decided:
-            kinds[name] = decided[name]
-        elif _is_empty(series):
-            kinds[name] = "empty"
-        elif _is_date_column(series, where):
-            kinds[name] = "date"  # before numbers: a Period column would otherwise read as one
-        elif (numeric := _to_numeric(series, where)) is not None:
-            _check_finite(numeric.to_numpy(dtype="float64"), name, frame.index, where)
-            kinds[name] = "numeric"
-        elif text and looks_like_image_paths(series):
-            kinds[name] = "image"  # paths with spaces look like text too: images first
-        elif text and looks_like_text(series):
-            kinds[name] = "text"
-        else:
-            kinds[name] = "categorical"
-    _report_empty([name for name, kind in kinds.items() if kind == "empty"], len(kinds), where)
-    return kinds
-
-
-def plain_numeric_columns(frame: pd.DataFrame) -> list[Any]:
-    """The columns whose dtype is a plain number (integer or float, NumPy or nullable; not
-    booleans, dates or durations): numbers whatever their values, so they can be handled as
-    one block."""
-    return [c for c, dtype in frame.dtypes.items()
-            if pd.api.types.is_numeric_dtype(dtype) and not pd.api.types.is_bool_dtype(dtype)
-            and not pd.api.types.is_timedelta64_dtype(dtype) and not is_date_dtype(dtype)]
-
-
-def _report_empty(empty: list[str], n_columns: int, where: str) -> None:
-    """Entirely missing columns are dropped with a warning, as scikit-learn's SimpleImputer
-    drops them; a table with nothing else is an error."""
-    if not empty:
-        return
-    if len(empty) == n_columns:
-        raise DataError(f"{where}: every column is empty (no values at all, every row is missing): "
-                        f"{list_columns(empty)}")
-    # No file name in the message: the CLI checks the table before fitting it, and the same
-    # text from the same place is shown once.
-    warnings.warn(f"{len(empty)} column(s) have no values at all (every row is missing) and are dropped: "
-                  f"{list_columns(empty)}", UserWarning, stacklevel=2)
-
-
-def _is_empty(series: pd.Series) -> bool:
-    """Whether a column of at least one row has no value at all (markers stop at the first
-    real value, so a full column costs one look)."""
-    present = series.dropna()
-    return len(series) > 0 and (not len(present) or (_may_hold_markers(series.dtype)
-                                                     and all(is_missing_marker(v) for v in present)))
-
-
-# Values looked at first to rule a string column out cheaply: most are not dates.
-DATE_SAMPLE = 50
-
-
-def _is_date_column(series: pd.Series, where: str) -> bool:
-    """Whether a column holds dates: a date dtype, or an object/string column whose present
-    values are (at least DATE_SHARE of them) ISO date strings or date objects. The rest of
-    such a column are typos: DataError naming the first."""
-    if is_date_dtype(series.dtype):
-        return True
-    if not holds_strings(series.dtype):
-        return False
-    head = series.dropna().iloc[:4 * DATE_SAMPLE]
-    head = head[~missing_mask(head).to_numpy()].iloc[:DATE_SAMPLE]
-    if date_share(head) <= 0.5:
-        return False
-    if date_share(series[~missing_mask(series).to_numpy()]) < DATE_SHARE:
-        return False
-    to_datetimes(series, where)  # raises on the first value that is not a date
-    return True
-
-
-def to_datetimes(series: pd.Series, where: str = "X") -> np.ndarray:
-    """A date column (any container: `archtune.data.dates`) as wall-clock moments.
-
-    Parameters
-    ----------
-    series : pandas.Series
-    where : str
-        How errors name the table.
-
-    Returns
-    -------
-    numpy.ndarray of datetime64[s]
-        NaT where the value is missing (NaN, NaT, None, a missing marker).
-
-    Raises
-    ------
-    DataError
-        A present value that is not a date, naming the column and the row.
-    """
-    moments, bad = parse_dates(series, missing_mask(series).to_numpy())
-    if bad.any():
-        pos = int(np.flatnonzero(bad)[0])
-        raise DataError(f"{where}: column {str(series.name)!r} {row_label(series.index, pos)}: {series.iloc[pos]!r} "
-                        "is not a date (dates are written YYYY-MM-DD, optionally with a time HH:MM or HH:MM:SS)")
-    return moments
-
-
-def declare_categorical(kinds: dict[str, str], frame: pd.DataFrame, categorical_features: Any,
-                        where: str = "X") -> dict[str, str]:
-    """The kinds with numeric columns turned categorical as ``categorical_features`` says:
-    "from_dtype" (none), "auto" (integer-valued columns with at most CATEGORICAL_INTEGER_LEVELS
-    distinct values) or a list of column names (a name not in X is an error)."""
-    if categorical_features is None or (isinstance(categorical_features, str) and categorical_features == "from_dtype"):
-        return kinds
-    out = dict(kinds)
-    if isinstance(categorical_features, str):  # "auto", checked with the other parameters
-        for col in frame.columns:
-            if kinds.get(str(col)) != "numeric":
-                continue
-            values = plain_numbers(frame[col])
-            values = values[~np.isnan(values)]
-            if values.size and np.all(np.mod(values, 1) == 0) and len(np.unique(values)) <= CATEGORICAL_INTEGER_LEVELS:
-                out[str(col)] = "categorical"
-        return out
-    from archtune.errors import InvalidParameterError, nearest
-
-    columns = [str(c) for c in frame.columns]
-    for name in categorical_features:
-        if str(name) not in kinds:
-            raise InvalidParameterError(f"categorical_features: {where} has no column {name!r}{nearest(str(name), columns)}")
-        if kinds[str(name)] == "numeric":
-            out[str(name)] = "categorical"
-    return out
 
 
 class Preprocessor:
@@ -541,7 +118,7 @@ class Preprocessor:
             if kind == "empty":
                 self.dropped_.append(name)  # infer_column_kinds has warned
             elif kind == "numeric":
-                numeric = _to_numeric(frame[col], where)
+                numeric = parse_numeric(frame[col], where)
                 if numeric is None:
                     raise DataError(f"{where}: column {name!r} holds text, but the table's column {name!r} is numeric")
                 self._fit_numeric(name, numeric, where)
@@ -586,7 +163,7 @@ class Preprocessor:
         value is dropped; ``indicator`` adds missing-value indicators for columns with gaps."""
         arr = np.asfortranarray(arr)
         for j in np.flatnonzero(np.isinf(arr).any(axis=0))[:1]:
-            _check_finite(arr[:, j], names[j], index, where)
+            check_finite(arr[:, j], names[j], index, where)
         missing = np.isnan(arr)
         counts = arr.shape[0] - missing.sum(axis=0)
         if (counts == 0).any():  # nothing to learn a scale or a median from
@@ -723,11 +300,11 @@ class Preprocessor:
         for j, name in enumerate(self.numeric_):
             if j in done:
                 continue
-            values = _to_numeric(frame[name], where)
+            values = parse_numeric(frame[name], where)
             if values is None:
                 raise DataError(f"{where}: column {name!r} was numeric when the model was fitted but now holds text")
             arr = values.to_numpy(dtype="float64")
-            _check_finite(arr, name, frame.index, where)
+            check_finite(arr, name, frame.index, where)
             numeric[:, j] = arr
         # NaN after conversion is exactly what is missing (NaN, None, or a missing marker): the
         # indicators read it, then the medians fill it.
@@ -932,13 +509,3 @@ class Preprocessor:
                 setattr(pre, key, state[key])
         pre.sparse_ = bool(state.get("sparse_", False))
         return pre
-
-
-def _check_finite(arr: np.ndarray, name: str, index: pd.Index, where: str) -> None:
-    inf = np.isinf(arr)
-    if inf.any():
-        pos = int(np.flatnonzero(inf)[0])
-        raise DataError(
-            f"{where}: column {name!r} {row_label(index, pos)}: {arr[pos]} is infinite "
-            "(too large to represent, or a division by zero); fix or remove it"
-        )

@@ -8,7 +8,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from archtune.data.preprocess import as_frame, infer_column_kinds
+from archtune.data.frames import as_frame
+from archtune.data.kinds import infer_column_kinds
 from archtune.doctor.findings import Finding
 from archtune.train.batches import SparseRows
 

@@ -36,7 +36,8 @@ from archtune.doctor.probes import (TrainingRecord, TrainingRecorder, duplicate_
 from archtune.data.inputs import array_rows, dict_to_frame
 from archtune.doctor.lr_finder import resolve_learning_rate
 from archtune.errors import InvalidParameterError, TrainingDivergedError
-from archtune.fitting import Prepared, TaskSpec, input_matrix, prepare, target_tensor, task_spec
+from archtune.fitting import input_matrix, prepare, target_tensor, task_spec
+from archtune.prepared import Prepared, TaskSpec
 from archtune.train.batches import dense_rows
 from archtune.transfer.copy import is_output
 

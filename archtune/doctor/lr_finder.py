@@ -35,7 +35,8 @@ import torch
 
 from archtune.checks import check_choice, check_number
 from archtune.errors import InvalidParameterError
-from archtune.fitting import Prepared, prepare
+from archtune.fitting import prepare
+from archtune.prepared import Prepared
 from archtune.train.threads import training_threads
 
 

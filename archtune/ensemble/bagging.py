@@ -222,7 +222,8 @@ def _train_stacked(estimators: list[Any], preparations: list[Any],
     """Train the prepared members as one stack on their own rows and finish each estimator
     with its result, as `fitting.train` and `finish` would alone; (member, error) when one
     did not complete."""
-    from archtune.fitting import TrainResult, finish, with_progress
+    from archtune.fitting import finish, with_progress
+    from archtune.prepared import TrainResult
     from archtune.train.callbacks import StopAtDeadline
     from archtune.train.member_rows import MemberRows
     from archtune.train.population import PopulationTrainer

@@ -16,7 +16,7 @@ import pandas as pd
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 
 from archtune.data.dates import DATE_FEATURES, date_features
-from archtune.data.preprocess import plain_labels, plain_numbers, to_datetimes
+from archtune.data.values import plain_labels, plain_numbers, to_datetimes
 from archtune.train.threads import CELLS_PER_THREAD, idle_cores
 
 
@@ -63,7 +63,7 @@ class TableEncoding:
 
     def transform(self, frame: pd.DataFrame) -> np.ndarray:
         """Array of shape (n_samples, n_features), float64, NaN for missing or unseen (the
-        columns read by `archtune.data.preprocess.plain_numbers` / `plain_labels`: the same
+        columns read by `archtune.data.values.plain_numbers` / `plain_labels`: the same
         matrix whatever their dtype)."""
         frame = frame.set_axis([str(c) for c in frame.columns], axis=1)
         missing = [name for name in self.columns if name not in frame.columns]
@@ -97,7 +97,7 @@ class TableEncoding:
 
 class _LightGBMTable(BaseEstimator):
     """LightGBM (default parameters) on a pandas table. ``kinds`` are the columns' kinds
-    (`archtune.data.preprocess.infer_column_kinds`); ``random_state`` seeds it."""
+    (`archtune.data.kinds.infer_column_kinds`); ``random_state`` seeds it."""
 
     task = "regression"
 

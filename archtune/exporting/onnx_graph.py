@@ -207,7 +207,7 @@ def onnx_inputs(model: Any, frame: Any) -> dict[str, np.ndarray]:
     frame : pandas.DataFrame
         Raw rows with the model's columns, of any dtype (nullable numbers, strings of any
         storage, Arrow, category, boolean; missing as NaN, None or pd.NA), read as `predict`
-        reads them (`archtune.data.preprocess.plain_numbers` / `plain_labels`).
+        reads them (`archtune.data.values.plain_numbers` / `plain_labels`).
 
     Returns
     -------
@@ -222,7 +222,7 @@ def onnx_inputs(model: Any, frame: Any) -> dict[str, np.ndarray]:
         ``frame`` lacks an input's column, or a numeric column holds a value that is not a
         number (named with its row).
     """
-    from archtune.data.preprocess import category_key, plain_labels, plain_numbers
+    from archtune.data.values import category_key, plain_labels, plain_numbers
     from archtune.errors import DataError
 
     if hasattr(model, "get_inputs"):  # onnxruntime

@@ -101,7 +101,7 @@ def encode(description: dict[str, Any], frame: Any) -> tuple[torch.Tensor, ...]:
     frame : pandas.DataFrame
         Raw rows with the model's columns, of any dtype (nullable, string, Arrow, category;
         missing values as NaN, None or pd.NA), read as `predict` reads them
-        (`archtune.data.preprocess.plain_numbers` / `plain_labels`).
+        (`archtune.data.values.plain_numbers` / `plain_labels`).
 
     Returns
     -------
@@ -113,7 +113,7 @@ def encode(description: dict[str, Any], frame: Any) -> tuple[torch.Tensor, ...]:
     DataError
         A numeric column holds a value that is not a number (named with its row).
     """
-    from archtune.data.preprocess import category_key, plain_labels, plain_numbers
+    from archtune.data.values import category_key, plain_labels, plain_numbers
 
     out = []
     for spec in description["inputs"]:

@@ -22,12 +22,15 @@ import torch
 from archtune.checks import check_number
 from archtune.config import ModelConfig, TrainConfig
 from archtune.data.inputs import array_rows, dict_to_frame, wide_inputs
-from archtune.data.preprocess import Preprocessor, as_frame, declare_categorical, infer_column_kinds
+from archtune.data.frames import as_frame
+from archtune.data.kinds import declare_categorical, infer_column_kinds
+from archtune.data.preprocess import Preprocessor
 from archtune.data.sparse import is_sparse
 from archtune.data.target import TARGETS
 from archtune.errors import DataError, InvalidParameterError
-from archtune.fitting import (DIVERGENCE_FACTOR, check_params, fit_preprocessor, recipe_params, resolve_device,
-                              seed_from)
+from archtune.fitting import fit_preprocessor
+from archtune.parameters import check_params, recipe_params, resolve_device, seed_from
+from archtune.prepared import DIVERGENCE_FACTOR
 from archtune.models import InputSpec, build_model, get_family
 from archtune.models.embeddings import compute_bins
 from archtune.pretraining.model import HEAD_TASK, PretextNetwork

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from archtune.errors import DataError
-from archtune.fitting import TrainResult
+from archtune.prepared import TrainResult
 
 UNLABELED = -1  # a classifier's mark of an unlabeled row (SelfTrainingClassifier's)
 

@@ -27,7 +27,8 @@ from archtune.checks import check_choice, check_number
 from archtune.doctor.lr_finder import resolve_learning_rate
 from archtune.errors import InvalidParameterError
 from archtune.estimators import NeuralClassifier, NeuralRegressor
-from archtune.fitting import Prepared, finish, prepare, set_fitted, train, transform_rows
+from archtune.fitting import finish, prepare, set_fitted, train, transform_rows
+from archtune.prepared import Prepared
 from archtune.shrink.augment import AUGMENTATIONS, swap_noise
 from archtune.shrink.distill_loss import DistillationTask, targets
 from archtune.shrink.teacher import describe, teacher_logits, teacher_task, teacher_values

@@ -29,7 +29,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from archtune.fitting import TaskSpec
+from archtune.prepared import TaskSpec
 from archtune.train.losses import make_loss, make_metric, weighted_mean
 
 

@@ -26,7 +26,8 @@ from archtune.checks import check_choice, check_number
 from archtune.data.sparse import is_sparse
 from archtune.errors import ArchtuneError, InvalidParameterError
 from archtune.estimators import ESTIMATORS
-from archtune.fitting import input_matrix, seed_from, set_fitted, target_tensor, task_spec
+from archtune.fitting import input_matrix, set_fitted, target_tensor, task_spec
+from archtune.parameters import seed_from
 from archtune.models.tabm import LinearBatchEnsemble
 from archtune.shrink.importance import IMPORTANCES, magnitude, normalise, taylor
 from archtune.shrink.latency import latency_ms

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from archtune.data.inputs import FittedInputs
-from archtune.data.preprocess import list_columns
+from archtune.data.frames import list_columns
 from archtune.errors import DataError
 
 

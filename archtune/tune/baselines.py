@@ -16,7 +16,8 @@ import numpy as np
 import pandas as pd
 
 from archtune.data.dates import DATE_FEATURES, date_features
-from archtune.data.preprocess import plain_labels, plain_numbers, plain_numeric_columns, to_datetimes
+from archtune.data.kinds import plain_numeric_columns
+from archtune.data.values import plain_labels, plain_numbers, to_datetimes
 from archtune.errors import DataError
 from archtune.train.threads import library_threads
 
@@ -94,7 +95,7 @@ def date_matrix(frame: pd.DataFrame) -> np.ndarray:
 def _typed(frame: pd.DataFrame, kinds: dict[str, str]) -> pd.DataFrame:
     """Numeric columns as float numbers, date columns as datetime64 (whatever their
     container), the others as plain strings (OneHotEncoder needs one type per column), NaN for
-    every missing value (`archtune.data.preprocess.plain_numbers` / `plain_labels`: the
+    every missing value (`archtune.data.values.plain_numbers` / `plain_labels`: the
     same whatever the column's dtype; scikit-learn's imputers cannot read pandas' ``pd.NA``),
     by the kinds `infer_column_kinds` decided; entirely missing columns are dropped, as the
     networks drop them."""

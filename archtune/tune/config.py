@@ -86,7 +86,7 @@ class SearchConfig:
         """
         from sklearn.metrics import get_scorer_names
 
-        from archtune.fitting import check_params, seed_from
+        from archtune.parameters import check_params, seed_from
         from archtune.tracking.search_tracker import check_tracking
         from archtune.tune.objectives import check_objectives, resolve_sampler
         from archtune.tune.pareto import parse_prefer

@@ -73,7 +73,8 @@ class SearchData:
             row), or the weights are invalid.
         """
         from archtune.data.images import flatten_images, is_image_array
-        from archtune.data.preprocess import as_frame, infer_column_kinds
+        from archtune.data.frames import as_frame
+        from archtune.data.kinds import infer_column_kinds
         from archtune.data.target import target_array
         from archtune.data.weights import check_sample_weight
 
