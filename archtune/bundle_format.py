@@ -85,7 +85,7 @@ def params_to_json(params: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, value in params.items():
         if key == "layers" and value is not None:
-            from archtune.models.layer_list import layer_to_dict
+            from archtune.models.layer_compile import layer_to_dict
 
             value = [layer_to_dict(layer) for layer in value]
         elif isinstance(value, tuple):
@@ -108,7 +108,7 @@ def params_to_json(params: dict[str, Any]) -> dict[str, Any]:
 def params_from_json(params: dict[str, Any]) -> dict[str, Any]:
     out = dict(params)
     if isinstance(out.get("layers"), list):
-        from archtune.models.layer_list import layer_from_dict
+        from archtune.models.layer_compile import layer_from_dict
 
         out["layers"] = [layer_from_dict(expect(d, dict, "params.layers[]")) for d in out["layers"]]
     if isinstance(out.get("hidden_sizes"), list):

@@ -239,7 +239,7 @@ class ModelConfig:
     series_shape: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
-        from archtune.models.layer_list import check_layers
+        from archtune.models.layer_compile import check_layers
         from archtune.models.registry import list_models
 
         check_choice("arch", self.arch, tuple(list_models()))

@@ -39,7 +39,7 @@ from archtune.errors import DataError, InvalidParameterError
 from archtune.models import InputSpec, TabularNetwork, get_family
 from archtune.models.backbone_weights import load_backbone_weights
 from archtune.models.embeddings import compute_bins
-from archtune.models.layer_list import input_scaling
+from archtune.models.layer_compile import input_scaling
 from archtune.recipes import wide as is_wide
 from archtune.train.batches import Rows, SparseRows
 from archtune.train.callbacks import Callback, ProgressBar

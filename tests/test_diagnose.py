@@ -336,7 +336,7 @@ def test_search_stops_dead_networks_with_the_reason_and_stores_each_diagnosis():
 def test_a_dead_layer_gives_constant_outputs_and_the_reporter_stops_it():
     from archtune.errors import DeadNetworkError
     from archtune.train import Trainer
-    from archtune.tune.tuner import EpochReporter
+    from archtune.tune.epochs import EpochReporter
 
     X, y = load_shared("magic.tsv.gz", n=600, seed=1)
     healthy = NeuralClassifier(random_state=0, max_epochs=1).fit(X, y)

@@ -11,6 +11,7 @@ import archtune
 from archtune import NeuralClassifier
 from archtune.errors import ArchtuneError, InvalidParameterError
 from archtune.models import layer_list as L
+from archtune.models.layer_compile import check_layers, compile_layers, layer_to_dict
 from archtune.recipes import CLASSIC
 from tests.conftest import load_shared
 
@@ -32,7 +33,7 @@ CASES = [
 
 @pytest.mark.parametrize("shape, layers, expected", CASES, ids=[str(i) for i in range(len(CASES))])
 def test_every_layer_infers_the_shape_it_produces(shape, layers, expected):
-    module, inferred = L.compile_layers(layers, shape)
+    module, inferred = compile_layers(layers, shape)
     assert inferred == expected
     x = torch.randint(0, 20, (3, *shape)).float()
     module.train()
@@ -62,7 +63,7 @@ def test_a_declared_mlp_trains_exactly_like_the_built_in_one():
 
 def test_masked_lstm_output_equals_the_unpadded_sequence():
     torch.manual_seed(0)
-    module, _ = L.compile_layers([L.Embedding(10, 4), L.Masking(0.0), L.LSTM(5)], (6,))
+    module, _ = compile_layers([L.Embedding(10, 4), L.Masking(0.0), L.LSTM(5)], (6,))
     module.eval()
     padded = torch.tensor([[3.0, 5, 2, 0, 0, 0]])
     to_codes, embed, recurrent = module
@@ -120,7 +121,7 @@ def test_layer_list_errors_are_named(tmp_path):
     with pytest.raises(InvalidParameterError, match="needs layers="):
         NeuralClassifier(arch="layers", max_epochs=1).fit(X, y)
     with pytest.raises(InvalidParameterError, match="cannot be reshaped"):
-        L.compile_layers([L.Reshape((3, 3))], (10,))
+        compile_layers([L.Reshape((3, 3))], (10,))
     model = NeuralClassifier(arch="layers", layers=[L.Lambda(torch.tanh)], max_epochs=1).fit(X, y)
     with pytest.raises(ArchtuneError, match="Lambda layer holds code"):
         archtune.save(model, tmp_path / "lambda")
@@ -252,8 +253,8 @@ JSON_LAYERS = [{"type": "Dense", "units": 16, "activation": "relu"}, {"type": "D
 def test_a_layer_list_of_dicts_equals_the_layer_objects(tmp_path):
     X, y = load_shared("magic.tsv.gz", n=300, seed=1)
     objects = [L.Dense(16, "relu"), L.Dropout(0.1), L.Dense(8, "tanh")]
-    assert [L.layer_to_dict(layer) for layer in objects] == JSON_LAYERS
-    assert L.check_layers(JSON_LAYERS) == tuple(objects)
+    assert [layer_to_dict(layer) for layer in objects] == JSON_LAYERS
+    assert check_layers(JSON_LAYERS) == tuple(objects)
     common = {"arch": "layers", "max_epochs": 2, "random_state": 0}
     from_dicts = NeuralClassifier(layers=JSON_LAYERS, **common).fit(X, y)
     from_objects = NeuralClassifier(layers=objects, **common).fit(X, y)
@@ -275,7 +276,7 @@ def test_bad_json_layers_are_named(spec, match):
     with pytest.raises(InvalidParameterError, match=match):
         NeuralClassifier(arch="layers", layers=[{"type": "Flatten"}, spec], max_epochs=1).fit(X, y)
     with pytest.raises(InvalidParameterError, match=match):
-        L.check_layers([L.Flatten(), spec])
+        check_layers([L.Flatten(), spec])
 
 
 def test_the_cli_accepts_a_layer_list_in_json(tmp_path, monkeypatch):

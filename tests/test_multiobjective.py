@@ -232,8 +232,8 @@ def test_cli_round_trip_with_two_objectives(tmp_path):
 
 def test_equal_networks_are_timed_once_and_get_equal_latencies():
     from archtune import NeuralClassifier
+    from archtune.tune.data import Split
     from archtune.tune.objectives import TrialObjectives
-    from archtune.tune.tuner import Split
 
     X, y = load_shared("magic.tsv.gz", n=200, seed=4)
     split = Split(X.iloc[:150], y.to_numpy()[:150], X.iloc[150:], y.to_numpy()[150:])

@@ -306,7 +306,7 @@ def test_fit_population_reports_a_diverged_member_and_fits_the_rest():
 
 
 from archtune.auto import AutoNeuralClassifier  # noqa: E402
-from archtune.tune.tuner import STRUCTURE_PARAMS  # noqa: E402
+from archtune.population import STRUCTURE_PARAMS  # noqa: E402
 
 NEURAL = sorted(NeuralClassifier().get_params())
 # MLPs (tests/test_tabm_stacked.py searches TabM cohorts).
@@ -342,7 +342,7 @@ def test_search_cohort_scores_equal_training_each_trial_alone(magic_search):
     from archtune.data.frames import as_frame
 
     from archtune.tune.data import search_splits as make_splits
-    from archtune.tune.tuner import trial_config
+    from archtune.tune.trial_records import trial_config
 
     frame, _ = as_frame(X)
     split = make_splits(frame, y.to_numpy(), np.unique(y, return_inverse=True)[1], 0, None, 0.2)[0]

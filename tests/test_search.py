@@ -21,7 +21,7 @@ from archtune import InvalidParameterError, NeuralClassifier
 from archtune.auto import AutoNeuralClassifier, AutoNeuralRegressor
 from archtune.tune.space import SearchSpace, resolve_space
 from archtune.tune.study import parse_budget
-from archtune.tune.tuner import trial_config
+from archtune.tune.trial_records import trial_config
 from tests.conftest import load_shared
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)

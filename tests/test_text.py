@@ -144,7 +144,7 @@ def test_masking_sees_the_padding_of_series_it_is_fitted_on():
         X[i, :n] = rng.normal(2.0, 1.0, size=(n, 2))
     y = (X[:, :, 0].sum(axis=1) / lengths > 2.0).astype(int)
     model = NeuralClassifier(arch="layers", layers=[Masking(0.0), LSTM(8)], max_epochs=2, random_state=0).fit(X, y)
-    recurrent = next(m for m in model.module_.modules() if type(m).__name__ == "_Recurrent")
+    recurrent = next(m for m in model.module_.modules() if type(m).__name__ == "Recurrent")
     seen = []
     handle = recurrent.register_forward_pre_hook(lambda module, args: seen.append(args[0].detach().clone()))
     try:

@@ -22,7 +22,7 @@ from archtune import InvalidParameterError, NeuralClassifier
 from archtune.auto import AutoNeuralClassifier
 from archtune.cli import cli
 from archtune.train.callbacks import Callback
-from archtune.tune.tuner import trial_config
+from archtune.tune.trial_records import trial_config
 
 mlflow = pytest.importorskip("mlflow", reason="needs the mlflow extra: pip install 'archtune[mlflow]'")
 from archtune.tracking.mlflow_runs import client_for  # noqa: E402  (after the skip)

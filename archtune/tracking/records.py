@@ -38,7 +38,7 @@ from typing import Any
 from archtune.errors import TrainingDivergedError
 
 # History columns that are not curves to plot: the epoch is the step, and the spread of the
-# validation outputs is the dead-network check's input (archtune.tune.tuner.EpochReporter).
+# validation outputs is the dead-network check's input (archtune.tune.epochs.EpochReporter).
 NOT_METRICS = ("epoch", "val_output_std")
 RENAMED = {"seconds": "epoch_seconds"}
 # MLflow's limits per call (and on old servers, per parameter value).

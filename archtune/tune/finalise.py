@@ -23,7 +23,8 @@ from archtune.tune.leaderboard import ensemble_record, network_name
 from archtune.tune.opening import OpenedStudy
 from archtune.tune.refit import BestNetwork, Refit, best_network, best_so_far
 from archtune.tune.trial_loop import estimator_factory
-from archtune.tune.tuner import Search, trial_config
+from archtune.tune.trial_records import trial_config
+from archtune.tune.tuner import Search
 
 
 @dataclass

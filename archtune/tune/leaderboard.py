@@ -16,7 +16,7 @@ import pandas as pd
 from archtune.tune.objectives import COST_ATTR, score_of
 from archtune.tune.pareto import front_column
 from archtune.tune.space import AUTO_LR_SCALE_PARAM
-from archtune.tune.tuner import trial_config
+from archtune.tune.trial_records import trial_config
 
 TrialState = optuna.trial.TrialState
 

@@ -21,7 +21,8 @@ from archtune.errors import DataError, DeadNetworkError, TrainingDivergedError
 from archtune.fitting import finish, prepare, train
 from archtune.train.callbacks import StopAtDeadline
 from archtune.tune.objectives import best_by_score, score_of
-from archtune.tune.tuner import Search, trial_config
+from archtune.tune.trial_records import trial_config
+from archtune.tune.tuner import Search
 
 # Warnings name the user's call: best_network <- finalise <- run_search <- AutoNeural*.fit (stacklevel 5
 # from best_network, one more per frame below it).

@@ -17,11 +17,13 @@ A space that fixes ``init_from`` (every trial starts from one trained network) d
 the architecture: the source's is used (`ARCHITECTURE_PARAMS`), so those dimensions, and the
 user's overrides of them, are dropped (`SearchSpace.dropped` names them); the fine-tuning
 parameters join it instead (`sample_fine_tuning`).
+
+What a space may ask for (`SearchSpace.dimensions`, `describe`, `grid`) is found by walking
+it at random: archtune.tune.space_dimensions.
 """
 
 from __future__ import annotations
 
-import math
 import random
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -30,15 +32,13 @@ from typing import Any
 from archtune.errors import InvalidParameterError, nearest
 from archtune.fitting import ARCHITECTURE_PARAMS
 from archtune.tune.families import BODIES, ENCODERS, sample_fine_tuning
+from archtune.tune.space_dimensions import Dimension, Walk, discover
 
 DEFAULT_MAX_EPOCHS = 64  # the default recipe's epochs (its coslog schedule spans them)
 # learning_rate="auto" in a space: the finder's suggestion for each configuration, times a
 # searched factor in this range (log-scaled) - the range is centred on the suggestion.
 AUTO_LR_SCALE = (0.1, 10.0)
 AUTO_LR_SCALE_PARAM = "learning_rate_scale"
-# How many random walks through a space `describe`, `grid` and `dimensions` take to find every
-# parameter it may ask for (conditional ones included).
-DISCOVERY_WALKS = 300
 
 
 # --------------------------------------------------------------------------- overrides
@@ -199,37 +199,6 @@ def _placeholder(kind: str, override: Override | None, values: tuple, low: float
 # --------------------------------------------------------------------------- the space
 
 
-@dataclass(frozen=True)
-class Dimension:
-    """What a space may ask for one parameter (found by walking the space): its kind
-    ("int", "float", "categorical" or "fixed"), range or choices (the union over the space's
-    variants), and when it is asked; ``variants`` describe a parameter whose distribution
-    depends on other choices (the learning rate per optimiser family, say)."""
-
-    name: str
-    kind: str
-    low: float | None = None
-    high: float | None = None
-    log: bool = False
-    choices: tuple = ()
-    value: Any = None
-    when: str = ""
-    variants: tuple[tuple[str, str], ...] = ()
-
-    def describe(self) -> str:
-        if self.variants:
-            return " | ".join(f"{text} when {when}" if when else text for text, when in self.variants)
-        return f"{_text(self)} when {self.when}" if self.when else _text(self)
-
-
-def _text(d: Dimension) -> str:
-    if d.kind == "fixed":
-        return f"{d.value!r}"
-    if d.kind == "categorical":
-        return "{" + ", ".join(repr(c) for c in d.choices) + "}"
-    return f"{d.low:g}..{d.high:g}{' (log)' if d.log else ''}"
-
-
 class SearchSpace:
     """A body family's sampler, encoders' samplers, the user's overrides and the fidelity.
 
@@ -358,7 +327,7 @@ class SearchSpace:
                 f"init_from={init_from!r}: search each source in its own study")
         rng = random.Random(0)
         for _ in range(30):
-            self.sample(_Walk(rng, {}))
+            self.sample(Walk(rng))
 
     def fixed_values(self) -> dict[str, Any]:
         """The parameters the user fixed."""
@@ -369,7 +338,7 @@ class SearchSpace:
     @property
     def dimensions(self) -> list[Dimension]:
         """Every parameter the space may ask for, found by walking it (see `Dimension`)."""
-        return _discover(self)
+        return discover(self.sample, leave_out=("max_epochs", AUTO_LR_SCALE_PARAM))
 
     @property
     def names(self) -> list[str]:
@@ -388,7 +357,7 @@ class SearchSpace:
             if d.kind == "categorical":
                 grid[d.name] = list(d.choices)
             elif d.kind in ("int", "float"):
-                grid[d.name] = _grid_values(d, points)
+                grid[d.name] = d.grid_values(points)
         if _is_auto(self.fixed_values().get("learning_rate")):
             grid[AUTO_LR_SCALE_PARAM] = [0.3, 1.0, 3.0]
         return grid
@@ -396,117 +365,6 @@ class SearchSpace:
 
 def _is_auto(value: Any) -> bool:
     return isinstance(value, str) and value == "auto"
-
-
-def _grid_values(d: Dimension, points: int) -> list[Any]:
-    lo, hi = float(d.low), float(d.high)  # type: ignore[arg-type]
-    if d.log:
-        values = [math.exp(math.log(lo) + (math.log(hi) - math.log(lo)) * i / (points - 1)) for i in range(points)]
-    else:
-        values = [lo + (hi - lo) * i / (points - 1) for i in range(points)]
-    if d.kind == "int":
-        return sorted({int(round(v)) for v in values})
-    return [min(hi, max(lo, v)) for v in values]  # exp/log round-off must not leave the range
-
-
-class _Walk:
-    """A trial that answers at random and records what it was asked."""
-
-    def __init__(self, rng: random.Random, asked: dict[str, list[tuple]]):
-        self.rng = rng
-        self.asked = asked
-
-    def suggest_categorical(self, name: str, choices: list) -> Any:
-        self.asked.setdefault(name, []).append(("categorical", tuple(choices)))
-        return self.rng.choice(choices)
-
-    def suggest_int(self, name: str, low: int, high: int, log: bool = False) -> int:
-        self.asked.setdefault(name, []).append(("int", low, high, log))
-        return self.rng.randint(low, high)
-
-    def suggest_float(self, name: str, low: float, high: float, log: bool = False) -> float:
-        self.asked.setdefault(name, []).append(("float", low, high, log))
-        return math.exp(self.rng.uniform(math.log(low), math.log(high))) if log else self.rng.uniform(low, high)
-
-
-def _discover(space: SearchSpace) -> list[Dimension]:
-    """Walk the space DISCOVERY_WALKS times at random. Each parameter's union of ranges or
-    choices, and for each of its variants the condition under which it is asked: a choice's
-    values in the walks that asked for it, when those are not all of that choice's values."""
-    rng = random.Random(0)
-    walks: list[tuple[dict[str, Any], dict[str, list[tuple]]]] = []
-    for _ in range(DISCOVERY_WALKS):
-        asked: dict[str, list[tuple]] = {}
-        params = space.sample(_Walk(rng, asked))
-        params.pop("max_epochs", None)
-        params.pop(AUTO_LR_SCALE_PARAM, None)
-        walks.append((params, asked))
-    order = list(dict.fromkeys(name for params, _ in walks for name in params))
-    # Parameters that can explain a condition: searched, with a few distinct values.
-    explain = [name for name in order if any(name in asked for _, asked in walks)
-               and len({repr(p.get(name)) for p, _ in walks}) <= 10]
-    dims = []
-    for name in order:
-        variants: dict[tuple, list[int]] = {}
-        for i, (_, asked) in enumerate(walks):
-            for call in asked.get(name, []):
-                variants.setdefault(call, []).append(i)
-        if not variants:  # fixed: by the space (perhaps only under a condition) or by the user
-            values = list(dict.fromkeys(params[name] for params, _ in walks if name in params if _hashable(params[name])))
-            present = {i for i, (params, _) in enumerate(walks) if name in params}
-            when = _condition(name, present, walks, explain)
-            dims.append(Dimension(name, "fixed", value=next(p[name] for p, _ in walks if name in p), when=when)
-                        if len(values) <= 1 else Dimension(name, "categorical", choices=tuple(values), when=when))
-            continue
-        calls = list(variants)
-        if calls[0][0] == "categorical":
-            dim = Dimension(name, "categorical", choices=tuple(dict.fromkeys(c for call in calls for c in call[1])))
-        else:
-            kind = "float" if any(c[0] == "float" for c in calls) else "int"
-            dim = Dimension(name, kind, min(c[1] for c in calls), max(c[2] for c in calls),
-                            log=any(c[3] for c in calls))
-        conditions = [_condition(name, set(indices), walks, explain) for indices in variants.values()]
-        if len(variants) == 1:
-            dims.append(Dimension(dim.name, dim.kind, dim.low, dim.high, dim.log, dim.choices, when=conditions[0]))
-        else:
-            texts = [_text(_call_dimension(name, call)) for call in calls]
-            dims.append(Dimension(dim.name, dim.kind, dim.low, dim.high, dim.log, dim.choices,
-                                  variants=tuple(zip(texts, conditions))))
-    return dims
-
-
-def _hashable(value: Any) -> bool:
-    try:
-        hash(value)
-        return True
-    except TypeError:
-        return False
-
-
-def _call_dimension(name: str, call: tuple) -> Dimension:
-    if call[0] == "categorical":
-        return Dimension(name, "categorical", choices=call[1])
-    return Dimension(name, call[0], call[1], call[2], log=call[3])
-
-
-def _condition(name: str, indices: set[int], walks: list, explain: list[str]) -> str:
-    """The earliest parameter whose values tell the walks at ``indices`` (those that asked
-    for ``name`` this way) from the others; "" when every walk asked."""
-    if len(indices) == len(walks):
-        return ""
-    for other in explain:
-        if other == name:
-            continue
-        inside = {repr(walks[i][0].get(other)) for i in indices if other in walks[i][0]}
-        outside = {repr(p.get(other)) for i, (p, _) in enumerate(walks) if i not in indices}
-        if inside and not inside & outside:
-            values = sorted({walks[i][0].get(other) for i in indices if other in walks[i][0]}, key=_order_key)
-            return f"{other} in {{{', '.join(repr(v) for v in values)}}}"
-    return "some choices"
-
-
-def _order_key(value: Any) -> tuple:
-    return (isinstance(value, str), value if isinstance(value, (int, float)) else str(value))
 
 
 def resolve_space(space: Any, estimator_params: Sequence[str], data: str = "table") -> SearchSpace:
@@ -548,5 +406,5 @@ def _value(override: Any) -> Any:
     return override.value if isinstance(override, Fixed) else override
 
 
-__all__ = ["AUTO_LR_SCALE", "AUTO_LR_SCALE_PARAM", "BODIES", "DEFAULT_MAX_EPOCHS", "ENCODERS", "Choice", "Dimension",
-           "Fixed", "Range", "Sampler", "SearchSpace", "as_override", "resolve_space"]
+__all__ = ["AUTO_LR_SCALE", "AUTO_LR_SCALE_PARAM", "BODIES", "DEFAULT_MAX_EPOCHS", "ENCODERS", "Choice", "Fixed",
+           "Range", "Sampler", "SearchSpace", "as_override", "resolve_space"]

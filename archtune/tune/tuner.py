@@ -16,92 +16,26 @@ import warnings
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import optuna
 
-from archtune.errors import ArchtuneError, DeadNetworkError, TrainingDivergedError
+from archtune.errors import ArchtuneError
 from archtune.population import STRUCTURE_PARAMS, cohort_key, fit_population
-from archtune.train.callbacks import Callback
-from archtune.transfer.copy import is_output
-from archtune.transfer.reading import read_source
+from archtune.tune.auto_lr import AutoLearningRate
 from archtune.tune.data import Split
+from archtune.tune.epochs import EpochReporter, Pruned
 from archtune.tune.objectives import TrialObjectives, best_by_score
 from archtune.tune.space import AUTO_LR_SCALE_PARAM, SearchSpace
 from archtune.tune.study import Heartbeat, sweep_stale_trials
+from archtune.tune.trial_records import TrialOutcome, diagnosis_summary, ended_outcome, failure_kind, trial_config
 
 TrialState = optuna.trial.TrialState
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 # Failed trials (diverged, invalid combinations) do not count toward a trial budget; this
 # bounds how many attempts a search makes before it gives up on a hopeless space.
 MAX_ATTEMPTS_PER_TRIAL = 3
-class _Pruned(Exception):
-    """Raised inside training when the pruner stops a trial."""
-
-    def __init__(self, epoch: int):
-        self.epoch = epoch
-
-
-DEAD_OUTPUT_STD = 1e-9
-LR_FINDER_IGNORES = ("learning_rate", "dropout", "weight_decay", "lr_schedule", "warmup_epochs", "max_epochs", "l1",
-                     "l2")
-
-
-class EpochReporter(Callback):
-    """Hands each epoch's validation score to ``report(epoch, value) -> keep_going``, and ends
-    training (keeping the best epoch so far) once ``out_of_time()`` says so."""
-
-    def __init__(self, key: str, sign: float, report: Callable[[int, float], bool],
-                 out_of_time: Callable[[], bool] | None = None):
-        self.key = key
-        self.sign = sign
-        self.report = report
-        self.out_of_time = out_of_time
-        self.stopped_by_budget = False
-        self.seconds = 0.0  # training time of this trial's epochs (its share, in a cohort)
-        self.epochs = 0
-        self.records: list[dict[str, Any]] = []  # every epoch's logs, for experiment tracking
-
-    def on_epoch_end(self, trainer: Any, logs: dict[str, Any]) -> None:
-        self.records.append(dict(logs))
-        self.seconds += float(logs.get("seconds") or 0.0)
-        self.epochs += 1
-        spread = logs.get("val_output_std")
-        if spread is not None and spread <= DEAD_OUTPUT_STD and not _untrained_new_head(trainer):
-            # Every validation row gets the same output: a whole layer is dead (no gradient
-            # reaches the layers below it) and no further epoch can change that.
-            raise DeadNetworkError(f"the network predicts the same value for every validation row at epoch "
-                                   f"{logs['epoch']}: a whole layer of units is inactive (dead ReLUs, usually from "
-                                   "a too-high learning rate)")
-        value = logs.get(self.key)
-        if value is not None and math.isfinite(value) and not self.report(logs["epoch"], self.sign * value):
-            raise _Pruned(logs["epoch"])
-        if self.out_of_time is not None and self.out_of_time():
-            trainer.stop_training = True
-            self.stopped_by_budget = True
-
-
-def _untrained_new_head(trainer: Any) -> bool:
-    """Whether the network's output layers are all still zero: a new head (a fit from a trained
-    network starts it at zero, archtune.transfer.copy) that no step has moved yet gives every
-    row the same output without any dead unit. It happens when an epoch is one step and the
-    schedule starts at rate 0 (coslog, RealMLP's): a few labelled rows, fine-tuned."""
-    module = getattr(trainer, "module", None)
-    if module is None:
-        return False
-    heads = [p for name, p in module.named_parameters() if is_output(name)]
-    return bool(heads) and not any(bool(p.detach().any()) for p in heads)
-
-
-@dataclass
-class TrialOutcome:
-    state: TrialState
-    value: float | None = None
-    attrs: dict[str, Any] = field(default_factory=dict)
-    intermediate: dict[int, float] = field(default_factory=dict)
-    history: list[dict[str, Any]] = field(default_factory=list)  # its first split's epoch logs
 
 
 class Search:
@@ -168,7 +102,8 @@ class Search:
         self._mine: set[int] = set()  # numbers of the trials this process asked and has not told
         self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
         self.started = time.monotonic()
-        self._lr_suggestions: dict[tuple, float] = {}  # learning_rate="auto": one finder run per structure
+        # learning_rate="auto": one finder run per structure, on the first split's training rows.
+        self.auto_lr = AutoLearningRate(make_estimator, splits[0])
         # (trial number, value, fitted estimator) of the best `keep` trials this process
         # trained, best first: the best one is returned without a refit, all are ensemble
         # candidates.
@@ -322,7 +257,7 @@ class Search:
                 outcomes.update(self._evaluate([t for t in trials if t.number in params], params))
         except Exception as exc:  # an error no trial caught ends the search; its trials failed by it
             unfinished = TrialOutcome(TrialState.FAIL, attrs={
-                "fail_reason": f"{_failure_kind(exc)}: {type(exc).__name__}: {exc}"})
+                "fail_reason": f"{failure_kind(exc)}: {type(exc).__name__}: {exc}"})
             raise
         finally:  # KeyboardInterrupt (Ctrl-C) leaves the trials "interrupted"
             for trial in trials:
@@ -390,34 +325,11 @@ class Search:
         try:
             params = self.space.sample(trial)
             if AUTO_LR_SCALE_PARAM in params:
-                params = self._centre_learning_rate(trial, params)
+                params = self.auto_lr.centre(trial, params)
             trial.set_user_attr("config", params_to_json(params))
             return params
         except ArchtuneError as exc:  # the learning-rate finder's run may diverge too
-            return TrialOutcome(TrialState.FAIL, attrs={"fail_reason": f"{_failure_kind(exc)}: {exc}"})
-
-    def _centre_learning_rate(self, trial: optuna.trial.Trial, params: dict[str, Any]) -> dict[str, Any]:
-        """learning_rate="auto": the finder's suggestion for this structure (on the first
-        split's training rows, cached: cohort followers share their leader's structure) times
-        the trial's searched factor. The rate used is kept in the trial's user attributes."""
-        from archtune.doctor.lr_finder import lr_find
-
-        params = dict(params)
-        scale = params.pop(AUTO_LR_SCALE_PARAM)
-        # Everything that shapes the network and its steps; regularisation and the schedule,
-        # which the finder's short run hardly sees, are left out so cohort followers share it.
-        key = tuple(sorted((name, repr(value)) for name, value in params.items() if name not in LR_FINDER_IGNORES))
-        if key not in self._lr_suggestions:
-            # The finder probes rates on a few unweighted batches: it looks for the rate at
-            # which the loss falls fastest, which row weights hardly move.
-            split = self.splits[0]
-            estimator = self.make_estimator({**params, "learning_rate": 1e-3})
-            self._lr_suggestions[key] = lr_find(estimator, split.X_train, split.y_train).suggestion
-        suggestion = self._lr_suggestions[key]
-        params["learning_rate"] = suggestion * scale
-        trial.set_user_attr("lr_finder_suggestion", suggestion)
-        trial.set_user_attr("learning_rate", params["learning_rate"])
-        return params
+            return TrialOutcome(TrialState.FAIL, attrs={"fail_reason": f"{failure_kind(exc)}: {exc}"})
 
     # ------------------------------------------------------------------ evaluation
 
@@ -484,7 +396,7 @@ class Search:
             except (ArchtuneError, ValueError) as exc:
                 for t in alive:
                     outcomes[t.number] = TrialOutcome(TrialState.FAIL, attrs={
-                        "fail_reason": f"{_failure_kind(exc)}: {type(exc).__name__}: {exc}"})
+                        "fail_reason": f"{failure_kind(exc)}: {type(exc).__name__}: {exc}"})
                 break
             # Time outside the epochs (preparing the data once) is shared equally.
             overhead = (time.perf_counter() - fold_started - sum(r.seconds for r in reporters)) / len(alive)
@@ -494,8 +406,8 @@ class Search:
                     histories[number] = reporter.records
                 trained[number] += reporter.seconds + max(0.0, overhead)
                 if error is not None:
-                    outcomes[number] = self._ended(error, trained[number], params[number], split)
-                    if isinstance(error, _Pruned):
+                    outcomes[number] = ended_outcome(error, trained[number], self.make_estimator, params[number], split)
+                    if isinstance(error, Pruned):
                         outcomes[number].attrs.update(cohort)
                     continue
                 value = float(self.score(est, split.X_val, split.y_val, split.w_val))
@@ -508,7 +420,7 @@ class Search:
                     fitted[number] = est
                     attrs[number] = {"best_epoch": int(est.best_epoch_), "epochs_run": int(len(est.history_)),
                                      "n_params": int(sum(p.numel() for p in est.module_.parameters())),
-                                     **cohort, "diagnosis": _diagnosis_summary(est, split)}
+                                     **cohort, "diagnosis": diagnosis_summary(est, split)}
                     if getattr(est, "init_report_", None):  # started from a trained network: what was copied
                         attrs[number]["init_report"] = est.init_report_
                     if hasattr(est, "solo_epoch_seconds_"):
@@ -543,67 +455,5 @@ class Search:
             self.kept.sort(key=lambda item: -item[1])  # stable: the earlier trial first on ties
             del self.kept[self.keep:]
 
-    def _ended(self, error: BaseException, seconds: float, params: dict[str, Any], split: Split) -> TrialOutcome:
-        """The outcome of a trial that training ended early: pruned, diverged or invalid."""
-        if isinstance(error, _Pruned):
-            return TrialOutcome(TrialState.PRUNED, attrs={
-                "pruned_at_epoch": error.epoch, "fit_seconds": seconds,
-                "n_params": _n_params(self.make_estimator, params, split)})
-        if isinstance(error, TrainingDivergedError):
-            return TrialOutcome(TrialState.FAIL, attrs={"fail_reason": f"diverged: {error}", "fit_seconds": seconds})
-        if isinstance(error, DeadNetworkError):
-            return TrialOutcome(TrialState.FAIL, attrs={"fail_reason": f"dead: {error}", "fit_seconds": seconds})
-        return TrialOutcome(TrialState.FAIL, attrs={"fail_reason": f"invalid: {type(error).__name__}: {error}",
-                                                    "fit_seconds": seconds})
 
-
-def _failure_kind(exc: BaseException) -> str:
-    """The first word of a failed trial's reason: diverged, dead or invalid."""
-    return ("diverged" if isinstance(exc, TrainingDivergedError) else "dead" if isinstance(exc, DeadNetworkError)
-            else "invalid")
-
-
-def _diagnosis_summary(estimator: Any, split: Split) -> dict[str, Any]:
-    """The doctor's findings on a trained trial (its learning curves, and its network probed on
-    the validation rows), compact enough for the trial's user attributes."""
-    from archtune.doctor.diagnose import diagnose_fitted
-
-    try:
-        return diagnose_fitted(estimator, split.X_val, split.y_val).summary()
-    except Exception as exc:  # a diagnosis must never fail the trial it describes
-        return {"codes": [], "worst": None, "error": f"{type(exc).__name__}: {exc}"}
-
-
-def _n_params(make_estimator: Callable[[dict[str, Any]], Any], params: dict[str, Any], split: Split) -> int | None:
-    """Parameter count of a configuration, without training it (for pruned trials)."""
-    try:
-        from archtune.models import InputSpec, build_model
-
-        est = make_estimator(params)
-        source = est.get_params()["init_from"]
-        if source is not None:  # a fit from a trained network has its architecture and inputs
-            source = read_source(source)
-            net = build_model(source.model_config, source.input_spec, 1, "regression")
-            return int(sum(p.numel() for p in net.parameters()))
-        width = split.X_train.shape[1]
-        net = build_model(est.model_config(), InputSpec(width), 1, "regression")
-        return int(sum(p.numel() for p in net.parameters()))
-    except Exception:
-        return None
-
-
-# --------------------------------------------------------------------------- trials' records
-
-
-def trial_config(trial: Any) -> dict[str, Any]:
-    """The estimator parameters a trial trained with (its ``config`` user attribute); for a
-    trial of a study saved before configurations were stored, its sampled parameters."""
-    from archtune.io import params_from_json
-
-    config = trial.user_attrs.get("config")
-    if config is None:
-        return {**({"arch": trial.user_attrs["arch"]} if "arch" in trial.user_attrs else {}), **trial.params}
-    return params_from_json(dict(config))
-
-
-__all__ = ["EpochReporter", "Search", "TrialOutcome", "trial_config"]
+__all__ = ["Search"]
