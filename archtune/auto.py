@@ -14,7 +14,6 @@ import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 from sklearn.utils.validation import check_is_fitted
 
-from archtune.errors import DataError
 from archtune.estimators import NeuralClassifier, NeuralRegressor
 
 
@@ -251,18 +250,15 @@ class _AutoBase(BaseEstimator):
         """
         import time
 
-        from archtune.data.sparse import is_sparse
         from archtune.tune.config import SearchConfig
         from archtune.tune.data import SearchData
         from archtune.tune.search import run_search
 
         started = time.monotonic()  # the budget covers everything the search does, reading the data included
         config = SearchConfig.from_estimator(self)  # every parameter checked before any data is read
-        if is_sparse(X):
-            raise DataError(f"X is a scipy sparse matrix: {type(self).__name__} does not take sparse input (its "
-                            "baselines, splits and ensembles read tables); NeuralClassifier and NeuralRegressor "
-                            "do, densifying it batch by batch, or convert it with X.toarray() if it fits in memory")
-        result = run_search(config, SearchData.read(config.task, X, y, sample_weight), started)
+        # X is read once here (a sparse matrix refused), its kinds inferred once: `SearchData.read`.
+        data = SearchData.read(config.task, X, y, sample_weight)
+        result = run_search(config, data, started)
         self.study_ = result.study
         self.baselines_ = result.baselines
         self.leaderboard_ = result.leaderboard
@@ -280,8 +276,8 @@ class _AutoBase(BaseEstimator):
         # (x0, x1, ...); predictions on arrays get them back, so no feature-name warning is
         # raised that the user did not cause, and no names are claimed that X never had.
         self.generated_names_ = None
-        if not _has_names(X) and np.ndim(X) == 2:
-            self.generated_names_ = [f"x{i}" for i in range(np.shape(X)[1])]
+        if data.images is None and not data.table.named:
+            self.generated_names_ = [f"x{i}" for i in range(data.table.n_columns)]
         elif hasattr(self.best_estimator_, "feature_names_in_"):
             self.feature_names_in_ = self.best_estimator_.feature_names_in_
         return self

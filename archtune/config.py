@@ -22,6 +22,8 @@ from archtune.blocks import (
     canonical_activation,
     canonical_initializer,
 )
+from archtune.config_groups import ConvConfig, NumericEmbeddingConfig, SequenceConfig, WideConfig
+from archtune.families import FAMILIES, family_params, list_families
 
 SHAPES = ("constant", "funnel", "pyramid")
 NORMS = (None, "batch", "layer")
@@ -66,155 +68,41 @@ def resolve_hidden_sizes(
     return tuple(max(1, round(width * (layers - i) / layers)) for i in range(layers))
 
 
-@dataclass(frozen=True)
-class ConvConfig:
-    """Convolutional blocks: the body of ``arch="cnn"`` and the encoder of each column of
-    image paths (models/cnn.py). ``backbone`` ("resnet18", "mobilenet_v3_small") replaces the
-    blocks by a pretrained architecture (models/backbones.py) whose weights fit reads from
-    the local file ``backbone_weights`` (models/backbone_weights.py)."""
-
-    conv_blocks: int = 2
-    filters: int = 32
-    kernel_size: int = 3
-    strides: int = 1
-    padding: str = "same"
-    pooling: str = "max"
-    separable: bool = False
-    residual: bool = False
-    augment: tuple[str, ...] = ("shift", "flip")
-    backbone: str | None = None
-    backbone_weights: str | None = None
-
-    def __post_init__(self) -> None:
-        from archtune.models.backbone_weights import check_weights_path
-        from archtune.models.backbones import BACKBONES
-        from archtune.models.cnn import AUGMENTATIONS
-
-        check_number("conv_blocks", self.conv_blocks, 0, 10, integer=True)
-        check_number("filters", self.filters, 1, 4096, integer=True)
-        check_number("kernel_size", self.kernel_size, 1, 15, integer=True)
-        check_number("strides", self.strides, 1, 8, integer=True)
-        check_choice("padding", self.padding, ("same", "valid"))
-        if self.kernel_size % 2 == 0 and self.padding == "same":
-            raise InvalidParameterError(f"kernel_size must be odd with padding='same' (so that the padding is the "
-                                        f"same on both sides); got kernel_size={self.kernel_size}; use an odd size "
-                                        "or padding='valid'")
-        check_choice("pooling", self.pooling, ("max", "avg", "none"))
-        if self.residual and self.padding == "valid":
-            raise InvalidParameterError("residual=True needs padding='same': a 'valid' convolution shrinks the "
-                                        "image, and the skip connection could no longer be added to it")
-        check_choice("separable", self.separable, (True, False))
-        check_choice("residual", self.residual, (True, False))
-        object.__setattr__(self, "augment", _augmentations(self.augment, AUGMENTATIONS))
-        check_choice("backbone", self.backbone, (None, *BACKBONES))
-        if self.backbone_weights is not None:  # checked as a path only: a bundle never reads the file
-            object.__setattr__(self, "backbone_weights", check_weights_path(self.backbone_weights, self.backbone))
-
-
-@dataclass(frozen=True)
-class SequenceConfig:
-    """Sequence encoders: each text column, and the series of ``arch="sequence"``
-    (models/sequence.py)."""
-
-    sequence: str = "conv"
-    embedding_dim: int = 64
-    sequence_units: int = 128
-    bidirectional: bool = False
-
-    def __post_init__(self) -> None:
-        check_choice("sequence", self.sequence, ("conv", "lstm", "gru"))
-        check_number("embedding_dim", self.embedding_dim, 1, 4096, integer=True)
-        check_number("sequence_units", self.sequence_units, 1, 4096, integer=True)
-        check_choice("bidirectional", self.bidirectional, (True, False))
-
-
-@dataclass(frozen=True)
-class WideConfig:
-    """Wide&Deep (``arch="wide_deep"``): where the wide part's inputs sit in the input matrix.
-
-    They are resolved from the estimator's ``inputs`` once the columns are known.
-
-    wide_columns : positions of the numeric wide features (and their missing-value indicators).
-    deep_columns : positions of the deep path's columns.
-    crosses : pairs of numeric wide positions whose products join the wide part.
-    wide_categorical : (start, width, cardinality) of each categorical wide column: its code
-        column (width 1) or its one-hot block (width = its levels); cardinality counts the
-        levels plus code 0 (missing or unseen, no active level).
-    wide_category_crosses : pairs of indices into ``wide_categorical`` whose level pairs are
-        one-hot encoded (Cheng et al.'s cross-product transformation).
-    wide_mixed_crosses : (index into ``wide_categorical``, numeric position) pairs: a slope of
-        the numeric feature per level of the categorical one.
-    """
-
-    wide_columns: tuple[int, ...] = ()
-    deep_columns: tuple[int, ...] = ()
-    crosses: tuple[tuple[int, int], ...] = ()
-    wide_categorical: tuple[tuple[int, int, int], ...] = ()
-    wide_category_crosses: tuple[tuple[int, int], ...] = ()
-    wide_mixed_crosses: tuple[tuple[int, int], ...] = ()
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "wide_columns", tuple(int(v) for v in self.wide_columns))
-        object.__setattr__(self, "deep_columns", tuple(int(v) for v in self.deep_columns))
-        for name in ("crosses", "wide_categorical", "wide_category_crosses", "wide_mixed_crosses"):
-            object.__setattr__(self, name, tuple(tuple(int(v) for v in item) for item in getattr(self, name)))
-
-    @property
-    def active(self) -> bool:
-        """Whether there is a wide part at all."""
-        return bool(self.wide_columns or self.wide_categorical)
-
-
-@dataclass(frozen=True)
-class NumericEmbeddingConfig:
-    """Numeric feature embeddings of the tabular families (models/embeddings.py): None,
-    "periodic" (PLR), "periodic_lite" (one Linear shared by the features) or
-    "piecewise_linear" (over ``n_bins`` bins from quantiles or a tree, ``binning``)."""
-
-    numeric_embedding: str | None = None
-    d_embedding: int = 24
-    n_frequencies: int = 48
-    frequency_init_scale: float = 0.01
-    n_bins: int = 48
-    binning: str = "quantile"
-
-    def __post_init__(self) -> None:
-        from archtune.models.embeddings import BIN_METHODS, NUMERIC_EMBEDDINGS
-
-        check_choice("numeric_embedding", self.numeric_embedding, NUMERIC_EMBEDDINGS)
-        check_number("d_embedding", self.d_embedding, 1, 1024, integer=True)
-        check_number("n_frequencies", self.n_frequencies, 1, 1024, integer=True)
-        check_number("frequency_init_scale", self.frequency_init_scale, 0.0, low_open=True)
-        check_number("n_bins", self.n_bins, 2, 1024, integer=True)
-        check_choice("binning", self.binning, BIN_METHODS)
-
-    @property
-    def kind(self) -> str | None:
-        return self.numeric_embedding
-
-
 # Estimator parameters by the part of the network that reads them. The dense layers belong to
 # every family but the declared layer list; the others to the families (and data) that use them.
 PARAM_GROUPS: dict[str, tuple[str, ...]] = {
     "dense": ("hidden_layers", "units", "shape", "hidden_sizes", "norm", "parametric_activation", "feature_scale"),
     "numeric_embedding": tuple(f.name for f in fields(NumericEmbeddingConfig)),
-    "tabm": ("k",),
     "conv": tuple(f.name for f in fields(ConvConfig)),
     "sequence": tuple(f.name for f in fields(SequenceConfig)),
     "inputs": ("inputs",),
-    "layers": ("layers",),
+    # Each family's own parameters, under its name (archtune/families: "tabm", "layers").
+    **{spec.name: tuple(p.name for p in spec.params) for spec in FAMILIES.values() if spec.params},
     # Read by every family: a fit that starts from a trained network (archtune.transfer).
     "transfer": ("init_from", "freeze", "freeze_epochs", "fine_tune_lr_factor", "layer_lr_decay",
                  "pretrain_epochs", "pretext"),  # self-supervised pretraining: a source of its own making
 }
 
 
+def _with_family_fields(cls: type) -> type:
+    """Add each family's own parameters (archtune/families) to ``cls`` as fields, after the
+    others, with the default the family declares (as its rule stores it)."""
+    for param in family_params():
+        cls.__annotations__[param.name] = "Any"
+        setattr(cls, param.name, param.check(param.default))
+    return cls
+
+
 @dataclass(frozen=True)
+@_with_family_fields
 class ModelConfig:
     """Everything that defines a network's architecture.
 
     The dense layers (``hidden_sizes``, ``activation``, ``initializer``, ``dropout``,
-    ``norm``) are shared by the families; each family's own part lives in its sub-config.
+    ``norm``) are shared by the families; the shared groups live in their sub-configs
+    (``numeric``, ``conv``, ``sequence``, ``wide``); each family's own parameters (TabM's
+    ``k`` and ``arch_type``, the declared ``layers``) are fields added from the family's
+    declaration (archtune/families), checked by its rules.
     ``image_shape`` (C, H, W) and ``series_shape`` (T, F) come from the data, not the user.
     """
 
@@ -227,11 +115,9 @@ class ModelConfig:
     parametric_activation: bool = False  # y = x + alpha * (f(x) - x), alpha per unit from 1 (RealMLP)
     feature_scale: bool = False  # a learnable scale per input feature, from 1, in front of the body (RealMLP)
     numeric: NumericEmbeddingConfig = field(default_factory=NumericEmbeddingConfig)
-    k: int = 8  # arch="tabm": members of the BatchEnsemble (measured: bench/README.md)
     conv: ConvConfig = field(default_factory=ConvConfig)
     sequence: SequenceConfig = field(default_factory=SequenceConfig)
     wide: WideConfig = field(default_factory=WideConfig)
-    layers: tuple = ()  # arch="layers": the declared layer list (archtune.models.layer_list)
     # arch="cnn": explicit filters of each conv block (a pruned network, archtune.shrink.prune);
     # empty: ``conv.filters`` doubled per block.
     conv_filters: tuple[int, ...] = ()
@@ -239,10 +125,7 @@ class ModelConfig:
     series_shape: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
-        from archtune.models.layer_compile import check_layers
-        from archtune.models.registry import list_models
-
-        check_choice("arch", self.arch, tuple(list_models()))
+        check_choice("arch", self.arch, tuple(list_families()))
         object.__setattr__(self, "hidden_sizes", resolve_hidden_sizes(0, 1, "constant", self.hidden_sizes))
         object.__setattr__(self, "activation", canonical_activation(self.activation))
         object.__setattr__(self, "initializer", canonical_initializer(self.initializer))
@@ -256,7 +139,6 @@ class ModelConfig:
         check_choice("norm", self.norm, NORMS)
         check_choice("parametric_activation", self.parametric_activation, (True, False))
         check_choice("feature_scale", self.feature_scale, (True, False))
-        check_number("k", self.k, 1, 1024, integer=True)
         object.__setattr__(self, "conv_filters", tuple(int(v) for v in self.conv_filters))
         for filters in self.conv_filters:
             check_number("conv_filters", filters, 1, 4096, integer=True)
@@ -265,8 +147,10 @@ class ModelConfig:
                                         f"conv blocks; got conv_filters={self.conv_filters}")
         object.__setattr__(self, "image_shape", tuple(int(v) for v in self.image_shape))
         object.__setattr__(self, "series_shape", tuple(int(v) for v in self.series_shape))
-        # Layer objects, every argument checked; the JSON form ({"type": "Dense", ...}) converted.
-        object.__setattr__(self, "layers", check_layers(self.layers))
+        # Each family's rules (the declared layers: objects, every argument checked, the JSON
+        # form {"type": "Dense", ...} converted).
+        for param in family_params():
+            object.__setattr__(self, param.name, param.check(getattr(self, param.name)))
 
     @classmethod
     def from_params(cls, params: Mapping[str, Any], **data: Any) -> "ModelConfig":
@@ -278,9 +162,9 @@ class ModelConfig:
                    initializer=params["initializer"], dropout=params["dropout"], norm=params["norm"],
                    parametric_activation=params["parametric_activation"], feature_scale=params["feature_scale"],
                    numeric=NumericEmbeddingConfig(**{name: params[name] for name in PARAM_GROUPS["numeric_embedding"]}),
-                   k=params["k"], conv=ConvConfig(**{name: params[name] for name in PARAM_GROUPS["conv"]}),
+                   conv=ConvConfig(**{name: params[name] for name in PARAM_GROUPS["conv"]}),
                    sequence=SequenceConfig(**{name: params[name] for name in PARAM_GROUPS["sequence"]}),
-                   layers=params["layers"] or (), **data)
+                   **{p.name: params[p.name] for p in family_params()}, **data)
 
     def to_dict(self) -> dict[str, Any]:
         """A flat JSON-ready dict (the bundle's ``model_config``); layers stay objects."""
@@ -310,21 +194,6 @@ def _listed(value: Any) -> Any:
     if isinstance(value, (tuple, list)):
         return [_listed(v) for v in value]
     return value
-
-
-def _augmentations(value: object, known: tuple[str, ...]) -> tuple[str, ...]:
-    """augment: True (shift and flip), False/None, a comma-separated string or a sequence."""
-    if isinstance(value, (bool, int)) and value in (0, 1):
-        return ("shift", "flip") if value else ()
-    if value is None or value == "":
-        return ()
-    if not isinstance(value, (str, list, tuple)):
-        raise InvalidParameterError(f"augment must be True, False, or a comma-separated list of {', '.join(known)}; "
-                                    f"got augment={value!r}")
-    kinds = tuple(v.strip() for v in value.split(",")) if isinstance(value, str) else tuple(value)
-    for kind in kinds:
-        check_choice("augment", kind, known)
-    return kinds
 
 
 # --------------------------------------------------------------------------- training

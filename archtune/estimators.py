@@ -20,7 +20,7 @@ from archtune.data.target import TARGETS
 from archtune.doctor.lr_finder import resolve_learning_rate
 from archtune.errors import InvalidParameterError
 from archtune.fitting import finish, input_matrix, prepare, set_fitted, train
-from archtune.parameters import check_params, seed_from
+from archtune.parameters import add_family_parameters, check_params, seed_from, set_family_parameters
 from archtune.pretraining.run import PRETRAIN_EPOCHS
 from archtune.pretraining.run import pretrain as pretrain_rows
 from archtune.pretraining.semi_supervised import check_labelled, take_rows, unlabeled_rows, with_pretraining
@@ -105,9 +105,6 @@ class _NeuralBase(BaseEstimator):
         tabular families (mlp, resnet, tabm, wide_deep).
     d_embedding, n_frequencies, frequency_init_scale, n_bins, binning :
         The numeric embedding's sizes (24, 48, 0.01, 48, "quantile" as in the papers' code).
-    k : int
-        arch="tabm": members of the BatchEnsemble. 8 by measurement on a CPU (bench/defaults.py
-        on magic: k=8 0.8970 in 214 s, k=16 0.8935 in 490 s); the paper uses 32 on GPUs.
     l1, l2 : float
         Penalties on the weights, added to the loss.
     weight_decay : float
@@ -291,7 +288,7 @@ class _NeuralBase(BaseEstimator):
         Set by `pretrain` (not by ``fit``): the pretrained network a later ``fit`` starts
         from. Unlike the other fitted attributes ``fit`` keeps it (fit again, and it starts
         from the same pretrained network); scikit-learn's ``clone`` drops it, and bundles do
-        not save it (``lineage_`` records it; ``archtune.pretraining.bundle.save_pretrained``
+        not save it (``lineage_`` records it; ``archtune.bundles.pretrained.save_pretrained``
         saves it alone).
     """
 
@@ -317,7 +314,6 @@ class _NeuralBase(BaseEstimator):
         frequency_init_scale: float = 0.01,
         n_bins: int = 48,
         binning: str = "quantile",
-        k: int = 8,
         conv_blocks: int = 2,
         filters: int = 32,
         kernel_size: int = 3,
@@ -330,7 +326,6 @@ class _NeuralBase(BaseEstimator):
         backbone: str | None = None,
         backbone_weights: str | None = None,
         inputs: dict | None = None,
-        layers: list | None = None,
         sequence: str = "conv",
         embedding_dim: int = 64,
         sequence_units: int = 128,
@@ -372,6 +367,7 @@ class _NeuralBase(BaseEstimator):
         device: str = "auto",
         mixed_precision: str | None = None,
         verbose: int = 0,
+        **family_params: Any,  # each family's own parameters (archtune/families): add_family_parameters
     ):
         self.arch = arch
         self.hidden_layers = hidden_layers
@@ -390,7 +386,6 @@ class _NeuralBase(BaseEstimator):
         self.frequency_init_scale = frequency_init_scale
         self.n_bins = n_bins
         self.binning = binning
-        self.k = k
         self.conv_blocks = conv_blocks
         self.filters = filters
         self.kernel_size = kernel_size
@@ -403,7 +398,6 @@ class _NeuralBase(BaseEstimator):
         self.backbone = backbone
         self.backbone_weights = backbone_weights
         self.inputs = inputs
-        self.layers = layers
         self.sequence = sequence
         self.embedding_dim = embedding_dim
         self.sequence_units = sequence_units
@@ -445,6 +439,7 @@ class _NeuralBase(BaseEstimator):
         self.device = device
         self.mixed_precision = mixed_precision
         self.verbose = verbose
+        set_family_parameters(self, family_params)
 
     # ------------------------------------------------------------------ configs
 
@@ -591,6 +586,9 @@ def _one_source(estimator: _NeuralBase, method: str) -> None:
             f"init_from={estimator.init_from!r:.80} and {what} are two starting networks; a fit starts from one: "
             "set init_from=None to start from the pretraining, or pretrain_epochs=0 (and a fresh estimator, "
             "without pretrained_) to start from init_from")
+
+
+add_family_parameters(_NeuralBase)
 
 
 class NeuralClassifier(ClassifierMixin, _NeuralBase):

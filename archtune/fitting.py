@@ -28,11 +28,10 @@ import torch
 from sklearn.model_selection import train_test_split
 
 from archtune.config import PARAM_GROUPS, ModelConfig, TrainConfig
-from archtune.data.inputs import FittedInputs, array_rows, dict_to_frame, wide_inputs
-from archtune.data.frames import as_frame
-from archtune.data.kinds import declare_categorical, infer_column_kinds
+from archtune.data.inputs import FittedInputs, wide_inputs
+from archtune.data.kinds import declare_categorical
 from archtune.data.preprocess import Preprocessor
-from archtune.data.sparse import is_sparse, read_sparse
+from archtune.data.table import Table
 from archtune.data.target import TARGETS, target_array
 from archtune.data.weights import check_sample_weight, effective, positive_rows
 from archtune.errors import DataError, InvalidParameterError
@@ -68,14 +67,16 @@ def prepare(estimator: Any, X: Any, y: Any, validation_data: tuple[Any, ...] | N
     X : table, dict of arrays, image array (N x C x H x W), series (N x T x F) or scipy sparse matrix
         A sparse matrix (any format, read as CSR) is all numeric columns: scaled by each
         column's largest absolute value (zeros stay zero), with no numeric embedding, and kept
-        sparse (`SparseRows`: batches are densified as they are drawn).
+        sparse (`SparseRows`: batches are densified as they are drawn). Or a `Table`
+        (archtune.data.table) read at the caller's entry: it is not read, typed or checked
+        again (its kinds, when inferred, are used; row weights are ``sample_weight``'s).
     y : array-like of shape (n_samples,) or (n_samples, n_outputs)
     validation_data : (X_val, y_val) or (X_val, y_val, sample_weight_val), optional
         Rows for early stopping instead of a split of (X, y), optionally weighted.
     kinds : dict, optional
         Each column's kind (`infer_column_kinds`: "numeric", "categorical", "date", ...) when
-        already inferred on the whole table (the search does it once); otherwise inferred here,
-        checking every value.
+        already inferred on the whole table and X is not a typed `Table`; otherwise inferred
+        here (`Table.typed`), checking every value.
     sample_weight : array-like of shape (n_samples,), optional
         Row weights (archtune.data.weights): rows of weight 0 are dropped before anything is
         fitted on the rows, so they count exactly as removed rows; the validation split
@@ -96,79 +97,78 @@ def prepare(estimator: Any, X: Any, y: Any, validation_data: tuple[Any, ...] | N
     if source is None and raw["init_from"] is not None:
         source = read_source(raw["init_from"])
     arch = source.model_config.arch if source is not None else raw["arch"]
-    X, array_kind, array_shape = array_rows(dict_to_frame(X, "X"), arch, "X")
+    table = Table.read(X, "X", arch)  # a Table made at the caller's entry is taken as it is
     check_params(estimator)
     if source is None and raw["freeze"] is not None:
         raise InvalidParameterError(f"freeze={raw['freeze']!r} needs init_from: a trained network whose layers "
                                     "to freeze")
     if y is None:
         raise DataError(f"{owner} requires y to be passed, but the target y is None")
-    sparse = is_sparse(X)
-    # A sparse matrix stays one (CSR): `frame` is then that matrix, every column numeric.
-    frame, named = (read_sparse(X, "X"), False) if sparse else as_frame(X, "X")
-    n_rows = frame.shape[0]
+    n_rows = table.n_rows
     y_arr = target_array(y, "y")
     if n_rows != len(y_arr):
         raise DataError(f"X has {n_rows} rows but y has {len(y_arr)}; they must match row for row")
     if n_rows < 2:
         raise DataError(f"at least 2 rows are needed to train; got n_samples={n_rows} (1 sample)")
-    if frame.shape[1] == 0:
+    if table.n_columns == 0:
         raise DataError(f"X has 0 feature(s) (shape=({n_rows}, 0)) while a minimum of 1 is required.")
     weights = check_sample_weight(sample_weight, n_rows, min_positive=2)
+    if kinds is not None and table.kinds is None:
+        table = dataclasses.replace(table, kinds=dict(kinds))
     matched = None
     if source is not None:  # the source's preprocessor reads X: its columns, by name
-        matched = match_inputs(source, frame, named, array_kind, array_shape, owner, sparse)
-        frame, reused = matched.frame, matched.preprocessor
-        tabular, wide = (get_family(arch).tabular and array_kind is None and not reused.text_
+        matched = match_inputs(source, table.rows, table.named, table.array_kind, table.array_shape, owner,
+                               table.is_sparse)
+        table = dataclasses.replace(table, rows=matched.frame)
+        reused = matched.preprocessor
+        tabular, wide = (get_family(arch).tabular and table.array_kind is None and not reused.text_
                          and not reused.image_), False
+        params = recipe_params(estimator, tabular, wide)
+        model_config = ModelConfig.from_params(params)
     else:
-        if kinds is None:
-            kinds = {} if sparse else infer_column_kinds(frame, "X")  # whole table: errors name the user's rows
-        tabular = (get_family(arch).tabular and array_kind is None
-                   and not any(kind in ("text", "image") for kind in kinds.values()))
-        wide = is_wide(sum(kind == "numeric" for kind in kinds.values()))
-    params = recipe_params(estimator, tabular, wide)
-    if sparse and source is None:
-        params = _sparse_params(estimator, params)
-    model_config = ModelConfig.from_params(params)
-    if not sparse and source is None:
-        kinds = declare_categorical(dict(kinds), frame, params["categorical_features"])
+        table = table.typed()  # whole table: errors name the user's rows
+        params, kinds, tabular, wide = data_params(estimator, table, arch)
+        model_config = ModelConfig.from_params(params)
     target, targets = TARGETS[estimator.target_kind].fit(y_arr)  # every row: classes_ keep every label
     kept = positive_rows(weights)
     rows = np.arange(n_rows) if kept is None else kept  # each remaining row's position in X
-    frame, targets, weights = _without_zero_weights(frame, targets, weights)
+    table = table.with_weights(weights)
+    if kept is not None:  # zero-weight rows: dropped before anything is fitted on the rows
+        table, targets = table.take(kept), targets[kept]
     target.check_params(params)
     seed = seed_from(params["random_state"])
+    array_kind, array_shape = table.array_kind, table.array_shape
     inputs = matched.inputs if matched is not None else FittedInputs(
-        owner, arch, frame.shape[1], tuple(map(str, frame.columns)) if named else None,
+        owner, arch, table.n_columns, table.feature_names,
         image_shape=array_shape if array_kind == "image" else (),
         series_shape=array_shape if array_kind == "series" else ())
 
     if validation_data is not None:
         X_val_raw, y_val_raw, w_val_raw = _validation_parts(validation_data)
-        frame_val = (inputs.matrix(X_val_raw, "validation_data X") if is_sparse(X_val_raw)
-                     else inputs.frame(X_val_raw, "validation_data X"))
+        val = Table.later(inputs, X_val_raw, "validation_data X")
         targets_val = target.encode(target_array(y_val_raw, "validation_data y"), "validation_data y")
-        w_va = check_sample_weight(w_val_raw, frame_val.shape[0], "validation_data sample_weight")
+        w_va = check_sample_weight(w_val_raw, val.n_rows, "validation_data sample_weight")
         val_rows = positive_rows(w_va)  # positions in validation_data's X
-        val_rows = np.arange(frame_val.shape[0]) if val_rows is None else val_rows
-        frame_val, targets_val, w_va = _without_zero_weights(frame_val, targets_val, w_va)
-        frame_tr, targets_tr, w_tr, train_rows = frame, targets, weights, rows
+        if val_rows is not None:
+            val, targets_val, w_va = val.take(val_rows), targets_val[val_rows], w_va[val_rows]
+        else:
+            val_rows = np.arange(val.n_rows)
+        train_part, targets_tr, w_tr, train_rows = table, targets, table.weights, rows
     else:
-        frame_tr, frame_val, targets_tr, targets_val, w_tr, w_va, idx_tr, idx_va = _split(
-            frame, targets, weights, target, params, seed)
+        train_part, val, targets_tr, targets_val, idx_tr, idx_va = _split(table, targets, target, params, seed)
+        w_tr, w_va = train_part.weights, None if val is None else val.weights
         train_rows, val_rows = rows[idx_tr], None if idx_va is None else rows[idx_va]  # positions in X
 
     if matched is not None:
         pre, model_config = matched.preprocessor, source.model_config
         _warn_architecture(estimator, source, params)
     else:
-        pre = fit_preprocessor(params, model_config, arch, frame_tr, kinds, array_kind, inputs.image_shape)
+        pre = fit_preprocessor(params, model_config, arch, train_part, kinds)
         warn_unused(estimator, arch, [g for g, present in (("conv", pre.image_), ("sequence", pre.text_)) if present])
         model_config = dataclasses.replace(model_config, wide=wide_inputs(params["inputs"], arch, pre),
                                            image_shape=inputs.image_shape, series_shape=inputs.series_shape)
-    X_tr = transform_rows(pre, frame_tr, "X")
-    X_va = transform_rows(pre, frame_val, "X") if frame_val is not None else None
+    X_tr = transform_rows(pre, train_part, "X")
+    X_va = transform_rows(pre, val, "X") if val is not None else None
     target = target.fit_scale(targets_tr, clamp=params["clamp_outputs"] in (True, "auto"))
     train_config = TrainConfig.from_params(params, len(X_tr), seed, target.losses)
     task = TaskSpec(target.task, target.n_outputs, train_config.loss, target.metric,
@@ -220,23 +220,39 @@ def _warn_architecture(estimator: Any, source: Source, used: Mapping[str, Any]) 
                       f"ignored: the architecture is init_from's ({source.origin})", UserWarning, stacklevel=4)
 
 
-def fit_preprocessor(params: Mapping[str, Any], model_config: ModelConfig, arch: str, frame: Any,
-                     kinds: Mapping[str, str], array_kind: str | None = None,
-                     image_shape: tuple[int, ...] = ()) -> Preprocessor:
-    """The preprocessor a fit (or a pretraining, archtune.pretraining) learns from ``frame``
-    (a table, or a CSR matrix): the scaling the parameters and the family ask for; image
-    arrays scaled per channel (`Preprocessor.pool_channels`), or not at all for a pretrained
-    backbone, which reads [0, 1] pixels and normalises them itself, as its ImageNet weights
-    were trained."""
+def data_params(estimator: Any, table: Table, arch: str) -> tuple[dict[str, Any], dict[str, str], bool, bool]:
+    """(parameters, kinds, tabular, wide) of a fit from scratch (or a pretraining) on a typed
+    ``table``: the recipe the columns' kinds ask for (`recipe_params`: tabular or not, too
+    wide for numeric embeddings or not), without numeric embeddings for a sparse matrix, and
+    the kinds with ``categorical_features`` applied."""
+    kinds = dict(table.kinds or {})
+    tabular = (get_family(arch).tabular and table.array_kind is None
+               and not any(kind in ("text", "image") for kind in kinds.values()))
+    wide = is_wide(sum(kind == "numeric" for kind in kinds.values()))
+    params = recipe_params(estimator, tabular, wide)
+    if table.is_sparse:
+        params = _sparse_params(estimator, params)
+    else:
+        kinds = declare_categorical(kinds, table.rows, params["categorical_features"])
+    return params, kinds, tabular, wide
+
+
+def fit_preprocessor(params: Mapping[str, Any], model_config: ModelConfig, arch: str, table: Table,
+                     kinds: Mapping[str, str]) -> Preprocessor:
+    """The preprocessor a fit (or a pretraining, archtune.pretraining) learns from ``table``
+    (a table, or a CSR matrix) whose columns are of ``kinds``: the scaling the parameters and
+    the family ask for; image arrays scaled per channel (`Preprocessor.pool_channels`), or not
+    at all for a pretrained backbone, which reads [0, 1] pixels and normalises them itself,
+    as its ImageNet weights were trained."""
     scaling = input_scaling(model_config.layers, arch, params["scaling"])
-    if arch == "cnn" and array_kind == "image" and model_config.conv.backbone:
+    if arch == "cnn" and table.array_kind == "image" and model_config.conv.backbone:
         scaling = None
     pre = Preprocessor(scaling, params["categorical"])
-    if is_sparse(frame):
-        return pre.fit_sparse(frame)
-    pre.fit(frame, "X", dict(kinds))
-    if array_kind == "image":
-        pre.pool_channels(image_shape, frame.to_numpy())
+    if table.is_sparse:
+        return pre.fit_sparse(table.rows)
+    pre.fit(table.rows, "X", dict(kinds))
+    if table.array_kind == "image":
+        pre.pool_channels(table.array_shape, table.rows.to_numpy())
     return pre
 
 
@@ -251,11 +267,11 @@ def _sparse_params(estimator: Any, params: dict[str, Any]) -> dict[str, Any]:
     return {**params, "numeric_embedding": None}
 
 
-def transform_rows(pre: Preprocessor, table: Any, what: str) -> Rows:
+def transform_rows(pre: Preprocessor, table: Table, what: str) -> Rows:
     """The network's input for a table (a dense tensor) or a CSR matrix (`SparseRows`)."""
-    if is_sparse(table):
-        return SparseRows(pre.transform_sparse(table, what))
-    return torch.from_numpy(pre.transform(table, what))
+    if table.is_sparse:
+        return SparseRows(pre.transform_sparse(table.rows, what))
+    return torch.from_numpy(pre.transform(table.rows, what))
 
 
 def _validation_parts(validation_data: Any) -> tuple[Any, Any, Any]:
@@ -268,37 +284,23 @@ def _validation_parts(validation_data: Any) -> tuple[Any, Any, Any]:
     return (*validation_data, None) if len(validation_data) == 2 else tuple(validation_data)
 
 
-def _without_zero_weights(frame: pd.DataFrame, targets: np.ndarray,
-                          weights: np.ndarray | None) -> tuple[pd.DataFrame, np.ndarray, np.ndarray | None]:
-    """The rows of positive weight: a row of weight 0 adds nothing to a weighted loss, and
-    dropping it before the split and the preprocessor makes it exactly a removed row."""
-    keep = positive_rows(weights)
-    if keep is None:
-        return frame, targets, weights
-    rows = frame[keep] if is_sparse(frame) else frame.iloc[keep]
-    return rows, targets[keep], weights[keep]  # type: ignore[index]
-
-
 def _weight_tensor(weights: np.ndarray | None, dtype: torch.dtype) -> torch.Tensor | None:
     """The weights the losses use (None for none, or when all are equal: see `effective`)."""
     weights = effective(weights)
     return None if weights is None else torch.from_numpy(weights).to(dtype)
 
 
-def _split(frame: Any, targets: np.ndarray, weights: np.ndarray | None, target: Any,
-           params: Mapping[str, Any], seed: int):
-    """The holdout split for early stopping (stratified by class where it can be), of a table
-    or a CSR matrix; the rows' weights go with them, and the positions of the two parts come last."""
-    n = frame.shape[0]
+def _split(table: Table, targets: np.ndarray, target: Any, params: Mapping[str, Any], seed: int):
+    """The holdout split for early stopping (stratified by class where it can be) of a table
+    (rows and weights, `Table.take`): (train, validation or None, their targets, the
+    positions of the two parts)."""
+    n = table.n_rows
     n_val = int(round(params["validation_fraction"] * n)) if params["early_stopping"] else 0
     if n_val < 1 or n - n_val < 1:
-        return frame, None, targets, None, weights, None, np.arange(n), None
+        return table, None, targets, None, np.arange(n), None
     idx_tr, idx_va = train_test_split(np.arange(n), test_size=n_val, random_state=seed % (2**32),
                                       stratify=target.stratify(targets, n_val))
-    part = (lambda idx: None) if weights is None else (lambda idx: weights[idx])
-    rows = (lambda idx: frame[idx]) if is_sparse(frame) else (lambda idx: frame.iloc[idx])
-    return (rows(idx_tr), rows(idx_va), targets[idx_tr], targets[idx_va], part(idx_tr), part(idx_va), idx_tr,
-            idx_va)
+    return table.take(idx_tr), table.take(idx_va), targets[idx_tr], targets[idx_va], idx_tr, idx_va
 
 
 def train(prepared: Prepared, callbacks: Sequence[Callback] = (),
@@ -429,10 +431,7 @@ def input_matrix(estimator: Any, X: Any, what: str = "X") -> Rows:
     """The network's input for X (checked against what fit saw): a float32 tensor, or
     `SparseRows` for a scipy sparse X (densified batch by batch where it is used)."""
     data = fitted_data(estimator)
-    if is_sparse(X):
-        return SparseRows(data.preprocessor.transform_sparse(data.inputs.matrix(X, what), what))
-    frame = data.inputs.frame(X, what)
-    return torch.from_numpy(data.preprocessor.transform(frame, what))
+    return transform_rows(data.preprocessor, Table.later(data.inputs, X, what), what)
 
 
 def target_tensor(estimator: Any, y: Any, what: str = "y") -> torch.Tensor:
@@ -449,5 +448,5 @@ def task_spec(estimator: Any) -> TaskSpec:
     return TaskSpec(target.task, target.n_outputs, loss, target.metric)
 
 
-__all__ = ["finish", "fit_preprocessor", "fitted_data", "input_matrix", "prepare", "set_fitted", "target_tensor",
-           "task_spec", "train", "transform_rows", "with_progress"]
+__all__ = ["data_params", "finish", "fit_preprocessor", "fitted_data", "input_matrix", "prepare", "set_fitted",
+           "target_tensor", "task_spec", "train", "transform_rows", "with_progress"]

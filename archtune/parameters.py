@@ -3,13 +3,16 @@
 `check_params` validates every parameter of a NeuralClassifier / NeuralRegressor (building
 its ModelConfig and TrainConfig), `seed_from` turns ``random_state`` into an integer seed,
 `recipe_params` gives the parameters a family's recipe sets (archtune.recipes), and
-`warn_unused` names a parameter the chosen family does not read.
+`warn_unused` names a parameter the chosen family does not read. `add_family_parameters`
+gives the estimators each family's own parameters as declared in archtune/families.
 """
 
 from __future__ import annotations
 
+import inspect
+import textwrap
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -19,7 +22,8 @@ from archtune.checks import check_choice, check_number
 from archtune.config import PARAM_GROUPS, ModelConfig, TrainConfig
 from archtune.data.preprocess import Preprocessor
 from archtune.data.target import TARGETS
-from archtune.errors import InvalidParameterError
+from archtune.errors import InvalidParameterError, nearest
+from archtune.families import FAMILIES, family_params
 from archtune.models import get_family
 from archtune.models.backbone_weights import check_weights_file
 from archtune.pretraining.tasks import PRETEXTS
@@ -103,12 +107,46 @@ def differs_from_default(value: Any, default: Any) -> bool:
         return True
 
 
+# Why a shared group's parameters may go unread; a family's own say it in its declaration.
 _WHERE_USED = {"dense": "arch='layers' declares its own layers",
-               "numeric_embedding": "they apply to the tabular families mlp, resnet, tabm and wide_deep",
-               "tabm": "it applies to arch='tabm'",
+               "numeric_embedding": "they apply to the tabular families " + ", ".join(
+                   name for name, spec in FAMILIES.items() if "numeric_embedding" in spec.uses),
                "conv": "they apply to arch='cnn' and to columns of image paths",
                "sequence": "they apply to arch='sequence' and to text columns",
-               "layers": "it applies to arch='layers'"}
+               **{name: spec.where_used for name, spec in FAMILIES.items() if spec.params}}
+
+
+# Where the families' parameters go in the estimators' parameter documentation.
+_FAMILY_DOCS_BEFORE = "    l1, l2 : float\n"
+
+
+def add_family_parameters(cls: type) -> type:
+    """Give the estimator class ``cls`` each family's own parameters (archtune/families) as
+    keyword arguments with their declared defaults: its ``__init__`` signature, which
+    scikit-learn's ``get_params``/``clone`` read, and its docstring's Parameters section.
+    The ``__init__`` takes them as ``**family_params`` and stores them with
+    `set_family_parameters`."""
+    init = cls.__init__
+    signature = inspect.signature(init)
+    own = [p for p in signature.parameters.values() if p.kind is not p.VAR_KEYWORD]
+    declared = [inspect.Parameter(p.name, inspect.Parameter.KEYWORD_ONLY, default=p.default) for p in family_params()]
+    init.__signature__ = signature.replace(parameters=own + declared)
+    docs = "".join(f"    {p.name} : " + textwrap.indent(p.doc, "        ")[8:] + "\n" for p in family_params())
+    if cls.__doc__ and _FAMILY_DOCS_BEFORE in cls.__doc__:
+        cls.__doc__ = cls.__doc__.replace(_FAMILY_DOCS_BEFORE, docs + _FAMILY_DOCS_BEFORE, 1)
+    return cls
+
+
+def set_family_parameters(estimator: Any, given: Mapping[str, Any]) -> None:
+    """Store the family parameters ``given`` to ``__init__`` on ``estimator``, the declared
+    default for the others; an unknown name is a TypeError, as for any keyword argument."""
+    names = [p.name for p in family_params()]
+    for name in given:
+        if name not in names:
+            raise TypeError(f"{type(estimator).__name__}.__init__() got an unexpected keyword argument "
+                            f"{name!r}{nearest(name, sorted(inspect.signature(type(estimator)).parameters))}")
+    for param in family_params():
+        setattr(estimator, param.name, given.get(param.name, param.default))
 
 
 def warn_unused(estimator: Any, arch: str, data_groups: Sequence[str]) -> None:

@@ -16,6 +16,7 @@ from typing import Any
 
 from archtune.report import data as rd
 from archtune.report import plots
+from archtune.report.data_types import HoldoutData
 
 
 def plot_learning_curves(run: Any) -> Any:
@@ -94,7 +95,7 @@ def plot_lr_finder(result: Any) -> Any:
     return plots.draw_lr_finder(_need(rd.lr_finder_data(rd.run_of(result)), "a learning-rate finder curve"))
 
 
-def _holdout(run: Any, X: Any, y: Any) -> rd.HoldoutData:
+def _holdout(run: Any, X: Any, y: Any) -> HoldoutData:
     found = rd.run_of(run)
     if X is not None:
         found.evaluation = rd.evaluate_rows(found, X, y, permutation=False)

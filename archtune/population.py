@@ -30,7 +30,9 @@ from typing import Any
 import torch
 
 from archtune.doctor.lr_finder import resolve_learning_rate
+from archtune.config import PARAM_GROUPS
 from archtune.errors import InvalidParameterError
+from archtune.families import FAMILIES
 from archtune.fitting import finish, prepare, set_fitted, train, with_progress
 from archtune.prepared import Prepared, TrainResult
 from archtune.models import get_family
@@ -47,7 +49,8 @@ from archtune.train.threads import training_threads
 # epoch of such a cohort took 25 times the members' solo epochs together).
 STRUCTURE_PARAMS = ("arch", "hidden_layers", "units", "shape", "activation", "norm", "parametric_activation",
                     "feature_scale", "numeric_embedding", "d_embedding", "n_frequencies", "n_bins", "binning",
-                    "optimizer", "batch_size", "label_smoothing", "k")
+                    "optimizer", "batch_size", "label_smoothing",
+                    *(name for spec in FAMILIES.values() if spec.stackable for name in PARAM_GROUPS.get(spec.name, ())))
 # Estimator parameters that the shared data pipeline depends on.
 DATA_PARAMS = ("random_state", "validation_fraction", "early_stopping", "scaling", "categorical",
                "categorical_features", "class_weight", "clamp_outputs", "device", "mixed_precision",
@@ -59,7 +62,8 @@ def can_stack(prepared: Prepared) -> bool:
     (its registry entry), no text or image-column encoder needs training per member, and the
     fit does not start from a trained network (the stack has no frozen layers, learning-rate
     factors or phases: such members train one at a time)."""
-    return (get_family(prepared.model_config.arch).stackable and not prepared.input_spec.text
+    spec = get_family(prepared.model_config.arch).spec
+    return (spec.stackable and spec.can_stack(prepared.model_config) and not prepared.input_spec.text
             and not prepared.input_spec.images and prepared.source is None)
 
 
@@ -76,7 +80,9 @@ def cohort_key(estimator: Any, n_train: int) -> tuple | None:
     except Exception:  # an invalid configuration is reported by its own fit
         return None
     params = estimator.get_params()
-    if not get_family(model_config.arch).stackable or not model_config.hidden_sizes or params["init_from"] is not None:
+    spec = get_family(model_config.arch).spec
+    if not (spec.stackable and spec.can_stack(model_config)) or not model_config.hidden_sizes \
+            or params["init_from"] is not None:
         return None  # a fit from a trained network trains alone (see can_stack)
     data = tuple(repr(params[name]) for name in DATA_PARAMS)
     signature = structure_signature(model_config, train_config, model_config.hidden_sizes)

@@ -1,7 +1,7 @@
 """A run folder: what a fit or a search leaves in its --out directory, written by library
 functions that `archtune fit`, `archtune tune` (and `distill`) call.
 
-A search's folder holds its artefact (archtune.artefact: the best network's bundle and, when
+A search's folder holds its artefact (archtune.bundles.search: the best network's bundle and, when
 another model predicts, that model beside it), ``leaderboard.csv``, ``metrics.json`` (the
 settings, validation and held-out metrics of the model that predicts), ``evaluation.json`` (the
 held-out rows' confusion matrix or residuals and permutation importance, for the report),
@@ -62,7 +62,7 @@ def save_search_run(search: Any, out: Path, metadata: dict[str, Any], X_hold: An
     BundleError, SaveError
         The artefact could not be written (the folder's previous artefact is left as it was).
     """
-    from archtune.artefact import save
+    from archtune.bundles.dispatch import save
 
     final, network = search.final_estimator_, search.best_estimator_
     report = dict(metadata)

@@ -1,7 +1,7 @@
 """Does torch.compile pay for a cohort's elementwise chain on this CPU?
 
 The chain after each hidden Linear of a stacked cohort is ReLU, then dropout with a
-per-member rate (archtune.models.stacked: one shared uniform draw, ``floor(keep + u)``
+per-member rate (archtune.models.stacked_ops: one shared uniform draw, ``floor(keep + u)``
 scaled by ``1 / keep``). This times its forward and backward on [K, batch, units]
 activations three ways: eager PyTorch as archtune runs it, the same function compiled by
 ``torch.compile`` (Inductor's C++ backend), and compiled with ``dynamic=True`` (one

@@ -42,7 +42,7 @@ import archtune
 from archtune import NeuralClassifier, NeuralRegressor
 from archtune.fitting import input_matrix
 from archtune.shrink.latency import latency_ms
-from archtune.shrink.prune import n_params
+from archtune.shrink.prune_rounds import n_params
 
 DATASETS = Path(os.environ.get("ARCHTUNE_DATASETS", Path(__file__).resolve().parents[2] / "shared" / "datasets"
                                / "tabular"))

@@ -339,7 +339,7 @@ def _bundle_bytes(model: Any) -> int:
     import tempfile
 
     from archtune.ensemble import Ensemble, save_ensemble
-    from archtune.io import save
+    from archtune.bundles.network import save
 
     with tempfile.TemporaryDirectory() as tmp:
         if isinstance(model, Ensemble):

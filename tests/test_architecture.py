@@ -41,34 +41,35 @@ def _resolve(name: str, modules: dict[str, Path]) -> str | None:
     return None
 
 
+def _imports(module: str, path: Path, modules: dict[str, Path]) -> set[str]:
+    """The archtune modules ``module`` imports anywhere: inside functions too, and under
+    ``if TYPE_CHECKING:`` too (an import for annotations only still ties the two modules: it
+    moves with them, and a cycle through it is a cycle a reader follows). Each name of a
+    ``from ... import a, b`` counts: ``b`` may be a module of its own."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            targets = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                package = module.split(".") if path.name == "__init__.py" else module.split(".")[:-1]
+                base = ".".join(package[:len(package) - node.level + 1] + ([node.module] if node.module else []))
+            targets = [f"{base}.{a.name}" for a in node.names]  # the name if a module, else its base
+        else:
+            continue
+        for target in targets:
+            resolved = _resolve(target, modules)
+            if resolved and resolved != module:
+                found.add(resolved)
+    return found
+
+
 def _import_graph() -> dict[str, set[str]]:
-    """Module -> archtune modules it imports anywhere (inside functions too), except under
-    ``if TYPE_CHECKING:``."""
+    """Module -> archtune modules it imports anywhere: inside functions and under
+    ``if TYPE_CHECKING:`` included (`_imports`)."""
     modules = _modules()
-    graph: dict[str, set[str]] = {m: set() for m in modules}
-    for module, path in modules.items():
-        tree = ast.parse(path.read_text())
-        typing_only = {id(n) for node in ast.walk(tree) if isinstance(node, ast.If)
-                       and "TYPE_CHECKING" in ast.unparse(node.test) for n in ast.walk(node)}
-        for node in ast.walk(tree):
-            if id(node) in typing_only:
-                continue
-            if isinstance(node, ast.Import):
-                targets = [a.name for a in node.names]
-            elif isinstance(node, ast.ImportFrom):
-                base = node.module or ""
-                if node.level:
-                    package = module.split(".") if path.name == "__init__.py" else module.split(".")[:-1]
-                    base = ".".join(package[:len(package) - node.level + 1] + ([node.module] if node.module else []))
-                targets = [f"{base}.{a.name}" for a in node.names] + [base]
-            else:
-                continue
-            for target in targets:
-                resolved = _resolve(target, modules)
-                if resolved and resolved != module:
-                    graph[module].add(resolved)
-                    break
-    return graph
+    return {module: _imports(module, path, modules) for module, path in modules.items()}
 
 
 def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
@@ -106,10 +107,19 @@ def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
     return found
 
 
-def test_the_import_graph_has_no_cycles_counting_imports_inside_functions():
+def test_the_import_graph_has_no_cycles_counting_imports_inside_functions_and_for_type_checking():
     graph = _import_graph()
     assert len(graph) > 40 and sum(map(len, graph.values())) > 100  # the walk found the package
     assert _cycles(graph) == []
+
+
+def test_the_import_graph_counts_imports_for_type_checking_and_every_imported_module(tmp_path):
+    (tmp_path / "pkg").mkdir()
+    source = tmp_path / "pkg" / "a.py"
+    source.write_text("from typing import TYPE_CHECKING\nfrom pkg import b, c\n"
+                      "if TYPE_CHECKING:\n    from pkg.d import Thing\n")
+    modules = {name: tmp_path / "pkg" / f"{name[4:]}.py" for name in ("pkg.a", "pkg.b", "pkg.c", "pkg.d")}
+    assert _imports("pkg.a", source, modules) == {"pkg.b", "pkg.c", "pkg.d"}
 
 
 def test_the_cycle_finder_finds_a_cycle():

@@ -1,6 +1,6 @@
 """Nothing lost: bundles, checkpoints and leaderboards survive SIGKILL mid-save and a full disk.
 
-Every file archtune writes goes through `archtune.io.atomic_write_bytes` (temporary file,
+Every file archtune writes goes through `archtune.files.atomic_write_bytes` (temporary file,
 fsync, rename). The kill test starts one helper process that fits two small models, then
 forks a writer that saves them alternately in a tight loop and SIGKILLs it after a random
 5-50 ms, again and again; after each kill the files must hold the previous version or the new
@@ -28,10 +28,11 @@ from click.testing import CliRunner
 from safetensors.torch import load_file
 
 import archtune
+import archtune.bundles.network
 from archtune import NeuralClassifier, SaveError
 from archtune.recipes import CLASSIC
 from archtune.cli import cli
-from archtune.io import atomic_write_bytes
+from archtune.files import atomic_write_bytes
 from archtune.train import Checkpoint
 from tests.conftest import load_shared
 
@@ -44,7 +45,7 @@ KILLER = textwrap.dedent('''
     import numpy as np, pandas as pd
     from safetensors.torch import load_file
     import archtune
-    from archtune.io import atomic_write_bytes, write_weights
+    from archtune.files import atomic_write_bytes, write_weights
 
     folder, kills = sys.argv[1], int(sys.argv[2])
     data = pd.read_csv(os.path.join(folder, "data.csv"))
@@ -253,12 +254,12 @@ def test_full_disk_during_training_keeps_the_previous_checkpoint(table, tmp_path
 def test_full_disk_through_the_cli_is_one_line_and_leaves_nothing(table, tmp_path, monkeypatch):
     X, y = table
     X.assign(target=y).to_csv(tmp_path / "magic.csv", index=False)
-    real_save = archtune.io.save
+    real_save = archtune.bundles.network.save
 
     def save_on_a_full_disk(*args, **kwargs):  # training runs normally; the disk fills as it saves
         with _FullDisk(monkeypatch, "fsync"):
             return real_save(*args, **kwargs)
-    monkeypatch.setattr(archtune.io, "save", save_on_a_full_disk)
+    monkeypatch.setattr(archtune.bundles.network, "save", save_on_a_full_disk)
     result = CliRunner().invoke(cli, ["fit", str(tmp_path / "magic.csv"), "-t", "target", "-q", "--set", "max_epochs=2",
                                       "--set", "units=8", "-o", str(tmp_path / "run")])
     assert result.exit_code == 2, result.output

@@ -17,7 +17,8 @@ from safetensors.torch import save_file
 
 import archtune
 from archtune import NeuralClassifier
-from archtune.config import ConvConfig, ModelConfig
+from archtune.config import ModelConfig
+from archtune.config_groups import ConvConfig
 from archtune.errors import BundleError, InvalidParameterError
 from archtune.fitting import input_matrix
 from archtune.models import InputSpec, build_model

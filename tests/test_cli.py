@@ -396,7 +396,7 @@ def pretrained_run(tmp_path_factory, small) -> SimpleNamespace:
 
 
 def test_pretrain_ignores_the_target_and_info_describes_the_bundle(pretrained_run, small):
-    from archtune.pretraining.bundle import load_pretrained
+    from archtune.bundles.pretrained import load_pretrained
 
     assert "ignoring column 'target'" in pretrained_run.made.stderr
     pretrained = load_pretrained(pretrained_run.pre)

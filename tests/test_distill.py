@@ -15,6 +15,7 @@ from sklearn.tree import DecisionTreeClassifier
 
 import archtune
 from archtune import InvalidParameterError, NeuralClassifier, NeuralRegressor
+from archtune.data.table import Table
 from archtune.fitting import prepare, transform_rows
 from archtune.shrink.distill_loss import DistillationTask, targets
 from archtune.shrink.teacher import teacher_logits
@@ -205,7 +206,8 @@ def test_prepare_records_where_each_row_came_from(table):
     assert all(weights[prepared.train_rows] > 0) and all(weights[prepared.val_rows] > 0)
     pre = prepared.fitted.preprocessor
     for rows, matrix in ((prepared.train_rows, prepared.X_train), (prepared.val_rows, prepared.X_val)):
-        assert torch.equal(transform_rows(pre, pd.DataFrame(X[rows]).set_axis(pre.columns_, axis=1), "X"), matrix)
+        assert torch.equal(transform_rows(pre, Table.of_frame(pd.DataFrame(X[rows]).set_axis(pre.columns_, axis=1)),
+                                          "X"), matrix)
 
 
 def test_the_student_saves_and_loads(table, teacher, tmp_path):

@@ -240,7 +240,7 @@ def test_a_skops_file_naming_a_foreign_type_is_refused_by_name(tmp_path, foreign
     import skops.io
     from sklearn.linear_model import LogisticRegression
 
-    from archtune.ensemble.sklearn_member import baseline_from_bytes, baseline_to_bytes
+    from archtune.bundles.sklearn_member import baseline_from_bytes, baseline_to_bytes
     from archtune.tune.baselines import FittedBaseline
 
     X, y = load_shared("magic.tsv.gz", n=300)
@@ -601,7 +601,7 @@ def test_cli_tune_saves_and_predicts_with_the_ensemble(tmp_path):
     # The seeded outcome: the ensemble holds up and predicts; it is saved beside the network.
     assert note.startswith("used; +0.0167 vs random_forest")
     assert "ensemble (" in result.output
-    from archtune.artefact import final_ensemble_dir
+    from archtune.bundles.search import final_ensemble_dir
 
     ensemble_dir = final_ensemble_dir(out)
     # What predicts is saved: every member kind (scikit-learn baselines too) has a bundle form.

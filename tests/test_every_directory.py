@@ -45,10 +45,10 @@ COMMANDS = ("predict", "info", "export", "report", "prune", "distill")
 def paths(tmp_path_factory):
     from archtune.auto import AutoNeuralClassifier
     from archtune.ensemble.bagging import bag
-    from archtune.ensemble.bundle import save_ensemble
+    from archtune.bundles.ensemble import save_ensemble
     from archtune.ensemble.gbm import LightGBMTableClassifier
     from archtune.ensemble.model import Member, make_ensemble
-    from archtune.pretraining.bundle import save_pretrained
+    from archtune.bundles.pretrained import save_pretrained
     from sklearn.metrics import get_scorer
 
     root = tmp_path_factory.mktemp("paths")

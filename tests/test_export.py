@@ -242,7 +242,7 @@ def test_ensembles_are_refused_with_the_way_to_export_their_networks(classifier,
     with pytest.raises(InvalidParameterError, match="ensemble.*members"):
         archtune.export(ensemble, tmp_path / "e.pt", format="torchscript")
     # A search's run whose ensemble predicts (the fitted state of a search, built by hand).
-    from archtune.artefact import final_ensemble_dir
+    from archtune.bundles.search import final_ensemble_dir
     from archtune.auto import AutoNeuralClassifier
 
     search = AutoNeuralClassifier()

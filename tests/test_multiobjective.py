@@ -232,11 +232,12 @@ def test_cli_round_trip_with_two_objectives(tmp_path):
 
 def test_equal_networks_are_timed_once_and_get_equal_latencies():
     from archtune import NeuralClassifier
+    from archtune.data.table import Table
     from archtune.tune.data import Split
     from archtune.tune.objectives import TrialObjectives
 
     X, y = load_shared("magic.tsv.gz", n=200, seed=4)
-    split = Split(X.iloc[:150], y.to_numpy()[:150], X.iloc[150:], y.to_numpy()[150:])
+    split = Split(Table.of_frame(X.iloc[:150]), y.to_numpy()[:150], Table.of_frame(X.iloc[150:]), y.to_numpy()[150:])
     study = optuna.create_study(directions=["maximize", "minimize"])
     objectives = TrialObjectives(study, ("score", "latency"), optuna.pruners.NopPruner(),
                                  lambda p: NeuralClassifier(random_state=0, verbose=0, **p), split, None)

@@ -13,7 +13,7 @@ from click.testing import CliRunner
 
 import archtune
 from archtune.cli import cli
-from archtune.cli.search import verdict
+from archtune.cli.leaderboard import verdict
 from tests.conftest import load_shared
 
 ROOT = Path(__file__).resolve().parents[1]

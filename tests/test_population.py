@@ -339,13 +339,11 @@ def test_search_cohort_scores_equal_training_each_trial_alone(magic_search):
     """Each trial's per-epoch validation accuracy, as the pruner saw it, is what fitting its
     configuration alone on the same split gives (float32: a row on the boundary may flip)."""
     X, y, model = magic_search
-    from archtune.data.frames import as_frame
-
+    from archtune.data.table import Table
     from archtune.tune.data import search_splits as make_splits
     from archtune.tune.trial_records import trial_config
 
-    frame, _ = as_frame(X)
-    split = make_splits(frame, y.to_numpy(), np.unique(y, return_inverse=True)[1], 0, None, 0.2)[0]
+    split = make_splits(Table.read(X), y.to_numpy(), np.unique(y, return_inverse=True)[1], 0, None, 0.2)[0]
     for trial in model.study_.trials[:4]:
         params = trial_config(trial)
         alone = NeuralClassifier(random_state=0, verbose=0, **params)

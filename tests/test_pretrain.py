@@ -15,7 +15,7 @@ import torch
 import archtune
 from archtune import NeuralClassifier, NeuralRegressor
 from archtune.errors import BundleError, DataError, InvalidParameterError
-from archtune.pretraining.bundle import load_pretrained, save_pretrained
+from archtune.bundles.pretrained import load_pretrained, save_pretrained
 from archtune.pretraining.model import PretextNetwork
 from archtune.pretraining.result import Pretrained
 from archtune.pretraining.tasks import FeatureLayout, MaskedFeatures, Rotation
@@ -240,7 +240,7 @@ def test_bad_input_gets_a_named_error():
 
 
 def test_archtune_pretrain_is_callable_however_it_was_reached():
-    import archtune.pretraining.bundle  # noqa: F401  (the package is archtune.pretraining: no name clash)
+    import archtune.bundles.pretrained  # noqa: F401  (the package is archtune.pretraining: no name clash)
 
     assert callable(archtune.pretrain)
     result = archtune.pretrain(_table(40), estimator=NeuralClassifier(), pretrain_epochs=1, **SMALL)

@@ -17,7 +17,7 @@ from archtune import InvalidParameterError, NeuralClassifier, NeuralRegressor
 from archtune.cli import cli
 from archtune.fitting import input_matrix, set_fitted, target_tensor, task_spec
 from archtune.shrink.importance import magnitude, taylor
-from archtune.shrink.prune import n_params
+from archtune.shrink.prune_rounds import n_params
 from archtune.shrink.surgery import unit_layers, zero_outgoing
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

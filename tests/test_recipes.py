@@ -15,7 +15,8 @@ import torch
 
 import archtune
 from archtune import NeuralClassifier, NeuralRegressor
-from archtune.config import ModelConfig, NumericEmbeddingConfig, TrainConfig
+from archtune.config import ModelConfig, TrainConfig
+from archtune.config_groups import NumericEmbeddingConfig
 from archtune.errors import InvalidParameterError
 from archtune.models import InputSpec, build_model
 from archtune.models.embeddings import PeriodicEmbeddings, PiecewiseLinearEmbeddings, compute_bins

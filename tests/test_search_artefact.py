@@ -159,7 +159,7 @@ def test_a_save_that_fails_leaves_the_previous_run_as_it_was(tmp_path, monkeypat
     archtune.save(first, run)
     expected = first.predict(X_test)
 
-    import archtune.io as bundle_io
+    import archtune.bundles.network as bundle_io
 
     def failing(*args, **kwargs):
         raise SaveError(f"{run}: disk full")
@@ -170,7 +170,7 @@ def test_a_save_that_fails_leaves_the_previous_run_as_it_was(tmp_path, monkeypat
     monkeypatch.undo()
     np.testing.assert_array_equal(archtune.load(run).predict(X_test), expected)
     # Nothing of the failed save is left: no scratch folder, no second ensemble.
-    from archtune.artefact import final_ensemble_dir
+    from archtune.bundles.search import final_ensemble_dir
 
     folder = final_ensemble_dir(run)
     assert [p.name for p in run.iterdir() if p.name.startswith((".ensemble-", "ensemble-"))] == [folder.name]
@@ -187,7 +187,7 @@ def test_a_save_that_fails_leaves_the_previous_run_as_it_was(tmp_path, monkeypat
 def test_a_network_saved_over_an_older_run_is_what_loads(tmp_path):
     """A run saved before the final model was named kept its ensemble in ensemble/: a network
     saved there later names itself as what predicts, and the user's own folders stay."""
-    from archtune.ensemble.bundle import save_ensemble
+    from archtune.bundles.ensemble import save_ensemble
     from archtune.ensemble.gbm import LightGBMTableRegressor
     from archtune.ensemble.model import Member, make_ensemble
 
@@ -231,8 +231,8 @@ def test_a_two_output_search_saves_a_run_and_its_report(tmp_path):
 
 def test_a_run_saved_before_the_final_model_was_named_still_predicts_with_its_ensemble(tmp_path):
     """Runs written before 2026-12 kept the ensemble in ensemble/ and no "final" field."""
-    from archtune.bundle_format import DESCRIPTION_KEY, description_digest
-    from archtune.ensemble.bundle import save_ensemble
+    from archtune.bundles.format import DESCRIPTION_KEY, description_digest
+    from archtune.bundles.ensemble import save_ensemble
     from archtune.ensemble.gbm import LightGBMTableRegressor
     from archtune.ensemble.model import Member, make_ensemble
 

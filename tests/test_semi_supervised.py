@@ -17,7 +17,7 @@ from sklearn.base import clone
 import archtune
 from archtune import NeuralClassifier, NeuralRegressor
 from archtune.doctor import detectors
-from archtune.doctor.diagnose import Evidence
+from archtune.doctor.evidence import Evidence
 from archtune.errors import DataError, InvalidParameterError
 from archtune.pretraining.run import pretrain as pretrain_rows
 from archtune.pretraining.semi_supervised import take_rows, unlabeled_rows

@@ -325,16 +325,16 @@ def _texts(folder: Path) -> dict[str, list[str]]:
 def _fail_at_epoch(monkeypatch, epoch: int, error: BaseException) -> None:
     """Training raises ``error`` inside the loop at the end of ``epoch`` (its divergence check),
     whichever engine trains: what an error or Ctrl-C in the middle of training looks like."""
-    from archtune.train import core
+    from archtune.train import state
 
-    checked = core.divergence
+    checked = state.divergence
 
     def failing(logs, limit, learning_rate):
         if logs["epoch"] == epoch:
             raise error
         return checked(logs, limit, learning_rate)
 
-    monkeypatch.setattr(core, "divergence", failing)
+    monkeypatch.setattr(state, "divergence", failing)
 
 
 def _assert_end(run, tb: Path | None, case: str) -> None:

@@ -19,7 +19,8 @@ import archtune
 from archtune import InvalidParameterError, NeuralClassifier, NeuralRegressor, diagnose
 from archtune.doctor import CODES
 from archtune.doctor.detectors import TRANSFER_SCRATCH_MARGIN, transfer_below_scratch
-from archtune.doctor.diagnose import Evidence, transfer_reference
+from archtune.doctor.diagnose import transfer_reference
+from archtune.doctor.evidence import Evidence
 from archtune.fitting import prepare
 from archtune.transfer.freeze import FineTuning
 from tests.conftest import load_shared

@@ -20,6 +20,7 @@ from sklearn.model_selection import cross_val_score
 from archtune import NeuralClassifier, NeuralRegressor
 from archtune.auto import AutoNeuralClassifier, AutoNeuralRegressor
 from archtune.config import ModelConfig, TrainConfig
+from archtune.data.table import Table
 from archtune.data.preprocess import Preprocessor
 from archtune.errors import DataError
 from archtune.models import InputSpec, build_model
@@ -307,7 +308,7 @@ def test_the_splits_carry_each_rows_weight():
     frame = pd.DataFrame({"x": np.arange(50.0)})
     y = np.arange(50) % 2
     weights = np.arange(50.0) + 1  # a row's weight is its value + 1
-    for split in make_splits(frame, y, y, 0, 3, 0.2, weights):
+    for split in make_splits(Table.of_frame(frame, weights=weights), y, y, 0, 3, 0.2):
         assert np.array_equal(split.w_train, split.X_train["x"].to_numpy() + 1)
         assert np.array_equal(split.w_val, split.X_val["x"].to_numpy() + 1)
         assert split.validation_data[2] is split.w_val

@@ -1,8 +1,9 @@
-"""Helpers shared by the commands: --set parsing, target checks, task inference, hold-out."""
+"""Helpers shared by the commands: --set parsing, target checks, task inference, hold-out,
+the study a search stores."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 import numpy as np
@@ -10,6 +11,12 @@ import pandas as pd
 
 from archtune.data.frames import column_differences, list_columns, row_label
 from archtune.errors import ArchtuneError, DataError, InvalidParameterError, nearest
+
+if TYPE_CHECKING:  # the table module imports PyTorch: commands import it when they read data
+    from archtune.data.table import Table
+
+# The study `archtune tune` stores its trials in, and `archtune leaderboard` reads by default.
+DEFAULT_STUDY = "archtune"
 
 
 def parse_value(text: str) -> Any:
@@ -78,9 +85,9 @@ def check_settings(settings: tuple[str, ...], task: str) -> None:
 
 
 def estimator_for(data: str, target: str, task: str, settings: tuple[str, ...],
-                  extra: dict[str, Any]) -> tuple[Any, pd.DataFrame, pd.Series, str, str]:
+                  extra: dict[str, Any]) -> tuple[Any, Table, pd.Series, str, str]:
     """The estimator ``--set`` describes for DATA, with the data read and checked; returns
-    (estimator, X, y, task, source name)."""
+    (estimator, X as a typed `Table` named after the file, y, task, source name)."""
     from archtune.estimators import NeuralClassifier, NeuralRegressor
     from archtune.parameters import check_params
 
@@ -100,21 +107,18 @@ def estimator_for(data: str, target: str, task: str, settings: tuple[str, ...],
             raise exc from None
         raise InvalidParameterError(f"{exc} (that setting is for {other_task}, but the task is {task}; "
                                     f"pass --task {other_task} if that is what you want)") from None
-    check_values(X, name)
-    return model, X, y, task, name
+    return model, check_values(X, name), y, task, name
 
 
-def check_values(X: pd.DataFrame, name: str) -> None:
-    """Check every feature value on the whole file before training, so that a stray word or
-    an infinity is reported with the file's name and row, not minutes later as "X". The
-    warning about dropped empty columns is left to the fit, which gives it again."""
-    import warnings
+def check_values(X: pd.DataFrame, name: str) -> Table:
+    """The file's features as a `Table`, every value checked on the whole file before training
+    (`Table.typed`), so that a stray word or an infinity is reported with the file's name and
+    row, not minutes later as "X". The fit, the search and the pretraining read the table's
+    kinds instead of inferring them again (the warning about dropped empty columns is given
+    here, once)."""
+    from archtune.data.table import Table
 
-    from archtune.data.kinds import infer_column_kinds
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)
-        infer_column_kinds(X, where=name)
+    return Table.read(X, name).typed()
 
 
 def load_training_table(data: str, target: str, task: str) -> tuple[pd.DataFrame, pd.Series, str, str]:
@@ -220,8 +224,12 @@ def infer_task(y: pd.Series) -> tuple[str, str]:
     return "regression", f"target {y.name!r} has {n_unique} distinct numeric values"
 
 
-def holdout_split(X: pd.DataFrame, y: pd.Series, fraction: float, task: str, seed: int):
+def holdout_split(X: pd.DataFrame | Table, y: pd.Series, fraction: float, task: str, seed: int):
+    """(X_fit, X_hold, y_fit, y_hold): ``fraction`` of the rows held out (stratified where it
+    can be); the parts of a `Table` are Tables (`Table.take`: kinds and source kept)."""
     from sklearn.model_selection import train_test_split
+
+    from archtune.data.table import Table
 
     if fraction <= 0:
         return X, None, y, None
@@ -230,6 +238,10 @@ def holdout_split(X: pd.DataFrame, y: pd.Series, fraction: float, task: str, see
         counts = y.value_counts()
         if counts.min() >= 2 and int(round(fraction * len(y))) >= len(counts):
             stratify = y
+    if isinstance(X, Table):  # the same rows as a split of the DataFrame: the split reads the row count
+        fit, hold, y_fit, y_hold = train_test_split(np.arange(X.n_rows), y, test_size=fraction, random_state=seed,
+                                                    stratify=stratify)
+        return X.take(fit), X.take(hold), y_fit, y_hold
     return train_test_split(X, y, test_size=fraction, random_state=seed, stratify=stratify)
 
 
@@ -252,6 +264,19 @@ class ParameterHelp(click.Command):
         formatter.write_text("Parameters for --set PARAM=VALUE (with their defaults; README.md explains each):")
         with formatter.indentation():
             formatter.write_text("  ".join(items))
+
+
+def open_existing_study(storage: str, name: str) -> Any | None:
+    """The study ``name`` stored in ``storage`` (an SQLite or journal:/// URL too), None when
+    there is none."""
+    import optuna
+
+    from archtune.tune.study import make_storage
+
+    try:
+        return optuna.load_study(study_name=name, storage=make_storage(storage))  # journal:/// too
+    except KeyError:
+        return None
 
 
 def _shown_default(value: Any) -> str:

@@ -68,9 +68,12 @@ def distill(run: Path, data: str, target: str | None, student: tuple[str, ...], 
     if out.exists() and not out.is_dir():
         raise InvalidParameterError(f"--out {out}: exists and is not a directory")
     from archtune.cli.common import load_training_table
-    from archtune.artefact import check_path, final_ensemble_dir, load
+    from archtune.bundles.dispatch import load
+    from archtune.bundles.paths import check_path
+    from archtune.bundles.search import final_ensemble_dir
     from archtune.parameters import check_params
-    from archtune.io import atomic_write_bytes, save
+    from archtune.bundles.network import save
+    from archtune.files import atomic_write_bytes
     from archtune.shrink.distill import default_student
     from archtune.shrink.distill import distill as distil_model
     from archtune.shrink.teacher import teacher_task

@@ -50,7 +50,7 @@ def lr_find_command(data: str, target: str | None, task: str, settings: tuple[st
     if plot is not None and plot.suffix.lower() != ".png":
         raise InvalidParameterError(f"--plot {plot}: the plot is a PNG; give a path ending in .png")
     model, X, y, task, name = estimator_for(data, target, task, settings, {"random_state": seed})
-    click.echo(f"data: {name}: {len(X)} rows, {X.shape[1]} features ({task})")
+    click.echo(f"data: {name}: {X.n_rows} rows, {X.n_columns} features ({task})")
     result = lr_find(model, X, y, method=method)
     click.echo(str(result))
     if plot is not None:
@@ -83,7 +83,7 @@ def diagnose(source: str, target: str | None, task: str, settings: tuple[str, ..
     network --set describes is trained briefly on it with every gradient and unit watched.
     """
     from archtune.doctor.diagnose import diagnose as run_diagnosis
-    from archtune.io import META_FILE
+    from archtune.bundles.format import META_FILE
 
     if Path(source).is_dir() and (Path(source) / META_FILE).is_file():
         if settings:
@@ -95,12 +95,12 @@ def diagnose(source: str, target: str | None, task: str, settings: tuple[str, ..
                                         "(give the data as SOURCE with --target)")
         target = _target_or_builtin(source, target)
         model, X, y, task, name = estimator_for(source, target, task, settings, {"random_state": seed})
-        click.echo(f"data: {name}: {len(X)} rows, {X.shape[1]} features ({task}); instrumented training run")
+        click.echo(f"data: {name}: {X.n_rows} rows, {X.n_columns} features ({task}); instrumented training run")
         diagnosis = run_diagnosis(model, X, y, max_epochs=epochs)
         diagnosis.source = name
     click.echo(str(diagnosis))
     if json_path is not None:
-        from archtune.io import atomic_write_bytes
+        from archtune.files import atomic_write_bytes
 
         atomic_write_bytes(json_path, json_bytes(diagnosis.to_dict()))
         click.echo(f"findings written to {json_path}")
@@ -112,7 +112,7 @@ def _run_data(run_dir: str, data: str | None) -> tuple:
         return None, None
     from archtune.cli.common import load_training_table
     from archtune.data.readers import check_source
-    from archtune.io import read_meta
+    from archtune.bundles.format import read_meta
 
     check_source(data)
     target = read_meta(run_dir).get("metadata", {}).get("target")

@@ -48,7 +48,7 @@ def pretrain(data: str, out: Path, target: str | None, pretext: str | None, epoc
         raise InvalidParameterError(f"--out {out}: exists and is not a directory")
     from archtune.estimators import NeuralClassifier
     from archtune.parameters import check_params
-    from archtune.pretraining.bundle import save_pretrained
+    from archtune.bundles.pretrained import save_pretrained
     from archtune.pretraining.run import PRETRAIN_EPOCHS
     from archtune.pretraining.run import pretrain as pretrain_rows
 
@@ -60,8 +60,8 @@ def pretrain(data: str, out: Path, target: str | None, pretext: str | None, epoc
                                     "network with `archtune fit --init-from`")
     epochs = epochs or model.pretrain_epochs or PRETRAIN_EPOCHS
     pretext = pretext or model.pretext
-    X, name = _unlabeled_rows(data, target)
-    click.echo(f"data: {name}: {len(X)} rows, {X.shape[1]} column(s)")
+    X, name = _unlabeled_rows(data, target)  # a typed Table: the pretraining reads its kinds
+    click.echo(f"data: {name}: {X.n_rows} rows, {X.n_columns} column(s)")
     started = time.perf_counter()
     pretrained = pretrain_rows(X, model, pretext=pretext, pretrain_epochs=epochs)
     seconds = time.perf_counter() - started
@@ -74,8 +74,9 @@ def pretrain(data: str, out: Path, target: str | None, pretext: str | None, epoc
 
 
 def _unlabeled_rows(data: str, target: str | None) -> tuple[Any, str]:
-    """The feature columns of DATA and its name: the --target column, a built-in dataset's
-    target and an image folder's class column are dropped, each with a note."""
+    """The feature columns of DATA (a typed `Table` named after the file) and its name: the
+    --target column, a built-in dataset's target and an image folder's class column are
+    dropped, each with a note."""
     from archtune.data.datasets import BUILTIN_DATASETS, BUILTIN_TARGET
     from archtune.data.images import is_image_folder
     from archtune.data.readers import load_table, source_name
@@ -94,14 +95,13 @@ def _unlabeled_rows(data: str, target: str | None) -> tuple[Any, str]:
         frame = frame.drop(columns=[frame.columns[columns.index(target)]])
     if frame.shape[1] == 0:
         raise DataError(f"{name}: no columns left to pretrain on")
-    check_values(frame, name)
-    return frame, name
+    return check_values(frame, name), name
 
 
 def pretrained_info(directory: Path) -> None:
     """``archtune info`` of a pretraining bundle: its pretext task, epochs, rows and columns."""
     from archtune.cli.lineage import lineage_lines
-    from archtune.pretraining.bundle import load_pretrained
+    from archtune.bundles.pretrained import load_pretrained
 
     pretrained = load_pretrained(directory)
     mc = pretrained.model_config_

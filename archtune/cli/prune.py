@@ -62,7 +62,7 @@ def prune(run: Path, data: str, target: str, out: Path, max_drop: float, importa
     least important hidden units round by round, fine-tuning after each, while the score on
     held-out rows of DATA drops at most --max-drop. Writes the pruned bundle to --out and the
     rounds to OUT/prune_rounds.csv."""
-    from archtune.ensemble.bundle import is_ensemble_bundle
+    from archtune.bundles.ensemble import is_ensemble_bundle
 
     if out.resolve() == run.resolve():
         raise InvalidParameterError(f"--out {out} is RUN itself: the pruned network is written beside the run, "
@@ -72,10 +72,12 @@ def prune(run: Path, data: str, target: str, out: Path, max_drop: float, importa
     if is_ensemble_bundle(run):
         raise InvalidParameterError(f"{run}: is an ensemble bundle; prune takes one network (the run directory "
                                     "holds its best network)")
-    from archtune.io import atomic_write_bytes, load, save
+    from archtune.bundles.network import load, save
+    from archtune.files import atomic_write_bytes
     from archtune.shrink.prune import prune as prune_model
 
-    from archtune.artefact import check_path, final_ensemble_dir
+    from archtune.bundles.paths import check_path
+    from archtune.bundles.search import final_ensemble_dir
     from archtune.errors import BundleError
 
     check_path(run, "prune")

@@ -1,4 +1,5 @@
-"""``archtune tune`` and ``archtune leaderboard``: search networks, compare with baselines."""
+"""``archtune tune``: search networks, compare with baselines, save the run (flags in, a
+SearchConfig, the fit, run_folder.save_search_run, the leaderboard and verdict printed)."""
 
 from __future__ import annotations
 
@@ -10,23 +11,23 @@ from pathlib import Path
 from typing import Any
 
 import click
-import pandas as pd
 
 from archtune.cli.group import cli
+from archtune.cli.leaderboard import render_leaderboard, verdict
 from archtune.cli.report import report_after_run
 from archtune.cli.common import (
+    DEFAULT_STUDY,
     check_values,
     echo_metrics,
     holdout_split,
     load_training_table,
+    open_existing_study,
     parse_value,
     require_tracking,
 )
-from archtune.errors import DataError, InvalidParameterError
+from archtune.errors import InvalidParameterError
 
 from archtune.run_folder import JOURNAL_FILE, LEADERBOARD_FILE, STUDY_FILE
-
-DEFAULT_STUDY = "archtune"
 
 
 def parse_space(items: tuple[str, ...], fixed: tuple[str, ...]) -> dict[str, Any]:
@@ -96,105 +97,6 @@ def _has_trials(db: Path) -> bool:
         return any(s.n_trials for s in optuna.get_all_study_summaries(f"sqlite:///{db.resolve()}"))
     except Exception:  # an unreadable study file is kept for the user to look at
         return True
-
-
-def _open_existing_study(storage: str, name: str) -> Any | None:
-    import optuna
-
-    from archtune.tune.study import make_storage
-
-    try:
-        return optuna.load_study(study_name=name, storage=make_storage(storage))  # journal:/// too
-    except KeyError:
-        return None
-
-
-def render_leaderboard(frame: pd.DataFrame, limit: int = 15) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
-    table = Table(show_lines=False)
-    # A multi-objective search's columns (archtune.tune.objectives): latency and the Pareto front.
-    extra = [c for c in ("latency_ms", "pareto") if c in frame.columns]
-    for column in ("#", "model", "val_score", "fit s", "params", *[_HEADERS[c] for c in extra], "state", "note"):
-        table.add_column(column, overflow="fold")
-    for rank, row in frame.head(limit).iterrows():
-        score = "" if pd.isna(row["val_score"]) else f"{row['val_score']:.4f}"
-        seconds = "" if pd.isna(row["fit_seconds"]) else f"{row['fit_seconds']:.1f}"
-        n_params = "" if pd.isna(row["n_params"]) else f"{int(row['n_params']):,}"
-        cells = [_cell(c, row[c]) for c in extra]
-        table.add_row(str(rank), str(row["model"]), score, seconds, n_params, *cells, str(row["state"]),
-                      str(row["note"])[:60])
-    Console().print(table)
-    if len(frame) > limit:
-        click.echo(f"... {len(frame) - limit} more rows in the leaderboard file")
-
-
-_HEADERS = {"latency_ms": "ms/1000 rows", "pareto": "pareto"}
-
-
-def _cell(column: str, value: Any) -> str:
-    if value is None or (isinstance(value, float) and pd.isna(value)):
-        return ""
-    if column == "pareto":
-        return "*" if value in (True, "True") else ""
-    return f"{float(value):.2f}"
-
-
-def verdict(frame: pd.DataFrame, metric: str) -> str:
-    """Plain sentences: does the best network beat the best classical baseline, by how much;
-    and when an ensemble was selected, what predicts and why (judged on validation rows the
-    ensemble was not selected on, the only honest comparison)."""
-    networks = frame[frame["model"].str.startswith("network") & frame["val_score"].notna()]
-    baselines = frame[(frame["state"] == "BASELINE") & frame["val_score"].notna()]
-    if networks.empty:
-        return "No network finished, so there is nothing to compare."
-    net = networks.iloc[0]
-    ensembles = frame[frame["state"] == "ENSEMBLE"]
-    if baselines.empty:
-        sentence = f"The best network scores {metric} {net['val_score']:.4f} on validation (no baselines were run)."
-    else:
-        base = baselines.iloc[0]
-        # Judged at the precision shown: scores that print the same are a tie, never "behind
-        # by +0.0000" (and the leaderboard's order between them is only float noise).
-        gap = round(float(net["val_score"]), 4) - round(float(base["val_score"]), 4)
-        gap = 0.0 if abs(gap) < 5e-5 else gap
-        if gap > 0:
-            sentence = (f"The best network ({metric} {net['val_score']:.4f}) beats the best baseline, {base['model']} "
-                        f"({base['val_score']:.4f}), by {gap:+.4f}.")
-        elif gap == 0:
-            sentence = (f"The best network ({metric} {net['val_score']:.4f}) ties with the best baseline, "
-                        f"{base['model']} ({base['val_score']:.4f}).")
-        else:
-            sentence = (f"The best network ({metric} {net['val_score']:.4f}) does NOT beat the best baseline, "
-                        f"{base['model']} ({base['val_score']:.4f}): it is behind by {gap:+.4f}.")
-            if ensembles.empty:
-                return sentence + f" Consider {base['model']} for this data."
-    if not ensembles.empty:
-        row = ensembles.iloc[0]
-        parts = str(row["note"]).split("; ")
-        held_out = next((p for p in parts if p.startswith(("+", "-"))), None)
-        alone = next((p for p in parts if p.startswith("the best single model")), None)
-        compared = f" ({held_out.split(' on rows')[0]})" if held_out else ""
-        if parts[0] == "used":
-            sentence += (f" The {row['model']} predicts: it holds up on validation rows it was not selected on"
-                         f"{compared}.")
-        elif alone:
-            sentence += (f" The {row['model']} does not hold up on validation rows it was not selected on"
-                         f"{compared}; {alone.replace('predicts', 'predicts alone')}.")
-        else:
-            sentence += (f" The {row['model']} does not hold up on validation rows it was not selected on"
-                         f"{compared}; {_bag_or_network(frame)} predicts.")
-    elif not frame[frame["state"] == "BAG"].empty:
-        sentence += f" {_bag_or_network(frame).capitalize()} predicts."
-    return sentence
-
-
-def _bag_or_network(frame: pd.DataFrame) -> str:
-    """What predicts when no ensemble does: the bag (bagging replaces the refit), else the best
-    network."""
-    bags = frame[frame["state"] == "BAG"]
-    return f"the {bags.iloc[0]['model']}" if not bags.empty else "the best network"
 
 
 @cli.command(epilog="""\b
@@ -320,7 +222,7 @@ def tune(data: str, target: str | None, task: str, budget: str, trials: int | No
             out.mkdir(parents=True, exist_ok=True)
             params["storage"] = f"sqlite:///{(out / STUDY_FILE).resolve()}"
         storage = params["storage"]
-        existing = _open_existing_study(storage, study_name)
+        existing = open_existing_study(storage, study_name)
         if resume and existing is None:
             raise InvalidParameterError(f"--resume: no study named {study_name!r} in {storage} to continue")
         if not resume and existing is not None and existing.trials:
@@ -328,8 +230,8 @@ def tune(data: str, target: str | None, task: str, budget: str, trials: int | No
                                         f"{len(existing.trials)} trials; pass --resume to continue it, or choose "
                                         "another --out or --study")
 
-        X, y, task_name, name = load_training_table(data, target, task)
-        check_values(X, name)
+        frame, y, task_name, name = load_training_table(data, target, task)
+        X = check_values(frame, name)  # read and typed once (errors name the file): the search reads its kinds
         the_task = task_named(task_name)
         config = SearchConfig.from_params(the_task, {**params, "space": _space_for(preset, overrides, the_task)})
         if init_from is not None:
@@ -339,10 +241,11 @@ def tune(data: str, target: str | None, task: str, budget: str, trials: int | No
             if note:
                 click.echo(f"archtune: note: {note}", err=True)
         X_fit, X_hold, y_fit, y_hold = holdout_split(X, y, holdout, the_task.name, seed)
+        X_hold = None if X_hold is None else X_hold.rows  # predicted on as a user's table
         from archtune.auto import AutoNeuralClassifier, AutoNeuralRegressor
 
         model = (AutoNeuralClassifier if the_task.is_classification else AutoNeuralRegressor)(**config.params())
-        click.echo(f"data: {name}: {len(X_fit)} rows for the search, {X.shape[1]} features; "
+        click.echo(f"data: {name}: {X_fit.n_rows} rows for the search, {X.n_columns} features; "
                    f"budget {budget_value if config.trials is None else f'{config.trials} trials'}; "
                    f"study {study_name!r} in {storage}")
         started = time.perf_counter()
@@ -418,38 +321,3 @@ def _predicts(model: Any) -> str:
         return final.summary()
     saved = model.study_.user_attrs.get("saved_network", {})
     return "refitted best network" if saved.get("source") == "refit" else "best trial's network"
-
-
-@cli.command(epilog="""\b
-Examples:
-  archtune leaderboard runs/bc-search
-  archtune leaderboard --storage postgresql://user@host/db --study archtune""")
-@click.argument("run_dir", type=click.Path(path_type=Path), required=False)
-@click.option("--storage", help="Study storage URL (default: sqlite:///RUN_DIR/study.db).")
-@click.option("--study", "study_name", default=DEFAULT_STUDY, show_default=True)
-@click.option("--limit", type=click.IntRange(1), default=30, show_default=True, help="Rows to show.")
-def leaderboard(run_dir: Path | None, storage: str | None, study_name: str, limit: int) -> None:
-    """Print the leaderboard of a search (every trial and baseline, best first)."""
-    if storage is None:
-        if run_dir is None:
-            raise InvalidParameterError("give a RUN_DIR (the --out of `archtune tune`) or --storage")
-        db = run_dir / STUDY_FILE
-        if (run_dir / JOURNAL_FILE).is_file() and not db.is_file():  # a search run with --workers
-            from archtune.tune.storages import journal_url
-
-            storage = journal_url(run_dir / JOURNAL_FILE)
-        elif not db.is_file():
-            raise DataError(f"{run_dir}: no {STUDY_FILE} here; is this the --out directory of `archtune tune`?")
-        else:
-            storage = f"sqlite:///{db.resolve()}"
-    study = _open_existing_study(storage, study_name)
-    if study is None:
-        raise DataError(f"no study named {study_name!r} in {storage}")
-    from archtune.tune.leaderboard import leaderboard as build
-
-    board = build(study, study.user_attrs.get("baselines", []))
-    render_leaderboard(board, limit)
-    from archtune.task import task_named
-
-    metric = task_named(study.user_attrs.get("task", "regression")).default_scoring
-    click.echo(verdict(board, metric))

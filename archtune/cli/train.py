@@ -74,7 +74,8 @@ def fit(data: str, target: str | None, task: str, settings: tuple[str, ...], hol
     check_source(data)  # a mistyped path fails at once, before PyTorch is even imported
     require_tracking(mlflow_uri, tensorboard_dir)
     transfer = transfer_params(init_from, freeze, freeze_epochs, settings)
-    from archtune.io import atomic_write_bytes, save
+    from archtune.bundles.network import save
+    from archtune.files import atomic_write_bytes
     from archtune.train.tracking import MLflowLogger, TensorBoardLogger
 
     # Made before the data is read, so that a missing package is said at once.
@@ -87,6 +88,7 @@ def fit(data: str, target: str | None, task: str, settings: tuple[str, ...], hol
         target = BUILTIN_TARGET
     if out.exists() and not out.is_dir():
         raise InvalidParameterError(f"--out {out}: exists and is not a directory")
+    # X: the file's table, read and typed once (errors name the file); the fit reads its kinds.
     model, X, y, task, name = estimator_for(data, target, task, settings,
                                             {"random_state": seed, "verbose": 0 if quiet else 1, **transfer})
     if model.pretrain_epochs:
@@ -98,8 +100,9 @@ def fit(data: str, target: str | None, task: str, settings: tuple[str, ...], hol
                             "`archtune fit` trains and scores labelled rows: pretrain on every row with "
                             "`archtune pretrain`, then fit the labelled rows with --init-from")
     X_fit, X_hold, y_fit, y_hold = holdout_split(X, y, holdout, task, seed)
-    click.echo(f"data: {name}: {len(X_fit)} training rows, {0 if X_hold is None else len(X_hold)} held out, "
-               f"{X.shape[1]} features")
+    click.echo(f"data: {name}: {X_fit.n_rows} training rows, {0 if X_hold is None else X_hold.n_rows} held out, "
+               f"{X.n_columns} features")
+    X_hold = None if X_hold is None else X_hold.rows  # predicted on as a user's table
     started = time.perf_counter()
     model.fit(X_fit, y_fit, callbacks=trackers)
     seconds = time.perf_counter() - started
@@ -162,7 +165,7 @@ def transfer_params(init_from: Path | None, freeze: str | None, freeze_epochs: s
                                         f"got {freeze_epochs!r}")
     if not init_from.exists():
         raise InvalidParameterError(f"--init-from {init_from}: no such run or bundle directory")
-    from archtune.bundle_format import META_FILE
+    from archtune.bundles.format import META_FILE
 
     if init_from.is_dir() and not (init_from / META_FILE).is_file():
         raise InvalidParameterError(f"--init-from {init_from}: not a run or bundle of archtune ({META_FILE} is "
@@ -186,11 +189,11 @@ def predict(bundle: Path, data: str, output: Path | None, best_network: bool) ->
     beside the best network, when one was selected), exactly as archtune.load(BUNDLE) does."""
     from sklearn.base import is_classifier
 
-    from archtune.artefact import load
+    from archtune.bundles.dispatch import load
     from archtune.data.readers import load_table, source_name
-    from archtune.io import atomic_write_bytes
+    from archtune.files import atomic_write_bytes
 
-    from archtune.artefact import check_path
+    from archtune.bundles.paths import check_path
 
     check_path(bundle, "predict")  # anything else is named in one line, with the command that takes it
     model = load(bundle, best_network=best_network)  # what archtune.load gives Python: the same predictions
@@ -237,7 +240,9 @@ def info(bundle: Path) -> None:
     weights came from (a bundle of `archtune pretrain`: its pretext task, epochs and rows)."""
     from sklearn.base import is_classifier
 
-    from archtune.artefact import check_path, final_ensemble_dir, load
+    from archtune.bundles.dispatch import load
+    from archtune.bundles.paths import check_path
+    from archtune.bundles.search import final_ensemble_dir
 
     found = check_path(bundle, "info")
     if found.kind == "pretrained":

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from archtune.config import WideConfig
+from archtune.config_groups import WideConfig
 from archtune.data.images import flatten_images, is_image_array
 from archtune.data.frames import as_frame, column_differences, list_columns
 from archtune.data.preprocess import Preprocessor

@@ -8,8 +8,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from archtune.data.frames import as_frame
-from archtune.data.kinds import infer_column_kinds
+from archtune.data.table import Table
 from archtune.doctor.findings import Finding
 from archtune.train.batches import SparseRows
 
@@ -18,12 +17,13 @@ IMBALANCE_RATIO = 0.1  # rarest class at under a tenth of the commonest
 LEAK_SHARE = 0.01  # 1% of validation rows also in the training rows
 
 
-def run_all(model: Any, X: Any, y: Any, prepared: Any, checked: list[str], arrays: bool = False) -> list[Finding]:
-    """``arrays``: X came as images or series, seen here as rows of pixels or steps. Their
-    columns are not features one could drop or rescale (a border pixel that is always black
-    is normal), so the column checks are skipped."""
-    frame, _ = as_frame(X, "X")
-    kinds = infer_column_kinds(frame, "X")
+def run_all(model: Any, table: Table, y: Any, prepared: Any, checked: list[str],
+            arrays: bool = False) -> list[Finding]:
+    """The data checks of a typed `Table` (a DataFrame's rows, with their kinds: nothing is
+    read or inferred again here). ``arrays``: X came as images or series, seen here as rows
+    of pixels or steps. Their columns are not features one could drop or rescale (a border
+    pixel that is always black is normal), so the column checks are skipped."""
+    frame, kinds = table.rows, table.typed().kinds
     numeric = frame[[c for c in frame.columns if kinds[str(c)] == "numeric"]].apply(pd.to_numeric, errors="coerce")
     findings: list[Finding] = []
     column_checks = () if arrays else (

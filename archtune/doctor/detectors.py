@@ -9,14 +9,12 @@ checks both sides.
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
+from archtune.doctor.evidence import Evidence
 from archtune.doctor.findings import Finding
-
-if TYPE_CHECKING:
-    from archtune.doctor.diagnose import Evidence
 
 # Gradient RMS of the first layer over the output layer's. Healthy ReLU/He networks sit
 # between 0.05 and 5; 20 sigmoid layers reach 1e-9.
@@ -59,7 +57,7 @@ TRANSFER_SCRATCH_MARGIN = 0.05
 ROOT_CAUSES = ("vanishing_gradients", "exploding_gradients", "dead_units", "symmetry")
 
 
-def run_all(evidence: "Evidence", checked: list[str]) -> list[Finding]:
+def run_all(evidence: Evidence, checked: list[str]) -> list[Finding]:
     findings: list[Finding] = []
     for name, detector in DETECTORS:
         result = detector(evidence)
@@ -79,7 +77,7 @@ def _layer_medians(rows: list[list[float]]) -> np.ndarray:
     return np.median(np.asarray(rows, dtype=float), axis=0)
 
 
-def _early(rows: list[list[float]], evidence: "Evidence") -> list[list[float]]:
+def _early(rows: list[list[float]], evidence: Evidence) -> list[list[float]]:
     """The first epoch's steps (or all probe batches): gradient flow at the start decides
     whether a network can learn at all."""
     record = evidence.record
@@ -88,7 +86,7 @@ def _early(rows: list[list[float]], evidence: "Evidence") -> list[list[float]]:
     return finite
 
 
-def vanishing_gradients(ev: "Evidence") -> list[Finding] | None:
+def vanishing_gradients(ev: Evidence) -> list[Finding] | None:
     # A fine-tuning whose new output layer starts at zero passes the body no gradient at first
     # (with 260 rows the whole first epoch is that one step): the start says nothing of depth.
     if not ev.grad_rms or len(ev.layers) < 3 or getattr(ev, "zero_head", False):
@@ -117,7 +115,7 @@ def vanishing_gradients(ev: "Evidence") -> list[Finding] | None:
                     "barely learn", evidence, advice)]
 
 
-def exploding_gradients(ev: "Evidence") -> list[Finding] | None:
+def exploding_gradients(ev: Evidence) -> list[Finding] | None:
     if not ev.grad_rms and ev.diverged is None:
         return None
     reasons: list[str] = []
@@ -161,7 +159,7 @@ def exploding_gradients(ev: "Evidence") -> list[Finding] | None:
     return [Finding("exploding_gradients", "error", "; ".join(reasons), evidence, advice)]
 
 
-def dead_units(ev: "Evidence") -> list[Finding] | None:
+def dead_units(ev: Evidence) -> list[Finding] | None:
     layers = [s for s in ev.final_units if s.dead is not None]
     if not layers:
         return None
@@ -185,7 +183,7 @@ def dead_units(ev: "Evidence") -> list[Finding] | None:
                     {"dead_share": shares, "dead_share_at_init": initially}, advice)]
 
 
-def saturation(ev: "Evidence") -> list[Finding] | None:
+def saturation(ev: Evidence) -> list[Finding] | None:
     final = [s for s in ev.final_units if s.saturated_share is not None]
     initial = [s for s in ev.initial_units if s.saturated_share is not None]
     if not final and not initial:
@@ -204,7 +202,7 @@ def saturation(ev: "Evidence") -> list[Finding] | None:
                     "saturated units pass almost no gradient", {"saturated_share": shares}, advice)]
 
 
-def update_ratio(ev: "Evidence") -> list[Finding] | None:
+def update_ratio(ev: Evidence) -> list[Finding] | None:
     record = ev.record
     if record is None or len(record.update_ratios) < 2:
         return None
@@ -255,7 +253,7 @@ def _epoch_numbers(history: Any) -> np.ndarray:
     return np.arange(1, len(history) + 1)
 
 
-def loss_oscillation(ev: "Evidence") -> list[Finding] | None:
+def loss_oscillation(ev: Evidence) -> list[Finding] | None:
     # Epoch losses, not step losses: single mini-batches of a heavy-tailed regression target
     # spike 5x their neighbours in healthy runs (house_16H), so step spikes prove nothing.
     # Only the later half of the run counts: early on, a healthy validation loss can bounce
@@ -287,7 +285,7 @@ def loss_oscillation(ev: "Evidence") -> list[Finding] | None:
                      "use a larger batch_size", "clip gradients (gradient_clip=1.0)"])]
 
 
-def symmetry(ev: "Evidence") -> list[Finding] | None:
+def symmetry(ev: Evidence) -> list[Finding] | None:
     reports = ev.initial_duplicates or ev.final_duplicates
     if not reports:
         return None
@@ -306,7 +304,7 @@ def symmetry(ev: "Evidence") -> list[Finding] | None:
                      "LeCun for SELU); a constant initialisation never breaks the symmetry"])]
 
 
-def _curves(ev: "Evidence") -> tuple[np.ndarray, np.ndarray] | None:
+def _curves(ev: Evidence) -> tuple[np.ndarray, np.ndarray] | None:
     h = ev.history
     if "val_loss" not in h or "train_loss" not in h or len(h) < 3 or ev.diverged is not None:
         return None
@@ -316,7 +314,7 @@ def _curves(ev: "Evidence") -> tuple[np.ndarray, np.ndarray] | None:
     return train, val
 
 
-def overfitting(ev: "Evidence") -> list[Finding] | None:
+def overfitting(ev: Evidence) -> list[Finding] | None:
     curves = _curves(ev)
     if curves is None:
         return None
@@ -341,7 +339,7 @@ def overfitting(ev: "Evidence") -> list[Finding] | None:
                      "train_loss_at_best": float(train[best]), "train_loss_last": float(train[-1])}, advice)]
 
 
-def underfitting(ev: "Evidence") -> list[Finding] | None:
+def underfitting(ev: Evidence) -> list[Finding] | None:
     curves = _curves(ev)
     if curves is None or not ev.constant_loss or ev.constant_loss <= 0:
         return None
@@ -363,7 +361,7 @@ def underfitting(ev: "Evidence") -> list[Finding] | None:
                      "check that the features carry signal: compare with the baselines of archtune tune"])]
 
 
-def val_below_train(ev: "Evidence") -> list[Finding] | None:
+def val_below_train(ev: Evidence) -> list[Finding] | None:
     curves = _curves(ev)
     if curves is None:
         return None
@@ -383,7 +381,7 @@ def val_below_train(ev: "Evidence") -> list[Finding] | None:
                      "by chance: use a larger one or cross-validation (archtune tune --cv 5)"])]
 
 
-def transfer_below_scratch(ev: "Evidence") -> list[Finding] | None:
+def transfer_below_scratch(ev: Evidence) -> list[Finding] | None:
     """A fit from ``init_from`` that ends below a scratch fit of the same network on the same
     split (evidence gathered by `archtune.diagnose` only: ``Evidence.transfer``)."""
     reference = ev.transfer

@@ -19,7 +19,6 @@ import dataclasses
 import os
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -30,10 +29,11 @@ from torch import nn
 
 from archtune.checks import check_number
 from archtune.doctor import data_checks, detectors
+from archtune.doctor.evidence import Evidence
 from archtune.doctor.findings import Diagnosis, Finding
-from archtune.doctor.probes import (TrainingRecord, TrainingRecorder, duplicate_units, gradient_rms,
-                                    recording_loss, unit_stats)
-from archtune.data.inputs import array_rows, dict_to_frame
+from archtune.doctor.probes import (TrainingRecorder, duplicate_units, gradient_rms, recording_loss,
+                                    unit_stats)
+from archtune.data.table import Table
 from archtune.doctor.lr_finder import resolve_learning_rate
 from archtune.errors import InvalidParameterError, TrainingDivergedError
 from archtune.fitting import input_matrix, prepare, target_tensor, task_spec
@@ -42,30 +42,6 @@ from archtune.train.batches import dense_rows
 from archtune.transfer.copy import is_output
 
 DEFAULT_EPOCHS = 30
-
-
-@dataclass
-class Evidence:
-    """Everything the detectors may look at; fields are None when not measured."""
-
-    task: str
-    history: pd.DataFrame
-    constant_loss: float  # loss of the best constant prediction (the prior / the mean)
-    record: TrainingRecord | None = None  # instrumented run only
-    grad_rms: list[list[float]] | None = None  # [batch or step][layer]
-    layers: list[str] = field(default_factory=list)
-    initial_units: list = field(default_factory=list)  # UnitStats before training
-    final_units: list = field(default_factory=list)  # UnitStats of the final network
-    initial_duplicates: list = field(default_factory=list)
-    final_duplicates: list = field(default_factory=list)
-    diverged: str | None = None  # the divergence message, if training diverged
-    params: dict[str, Any] = field(default_factory=dict)
-    # A fit from init_from: its validation score and a scratch fit's on the same split
-    # (`transfer_reference`); None when not measured.
-    transfer: dict[str, Any] | None = None
-    # The instrumented network started from a source with a new output layer, which starts at
-    # zero (archtune.transfer.copy): the body's first gradients are zero whatever its depth.
-    zero_head: bool = False
 
 
 def diagnose(model_or_run_dir: Any, X: Any = None, y: Any = None, *, max_epochs: int | None = None,
@@ -103,10 +79,10 @@ def diagnose(model_or_run_dir: Any, X: Any = None, y: Any = None, *, max_epochs:
     checked: list[str] = []
     prepared = prepare(model, X, y) if X is not None else None  # the split and encoding fit uses
     if prepared is not None:
-        # The data checks read the table the network sees: images, series and dicts as rows.
-        rows = array_rows(dict_to_frame(X, "X"), model.get_params()["arch"], "X")[0]
-        findings += data_checks.run_all(model, rows, y, prepared, checked,
-                                        arrays=isinstance(X, np.ndarray) and X.ndim >= 3)
+        # The data checks read the table the network sees: images, series and dicts as rows
+        # (a Table made at the caller's entry, the command line's, is read and typed already).
+        table = Table.read(X, "X", model.get_params()["arch"]).dense().typed()
+        findings += data_checks.run_all(model, table, y, prepared, checked, arrays=table.array_kind is not None)
         if not fitted:
             prepared = resolve_learning_rate(prepared)  # learning_rate="auto" runs the finder
     if fitted:
@@ -129,7 +105,7 @@ def diagnose_fitted(model: Any, X: Any = None, y: Any = None) -> Diagnosis:
 
 def _resolve(model_or_run_dir: Any) -> tuple[str, Any]:
     if isinstance(model_or_run_dir, (str, os.PathLike)):
-        from archtune.io import load
+        from archtune.bundles.network import load
 
         return str(model_or_run_dir), load(Path(model_or_run_dir))
     model = getattr(model_or_run_dir, "best_estimator_", model_or_run_dir)

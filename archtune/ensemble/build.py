@@ -191,7 +191,7 @@ class EnsembleLibrary:
     def choose(self) -> EnsembleChoice | None:
         """Select weights on the validation rows and decide by the guard whether to use them;
         None without candidates. Every member kind can be saved in a bundle
-        (`archtune.ensemble.bundle`), so what is chosen here is what a run saves."""
+        (`archtune.bundles.ensemble`), so what is chosen here is what a run saves."""
         if not self.members:
             return None
         members, predictions = self.members, self.predictions

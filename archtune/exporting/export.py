@@ -61,7 +61,7 @@ def export(model: Any, path: str | os.PathLike, format: str = "onnx", include_pr
     model : NeuralClassifier, NeuralRegressor, AutoNeural* or str or path-like
         A fitted estimator, or a model bundle directory (`archtune.save`, ``archtune fit
         --out``, ``archtune tune --out``); a bundle's weights and description are checked
-        against their SHA-256 first (`archtune.io.load`).
+        against their SHA-256 first (`archtune.bundles.network.load`).
     path : str or path-like
         The file to write (replaced atomically; nothing is written when the export fails).
     format : {"onnx", "torchscript"}
@@ -198,8 +198,8 @@ def resolve(model: Any, best_network: bool = False) -> tuple[Any, list[str]]:
 
 
 def _from_directory(directory: Path, best_network: bool) -> tuple[Any, list[str]]:
-    from archtune.ensemble.bundle import is_ensemble_bundle, load_ensemble
-    from archtune.io import load
+    from archtune.bundles.ensemble import is_ensemble_bundle, load_ensemble
+    from archtune.bundles.network import load
 
     if is_ensemble_bundle(directory):
         ensemble = load_ensemble(directory)  # checked like any bundle, so that a broken one says so
@@ -209,7 +209,8 @@ def _from_directory(directory: Path, best_network: bool) -> tuple[Any, list[str]
             + (f"export its networks one by one ({', '.join(networks[:3])}{' ...' if len(networks) > 3 else ''}) "
                "or the run's best network (the run directory, with --best-network)" if networks
                else "it has no network member"))
-    from archtune.artefact import check_path, final_ensemble_dir
+    from archtune.bundles.paths import check_path
+    from archtune.bundles.search import final_ensemble_dir
 
     check_path(directory, "export")  # a pretraining bundle, an exported file, ...: named, with what takes it
     try:

@@ -25,13 +25,15 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
+from archtune.config_groups import BACKBONE_WEIGHT_SUFFIXES, check_weights_path
 from archtune.errors import BundleError, InvalidParameterError
 from archtune.models.backbones import BACKBONES, Backbone, backbone_class
 
 if TYPE_CHECKING:
-    from archtune.config import ConvConfig, ModelConfig
+    from archtune.config import ModelConfig
+    from archtune.config_groups import ConvConfig
 
-WEIGHT_SUFFIXES = (".safetensors", ".pth", ".pt")
+WEIGHT_SUFFIXES = BACKBONE_WEIGHT_SUFFIXES
 # The file names of torchvision's ImageNet weights (download.pytorch.org/models/<name>).
 WEIGHT_FILES = {"resnet18": "resnet18-f37072fd.pth", "mobilenet_v3_small": "mobilenet_v3_small-047dcff4.pth"}
 WEIGHTS_ENUMS = {"resnet18": "ResNet18_Weights", "mobilenet_v3_small": "MobileNet_V3_Small_Weights"}
@@ -50,23 +52,6 @@ def how_to_get(backbone: str) -> str:
             f"python -c \"import torch, torchvision; torch.save(torchvision.models.{enum}.IMAGENET1K_V1"
             f".get_state_dict(), '{WEIGHT_FILES[backbone]}')\" (or take that file from ~/.cache/torch/hub/checkpoints/) "
             f"and copy it here; see the README, 'Pretrained image backbones'")
-
-
-def check_weights_path(path: Any, backbone: str | None) -> str:
-    """``backbone_weights`` as a string path, checked without opening it (a bundle holds the
-    path but never reads it): a str or path-like ending in .safetensors, .pth or .pt, given
-    with a ``backbone``. Raises InvalidParameterError naming the parameter."""
-    if not isinstance(path, (str, os.PathLike)) or not os.fspath(path):
-        raise InvalidParameterError(f"backbone_weights must be None or the path of a local .safetensors, .pth or .pt "
-                                    f"file; got backbone_weights={path!r}")
-    path = os.fspath(path)
-    if backbone is None:
-        raise InvalidParameterError(f"backbone_weights={path!r} needs backbone: the architecture the file holds "
-                                    f"(one of {', '.join(map(repr, BACKBONES))})")
-    if not path.lower().endswith(WEIGHT_SUFFIXES):
-        raise InvalidParameterError(f"backbone_weights={path!r} must be a .safetensors file or a torch state dict "
-                                    f".pth / .pt file; got the suffix {Path(path).suffix or '(none)'!r}")
-    return path
 
 
 def check_weights_file(conv: "ConvConfig") -> None:

@@ -29,9 +29,9 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-RESNET18 = "resnet18"
-MOBILENET_V3_SMALL = "mobilenet_v3_small"
-BACKBONES = (RESNET18, MOBILENET_V3_SMALL)
+from archtune.config_groups import BACKBONES
+
+RESNET18, MOBILENET_V3_SMALL = BACKBONES
 # ImageNet's per-channel statistics of [0, 1] RGB pixels (torchvision's weights transforms).
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)

@@ -23,7 +23,6 @@ from archtune.models.registry import register_model
 if TYPE_CHECKING:
     from archtune.config import ModelConfig
 
-AUGMENTATIONS = ("shift", "flip", "rotate", "crop")
 SHIFT_FRACTION = 0.1  # random translation by up to 10% of the side (about 3 pixels of 28)
 ROTATE_DEGREES = 10.0
 CROP_SCALE = 0.85
@@ -124,7 +123,7 @@ def _conv_size(size: int, config: "ModelConfig") -> int:
     return (size - config.conv.kernel_size) // config.conv.strides + 1
 
 
-@register_model("cnn", uses=("dense", "conv"))
+@register_model("cnn")
 def build_cnn(config: "ModelConfig", in_width: int, generator: torch.Generator | None) -> tuple[nn.Module, int]:
     if not config.image_shape:
         from archtune.errors import InvalidParameterError

@@ -24,11 +24,11 @@ import numpy as np
 import torch
 from torch import nn
 
-NUMERIC_EMBEDDINGS = (None, "periodic", "periodic_lite", "piecewise_linear")
+from archtune.config_groups import BIN_METHODS, NUMERIC_EMBEDDINGS
+
 # "No clipping" for the piecewise-linear encoding's outer bins: finite, so that a network's
 # buffers stay finite (checkpoints refuse non-finite state).
 UNBOUNDED = 1e30
-BIN_METHODS = ("quantile", "tree")
 
 
 def _uniform(shape: tuple[int, ...], bound: float, generator: torch.Generator | None) -> torch.Tensor:

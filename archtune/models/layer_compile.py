@@ -1,5 +1,5 @@
 """A declared layer list checked, compiled to a torch module with shape inference, and written
-as JSON; the "layers" family.
+as JSON (the "layers" family's network: archtune.models.layer_network).
 
 `check_layers` turns a list of layers (archtune.models.layer_list) or of their JSON form into
 checked layer objects; `compile_layers` builds each layer for the shape the one before it
@@ -10,9 +10,8 @@ names the layer's position (``layers[i]: ``) before training, not a torch error 
 from __future__ import annotations
 
 import dataclasses
-import math
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 from torch import nn
@@ -20,10 +19,6 @@ from torch import nn
 from archtune.errors import InvalidParameterError, nearest
 from archtune.models.layer_list import LAYERS, Embedding, Lambda, Masking, Shape
 from archtune.models.layer_rules import LayerError, validate_layer
-from archtune.models.registry import register_model
-
-if TYPE_CHECKING:
-    from archtune.config import ModelConfig
 
 
 def _is_layer(layer: Any) -> bool:
@@ -149,21 +144,6 @@ def layer_from_dict(data: Mapping[str, Any]) -> Any:
     if missing:
         raise LayerError(f"{shown!r}: {kind} needs {' and '.join(repr(m) for m in missing)}")
     return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
-
-
-@register_model("layers", uses=("layers",))
-def build_layer_list(config: "ModelConfig", in_width: int, generator: torch.Generator | None) -> tuple[nn.Module, int]:
-    if not config.layers:
-        raise InvalidParameterError("arch='layers' needs layers=[...] (Dense, Conv2D, LSTM, ... from "
-                                    "archtune.models.layer_list)")
-    # Images (C, H, W) and series (T, F) arrive as flat rows: the list starts from their shape.
-    shape: Shape = tuple(config.image_shape or config.series_shape) or (in_width,)
-    body, out = compile_layers(config.layers, shape, generator)
-    if len(shape) > 1:
-        body = nn.Sequential(nn.Unflatten(1, shape), *body)
-    if len(out) != 1:
-        body = nn.Sequential(*body, nn.Flatten())
-    return body, math.prod(out)
 
 
 def input_scaling(layers: Sequence[Any], arch: str, scaling: str | None) -> str | None:

@@ -20,8 +20,8 @@ def _linear(fan_in: int, fan_out: int, config: "ModelConfig", generator: torch.G
     return layer
 
 
-@register_model("wide_deep", uses=("dense", "inputs", "numeric_embedding"))  # the deep path of Wide&Deep is an MLP (see TabularNetwork)
-@register_model("mlp", stackable=True, uses=("dense", "numeric_embedding"), tabular=True)
+@register_model("wide_deep")  # the deep path of Wide&Deep is an MLP (see TabularNetwork)
+@register_model("mlp")
 def build_mlp(config: "ModelConfig", in_width: int, generator: torch.Generator | None) -> tuple[nn.Module, int]:
     """Linear -> norm -> activation -> dropout, once per hidden layer.
 
@@ -73,7 +73,7 @@ class ResidualBlock(nn.Module):
         return self.skip(x) + self.dropout(self.activation(self.linear(self.norm(x))))
 
 
-@register_model("resnet", stackable=True, uses=("dense", "numeric_embedding"), tabular=True)
+@register_model("resnet")
 def build_resnet(config: "ModelConfig", in_width: int, generator: torch.Generator | None) -> tuple[nn.Module, int]:
     """An MLP whose hidden layers after the first are residual blocks.
 
@@ -95,7 +95,7 @@ def build_resnet(config: "ModelConfig", in_width: int, generator: torch.Generato
     return nn.Sequential(*layers), width
 
 
-@register_model("sequence", uses=("dense", "sequence"))
+@register_model("sequence")
 def build_sequence(config: "ModelConfig", in_width: int, generator: torch.Generator | None) -> tuple[nn.Module, int]:
     """Time series (N x T x F arrays): a convolution over the steps with global max pooling, or
     an LSTM / GRU, then the MLP layers. Without series (a table whose text columns have their

@@ -1,65 +1,72 @@
-"""The model registry (timm-style): a family is one decorated builder function.
+"""The builders of the model families (timm-style): a family's network is one decorated
+builder function.
 
 A builder turns a `ModelConfig` and an input width into a body module and its output width;
 `archtune.models.network.build_model` wraps the body with the shared input side and the
-task's output layer. The registry entry also declares what the rest of archtune needs to know
-about the family, so that each decision is made in one place: whether cohorts can stack its
-members, and which parameter groups (archtune.config.PARAM_GROUPS) it reads.
+task's output layer. What the rest of archtune knows about a family (its own parameters,
+the parameter groups it reads, whether cohorts can stack it) is its declaration in
+archtune/families; `Family` pairs the two.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Any
 
 from torch import nn
 
-if TYPE_CHECKING:
-    import torch
+from archtune.families import FamilySpec, family_spec, list_families
 
-    from archtune.config import ModelConfig
-
-Builder = Callable[["ModelConfig", int, "torch.Generator | None"], tuple[nn.Module, int]]
+Builder = Callable[[Any, int, Any], tuple[nn.Module, int]]
 
 
 @dataclass(frozen=True)
 class Family:
-    """A registered model family.
+    """A registered model family: its declaration (``spec``) and its builder."""
 
-    stackable : whether `StackedNetwork` can train several members of this family as one
-        model (population training); other families train one member at a time.
-    uses : parameter groups (see ``archtune.config.PARAM_GROUPS``) the family reads besides
-        the dense layers' activation, initialiser and dropout.
-    tabular : whether the estimators' default recipe (measured on tables, bench/defaults.py)
-        applies; for the other families, parameters left at their defaults take the classic
-        values (archtune.recipes.CLASSIC) they were measured with.
-    """
-
-    name: str
+    spec: FamilySpec
     build: Builder
-    stackable: bool = False
-    uses: tuple[str, ...] = ("dense",)
-    tabular: bool = False
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def stackable(self) -> bool:
+        return self.spec.stackable
+
+    @property
+    def uses(self) -> tuple[str, ...]:
+        return self.spec.uses
+
+    @property
+    def tabular(self) -> bool:
+        return self.spec.tabular
 
 
-_FAMILIES: dict[str, Family] = {}
+_BUILDERS: dict[str, Builder] = {}
 
 
-def register_model(name: str, *, stackable: bool = False, uses: tuple[str, ...] = ("dense",),
-                   tabular: bool = False) -> Callable[[Builder], Builder]:
+def register_model(name: str) -> Callable[[Builder], Builder]:
+    """Register the builder of the family declared as ``name`` in archtune/families."""
     def decorate(builder: Builder) -> Builder:
-        if name in _FAMILIES:
+        if name not in list_families():
+            raise ValueError(f"model family {name!r} has no declaration in archtune/families")
+        if name in _BUILDERS:
             raise ValueError(f"model family {name!r} is already registered")
-        _FAMILIES[name] = Family(name, builder, stackable, tuple(uses), tabular)
+        _BUILDERS[name] = builder
         return builder
 
     return decorate
 
 
 def list_models() -> list[str]:
-    return sorted(_FAMILIES)
+    return sorted(_BUILDERS)
 
 
 def get_family(name: str) -> Family:
-    return _FAMILIES[name]
+    return Family(family_spec(name), _BUILDERS[name])
+
+
+__all__ = ["Builder", "Family", "get_family", "list_models", "register_model"]

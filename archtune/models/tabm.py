@@ -10,6 +10,10 @@ first only through the first adapters. Each member has its own output layer. Tra
 minimises the mean of the members' losses; prediction averages the members' probabilities
 (classification) or values (regression), see `TabularNetwork`.
 
+``arch_type="tabm-mini"`` (the paper's TabM-mini) keeps only the first layer's input adapters
+``r_k``: ``y = (x * r_k) @ W.T + b``, every later layer a plain shared Linear; the members
+differ through the input adapters and their output layers.
+
 The paper's chunked initialisation of the first adapters (one random value per feature,
 shared by a feature's embedding columns) is replaced by one value per input column, which
 the paper's code calls a historical artefact.
@@ -55,6 +59,19 @@ class LinearBatchEnsemble(nn.Module):
         return ((x * self.r) @ self.weight.T) * self.s + self.bias
 
 
+class ScaleEnsemble(nn.Module):
+    """TabM-mini's input adapters: input [B, k, in] -> [B, k, in] scaled by one vector per
+    member, ``x * r_k``."""
+
+    def __init__(self, width: int, k: int, generator: torch.Generator | None, init: str):
+        super().__init__()
+        self.r = nn.Parameter(torch.randn(k, width, generator=generator) if init == "normal"
+                              else torch.bernoulli(torch.full((k, width), 0.5), generator=generator) * 2 - 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.r
+
+
 class LinearEnsemble(nn.Module):
     """``k`` independent Linear layers: input [B, k, in] -> output [B, k, out]."""
 
@@ -87,18 +104,30 @@ class TabMBody(nn.Module):
         return self.layers(x.unsqueeze(1).expand(-1, self.k, -1))
 
 
-@register_model("tabm", stackable=True, uses=("dense", "numeric_embedding", "tabm"), tabular=True)
+@register_model("tabm")
 def build_tabm(config: "ModelConfig", in_width: int, generator: torch.Generator | None) -> tuple[nn.Module, int]:
-    """TabM's BatchEnsemble MLP with ``config.k`` members; the network's head becomes k heads."""
+    """TabM's BatchEnsemble MLP with ``config.k`` members (``config.arch_type``: "tabm" or
+    "tabm-mini"); the network's head becomes k heads."""
     k = config.k
     layers: list[nn.Module] = []
     width = in_width
     first_adapters = "normal" if config.numeric.kind else "random_signs"
+    mini = config.arch_type == "tabm-mini"
+    if mini:
+        layers.append(ScaleEnsemble(width, k, generator, first_adapters))
     for i, size in enumerate(config.hidden_sizes):
-        layers += [LinearBatchEnsemble(width, size, k, generator, first_adapters if i == 0 else "ones"),
-                   make_activation(config.activation, config.parametric_activation, size), nn.Dropout(config.dropout)]
+        if mini:
+            linear = nn.Linear(width, size)
+            bound = 1 / math.sqrt(width)  # as LinearBatchEnsemble's shared weight
+            with torch.no_grad():
+                linear.weight.uniform_(-bound, bound, generator=generator)
+                linear.bias.uniform_(-bound, bound, generator=generator)
+        else:
+            linear = LinearBatchEnsemble(width, size, k, generator, first_adapters if i == 0 else "ones")
+        layers += [linear, make_activation(config.activation, config.parametric_activation, size),
+                   nn.Dropout(config.dropout)]
         width = size
     return TabMBody(layers, k), width
 
 
-__all__ = ["LinearBatchEnsemble", "LinearEnsemble", "TabMBody", "build_tabm"]
+__all__ = ["LinearBatchEnsemble", "LinearEnsemble", "ScaleEnsemble", "TabMBody", "build_tabm"]

@@ -1,8 +1,7 @@
 """Self-supervised pretraining of an archtune network on unlabeled rows.
 
-The rows are read and typed as `archtune.fitting.prepare` reads them (the same helpers:
-`array_rows`, `infer_column_kinds`, `declare_categorical`, `recipe_params`, the
-`Preprocessor`), the network is the one the estimator's parameters describe with the pretext
+The rows are read and typed as `archtune.fitting.prepare` reads them (the same path:
+`Table.read` and `Table.typed`, then `data_params` and `fit_preprocessor`), the network is the one the estimator's parameters describe with the pretext
 head as its ``head``, and it is trained by archtune's `Trainer` with a holdout of the rows for
 early stopping on the pretext loss. This module does not import the estimators (they call
 it), so any object with scikit-learn's ``get_params`` and a ``target_kind`` will do.
@@ -21,22 +20,19 @@ import torch
 
 from archtune.checks import check_number
 from archtune.config import ModelConfig, TrainConfig
-from archtune.data.inputs import array_rows, dict_to_frame, wide_inputs
-from archtune.data.frames import as_frame
-from archtune.data.kinds import declare_categorical, infer_column_kinds
+from archtune.data.inputs import wide_inputs
 from archtune.data.preprocess import Preprocessor
-from archtune.data.sparse import is_sparse
+from archtune.data.table import Table
 from archtune.data.target import TARGETS
 from archtune.errors import DataError, InvalidParameterError
-from archtune.fitting import fit_preprocessor
-from archtune.parameters import check_params, recipe_params, resolve_device, seed_from
+from archtune.fitting import data_params, fit_preprocessor
+from archtune.parameters import check_params, resolve_device, seed_from
 from archtune.prepared import DIVERGENCE_FACTOR
 from archtune.models import InputSpec, build_model, get_family
 from archtune.models.embeddings import compute_bins
 from archtune.pretraining.model import HEAD_TASK, PretextNetwork
 from archtune.pretraining.result import Pretrained
 from archtune.pretraining.tasks import make_pretext
-from archtune.recipes import wide as is_wide
 from archtune.train.callbacks import Callback, ProgressBar
 from archtune.train.loop import Trainer
 
@@ -93,33 +89,29 @@ def pretrain(X: Any, estimator: Any, *, pretext: str = "auto", pretrain_epochs: 
     arch = params["arch"]
     check_params(estimator)
     pretrain_epochs = check_number("pretrain_epochs", pretrain_epochs, 1, integer=True)
-    X, array_kind, array_shape = array_rows(dict_to_frame(X, "X"), arch, "X")
-    if is_sparse(X):
+    table = Table.read(X, "X", arch)  # a Table made at the caller's entry is taken as it is
+    if table.is_sparse:
         raise DataError("pretraining reads dense tables and arrays; X is a scipy sparse matrix (densify it, "
                         "or train without pretraining)")
-    frame, named = as_frame(X, "X")
-    n_rows = frame.shape[0]
+    n_rows = table.n_rows
     if n_rows < 2:
         raise DataError(f"at least 2 rows are needed to pretrain; got n_samples={n_rows}")
-    if frame.shape[1] == 0:
+    if table.n_columns == 0:
         raise DataError(f"X has 0 feature(s) (shape=({n_rows}, 0)) while a minimum of 1 is required.")
 
-    kinds = infer_column_kinds(frame, "X")
-    tabular = (get_family(arch).tabular and array_kind is None
-               and not any(kind in ("text", "image") for kind in kinds.values()))
-    wide = is_wide(sum(kind == "numeric" for kind in kinds.values()))
-    params = recipe_params(estimator, tabular, wide)
-    kinds = declare_categorical(dict(kinds), frame, params["categorical_features"])
+    table = table.typed()
+    params, kinds, _, _ = data_params(estimator, table, arch)
     model_config = ModelConfig.from_params(params)
     seed = seed_from(params["random_state"])
+    array_kind, array_shape = table.array_kind, table.array_shape
     image_shape = tuple(array_shape) if array_kind == "image" else ()
     series_shape = tuple(array_shape) if array_kind == "series" else ()
 
     # The preprocessor learns from every row: the holdout only decides when to stop.
-    pre = fit_preprocessor(params, model_config, arch, frame, kinds, array_kind, image_shape)
+    pre = fit_preprocessor(params, model_config, arch, table, kinds)
     model_config = dataclasses.replace(model_config, wide=wide_inputs(params["inputs"], arch, pre),
                                        image_shape=image_shape, series_shape=series_shape)
-    rows = torch.from_numpy(pre.transform(frame, "X"))
+    rows = torch.from_numpy(pre.transform(table.rows, "X"))
     train_idx, val_idx = _holdout(n_rows, params, seed)
     X_tr, X_va = rows[train_idx], (rows[val_idx] if val_idx is not None else None)
 
@@ -150,8 +142,9 @@ def pretrain(X: Any, estimator: Any, *, pretext: str = "auto", pretrain_epochs: 
                 "from": None},)
     return Pretrained(
         module_=network.eval(), preprocessor_=pre, model_config_=model_config, input_spec_=spec, history_=history,
-        pretext_=pretext_, n_features_in_=int(frame.shape[1]),
-        feature_names_in_=np.asarray(list(map(str, frame.columns)), dtype=object) if named else None,
+        pretext_=pretext_, n_features_in_=table.n_columns,
+        feature_names_in_=(np.asarray(list(table.feature_names), dtype=object) if table.feature_names is not None
+                           else None),
         image_shape_=image_shape or None, series_shape_=series_shape or None, n_rows_=int(n_rows),
         best_epoch_=int(trainer.best_epoch if train_config.early_stopping else epochs), lineage_=lineage)
 

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from archtune.data.table import Table
 from archtune.errors import DataError
 from archtune.prepared import TrainResult
 
@@ -61,6 +62,8 @@ def take_rows(X: Any, rows: np.ndarray) -> Any:
     scipy sparse matrix or a list, in the same kind of container."""
     if X is None:
         return None
+    if isinstance(X, Table):  # read at an entry (the search's splits): kinds and weights go along
+        return X.take(rows)
     if isinstance(X, dict):
         return {name: take_rows(value, rows) for name, value in X.items()}
     if isinstance(X, (pd.DataFrame, pd.Series)):
@@ -94,6 +97,8 @@ def check_labelled(X: Any, y: Any, labelled: np.ndarray, target_kind: str) -> No
 
 
 def _n_rows(X: Any) -> int | None:
+    if isinstance(X, Table):
+        return X.n_rows
     if isinstance(X, dict):
         return _n_rows(next(iter(X.values()))) if X else None
     shape = getattr(X, "shape", None)

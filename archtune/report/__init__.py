@@ -6,9 +6,10 @@ findings, the held-out evaluation, the network and the settings.
     from archtune.report import write_report
     write_report("runs/x")
 
-Modules: data.py (the numbers, as small dataclasses), evaluation.py (held-out evaluation
-saved by a run), plots.py (matplotlib figures of the data), html.py (the page), build.py
-(all of it together).
+Modules: data.py (the numbers: the run, and each section's data computed from it),
+data_types.py (those numbers as small dataclasses), evaluation.py (held-out evaluation saved
+by a run), plots.py (matplotlib figures of the data), html.py (the page), build.py (all of it
+together).
 """
 
 from archtune.report.build import REPORT_FILE, SECTION_IDS, build_report, write_report

@@ -18,6 +18,7 @@ from typing import Any
 
 from archtune.report import data as rd
 from archtune.report import plots
+from archtune.report.data_types import HoldoutData
 from archtune.report.html import Section, image, paragraph, render, table
 
 REPORT_FILE = "report.html"
@@ -278,7 +279,7 @@ def _settings(run: rd.Run, notes: list[str]) -> Section:
     return Section("settings", "Settings and versions", body, rd.to_json(data))
 
 
-def _interval_text(data: rd.HoldoutData) -> str:
+def _interval_text(data: HoldoutData) -> str:
     i = data.interval
     return (f"Held-out {i['metric']} {i['value']:.4f}, {i['level']:.0%} bootstrap interval {i['low']:.4f} to "
             f"{i['high']:.4f} ({data.n_rows} rows, {i['n_boot']} resamples).")

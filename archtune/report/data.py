@@ -1,6 +1,7 @@
-"""The report's numbers: pure functions from a run (a run folder, or a fitted estimator) to
-small dataclasses. Nothing here draws; archtune/report/plots.py draws these objects and
-archtune/report/html.py lays them out, so tests check the numbers, not the pixels.
+"""The report's numbers: the `Run` a report is made from (a run folder, or a fitted estimator)
+and pure functions from it to each section's small dataclass (archtune/report/data_types.py).
+Nothing here draws; archtune/report/plots.py draws these objects and archtune/report/html.py
+lays them out, so tests check the numbers, not the pixels.
 
 Each ``*_data`` function returns None when the run does not have what its section shows (a
 plain ``fit`` has no study; a run without ``--holdout`` has no held-out rows).
@@ -23,6 +24,9 @@ import numpy as np
 import pandas as pd
 
 from archtune.errors import BundleError, DataError
+from archtune.report.data_types import (DoctorData, HoldoutData, Importances, LeaderboardData, LearningCurves,
+                                        LRFinderData, NetworkData, OptimizationHistory, PermutationData,
+                                        SettingsData)
 from archtune.report.evaluation import EVALUATION_FILE
 
 BUNDLE_FILE = "archtune.json"
@@ -77,9 +81,9 @@ def load_run(path: str | os.PathLike) -> Run:
     # Anything but a run folder (a pretraining or ensemble bundle, an exported file, a search
     # stopped before it saved a model, an empty or foreign folder) is named in one line.
     _check_reportable(folder)
-    from archtune.artefact import final_ensemble_dir
-    from archtune.ensemble.bundle import load_ensemble
-    from archtune.io import load
+    from archtune.bundles.search import final_ensemble_dir
+    from archtune.bundles.ensemble import load_ensemble
+    from archtune.bundles.network import load
 
     run = Run(model=load(folder), folder=folder, metrics=_read_json(folder / METRICS_FILE) or {})
     try:  # a search's final model, when another model than its network predicts
@@ -102,7 +106,7 @@ def load_run(path: str | os.PathLike) -> Run:
 def _check_reportable(folder: Path) -> None:
     """DataError, in one line, for a folder archtune wrote that has no report to make (what it
     is and what to do with it); nothing for a run folder."""
-    from archtune.artefact import check_path
+    from archtune.bundles.paths import check_path
     from archtune.errors import InvalidParameterError
 
     try:
@@ -144,128 +148,6 @@ def run_of(source: Any) -> Run:
 
 
 # --------------------------------------------------------------------------- the sections' data
-
-
-@dataclass
-class LeaderboardData:
-    """The verdict sentence (None for a plain fit) and the leaderboard rows, best first: each
-    ``{"rank", "model", "params", "val_score", "val_low", "val_high", "fit_seconds", "n_params",
-    "state", "note"}`` (missing values None; val_low and val_high: the 95% bootstrap interval of
-    the validation score where the search kept the candidate's predictions), as in
-    leaderboard.csv."""
-
-    verdict: str | None
-    metric: str | None
-    rows: list[dict[str, Any]]
-
-
-@dataclass
-class LearningCurves:
-    """The saved network's history per epoch: ``epochs`` (1-based), ``series`` (column name ->
-    one value per epoch: train_loss, val_loss, val_<metric>, lr...; None where missing),
-    ``best_epoch`` (the epoch whose weights were kept); and ``trials``: the validation score
-    per epoch of the best trials of a search (`archtune.tune.history.trial_curves`)."""
-
-    epochs: list[int]
-    series: dict[str, list[float | None]]
-    best_epoch: int | None
-    trials: list[dict[str, Any]] = field(default_factory=list)
-
-
-@dataclass
-class OptimizationHistory:
-    """Every finished trial in order (`archtune.tune.history.trial_history`: number, state,
-    value, seconds, best_so_far, note) and whether the score is maximised."""
-
-    maximize: bool
-    trials: list[dict[str, Any]]
-
-
-@dataclass
-class Importances:
-    """Hyperparameter importances summing to 1, most important first, and the Optuna
-    evaluator that computed them."""
-
-    evaluator: str
-    importances: dict[str, float]
-
-
-@dataclass
-class DoctorData:
-    """The doctor's findings on the saved network (each ``{"code", "severity", "message",
-    "evidence", "advice"}``), the checks it ran, and the summary stored on each trial
-    (``{"number", "codes", "worst"}``)."""
-
-    findings: list[dict[str, Any]]
-    checked: list[str]
-    trials: list[dict[str, Any]] = field(default_factory=list)
-
-
-@dataclass
-class HoldoutData:
-    """The held-out evaluation of the saved network (see `archtune.report.evaluation.evaluate`):
-    ``task``, ``n_rows``, the run's held-out ``metrics``, ``interval`` (accuracy or R^2 with
-    its 95% bootstrap interval, `archtune.report.evaluation.bootstrap_interval`), and
-    ``labels`` + ``confusion`` + ``calibration`` (classification) or ``points`` (regression)."""
-
-    task: str
-    n_rows: int
-    metrics: dict[str, float]
-    interval: dict[str, Any] | None = None
-    labels: list[Any] | None = None
-    confusion: list[list[int]] | None = None
-    calibration: dict[str, list[float]] | None = None
-    points: dict[str, list[float]] | None = None
-
-
-@dataclass
-class PermutationData:
-    """Permutation feature importance on held-out rows: features by decreasing ``mean`` drop
-    in ``metric``, ``std`` over ``n_repeats`` shuffles of ``n_rows`` rows."""
-
-    features: list[str]
-    mean: list[float]
-    std: list[float]
-    metric: str
-    n_rows: int
-    n_repeats: int
-    seconds: float
-
-
-@dataclass
-class NetworkData:
-    """The network's modules in forward order: each ``{"name", "type", "output_shape",
-    "n_params"}`` (output_shape without the batch axis, None when the module did not run on
-    the probe row); ``total_params`` counts every parameter once."""
-
-    input_width: int
-    layers: list[dict[str, Any]]
-    total_params: int
-
-
-@dataclass
-class LRFinderData:
-    """The learning-rate finder: a curve (``lrs``, ``losses``, ``smoothed``, the suggestions)
-    when the run saved one (lr_finder.json), and each trial's suggestion from the search."""
-
-    method: str | None = None
-    lrs: list[float] = field(default_factory=list)
-    losses: list[float] = field(default_factory=list)
-    smoothed: list[float] = field(default_factory=list)
-    suggestion: float | None = None
-    steepest: float | None = None
-    largest_stable: float | None = None
-    trials: list[dict[str, Any]] = field(default_factory=list)
-
-
-@dataclass
-class SettingsData:
-    """What reproduces the run: package ``versions``, the run's recorded settings (``run``:
-    data, target, task, metric, timings, best parameters) and the network's ``params``."""
-
-    versions: dict[str, str]
-    run: dict[str, Any]
-    params: dict[str, Any]
 
 
 def leaderboard_data(run: Run) -> LeaderboardData | None:
@@ -451,7 +333,7 @@ def network_data(model: Any) -> NetworkData:
 def settings_data(run: Run) -> SettingsData:
     """Versions of Python and the packages that shaped the run, the run's settings from
     metrics.json, and the network's parameters."""
-    from archtune.io import params_to_json
+    from archtune.bundles.format import params_to_json
 
     versions = {"python": platform.python_version()}
     for package in ("archtune", "torch", "optuna", "scikit-learn", "numpy", "pandas", "lightgbm", "matplotlib"):
@@ -505,9 +387,6 @@ def _json_safe(value: Any) -> Any:
     return str(value)
 
 
-__all__ = ["DoctorData", "HoldoutData", "Importances", "LRFinderData", "LeaderboardData", "LearningCurves",
-           "NetworkData", "OptimizationHistory", "PermutationData", "Run", "SettingsData", "doctor_data", "evaluate_rows", "importances_data",
-           "leaderboard_data", "permutation_data",
-           "holdout_data", "is_run_folder", "learning_curves", "load_run", "lr_finder_data",
-           "lr_finder_from_result", "network_data", "optimization_history", "run_of",
-           "settings_data", "to_json"]
+__all__ = ["Run", "doctor_data", "evaluate_rows", "holdout_data", "importances_data", "is_run_folder",
+           "leaderboard_data", "learning_curves", "load_run", "lr_finder_data", "lr_finder_from_result",
+           "network_data", "optimization_history", "permutation_data", "run_of", "settings_data", "to_json"]

@@ -1,4 +1,4 @@
-"""Figures drawn from the report's data objects (archtune/report/data.py), with matplotlib.
+"""Figures drawn from the report's data objects (archtune/report/data_types.py), with matplotlib.
 
 matplotlib is an optional extra (``pip install 'archtune[plot]'``), imported when a figure is
 drawn. Figures are built as `matplotlib.figure.Figure` objects, not through pyplot: no global
@@ -12,8 +12,8 @@ import math
 from typing import Any
 
 from archtune.errors import ArchtuneError
-from archtune.report.data import (DoctorData, HoldoutData, Importances, LearningCurves, LRFinderData,
-                                  OptimizationHistory, PermutationData)
+from archtune.report.data_types import (DoctorData, HoldoutData, Importances, LearningCurves, LRFinderData,
+                                        OptimizationHistory, PermutationData)
 
 PLOT_EXTRA = "pip install 'archtune[plot]'"
 FIG_SIZE = (6.4, 3.6)

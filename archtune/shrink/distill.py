@@ -25,6 +25,7 @@ import torch
 
 from archtune.checks import check_choice, check_number
 from archtune.doctor.lr_finder import resolve_learning_rate
+from archtune.data.table import Table
 from archtune.errors import InvalidParameterError
 from archtune.estimators import NeuralClassifier, NeuralRegressor
 from archtune.fitting import finish, prepare, set_fitted, train, transform_rows
@@ -228,7 +229,8 @@ def _extra_rows(teacher: Any, prepared: Prepared, X: Any, X_unlabeled: Any, augm
     if not isinstance(prepared.X_train, torch.Tensor):
         raise InvalidParameterError("X_unlabeled and augment need dense X; a scipy sparse X is not supported")
     fitted = prepared.fitted
-    inputs = [transform_rows(fitted.preprocessor, fitted.inputs.frame(rows, what), what) for what, rows in tables]
+    inputs = [transform_rows(fitted.preprocessor, Table.later(fitted.inputs, rows, what), what)
+              for what, rows in tables]
     taught = [torch.from_numpy(outputs(rows)) for _, rows in tables]
     return torch.cat(inputs).to(prepared.X_train.dtype), torch.cat(taught), counts
 

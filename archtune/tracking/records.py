@@ -147,7 +147,7 @@ def end_state_of(error: BaseException | None, *, budget: bool = False) -> EndSta
 def training_end_state(trainer: Any) -> EndState:
     """How one network's training ended, from its `TrainingState` as ``on_train_end`` sees it:
     its ``status`` ("complete", "diverged", "stopped", "failed", "interrupted") and the
-    ``error`` that ended it (archtune.train.core)."""
+    ``error`` that ended it (archtune.train.state)."""
     status = getattr(trainer, "status", "complete")
     error = getattr(trainer, "error", None)
     if status == "complete":

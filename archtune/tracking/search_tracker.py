@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from archtune.errors import InvalidParameterError
-from archtune.io import params_from_json
+from archtune.bundles.format import params_from_json
 from archtune.tracking.records import EndState, TrialRecord, end_state_of
 from archtune.tune.space import AUTO_LR_SCALE_PARAM
 from archtune.tune.leaderboard import network_name

@@ -1,6 +1,7 @@
-"""The callback protocol (four hooks, all no-ops) and the standard callbacks.
+"""The standard callbacks; the protocol they follow (`Callback`, `History`) is in
+archtune.train.state and importable from here too.
 
-Every hook receives the `TrainingState` of the member it belongs to (archtune.train.core),
+Every hook receives the `TrainingState` of the member it belongs to (archtune.train.state),
 the same object whether the network trains alone or in a cohort: a callback may read
 ``state.module``, ``state.config``, ``state.epoch``, ``state.history`` and
 ``state.metric_name``, and stop its member by setting ``state.stop_training = True``.
@@ -12,28 +13,11 @@ from __future__ import annotations
 import math
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 
-if TYPE_CHECKING:
-    from archtune.train.core import TrainingState as Trainer
-
-
-class Callback:
-    """Base class: override the hooks you need."""
-
-    def on_train_begin(self, trainer: "Trainer") -> None:
-        pass
-
-    def on_epoch_end(self, trainer: "Trainer", logs: dict[str, Any]) -> None:
-        pass
-
-    def on_batch_end(self, trainer: "Trainer", step: int) -> None:
-        pass
-
-    def on_train_end(self, trainer: "Trainer") -> None:
-        pass
+from archtune.train.state import Callback, History, TrainingState
 
 
 class StopAtDeadline(Callback):
@@ -44,24 +28,11 @@ class StopAtDeadline(Callback):
         self.deadline = deadline
         self.stopped_at: int | None = None
 
-    def on_epoch_end(self, trainer: "Trainer", logs: dict[str, Any]) -> None:
+    def on_epoch_end(self, trainer: TrainingState, logs: dict[str, Any]) -> None:
         if (self.deadline is not None and time.monotonic() >= self.deadline
                 and logs["epoch"] < trainer.config.max_epochs):
             trainer.stop_training = True
             self.stopped_at = logs["epoch"]
-
-
-class History(Callback):
-    """Keeps each epoch's logs: losses, validation metric, learning rate, seconds."""
-
-    def __init__(self) -> None:
-        self.records: list[dict[str, Any]] = []
-
-    def on_train_begin(self, trainer: "Trainer") -> None:
-        self.records = []
-
-    def on_epoch_end(self, trainer: "Trainer", logs: dict[str, Any]) -> None:
-        self.records.append(dict(logs))
 
 
 class Checkpoint(Callback):
@@ -72,10 +43,10 @@ class Checkpoint(Callback):
         self.monitor = monitor
         self.best = math.inf
 
-    def on_train_begin(self, trainer: "Trainer") -> None:
+    def on_train_begin(self, trainer: TrainingState) -> None:
         self.best = math.inf
 
-    def on_epoch_end(self, trainer: "Trainer", logs: dict[str, Any]) -> None:
+    def on_epoch_end(self, trainer: TrainingState, logs: dict[str, Any]) -> None:
         from archtune.files import write_weights
 
         value = logs.get(self.monitor, logs["train_loss"])
@@ -105,7 +76,7 @@ class ProgressBar(Callback):
         self._plain: Any = None  # the stream of plain lines, when stderr is not a terminal
         self._last_line = 0.0
 
-    def on_train_begin(self, trainer: "Trainer") -> None:
+    def on_train_begin(self, trainer: TrainingState) -> None:
         from rich.console import Console
         from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
@@ -130,7 +101,7 @@ class ProgressBar(Callback):
         self._progress.start()
         self._task = self._progress.add_task(self.description, total=self._total, status="")
 
-    def on_epoch_end(self, trainer: "Trainer", logs: dict[str, Any]) -> None:
+    def on_epoch_end(self, trainer: TrainingState, logs: dict[str, Any]) -> None:
         parts = [f"loss {logs['train_loss']:.4g}"]
         if "val_loss" in logs:
             parts.append(f"val_loss {logs['val_loss']:.4g}")
@@ -147,7 +118,10 @@ class ProgressBar(Callback):
             return
         self._progress.update(self._task, completed=logs["epoch"], status="  ".join(parts))
 
-    def on_train_end(self, trainer: "Trainer") -> None:
+    def on_train_end(self, trainer: TrainingState) -> None:
         if self._progress is not None:
             self._progress.stop()
             self._progress = None
+
+
+__all__ = ["Callback", "Checkpoint", "History", "ProgressBar", "StopAtDeadline"]

@@ -16,8 +16,9 @@ from torch import nn
 
 from archtune.config import TrainConfig
 from archtune.train.callbacks import Callback, History
-from archtune.train.core import TrainingState, run
+from archtune.train.core import run
 from archtune.train.engines import EVAL_BATCH, SingleEngine, penalised_weights, predict_tensor
+from archtune.train.state import TrainingState
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 MetricFn = Callable[[torch.Tensor, torch.Tensor], float]

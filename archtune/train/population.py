@@ -19,10 +19,12 @@ import torch
 
 from archtune.config import TrainConfig
 from archtune.errors import InvalidParameterError
+from archtune.families import family_spec
 from archtune.train.callbacks import Callback
-from archtune.train.core import TrainingState, run
+from archtune.train.core import run
 from archtune.train.engines import StackedEngine
 from archtune.train.member_rows import MemberRows
+from archtune.train.state import TrainingState
 
 MemberLoss = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -113,17 +115,17 @@ class PopulationTrainer:
 
 def structure_signature(config: Any, train: TrainConfig, hidden_sizes: Sequence[int]) -> tuple:
     """Members train together only if these match: family, depth, activation (parametric or
-    not), norm, which residual blocks have projections, the feature scale, the numeric
-    embedding's kind and sizes, optimiser, batch size and TabM's ensemble size k (widths,
-    rates and the embedding's initial frequency scale may differ)."""
-    skips = tuple(a != b for a, b in zip(hidden_sizes[:-1], hidden_sizes[1:])) if config.arch == "resnet" else ()
+    not), norm, the feature scale, the numeric
+    embedding's kind and sizes, optimiser, batch size, and what the family's declaration adds
+    (`FamilySpec.stack_key`: which residual blocks have projections, TabM's ensemble size k)
+    (widths, rates and the embedding's initial frequency scale may differ)."""
     numeric = config.numeric
     embedding = None if numeric.kind is None else (
         numeric.kind, numeric.d_embedding, numeric.n_frequencies if numeric.kind != "piecewise_linear" else None,
         (numeric.n_bins, numeric.binning) if numeric.kind == "piecewise_linear" else None)
-    k = config.k if config.arch == "tabm" else None  # TabM's ensemble members: an axis of every slot
-    return (config.arch, len(hidden_sizes), config.activation, config.parametric_activation, config.norm, skips,
-            config.feature_scale, embedding, train.optimizer, train.batch_size, k)
+    family = family_spec(config.arch).stack_key(config, hidden_sizes)
+    return (config.arch, len(hidden_sizes), config.activation, config.parametric_activation, config.norm,
+            config.feature_scale, embedding, train.optimizer, train.batch_size, family)
 
 
 __all__ = ["MemberResult", "PopulationTrainer", "structure_signature"]

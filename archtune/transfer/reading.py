@@ -7,12 +7,12 @@ import os
 from pathlib import Path
 from typing import Any
 
-from archtune.bundle_format import META_FILE, read_meta, read_network
+from archtune.bundles.format import META_FILE, read_meta, read_network
 from archtune.data.inputs import FittedInputs
 from archtune.errors import BundleError, InvalidParameterError
 from archtune.transfer.source import PRETRAINED, Source
 
-ENSEMBLE_FORMAT = "archtune-ensemble"  # an ensemble bundle's "format" (archtune.ensemble.bundle)
+ENSEMBLE_FORMAT = "archtune-ensemble"  # an ensemble bundle's "format" (archtune.bundles.ensemble)
 
 
 def read_source(init_from: Any, what: str = "init_from") -> Source:
@@ -25,7 +25,7 @@ def read_source(init_from: Any, what: str = "init_from") -> Source:
         `archtune.save` or by ``archtune fit``/``archtune tune`` (a search run directory is
         its best network's bundle; an ensemble bundle's run directory is used for its best
         network); a pretraining bundle (meta "estimator" "Pretrained", read by
-        ``archtune.pretraining.bundle.load_pretrained``); a `Source`; or a pretraining result
+        ``archtune.bundles.pretrained.load_pretrained``); a `Source`; or a pretraining result
         (anything with a ``to_source()`` method).
     what : str
         The parameter's name, for the errors.
@@ -100,7 +100,7 @@ def _from_path(path: Path, what: str) -> Source:
         meta = read_meta(path)  # a file, or anything else: read_meta's error names it
     if meta.get("estimator") == PRETRAINED:
         try:
-            from archtune.pretraining.bundle import load_pretrained
+            from archtune.bundles.pretrained import load_pretrained
         except ImportError as exc:
             raise BundleError(f"{what}: {path} is a pretraining bundle, and reading it needs archtune.pretrain, "
                               f"which this installation lacks ({exc})") from None

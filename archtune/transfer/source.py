@@ -7,7 +7,7 @@ whose name and shape fit; the output layer is replaced when the task differs.
 
 This module sits below the estimators and the fitting path (`archtune.fitting.prepare`
 calls `read_source`): it recognises a fitted estimator by its fitted attributes and reads
-bundles through `archtune.bundle_format`, never through `archtune.io`.
+bundles through `archtune.bundles.format`, never through `archtune.bundles.network`.
 """
 
 from __future__ import annotations

@@ -42,7 +42,7 @@ class AutoLearningRate:
             # The finder probes rates on a few unweighted batches: it looks for the rate at
             # which the loss falls fastest, which row weights hardly move.
             estimator = self.make_estimator({**params, "learning_rate": 1e-3})
-            self.suggestions[key] = lr_find(estimator, self.split.X_train, self.split.y_train).suggestion
+            self.suggestions[key] = lr_find(estimator, self.split.fit_rows, self.split.y_train).suggestion
         suggestion = self.suggestions[key]
         params["learning_rate"] = suggestion * scale
         trial.set_user_attr("lr_finder_suggestion", suggestion)

@@ -2,10 +2,11 @@
 
 `SearchData.read` turns what the user handed the Auto estimator (a table, an image array or
 series, the target, row weights) into the typed pieces every phase of the search reads: the
-table (an image array's pixels as columns, for the baselines), the images themselves (for the
-trials), the target, the weights, the column kinds (`infer_column_kinds`, decided once) and
+`Table` (an image array's pixels as columns, for the baselines; its column kinds decided once,
+`Table.typed`, and its row weights), the images themselves (for the trials), the target and
 the class codes that stratify the splits. `search_splits` cuts the hold-out split or the
-cross-validation folds, the same rows for the networks and the baselines.
+cross-validation folds into two `Table`s each (`Table.take`: nothing is read or typed again),
+the same rows for the networks and the baselines.
 """
 
 from __future__ import annotations
@@ -17,87 +18,127 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import KFold, StratifiedKFold, train_test_split
 
+from archtune.data.table import Table
 from archtune.errors import DataError
 from archtune.task import Task
 
 
 @dataclass
 class Split:
-    """The data of one hold-out split (or one cross-validation fold), with the rows' weights
-    when the search is weighted (``fit(..., sample_weight=...)``)."""
+    """One hold-out split (or one cross-validation fold): two `Table`s (rows, kinds and, when
+    the search is weighted, ``fit(..., sample_weight=...)``, the rows' weights) and their
+    targets; for a search on an image array, the images of the same rows too."""
 
-    X_train: pd.DataFrame
+    train: Table
     y_train: Any
-    X_val: pd.DataFrame
+    val: Table
     y_val: Any
-    w_train: np.ndarray | None = None
-    w_val: np.ndarray | None = None
+    images_train: np.ndarray | None = None
+    images_val: np.ndarray | None = None
+
+    @property
+    def X_train(self) -> Any:
+        """The training rows as a network predicts on them (and the baselines fit them): the
+        images, or the table's DataFrame."""
+        return self.images_train if self.images_train is not None else self.train.rows
+
+    @property
+    def X_val(self) -> Any:
+        return self.images_val if self.images_val is not None else self.val.rows
+
+    @property
+    def w_train(self) -> np.ndarray | None:
+        return self.train.weights
+
+    @property
+    def w_val(self) -> np.ndarray | None:
+        return self.val.weights
+
+    @property
+    def fit_rows(self) -> Any:
+        """What a network's fit reads: the training `Table` (its kinds carried, nothing read
+        again), or the images (read as the trial's family reads them)."""
+        return self.images_train if self.images_train is not None else self.train
 
     @property
     def validation_data(self) -> tuple[Any, ...]:
         """``validation_data`` for a fit: the validation rows, with their weights if any."""
-        return (self.X_val, self.y_val) if self.w_val is None else (self.X_val, self.y_val, self.w_val)
+        rows = self.images_val if self.images_val is not None else self.val
+        return (rows, self.y_val) if self.w_val is None else (rows, self.y_val, self.w_val)
 
 
 @dataclass
 class SearchData:
     """A search's rows.
 
-    frame : DataFrame of shape (n_samples, n_columns)
-        The table; for an image array, its pixels as columns px0, px1, ... (the baselines'
-        view of the images).
+    table : Table
+        The table read once at the entry, with its column kinds (`Table.typed`) and row
+        weights; for an image array, its pixels as columns px0, px1, ... (the baselines' view
+        of the images), all "numeric".
     images : ndarray of shape (n_samples, channels, height, width), or None
     y : ndarray of shape (n_samples,) or (n_samples, n_outputs)
-    weights : ndarray of shape (n_samples,), or None
-    kinds : dict
-        Column -> kind, decided once (`infer_column_kinds`); all "numeric" for pixels.
     codes : ndarray of shape (n_samples,), or None
         The class of each row as a code (classification), to stratify the splits.
     """
 
-    frame: pd.DataFrame
+    table: Table
     images: np.ndarray | None
     y: np.ndarray
-    weights: np.ndarray | None
-    kinds: dict[str, str]
     codes: np.ndarray | None
 
     @classmethod
     def read(cls, task: Task, X: Any, y: Any, sample_weight: Any = None) -> "SearchData":
-        """Read and check X, y and the weights.
+        """Read and check X (what the user passed, or a `Table` made at the entry, such as the
+        command line's with its file name), y and the weights.
 
         Raises
         ------
         DataError
-            y is None, X and y differ in rows, a value cannot be used (naming its column and
-            row), or the weights are invalid.
+            X is a scipy sparse matrix, y is None, X and y differ in rows, a value cannot be
+            used (naming its column and row), or the weights are invalid.
         """
         from archtune.data.images import flatten_images, is_image_array
-        from archtune.data.frames import as_frame
-        from archtune.data.kinds import infer_column_kinds
         from archtune.data.target import target_array
         from archtune.data.weights import check_sample_weight
 
+        images = None if isinstance(X, Table) or not is_image_array(X) else X
+        table = Table.read(X) if images is None else None
+        if table is not None and table.is_sparse:
+            raise DataError(f"X is a scipy sparse matrix: {task.auto_name} does not take sparse input (its "
+                            "baselines, splits and ensembles read tables); NeuralClassifier and NeuralRegressor "
+                            "do, densifying it batch by batch, or convert it with X.toarray() if it fits in memory")
         if y is None:
             raise DataError(f"{task.auto_name} requires y to be passed, but the target y is None")
-        images = X if is_image_array(X) else None
         if images is not None:
             # Trials train on the images; the baselines see their pixel rows.
             rows, _ = flatten_images(images)
             frame = pd.DataFrame(rows, columns=[f"px{i}" for i in range(rows.shape[1])])
-            kinds = {name: "numeric" for name in frame.columns}
+            table = Table.of_frame(frame, {name: "numeric" for name in frame.columns})
         else:
-            frame, _ = as_frame(X, "X")
-            kinds = infer_column_kinds(frame, "X")  # once, for the space, the baselines and every trial
+            table = table.typed()  # once, for the space, the baselines and every trial
         y_arr = target_array(y, "y")
-        if len(frame) != len(y_arr):
-            raise DataError(f"X has {len(frame)} rows but y has {len(y_arr)}; they must match row for row")
+        if table.n_rows != len(y_arr):
+            raise DataError(f"X has {table.n_rows} rows but y has {len(y_arr)}; they must match row for row")
         if y_arr.ndim == 2 and task.is_classification:
             raise DataError(f"{task.auto_name} takes one label per row; y has shape {y_arr.shape} (several "
                             "outputs are for AutoNeuralRegressor)")
-        weights = check_sample_weight(sample_weight, len(frame), min_positive=2)
+        weights = check_sample_weight(sample_weight, table.n_rows, min_positive=2)
         _, codes = task.target_class.fit(y_arr)
-        return cls(frame, images, y_arr, weights, kinds, codes if task.is_classification else None)
+        return cls(table.with_weights(weights), images, y_arr, codes if task.is_classification else None)
+
+    @property
+    def frame(self) -> pd.DataFrame:
+        """The table's rows (an image array's pixels as columns)."""
+        return self.table.rows
+
+    @property
+    def kinds(self) -> dict[str, str]:
+        """Column -> kind, decided once; all "numeric" for pixels."""
+        return dict(self.table.kinds or {})
+
+    @property
+    def weights(self) -> np.ndarray | None:
+        return self.table.weights
 
     @property
     def X(self) -> Any:
@@ -114,46 +155,58 @@ class SearchData:
         return 1 if self.y.ndim == 1 else int(self.y.shape[1])
 
     def splits(self, seed: int, cv: int | None, validation_fraction: float) -> tuple[list[Split], list[Split]]:
-        """(splits the networks train on, the same splits of ``frame`` for the baselines):
+        """(splits the networks train on, the same splits of ``table`` for the baselines):
         one hold-out split, or ``cv`` folds."""
-        table = search_splits(self.frame, self.y, self.codes, seed, cv, validation_fraction, self.weights)
+        table = search_splits(self.table, self.y, self.codes, seed, cv, validation_fraction)
         if self.images is None:
             return table, table
-        position = pd.RangeIndex(len(self.frame))
-        networks = [Split(self.images[position.get_indexer(s.X_train.index)], s.y_train,
-                          self.images[position.get_indexer(s.X_val.index)], s.y_val, s.w_train, s.w_val)
-                    for s in table]
+        position = pd.RangeIndex(self.table.n_rows)
+        networks = [Split(s.train, s.y_train, s.val, s.y_val, self.images[position.get_indexer(s.X_train.index)],
+                          self.images[position.get_indexer(s.X_val.index)]) for s in table]
         return networks, table
 
 
-def search_splits(frame: pd.DataFrame, y: np.ndarray, stratify: np.ndarray | None, seed: int, cv: int | None,
-                  validation_fraction: float, sample_weight: np.ndarray | None = None) -> list[Split]:
-    """The search's splits: one hold-out split of ``validation_fraction`` of the rows, or
-    ``cv`` folds (stratified by ``stratify`` when every class can be in each fold); the
-    rows' weights (``sample_weight``) go with them. The rows are split as without weights,
-    so a weighted and an unweighted search see the same rows, and the split depends on the
-    row count alone (workers rebuild it from the positions the coordinator publishes)."""
+def fold_positions(n_rows: int, stratify: np.ndarray | None, seed: int, cv: int | None,
+                   validation_fraction: float) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The row positions of the search's splits: one hold-out split of ``validation_fraction``
+    of the rows, or ``cv`` folds (stratified by ``stratify`` when every class can be in each
+    fold). They depend on the row count alone, not on weights (workers rebuild the splits
+    from the positions the coordinator publishes)."""
     fraction = validation_fraction
     if cv is None:
-        n_val = int(round(fraction * len(frame)))
-        if n_val < 1 or len(frame) - n_val < 2:
-            raise DataError(f"too few rows ({len(frame)}) for a validation split of {fraction}")
+        n_val = int(round(fraction * n_rows))
+        if n_val < 1 or n_rows - n_val < 2:
+            raise DataError(f"too few rows ({n_rows}) for a validation split of {fraction}")
         try:
-            tr, va = train_test_split(np.arange(len(frame)), test_size=n_val, random_state=seed % 2**32,
+            tr, va = train_test_split(np.arange(n_rows), test_size=n_val, random_state=seed % 2**32,
                                       stratify=stratify)
         except ValueError:
-            tr, va = train_test_split(np.arange(len(frame)), test_size=n_val, random_state=seed % 2**32)
-        folds = [(tr, va)]
-    else:
-        if len(frame) < cv:
-            raise DataError(f"cv={cv} folds need at least {cv} rows; got {len(frame)}")
-        if stratify is not None and np.bincount(stratify).min() >= cv:
-            folds = list(StratifiedKFold(cv, shuffle=True, random_state=seed % 2**32).split(frame, stratify))
-        else:
-            folds = list(KFold(cv, shuffle=True, random_state=seed % 2**32).split(frame))
-    w = sample_weight
-    return [Split(frame.iloc[tr], y[tr], frame.iloc[va], y[va], None if w is None else w[tr],
-                  None if w is None else _some_weight(w[va], "the validation rows")) for tr, va in folds]
+            tr, va = train_test_split(np.arange(n_rows), test_size=n_val, random_state=seed % 2**32)
+        return [(tr, va)]
+    if n_rows < cv:
+        raise DataError(f"cv={cv} folds need at least {cv} rows; got {n_rows}")
+    rows = np.zeros((n_rows, 1))
+    if stratify is not None and np.bincount(stratify).min() >= cv:
+        return list(StratifiedKFold(cv, shuffle=True, random_state=seed % 2**32).split(rows, stratify))
+    return list(KFold(cv, shuffle=True, random_state=seed % 2**32).split(rows))
+
+
+def split_at(table: Table, y: np.ndarray, train: np.ndarray, val: np.ndarray) -> Split:
+    """The split of ``table`` (and ``y``) at the positions ``train`` and ``val``: `Table.take`
+    carries the kinds and the weights; the validation rows' weights must not be all zero."""
+    part = table.take(val)
+    if part.weights is not None:
+        _some_weight(part.weights, "the validation rows")
+    return Split(table.take(train), y[train], part, y[val])
+
+
+def search_splits(table: Table, y: np.ndarray, stratify: np.ndarray | None, seed: int, cv: int | None,
+                  validation_fraction: float) -> list[Split]:
+    """The search's splits of ``table`` (`fold_positions`); the rows' kinds and weights go
+    with them. The rows are split as without weights, so a weighted and an unweighted search
+    see the same rows."""
+    return [split_at(table, y, tr, va)
+            for tr, va in fold_positions(table.n_rows, stratify, seed, cv, validation_fraction)]
 
 
 def _some_weight(weights: np.ndarray, what: str) -> np.ndarray:
@@ -164,4 +217,4 @@ def _some_weight(weights: np.ndarray, what: str) -> np.ndarray:
     return weights
 
 
-__all__ = ["SearchData", "Split", "search_splits"]
+__all__ = ["SearchData", "Split", "fold_positions", "search_splits", "split_at"]

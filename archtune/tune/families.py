@@ -1,6 +1,6 @@
 """How each family samples itself from a trial (define-by-run, the Optuna idiom).
 
-A sampling function asks a `Sampler` (archtune.tune.space) for the parameters it needs, in
+A sampling function asks a `Sampler` (archtune.tune.sampler) for the parameters it needs, in
 plain Python: conditions are ``if`` statements. SELU goes without batch/layer norm (it
 normalises itself); momentum is searched only for the SGD optimisers; warm-up only where the
 schedule has none of its own; the learning-rate range follows the optimiser family.
@@ -15,8 +15,10 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
+from archtune.families import family_spec
+
 if TYPE_CHECKING:
-    from archtune.tune.space import Sampler
+    from archtune.tune.sampler import Sampler
 
 SamplingFunction = Callable[["Sampler"], None]
 BODIES: dict[str, SamplingFunction] = {}
@@ -84,11 +86,6 @@ def sample_dense(s: "Sampler", activations: Sequence[str] = ("relu", "leaky_relu
     s.float("dropout", 0.0, 0.5)
 
 
-# TabM's members on a CPU: the paper's 32 cost 32 times an MLP's arithmetic per step; 8 keep a
-# trial within a search's minutes (bench/defaults.py measures the trade).
-TABM_K = 8
-
-
 @register_body("table")
 def sample_table(s: "Sampler") -> None:
     """Tables: the families of the published recipes, around archtune's default recipe
@@ -110,10 +107,12 @@ def sample_table(s: "Sampler") -> None:
     if arch == "tabm":
         s.int("hidden_layers", 1, 3)
         s.int("units", 64, 256, log=True)
-        s.fixed("k", TABM_K)
     else:
         s.int("hidden_layers", 1, 4)
         s.int("units", 64, 512, log=True)
+    own = family_spec(arch).sample  # the family's own parameters (TabM's k), as it declares
+    if own is not None:
+        own(s)
     s.float("dropout", 0.0, 0.5)
     s.float("weight_decay", 1e-5, 0.3, log=True)
     s.float("learning_rate", 3e-4, 1e-2, log=True)

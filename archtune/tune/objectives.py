@@ -104,7 +104,7 @@ def measure_latency(make_estimator: Callable[[dict[str, Any]], Any], params: dic
     training rows) and timed on up to ``LATENCY_SAMPLE`` preprocessed validation rows,
     repeated to 1000 (`latency_ms`: one thread, the fastest of the timed passes).
     """
-    prepared = prepare(make_estimator(params), split.X_train, split.y_train, split.validation_data, kinds,
+    prepared = prepare(make_estimator(params), split.fit_rows, split.y_train, split.validation_data, kinds,
                        split.w_train)
     rows = prepared.X_val if prepared.X_val is not None else prepared.X_train
     rows = rows[:LATENCY_SAMPLE]  # a tensor (SparseRows densify what they are indexed with)

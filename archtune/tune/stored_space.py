@@ -17,7 +17,7 @@ from archtune.tune.transfer import init_from_record, stored_object_error
 
 def space_record(space: SearchSpace) -> dict[str, Any]:
     """The JSON record of ``space``."""
-    from archtune.io import params_to_json
+    from archtune.bundles.format import params_to_json
 
     overrides: dict[str, Any] = {}
     for name, override in sorted(space.overrides.items()):
@@ -41,7 +41,7 @@ def space_from_record(record: dict[str, Any], where: str = "the stored study") -
     InvalidParameterError
         The record's ``init_from`` was an object (``where`` names the study in the message).
     """
-    from archtune.io import params_from_json
+    from archtune.bundles.format import params_from_json
 
     overrides: dict[str, Any] = {}
     for name, item in record["overrides"].items():

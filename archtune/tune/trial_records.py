@@ -84,7 +84,7 @@ def config_n_params(make_estimator: Callable[[dict[str, Any]], Any], params: dic
 def trial_config(trial: Any) -> dict[str, Any]:
     """The estimator parameters a trial trained with (its ``config`` user attribute); for a
     trial of a study saved before configurations were stored, its sampled parameters."""
-    from archtune.io import params_from_json
+    from archtune.bundles.format import params_from_json
 
     config = trial.user_attrs.get("config")
     if config is None:

@@ -13,10 +13,8 @@ import time
 from contextlib import nullcontext
 from typing import Any
 
-import pandas as pd
-
 from archtune.tune.config import SearchConfig
-from archtune.tune.data import SearchData, Split, search_splits
+from archtune.tune.data import SearchData, Split, fold_positions
 from archtune.tune.opening import OpenedStudy, enqueue_recipes
 from archtune.tune.trial_loop import estimator_factory, refit_factor, trial_loop
 from archtune.tune.tuner import Search
@@ -79,7 +77,7 @@ def _check_fits_source(config: SearchConfig, data: SearchData, transfer: Any, fi
     trains: a mismatch is the user's to fix, not a reason for every trial to fail."""
     from archtune.fitting import prepare
 
-    prepare(estimator_factory(config, transfer)({}), first.X_train, first.y_train, first.validation_data,
+    prepare(estimator_factory(config, transfer)({}), first.fit_rows, first.y_train, first.validation_data,
             data.network_kinds, first.w_train)
 
 
@@ -96,10 +94,8 @@ def publish_job(config: SearchConfig, data: SearchData, search: Search, remainin
         refuse(study, "searches on image arrays, from a trained network (init_from) or with several objectives "
                       "run in one process")
         return
-    # The same row positions as the search's splits: search_splits depends on the row count alone.
-    positions = [(s.X_train.index.to_numpy(), s.X_val.index.to_numpy()) for s in search_splits(
-        pd.DataFrame(index=pd.RangeIndex(len(data.frame))), data.y, data.codes, config.seed, config.cv,
-        config.validation_fraction, data.weights)]
+    # The same row positions as the search's splits: they depend on the row count alone.
+    positions = fold_positions(data.table.n_rows, data.codes, config.seed, config.cv, config.validation_fraction)
     # The coordinator tracks the search (MLflow, TensorBoard): its workers' machines need not
     # have those packages.
     job_config = config.replace(mlflow_uri=None, tensorboard_dir=None)

@@ -320,7 +320,7 @@ class Search:
 
     def _sample(self, trial: optuna.trial.Trial) -> dict[str, Any] | TrialOutcome:
         """The trial's estimator parameters, stored as its ``config`` user attribute."""
-        from archtune.io import params_to_json
+        from archtune.bundles.format import params_to_json
 
         try:
             params = self.space.sample(trial)
@@ -389,7 +389,7 @@ class Search:
             reporters = [reporter_for(t, est, fold) for t, est in zip(alive, estimators)]
             fold_started = time.perf_counter()
             try:
-                errors = fit_population(estimators, split.X_train, split.y_train,
+                errors = fit_population(estimators, split.fit_rows, split.y_train,
                                         validation_data=split.validation_data,
                                         callbacks=[[r] for r in reporters], interrupt=interrupt, kinds=self.kinds,
                                         sample_weight=split.w_train)

@@ -23,10 +23,11 @@ from typing import Any
 import numpy as np
 import optuna
 
+from archtune.data.table import Table
 from archtune.errors import DataError, InvalidParameterError
 from archtune.train.threads import scoped, torch_threads
 from archtune.tune.config import SearchConfig
-from archtune.tune.data import Split
+from archtune.tune.data import split_at
 from archtune.tune.job import JOB_ATTR, read_data
 from archtune.tune.stored_space import space_from_record
 from archtune.tune.study import make_pruner, make_sampler, make_storage
@@ -124,8 +125,9 @@ def run_worker(storage_url: str, study_name: str, threads: int | None = None, ma
     # The coordinator's configuration, validated as its own was: the same trial loop as its.
     config = SearchConfig.from_json(job["config"], where)
     frame, y, weights, positions = read_data(job, data)
-    splits = [Split(frame.iloc[tr], y[tr], frame.iloc[va], y[va], None if weights is None else weights[tr],
-                    None if weights is None else weights[va]) for tr, va in positions]
+    # The coordinator's table, typed as it typed it (its kinds published): nothing inferred again.
+    table = Table.of_frame(frame, job["kinds"], weights=weights)
+    splits = [split_at(table, y, np.asarray(tr), np.asarray(va)) for tr, va in positions]
     space = space_from_record(study.user_attrs["space"], where)
     # Each worker its own sampler stream: identical seeds over the same history would draw the
     # same configurations in every process. (Workers join single-objective studies only.)

@@ -1,4 +1,5 @@
-"""Model bundles: a directory with safetensors weights and a JSON description.
+"""Network bundles: a fitted NeuralClassifier or NeuralRegressor (also pruned, distilled or
+fine-tuned) as a directory with safetensors weights and a JSON description.
 
 Layout of a bundle directory::
 
@@ -6,9 +7,10 @@ Layout of a bundle directory::
     weights-<sha256 prefix>.safetensors
 
 The weights file is named after its content and written before the JSON that points to it,
-each by write-to-temporary, fsync and rename. A crash at any moment therefore leaves either
-the previous bundle or the new one, never a JSON that points at missing or partial weights.
-`load` never unpickles anything: weights come from safetensors, everything else from JSON.
+each by write-to-temporary, fsync and rename (archtune.bundles.format.write_bundle). A crash at
+any moment therefore leaves either the previous bundle or the new one, never a JSON that points
+at missing or partial weights. `load` never unpickles anything: weights come from safetensors,
+everything else from JSON.
 """
 
 from __future__ import annotations
@@ -20,12 +22,11 @@ from typing import Any
 
 import pandas as pd
 
-from archtune.bundle_format import (FORMAT, FORMAT_VERSION, META_FILE, check_description,  # noqa: F401
-                                    decode_labels, encode_labels, expect, input_spec_to_json,
-                                    model_config_to_json, params_from_json, params_to_json, read_meta,
-                                    read_network, write_bundle)
+from archtune.bundles.format import (FORMAT, FORMAT_VERSION, META_FILE, check_description, encode_labels, expect,
+                                     input_spec_to_json, model_config_to_json, params_to_json, read_network,
+                                     write_bundle)
 from archtune.errors import BundleError, InvalidParameterError
-from archtune.files import atomic_write_bytes, weights_bytes, write_weights  # noqa: F401  (re-exported)
+from archtune.files import weights_bytes
 
 
 # --------------------------------------------------------------------------- save / load
@@ -34,10 +35,10 @@ from archtune.files import atomic_write_bytes, weights_bytes, write_weights  # n
 def save(model: Any, directory: str | os.PathLike, metadata: dict[str, Any] | None = None,
          final: dict[str, Any] | None = None) -> Path:
     """Save a fitted NeuralClassifier or NeuralRegressor as a network bundle directory; return
-    its path. (`archtune.save` saves any artefact: archtune.artefact.)
+    its path. (`archtune.save` saves any artefact: archtune.bundles.dispatch.)
 
     ``metadata`` is stored alongside, e.g. the target column's name (values JSON cannot hold,
-    such as NaN, are stored as null). ``final`` (archtune.artefact) says which model of the
+    such as NaN, are stored as null). ``final`` (archtune.bundles.search) says which model of the
     directory predicts, when a search saved its ensemble beside this network. An existing
     bundle in ``directory`` is replaced atomically.
 
@@ -75,7 +76,7 @@ def save(model: Any, directory: str | os.PathLike, metadata: dict[str, Any] | No
         "metadata": json_ready(metadata or {}),
     }
     # Which model of the directory predicts: this network, unless a search saved its ensemble
-    # beside it (archtune.artefact). Always written, so that an older run's ensemble left in
+    # beside it (archtune.bundles.search). Always written, so that an older run's ensemble left in
     # the directory is never taken for this network's.
     meta["final"] = final if final is not None else {"kind": "network"}
     if getattr(model, "lineage_", None):  # where the weights came from (init_from, pretraining)
@@ -93,7 +94,7 @@ def save(model: Any, directory: str | os.PathLike, metadata: dict[str, Any] | No
 
 def load(directory: str | os.PathLike) -> Any:
     """Load a bundle saved by `save`; the model predicts exactly as it did when saved.
-    (`archtune.load` reads any artefact: archtune.artefact.)
+    (`archtune.load` reads any artefact: archtune.bundles.dispatch.)
 
     The ``init_from`` a model was fine-tuned from is not read again: its ``lineage_`` (the
     bundle's "lineage") says where the weights came from.

@@ -1,12 +1,16 @@
-"""The network bundle's format on disk, read without building an estimator.
+"""The bundles' shared format: the network bundle's JSON fields and weights, read without
+building an estimator, and the helpers every bundle kind writes and checks with.
 
-A bundle directory (archtune.io) holds ``archtune.json`` (format, version, parameters,
-preprocessing, target, history) and ``weights-<sha256 prefix>.safetensors``. This module
-knows the JSON fields and the weights file: `read_meta` checks format and version,
-`read_network` returns the trained network and what it reads (`NetworkBundle`). It imports
-neither the estimators nor the fitting path, so that code below them (archtune.transfer,
-which starts a fit from a bundle) can read bundles; `archtune.io.load` builds the estimator
-from a `NetworkBundle`. Nothing is unpickled: weights come from safetensors, the rest from JSON.
+A bundle directory (archtune.bundles.network) holds ``archtune.json`` (format, version,
+parameters, preprocessing, target, history) and ``weights-<sha256 prefix>.safetensors``. This
+module knows the JSON fields and the weights file: `read_meta` checks format and version,
+`read_network` returns the trained network and what it reads (`NetworkBundle`), `write_bundle`
+writes weights then description, each atomically; `expect` is the one check of a field, whose
+`BundleError` names the field. It imports neither the estimators nor the fitting path, so that
+code below them (archtune.transfer, which starts a fit from a bundle) can read bundles;
+`archtune.bundles.network.load` builds the estimator from a `NetworkBundle`, and pretraining
+bundles (archtune.bundles.pretrained) use the same fields. Nothing is unpickled: weights come
+from safetensors, the rest from JSON.
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ from archtune.files import atomic_write_bytes
 FORMAT = "archtune-bundle"
 FORMAT_VERSION = 1
 META_FILE = "archtune.json"
-# The description's own SHA-256 (`description_digest`), checked by archtune.io.load like the
+# The description's own SHA-256 (`description_digest`), checked by archtune.bundles.network.load like the
 # weights' (bundles saved before it have none and are not checked).
 DESCRIPTION_KEY = "description_sha256"
 # The estimators a network bundle names, and the kind of target each reads.
@@ -243,7 +247,7 @@ class NetworkBundle:
 
 
 def read_network(directory: str | os.PathLike) -> NetworkBundle:
-    """Read a network bundle saved by `archtune.io.save`.
+    """Read a network bundle saved by `archtune.bundles.network.save`.
 
     Raises
     ------

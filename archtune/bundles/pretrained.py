@@ -1,5 +1,5 @@
-"""Saving and loading a `Pretrained` network: an archtune bundle (archtune.io's format)
-whose JSON says ``"estimator": "Pretrained"``.
+"""Pretraining bundles: a `Pretrained` network (archtune.pretrain) as an archtune bundle (the
+network bundle's format, archtune.bundles.format) whose JSON says ``"estimator": "Pretrained"``.
 
 Layout::
 
@@ -7,7 +7,7 @@ Layout::
                                      input_spec, preprocessor, pretext, history, lineage, ...
     weights-<sha256 prefix>.safetensors
 
-Written and checked by archtune.io's helpers: weights first, then the JSON that names them,
+Written and checked by archtune.bundles.format's helpers: weights first, then the JSON that names them,
 each atomically; on load the weights' SHA-256 and shapes are checked and nothing is
 unpickled, so a tampered or truncated bundle is a `BundleError`.
 """
@@ -22,10 +22,10 @@ import numpy as np
 import pandas as pd
 
 from archtune.data.preprocess import Preprocessor
+from archtune.bundles.format import (FORMAT, FORMAT_VERSION, META_FILE, expect, input_spec_from_json,
+                                     input_spec_to_json, model_config_from_json, model_config_to_json, read_meta,
+                                     read_weights, write_bundle)
 from archtune.errors import BundleError, InvalidParameterError
-from archtune.bundle_format import (FORMAT, FORMAT_VERSION, META_FILE, input_spec_from_json, input_spec_to_json,
-                                    model_config_from_json, model_config_to_json, read_meta, read_weights,
-                                    write_bundle)
 from archtune.files import weights_bytes
 from archtune.models import build_model
 from archtune.pretraining.model import HEAD_TASK
@@ -90,20 +90,22 @@ def load_pretrained(directory: str | os.PathLike) -> Pretrained:
     try:
         model_config = model_config_from_json(meta.get("model_config"))
         spec = input_spec_from_json(meta.get("input_spec"))
-        pre = Preprocessor.from_state(_field(meta, "preprocessor", dict))
-        pretext = _field(meta, "pretext", dict)
-        n_outputs = _field(pretext, "n_outputs", int, "pretext.n_outputs")
-        _field(pretext, "name", str, "pretext.name")
+        pre = Preprocessor.from_state(expect(meta.get("preprocessor"), dict, "preprocessor"))
+        pretext = expect(meta.get("pretext"), dict, "pretext")
+        n_outputs = expect(pretext.get("n_outputs"), int, "pretext.n_outputs")
+        expect(pretext.get("name"), str, "pretext.name")
         names = meta.get("feature_names_in")
-        names = None if names is None else np.asarray(list(map(str, _field(meta, "feature_names_in", list))),
+        names = None if names is None else np.asarray(list(map(str, expect(names, list, "feature_names_in"))),
                                                       dtype=object)
-        history = pd.DataFrame(_field(meta, "history", list))
+        history = pd.DataFrame(expect(meta.get("history"), list, "history"))
         attributes = dict(
-            n_features_in_=_field(meta, "n_features_in", int),
+            n_features_in_=expect(meta.get("n_features_in"), int, "n_features_in"),
             feature_names_in_=names,
             image_shape_=_shape(meta, "image_shape"), series_shape_=_shape(meta, "series_shape"),
-            n_rows_=_field(meta, "n_rows", int), best_epoch_=_field(meta, "best_epoch", int),
-            lineage_=tuple(_step(step) for step in _field(meta, "lineage", list)))
+            n_rows_=expect(meta.get("n_rows"), int, "n_rows"),
+            best_epoch_=expect(meta.get("best_epoch"), int, "best_epoch"),
+            lineage_=tuple(dict(expect(step, dict, "lineage[]"))
+                           for step in expect(meta.get("lineage"), list, "lineage")))
         module = build_model(model_config, spec, n_outputs, HEAD_TASK)
     except BundleError:
         raise
@@ -117,14 +119,6 @@ def load_pretrained(directory: str | os.PathLike) -> Pretrained:
                       history_=history, pretext_=pretext, **attributes)
 
 
-def _field(data: dict[str, Any], key: str, kind: type, what: str | None = None) -> Any:
-    value = data.get(key)
-    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-        raise BundleError(f"bundle field {what or key} should be {kind.__name__}, found {type(value).__name__}: "
-                          f"{value!r:.80}")
-    return value
-
-
 def _records(history: pd.DataFrame) -> list[dict[str, Any]]:
     """The history as JSON records, floats exact (pandas' JSON rounds them to 10 digits;
     json writes the shortest repr that reads back to the same float), NaN as null."""
@@ -135,15 +129,9 @@ def _records(history: pd.DataFrame) -> list[dict[str, Any]]:
     return [{str(k): plain(v) for k, v in row.items()} for row in history.to_dict(orient="records")]
 
 
-def _step(step: Any) -> dict[str, Any]:
-    if not isinstance(step, dict):
-        raise BundleError(f"bundle field lineage[] should be dict, found {type(step).__name__}: {step!r:.80}")
-    return dict(step)
-
-
 def _shape(meta: dict[str, Any], key: str) -> tuple[int, ...] | None:
     value = meta.get(key)
-    return None if value is None else tuple(int(d) for d in _field(meta, key, list))
+    return None if value is None else tuple(int(d) for d in expect(value, list, key))
 
 
 __all__ = ["ESTIMATOR", "load_pretrained", "save_pretrained"]

@@ -1,4 +1,4 @@
-"""Scikit-learn baseline members of an ensemble bundle, in skops' format (no pickle).
+"""Scikit-learn baseline members of an ensemble bundle (archtune.bundles.ensemble), in skops' format (no pickle).
 
 skops.io (the scikit-learn developers' persistence format,
 https://skops.readthedocs.io/en/stable/persistence.html) stores a fitted pipeline as JSON

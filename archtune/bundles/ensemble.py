@@ -3,11 +3,11 @@
 Layout::
 
     archtune.json                      format "archtune-ensemble", task, classes, members, weights
-    member-<i>/                        a network member's own model bundle (archtune.io)
+    member-<i>/                        a network member's own model bundle (archtune.bundles.network)
     lightgbm-<sha256 prefix>.txt       a LightGBM member's trees, in LightGBM's text model format
                                        (one file per output of a multi-output regression)
     sklearn-<sha256 prefix>.skops      a scikit-learn baseline's pipeline, in skops' format
-                                       (`archtune.ensemble.sklearn_member`)
+                                       (`archtune.bundles.sklearn_member`)
 
 Members are written first and the JSON that names them last (each file atomically), so a
 crash leaves the previous bundle, the new one, or (a save killed between two network members
@@ -31,7 +31,8 @@ import numpy as np
 
 from archtune.ensemble.gbm import LightGBMTableClassifier, LightGBMTableRegressor, TableEncoding
 from archtune.ensemble.model import Ensemble, Member, make_ensemble
-from archtune.ensemble.sklearn_member import baseline_from_bytes, baseline_to_bytes
+from archtune.bundles.format import decode_labels, encode_labels
+from archtune.bundles.sklearn_member import baseline_from_bytes, baseline_to_bytes
 from archtune.errors import BundleError
 from archtune.files import atomic_write_bytes, json_bytes
 
@@ -53,7 +54,7 @@ def save_ensemble(ensemble: Ensemble, directory: str | os.PathLike, metadata: di
         not load), or a member is of a kind bundles do not hold; nothing is written then.
     """
     from archtune.ensemble.build import flatten_bags
-    from archtune.io import encode_labels, save
+    from archtune.bundles.network import save
 
     directory = Path(directory)
     members, weights = flatten_bags(ensemble.members, ensemble.weights)  # a bag as its networks
@@ -138,7 +139,7 @@ def load_ensemble(directory: str | os.PathLike) -> Ensemble:
         Naming the file or field: not an ensemble bundle, an unsupported version, a member
         file missing or changed since it was saved (checksum), or an invalid description.
     """
-    from archtune.io import decode_labels, load
+    from archtune.bundles.network import load
 
     directory = Path(directory)
     path = directory / META_FILE
