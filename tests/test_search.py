@@ -456,8 +456,10 @@ def test_a_search_on_arrays_predicts_arrays_without_feature_name_warnings():
 
     X, y = load_shared("magic.tsv.gz", n=400)
     arrays = X.to_numpy()
-    model = AutoNeuralClassifier(budget=2, space={"max_epochs": 2, "units": 16, "hidden_layers": 1},
-                                 random_state=0).fit(arrays, y.to_numpy())
+    with warnings.catch_warnings():  # nor while the search scores and diagnoses its networks
+        warnings.filterwarnings("error", message=".*feature names")
+        model = AutoNeuralClassifier(budget=2, space={"max_epochs": 2, "units": 16, "hidden_layers": 1},
+                                     random_state=0).fit(arrays, y.to_numpy())
     assert not hasattr(model, "feature_names_in_") and model.n_features_in_ == X.shape[1]
     with warnings.catch_warnings():
         warnings.simplefilter("error")

@@ -6,6 +6,7 @@ Layout::
     member-<i>/                        a network member's own model bundle (archtune.bundles.network)
     lightgbm-<sha256 prefix>.txt       a LightGBM member's trees, in LightGBM's text model format
                                        (one file per output of a multi-output regression)
+    catboost-<sha256 prefix>.cbm       a CatBoost member, in CatBoost's binary model format
     sklearn-<sha256 prefix>.skops      a scikit-learn baseline's pipeline, in skops' format
                                        (`archtune.bundles.sklearn_member`)
 
@@ -40,12 +41,13 @@ FORMAT = "archtune-ensemble"
 FORMAT_VERSION = 1
 META_FILE = "archtune.json"
 # Member files that the JSON names, by prefix (an earlier save's that it no longer names are removed).
-MEMBER_PREFIXES = ("member-", "lightgbm-", "sklearn-")
+MEMBER_PREFIXES = ("member-", "lightgbm-", "catboost-", "sklearn-")
 
 
 def save_ensemble(ensemble: Ensemble, directory: str | os.PathLike, metadata: dict[str, Any] | None = None) -> Path:
     """Write ``ensemble`` to ``directory`` (created if needed): networks as their own bundles,
-    LightGBM as its text model files, scikit-learn baselines in skops' format.
+    LightGBM as its text model files, CatBoost in its binary model format, scikit-learn
+    baselines in skops' format.
 
     Raises
     ------
@@ -78,6 +80,14 @@ def save_ensemble(ensemble: Ensemble, directory: str | os.PathLike, metadata: di
             if ensemble.task == "classification":  # the member's own classes (its training rows')
                 entry["classes"] = encode_labels(member.model.classes_, f"{member.name}'s classes")
             files.update(zip(names, texts))
+        elif member.kind == "catboost":
+            data = member.model.model_bytes()
+            digest = hashlib.sha256(data).hexdigest()
+            entry["model_file"], entry["sha256"] = f"catboost-{digest[:16]}.cbm", digest
+            entry["encoding"] = member.model.encoding_.to_dict()
+            if ensemble.task == "classification":
+                entry["classes"] = encode_labels(member.model.classes_, f"{member.name}'s classes")
+            files[entry["model_file"]] = data
         elif member.kind == "baseline":
             try:
                 data, kinds = baseline_to_bytes(member.model)
@@ -168,6 +178,9 @@ def load_ensemble(directory: str | os.PathLike) -> Ensemble:
             elif kind == "lightgbm":
                 own = decode_labels(entry["classes"], "classes") if task == "classification" else None
                 model = _load_lightgbm(directory, entry, task, own)
+            elif kind == "catboost":
+                own = decode_labels(entry["classes"], "classes") if task == "classification" else None
+                model = _load_catboost(directory, entry, own)
             elif kind == "baseline":
                 file = _inside(directory, entry["model_file"])
                 kinds = entry["kinds"]
@@ -225,6 +238,22 @@ def _load_lightgbm(directory: Path, entry: dict[str, Any], task: str, classes: n
     except Exception as exc:  # LightGBM's parser raises its own error type
         where = ", ".join(map(str, paths))
         raise BundleError(f"{where}: not a valid LightGBM model ({type(exc).__name__}: {exc})") from None
+
+
+def _load_catboost(directory: Path, entry: dict[str, Any], classes: np.ndarray | None) -> Any:
+    """A CatBoost member: one ``.cbm`` file (``model_file``, ``sha256``), read by CatBoost's
+    own loader."""
+    from archtune.ensemble.catboost_member import CatBoostTableClassifier, CatBoostTableRegressor
+
+    path = _inside(directory, entry["model_file"])
+    data = _checked(path, entry["sha256"], "CatBoost")
+    cls = CatBoostTableClassifier if classes is not None else CatBoostTableRegressor
+    try:
+        return cls.from_bytes(data, TableEncoding.from_dict(entry["encoding"]), classes)
+    except ImportError:
+        raise
+    except Exception as exc:  # CatBoost's loader raises its own error type
+        raise BundleError(f"{path}: not a valid CatBoost model ({type(exc).__name__}: {exc})") from None
 
 
 __all__ = ["FORMAT", "is_ensemble_bundle", "load_ensemble", "save_ensemble"]

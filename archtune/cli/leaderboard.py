@@ -54,6 +54,13 @@ def verdict(frame: pd.DataFrame, metric: str) -> str:
     ensemble was not selected on, the only honest comparison)."""
     networks = frame[frame["model"].str.startswith("network") & frame["val_score"].notna()]
     baselines = frame[(frame["state"] == "BASELINE") & frame["val_score"].notna()]
+    # The network is judged against the best gradient-boosting model of the run (the portfolio's,
+    # early-stopped), when there is one, not against untuned classical models.
+    from archtune.tune.leaderboard import GRADIENT_BOOSTING_NOTE
+
+    boosted = baselines[baselines["note"] == GRADIENT_BOOSTING_NOTE]
+    if not boosted.empty:
+        baselines = boosted
     if networks.empty:
         return "No network finished, so there is nothing to compare."
     net = networks.iloc[0]
@@ -66,14 +73,15 @@ def verdict(frame: pd.DataFrame, metric: str) -> str:
         # by +0.0000" (and the leaderboard's order between them is only float noise).
         gap = round(float(net["val_score"]), 4) - round(float(base["val_score"]), 4)
         gap = 0.0 if abs(gap) < 5e-5 else gap
+        rival = "the best gradient-boosting model" if not boosted.empty else "the best baseline"
         if gap > 0:
-            sentence = (f"The best network ({metric} {net['val_score']:.4f}) beats the best baseline, {base['model']} "
+            sentence = (f"The best network ({metric} {net['val_score']:.4f}) beats {rival}, {base['model']} "
                         f"({base['val_score']:.4f}), by {gap:+.4f}.")
         elif gap == 0:
-            sentence = (f"The best network ({metric} {net['val_score']:.4f}) ties with the best baseline, "
+            sentence = (f"The best network ({metric} {net['val_score']:.4f}) ties with {rival}, "
                         f"{base['model']} ({base['val_score']:.4f}).")
         else:
-            sentence = (f"The best network ({metric} {net['val_score']:.4f}) does NOT beat the best baseline, "
+            sentence = (f"The best network ({metric} {net['val_score']:.4f}) does NOT beat {rival}, "
                         f"{base['model']} ({base['val_score']:.4f}): it is behind by {gap:+.4f}.")
             if ensembles.empty:
                 return sentence + f" Consider {base['model']} for this data."
@@ -83,6 +91,7 @@ def verdict(frame: pd.DataFrame, metric: str) -> str:
         held_out = next((p for p in parts if p.startswith(("+", "-"))), None)
         alone = next((p for p in parts if p.startswith("the best single model")), None)
         compared = f" ({held_out.split(' on rows')[0]})" if held_out else ""
+        added = next((p for p in parts if p.startswith("networks add")), None)
         if parts[0] == "used":
             sentence += (f" The {row['model']} predicts: it holds up on validation rows it was not selected on"
                          f"{compared}.")
@@ -92,6 +101,8 @@ def verdict(frame: pd.DataFrame, metric: str) -> str:
         else:
             sentence += (f" The {row['model']} does not hold up on validation rows it was not selected on"
                          f"{compared}; {_bag_or_network(frame)} predicts.")
+        if added:  # "networks add +0.0012 to an ensemble without them"
+            sentence += f" The networks add {added.split()[2]} to an ensemble of the other models alone, on those rows."
     elif not frame[frame["state"] == "BAG"].empty:
         sentence += f" {_bag_or_network(frame).capitalize()} predicts."
     return sentence

@@ -80,6 +80,11 @@ class EnsembleChoice:
         What predicts: the ensemble when used; else the best single candidate alone when it
         is not a network (LightGBM, another baseline, a bag); None when the best network is
         the best single model (the search's own best network then predicts).
+    networks_gain : float
+        What the networks add: the score of the ensemble selected from every candidate minus
+        that of the ensemble selected from the candidates that are not networks (gradient
+        boosting and the other baselines), on the halves of the validation rows each was not
+        selected on (mean of the two); NaN without candidates of both sorts.
     """
 
     ensemble: Ensemble
@@ -88,6 +93,7 @@ class EnsembleChoice:
     best_single: str
     best_single_score: float
     final: Ensemble | None = None
+    networks_gain: float = float("nan")
 
 
 class EnsembleLibrary:
@@ -198,7 +204,10 @@ class EnsembleLibrary:
         everything = np.arange(len(self.y_val))
         singles = [self._score(p, everything) for p in predictions]
         best = int(np.nanargmax(singles)) if any(math.isfinite(s) for s in singles) else 0
-        gains = []
+        gains, network_gains = [], []
+        # Candidates that are networks (a bag is one): the comparison "with and without them".
+        networked = [m.kind in ("network", "bag") for m in members]
+        others = [i for i, is_network in enumerate(networked) if not is_network]
         if len(self.y_val) >= 4:
             halves = self._halves()
             for selected_on, held_out in (halves, halves[::-1]):
@@ -208,7 +217,14 @@ class EnsembleLibrary:
                 on_half = [self._score(p, selected_on) for p in predictions]
                 single = int(np.nanargmax(on_half)) if any(math.isfinite(s) for s in on_half) else 0
                 gains.append(ensemble_score - self._score(predictions[single], held_out))
+                if others and len(others) < len(members):
+                    without = select_weights([predictions[i][selected_on] for i in others],
+                                             self.targets[selected_on], self.task,
+                                             sample_weight=self._weights_of(selected_on))
+                    network_gains.append(ensemble_score - self._score(
+                        combine([predictions[i] for i in others], without), held_out))
         gain = float(np.mean(gains)) if gains else float("nan")
+        networks_gain = float(np.mean(network_gains)) if network_gains else float("nan")
         weights = select_weights(predictions, self.targets, self.task, sample_weight=self._weights_of())
         flat_members, flat_weights = flatten_bags(members, weights)
         ensemble = make_ensemble(self.task, flat_members, flat_weights, self.classes,
@@ -224,7 +240,7 @@ class EnsembleLibrary:
         if not used and members[best].kind != "network":
             alone_members, alone_weights = flatten_bags([members[best]], np.ones(1))
             final = make_ensemble(self.task, alone_members, alone_weights, self.classes, singles[best], self.columns)
-        return EnsembleChoice(ensemble, used, gain, members[best].name, singles[best], final)
+        return EnsembleChoice(ensemble, used, gain, members[best].name, singles[best], final, networks_gain)
 
 
 def flatten_bags(members: list[Member], weights: np.ndarray) -> tuple[list[Member], np.ndarray]:
@@ -245,15 +261,18 @@ def flatten_bags(members: list[Member], weights: np.ndarray) -> tuple[list[Membe
 
 def refit_members(ensemble: Ensemble, X: Any, y: Any, networks: dict[int, Any],
                   sample_weight: np.ndarray | None = None) -> Ensemble:
-    """The ensemble with its weights kept and its members trained on all rows: LightGBM
-    members fitted again on (X, y) (seconds; one booster per output of a 2-D ``y``), network
-    members replaced by the refitted network of their trial where ``networks`` (trial number
-    -> refitted estimator) has one; the others stay as selected."""
+    """The ensemble with its weights kept and its members trained on all rows: LightGBM and
+    CatBoost members fitted again on (X, y) (seconds; one booster per output of a 2-D ``y``
+    for LightGBM) with the rounds early stopping kept scaled to the rows (`refit_params`),
+    network members replaced by the refitted network of their trial where ``networks`` (trial
+    number -> refitted estimator) has one; the others stay as selected."""
     members = []
     for member in ensemble.members:
-        if member.kind == "lightgbm":
-            refit = type(member.model)(kinds=member.model.kinds, random_state=member.model.random_state).fit(
-                X, y, sample_weight=sample_weight)
+        if member.kind in ("lightgbm", "catboost"):
+            model = member.model
+            scale = len(X) / getattr(model, "n_fit_rows_", len(X))
+            refit = type(model)(kinds=model.kinds, random_state=model.random_state,
+                                params=model.refit_params(scale) or None).fit(X, y, sample_weight=sample_weight)
             member = Member(member.name, refit, member.kind, member.val_score, member.trial)
         elif member.kind == "network" and member.trial in networks:
             member = Member(member.name, networks[member.trial], member.kind, member.val_score, member.trial)

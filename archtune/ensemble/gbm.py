@@ -1,4 +1,6 @@
-"""LightGBM with default parameters on a table, in a form an ensemble bundle can hold safely.
+"""LightGBM on a table, in a form an ensemble bundle can hold safely: default parameters, or a
+configuration of the search's portfolio (archtune.tune.portfolio) with early stopping on
+validation rows.
 
 The table is encoded with plain JSON state (numeric columns as floats, date columns as their
 numeric features, categorical columns as indices into their training levels, unseen and
@@ -9,6 +11,8 @@ target of several columns gets one booster per column (LightGBM fits one output 
 
 from __future__ import annotations
 
+import functools
+import inspect
 from typing import Any
 
 import numpy as np
@@ -95,20 +99,38 @@ class TableEncoding:
                    [str(c) for c in data.get("dates", [])])
 
 
+# Rounds without improvement of the validation loss before boosting stops (AutoGluon and
+# pytabkit's LightGBM use 50 as well).
+EARLY_STOPPING_ROUNDS = 50
+
+
+@functools.cache
+def _new_eval_arguments() -> bool:
+    """Whether LightGBM's fit takes eval_X/eval_y (4.7 renamed eval_set, and warns on it)."""
+    return "eval_X" in inspect.signature(require_lightgbm().LGBMModel.fit).parameters
+
+
 class _LightGBMTable(BaseEstimator):
-    """LightGBM (default parameters) on a pandas table. ``kinds`` are the columns' kinds
-    (`archtune.data.kinds.infer_column_kinds`); ``random_state`` seeds it."""
+    """LightGBM on a pandas table. ``kinds`` are the columns' kinds
+    (`archtune.data.kinds.infer_column_kinds`); ``random_state`` seeds it; ``params`` are
+    LightGBM's scikit-learn parameters (``n_estimators``, ``learning_rate``, ``num_leaves``,
+    ...; None: LightGBM's defaults)."""
 
     task = "regression"
+    member_kind = "lightgbm"  # its kind in ensembles and their bundles
 
-    def __init__(self, kinds: dict[str, str] | None = None, random_state: int = 0):
+    def __init__(self, kinds: dict[str, str] | None = None, random_state: int = 0, params: dict | None = None):
         self.kinds = kinds
         self.random_state = random_state
+        self.params = params
 
-    def fit(self, X: pd.DataFrame, y: Any, sample_weight: Any = None) -> "_LightGBMTable":
+    def fit(self, X: pd.DataFrame, y: Any, sample_weight: Any = None, eval_set: tuple[Any, Any] | None = None,
+            eval_weight: Any = None) -> "_LightGBMTable":
         """Fit on the table (``sample_weight``: one weight per row, or None). A regression
         ``y`` of shape (n_samples, n_outputs) fits one booster per output (``boosters_``);
-        otherwise one booster (``booster_``)."""
+        otherwise one booster (``booster_``). With ``eval_set`` = (X_val, y_val), boosting
+        stops after `EARLY_STOPPING_ROUNDS` rounds without a better validation loss and keeps
+        the best round (``best_iterations_``: one per booster)."""
         lgb = require_lightgbm()
         for stale in ("booster_", "boosters_"):  # of an earlier fit
             self.__dict__.pop(stale, None)
@@ -119,23 +141,51 @@ class _LightGBMTable(BaseEstimator):
         # of under a million cells, else up to the idle cores (archtune.train.threads).
         threads = max(1, min(matrix.size // CELLS_PER_THREAD, idle_cores()))
         categorical = self.encoding_.categorical_indices or "auto"
+        settings = {"random_state": self.random_state, "verbose": -1, "n_jobs": int(threads), **(self.params or {})}
+        validation = None if eval_set is None else (self.encoding_.transform(eval_set[0]), np.asarray(eval_set[1]))
+        stopping = [lgb.early_stopping(EARLY_STOPPING_ROUNDS, verbose=False)] if validation is not None else None
+
+        def fitted(model: Any, target: np.ndarray, val_target: Any) -> Any:
+            extra: dict[str, Any] = {}
+            if validation is not None:
+                extra = ({"eval_X": (validation[0],), "eval_y": (val_target,)} if _new_eval_arguments()
+                         else {"eval_set": [(validation[0], val_target)]})
+                extra["callbacks"] = stopping
+                if eval_weight is not None:
+                    extra["eval_sample_weight"] = [np.asarray(eval_weight)]
+            model.fit(matrix, target, sample_weight=sample_weight, categorical_feature=categorical, **extra)
+            return model.booster_
+
         if self.task == "classification":
             self.classes_, codes = np.unique(y, return_inverse=True)
-            model = lgb.LGBMClassifier(random_state=self.random_state, verbose=-1, n_jobs=int(threads))
-            model.fit(matrix, codes, sample_weight=sample_weight, categorical_feature=categorical)
-            self.booster_ = model.booster_
-            return self
-
-        def booster(target: np.ndarray) -> Any:
-            model = lgb.LGBMRegressor(random_state=self.random_state, verbose=-1, n_jobs=int(threads))
-            return model.fit(matrix, target.astype("float64"), sample_weight=sample_weight,
-                             categorical_feature=categorical).booster_
-
-        if y.ndim == 2:  # several outputs: one booster each, as scikit-learn's MultiOutputRegressor
-            self.boosters_ = [booster(y[:, j]) for j in range(y.shape[1])]
+            val_codes = None
+            if validation is not None:  # classes unseen in training are not in the loss
+                index = {c: i for i, c in enumerate(self.classes_.tolist())}
+                known = np.array([v in index for v in validation[1].tolist()])
+                validation = (validation[0][known], validation[1][known])
+                val_codes = np.array([index[v] for v in validation[1].tolist()], dtype="int64")
+                if eval_weight is not None:
+                    eval_weight = np.asarray(eval_weight)[known]
+            self.booster_ = fitted(lgb.LGBMClassifier(**settings), codes, val_codes)
+        elif y.ndim == 2:  # several outputs: one booster each, as scikit-learn's MultiOutputRegressor
+            self.boosters_ = [fitted(lgb.LGBMRegressor(**settings), y[:, j].astype("float64"),
+                                     None if validation is None else validation[1][:, j].astype("float64"))
+                              for j in range(y.shape[1])]
         else:
-            self.booster_ = booster(y)
+            self.booster_ = fitted(lgb.LGBMRegressor(**settings), y.astype("float64"),
+                                   None if validation is None else validation[1].astype("float64"))
+        # The rounds kept: early stopping's best (predict and the saved text use it), else all.
+        self.best_iterations_ = [int(b.best_iteration or b.current_iteration()) for b in self._boosters()]
         return self
+
+    def refit_params(self, scale: float) -> dict:
+        """``params`` for a refit on more rows: the rounds early stopping kept, times ``scale``
+        (the rows' ratio), as AutoGluon refits its bagged GBDTs; ``params`` when the fit had
+        no early stopping."""
+        params = dict(self.params or {})
+        if hasattr(self, "best_iterations_") and "n_estimators" in params:
+            params["n_estimators"] = max(1, round(max(self.best_iterations_) * scale))
+        return params
 
     def _boosters(self) -> list[Any]:
         return getattr(self, "boosters_", None) or [self.booster_]

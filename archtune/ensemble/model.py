@@ -1,9 +1,10 @@
 """An ensemble of fitted models: the weighted average of their class probabilities (or
 predicted values), with the weights of greedy ensemble selection (`selection.select_weights`).
 
-Members are networks (NeuralClassifier / NeuralRegressor), LightGBM on the table
-(`gbm.LightGBMTable*`) and the search's other baselines (scikit-learn pipelines). Every kind
-is saved in a bundle that loads without unpickling (`bundle.save_ensemble`).
+Members are networks (NeuralClassifier / NeuralRegressor), LightGBM and CatBoost on the
+table (`gbm.LightGBMTable*`, `catboost_member.CatBoostTable*`) and the search's other
+baselines (scikit-learn pipelines). Every kind is saved in a bundle that loads without
+unpickling (`archtune.bundles.ensemble.save_ensemble`).
 
 The task is the class: `EnsembleClassifier` or `EnsembleRegressor` (`make_ensemble` picks),
 as scikit-learn's ``VotingClassifier`` / ``VotingRegressor``.
@@ -31,7 +32,7 @@ class Member:
     model : fitted estimator
         With ``predict`` (and ``predict_proba``, ``classes_`` for classification), taking the
         table as the search received it.
-    kind : {"network", "lightgbm", "baseline", "bag"}
+    kind : {"network", "lightgbm", "catboost", "baseline", "bag"}
     val_score : float
         Its own score on the search's validation rows.
     trial : int, optional

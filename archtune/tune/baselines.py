@@ -1,7 +1,11 @@
 """Classical baselines on the same split and metric as the search, for an honest leaderboard.
 
-Each baseline is a scikit-learn pipeline with the preprocessing it needs (imputation, scaling
-for the linear model and k-NN, one-hot codes for categoricals). LightGBM joins when installed.
+Each classical baseline is a scikit-learn pipeline with the preprocessing it needs
+(imputation, scaling for the linear model and k-NN, one-hot codes for categoricals). The
+gradient-boosting models are the portfolio's configurations (archtune.tune.portfolio:
+LightGBM, and CatBoost with the ``archtune[catboost]`` extra), in its order, each with early
+stopping on a tenth of the training rows (`STOPPING_FRACTION`), so that the validation rows
+stay unseen by every model they score.
 """
 
 from __future__ import annotations
@@ -20,6 +24,10 @@ from archtune.data.kinds import plain_numeric_columns
 from archtune.data.values import plain_labels, plain_numbers, to_datetimes
 from archtune.errors import DataError
 from archtune.train.threads import library_threads
+from archtune.tune.portfolio import load_portfolio
+
+# The share of a gradient-boosting model's training rows that decides when boosting stops.
+STOPPING_FRACTION = 0.1
 
 
 @dataclass
@@ -29,6 +37,7 @@ class BaselineResult:
     fit_seconds: float
     params: str
     error: str | None = None
+    kind: str = "baseline"  # "lightgbm" or "catboost" for the portfolio's models
     # The fitted model, taking the table as the search received it (in memory only: it is
     # an ensemble candidate, and is not stored with the study).
     model: Any = field(default=None, repr=False, compare=False)
@@ -36,7 +45,7 @@ class BaselineResult:
     def record(self) -> dict[str, Any]:
         """What the study stores: everything but the model."""
         return {"name": self.name, "score": self.score, "fit_seconds": self.fit_seconds, "params": self.params,
-                "error": self.error}
+                "error": self.error, "kind": self.kind}
 
 
 class FittedBaseline:
@@ -146,22 +155,19 @@ def baseline_models(task: str, n_rows: int, seed: int, kinds: dict[str, str] | N
             else ensemble.HistGradientBoostingRegressor(random_state=seed) if n_outputs == 1
             else MultiOutputRegressor(ensemble.HistGradientBoostingRegressor(random_state=seed))),
     }
-    try:
-        import lightgbm  # noqa: F401
-
-        def lgbm(f: pd.DataFrame) -> Any:
-            from archtune.ensemble.gbm import LightGBMTableClassifier, LightGBMTableRegressor
-
-            cls = LightGBMTableClassifier if classify else LightGBMTableRegressor
-            return cls(kinds=kinds, random_state=seed)
-
-        models["lightgbm"] = lgbm
-    except ImportError:
-        pass
+    boosting = {config.name: (lambda f, c=config: c.model(task, kinds, seed)) for config in load_portfolio()}
     # The order they run in when a time budget may not reach them all: the cheap linear
-    # model, then gradient boosting (the reference a network is judged against), then the rest.
-    first = [name for name in (next(iter(models)), "lightgbm", "hist_gradient_boosting") if name in models]
-    return {name: models[name] for name in [*first, *(n for n in models if n not in first)]}
+    # model, then the gradient-boosting portfolio in its order (the reference a network is
+    # judged against), then the rest.
+    linear = next(iter(models))
+    return {linear: models[linear], **boosting, **{n: f for n, f in models.items() if n != linear}}
+
+
+def is_boosting(model: Any) -> bool:
+    """Whether ``model`` is one of the portfolio's table models (LightGBM or CatBoost): it
+    takes the table itself, stops early on held-out rows, and is an ensemble member of its
+    own kind (``member_kind``)."""
+    return getattr(model, "member_kind", None) in ("lightgbm", "catboost")
 
 
 def run_baselines(
@@ -193,11 +199,12 @@ def run_baselines(
     text = [c for c in X_train.columns if kinds.get(str(c)) == "text"]
     n_outputs = 1 if np.ndim(y_train) == 1 else int(np.shape(y_train)[1])
     models = baseline_models(task, len(X_train), seed, kinds, n_outputs)
+    boosting = {c.name: c.family for c in load_portfolio()}  # they leave text columns out themselves
     if text:
         # LightGBM leaves text columns out itself (by their kinds): it stays a plain LightGBM
         # member, which bundles hold as its own text model files.
         models = {**({} if len(text) == X_train.shape[1] else
-                     {name: factory if name == "lightgbm" else _without(factory, text)
+                     {name: factory if name in boosting else _without(factory, text)
                       for name, factory in models.items()}),
                   ("tfidf_logistic_regression" if task != "regression" else "tfidf_ridge"):
                       lambda f: _tfidf_model(f, text, task != "regression")}
@@ -208,18 +215,53 @@ def run_baselines(
         started = time.perf_counter()
         try:
             with library_threads(X_train.size):
-                model, weighted = fit_weighted(factory(X_train), X_train, y_train, sample_weight)
+                model = factory(X_train)
+                if is_boosting(model):
+                    fit_stopping_early(model, X_train, y_train, sample_weight, task, seed)
+                    weighted = True
+                else:
+                    model, weighted = fit_weighted(model, X_train, y_train, sample_weight)
                 _predict_in_one_thread(model)
                 value = float(score(model, X_val, y_val) if val_weight is None
                               else score(model, X_val, y_val, val_weight))
             # Image-path columns were replaced by pixels above: such a model cannot take the table.
-            usable = None if paths else model if name == "lightgbm" else FittedBaseline(model, kinds)
+            usable = None if paths else model if is_boosting(model) else FittedBaseline(model, kinds)
             described = _describe(model) + ("" if weighted else "; unweighted (its fit takes no sample_weight)")
-            results.append(BaselineResult(name, value, time.perf_counter() - started, described, model=usable))
+            results.append(BaselineResult(name, value, time.perf_counter() - started, described, model=usable,
+                                          kind=getattr(model, "member_kind", "baseline")))
+        except ImportError as exc:  # an optional library (CatBoost) that is not installed
+            results.append(BaselineResult(name, float("nan"), 0.0, "", error=f"skipped: {exc}",
+                                          kind=boosting.get(name, "baseline")))
         except Exception as exc:  # a baseline that cannot fit must not sink the search
             results.append(BaselineResult(name, float("nan"), time.perf_counter() - started, "",
                                           error=f"{type(exc).__name__}: {exc}"))
     return results
+
+
+def fit_stopping_early(model: Any, X: pd.DataFrame, y: Any, sample_weight: np.ndarray | None, task: str,
+                       seed: int) -> Any:
+    """Fit a portfolio model on all but `STOPPING_FRACTION` of the rows, which decide when
+    boosting stops (stratified for a classification); ``n_fit_rows_`` records the rows it
+    learnt from, for a refit on more rows (`archtune.ensemble.build.refit_members`)."""
+    from sklearn.model_selection import train_test_split
+
+    y = np.asarray(y)
+    rows = np.arange(len(X))
+    stratify = None
+    if task != "regression":
+        _, counts = np.unique(y, return_counts=True)
+        stratify = y if counts.min() >= 2 else None
+    if len(X) < 20:  # too few rows to hold any out: the model's own rounds
+        model.fit(X, y, sample_weight=sample_weight)
+        model.n_fit_rows_ = len(X)
+        return model
+    fit, stop = train_test_split(rows, test_size=STOPPING_FRACTION, random_state=seed, stratify=stratify)
+    fit, stop = np.sort(fit), np.sort(stop)
+    w = None if sample_weight is None else np.asarray(sample_weight)
+    model.fit(X.iloc[fit], y[fit], sample_weight=None if w is None else w[fit],
+              eval_set=(X.iloc[stop], y[stop]), eval_weight=None if w is None else w[stop])
+    model.n_fit_rows_ = len(fit)
+    return model
 
 
 def _predict_in_one_thread(model: Any) -> None:
@@ -323,6 +365,9 @@ def _tfidf_model(frame: pd.DataFrame, text: list[str], classify: bool) -> Any:
 
 
 def _describe(pipeline: Any) -> str:
+    if is_boosting(pipeline):
+        params = ", ".join(f"{k}={v}" for k, v in (pipeline.params or {}).items()) or "default parameters"
+        return f"{params}; {max(pipeline.best_iterations_)} rounds kept by early stopping"
     if not hasattr(pipeline, "steps"):
         return "default parameters"
     final = pipeline.steps[-1][1]

@@ -11,6 +11,8 @@ the same rows for the networks and the baselines.
 
 from __future__ import annotations
 
+import dataclasses
+
 from dataclasses import dataclass
 from typing import Any
 
@@ -194,10 +196,14 @@ def fold_positions(n_rows: int, stratify: np.ndarray | None, seed: int, cv: int 
 def split_at(table: Table, y: np.ndarray, train: np.ndarray, val: np.ndarray) -> Split:
     """The split of ``table`` (and ``y``) at the positions ``train`` and ``val``: `Table.take`
     carries the kinds and the weights; the validation rows' weights must not be all zero."""
-    part = table.take(val)
+    # The trials' networks are scored, diagnosed and ensembled on the validation rows' frame,
+    # whose columns are named (x0, x1, ... for an array): they are fitted on named columns too,
+    # so that nothing warns of feature names the user never gave (issue 14, fault 6).
+    named = dataclasses.replace(table, named=True)
+    part = named.take(val)
     if part.weights is not None:
         _some_weight(part.weights, "the validation rows")
-    return Split(table.take(train), y[train], part, y[val])
+    return Split(named.take(train), y[train], part, y[val])
 
 
 def search_splits(table: Table, y: np.ndarray, stratify: np.ndarray | None, seed: int, cv: int | None,

@@ -102,7 +102,6 @@ def ensemble_library(config: SearchConfig, data: SearchData, search: Search, bas
     rows), the networks this process kept (best first) and the baselines it fitted, with their
     predictions on the first split's validation rows; None without any."""
     from archtune.ensemble.build import EnsembleLibrary
-    from archtune.ensemble.gbm import LightGBMTableClassifier, LightGBMTableRegressor
     from archtune.ensemble.model import Member
 
     members = [Member(network_name(number, estimator.model_config_.arch), estimator, "network", value, number)
@@ -114,9 +113,7 @@ def ensemble_library(config: SearchConfig, data: SearchData, search: Search, bas
         members.insert(0, Member(name, bag.ensemble, "bag", bag.oof_score))
         given[name] = bag.oof[frame.index.get_indexer(split.X_val.index)]
     fitted = sorted((b for b in baselines if b.model is not None and b.error is None), key=lambda b: -b.score)
-    members += [Member(b.name, b.model, "lightgbm" if isinstance(b.model, (LightGBMTableClassifier,
-                                                                            LightGBMTableRegressor)) else "baseline",
-                       b.score) for b in fitted]
+    members += [Member(b.name, b.model, getattr(b.model, "member_kind", "baseline"), b.score) for b in fitted]
     if not members:
         return None
     classes = np.unique(data.y) if config.task.is_classification else None

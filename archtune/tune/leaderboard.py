@@ -21,6 +21,10 @@ from archtune.tune.trial_records import trial_config
 TrialState = optuna.trial.TrialState
 
 
+# The leaderboard's note of the portfolio's gradient-boosting models (the verdict reads it).
+GRADIENT_BOOSTING_NOTE = "gradient boosting (portfolio, early stopping)"
+
+
 def leaderboard(study: optuna.Study, baselines: list[Any]) -> pd.DataFrame:
     """Every trial and every baseline, best first: model, parameters, validation score, fit
     time, parameter count, state. A multi-objective study adds ``latency_ms`` (with that
@@ -63,7 +67,8 @@ def leaderboard(study: optuna.Study, baselines: list[Any]) -> pd.DataFrame:
         state = "BASELINE" if error is None else "SKIPPED" if error.startswith("skipped") else "FAIL"
         rows.append({"model": b["name"], "params": b["params"], "val_score": b["score"] if error is None else None,
                      "fit_seconds": b["fit_seconds"], "n_params": None, "state": state,
-                     "note": error or "classical baseline",
+                     "note": error or (GRADIENT_BOOSTING_NOTE if b.get("kind") in ("lightgbm", "catboost")
+                                       else "classical baseline"),
                      **({"latency_ms": b.get("latency_ms")} if cost == "latency_ms" else {})})
     bag = study.user_attrs.get("bag")
     if bag:
@@ -73,6 +78,9 @@ def leaderboard(study: optuna.Study, baselines: list[Any]) -> pd.DataFrame:
     if ensemble:
         gain = ensemble.get("gain")
         held_out = "" if gain is None else f"; {gain:+.4f} vs {ensemble['best_single']} on rows it was not selected on"
+        added = ensemble.get("networks_gain")
+        if added is not None:
+            held_out += f"; networks add {added:+.4f} to an ensemble without them"
         rows.append({"model": f"ensemble ({ensemble['summary']})",
                      "params": ", ".join(f"{m['name']}: {m['weight']:.2f}" for m in ensemble["members"]),
                      "val_score": ensemble["val_score"], "fit_seconds": None, "n_params": None,
@@ -115,6 +123,7 @@ def ensemble_record(choice: Any) -> dict[str, Any]:
     return {"members": [{"name": m.name, "weight": float(w)} for m, w in zip(ensemble.members, ensemble.weights)],
             "val_score": float(ensemble.val_score), "used": bool(choice.used), "alone": alone,
             "gain": float(choice.gain) if np.isfinite(choice.gain) else None,
+            "networks_gain": float(choice.networks_gain) if np.isfinite(choice.networks_gain) else None,
             "best_single": choice.best_single, "summary": ensemble.summary()}
 
 
