@@ -104,6 +104,8 @@ import torch
 from torch import nn
 
 DATA_DIR = Path(os.environ.get("ARCHTUNE_DATASETS", "/work/shared/datasets/tabular"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from automl_tools import BUDGETED, OTHER_TOOL_NAMES, OTHER_TOOLS, run_other  # noqa: E402  (bench/ beside it)
 
 # short name -> (file, task[, target column]); "ID" columns are dropped
 DATASETS: dict[str, tuple[str, ...]] = {
@@ -121,7 +123,7 @@ DATASETS: dict[str, tuple[str, ...]] = {
 }
 DEFAULT_DATASETS = ("magic", "adult", "house", "cpu_act", "credit_default", "electricity")
 QUICK_DATASETS = ("magic", "house")
-TOOLS = ("archtune", "loop", "sklearn", "lightgbm", "archtune_solo")
+TOOLS = ("archtune", "loop", "sklearn", "lightgbm", "archtune_solo", *OTHER_TOOLS)
 DEFAULT_TOOLS = ("archtune", "loop", "sklearn", "lightgbm")
 TOOL_NAMES = {
     "archtune": "archtune Auto*",
@@ -129,6 +131,7 @@ TOOL_NAMES = {
     "loop": "Optuna TPE + hand loop",
     "sklearn": "RandomizedSearchCV MLP",
     "lightgbm": "LightGBM defaults",
+    **OTHER_TOOL_NAMES,
     # Other answers of the archtune search above (no extra search): see _derived_results.
     "archtune_net": "  same search: best network (refit)",
     "archtune_kept": "  same search: best trial's network (not refit)",
@@ -321,6 +324,10 @@ def run_archtune(data: Data, budget: float, seed: int, baselines: bool, populati
         "baselines": bool(baselines),
         "baseline_seconds": float(sum(b["fit_seconds"] for b in model.baselines_)) if model.baselines_ else 0.0,
         "baseline_val_scores": {b["name"]: b["score"] for b in model.baselines_},
+        # The time split: gradient boosting (the portfolio), the other baselines, the network
+        # trials (the search's end minus the baselines), and what follows (ensemble + refit).
+        "gbdt_seconds": float(sum(b["fit_seconds"] for b in model.baselines_
+                                  if b.get("kind") in ("lightgbm", "catboost"))) if model.baselines_ else 0.0,
         "best_trial": int(model.best_trial_.number),
         "best_epoch": model.best_trial_.user_attrs.get("best_epoch"),
         "refit_epochs": int(len(model.best_estimator_.history_)),
@@ -872,6 +879,10 @@ def main(argv: list[str] | None = None) -> int:
                 r = run_loop(data, budget, args.seed, max_epochs, args.loop_final)
             elif tool == "sklearn":
                 r = run_sklearn(data, budget, args.seed, max_epochs, args.sklearn_cv)
+            elif tool in OTHER_TOOLS:
+                r = run_other(tool, data, budget, args.seed, args.threads, Result)
+                if r.predictions is not None:
+                    r.test_score, r.test_rmse = test_scores(data, r.predictions)
             else:
                 r = run_lightgbm(data, args.seed, args.threads)
             loads[f"{name}/{tool}"] = {"before": load_before, "after": _loadavg()}
@@ -900,7 +911,7 @@ def main(argv: list[str] | None = None) -> int:
             r = by.get((name, tool))
             if r is None:
                 continue
-            searching = tool != "lightgbm"
+            searching = tool != "lightgbm" and tool not in OTHER_TOOLS
             finished = f"{r.trials_finished} ({r.trials_pruned})" if tool.startswith("archtune") else (
                 str(r.trials_finished) if searching else "-")
             print(f"| {label} | {TOOL_NAMES[tool]} | {_fmt(r.test_score, '.4f')}"
@@ -920,7 +931,8 @@ def main(argv: list[str] | None = None) -> int:
     verdicts: list[tuple[str, bool, str]] = []
     comparisons: list[dict[str, Any]] = []
     if "archtune" in tools:
-        pairs = [("archtune", t) for t in ("loop", "sklearn", "lightgbm", "archtune_solo") if t in tools]
+        pairs = [("archtune", t) for t in ("loop", "sklearn", "lightgbm", "archtune_solo", *OTHER_TOOLS) if t in tools]
+        pairs += [("archtune_net", t) for t in ("realmlp",) if t in tools]
         pairs += [("archtune", "archtune_net"), ("archtune_net", "lightgbm"), ("archtune_kept", "archtune_net"),
                   ("archtune", "archtune_ens_kept")]
         for tool, rival in pairs:
@@ -957,6 +969,26 @@ def main(argv: list[str] | None = None) -> int:
                                  wins == len(names), summary))
             elif (tool, rival) in (("archtune_kept", "archtune_net"), ("archtune", "archtune_ens_kept")):
                 verdicts.append((f"(info: refit policy) {tool} >= {rival}", wins == len(names), summary))
+            elif (tool, rival) == ("archtune_net", "realmlp"):
+                need = min(4, len(names))
+                verdicts.append((f"archtune's best network >= RealMLP-TD defaults on at least {need} of {len(names)} "
+                                 "(issue 31)", wins >= need, summary))
+            elif rival in OTHER_TOOLS:
+                verdicts.append((f"(info) archtune >= {OTHER_TOOL_NAMES[rival]}", wins == len(names), summary))
+        automl = [t for t in ("autogluon", "flaml", "lightgbm_tuned") if t in tools]
+        if automl and all((name, t) in by for name in names for t in ["archtune", *automl]):
+            wins, per = 0, []
+            for name in names:
+                rivals = [by[(name, t)] for t in automl if math.isfinite(by[(name, t)].test_score)]
+                best = max(rivals, key=lambda r: r.test_score) if rivals else None
+                a = by[(name, "archtune")]
+                ok = best is None or (math.isfinite(a.test_score) and a.test_score >= best.test_score)
+                wins += ok
+                per.append(f"{name} vs {best.tool if best else '-'} "
+                           f"{a.test_score - best.test_score:+.4f}" if best else f"{name} no rival")
+            need = min(5, len(names))
+            verdicts.append((f"archtune >= the best of {', '.join(automl)} on at least {need} of {len(names)} "
+                             "(issue 31)", wins >= need, f"{wins} of {len(names)}; " + "; ".join(per)))
     print()
     print("Targets (test score; archtune minus rival, paired bootstrap over test rows):")
     for text, ok, detail in verdicts:
@@ -967,14 +999,17 @@ def main(argv: list[str] | None = None) -> int:
     for name in names:
         parts = []
         for tool in tools:
-            if tool == "lightgbm":
+            if tool == "lightgbm" or (tool in OTHER_TOOLS and tool not in BUDGETED):
                 continue
             r = by[(name, tool)]
             parts.append(f"{tool} {r.search_seconds - budget:+.1f} s search, +{r.refit_seconds:.1f} s refit")
         at = by.get((name, "archtune"))
         if at is not None and at.extra:
-            parts.append(f"archtune longest trial {at.extra['longest_trial_seconds']:.1f} s, baselines "
-                         f"{at.extra['baseline_seconds']:.1f} s, refit {at.extra['refit_epochs']} epochs")
+            gbdt, others = at.extra["gbdt_seconds"], at.extra["baseline_seconds"] - at.extra["gbdt_seconds"]
+            parts.append(f"archtune time split: gradient boosting {gbdt:.1f} s, other baselines {others:.1f} s, "
+                         f"networks {at.search_seconds - at.extra['baseline_seconds']:.1f} s, ensemble + refit "
+                         f"{at.refit_seconds:.1f} s; longest trial {at.extra['longest_trial_seconds']:.1f} s, refit "
+                         f"{at.extra['refit_epochs']} epochs")
         print(f"- {name}: " + "; ".join(parts))
     print()
     print("archtune's ensemble (members: weight), prediction latency of what it ships and bundle sizes:")

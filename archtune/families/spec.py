@@ -66,7 +66,7 @@ class FamilySpec:
     where_used : the reason the unused-parameter warning gives for the family's own
         parameters ("it applies to arch='tabm'").
     sample : a search's sampling of the family's own parameters, given a `Sampler`
-        (archtune.tune.space): each parameter sampled, or fixed to the value searches use.
+        (archtune.tune.sampler): each parameter sampled, or fixed to the value searches use.
     """
 
     name: str
