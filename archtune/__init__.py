@@ -10,8 +10,7 @@ versions (tests/test_public_api.py holds README.md to that).
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from archtune.lazy_exports import lazy_exports
 
 __version__ = "0.1.0"
 
@@ -61,13 +60,4 @@ PUBLIC_MODULES = ("archtune.data", "archtune.space", "archtune.layers", "archtun
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        value = getattr(importlib.import_module(_EXPORTS[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'archtune' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(list(globals()) + __all__)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())

@@ -25,6 +25,7 @@ from archtune.tune.baselines import STOPPING_FRACTION, fit_stopping_early, run_b
 from archtune.tune.leaderboard import GRADIENT_BOOSTING_NOTE
 from archtune.tune.portfolio import PORTFOLIO_FILE, load_portfolio
 from tests.conftest import load_shared
+from tests.test_ensemble import Values
 
 pytest.importorskip("catboost", reason="CatBoost is the archtune[catboost] extra (installed by the test extras)")
 
@@ -137,14 +138,6 @@ def test_the_verdict_judges_the_network_against_the_best_gradient_boosting_model
     assert "random_forest" not in sentence.split("Consider")[0]
     assert "beats the best gradient-boosting model, catboost (0.8500), by +0.0100" in verdict(
         _board(0.86, 0.85, 0.80), "accuracy")
-
-
-class Values:
-    def __init__(self, values):
-        self.values = values
-
-    def predict(self, X):
-        return self.values[np.asarray(X["row"], dtype=int)]
 
 
 def test_what_the_networks_add_is_measured_on_rows_the_ensemble_was_not_selected_on():

@@ -132,23 +132,28 @@ def test_diagnosis_is_logged_with_each_completed_trial(tracked, tmp_path):
         assert run.data.tags["archtune.diagnosis.codes"] == ",".join(stored["codes"])
 
 
-def _scalars(folder: Path) -> dict[str, dict[int, float]]:
-    """Every scalar in the event files of ``folder``: tag -> {step: value}. TFRecord framing
-    (length, its CRC, the Event protobuf, its CRC) read here, the Event parsed by the
-    protobuf classes of the writer."""
+def _events(folder: Path):
+    """Every event of the event files of ``folder``, in order. TFRecord framing (length, its
+    CRC, the Event protobuf, its CRC) read here, the Event parsed by the protobuf classes of
+    the writer."""
     from tensorboardX.proto.event_pb2 import Event
 
-    out: dict[str, dict[int, float]] = {}
     for path in sorted(folder.glob("events.out.tfevents.*")):
         raw = path.read_bytes()
         at = 0
         while at < len(raw):
             (length,) = struct.unpack("<Q", raw[at:at + 8])
-            event = Event.FromString(raw[at + 12:at + 12 + length])
+            yield Event.FromString(raw[at + 12:at + 12 + length])
             at += 12 + length + 4
-            for value in event.summary.value:
-                if value.HasField("simple_value"):
-                    out.setdefault(value.tag, {})[event.step] = value.simple_value
+
+
+def _scalars(folder: Path) -> dict[str, dict[int, float]]:
+    """Every scalar in the event files of ``folder``: tag -> {step: value}."""
+    out: dict[str, dict[int, float]] = {}
+    for event in _events(folder):
+        for value in event.summary.value:
+            if value.HasField("simple_value"):
+                out.setdefault(value.tag, {})[event.step] = value.simple_value
     return out
 
 
@@ -305,20 +310,12 @@ DIVERGING = {"learning_rate": 1000.0, "optimizer": "sgd"}  # the loss explodes i
 
 def _texts(folder: Path) -> dict[str, list[str]]:
     """Every text summary in the event files of ``folder``: tag -> its texts, in order."""
-    from tensorboardX.proto.event_pb2 import Event
-
     out: dict[str, list[str]] = {}
-    for path in sorted(folder.glob("events.out.tfevents.*")):
-        raw = path.read_bytes()
-        at = 0
-        while at < len(raw):
-            (length,) = struct.unpack("<Q", raw[at:at + 8])
-            event = Event.FromString(raw[at + 12:at + 12 + length])
-            at += 12 + length + 4
-            for value in event.summary.value:
-                if value.metadata.plugin_data.plugin_name == "text":
-                    tag = value.tag.removesuffix("/text_summary")
-                    out.setdefault(tag, []).extend(s.decode() for s in value.tensor.string_val)
+    for event in _events(folder):
+        for value in event.summary.value:
+            if value.metadata.plugin_data.plugin_name == "text":
+                tag = value.tag.removesuffix("/text_summary")
+                out.setdefault(tag, []).extend(s.decode() for s in value.tensor.string_val)
     return out
 
 

@@ -10,8 +10,7 @@ The submodules (readers, images, preprocess, ...) are archtune's own: their name
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from archtune.lazy_exports import lazy_exports
 
 _EXPORTS = {
     "load_table": "archtune.data.readers",
@@ -25,13 +24,4 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        value = getattr(importlib.import_module(_EXPORTS[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'archtune.data' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(list(globals()) + __all__)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())
