@@ -166,3 +166,18 @@ def test_what_the_networks_add_is_measured_on_rows_the_ensemble_was_not_selected
                            / np.sum((y[held_out] - y[held_out].mean()) ** 2)))
     assert choice.networks_gain == pytest.approx(np.mean(expected), abs=1e-12)
     assert choice.networks_gain > 0  # two equally good, independent models: averaging helps (seed 3)
+
+
+def test_a_gradient_boosting_refit_that_would_end_after_the_deadline_is_not_started():
+    import time
+
+    X, signal, kinds = _table(400)
+    model = fit_stopping_early(LightGBMTableRegressor(kinds=kinds, params={"n_estimators": 500}), X, signal, None,
+                               "regression", seed=0)
+    ensemble = make_ensemble("regression", [Member("lightgbm", model, "lightgbm", 0.9)], np.ones(1), None, 0.9,
+                             list(X.columns))
+    model.fit_seconds_ = 60.0  # as measured: a minute's fit
+    kept = refit_members(ensemble, X, signal, {}, deadline=time.monotonic() + 30).members[0].model
+    assert kept is model  # 60 s x 400/360 rows would end after the deadline: the selected member stays
+    refit = refit_members(ensemble, X, signal, {}, deadline=time.monotonic() + 3600).members[0].model
+    assert refit is not model and refit.params["n_estimators"] == round(model.best_iterations_[0] * 400 / 360)

@@ -11,6 +11,7 @@ selected on all the validation rows.
 from __future__ import annotations
 
 import math
+import time
 import warnings
 from dataclasses import dataclass
 from typing import Any
@@ -260,17 +261,23 @@ def flatten_bags(members: list[Member], weights: np.ndarray) -> tuple[list[Membe
 
 
 def refit_members(ensemble: Ensemble, X: Any, y: Any, networks: dict[int, Any],
-                  sample_weight: np.ndarray | None = None) -> Ensemble:
+                  sample_weight: np.ndarray | None = None, deadline: float | None = None) -> Ensemble:
     """The ensemble with its weights kept and its members trained on all rows: LightGBM and
     CatBoost members fitted again on (X, y) (seconds; one booster per output of a 2-D ``y``
     for LightGBM) with the rounds early stopping kept scaled to the rows (`refit_params`),
     network members replaced by the refitted network of their trial where ``networks`` (trial
-    number -> refitted estimator) has one; the others stay as selected."""
+    number -> refitted estimator) has one; the others stay as selected. With a ``deadline``
+    (``time.monotonic()`` seconds), a gradient-boosting member whose refit would end after it
+    (its own fit's seconds, ``fit_seconds_``, times the rows' ratio) stays as selected, fitted
+    on the training rows: the time budget holds."""
     members = []
     for member in ensemble.members:
         if member.kind in ("lightgbm", "catboost"):
             model = member.model
             scale = len(X) / getattr(model, "n_fit_rows_", len(X))
+            if deadline is not None and time.monotonic() + getattr(model, "fit_seconds_", 0.0) * scale > deadline:
+                members.append(member)
+                continue
             refit = type(model)(kinds=model.kinds, random_state=model.random_state,
                                 params=model.refit_params(scale) or None).fit(X, y, sample_weight=sample_weight)
             member = Member(member.name, refit, member.kind, member.val_score, member.trial)

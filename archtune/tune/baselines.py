@@ -253,14 +253,16 @@ def fit_stopping_early(model: Any, X: pd.DataFrame, y: Any, sample_weight: np.nd
         stratify = y if counts.min() >= 2 else None
     if len(X) < 20:  # too few rows to hold any out: the model's own rounds
         model.fit(X, y, sample_weight=sample_weight)
-        model.n_fit_rows_ = len(X)
+        model.n_fit_rows_, model.fit_seconds_ = len(X), 0.0
         return model
     fit, stop = train_test_split(rows, test_size=STOPPING_FRACTION, random_state=seed, stratify=stratify)
     fit, stop = np.sort(fit), np.sort(stop)
     w = None if sample_weight is None else np.asarray(sample_weight)
+    started = time.perf_counter()
     model.fit(X.iloc[fit], y[fit], sample_weight=None if w is None else w[fit],
               eval_set=(X.iloc[stop], y[stop]), eval_weight=None if w is None else w[stop])
     model.n_fit_rows_ = len(fit)
+    model.fit_seconds_ = time.perf_counter() - started  # a refit's cost: about this, times the rows' ratio
     return model
 
 

@@ -86,7 +86,7 @@ def finalise(config: SearchConfig, data: SearchData, opened: OpenedStudy, search
             from archtune.ensemble.build import refit_members
 
             refitted = {network.trial.number: network.estimator} if network.refitted else {}
-            choice.final = refit_members(choice.final, data.X, data.y, refitted, data.weights)
+            choice.final = refit_members(choice.final, data.X, data.y, refitted, data.weights, deadline)
         if choice is not None:
             study.set_user_attr("ensemble", ensemble_record(choice))
     if opened.transfer is not None:
