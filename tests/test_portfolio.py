@@ -181,3 +181,13 @@ def test_a_gradient_boosting_refit_that_would_end_after_the_deadline_is_not_star
     assert kept is model  # 60 s x 400/360 rows would end after the deadline: the selected member stays
     refit = refit_members(ensemble, X, signal, {}, deadline=time.monotonic() + 3600).members[0].model
     assert refit is not model and refit.params["n_estimators"] == round(model.best_iterations_[0] * 400 / 360)
+
+
+def test_the_time_split_puts_the_portfolio_apart_from_the_other_baselines():
+    from archtune.tune.baselines import BaselineResult
+    from archtune.tune.search import time_split
+
+    fitted = [BaselineResult("ridge", 0.5, 1.0, ""), BaselineResult("lightgbm", 0.8, 2.5, "", kind="lightgbm"),
+              BaselineResult("catboost", 0.9, 4.0, "", kind="catboost")]
+    assert time_split(fitted, 10.0, 30.0, 5.0) == {"gradient_boosting": 6.5, "other_baselines_and_opening": 3.5,
+                                                   "networks": 30.0, "ensemble_and_refit": 5.0}

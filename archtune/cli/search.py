@@ -260,6 +260,9 @@ def tune(data: str, target: str | None, task: str, budget: str, trials: int | No
             sentence += (f" Kept by prefer={prefer!r}: network #{kept.number} ({metric} {kept.values[0]:.4f}, "
                          f"{config.objectives[1]} {kept.values[1]:.4g}).")
         click.echo(sentence)
+        split = model.study_.user_attrs.get("time_split")
+        if split:
+            click.echo("time: " + ", ".join(f"{name.replace('_', ' ')} {value:.1f} s" for name, value in split.items()))
         metadata: dict[str, Any] = {
             "data": str(data), "target": target, "task": the_task.name, "search_seconds": seconds, "metric": metric,
             "best_score": model.best_score_, "best_params": model.best_params_, "verdict": sentence,

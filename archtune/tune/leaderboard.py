@@ -22,7 +22,7 @@ TrialState = optuna.trial.TrialState
 
 
 # The leaderboard's note of the portfolio's gradient-boosting models (the verdict reads it).
-GRADIENT_BOOSTING_NOTE = "gradient boosting (portfolio, early stopping)"
+GRADIENT_BOOSTING_NOTE = "gradient boosting"
 
 
 def leaderboard(study: optuna.Study, baselines: list[Any]) -> pd.DataFrame:

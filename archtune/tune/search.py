@@ -108,8 +108,13 @@ def run_search(config: SearchConfig, data: SearchData, started: float | None = N
         records, fitted = fit_baselines(config, data, opened, table_splits[0], started)
         if tracker is not None:
             tracker.baselines(records)
+        trials_started = time.monotonic()
         search = run_trials(config, data, opened, splits, started, tracker)
+        final_started = time.monotonic()
         final = finalise(config, data, opened, search, fitted, splits, started)
+        opened.study.set_user_attr("time_split", time_split(fitted, trials_started - started,
+                                                            final_started - trials_started,
+                                                            time.monotonic() - final_started))
         board = leaderboard(opened.study, records)
         study = _in_memory(opened.study, opened.storage) if scratch else opened.study
     if tracker is not None:  # a time budget always ends the trials by its deadline
@@ -117,6 +122,15 @@ def run_search(config: SearchConfig, data: SearchData, started: float | None = N
     return SearchResult(study, records, board, final.best.trial, final.best.params, final.best.score,
                         final.best.estimator, final.final_model, final.choice, final.library, final.bag,
                         tracker.mlflow_run_id if tracker is not None else None)
+
+
+def time_split(baselines: list[Any], opening: float, trials: float, final: float) -> dict[str, float]:
+    """Where a search's seconds went: the gradient-boosting portfolio, the other baselines (with
+    the opening of the study and reading the data: what came before the trials), the network
+    trials, and the ensemble with the refits."""
+    boosting = sum(b.fit_seconds for b in baselines if b.kind in ("lightgbm", "catboost"))
+    return {"gradient_boosting": round(boosting, 2), "other_baselines_and_opening": round(opening - boosting, 2),
+            "networks": round(trials, 2), "ensemble_and_refit": round(final, 2)}
 
 
 @contextlib.contextmanager
@@ -190,4 +204,4 @@ def _in_memory(study: optuna.Study, storage: Any) -> optuna.Study:
     return optuna.load_study(study_name=study.study_name, storage=memory)
 
 
-__all__ = ["BASELINE_SHARE", "SearchResult", "fit_baselines", "run_search"]
+__all__ = ["BASELINE_SHARE", "SearchResult", "fit_baselines", "run_search", "time_split"]
