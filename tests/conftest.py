@@ -14,6 +14,24 @@ SHARED_DATASETS = Path(__file__).resolve().parents[1].parent / "shared" / "datas
 TABULAR = SHARED_DATASETS / "tabular"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _one_config_per_boosting_family():
+    """The searches of the tests fit the gradient-boosting portfolio cut to its first LightGBM
+    and first CatBoost configuration: a portfolio's configurations of one family differ only in
+    their parameters (the table, its dtypes, weights, outputs and bundles reach them through
+    the same code), and the eight of the shipped portfolio cost a search on a tiny table about
+    ten seconds. tests/test_portfolio.py trains every configuration of the shipped file and runs
+    the search's baselines with all of them."""
+    from archtune.tune import baselines
+    from archtune.tune.portfolio import load_portfolio
+
+    configs = load_portfolio()
+    firsts = [next(c for c in configs if c.family == family) for family in ("lightgbm", "catboost")]
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(baselines, "load_portfolio", lambda: firsts)
+        yield
+
+
 @pytest.fixture(autouse=True)
 def _fixed_seeds():
     random.seed(0)

@@ -164,11 +164,8 @@ def _magic_with_notes(n: int) -> tuple[pd.DataFrame, np.ndarray, dict[str, str]]
 
 
 def _members_of(results) -> list[Member]:
-    from archtune.tune.baselines import FittedBaseline
-
     assert all(r.error is None and r.model is not None for r in results), [(r.name, r.error) for r in results]
-    return [Member(r.name, r.model, "baseline" if isinstance(r.model, FittedBaseline) else "lightgbm", r.score)
-            for r in results]
+    return [Member(r.name, r.model, getattr(r.model, "member_kind", "baseline"), r.score) for r in results]
 
 
 def _assert_same(actual: np.ndarray, expected: np.ndarray, name: str) -> None:
@@ -190,8 +187,9 @@ def test_an_ensemble_of_every_member_kind_saves_and_loads_to_the_same_prediction
     train, unseen = slice(0, 400), slice(400, None)
     results = run_baselines("classification", X[train], y[train], X[unseen], y[unseen], get_scorer("accuracy"), kinds)
     baselines = _members_of(results)
-    assert sorted(m.name for m in baselines) == ["hist_gradient_boosting", "k_nearest_neighbors", "lightgbm",
-                                                   "logistic_regression", "random_forest", "tfidf_logistic_regression"]
+    assert sorted(m.name for m in baselines) == ["catboost", "hist_gradient_boosting", "k_nearest_neighbors",
+                                                   "lightgbm", "logistic_regression", "random_forest",
+                                                   "tfidf_logistic_regression"]
     # LightGBM ignores the text column itself: a LightGBM member (text files), not a pipeline.
     assert [m.kind for m in baselines if m.name == "lightgbm"] == ["lightgbm"]
     net = NeuralClassifier(max_epochs=2, units=16, hidden_layers=1, random_state=0).fit(X[train], y[train])
@@ -394,7 +392,7 @@ def test_every_baseline_fits_and_scores_two_outputs_and_saves(tmp_path):
     kinds = {**{c: "numeric" for c in X.columns}, "note": "text"}
     train, val = slice(0, 400), slice(400, None)
     results = run_baselines("regression", X[train], Y[train], X[val], Y[val], get_scorer("r2"), kinds)
-    assert sorted(r.name for r in results) == ["hist_gradient_boosting", "k_nearest_neighbors", "lightgbm",
+    assert sorted(r.name for r in results) == ["catboost", "hist_gradient_boosting", "k_nearest_neighbors", "lightgbm",
                                                "random_forest", "ridge", "tfidf_ridge"]
     members = _members_of(results)
     for result in results:
@@ -599,7 +597,7 @@ def test_cli_tune_saves_and_predicts_with_the_ensemble(tmp_path):
     board = pd.read_csv(out / "leaderboard.csv")
     note = board.loc[board["state"] == "ENSEMBLE", "note"].iloc[0]
     # The seeded outcome: the ensemble holds up and predicts; it is saved beside the network.
-    assert note.startswith("used; +0.0167 vs random_forest")
+    assert note.startswith("used; +0.0300 vs random_forest")
     assert "ensemble (" in result.output
     from archtune.bundles.search import final_ensemble_dir
 
