@@ -311,16 +311,17 @@ def test_tune_cli_end_to_end_with_baselines_and_verdict(tmp_path):
     assert result.exit_code == 0, result.output
     assert "budget 3 trials" in result.output  # a plain number is a trial count, and says so
     # The seeded outcome: the first recipe is the best network, refitted on all rows; the verdict
-    # weighs it against the best gradient-boosting model (LightGBM here); on this small table
-    # logistic regression is better than both, and it predicts alone.
+    # weighs it against the best gradient-boosting model (LightGBM here); on this small table an
+    # ensemble of logistic regression and the gradient boosting holds up and predicts.
     saved = json.loads((out / "metrics.json").read_text())["network"]
     assert saved == "network #0's configuration refitted on all rows (8 epochs)"
     info = CliRunner().invoke(cli, ["info", str(out)])
     assert f"saved:        {saved}" in info.output
     assert "does NOT beat the best gradient-boosting model, lightgbm" in result.output
     assert "time: gradient boosting" in result.output
-    assert "the best single model, logistic_regression, predicts alone" in result.output
-    assert "predicts:     the ensemble in" in info.output and "1.00  logistic_regression" in info.output
+    assert ("The ensemble (logistic_regression, lightgbm, hist_gradient_boosting and catboost) predicts: it holds up"
+            in result.output)
+    assert "predicts:     the ensemble in" in info.output and "0.46  logistic_regression" in info.output
     again = CliRunner().invoke(cli, ["tune", "breast_cancer", "--trials", "3", "--out", str(out)])
     assert again.exit_code == 2 and "pass --resume" in again.stderr
     predict = CliRunner().invoke(cli, ["predict", str(out), "breast_cancer"])
