@@ -145,3 +145,23 @@ def test_tabm_mini_members_are_not_stacked_and_train_one_at_a_time():
     assert fit_population(mini, X, y) == [None, None]
     alone = NeuralClassifier(**mini[1].get_params()).fit(X, y)
     np.testing.assert_allclose(mini[1].predict_proba(X), alone.predict_proba(X), atol=1e-6)
+
+
+def test_a_tabm_mini_network_prunes_distills_fine_tunes_and_exports(tmp_path):
+    # The artefacts a network becomes, for the variant added in its family module alone.
+    X, y = load_shared("magic.tsv.gz", n=300, seed=1)
+    mini = NeuralClassifier(arch="tabm", arch_type="tabm-mini", k=2, hidden_layers=2, units=16, max_epochs=2,
+                            random_state=0).fit(X, y)
+    pruned, _ = archtune.prune(mini, X, y, fine_tune_epochs=1, max_rounds=1)
+    assert pruned.model_config_.arch_type == "tabm-mini" and pruned.model_config_.hidden_sizes < (16, 16)
+    assert pruned.predict_proba(X).shape == (300, 2)
+    student = archtune.distill(mini, X, y, NeuralClassifier(max_epochs=1, hidden_layers=1, units=8, random_state=0))
+    assert student.predict(X).shape == (300,)
+    tuned = NeuralClassifier(init_from=mini, max_epochs=1, random_state=0).fit(X, y)
+    assert tuned.model_config_.arch_type == "tabm-mini" and tuned.lineage_[0]["step"] == "init_from"
+    ort = pytest.importorskip("onnxruntime", reason="ONNX export needs the onnx extra: pip install 'archtune[onnx]'")
+    from tests.test_export import _run
+
+    outputs, _ = _run(ort, mini, X, tmp_path)
+    probabilities = next(v for v in outputs.values() if np.ndim(v) == 2 and np.shape(v)[1] == 2)
+    np.testing.assert_allclose(probabilities, mini.predict_proba(X), atol=1e-5)

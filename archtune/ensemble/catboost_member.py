@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 
-from archtune.ensemble.gbm import EARLY_STOPPING_ROUNDS, TableEncoding
+from archtune.ensemble.gbm import EARLY_STOPPING_ROUNDS, TableEncoding, known_class_codes
 from archtune.train.threads import CELLS_PER_THREAD, idle_cores
 
 
@@ -88,11 +88,9 @@ class _CatBoostTable(BaseEstimator):
         if eval_set is not None:
             X_val, y_val = eval_set[0], np.asarray(eval_set[1])
             weight = None if eval_weight is None else np.asarray(eval_weight, dtype="float64")
-            if self.task == "classification":  # classes unseen in training are not in the loss
-                index = {c: i for i, c in enumerate(self.classes_.tolist())}
-                known = np.array([v in index for v in y_val.tolist()])
+            if self.task == "classification":
+                known, y_val = known_class_codes(self.classes_, y_val)
                 X_val, weight = X_val[known], None if weight is None else weight[known]
-                y_val = np.array([index[v] for v in y_val[known].tolist()], dtype="int64")
             extra = {"eval_set": _pool(self.encoding_, X_val, y_val, weight),
                      "early_stopping_rounds": EARLY_STOPPING_ROUNDS, "use_best_model": True}
         model.fit(_pool(self.encoding_, X, target, sample_weight), **extra)

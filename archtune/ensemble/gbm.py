@@ -110,6 +110,14 @@ def _new_eval_arguments() -> bool:
     return "eval_X" in inspect.signature(require_lightgbm().LGBMModel.fit).parameters
 
 
+def known_class_codes(classes: np.ndarray, y_val: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(mask of the validation rows whose label is one of the training ``classes``, their codes
+    into ``classes``): a class unseen in training cannot be in an early-stopping loss."""
+    index = {c: i for i, c in enumerate(classes.tolist())}
+    known = np.array([v in index for v in y_val.tolist()], dtype=bool)
+    return known, np.array([index[v] for v in y_val[known].tolist()], dtype="int64")
+
+
 class _LightGBMTable(BaseEstimator):
     """LightGBM on a pandas table. ``kinds`` are the columns' kinds
     (`archtune.data.kinds.infer_column_kinds`); ``random_state`` seeds it; ``params`` are
@@ -159,11 +167,9 @@ class _LightGBMTable(BaseEstimator):
         if self.task == "classification":
             self.classes_, codes = np.unique(y, return_inverse=True)
             val_codes = None
-            if validation is not None:  # classes unseen in training are not in the loss
-                index = {c: i for i, c in enumerate(self.classes_.tolist())}
-                known = np.array([v in index for v in validation[1].tolist()])
+            if validation is not None:
+                known, val_codes = known_class_codes(self.classes_, validation[1])
                 validation = (validation[0][known], validation[1][known])
-                val_codes = np.array([index[v] for v in validation[1].tolist()], dtype="int64")
                 if eval_weight is not None:
                     eval_weight = np.asarray(eval_weight)[known]
             self.booster_ = fitted(lgb.LGBMClassifier(**settings), codes, val_codes)
@@ -244,4 +250,5 @@ class LightGBMTableRegressor(RegressorMixin, _LightGBMTable):
         return self._raw(X)
 
 
-__all__ = ["LightGBMTableClassifier", "LightGBMTableRegressor", "TableEncoding", "require_lightgbm"]
+__all__ = ["EARLY_STOPPING_ROUNDS", "LightGBMTableClassifier", "LightGBMTableRegressor", "TableEncoding",
+           "known_class_codes", "require_lightgbm"]

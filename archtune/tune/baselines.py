@@ -126,9 +126,10 @@ def _typed(frame: pd.DataFrame, kinds: dict[str, str]) -> pd.DataFrame:
 
 
 def baseline_models(task: str, n_rows: int, seed: int, kinds: dict[str, str] | None = None,
-                    n_outputs: int = 1) -> dict[str, Callable[[pd.DataFrame], Any]]:
-    """Name -> factory(frame) of a fresh unfitted pipeline. LightGBM (when installed) reads
-    the table itself, categorical columns (by ``kinds``) as LightGBM categoricals
+                    n_outputs: int = 1, portfolio: list[Any] | None = None) -> dict[str, Callable[[pd.DataFrame], Any]]:
+    """Name -> factory(frame) of a fresh unfitted pipeline. The gradient-boosting models are
+    ``portfolio``'s configurations (default: `load_portfolio`'s); they read the table itself,
+    categorical columns (by ``kinds``) as LightGBM or CatBoost categoricals
     (`archtune.ensemble.gbm`). A regression of ``n_outputs`` > 1 columns: ridge, k-NN and the
     random forest fit them natively, LightGBM one booster each, histogram gradient boosting
     one model each (scikit-learn's ``MultiOutputRegressor``)."""
@@ -155,7 +156,8 @@ def baseline_models(task: str, n_rows: int, seed: int, kinds: dict[str, str] | N
             else ensemble.HistGradientBoostingRegressor(random_state=seed) if n_outputs == 1
             else MultiOutputRegressor(ensemble.HistGradientBoostingRegressor(random_state=seed))),
     }
-    boosting = {config.name: (lambda f, c=config: c.model(task, kinds, seed)) for config in load_portfolio()}
+    configs = load_portfolio() if portfolio is None else portfolio
+    boosting = {config.name: (lambda f, c=config: c.model(task, kinds, seed)) for config in configs}
     # The order they run in when a time budget may not reach them all: the cheap linear
     # model, then the gradient-boosting portfolio in its order (the reference a network is
     # judged against), then the rest.
@@ -198,8 +200,9 @@ def run_baselines(
         X_train, X_val = _pixels_for_paths(X_train, X_val, paths)
     text = [c for c in X_train.columns if kinds.get(str(c)) == "text"]
     n_outputs = 1 if np.ndim(y_train) == 1 else int(np.shape(y_train)[1])
-    models = baseline_models(task, len(X_train), seed, kinds, n_outputs)
-    boosting = {c.name: c.family for c in load_portfolio()}  # they leave text columns out themselves
+    portfolio = load_portfolio()  # read once for the models and their kinds
+    models = baseline_models(task, len(X_train), seed, kinds, n_outputs, portfolio)
+    boosting = {c.name: c.family for c in portfolio}  # they leave text columns out themselves
     if text:
         # LightGBM leaves text columns out itself (by their kinds): it stays a plain LightGBM
         # member, which bundles hold as its own text model files.
