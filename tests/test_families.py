@@ -165,3 +165,13 @@ def test_a_tabm_mini_network_prunes_distills_fine_tunes_and_exports(tmp_path):
     outputs, _ = _run(ort, mini, X, tmp_path)
     probabilities = next(v for v in outputs.values() if np.ndim(v) == 2 and np.shape(v)[1] == 2)
     np.testing.assert_allclose(probabilities, mini.predict_proba(X), atol=1e-5)
+
+
+def test_a_tabm_mini_regressor_predicts_one_or_several_outputs():
+    X, y = load_shared("197_cpu_act.tsv.gz", n=300)
+    common = {"arch": "tabm", "arch_type": "tabm-mini", "k": 2, "hidden_layers": 1, "units": 8, "max_epochs": 2,
+              "random_state": 0}
+    assert NeuralRegressor(**common).fit(X, y).predict(X).shape == (300,)
+    two = np.column_stack([y, -y])
+    model = NeuralRegressor(**common).fit(X, two)
+    assert model.predict(X).shape == (300, 2) and model.module_.ensemble_size == 2
