@@ -98,6 +98,15 @@ class _AutoBase(BaseEstimator):
         Also fit linear, k-NN, random forest, gradient boosting (and LightGBM when installed)
         on the same split, for the leaderboard (and as ensemble candidates).
     validation_fraction : float
+        Share of the rows held out to score the trials (with ``cv=None``).
+    min_resources : "auto", int or None
+        Successive halving over training rows (archtune.tune.halving; Li et al. 2020, ASHA;
+        scikit-learn's ``HalvingRandomSearchCV`` names it the same): every configuration first
+        trains on this many training rows (the same seeded rows for all), scored on all
+        validation rows, and one in 4 of them, the best, trains again on all training rows.
+        "auto": an eighth of the training rows, at least 4096, and only where that is at most
+        half of them (about 10,000 training rows and more); None: every trial trains on all
+        rows. The refit always trains on all rows.
     random_state : int, optional
         Seeds the search: the splits, the sampler, every trial's network (its
         ``random_state``), the baselines, the refit, the bag and the ensemble's selection.
@@ -187,6 +196,7 @@ class _AutoBase(BaseEstimator):
         bagging: int | None = None,
         baselines: bool = True,
         validation_fraction: float = 0.2,
+        min_resources: str | int | None = "auto",
         random_state: int | None = None,
         device: str = "auto",
         verbose: int = 0,
@@ -211,6 +221,7 @@ class _AutoBase(BaseEstimator):
         self.bagging = bagging
         self.baselines = baselines
         self.validation_fraction = validation_fraction
+        self.min_resources = min_resources
         self.random_state = random_state
         self.device = device
         self.verbose = verbose

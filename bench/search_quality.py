@@ -120,6 +120,7 @@ DATASETS: dict[str, tuple[str, ...]] = {
     "cpu_act": ("197_cpu_act.tsv.gz", "regression"),
     "pol": ("201_pol.tsv.gz", "regression"),
     "house_8L": ("218_house_8L.tsv.gz", "regression"),
+    "fried": ("564_fried.tsv.gz", "regression"),  # 40768 rows: the issue-31 trial count (--max-rows 50000)
 }
 DEFAULT_DATASETS = ("magic", "adult", "house", "cpu_act", "credit_default", "electricity")
 QUICK_DATASETS = ("magic", "house")

@@ -43,6 +43,8 @@ def test_every_auto_parameter_is_a_field_of_the_configuration():
     ({"space": {"activaton": ["relu"]}}, "did you mean 'activation'"),
     ({"space": {"loss": "huber"}}, "loss"),  # a regression loss fixed for a classifier
     ({"device": "tpu"}, "device"),
+    ({"min_resources": 1}, "min_resources"),
+    ({"min_resources": "half"}, "min_resources"),
 ])
 def test_bad_settings_are_refused_by_name_before_any_data_is_read(params, message):
     with pytest.raises(InvalidParameterError, match=message):

@@ -77,6 +77,17 @@ def _removed_unless_trials(out: Path) -> Iterator[None]:
         raise
 
 
+def _min_resources(value: str) -> str | int | None:
+    """--min-resources: "auto", "none" or a number of rows."""
+    if value in ("auto", "none"):
+        return None if value == "none" else "auto"
+    try:
+        return int(value)
+    except ValueError:
+        raise InvalidParameterError(f"--min-resources must be auto, none or a number of training rows; "
+                                    f"got {value!r}") from None
+
+
 def _backend(workers: int, ray_address: str | None) -> str:
     """The Auto estimators' ``backend`` for --workers/--ray."""
     if ray_address is not None and not workers:
@@ -122,6 +133,10 @@ Examples:
               default="auto", show_default=True, help="auto: TPE for one objective, NSGA-II for several.")
 @click.option("--pruner", type=click.Choice(["hyperband", "sha", "median", "none"]), default="hyperband",
               show_default=True)
+@click.option("--min-resources", "min_resources", default="auto", show_default=True, metavar="auto|ROWS|none",
+              help="Successive halving over rows: every configuration first trains on ROWS training rows and the "
+                   "best quarter trains again on all of them (auto: an eighth of the rows, from 10,000 rows up; "
+                   "none: all rows for every trial).")
 @click.option("--objectives", default="score", show_default=True, metavar="score[,latency|,n_params]",
               help="What to optimise: score, or the Pareto front of score and latency (CPU ms per 1000 rows) or "
                    "score and n_params; the leaderboard marks the front.")
@@ -177,7 +192,7 @@ Examples:
 @click.option("--tensorboard", "tensorboard_dir", metavar="DIR",
               help="Write TensorBoard event files to DIR: each trial's curves, and the trials' values.")
 def tune(data: str, target: str | None, task: str, budget: str, trials: int | None, sampler: str, pruner: str,
-         objectives: str, prefer: str, preset: str, space_items: tuple[str, ...], settings: tuple[str, ...],
+         min_resources: str, objectives: str, prefer: str, preset: str, space_items: tuple[str, ...], settings: tuple[str, ...],
          init_from: str | None, cv: int | None,
          scoring: str | None, storage: str | None, study_name: str, resume: bool, baselines: bool,
          holdout: float, n_jobs: int, workers: int, ray_address: str | None, population: bool, refit: bool,
@@ -209,7 +224,8 @@ def tune(data: str, target: str | None, task: str, budget: str, trials: int | No
               "objectives": objectives, "prefer": prefer, "cv": cv, "scoring": scoring, "storage": storage,
               "study_name": study_name, "n_jobs": workers or n_jobs, "backend": _backend(workers, ray_address),
               "population": population, "refit": refit, "ensemble": ensemble, "bagging": bagging,
-              "baselines": baselines, "validation_fraction": 0.2, "random_state": seed, "device": "auto",
+              "baselines": baselines, "validation_fraction": 0.2,
+              "min_resources": _min_resources(min_resources), "random_state": seed, "device": "auto",
               "verbose": 0 if quiet else 1, "mlflow_uri": mlflow_uri, "tensorboard_dir": tensorboard_dir}
     _check_before_reading(params, task, preset, overrides)
     with _removed_unless_trials(out):

@@ -32,7 +32,7 @@ BACKENDS = ("threads", "processes", "ray")
 # The parameters of AutoNeuralClassifier / AutoNeuralRegressor, each a field of SearchConfig.
 PARAMS = ("budget", "space", "sampler", "pruner", "objectives", "prefer", "cv", "scoring", "storage", "study_name",
           "n_jobs", "backend", "population", "refit", "ensemble", "bagging", "baselines", "validation_fraction",
-          "random_state", "device", "verbose", "mlflow_uri", "tensorboard_dir")
+          "min_resources", "random_state", "device", "verbose", "mlflow_uri", "tensorboard_dir")
 
 
 @dataclass(frozen=True)
@@ -64,6 +64,7 @@ class SearchConfig:
     bagging: int | None
     baselines: bool
     validation_fraction: float
+    min_resources: Any  # "auto", None or rows: the first stage of successive halving (archtune.tune.halving)
     random_state: Any
     seed: int
     device: str
@@ -91,6 +92,7 @@ class SearchConfig:
         from archtune.tune.objectives import check_objectives, resolve_sampler
         from archtune.tune.pareto import parse_prefer
         from archtune.tune.space import resolve_space
+        from archtune.tune.halving import check_min_resources
         from archtune.tune.study import PRUNERS, SAMPLERS, parse_budget
         from archtune.tune.transfer import check_transfer_space
 
@@ -128,6 +130,7 @@ class SearchConfig:
         if params["bagging"] is not None:
             check_number("bagging", params["bagging"], 2, 20, integer=True)
         check_number("validation_fraction", params["validation_fraction"], 0.0, 1.0, low_open=True, high_open=True)
+        check_min_resources(params["min_resources"])
         for name in ("storage", "study_name"):
             if params[name] is not None and not isinstance(params[name], str):
                 raise InvalidParameterError(f"{name} must be a string; got {name}={params[name]!r}")
@@ -141,7 +144,8 @@ class SearchConfig:
                    storage=params["storage"], study_name=params["study_name"], n_jobs=int(params["n_jobs"]),
                    backend=params["backend"], population=params["population"], refit=bool(params["refit"]),
                    ensemble=params["ensemble"], bagging=params["bagging"], baselines=bool(params["baselines"]),
-                   validation_fraction=float(params["validation_fraction"]), random_state=params["random_state"],
+                   validation_fraction=float(params["validation_fraction"]),
+                   min_resources=params["min_resources"], random_state=params["random_state"],
                    seed=seed_from(params["random_state"]), device=params["device"], verbose=int(params["verbose"]),
                    mlflow_uri=params["mlflow_uri"], tensorboard_dir=params["tensorboard_dir"],
                    worker_data=params.get("worker_data"))
@@ -278,6 +282,7 @@ class SearchConfig:
         from archtune.tune.stored_space import space_from_record
 
         params = {name: data[name] for name in PARAMS if name in data}
+        params.setdefault("min_resources", "auto")  # a job published before successive halving
         space = data.get("space", "default")
         params["space"] = space_from_record(space["record"], where) if isinstance(space, Mapping) else space
         params["objectives"] = tuple(data.get("objectives", ("score",)))

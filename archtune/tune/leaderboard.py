@@ -25,6 +25,16 @@ TrialState = optuna.trial.TrialState
 GRADIENT_BOOSTING_NOTE = "gradient boosting"
 
 
+def _rows_note(trial: optuna.trial.FrozenTrial) -> str:
+    """A staged search's trial (archtune.tune.halving): the training rows it trained on, and the
+    first-stage trial a promoted one repeats."""
+    rows = trial.user_attrs.get("train_rows")
+    if rows is None:
+        return ""
+    promoted = trial.user_attrs.get("promoted_from")
+    return f"; {rows} rows" + (f", promoted from #{promoted}" if promoted is not None else "")
+
+
 def leaderboard(study: optuna.Study, baselines: list[Any]) -> pd.DataFrame:
     """Every trial and every baseline, best first: model, parameters, validation score, fit
     time, parameter count, state. A multi-objective study adds ``latency_ms`` (with that
@@ -48,6 +58,7 @@ def leaderboard(study: optuna.Study, baselines: list[Any]) -> pd.DataFrame:
             note = f"best epoch {t.user_attrs.get('best_epoch')}"
             if t.user_attrs.get("stopped_by_budget"):
                 note += " (stopped at the time budget)"
+        note += _rows_note(t)
         # The searched parameters, with the values the trial trained with.
         searched = [("learning_rate" if name == AUTO_LR_SCALE_PARAM else name) for name in t.params]
         shown = {name: config.get(name, t.params.get(name)) for name in dict.fromkeys(searched)}

@@ -57,12 +57,17 @@ def trial_loop(config: SearchConfig, study: optuna.Study, storage: Any, space: A
     """The ask/tell loop of ``config`` over ``splits``: what the coordinator and its workers
     both run (a worker passes no transfer, progress, tracker or objectives: it searches
     single-objective tables only)."""
+    from archtune.tune.halving import row_stages
+
+    # Several objectives compare trials by cost too, which a first stage's rows would distort.
+    stages = None if config.several else row_stages(config.min_resources, splits, config.seed,
+                                                    config.task.is_classification)
     return Search(study, storage, space, estimator_factory(config, transfer), splits, scorer_of(config),
                   epoch_key=config.epoch_key, epoch_sign=config.epoch_sign, progress=progress,
                   refit_factor=refit_share,
                   # Fits from a trained network are never stacked (archtune.population): one at a time.
                   cohort_size=1 if transfer is not None else config.cohort_size,
-                  kinds=kinds, keep=keep, tracker=tracker, objectives=objectives)
+                  kinds=kinds, keep=keep, tracker=tracker, objectives=objectives, stages=stages)
 
 
 __all__ = ["estimator_factory", "refit_factor", "scorer_of", "trial_loop"]

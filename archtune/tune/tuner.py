@@ -26,6 +26,7 @@ from archtune.population import STRUCTURE_PARAMS, cohort_key, fit_population
 from archtune.tune.auto_lr import AutoLearningRate
 from archtune.tune.data import Split
 from archtune.tune.epochs import EpochReporter, Pruned
+from archtune.tune.halving import TRAIN_ROWS, RowStages
 from archtune.tune.objectives import TrialObjectives, best_by_score
 from archtune.tune.space import AUTO_LR_SCALE_PARAM, SearchSpace
 from archtune.tune.study import Heartbeat, sweep_stale_trials
@@ -69,6 +70,10 @@ class Search:
         A multi-objective study's trials (archtune.tune.objectives): the cost measured before
         each trial trains, the score reported to a shadow pruner, (score, cost) told. None:
         one objective, the score, reported to the study's own pruner.
+    stages : RowStages, optional
+        Successive halving over rows (archtune.tune.halving): each trial trains on the splits
+        of its stage, and promotions are enqueued before a leader is asked. None: every trial
+        trains on ``splits``.
 
     Every asked trial goes through one path, `run_trials`: sampled (its concrete
     configuration is stored as the user attribute ``config``), trained with
@@ -80,7 +85,7 @@ class Search:
                  score: Callable[..., float], epoch_key: str, epoch_sign: float,
                  progress: Callable[["Search"], None] | None = None, refit_factor: float = 0.0,
                  cohort_size: int = 1, kinds: dict[str, str] | None = None, keep: int = 1, tracker: Any = None,
-                 objectives: TrialObjectives | None = None):
+                 objectives: TrialObjectives | None = None, stages: RowStages | None = None):
         self.study = study
         self.storage = storage
         self.space = space
@@ -112,6 +117,7 @@ class Search:
         self._best_lock = threading.Lock()
         self.tracker = tracker
         self.objectives = objectives
+        self.stages = stages
 
     # ------------------------------------------------------------------ counting
 
@@ -142,6 +148,7 @@ class Search:
         epochs = max(1, int(best.user_attrs.get("epochs_run") or 1))
         # A cohort member's share of the cohort's time understates what it costs alone.
         per_epoch = best.user_attrs.get("solo_epoch_seconds") or float(best.user_attrs.get("fit_seconds") or 0.0) / epochs
+        per_epoch *= self._rows_scale(best.user_attrs.get(TRAIN_ROWS))
         config = trial_config(best)
         planned = int(config.get("max_epochs") or epochs)
         expected = min(planned, int(best.user_attrs.get("best_epoch") or epochs) + int(config.get("patience") or planned))
@@ -149,6 +156,12 @@ class Search:
         # A margin: in bench/search_quality.py (100 s budgets) 5 of 8 refits, sized by the bare
         # estimate, were cut 1-5 epochs short of their best epoch count.
         return 1.15 * estimate + 1.0 if estimate > 0 else 0.0
+
+    def _rows_scale(self, rows: int | None) -> float:
+        """All training rows per row a trial trained on (1 for a trial on all rows): a
+        first-stage trial's seconds, scaled to what its refit on all rows takes."""
+        full = len(self.splits[0].y_train)
+        return full / rows if rows else 1.0
 
     def trial_deadline(self) -> float | None:
         if self.deadline is None:
@@ -240,6 +253,8 @@ class Search:
                 for _ in range(size):
                     with self._ask_lock:
                         leader = trials[0] if trials and trials[0].number in params else None
+                        if leader is None and self.stages is not None:
+                            self.stages.promote(self.study)  # the next ask takes the promotions due
                         trials.append(self._ask_follower(leader) if leader is not None else self.study.ask())
                         self._mine.add(trials[-1].number)
                     trials[-1].set_user_attr("worker", self.worker_id)  # which process trained it
@@ -252,8 +267,12 @@ class Search:
                         params[trials[-1].number] = sampled
                         if self.objectives is not None:  # several objectives: the cost, before training
                             self.objectives.start(trials[-1], sampled)
-                    if len(trials) == 1 and size > 1 and not self._stackable(sampled):
-                        break  # followers of a leader that cannot be stacked would train one by one
+                    if self.stages is not None:
+                        trials[-1].set_user_attr(TRAIN_ROWS, self.stages.rows_for(trials[-1]))
+                    if len(trials) == 1 and size > 1 and (not self._stackable(sampled) or self._promoted(trials[0])):
+                        # Followers of a leader that cannot be stacked would train one by one; a
+                        # promoted leader trains on other rows than its followers would.
+                        break
                 outcomes.update(self._evaluate([t for t in trials if t.number in params], params))
         except Exception as exc:  # an error no trial caught ends the search; its trials failed by it
             unfinished = TrialOutcome(TrialState.FAIL, attrs={
@@ -266,6 +285,12 @@ class Search:
                     self.tracker.trial_ended(trial, outcomes.get(trial.number, unfinished))
                 self._mine.discard(trial.number)
         return outcomes
+
+    def _promoted(self, trial: optuna.trial.BaseTrial) -> bool:
+        return self.stages is not None and self.stages.is_promoted(trial)
+
+    def _splits_for(self, trial: optuna.trial.BaseTrial) -> list[Split]:
+        return self.splits if self.stages is None else self.stages.splits_for(trial)
 
     def _stackable(self, sampled: dict[str, Any] | TrialOutcome) -> bool:
         if isinstance(sampled, TrialOutcome):
@@ -334,12 +359,14 @@ class Search:
     # ------------------------------------------------------------------ evaluation
 
     def _evaluate(self, trials: list[optuna.trial.Trial], params: dict[int, dict[str, Any]]) -> dict[int, TrialOutcome]:
-        """Group the trials by what can be stacked (`cohort_key`); train each group."""
-        n_train = len(self.splits[0].X_train)
+        """Group the trials by their rows and by what can be stacked (`cohort_key`); train each
+        group."""
         groups: dict[Any, list[optuna.trial.Trial]] = {}
         for trial in trials:
-            key = cohort_key(self.make_estimator(params[trial.number]), n_train)
-            groups.setdefault(key if key is not None else ("alone", trial.number), []).append(trial)
+            splits = self._splits_for(trial)
+            key = cohort_key(self.make_estimator(params[trial.number]), len(splits[0].y_train))
+            key = (len(splits[0].y_train), key) if key is not None else ("alone", trial.number)
+            groups.setdefault(key, []).append(trial)
         outcomes: dict[int, TrialOutcome] = {}
         for group in groups.values():
             outcomes.update(self._train_group(group, params))
@@ -357,6 +384,8 @@ class Search:
         trained: dict[int, float] = {t.number: 0.0 for t in group}
         histories: dict[int, list[dict[str, Any]]] = {}  # the first split's epoch logs, for tracking
         cohort = {"cohort": len(group)} if len(group) > 1 else {}
+        splits = self._splits_for(group[0])  # a group's trials share their stage (`_evaluate`)
+        rows_scale = self._rows_scale(len(splits[0].y_train))
 
         def reporter_for(trial: optuna.trial.Trial, estimator: Any, fold: int) -> EpochReporter:
             def report(epoch: int, value: float) -> bool:
@@ -364,6 +393,9 @@ class Search:
                     keep_going = self.objectives.report(trial, epoch, value)
                     self._show_progress()
                     return keep_going
+                if self._promoted(trial):  # its curve on all rows is not for the pruner to compare
+                    self._show_progress()
+                    return True
                 trial.report(value, epoch)
                 self._show_progress()
                 return not trial.should_prune()
@@ -372,7 +404,7 @@ class Search:
                 # What this member's epochs so far would take alone (a cohort member's share
                 # of the cohort's time understates it).
                 solo = reporter.epochs * float(getattr(estimator, "solo_epoch_seconds_", 0.0))
-                return self._out_of_time(max(reporter.seconds, solo))
+                return self._out_of_time(max(reporter.seconds, solo) * rows_scale)
 
             reporter = EpochReporter(self.epoch_key, self.epoch_sign, report if fold == 0 else (lambda e, v: True),
                                      out_of_time)
@@ -381,7 +413,7 @@ class Search:
         # A cohort's epoch lasts K members' epochs: at the time the best trial's refit needs,
         # training stops mid-epoch rather than at the end of a long one.
         interrupt = None if self.deadline is None else (lambda: time.monotonic() >= self.trial_deadline())
-        for fold, split in enumerate(self.splits):
+        for fold, split in enumerate(splits):
             alive = [t for t in group if t.number not in outcomes]
             if not alive:
                 break
