@@ -74,11 +74,14 @@ class _AutoBase(BaseEstimator):
         networks): True for cohorts sized by the budget (2 under 90 s, 4 under 4 minutes, 8
         beyond), an integer for another size, False for one trial at a time. The grid sampler
         always trains one at a time.
-    refit : bool
+    refit : "auto" or bool
         True: the best configuration trained again on all rows, as its own ``fit`` would
         (early stopping on its validation split); the search leaves it the time. False: the
         best trial's own network, with its best validation epoch's weights (as RealMLP and TabM
-        keep theirs), trained on the search's training split. A refit that the budget cuts
+        keep theirs), trained on the search's training split. "auto" (the default): True with
+        a trial budget, and with a time budget when the refit is expected to take at most a
+        quarter of it (`archtune.tune.refit.AUTO_REFIT_SHARE`; else the trials get that time,
+        and ``archtune info`` says why nothing was refitted). A refit that the budget cuts
         short gives way to the trial's own network.
     ensemble : bool or None
         None (the default): True, except with several objectives and a ``prefer`` rule
@@ -191,7 +194,7 @@ class _AutoBase(BaseEstimator):
         n_jobs: int = 1,
         backend: str = "threads",
         population: bool | int = True,
-        refit: bool = True,
+        refit: bool | str = "auto",
         ensemble: bool | None = None,
         bagging: int | None = None,
         baselines: bool = True,

@@ -194,3 +194,36 @@ def test_the_time_split_puts_the_portfolio_apart_from_the_other_baselines():
               BaselineResult("catboost", 0.9, 4.0, "", kind="catboost")]
     assert time_split(fitted, 10.0, 30.0, 5.0) == {"gradient_boosting": 6.5, "other_baselines_and_opening": 3.5,
                                                    "networks": 30.0, "ensemble_and_refit": 5.0}
+
+
+class _Clock:
+    """A `time` stand-in whose monotonic() advances one second per call: a boosting callback
+    reads it once per round, so a deadline of 10 falls in the tenth round, on any machine."""
+
+    def __init__(self):
+        self.now = 0.0
+
+    def monotonic(self):
+        self.now += 1.0
+        return self.now
+
+
+@pytest.mark.parametrize("family", ["lightgbm", "catboost"])
+def test_a_gradient_boosting_fit_stops_at_its_deadline_keeping_its_best_round(monkeypatch, family):
+    X, signal, kinds = _table(1000)
+    if family == "lightgbm":
+        import archtune.ensemble.gbm as module
+        make = lambda: LightGBMTableRegressor(kinds=kinds, params={"n_estimators": 3000, "learning_rate": 0.05})
+    else:
+        import archtune.ensemble.catboost_member as module
+        make = lambda: CatBoostTableRegressor(kinds=kinds, params={"iterations": 3000, "learning_rate": 0.05})
+    free = fit_stopping_early(make(), X, signal, None, "regression", seed=0)
+    assert free.stopped_at_deadline_ is False and free.best_iterations_[0] > 10
+    monkeypatch.setattr(module, "time", _Clock())
+    stopped = fit_stopping_early(make(), X, signal, None, "regression", seed=0, deadline=10.0)
+    assert stopped.stopped_at_deadline_ is True
+    # Ten rounds, each better on the held-out rows than the one before at this learning rate.
+    assert stopped.best_iterations_ == [10]
+    assert np.isfinite(stopped.predict(X)).all()
+    error = lambda m: float(np.mean((m.predict(X) - signal) ** 2))
+    assert error(free) < error(stopped)

@@ -170,9 +170,10 @@ Examples:
 @click.option("--population/--no-population", default=True, show_default=True,
               help="Train trials in cohorts of 8 as one stacked model (faster for small networks); "
                    "--no-population trains one trial at a time.")
-@click.option("--refit/--no-refit", default=True, show_default=True,
+@click.option("--refit/--no-refit", default=None,
               help="Retrain the best configuration on all rows (--refit), or keep the best trial's own network "
-                   "with its best validation epoch (--no-refit).")
+                   "with its best validation epoch (--no-refit). Default: refit when that takes at most a quarter "
+                   "of a time budget.")
 @click.option("--ensemble/--no-ensemble", default=None,
               help="Select an ensemble of the best networks and the baselines after the search (used when it "
                    "holds up on validation rows it was not selected on); saved in OUT/ensemble. Default: on, "
@@ -195,7 +196,7 @@ def tune(data: str, target: str | None, task: str, budget: str, trials: int | No
          min_resources: str, objectives: str, prefer: str, preset: str, space_items: tuple[str, ...], settings: tuple[str, ...],
          init_from: str | None, cv: int | None,
          scoring: str | None, storage: str | None, study_name: str, resume: bool, baselines: bool,
-         holdout: float, n_jobs: int, workers: int, ray_address: str | None, population: bool, refit: bool,
+         holdout: float, n_jobs: int, workers: int, ray_address: str | None, population: bool, refit: bool | None,
          ensemble: bool | None, bagging: int | None, seed: int, out: Path, quiet: bool, write_report: bool,
          mlflow_uri: str | None, tensorboard_dir: str | None) -> None:
     """Search network architectures and training settings for DATA, keep the best."""
@@ -223,8 +224,8 @@ def tune(data: str, target: str | None, task: str, budget: str, trials: int | No
     params = {"budget": budget_value, "sampler": sampler, "pruner": None if pruner == "none" else pruner,
               "objectives": objectives, "prefer": prefer, "cv": cv, "scoring": scoring, "storage": storage,
               "study_name": study_name, "n_jobs": workers or n_jobs, "backend": _backend(workers, ray_address),
-              "population": population, "refit": refit, "ensemble": ensemble, "bagging": bagging,
-              "baselines": baselines, "validation_fraction": 0.2,
+              "population": population, "refit": "auto" if refit is None else refit, "ensemble": ensemble,
+              "bagging": bagging, "baselines": baselines, "validation_fraction": 0.2,
               "min_resources": _min_resources(min_resources), "random_state": seed, "device": "auto",
               "verbose": 0 if quiet else 1, "mlflow_uri": mlflow_uri, "tensorboard_dir": tensorboard_dir}
     _check_before_reading(params, task, preset, overrides)

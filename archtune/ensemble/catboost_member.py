@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import time
 from typing import Any
 
 import numpy as np
@@ -49,6 +50,20 @@ def _pool(encoding: TableEncoding, frame: pd.DataFrame, label: Any = None, weigh
     return catboost.Pool(data, label=label, weight=weight, cat_features=categorical)
 
 
+class _StopAtDeadline:
+    """A CatBoost callback (``after_iteration`` returning False stops boosting) that ends the
+    fit once ``deadline`` passes, and marks the member's ``stopped_at_deadline_``."""
+
+    def __init__(self, member: Any, deadline: float):
+        self.member, self.deadline = member, deadline
+
+    def after_iteration(self, info: Any) -> bool:
+        if time.monotonic() >= self.deadline:
+            self.member.stopped_at_deadline_ = True
+            return False
+        return True
+
+
 class _CatBoostTable(BaseEstimator):
     """CatBoost on a pandas table. ``kinds`` are the columns' kinds
     (`archtune.data.kinds.infer_column_kinds`); ``random_state`` seeds it; ``params`` are
@@ -64,11 +79,13 @@ class _CatBoostTable(BaseEstimator):
         self.params = params
 
     def fit(self, X: pd.DataFrame, y: Any, sample_weight: Any = None, eval_set: tuple[Any, Any] | None = None,
-            eval_weight: Any = None) -> "_CatBoostTable":
+            eval_weight: Any = None, deadline: float | None = None) -> "_CatBoostTable":
         """Fit on the table (``sample_weight``: one weight per row, or None); ``y`` of shape
         (n_samples,), or (n_samples, n_outputs) for a regression of several outputs. With
         ``eval_set`` = (X_val, y_val), boosting stops after `EARLY_STOPPING_ROUNDS` rounds
-        without a better validation loss and keeps the best round (``best_iterations_``)."""
+        without a better validation loss and keeps the best round (``best_iterations_``). With
+        ``deadline`` (a `time.monotonic` value), boosting also stops once it passes (keeping the
+        best round so far with ``eval_set``); ``stopped_at_deadline_`` says whether it did."""
         catboost = require_catboost()
         self.encoding_ = TableEncoding.fit(X, self.kinds or {})
         y = np.asarray(y)
@@ -93,6 +110,9 @@ class _CatBoostTable(BaseEstimator):
                 X_val, weight = X_val[known], None if weight is None else weight[known]
             extra = {"eval_set": _pool(self.encoding_, X_val, y_val, weight),
                      "early_stopping_rounds": EARLY_STOPPING_ROUNDS, "use_best_model": True}
+        self.stopped_at_deadline_ = False
+        if deadline is not None:
+            extra["callbacks"] = [_StopAtDeadline(self, deadline)]
         model.fit(_pool(self.encoding_, X, target, sample_weight), **extra)
         self.model_ = model
         self.best_iterations_ = [int(model.tree_count_)]

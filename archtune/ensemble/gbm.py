@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import time
 from typing import Any
 
 import numpy as np
@@ -133,12 +134,14 @@ class _LightGBMTable(BaseEstimator):
         self.params = params
 
     def fit(self, X: pd.DataFrame, y: Any, sample_weight: Any = None, eval_set: tuple[Any, Any] | None = None,
-            eval_weight: Any = None) -> "_LightGBMTable":
+            eval_weight: Any = None, deadline: float | None = None) -> "_LightGBMTable":
         """Fit on the table (``sample_weight``: one weight per row, or None). A regression
         ``y`` of shape (n_samples, n_outputs) fits one booster per output (``boosters_``);
         otherwise one booster (``booster_``). With ``eval_set`` = (X_val, y_val), boosting
         stops after `EARLY_STOPPING_ROUNDS` rounds without a better validation loss and keeps
-        the best round (``best_iterations_``: one per booster)."""
+        the best round (``best_iterations_``: one per booster). With ``deadline`` (a
+        `time.monotonic` value), boosting also stops once it passes, keeping the best round so
+        far; ``stopped_at_deadline_`` says whether it did."""
         lgb = require_lightgbm()
         for stale in ("booster_", "boosters_"):  # of an earlier fit
             self.__dict__.pop(stale, None)
@@ -151,17 +154,20 @@ class _LightGBMTable(BaseEstimator):
         categorical = self.encoding_.categorical_indices or "auto"
         settings = {"random_state": self.random_state, "verbose": -1, "n_jobs": int(threads), **(self.params or {})}
         validation = None if eval_set is None else (self.encoding_.transform(eval_set[0]), np.asarray(eval_set[1]))
-        stopping = [lgb.early_stopping(EARLY_STOPPING_ROUNDS, verbose=False)] if validation is not None else None
+        stopping = [lgb.early_stopping(EARLY_STOPPING_ROUNDS, verbose=False)] if validation is not None else []
+        self.stopped_at_deadline_ = False
+        if deadline is not None:
+            stopping.append(self._deadline_callback(deadline))
 
         def fitted(model: Any, target: np.ndarray, val_target: Any) -> Any:
             extra: dict[str, Any] = {}
             if validation is not None:
                 extra = ({"eval_X": (validation[0],), "eval_y": (val_target,)} if _new_eval_arguments()
                          else {"eval_set": [(validation[0], val_target)]})
-                extra["callbacks"] = stopping
                 if eval_weight is not None:
                     extra["eval_sample_weight"] = [np.asarray(eval_weight)]
-            model.fit(matrix, target, sample_weight=sample_weight, categorical_feature=categorical, **extra)
+            model.fit(matrix, target, sample_weight=sample_weight, categorical_feature=categorical,
+                      callbacks=stopping or None, **extra)
             return model.booster_
 
         if self.task == "classification":
@@ -183,6 +189,26 @@ class _LightGBMTable(BaseEstimator):
         # The rounds kept: early stopping's best (predict and the saved text use it), else all.
         self.best_iterations_ = [int(b.best_iteration or b.current_iteration()) for b in self._boosters()]
         return self
+
+    def _deadline_callback(self, deadline: float) -> Any:
+        """A LightGBM callback that ends boosting once ``deadline`` passes, at the best round
+        so far by the first validation metric (the round early stopping would keep)."""
+        lgb = require_lightgbm()
+        best: dict[str, Any] = {}
+
+        def stop_at_deadline(env: Any) -> None:
+            results = env.evaluation_result_list or []
+            if results:
+                _, _, value, higher = results[0][:4]
+                if "value" not in best or (value > best["value"] if higher else value < best["value"]):
+                    best.update(value=value, iteration=env.iteration, results=results)
+            if time.monotonic() >= deadline:
+                self.stopped_at_deadline_ = True
+                raise lgb.callback.EarlyStopException(best.get("iteration", env.iteration),
+                                                      best.get("results", results))
+
+        stop_at_deadline.order = 40  # after the evaluation, beside early stopping (order 30)
+        return stop_at_deadline
 
     def refit_params(self, scale: float) -> dict:
         """``params`` for a refit on more rows: the rounds early stopping kept, times ``scale``

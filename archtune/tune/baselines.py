@@ -220,7 +220,8 @@ def run_baselines(
             with library_threads(X_train.size):
                 model = factory(X_train)
                 if is_boosting(model):
-                    fit_stopping_early(model, X_train, y_train, sample_weight, task, seed)
+                    # A started model stops at the share's end too, keeping its best round so far.
+                    fit_stopping_early(model, X_train, y_train, sample_weight, task, seed, deadline)
                     weighted = True
                 else:
                     model, weighted = fit_weighted(model, X_train, y_train, sample_weight)
@@ -230,6 +231,8 @@ def run_baselines(
             # Image-path columns were replaced by pixels above: such a model cannot take the table.
             usable = None if paths else model if is_boosting(model) else FittedBaseline(model, kinds)
             described = _describe(model) + ("" if weighted else "; unweighted (its fit takes no sample_weight)")
+            if getattr(model, "stopped_at_deadline_", False):
+                described += "; stopped at its share of the time budget"
             results.append(BaselineResult(name, value, time.perf_counter() - started, described, model=usable,
                                           kind=getattr(model, "member_kind", "baseline")))
         except ImportError as exc:  # an optional library (CatBoost) that is not installed
@@ -242,10 +245,11 @@ def run_baselines(
 
 
 def fit_stopping_early(model: Any, X: pd.DataFrame, y: Any, sample_weight: np.ndarray | None, task: str,
-                       seed: int) -> Any:
+                       seed: int, deadline: float | None = None) -> Any:
     """Fit a portfolio model on all but `STOPPING_FRACTION` of the rows, which decide when
-    boosting stops (stratified for a classification); ``n_fit_rows_`` records the rows it
-    learnt from, for a refit on more rows (`archtune.ensemble.build.refit_members`)."""
+    boosting stops (stratified for a classification), or when ``deadline`` (`time.monotonic`)
+    passes; ``n_fit_rows_`` records the rows it learnt from, for a refit on more rows
+    (`archtune.ensemble.build.refit_members`)."""
     from sklearn.model_selection import train_test_split
 
     y = np.asarray(y)
@@ -255,7 +259,7 @@ def fit_stopping_early(model: Any, X: pd.DataFrame, y: Any, sample_weight: np.nd
         _, counts = np.unique(y, return_counts=True)
         stratify = y if counts.min() >= 2 else None
     if len(X) < 20:  # too few rows to hold any out: the model's own rounds
-        model.fit(X, y, sample_weight=sample_weight)
+        model.fit(X, y, sample_weight=sample_weight, deadline=deadline)
         model.n_fit_rows_, model.fit_seconds_ = len(X), 0.0
         return model
     fit, stop = train_test_split(rows, test_size=STOPPING_FRACTION, random_state=seed, stratify=stratify)
@@ -263,7 +267,7 @@ def fit_stopping_early(model: Any, X: pd.DataFrame, y: Any, sample_weight: np.nd
     w = None if sample_weight is None else np.asarray(sample_weight)
     started = time.perf_counter()
     model.fit(X.iloc[fit], y[fit], sample_weight=None if w is None else w[fit],
-              eval_set=(X.iloc[stop], y[stop]), eval_weight=None if w is None else w[stop])
+              eval_set=(X.iloc[stop], y[stop]), eval_weight=None if w is None else w[stop], deadline=deadline)
     model.n_fit_rows_ = len(fit)
     model.fit_seconds_ = time.perf_counter() - started  # a refit's cost: about this, times the rows' ratio
     return model

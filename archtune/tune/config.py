@@ -59,7 +59,7 @@ class SearchConfig:
     n_jobs: int
     backend: str
     population: bool | int
-    refit: bool
+    refit: bool | str  # True, False or "auto" (archtune.tune.refit.AUTO_REFIT_SHARE)
     ensemble: bool | None
     bagging: int | None
     baselines: bool
@@ -124,7 +124,7 @@ class SearchConfig:
         check_backend(params["backend"])
         if not isinstance(params["population"], bool):
             check_number("population", params["population"], 1, integer=True)
-        check_choice("refit", params["refit"], (True, False))
+        check_choice("refit", params["refit"], ("auto", True, False))
         check_choice("ensemble", params["ensemble"], (True, False, None))
         check_choice("baselines", params["baselines"], (True, False))
         if params["bagging"] is not None:
@@ -142,7 +142,7 @@ class SearchConfig:
                    space_request=params["space"], space=space, sampler=params["sampler"], pruner=params["pruner"],
                    objectives=objectives, prefer=params["prefer"], cv=params["cv"], scoring=scoring,
                    storage=params["storage"], study_name=params["study_name"], n_jobs=int(params["n_jobs"]),
-                   backend=params["backend"], population=params["population"], refit=bool(params["refit"]),
+                   backend=params["backend"], population=params["population"], refit=params["refit"] if params["refit"] == "auto" else bool(params["refit"]),
                    ensemble=params["ensemble"], bagging=params["bagging"], baselines=bool(params["baselines"]),
                    validation_fraction=float(params["validation_fraction"]),
                    min_resources=params["min_resources"], random_state=params["random_state"],

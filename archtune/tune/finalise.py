@@ -21,7 +21,7 @@ from archtune.tune.config import SearchConfig
 from archtune.tune.data import SearchData, Split
 from archtune.tune.leaderboard import ensemble_record, network_name
 from archtune.tune.opening import OpenedStudy
-from archtune.tune.refit import BestNetwork, Refit, best_network, best_so_far
+from archtune.tune.refit import AUTO_REFIT_SHARE, BestNetwork, Refit, best_network, best_so_far
 from archtune.tune.trial_loop import estimator_factory
 from archtune.tune.trial_records import trial_config
 from archtune.tune.tuner import Search
@@ -68,7 +68,15 @@ def finalise(config: SearchConfig, data: SearchData, opened: OpenedStudy, search
                      config.scorer(), config.seed, data.network_kinds, deadline,
                      list(data.frame.columns) if data.images is None else None, sample_weight=data.weights)
     refit = Refit(make_estimator, data.X, data.y, data.network_kinds, deadline, config.budget, data.weights)
-    network = best_network(best, score, epochs, search, refit, refit_asked=config.refit, bag=bagged)
+    planned = config.refit is True or (config.refit == "auto" and search.refit_planned())
+    network = best_network(best, score, epochs, search, refit, refit_asked=planned, bag=bagged)
+    if config.refit == "auto" and not planned and bagged is None:
+        saved = dict(study.user_attrs.get("saved_network") or {})
+        saved["why"] = (f"not refitted: refit=\"auto\" refits when that takes at most "
+                        f"{AUTO_REFIT_SHARE:.0%} of the budget, and this refit would take about "
+                        f"{search.refit_estimate():.0f} s")
+        saved["text"] = f"{saved.get('text') or 'the best trial network'} ({saved['why']})"
+        study.set_user_attr("saved_network", saved)
     bag_name = f"bag of {config.bagging} (network #{network.trial.number})"
     if bagged is not None:
         study.set_user_attr("bag", {"name": bag_name, "oof_score": bagged.oof_score,

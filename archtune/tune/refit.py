@@ -28,6 +28,12 @@ from archtune.tune.tuner import Search
 # from best_network, one more per frame below it).
 # Configurations tried, best first, when the refit of the best one diverges on all rows.
 REFIT_ATTEMPTS = 3
+# refit="auto" with a time budget: the best configuration is refitted on all rows only when its
+# refit is expected to take at most this share of the budget. On a large table the refit of one
+# network is a large part of a short budget (fried, 40,768 rows, 180 s: about 100 s), which
+# the search then spends on trials instead; the network of a trial on all training rows
+# (a promoted one, archtune.tune.halving) lacks only the validation rows.
+AUTO_REFIT_SHARE = 0.25
 
 
 @dataclass

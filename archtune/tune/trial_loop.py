@@ -62,12 +62,24 @@ def trial_loop(config: SearchConfig, study: optuna.Study, storage: Any, space: A
     # Several objectives compare trials by cost too, which a first stage's rows would distort.
     stages = None if config.several else row_stages(config.min_resources, splits, config.seed,
                                                     config.task.is_classification)
-    return Search(study, storage, space, estimator_factory(config, transfer), splits, scorer_of(config),
+    search = Search(study, storage, space, estimator_factory(config, transfer), splits, scorer_of(config),
                   epoch_key=config.epoch_key, epoch_sign=config.epoch_sign, progress=progress,
                   refit_factor=refit_share,
                   # Fits from a trained network are never stacked (archtune.population): one at a time.
                   cohort_size=1 if transfer is not None else config.cohort_size,
                   kinds=kinds, keep=keep, tracker=tracker, objectives=objectives, stages=stages)
+    search.refit_cap = refit_cap(config)
+    return search
 
 
-__all__ = ["estimator_factory", "refit_factor", "scorer_of", "trial_loop"]
+def refit_cap(config: SearchConfig) -> float | None:
+    """refit="auto" with a time budget: the most seconds the refit may take
+    (`archtune.tune.refit.AUTO_REFIT_SHARE` of the budget); None: no cap."""
+    from archtune.tune.refit import AUTO_REFIT_SHARE
+
+    if config.refit != "auto" or config.bagging or config.seconds is None:
+        return None
+    return AUTO_REFIT_SHARE * config.seconds
+
+
+__all__ = ["estimator_factory", "refit_cap", "refit_factor", "scorer_of", "trial_loop"]

@@ -97,6 +97,9 @@ class Search:
         self.progress = progress
         # Seconds of the final refit per second the best trial trained (0: no refit to reserve).
         self.refit_factor = refit_factor
+        # refit="auto": the most seconds a refit may take; a best configuration whose refit
+        # would take longer is not refitted, and no time is kept for it (None: no cap).
+        self.refit_cap: float | None = None
         self.cohort_size = max(1, int(cohort_size))
         self.kinds = kinds
         self.deadline: float | None = None
@@ -138,9 +141,26 @@ class Search:
         return None if self.deadline is None else max(0.0, self.deadline - time.monotonic())
 
     def refit_reserve(self) -> float:
+        """Seconds kept for the final refit (`refit_estimate` with a margin; 0 when no refit is
+        planned). Trials stop early enough to leave it."""
+        return self._reserve(self.refit_estimate())
+
+    def refit_planned(self) -> bool:
+        """Whether the best configuration so far is to be refitted on all rows: always, but
+        with refit="auto" (``refit_cap``) only when its refit takes at most the cap."""
+        return self.refit_cap is None or self.refit_estimate() <= self.refit_cap
+
+    def _reserve(self, estimate: float) -> float:
+        if estimate <= 0 or (self.refit_cap is not None and estimate > self.refit_cap):
+            return 0.0
+        # A margin: in bench/search_quality.py (100 s budgets) 5 of 8 refits, sized by the bare
+        # estimate, were cut 1-5 epochs short of their best epoch count.
+        return 1.15 * estimate + 1.0
+
+    def refit_estimate(self) -> float:
         """Expected seconds of the final refit: the best configuration's own fit on all rows,
         up to its best epoch plus its patience (where early stopping would end it), scaled
-        to all rows. Trials stop early enough to leave it."""
+        to all rows (0 before any trial completed)."""
         try:
             best = best_by_score(self.study)
         except ValueError:
@@ -152,10 +172,7 @@ class Search:
         config = trial_config(best)
         planned = int(config.get("max_epochs") or epochs)
         expected = min(planned, int(best.user_attrs.get("best_epoch") or epochs) + int(config.get("patience") or planned))
-        estimate = self.refit_factor * per_epoch * expected
-        # A margin: in bench/search_quality.py (100 s budgets) 5 of 8 refits, sized by the bare
-        # estimate, were cut 1-5 epochs short of their best epoch count.
-        return 1.15 * estimate + 1.0 if estimate > 0 else 0.0
+        return self.refit_factor * per_epoch * expected
 
     def _rows_scale(self, rows: int | None) -> float:
         """All training rows per row a trial trained on (1 for a trial on all rows): a
@@ -179,7 +196,7 @@ class Search:
         now = time.monotonic()
         if now < self._first_trial_until:
             return False
-        return now + max(self.refit_reserve(), self.refit_factor * own_seconds) >= self.deadline
+        return now + max(self.refit_reserve(), self._reserve(self.refit_factor * own_seconds)) >= self.deadline
 
     # ------------------------------------------------------------------ the loop
 

@@ -1,0 +1,42 @@
+"""A time budget holds on a loaded machine: the search's wall time stays within its budget plus
+the refit allowance, the allowance being one fit of the default network on the same rows,
+measured in the same test under the same load (no fixed number of seconds)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+
+import pytest
+
+from archtune.auto import AutoNeuralClassifier
+from archtune.estimators import NeuralClassifier
+
+HOG = "import time\nend = time.monotonic() + 120\nwhile time.monotonic() < end:\n    pass\n"
+
+
+@pytest.fixture
+def loaded_machine():
+    """Two busy processes (as many as this machine's cores in CI) for the test's length."""
+    hogs = [subprocess.Popen([sys.executable, "-c", HOG]) for _ in range(2)]
+    try:
+        yield
+    finally:
+        for hog in hogs:
+            hog.kill()
+            hog.wait()
+
+
+def test_a_time_budget_is_kept_within_the_refit_allowance_on_a_loaded_machine(magic_small, loaded_machine):
+    X, y = magic_small
+    started = time.monotonic()
+    NeuralClassifier(random_state=0).fit(X, y)  # the reference: the default network, all rows, this load
+    reference = time.monotonic() - started
+    budget = 10.0
+    started = time.monotonic()
+    model = AutoNeuralClassifier(budget=f"{budget:g}s", random_state=0).fit(X, y)
+    wall = time.monotonic() - started
+    assert model.predict(X.iloc[:5]).shape == (5,)
+    print(f"wall {wall:.1f} s, budget {budget:g} s, reference fit {reference:.1f} s")
+    assert wall <= budget + reference, (wall, reference)
