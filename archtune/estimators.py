@@ -8,6 +8,7 @@ module holds the parameters, their documentation and the prediction methods.
 from __future__ import annotations
 
 import warnings
+from contextlib import nullcontext
 from typing import Any
 
 import numpy as np
@@ -26,6 +27,7 @@ from archtune.pretraining.run import pretrain as pretrain_rows
 from archtune.pretraining.semi_supervised import check_labelled, take_rows, unlabeled_rows, with_pretraining
 from archtune.train import Callback
 from archtune.train.loop import predict_tensor
+from archtune.train.threads import inference_threads
 
 
 class _NeuralBase(BaseEstimator):
@@ -566,7 +568,9 @@ class _NeuralBase(BaseEstimator):
         check_is_fitted(self, "module_")
         matrix = input_matrix(self, X, "X")
         device = next(self.module_.parameters()).device
-        return predict_tensor(self.module_, matrix.to(device)).cpu().double()
+        threads = inference_threads([self.module_], matrix[:1], len(matrix)) if device.type == "cpu" else nullcontext()
+        with threads:
+            return predict_tensor(self.module_, matrix.to(device)).cpu().double()
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

@@ -334,6 +334,12 @@ def run_archtune(data: Data, budget: float, seed: int, baselines: bool, populati
         "refit_epochs": int(len(model.best_estimator_.history_)),
         "best_n_params": model.best_trial_.user_attrs.get("n_params"),
         "longest_trial_seconds": max((float(t.user_attrs.get("fit_seconds") or 0) for t in trials), default=0.0),
+        # Network configurations evaluated: finished trials less the promoted repeats
+        # (successive halving over rows, archtune.tune.halving), and those repeats.
+        "configurations": sum(t.state in (state.COMPLETE, state.PRUNED) and t.user_attrs.get("promoted_from") is None
+                              for t in trials),
+        "promoted": sum(t.user_attrs.get("promoted_from") is not None for t in trials),
+        "saved_network": model.study_.user_attrs.get("saved_network", {}).get("text"),
         "fail_reasons": sorted({str(t.user_attrs.get("fail_reason", "")).split(":")[0]
                                 for t in trials if t.state == state.FAIL}),
         "predict_ms_per_1000_rows": latency * 1000,
@@ -1010,7 +1016,9 @@ def main(argv: list[str] | None = None) -> int:
             parts.append(f"archtune time split: gradient boosting {gbdt:.1f} s, other baselines {others:.1f} s, "
                          f"networks {at.search_seconds - at.extra['baseline_seconds']:.1f} s, ensemble + refit "
                          f"{at.refit_seconds:.1f} s; longest trial {at.extra['longest_trial_seconds']:.1f} s, refit "
-                         f"{at.extra['refit_epochs']} epochs")
+                         f"{at.extra['refit_epochs']} epochs; {at.extra.get('configurations')} network "
+                         f"configurations evaluated, {at.extra.get('promoted')} promoted to all rows; saved: "
+                         f"{at.extra.get('saved_network')}")
         print(f"- {name}: " + "; ".join(parts))
     print()
     print("archtune's ensemble (members: weight), prediction latency of what it ships and bundle sizes:")

@@ -1,6 +1,11 @@
 """A time budget holds on a loaded machine: the search's wall time stays within its budget plus
-the refit allowance, the allowance being one fit of the default network on the same rows,
-measured in the same test under the same load (no fixed number of seconds)."""
+the refit allowance, the allowance being half of one fit of the default network on the same
+rows, measured in the same test under the same load (no fixed number of seconds).
+
+Measured here (2 cores, two busy processes and a benchmark beside): before the search's
+probes and predictions ran at the threads their work pays for and the leaderboard's bootstrap
+was computed as row sums, a 10 s search took 19.5 s against a reference fit of 17.7 s (this
+test fails: 19.5 > 10 + 8.9); after, 12.0 s against 17.7-20.1 s."""
 
 from __future__ import annotations
 
@@ -39,4 +44,4 @@ def test_a_time_budget_is_kept_within_the_refit_allowance_on_a_loaded_machine(ma
     wall = time.monotonic() - started
     assert model.predict(X.iloc[:5]).shape == (5,)
     print(f"wall {wall:.1f} s, budget {budget:g} s, reference fit {reference:.1f} s")
-    assert wall <= budget + reference, (wall, reference)
+    assert wall <= budget + reference / 2, (wall, reference)

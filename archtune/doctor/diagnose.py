@@ -31,6 +31,7 @@ from archtune.checks import check_number
 from archtune.doctor import data_checks, detectors
 from archtune.doctor.evidence import Evidence
 from archtune.doctor.findings import Diagnosis, Finding
+from archtune.train.threads import training_threads
 from archtune.doctor.probes import (TrainingRecorder, duplicate_units, gradient_rms, recording_loss,
                                     unit_stats)
 from archtune.data.table import Table
@@ -272,9 +273,10 @@ def _fitted_evidence(model: Any, X: Any, y: Any) -> Evidence:
     if X is not None:
         X_t = input_matrix(model, X)
         y_t = target_tensor(model, np.asarray(y))
-        evidence.final_units = unit_stats(module, X_t)
         loss_fn = task.loss_fn(torch.device("cpu"))
         batch = model.train_config(len(X_t), 0).batch_size
-        evidence.grad_rms = gradient_rms(module, loss_fn, X_t, y_t, batch)
+        with training_threads([module], X_t[:1], batch):  # the probes' work is a few small steps
+            evidence.final_units = unit_stats(module, X_t)
+            evidence.grad_rms = gradient_rms(module, loss_fn, X_t, y_t, batch)
         evidence.constant_loss = _constant_loss(task, loss_fn, y_t)
     return evidence

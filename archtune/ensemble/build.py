@@ -19,12 +19,14 @@ from typing import Any
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 
+from archtune.ensemble.bootstrap import bootstrap_scores
 from archtune.ensemble.model import Ensemble, Member, make_ensemble
 from archtune.ensemble.selection import combine, select_weights
 
 
-# Resamples of the validation rows for the leaderboard's intervals: each costs a scorer call per
-# candidate (up to 16 networks and 5 baselines), so fewer than the textbook 1000-2000.
+# Resamples of the validation rows for the leaderboard's intervals: for scorers that are not sums
+# over rows (archtune.ensemble.bootstrap) each costs a scorer call per candidate (up to 16
+# networks and the baselines), so fewer than the textbook 1000-2000.
 INTERVAL_RESAMPLES = 200
 
 
@@ -187,9 +189,13 @@ class EnsembleLibrary:
         found: dict[str, tuple[float, float]] = {}
         tail = 100 * (1 - level) / 2
         for name, prediction in named.items():
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")  # a resample with one class warns in some metrics
-                scores = np.array([self._score(prediction, rows) for rows in draws], dtype="float64")
+            scores = bootstrap_scores(self.scorer, prediction, self.y_val,
+                                      self.classes if self.task == "classification" else None, draws,
+                                      self.sample_weight)
+            if scores is None:  # a scorer that is not a sum over rows: called on each resample
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")  # a resample with one class warns in some metrics
+                    scores = np.array([self._score(prediction, rows) for rows in draws], dtype="float64")
             scores = scores[np.isfinite(scores)]
             if len(scores):
                 found[name] = (float(np.percentile(scores, tail)), float(np.percentile(scores, 100 - tail)))
