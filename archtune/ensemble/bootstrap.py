@@ -32,15 +32,22 @@ def _counts(draws: list[np.ndarray], n: int) -> Iterator[np.ndarray]:
         yield counts
 
 
+# The scorers (scikit-learn names) that are sums over rows, by the score function they call.
+ROW_SUM_SCORERS = {"accuracy": "accuracy_score", "r2": "r2_score", "neg_mean_squared_error": "mean_squared_error",
+                   "neg_mean_absolute_error": "mean_absolute_error",
+                   "neg_root_mean_squared_error": "root_mean_squared_error"}
+
+
 def _scorer_kind(scorer: Any) -> str | None:
-    """The name of a scorer made of row sums (`bootstrap_scores` computes it), or None."""
-    func = getattr(scorer, "_score_func", None)
-    if func is None or getattr(scorer, "_kwargs", None):
-        return None
-    name = getattr(func, "__name__", "")
-    known = {"accuracy_score": 1, "r2_score": 1, "mean_squared_error": -1, "mean_absolute_error": -1,
-             "root_mean_squared_error": -1}
-    return name if known.get(name) == getattr(scorer, "_sign", None) else None
+    """The score function of a scorer made of row sums (`bootstrap_scores` computes it), or
+    None. Recognised by its repr, which names the function, its sign and any arguments."""
+    from sklearn.metrics import get_scorer
+
+    shown = repr(scorer)
+    for name, function in ROW_SUM_SCORERS.items():
+        if shown == repr(get_scorer(name)):
+            return function
+    return None
 
 
 def bootstrap_scores(scorer: Any, prediction: np.ndarray, y: np.ndarray, classes: np.ndarray | None,
