@@ -349,5 +349,22 @@ class AutoNeuralRegressor(RegressorMixin, _AutoBase):
                "refits the best. See `_AutoBase` for the parameters.\n" + _AutoBase.__doc__.split("\n", 1)[1])
     neural_class = NeuralRegressor
 
+    def predict_interval(self, X: Any, coverage: float = 0.9) -> tuple[np.ndarray, np.ndarray]:
+        """(lower, upper), each shaped like ``predict(X)``, from ``final_estimator_``: intervals
+        holding the true value with probability ``coverage`` by split-conformal calibration
+        (archtune.conformal) on rows the final model did not train on: the search's validation
+        rows (an ensemble, calibrated before its members were refitted), the refit's own
+        validation split, or a bag's out-of-fold rows.
+
+        Raises
+        ------
+        InvalidParameterError
+            A bad coverage, or a final model without a calibration.
+        """
+        check_is_fitted(self, "final_estimator_")
+        from archtune.conformal import predict_interval
+
+        return predict_interval(self.final_estimator_, self._table(X), coverage)
+
 
 __all__ = ["AutoNeuralClassifier", "AutoNeuralRegressor"]

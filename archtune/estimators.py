@@ -642,6 +642,34 @@ class NeuralRegressor(RegressorMixin, _NeuralBase):
         outputs = self._outputs(X).numpy()
         return self.target_encoder_.decode(outputs)
 
+    def predict_interval(self, X: Any, coverage: float = 0.9) -> tuple[np.ndarray, np.ndarray]:
+        """Prediction intervals that hold the true value with probability ``coverage``.
+
+        Split-conformal calibration (archtune.conformal; Lei et al. 2018): the absolute errors
+        on the validation rows the fit held out (``validation_fraction`` or
+        ``validation_data``) set the half-width, ``conformal_``. The guarantee is marginal,
+        over rows exchangeable with the validation rows.
+
+        Parameters
+        ----------
+        X : array-like or DataFrame of shape (n_samples, n_features)
+        coverage : float, default 0.9
+            In (0, 1).
+
+        Returns
+        -------
+        lower, upper : ndarray of shape (n_samples,) or (n_samples, n_outputs)
+            Shaped like ``predict(X)``.
+
+        Raises
+        ------
+        InvalidParameterError
+            A bad coverage, or a fit without validation rows (nothing to calibrate on).
+        """
+        from archtune.conformal import predict_interval
+
+        return predict_interval(self, X, coverage)
+
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.target_tags.multi_output = True

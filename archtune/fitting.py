@@ -20,6 +20,7 @@ import dataclasses
 import math
 import warnings
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import nullcontext
 from typing import Any
 
 import numpy as np
@@ -398,7 +399,27 @@ def finish(estimator: Any, prepared: Prepared, result: TrainResult) -> Any:
         "lr_finder_": prepared.lr_finder,  # None (no finder ran) removes an earlier fit's
         "init_report_": report.summary() if report is not None else None,
         "lineage_": lineage if lineage is not None else list(result.lineage),
+        "conformal_": _calibration(prepared, result.module),
     })
+
+
+def _calibration(prepared: Prepared, module: Any) -> Any:
+    """A regressor's interval calibration (archtune.conformal) on the validation rows its fit
+    held out, in the target's units; None for a classifier or a fit without validation rows."""
+    from archtune.conformal import calibrate
+    from archtune.train.loop import predict_tensor
+    from archtune.train.threads import inference_threads
+
+    target = prepared.fitted.target
+    if target.kind != "regression" or prepared.X_val is None or prepared.y_val is None or not len(prepared.y_val):
+        return None
+    X_val = prepared.X_val
+    with inference_threads([module], X_val[:1], len(X_val)) if prepared.device.type == "cpu" else nullcontext():
+        with torch.no_grad():
+            outputs = predict_tensor(module.eval(), X_val.to(prepared.device)).cpu().double().numpy()
+    truth = prepared.y_val.cpu().double().numpy() * target.scale + target.mean
+    return calibrate(truth.ravel() if target.one_d else truth, target.decode(outputs),
+                     "the validation rows of the fit")
 
 
 def set_fitted(estimator: Any, attributes: Mapping[str, Any]) -> Any:

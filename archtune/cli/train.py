@@ -176,13 +176,17 @@ def transfer_params(init_from: Path | None, freeze: str | None, freeze_epochs: s
 @cli.command(epilog="""\b
 Examples:
   archtune predict runs/bc breast_cancer -o predictions.csv
-  archtune predict runs/magic new_rows.csv          (CSV to standard output)""")
+  archtune predict runs/magic new_rows.csv          (CSV to standard output)
+  archtune predict runs/price new_rows.csv --interval 0.9   (with 90% prediction intervals)""")
 @click.argument("bundle", type=click.Path(path_type=Path))
 @click.argument("data")
 @click.option("--output", "-o", type=click.Path(path_type=Path), help="Write predictions to this CSV file.")
 @click.option("--best-network", is_flag=True,
               help="Predict with the run's best network even when another model (an ensemble) predicts for it.")
-def predict(bundle: Path, data: str, output: Path | None, best_network: bool) -> None:
+@click.option("--interval", type=float, metavar="COVERAGE",
+              help="A regressor's prediction intervals holding the true value with this probability (0.9: "
+                   "90%), by split-conformal calibration on held-out rows: columns lower and upper.")
+def predict(bundle: Path, data: str, output: Path | None, best_network: bool, interval: float | None) -> None:
     """Predict DATA with the model saved in BUNDLE (the target column, if present, is ignored).
 
     A run of `archtune tune` predicts with the model its search selected (an ensemble, saved
@@ -196,7 +200,18 @@ def predict(bundle: Path, data: str, output: Path | None, best_network: bool) ->
     from archtune.bundles.paths import check_path
 
     check_path(bundle, "predict")  # anything else is named in one line, with the command that takes it
-    model = load(bundle, best_network=best_network)  # what archtune.load gives Python: the same predictions
+    if interval is not None:
+        from archtune.conformal import check_coverage
+
+        try:
+            check_coverage(interval)
+        except InvalidParameterError as exc:
+            raise InvalidParameterError(f"--interval: {exc}") from None
+    model = load(bundle, best_network=best_network)
+    if interval is not None and (is_classifier(model) or getattr(model, "conformal_", None) is None):
+        raise InvalidParameterError(
+            f"--interval: {bundle} holds a {'classifier' if is_classifier(model) else 'regressor without a calibration'}"
+            "; intervals are for regressors fitted with held-out rows (archtune fit and tune hold them out)")  # what archtune.load gives Python: the same predictions
     frame = resolve_image_paths(load_table(data), data)
     name = source_name(data)
     target = model.bundle_metadata_.get("target")
@@ -212,6 +227,13 @@ def predict(bundle: Path, data: str, output: Path | None, best_network: bool) ->
         result = pd.DataFrame(pred, columns=[f"prediction_{j}" for j in range(pred.shape[1])], index=frame.index)
     else:
         result = pd.DataFrame({"prediction": pred}, index=frame.index)
+    if interval is not None:
+        lower, upper = model.conformal_.interval(pred, interval)
+        if pred.ndim == 2:
+            for j in range(pred.shape[1]):
+                result[f"lower_{j}"], result[f"upper_{j}"] = lower[:, j], upper[:, j]
+        else:
+            result["lower"], result["upper"] = lower, upper
     if is_classifier(model):
         proba = model.predict_proba(frame)
         for j, label in enumerate(model.classes_):

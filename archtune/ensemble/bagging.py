@@ -180,6 +180,10 @@ def bag(make_estimator: Callable[[dict[str, Any]], Any], params: dict[str, Any],
     ensemble = make_ensemble(task, members, np.full(n_folds, 1.0 / n_folds), classes, None, columns)
     score = _score(scorer, oof, classes, y, sample_weight)
     ensemble.val_score = score
+    if task == "regression":  # each row's error by the member that did not train on it
+        from archtune.conformal import calibrate
+
+        ensemble.conformal_ = calibrate(y, oof, "the bag's out-of-fold rows")
     return Bag(ensemble, folds, oof, score, stacked)
 
 

@@ -100,6 +100,9 @@ class Ensemble(BaseEstimator):
         self.weights = weights[keep] / weights[keep].sum()
         self.val_score = val_score
         self.bundle_metadata_: dict[str, Any] = {}
+        # A regressor's interval calibration (archtune.conformal), set by whoever built it on
+        # rows its members did not train on: a search, a bag. None: no intervals.
+        self.conformal_: Any = None
         self.columns_ = [str(c) for c in columns] if columns is not None else None
         first = self.members[0].model
         self.n_features_in_ = len(columns) if columns is not None else int(getattr(first, "n_features_in_", 0) or 0)
@@ -155,6 +158,7 @@ class Ensemble(BaseEstimator):
         """The same weights over other (for example refitted) members, in the same order."""
         copy = make_ensemble(self.task, members, self.weights, self._classes(), self.val_score, self.columns_)
         copy.bundle_metadata_ = dict(self.bundle_metadata_)
+        copy.conformal_ = self.conformal_
         return copy
 
     def __repr__(self) -> str:
@@ -195,6 +199,21 @@ class EnsembleRegressor(RegressorMixin, Ensemble):
     def predict(self, X: Any) -> np.ndarray:
         """Values of shape (n_samples,), or (n_samples, n_outputs) for several outputs."""
         return self._average(X)
+
+    def predict_interval(self, X: Any, coverage: float = 0.9) -> tuple[np.ndarray, np.ndarray]:
+        """(lower, upper), each shaped like ``predict(X)``: intervals that hold the true value
+        with probability ``coverage``, by split-conformal calibration (archtune.conformal) on
+        rows the members did not train on (``conformal_``: a search's validation rows, a
+        bag's out-of-fold rows).
+
+        Raises
+        ------
+        InvalidParameterError
+            A bad coverage, or an ensemble built without a calibration (`make_ensemble` alone).
+        """
+        from archtune.conformal import predict_interval
+
+        return predict_interval(self, X, coverage)
 
 
 def make_ensemble(task: str, members: list[Member], weights: np.ndarray, classes: np.ndarray | None = None,
