@@ -306,11 +306,12 @@ class _AutoBase(BaseEstimator):
 
     # ------------------------------------------------------------------ delegation
 
-    def predict(self, X: Any) -> np.ndarray:
+    def predict(self, X: Any, n_threads: int | None = None, device: str | None = None) -> np.ndarray:
         """Labels of shape (n_samples,), or values of shape (n_samples,) or (n_samples,
-        n_outputs), from ``final_estimator_``."""
+        n_outputs), from ``final_estimator_``; ``n_threads`` (threads for this call, restored
+        after it) and ``device`` (where its networks predict) as in archtune.predicting."""
         check_is_fitted(self, "final_estimator_")
-        return self.final_estimator_.predict(self._table(X))
+        return self.final_estimator_.predict(self._table(X), n_threads=n_threads, device=device)
 
 
 def _has_names(X: Any) -> bool:
@@ -324,10 +325,11 @@ class AutoNeuralClassifier(ClassifierMixin, _AutoBase):
                "refits the best. See `_AutoBase` for the parameters.\n" + _AutoBase.__doc__.split("\n", 1)[1])
     neural_class = NeuralClassifier
 
-    def predict_proba(self, X: Any) -> np.ndarray:
-        """Class probabilities of shape (n_samples, n_classes), from ``final_estimator_``."""
+    def predict_proba(self, X: Any, n_threads: int | None = None, device: str | None = None) -> np.ndarray:
+        """Class probabilities of shape (n_samples, n_classes), from ``final_estimator_``;
+        ``n_threads`` and ``device`` as in `predict`."""
         check_is_fitted(self, "final_estimator_")
-        return self.final_estimator_.predict_proba(self._table(X))
+        return self.final_estimator_.predict_proba(self._table(X), n_threads=n_threads, device=device)
 
     def score(self, X: Any, y: Any, sample_weight: Any = None) -> float:
         """Accuracy of ``predict(X)``; labels held in an object array of numbers compare as
@@ -349,12 +351,14 @@ class AutoNeuralRegressor(RegressorMixin, _AutoBase):
                "refits the best. See `_AutoBase` for the parameters.\n" + _AutoBase.__doc__.split("\n", 1)[1])
     neural_class = NeuralRegressor
 
-    def predict_interval(self, X: Any, coverage: float = 0.9) -> tuple[np.ndarray, np.ndarray]:
+    def predict_interval(self, X: Any, coverage: float = 0.9, n_threads: int | None = None,
+                         device: str | None = None) -> tuple[np.ndarray, np.ndarray]:
         """(lower, upper), each shaped like ``predict(X)``, from ``final_estimator_``: intervals
         holding the true value with probability ``coverage`` by split-conformal calibration
         (archtune.conformal) on rows the final model did not train on: the search's validation
         rows (an ensemble, calibrated before its members were refitted), the refit's own
-        validation split, or a bag's out-of-fold rows.
+        validation split, or a bag's out-of-fold rows. ``n_threads`` and ``device`` as in
+        `predict`.
 
         Raises
         ------
@@ -362,9 +366,7 @@ class AutoNeuralRegressor(RegressorMixin, _AutoBase):
             A bad coverage, or a final model without a calibration.
         """
         check_is_fitted(self, "final_estimator_")
-        from archtune.conformal import predict_interval
-
-        return predict_interval(self.final_estimator_, self._table(X), coverage)
+        return self.final_estimator_.predict_interval(self._table(X), coverage, n_threads=n_threads, device=device)
 
 
 __all__ = ["AutoNeuralClassifier", "AutoNeuralRegressor"]

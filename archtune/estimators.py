@@ -27,6 +27,7 @@ from archtune.pretraining.run import pretrain as pretrain_rows
 from archtune.pretraining.semi_supervised import check_labelled, take_rows, unlabeled_rows, with_pretraining
 from archtune.train import Callback
 from archtune.train.loop import predict_tensor
+from archtune.predicting import predicting
 from archtune.train.threads import inference_threads
 
 
@@ -604,18 +605,35 @@ class NeuralClassifier(ClassifierMixin, _NeuralBase):
 
     target_kind = "classification"
 
-    def predict_proba(self, X: Any) -> np.ndarray:
+    def predict_proba(self, X: Any, n_threads: int | None = None, device: str | None = None) -> np.ndarray:
         """Class probabilities, array of shape (n_samples, n_classes), columns in the order of
-        ``classes_``."""
-        logits = self._outputs(X)
+        ``classes_``. ``n_threads`` and ``device`` as in `predict`."""
+        with predicting([self], n_threads, device):
+            logits = self._outputs(X)
         if len(self.classes_) == 2:
             p = torch.sigmoid(logits)
             return torch.cat([1 - p, p], dim=1).numpy()
         return torch.softmax(logits, dim=1).numpy()
 
-    def predict(self, X: Any) -> np.ndarray:
-        """The most probable class label of each row, array of shape (n_samples,)."""
-        logits = self._outputs(X)
+    def predict(self, X: Any, n_threads: int | None = None, device: str | None = None) -> np.ndarray:
+        """The most probable class label of each row, array of shape (n_samples,).
+
+        Parameters
+        ----------
+        X : array-like or DataFrame of shape (n_samples, n_features)
+        n_threads : int, optional
+            Threads for this call (torch and the native pools), restored after it; None: the
+            threads the work pays for (archtune.predicting).
+        device : {"cpu", "cuda", "cuda:N", "auto"}, optional
+            Move the network there first (it stays there); None: where its weights are.
+
+        Raises
+        ------
+        InvalidParameterError
+            A bad ``n_threads`` or ``device`` (a CUDA device on a machine without one).
+        """
+        with predicting([self], n_threads, device):
+            logits = self._outputs(X)
         if len(self.classes_) == 2:
             return self.classes_[(logits[:, 0] > 0).long().numpy()]
         return self.classes_[logits.argmax(dim=1).numpy()]
@@ -637,12 +655,29 @@ class NeuralRegressor(RegressorMixin, _NeuralBase):
 
     target_kind = "regression"
 
-    def predict(self, X: Any) -> np.ndarray:
-        """Predicted values, shape (n_samples,) or (n_samples, n_outputs)."""
-        outputs = self._outputs(X).numpy()
+    def predict(self, X: Any, n_threads: int | None = None, device: str | None = None) -> np.ndarray:
+        """Predicted values, shape (n_samples,) or (n_samples, n_outputs).
+
+        Parameters
+        ----------
+        X : array-like or DataFrame of shape (n_samples, n_features)
+        n_threads : int, optional
+            Threads for this call (torch and the native pools), restored after it; None: the
+            threads the work pays for (archtune.predicting).
+        device : {"cpu", "cuda", "cuda:N", "auto"}, optional
+            Move the network there first (it stays there); None: where its weights are.
+
+        Raises
+        ------
+        InvalidParameterError
+            A bad ``n_threads`` or ``device`` (a CUDA device on a machine without one).
+        """
+        with predicting([self], n_threads, device):
+            outputs = self._outputs(X).numpy()
         return self.target_encoder_.decode(outputs)
 
-    def predict_interval(self, X: Any, coverage: float = 0.9) -> tuple[np.ndarray, np.ndarray]:
+    def predict_interval(self, X: Any, coverage: float = 0.9, n_threads: int | None = None,
+                         device: str | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Prediction intervals that hold the true value with probability ``coverage``.
 
         Split-conformal calibration (archtune.conformal; Lei et al. 2018): the absolute errors
@@ -655,6 +690,8 @@ class NeuralRegressor(RegressorMixin, _NeuralBase):
         X : array-like or DataFrame of shape (n_samples, n_features)
         coverage : float, default 0.9
             In (0, 1).
+        n_threads, device :
+            As in `predict`.
 
         Returns
         -------
@@ -668,7 +705,8 @@ class NeuralRegressor(RegressorMixin, _NeuralBase):
         """
         from archtune.conformal import predict_interval
 
-        return predict_interval(self, X, coverage)
+        with predicting([self], n_threads, device):
+            return predict_interval(self, X, coverage)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

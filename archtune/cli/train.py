@@ -177,7 +177,8 @@ def transfer_params(init_from: Path | None, freeze: str | None, freeze_epochs: s
 Examples:
   archtune predict runs/bc breast_cancer -o predictions.csv
   archtune predict runs/magic new_rows.csv          (CSV to standard output)
-  archtune predict runs/price new_rows.csv --interval 0.9   (with 90% prediction intervals)""")
+  archtune predict runs/price new_rows.csv --interval 0.9   (with 90% prediction intervals)
+  archtune predict runs/price new_rows.csv --threads 1 --device cpu   (serving: one thread, on a CPU)""")
 @click.argument("bundle", type=click.Path(path_type=Path))
 @click.argument("data")
 @click.option("--output", "-o", type=click.Path(path_type=Path), help="Write predictions to this CSV file.")
@@ -186,7 +187,13 @@ Examples:
 @click.option("--interval", type=float, metavar="COVERAGE",
               help="A regressor's prediction intervals holding the true value with this probability (0.9: "
                    "90%), by split-conformal calibration on held-out rows: columns lower and upper.")
-def predict(bundle: Path, data: str, output: Path | None, best_network: bool, interval: float | None) -> None:
+@click.option("--threads", "n_threads", type=click.IntRange(1), metavar="N",
+              help="Threads for the prediction (torch and the native pools); default: what the work pays for.")
+@click.option("--device", metavar="DEVICE",
+              help="Where the networks predict: cpu, cuda, cuda:N or auto (a model trained on a GPU predicts on a "
+                   "CPU); default: where the weights were loaded (cpu).")
+def predict(bundle: Path, data: str, output: Path | None, best_network: bool, interval: float | None,
+            n_threads: int | None, device: str | None) -> None:
     """Predict DATA with the model saved in BUNDLE (the target column, if present, is ignored).
 
     A run of `archtune tune` predicts with the model its search selected (an ensemble, saved
@@ -200,6 +207,13 @@ def predict(bundle: Path, data: str, output: Path | None, best_network: bool, in
     from archtune.bundles.paths import check_path
 
     check_path(bundle, "predict")  # anything else is named in one line, with the command that takes it
+    if device is not None:
+        from archtune.predicting import check_device
+
+        try:
+            check_device(device)
+        except InvalidParameterError as exc:
+            raise InvalidParameterError(f"--device: {exc}") from None
     if interval is not None:
         from archtune.conformal import check_coverage
 
@@ -222,7 +236,7 @@ def predict(bundle: Path, data: str, output: Path | None, best_network: bool, in
     # its networks' preprocessing).
     for network in getattr(model, "networks", [model]):
         network.preprocessor_.transform(frame.set_axis(network.preprocessor_.columns_, axis=1), where=name)
-    pred = model.predict(frame)
+    pred = model.predict(frame, n_threads=n_threads, device=device)
     if pred.ndim == 2:  # a multi-output regressor saved from Python: one column per output
         result = pd.DataFrame(pred, columns=[f"prediction_{j}" for j in range(pred.shape[1])], index=frame.index)
     else:
@@ -235,7 +249,7 @@ def predict(bundle: Path, data: str, output: Path | None, best_network: bool, in
         else:
             result["lower"], result["upper"] = lower, upper
     if is_classifier(model):
-        proba = model.predict_proba(frame)
+        proba = model.predict_proba(frame, n_threads=n_threads, device=device)
         for j, label in enumerate(model.classes_):
             result[f"proba_{label}"] = proba[:, j]
     from archtune.data.images import is_image_folder

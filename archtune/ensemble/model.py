@@ -138,9 +138,24 @@ class Ensemble(BaseEstimator):
     def _classes(self) -> np.ndarray | None:
         return None
 
-    def _average(self, X: Any) -> np.ndarray:
+    def _all_networks(self) -> list[Any]:
+        """The networks among the members, a bag's included (for ``device``)."""
+        found = []
+        for m in self.members:
+            if m.kind == "network":
+                found.append(m.model)
+            elif isinstance(m.model, Ensemble):
+                found.extend(m.model._all_networks())
+        return found
+
+    def _average(self, X: Any, n_threads: int | None = None, device: str | None = None) -> np.ndarray:
+        """The members' weighted average; ``n_threads`` and ``device`` as in ``predict``
+        (archtune.predicting: threads for every member, the networks moved to the device)."""
+        from archtune.predicting import predicting
+
         X = _as_table(X, self)
-        return combine([m.prediction(X, self._classes()) for m in self.members], self.weights)
+        with predicting(self._all_networks(), n_threads, device):
+            return combine([m.prediction(X, self._classes()) for m in self.members], self.weights)
 
     def describe(self) -> pd.DataFrame:
         """One row per member: name, kind, weight, its own validation score."""
@@ -181,13 +196,16 @@ class EnsembleClassifier(ClassifierMixin, Ensemble):
     def _classes(self) -> np.ndarray:
         return self.classes_
 
-    def predict_proba(self, X: Any) -> np.ndarray:
-        """Class probabilities of shape (n_samples, n_classes): the members' weighted average."""
-        return self._average(X)
+    def predict_proba(self, X: Any, n_threads: int | None = None, device: str | None = None) -> np.ndarray:
+        """Class probabilities of shape (n_samples, n_classes): the members' weighted average.
+        ``n_threads`` and ``device`` as in `predict`."""
+        return self._average(X, n_threads, device)
 
-    def predict(self, X: Any) -> np.ndarray:
-        """Class labels of shape (n_samples,): the most probable class of the average."""
-        return self.classes_[np.argmax(self._average(X), axis=1)]
+    def predict(self, X: Any, n_threads: int | None = None, device: str | None = None) -> np.ndarray:
+        """Class labels of shape (n_samples,): the most probable class of the average.
+        ``n_threads``: threads for this call, every member's (restored after it);
+        ``device``: where the network members predict (archtune.predicting)."""
+        return self.classes_[np.argmax(self._average(X, n_threads, device), axis=1)]
 
 
 class EnsembleRegressor(RegressorMixin, Ensemble):
@@ -196,11 +214,14 @@ class EnsembleRegressor(RegressorMixin, Ensemble):
 
     task = "regression"
 
-    def predict(self, X: Any) -> np.ndarray:
-        """Values of shape (n_samples,), or (n_samples, n_outputs) for several outputs."""
-        return self._average(X)
+    def predict(self, X: Any, n_threads: int | None = None, device: str | None = None) -> np.ndarray:
+        """Values of shape (n_samples,), or (n_samples, n_outputs) for several outputs.
+        ``n_threads``: threads for this call, every member's (restored after it);
+        ``device``: where the network members predict (archtune.predicting)."""
+        return self._average(X, n_threads, device)
 
-    def predict_interval(self, X: Any, coverage: float = 0.9) -> tuple[np.ndarray, np.ndarray]:
+    def predict_interval(self, X: Any, coverage: float = 0.9, n_threads: int | None = None,
+                         device: str | None = None) -> tuple[np.ndarray, np.ndarray]:
         """(lower, upper), each shaped like ``predict(X)``: intervals that hold the true value
         with probability ``coverage``, by split-conformal calibration (archtune.conformal) on
         rows the members did not train on (``conformal_``: a search's validation rows, a
@@ -212,8 +233,10 @@ class EnsembleRegressor(RegressorMixin, Ensemble):
             A bad coverage, or an ensemble built without a calibration (`make_ensemble` alone).
         """
         from archtune.conformal import predict_interval
+        from archtune.predicting import predicting
 
-        return predict_interval(self, X, coverage)
+        with predicting(self._all_networks(), n_threads, device):
+            return predict_interval(self, X, coverage)
 
 
 def make_ensemble(task: str, members: list[Member], weights: np.ndarray, classes: np.ndarray | None = None,
