@@ -135,3 +135,26 @@ def test_the_cli_reads_min_resources_and_refuses_a_bad_value_by_name(tmp_path):
     assert result.exit_code != 0
     assert "--min-resources must be auto, none or a number of training rows; got 'half'" in result.output
     assert not (tmp_path / "run").exists()
+
+
+def test_refit_auto_refits_a_first_stage_network_whatever_it_costs_and_a_full_one_within_the_cap():
+    from types import SimpleNamespace
+
+    from archtune.tune.tuner import Search
+
+    study = optuna.create_study(direction="maximize")
+    config = {"max_epochs": 5, "patience": 5}
+    # A first-stage trial (100 of 800 rows): its refit would take 8 x 2 s x 5 epochs = 80 s.
+    study.add_trial(optuna.trial.create_trial(value=0.9, user_attrs={
+        TRAIN_ROWS: 100, "epochs_run": 5, "best_epoch": 5, "fit_seconds": 10.0, "config": config}))
+    search = Search.__new__(Search)
+    search.study, search.refit_factor, search.refit_cap = study, 1.0, 30.0
+    search.splits = [SimpleNamespace(y_train=np.zeros(800))]
+    assert search.refit_estimate() == pytest.approx(80.0)
+    assert search.refit_planned() and search.refit_reserve() == pytest.approx(1.15 * 80 + 1)
+    # A promoted trial on all rows becomes the best: 2 s x 5 epochs = 10 s, within the cap.
+    study.add_trial(optuna.trial.create_trial(value=0.95, user_attrs={
+        TRAIN_ROWS: 800, PROMOTED: 0, "epochs_run": 5, "best_epoch": 5, "fit_seconds": 10.0, "config": config}))
+    assert search.refit_estimate() == pytest.approx(10.0) and search.refit_planned()
+    search.refit_cap = 5.0  # over the cap, on all rows already: no refit, no time kept for one
+    assert not search.refit_planned() and search.refit_reserve() == 0.0

@@ -121,6 +121,10 @@ class Search:
         self.tracker = tracker
         self.objectives = objectives
         self.stages = stages
+        # budget="auto" (archtune.tune.stopping): the rule checked before each claim, and the
+        # record of its decision once it stopped the search (None while it runs).
+        self.stopping: Any = None
+        self.stopped: dict[str, Any] | None = None
 
     # ------------------------------------------------------------------ counting
 
@@ -143,15 +147,27 @@ class Search:
     def refit_reserve(self) -> float:
         """Seconds kept for the final refit (`refit_estimate` with a margin; 0 when no refit is
         planned). Trials stop early enough to leave it."""
-        return self._reserve(self.refit_estimate())
+        try:
+            subsample = self._rows_scale(best_by_score(self.study).user_attrs.get(TRAIN_ROWS)) > 1
+        except ValueError:
+            subsample = False
+        return self._reserve(self.refit_estimate(), subsample)
 
     def refit_planned(self) -> bool:
         """Whether the best configuration so far is to be refitted on all rows: always, but
-        with refit="auto" (``refit_cap``) only when its refit takes at most the cap."""
-        return self.refit_cap is None or self.refit_estimate() <= self.refit_cap
+        with refit="auto" (``refit_cap``) only when its refit takes at most the cap or its
+        trial trained on a first stage's subsample (such a network is not one to ship)."""
+        try:
+            best = best_by_score(self.study)
+        except ValueError:
+            return True
+        return self._planned(self.refit_estimate(), self._rows_scale(best.user_attrs.get(TRAIN_ROWS)) > 1)
 
-    def _reserve(self, estimate: float) -> float:
-        if estimate <= 0 or (self.refit_cap is not None and estimate > self.refit_cap):
+    def _planned(self, estimate: float, subsample: bool) -> bool:
+        return self.refit_cap is None or subsample or estimate <= self.refit_cap
+
+    def _reserve(self, estimate: float, subsample: bool) -> float:
+        if estimate <= 0 or not self._planned(estimate, subsample):
             return 0.0
         # A margin: in bench/search_quality.py (100 s budgets) 5 of 8 refits, sized by the bare
         # estimate, were cut 1-5 epochs short of their best epoch count.
@@ -187,16 +203,18 @@ class Search:
         # still gets its minimum time: a search returns a trained network, not an error.
         return max(self.deadline - self.refit_reserve(), self._first_trial_until)
 
-    def _out_of_time(self, own_seconds: float) -> bool:
+    def _out_of_time(self, own_seconds: float, subsample: bool = False) -> bool:
         """A running trial stops when the time left would not cover the final refit: of the
         best trial so far, or of this trial itself if it became the best (``own_seconds``: what
-        its epochs so far would take alone)."""
+        its epochs so far would take alone on all rows; ``subsample``: it trains on a first
+        stage's rows, so its refit is planned whatever it costs)."""
         if self.deadline is None:
             return False
         now = time.monotonic()
         if now < self._first_trial_until:
             return False
-        return now + max(self.refit_reserve(), self._reserve(self.refit_factor * own_seconds)) >= self.deadline
+        own = self._reserve(self.refit_factor * own_seconds, subsample)
+        return now + max(self.refit_reserve(), own) >= self.deadline
 
     # ------------------------------------------------------------------ the loop
 
@@ -231,6 +249,8 @@ class Search:
                     return 0
                 self._first_trial_until = time.monotonic() + self._first_trial_seconds
                 want = 1
+            elif self._stops_itself():
+                return 0
             if self._limit is not None:
                 want = min(want, self._limit - self._attempts)
             if n_trials is not None:
@@ -243,6 +263,23 @@ class Search:
             self._attempts += want
             self._in_flight += want
             return want
+
+    def _stops_itself(self) -> bool:
+        """budget="auto": whether the stopping rule (archtune.tune.stopping.StoppingRule) ends
+        the search now, recording why; a process without the rule (a worker) stops when the
+        coordinator's rule recorded its stop in the study."""
+        from archtune.tune.stopping import STOPPED_ATTR
+
+        if self.stopped is not None:
+            return True
+        if self.stopping is not None:
+            self.stopped = self.stopping.check(self)
+            if self.stopped is not None:  # at once, for the workers' next claim
+                self.study.set_user_attr(STOPPED_ATTR, self.stopped)
+        elif self.deadline is not None:  # an auto search always has its cap as a deadline
+            record = self.study.user_attrs.get(STOPPED_ATTR)
+            self.stopped = record if isinstance(record, dict) and record.get("reason") == "rule" else None
+        return self.stopped is not None
 
     def _worker(self, n_trials: int | None) -> None:
         while granted := self._claim(n_trials, self.cohort_size):
@@ -421,7 +458,7 @@ class Search:
                 # What this member's epochs so far would take alone (a cohort member's share
                 # of the cohort's time understates it).
                 solo = reporter.epochs * float(getattr(estimator, "solo_epoch_seconds_", 0.0))
-                return self._out_of_time(max(reporter.seconds, solo) * rows_scale)
+                return self._out_of_time(max(reporter.seconds, solo) * rows_scale, rows_scale > 1)
 
             reporter = EpochReporter(self.epoch_key, self.epoch_sign, report if fold == 0 else (lambda e, v: True),
                                      out_of_time)
