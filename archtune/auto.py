@@ -23,7 +23,11 @@ class _AutoBase(BaseEstimator):
     Parameters
     ----------
     budget : str or int
-        Wall-clock time ("90s", "5m", "1h", "1h30m") or a number of finished trials.
+        Wall-clock time ("90s", "5m", "1h", "1h30m"), a number of finished trials, or "auto":
+        stop when more trials are not expected to improve the best validation score by more
+        than its noise (its bootstrap standard error), not before 21 finished trials, within a
+        time cap of 1 hour ("auto:2h" for another cap; archtune.tune.stopping). Why it stopped
+        is ``study_.user_attrs["stopped"]``.
     space : "default", "small", dict or SearchSpace
         The search space. A dict narrows or extends the default one:
         ``{"activation": ["relu", "gelu"], "units": (32, 256)}``, and may fix any estimator

@@ -48,6 +48,20 @@ def _cell(column: str, value: Any) -> str:
     return f"{float(value):.2f}"
 
 
+def stopping_line(study: Any) -> str | None:
+    """Why a search with budget="auto" stopped ("stopped: no expected improvement above the
+    validation noise after 23 trials ..., 412.3 s into the search"), from its study
+    (archtune.tune.stopping); None for another budget."""
+    from archtune.tune.stopping import STOPPED_ATTR, stop_text
+
+    record = study.user_attrs.get(STOPPED_ATTR) if study is not None else None
+    if not isinstance(record, dict):
+        return None
+    seconds = record.get("seconds")
+    when = "" if seconds is None else f", {float(seconds):.1f} s into the search"
+    return f"stopped: {record.get('text') or stop_text(record)}{when}"
+
+
 def verdict(frame: pd.DataFrame, metric: str) -> str:
     """Plain sentences: does the best network beat the best classical baseline, by how much;
     and when an ensemble was selected, what predicts and why (judged on validation rows the
@@ -148,6 +162,9 @@ def leaderboard(run_dir: Path | None, storage: str | None, study_name: str, limi
 
     metric = task_named(study.user_attrs.get("task", "regression")).default_scoring
     click.echo(verdict(board, metric))
+    stopped = stopping_line(study)
+    if stopped:
+        click.echo(stopped)
 
 
-__all__ = ["leaderboard", "render_leaderboard", "verdict"]
+__all__ = ["leaderboard", "render_leaderboard", "stopping_line", "verdict"]

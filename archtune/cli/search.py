@@ -13,7 +13,7 @@ from typing import Any
 import click
 
 from archtune.cli.group import cli
-from archtune.cli.leaderboard import render_leaderboard, verdict
+from archtune.cli.leaderboard import render_leaderboard, stopping_line, verdict
 from archtune.cli.report import report_after_run
 from archtune.cli.common import (
     DEFAULT_STUDY,
@@ -126,8 +126,9 @@ Examples:
 @click.option("--task", type=click.Choice(["auto", "classification", "regression"]), default="auto",
               show_default=True)
 @click.option("--budget", default="5m", show_default=True,
-              help="Wall-clock budget (90s, 5m, 1h, 1h30m), or a plain number of finished trials (--budget 5 "
-                   "means 5 trials, not 5 minutes).")
+              help="Wall-clock budget (90s, 5m, 1h, 1h30m), a plain number of finished trials (--budget 5 "
+                   "means 5 trials, not 5 minutes), or auto: stop when more trials are not expected to improve "
+                   "on the noise of the validation score, within a time cap of 1h (auto:2h for another cap).")
 @click.option("--trials", type=click.IntRange(1), help="Number of finished trials instead of a time budget.")
 @click.option("--sampler", type=click.Choice(["auto", "tpe", "nsga2", "random", "grid", "cmaes", "gp", "qmc"]),
               default="auto", show_default=True, help="auto: TPE for one objective, NSGA-II for several.")
@@ -280,6 +281,9 @@ def tune(data: str, target: str | None, task: str, budget: str, trials: int | No
         split = model.study_.user_attrs.get("time_split")
         if split:
             click.echo("time: " + ", ".join(f"{name.replace('_', ' ')} {value:.1f} s" for name, value in split.items()))
+        stopped = stopping_line(model.study_)
+        if stopped:
+            click.echo(stopped)
         metadata: dict[str, Any] = {
             "data": str(data), "target": target, "task": the_task.name, "search_seconds": seconds, "metric": metric,
             "best_score": model.best_score_, "best_params": model.best_params_, "verdict": sentence,

@@ -138,14 +138,14 @@ class Ensemble(BaseEstimator):
     def _classes(self) -> np.ndarray | None:
         return None
 
-    def _all_networks(self) -> list[Any]:
+    def all_networks(self) -> list[Any]:
         """The networks among the members, a bag's included (for ``device``)."""
         found = []
         for m in self.members:
             if m.kind == "network":
                 found.append(m.model)
             elif isinstance(m.model, Ensemble):
-                found.extend(m.model._all_networks())
+                found.extend(m.model.all_networks())
         return found
 
     def _average(self, X: Any, n_threads: int | None = None, device: str | None = None) -> np.ndarray:
@@ -154,7 +154,7 @@ class Ensemble(BaseEstimator):
         from archtune.predicting import predicting
 
         X = _as_table(X, self)
-        with predicting(self._all_networks(), n_threads, device):
+        with predicting(self.all_networks(), n_threads, device):
             return combine([m.prediction(X, self._classes()) for m in self.members], self.weights)
 
     def describe(self) -> pd.DataFrame:
@@ -235,7 +235,7 @@ class EnsembleRegressor(RegressorMixin, Ensemble):
         from archtune.conformal import predict_interval
         from archtune.predicting import predicting
 
-        with predicting(self._all_networks(), n_threads, device):
+        with predicting(self.all_networks(), n_threads, device):
             return predict_interval(self, X, coverage)
 
 

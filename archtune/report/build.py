@@ -170,12 +170,34 @@ def _optimization_history(run: rd.Run, notes: list[str]) -> Section | None:
         return None
     counts = {s: sum(t["state"] == s for t in data.trials) for s in ("COMPLETE", "PRUNED", "FAIL")}
     body = [paragraph(f"{len(data.trials)} trials: {counts['COMPLETE']} completed, {counts['PRUNED']} pruned, "
-                      f"{counts['FAIL']} failed."),
-            _chart(plots.draw_optimization_history, data, "optimisation history", notes),
-            table(["trial", "state", "value", "seconds", "best so far", "note"],
-                  [[t["number"], t["state"], t["value"], t["seconds"], t["best_so_far"], t["note"]]
-                   for t in data.trials])]
-    return Section("optimization-history", "Optimisation history", body, rd.to_json(data))
+                      f"{counts['FAIL']} failed.")]
+    stopped = _stopped(run)
+    if stopped is not None:  # budget="auto": why the search stopped itself
+        body.append(paragraph(_stopped_text(stopped), "verdict"))
+    body += [_chart(plots.draw_optimization_history, data, "optimisation history", notes),
+             table(["trial", "state", "value", "seconds", "best so far", "note"],
+                   [[t["number"], t["state"], t["value"], t["seconds"], t["best_so_far"], t["note"]]
+                    for t in data.trials])]
+    found = rd.to_json(data)
+    if stopped is not None:
+        found["stopped"] = rd.to_json(stopped)
+    return Section("optimization-history", "Optimisation history", body, found)
+
+
+def _stopped(run: rd.Run) -> dict[str, Any] | None:
+    """The record of why a budget="auto" search stopped (archtune.tune.stopping), or None."""
+    from archtune.tune.stopping import STOPPED_ATTR
+
+    record = run.study.user_attrs.get(STOPPED_ATTR) if run.study is not None else None
+    return record if isinstance(record, dict) else None
+
+
+def _stopped_text(record: dict[str, Any]) -> str:
+    from archtune.tune.stopping import stop_text
+
+    seconds = record.get("seconds")
+    when = "" if seconds is None else f", {float(seconds):.1f} s into the search"
+    return f"The search (budget auto) stopped: {record.get('text') or stop_text(record)}{when}."
 
 
 def _importances(run: rd.Run, notes: list[str]) -> Section | None:

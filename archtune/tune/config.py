@@ -169,6 +169,14 @@ class SearchConfig:
     # ------------------------------------------------------------------ derived values
 
     @property
+    def self_stopping(self) -> bool:
+        """budget="auto": the search stops itself when more trials are not expected to improve
+        on the validation noise (archtune.tune.stopping); ``seconds`` is then its time cap."""
+        from archtune.tune.stopping import is_auto
+
+        return is_auto(self.budget)
+
+    @property
     def several(self) -> bool:
         """Whether the study has several objectives (score and a cost)."""
         return len(self.objectives) > 1

@@ -15,10 +15,12 @@ class SearchProgress:
 
     PLAIN_INTERVAL = 10.0
 
-    def __init__(self, trials: int | None, seconds: float | None, enabled: bool = True):
+    def __init__(self, trials: int | None, seconds: float | None, enabled: bool = True, self_stopping: bool = False):
         self.trials = trials
         self.seconds = seconds
         self.enabled = enabled
+        # budget="auto": ``seconds`` is a cap the search may stop well before.
+        self.self_stopping = self_stopping
         self._progress: Any = None
         self._task: Any = None
         self._started = time.monotonic()
@@ -64,8 +66,9 @@ class SearchProgress:
             done = min(elapsed, self.seconds or 0)
             left = max(0.0, (self.seconds or 0) - elapsed)
         running = f", {c['running']} training" if c["running"] else ""
+        left_text = f"at most {_clock(left)} left (auto)" if self.self_stopping else f"~{_clock(left)} left"
         status = (f"{c['complete']} complete, {c['pruned']} pruned, {c['failed']} failed{running} | best {best} | "
-                  f"~{_clock(left)} left")
+                  f"{left_text}")
         self._status = status
         if self._plain is not None:
             now = time.monotonic()
@@ -78,7 +81,7 @@ class SearchProgress:
 
     def __exit__(self, *exc: Any) -> None:
         if self._plain is not None and self._status:
-            self._plain.write(f"search: {self._status.rsplit(' | ~', 1)[0]} | done\n")
+            self._plain.write(f"search: {self._status.rsplit(' | ', 1)[0]} | done\n")
             self._plain.flush()
         if self._progress is not None:
             self._progress.stop()

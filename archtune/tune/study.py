@@ -30,25 +30,49 @@ _UNITS = {"s": 1, "sec": 1, "second": 1, "seconds": 1, "m": 60, "min": 60, "minu
 
 
 def parse_budget(budget: Any) -> tuple[float | None, int | None]:
-    """(seconds, trials): a time such as "90s", "5m", "1h30m" or an integer number of trials."""
+    """(seconds, trials): a time such as "90s", "5m", "1h30m", an integer number of trials, or
+    "auto" (a search that stops itself, archtune.tune.stopping): its time cap as the seconds,
+    `AUTO_CAP_SECONDS` unless written "auto:2h"."""
+    from archtune.tune.stopping import AUTO, AUTO_CAP_SECONDS, is_auto_text
+
     if isinstance(budget, bool):
-        raise InvalidParameterError(f"budget must be a time such as '90s', '5m', '1h' or a number of trials; got budget={budget!r}")
+        raise InvalidParameterError(_budget_message(budget))
     if isinstance(budget, int):
         if budget < 1:
             raise InvalidParameterError(f"budget in trials must be at least 1; got budget={budget}")
         return None, budget
     if isinstance(budget, str):
         text = budget.strip().lower().replace(" ", "")
+        if is_auto_text(text):  # "auto" or "auto:<time>"
+            if text == AUTO:
+                return AUTO_CAP_SECONDS, None
+            seconds = _seconds(text[len(AUTO) + 1:])
+            if seconds is not None:
+                return seconds, None
+            raise InvalidParameterError(f"budget 'auto:<time>' caps a search that stops itself with a time such as "
+                                        f"'auto:30m' or 'auto:2h'; got budget={budget!r}")
         if text.isdigit():
             return parse_budget(int(text))
-        parts = re.findall(r"(\d+(?:\.\d+)?)([a-z]+)", text)
-        if parts and "".join(n + u for n, u in parts) == text and all(u in _UNITS for _, u in parts):
-            seconds = sum(float(n) * _UNITS[u] for n, u in parts)
-            if seconds > 0:
-                return seconds, None
-    raise InvalidParameterError(
-        f"budget must be a time such as '90s', '5m', '1h', '1h30m' or a number of trials such as 20; "
-        f"got budget={budget!r}")
+        seconds = _seconds(text)
+        if seconds is not None:
+            return seconds, None
+    raise InvalidParameterError(_budget_message(budget))
+
+
+def _seconds(text: str) -> float | None:
+    """"90s", "5m", "1h30m" in seconds (positive), or None."""
+    parts = re.findall(r"(\d+(?:\.\d+)?)([a-z]+)", text)
+    if parts and "".join(n + u for n, u in parts) == text and all(u in _UNITS for _, u in parts):
+        seconds = sum(float(n) * _UNITS[u] for n, u in parts)
+        if seconds > 0:
+            return seconds
+    return None
+
+
+def _budget_message(budget: Any) -> str:
+    return (f"budget must be a time such as '90s', '5m', '1h', '1h30m', a number of trials such as 20, or 'auto' "
+            f"(stop when more trials are not expected to improve on the validation noise, within a time cap: "
+            f"'auto' or 'auto:2h'); got budget={budget!r}")
 
 
 def make_sampler(name: str, seed: int, grid: dict[str, list[Any]] | None = None) -> optuna.samplers.BaseSampler:

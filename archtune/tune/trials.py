@@ -42,7 +42,8 @@ def run_trials(config: SearchConfig, data: SearchData, opened: OpenedStudy, spli
     kinds = data.network_kinds
     if transfer is not None:
         _check_fits_source(config, data, transfer, splits[0])
-    progress = SearchProgress(config.trials, config.seconds, enabled=bool(config.verbose))
+    progress = SearchProgress(config.trials, config.seconds, enabled=bool(config.verbose),
+                              self_stopping=config.self_stopping)
     objectives = None
     if config.several:
         objectives = TrialObjectives(study, config.objectives, make_pruner(config.pruner, opened.space.max_epochs),
@@ -53,6 +54,7 @@ def run_trials(config: SearchConfig, data: SearchData, opened: OpenedStudy, spli
                         # Several objectives: the preferred network may not be the best-scoring one.
                         keep=ENSEMBLE_CANDIDATES if (config.ensembling and data.images is None) or config.several else 1,
                         objectives=objectives)
+    _set_stopping(config, study, search, started)
     enqueue_recipes(study, opened.space, config)
     remaining = None if config.seconds is None else max(0.0, config.seconds - (time.monotonic() - started))
     workers = None
@@ -69,7 +71,34 @@ def run_trials(config: SearchConfig, data: SearchData, opened: OpenedStudy, spli
                    first_trial_seconds=0.0 if config.seconds is None else FIRST_TRIAL_SHARE * config.seconds)
         if shared or workers is not None:
             _finish_with_workers(config, search, workers, started)
+    _record_stop(config, study, search, started)
     return search
+
+
+def _set_stopping(config: SearchConfig, study: Any, search: Search, started: float) -> None:
+    """budget="auto": the stopping rule checked before each claim (archtune.tune.stopping). A
+    continued study forgets why an earlier run stopped (its workers would read it as a stop)."""
+    from archtune.tune.stopping import STOPPED_ATTR, StoppingRule
+
+    if study.user_attrs.get(STOPPED_ATTR) is not None:
+        study.set_user_attr(STOPPED_ATTR, None)
+    if config.self_stopping:
+        search.stopping = StoppingRule(config.scorer(), config.task.is_classification, config.cv or 1, started,
+                                       float(config.seconds or 0.0))
+
+
+def _record_stop(config: SearchConfig, study: Any, search: Search, started: float) -> None:
+    """budget="auto": why the search stopped, in the study's user attribute ``stopped``
+    (`archtune.tune.stopping.stop_record`): the rule's record, else the time cap's."""
+    from archtune.tune.stopping import STOPPED_ATTR, stop_record
+
+    if not config.self_stopping:
+        return
+    rule = search.stopping
+    record = search.stopped or stop_record("time_cap", search.n_finished(), time.monotonic() - started,
+                                           float(config.seconds or 0.0), rule.noise if rule else None,
+                                           rule.gain if rule else None)
+    study.set_user_attr(STOPPED_ATTR, record)
 
 
 def _check_fits_source(config: SearchConfig, data: SearchData, transfer: Any, first: Split) -> None:
