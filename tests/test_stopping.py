@@ -222,3 +222,5 @@ def test_the_cli_search_stops_itself_and_says_why(tmp_path):
     board = runner.invoke(cli, ["leaderboard", str(out), "--limit", "2"], catch_exceptions=False)
     assert f"stopped: {sentence}" in board.output
     assert f"The search (budget auto) stopped: {sentence}" in (out / "report.html").read_text()
+    info = runner.invoke(cli, ["info", str(out)], catch_exceptions=False)
+    assert f"search:       stopped: {sentence}" in info.output

@@ -289,6 +289,7 @@ def tune(data: str, target: str | None, task: str, budget: str, trials: int | No
             "best_score": model.best_score_, "best_params": model.best_params_, "verdict": sentence,
             "validation": {f"val_{metric}": model.best_score_},
             "network": model.study_.user_attrs.get("saved_network", {}).get("text"),
+            "stopped": stopped or None,  # budget="auto": why the search ended (archtune info shows it)
             # The command's own settings, so that the report can say how to run it again.
             "settings": {"budget": budget_value, "sampler": sampler, "pruner": pruner, "preset": preset,
                          "space": list(space_items), "set": list(settings), "init_from": init_from, "cv": cv,

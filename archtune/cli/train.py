@@ -307,6 +307,8 @@ def info(bundle: Path) -> None:
                f"batch {p['batch_size']}, {epochs} epoch{'' if epochs == 1 else 's'} (best {model.best_epoch_})")
     if meta.get("network"):
         click.echo(f"saved:        {meta['network']}")
+    if meta.get("stopped"):  # a search with budget="auto": why it ended
+        click.echo(f"search:       {meta['stopped']}")
     click.echo(f"features:     {model.n_features_in_}"
                + (f" ({', '.join(map(str, model.feature_names_in_[:6]))}{' ...' if model.n_features_in_ > 6 else ''})"
                   if hasattr(model, "feature_names_in_") else ""))

@@ -118,7 +118,9 @@ def run_search(config: SearchConfig, data: SearchData, started: float | None = N
         board = leaderboard(opened.study, records)
         study = _in_memory(opened.study, opened.storage) if scratch else opened.study
     if tracker is not None:  # a time budget always ends the trials by its deadline
-        tracker.end(board, final.best.score, budget=config.seconds is not None)
+        # Ended by the time budget, unless budget="auto"'s rule stopped it first (tune/stopping.py).
+        by_rule = (study.user_attrs.get("stopped") or {}).get("reason") == "rule"
+        tracker.end(board, final.best.score, budget=config.seconds is not None and not by_rule)
     return SearchResult(study, records, board, final.best.trial, final.best.params, final.best.score,
                         final.best.estimator, final.final_model, final.choice, final.library, final.bag,
                         tracker.mlflow_run_id if tracker is not None else None)
