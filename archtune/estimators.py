@@ -569,7 +569,7 @@ class _NeuralBase(BaseEstimator):
         check_is_fitted(self, "module_")
         matrix = input_matrix(self, X, "X")
         device = next(self.module_.parameters()).device
-        threads = inference_threads([self.module_], matrix[:1], len(matrix)) if device.type == "cpu" else nullcontext()
+        threads = inference_threads([self.module_], len(matrix)) if device.type == "cpu" else nullcontext()
         with threads:
             return predict_tensor(self.module_, matrix.to(device)).cpu().double()
 

@@ -414,7 +414,7 @@ def _calibration(prepared: Prepared, module: Any) -> Any:
     if target.kind != "regression" or prepared.X_val is None or prepared.y_val is None or not len(prepared.y_val):
         return None
     X_val = prepared.X_val
-    with inference_threads([module], X_val[:1], len(X_val)) if prepared.device.type == "cpu" else nullcontext():
+    with inference_threads([module], len(X_val)) if prepared.device.type == "cpu" else nullcontext():
         with torch.no_grad():
             outputs = predict_tensor(module.eval(), X_val.to(prepared.device)).cpu().double().numpy()
     truth = prepared.y_val.cpu().double().numpy() * target.scale + target.mean

@@ -147,15 +147,24 @@ def training_threads(modules: Sequence[Any], row: Any, batch_size: int) -> Any:
     return torch_threads(threads_for(step_work(modules, row, batch_size)))
 
 
-def inference_threads(modules: Sequence[Any], row: Any, n_rows: int) -> Any:
-    """A context in which a forward pass of ``modules`` over ``n_rows`` rows like ``row`` has
-    the threads its work pays for (a third of `step_work` per row: no backward), at most the
-    idle cores; the user's own setting when there is one. A search scores, diagnoses and
-    ensembles its small networks on a few thousand rows: at torch's default of one thread per
-    core, beside a busy process, a 400-row probe took 1.3 s instead of 0.02 s."""
+def inference_threads(modules: Sequence[Any], n_rows: int) -> Any:
+    """A context in which a forward pass of ``modules`` over ``n_rows`` rows has the threads
+    its work pays for, at most the idle cores; the user's own setting when there is one. A
+    search scores, diagnoses and ensembles its small networks on a few thousand rows: at
+    torch's default of one thread per core, beside a busy process, a 400-row probe took 1.3 s
+    instead of 0.02 s. The work is counted without running the network (a predict must not
+    run an extra forward pass, which the user's hooks would see): the parameter count per
+    row, the multiply-adds of a network of dense layers; a network with convolutions or
+    recurrent layers, whose weights act many times per row, keeps torch's threads."""
+    from torch import nn
+
     if user_set_threads():
         return nullcontext()
-    return torch_threads(threads_for(step_work(modules, row, 1) / 3.0 * max(1, int(n_rows))))
+    layers = [layer for module in modules for layer in module.modules()]
+    if any(isinstance(layer, (nn.Conv1d, nn.Conv2d, nn.LSTM, nn.GRU, nn.RNN)) for layer in layers):
+        return nullcontext()
+    per_row = sum(p.numel() for module in modules for p in module.parameters())
+    return torch_threads(threads_for(float(per_row) * max(1, int(n_rows))))
 
 
 # Table cells per extra thread for the libraries the baselines use (scikit-learn's OpenMP and
