@@ -656,22 +656,10 @@ class NeuralRegressor(RegressorMixin, _NeuralBase):
     target_kind = "regression"
 
     def predict(self, X: Any, n_threads: int | None = None, device: str | None = None) -> np.ndarray:
-        """Predicted values, shape (n_samples,) or (n_samples, n_outputs).
-
-        Parameters
-        ----------
-        X : array-like or DataFrame of shape (n_samples, n_features)
-        n_threads : int, optional
-            Threads for this call (torch and the native pools), restored after it; None: the
-            threads the work pays for (archtune.predicting).
-        device : {"cpu", "cuda", "cuda:N", "auto"}, optional
-            Move the network there first (it stays there); None: where its weights are.
-
-        Raises
-        ------
-        InvalidParameterError
-            A bad ``n_threads`` or ``device`` (a CUDA device on a machine without one).
-        """
+        """Predicted values of shape (n_samples,) or (n_samples, n_outputs) for X of shape
+        (n_samples, n_features). ``n_threads`` (for this call, restored after it) and
+        ``device`` (the network moves there and stays) as in `NeuralClassifier.predict`; a bad
+        one is an InvalidParameterError."""
         with predicting([self], n_threads, device):
             outputs = self._outputs(X).numpy()
         return self.target_encoder_.decode(outputs)
