@@ -31,7 +31,6 @@ from archtune.checks import check_number
 from archtune.doctor import data_checks, detectors
 from archtune.doctor.evidence import Evidence
 from archtune.doctor.findings import Diagnosis, Finding
-from archtune.train.threads import training_threads
 from archtune.doctor.probes import (TrainingRecorder, duplicate_units, gradient_rms, recording_loss,
                                     unit_stats)
 from archtune.data.table import Table
@@ -40,6 +39,7 @@ from archtune.errors import InvalidParameterError, TrainingDivergedError
 from archtune.fitting import input_matrix, prepare, target_tensor, task_spec
 from archtune.prepared import Prepared, TaskSpec
 from archtune.train.batches import dense_rows
+from archtune.train.threads import training_threads
 from archtune.transfer.copy import is_output
 
 DEFAULT_EPOCHS = 30
