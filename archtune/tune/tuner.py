@@ -203,18 +203,21 @@ class Search:
         # still gets its minimum time: a search returns a trained network, not an error.
         return max(self.deadline - self.refit_reserve(), self._first_trial_until)
 
-    def _out_of_time(self, own_seconds: float, subsample: bool = False) -> bool:
+    def _out_of_time(self, own_seconds: float, subsample: bool = False, promoted: bool = False) -> bool:
         """A running trial stops when the time left would not cover the final refit: of the
         best trial so far, or of this trial itself if it became the best (``own_seconds``: what
         its epochs so far would take alone on all rows; ``subsample``: it trains on a first
-        stage's rows, so its refit is planned whatever it costs)."""
+        stage's rows, so its refit is planned whatever it costs). A ``promoted`` trial while the
+        best trained on a first stage's rows is the training on all rows that time is kept for
+        (`_promotion_instead_of_refit`): only the deadline stops it."""
         if self.deadline is None:
             return False
         now = time.monotonic()
         if now < self._first_trial_until:
             return False
         own = self._reserve(self.refit_factor * own_seconds, subsample)
-        return now + max(self.refit_reserve(), own) >= self.deadline
+        kept = 0.0 if promoted and not self._best_is_full() else self.refit_reserve()
+        return now + max(kept, own) >= self.deadline
 
     # ------------------------------------------------------------------ the loop
 
@@ -245,10 +248,13 @@ class Search:
         """How many trials (up to ``want``) may start now, counting those other workers run."""
         with self._lock:
             if self.deadline is not None and time.monotonic() >= self.deadline - self.refit_reserve():
-                if self._attempts or self.n_finished() or not self._first_trial_seconds:
+                if self._promotion_instead_of_refit():
+                    want = 1
+                elif self._attempts or self.n_finished() or not self._first_trial_seconds:
                     return 0
-                self._first_trial_until = time.monotonic() + self._first_trial_seconds
-                want = 1
+                else:
+                    self._first_trial_until = time.monotonic() + self._first_trial_seconds
+                    want = 1
             elif self._stops_itself():
                 return 0
             if self._limit is not None:
@@ -263,6 +269,25 @@ class Search:
             self._attempts += want
             self._in_flight += want
             return want
+
+    def _promotion_instead_of_refit(self) -> bool:
+        """Whether a promotion may start in the time kept for the refit: the best trial trained
+        on a first stage's rows (the time is kept to train its configuration on all rows), a
+        promotion is due (archtune.tune.halving), and what is left covers its estimate. A
+        promoted trial trains on all training rows: it is that training, with a validation score
+        and a place among the ensemble's candidates; when it becomes the best, no refit is due."""
+        if self.stages is None or self._best_is_full():
+            return False
+        left = self.time_left()
+        return (left is not None and left >= self.refit_estimate() and not self._in_flight
+                and bool(self.stages.due(self.study.get_trials(deepcopy=False))))
+
+    def _best_is_full(self) -> bool:
+        """Whether the best trial so far trained on all training rows (True before any)."""
+        try:
+            return self._rows_scale(best_by_score(self.study).user_attrs.get(TRAIN_ROWS)) <= 1
+        except ValueError:
+            return True
 
     def _stops_itself(self) -> bool:
         """budget="auto": whether the stopping rule (archtune.tune.stopping.StoppingRule) ends
@@ -458,7 +483,8 @@ class Search:
                 # What this member's epochs so far would take alone (a cohort member's share
                 # of the cohort's time understates it).
                 solo = reporter.epochs * float(getattr(estimator, "solo_epoch_seconds_", 0.0))
-                return self._out_of_time(max(reporter.seconds, solo) * rows_scale, rows_scale > 1)
+                return self._out_of_time(max(reporter.seconds, solo) * rows_scale, rows_scale > 1,
+                                         self._promoted(trial))
 
             reporter = EpochReporter(self.epoch_key, self.epoch_sign, report if fold == 0 else (lambda e, v: True),
                                      out_of_time)
@@ -466,7 +492,10 @@ class Search:
 
         # A cohort's epoch lasts K members' epochs: at the time the best trial's refit needs,
         # training stops mid-epoch rather than at the end of a long one.
-        interrupt = None if self.deadline is None else (lambda: time.monotonic() >= self.trial_deadline())
+        promoted = self._promoted(group[0])  # a promoted trial may use the time kept for a refit
+        interrupt = None if self.deadline is None else (
+            lambda: time.monotonic() >= (self.deadline if promoted and not self._best_is_full()
+                                         else self.trial_deadline()))
         for fold, split in enumerate(splits):
             alive = [t for t in group if t.number not in outcomes]
             if not alive:
