@@ -158,3 +158,33 @@ def test_refit_auto_refits_a_first_stage_network_whatever_it_costs_and_a_full_on
     assert search.refit_estimate() == pytest.approx(10.0) and search.refit_planned()
     search.refit_cap = 5.0  # over the cap, on all rows already: no refit, no time kept for one
     assert not search.refit_planned() and search.refit_reserve() == 0.0
+
+
+def test_a_due_promotion_may_use_the_time_kept_for_refitting_a_first_stage_best():
+    import time
+    from types import SimpleNamespace
+
+    from archtune.tune.tuner import Search
+
+    study = optuna.create_study(direction="maximize")
+    config = {"max_epochs": 5, "patience": 5}
+    for value in (0.9, 0.8, 0.7):  # three first-stage trials of 100 of 800 rows: no promotion due yet
+        study.add_trial(optuna.trial.create_trial(value=value, user_attrs={
+            TRAIN_ROWS: 100, "epochs_run": 5, "best_epoch": 5, "fit_seconds": 1.0, "config": config}))
+    search = Search.__new__(Search)
+    search.study, search.refit_factor, search.refit_cap, search._in_flight = study, 1.0, 1.0, 0
+    search.splits = [SimpleNamespace(y_train=np.zeros(800))]
+    search.stages = _stages()
+    search.deadline = time.monotonic() + 3600.0  # an hour left: more than the refit's 8 s estimate
+    assert search.refit_estimate() == pytest.approx(8.0)
+    assert not search._promotion_instead_of_refit()  # 3 finished // 4 = 0 due
+    study.add_trial(optuna.trial.create_trial(value=0.6, user_attrs={
+        TRAIN_ROWS: 100, "epochs_run": 5, "best_epoch": 5, "fit_seconds": 1.0, "config": config}))
+    assert search._promotion_instead_of_refit()  # 4 finished: trial 0 is due
+    search.deadline = time.monotonic() + 2.0  # less left than the estimate: the refit it is
+    assert not search._promotion_instead_of_refit()
+    search.deadline = time.monotonic() + 3600.0
+    study.add_trial(optuna.trial.create_trial(value=0.95, user_attrs={
+        TRAIN_ROWS: 800, PROMOTED: 0, "epochs_run": 5, "best_epoch": 5, "fit_seconds": 8.0, "config": config}))
+    assert not search._promotion_instead_of_refit()  # the best trained on all rows: nothing is kept for it
+    assert search.refit_reserve() == 0.0  # over the 1 s cap, and on all rows already
