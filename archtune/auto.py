@@ -112,8 +112,9 @@ class _AutoBase(BaseEstimator):
         trains on this many training rows (the same seeded rows for all), scored on all
         validation rows, and one in 4 of them, the best, trains again on all training rows.
         "auto": an eighth of the training rows, at least 4096, and only where that is at most
-        half of them (about 10,000 training rows and more); None: every trial trains on all
-        rows. The refit always trains on all rows.
+        a quarter of them (16,384 training rows and more); a number: those rows, where that is
+        at most half of them; None: every trial trains on all rows. The refit always trains on
+        all rows.
     random_state : int, optional
         Seeds the search: the splits, the sampler, every trial's network (its
         ``random_state``), the baselines, the refit, the bag and the ensemble's selection.

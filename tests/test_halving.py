@@ -20,11 +20,12 @@ from tests.conftest import load_shared
 State = optuna.trial.TrialState
 
 
-def test_the_first_stage_is_an_eighth_of_the_rows_from_about_ten_thousand_rows():
+def test_the_first_stage_is_an_eighth_of_the_rows_from_sixteen_thousand_rows():
     assert first_stage_rows("auto", 32614) == MIN_AUTO_ROWS == 4096  # 32614 // 8 = 4076 < 4096
     assert first_stage_rows("auto", 80000) == 10000
-    assert first_stage_rows("auto", 8192) == 4096  # exactly half: staged
-    assert first_stage_rows("auto", 8191) is None  # a first stage above half of the rows: all rows
+    assert first_stage_rows("auto", 16384) == 4096  # exactly a quarter: staged
+    assert first_stage_rows("auto", 16383) is None  # a first stage above a quarter of the rows: all rows
+    assert first_stage_rows(4096, 8192) == 4096  # a number of the user's: up to half
     assert first_stage_rows(100, 200) == 100
     assert first_stage_rows(101, 200) is None
     assert first_stage_rows(None, 10**6) is None

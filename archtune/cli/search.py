@@ -136,7 +136,7 @@ Examples:
               show_default=True)
 @click.option("--min-resources", "min_resources", default="auto", show_default=True, metavar="auto|ROWS|none",
               help="Successive halving over rows: every configuration first trains on ROWS training rows and the "
-                   "best quarter trains again on all of them (auto: an eighth of the rows, from 10,000 rows up; "
+                   "best quarter trains again on all of them (auto: an eighth of the rows, from 16,384 training rows up; "
                    "none: all rows for every trial).")
 @click.option("--objectives", default="score", show_default=True, metavar="score[,latency|,n_params]",
               help="What to optimise: score, or the Pareto front of score and latency (CPU ms per 1000 rows) or "
