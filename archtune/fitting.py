@@ -399,19 +399,23 @@ def finish(estimator: Any, prepared: Prepared, result: TrainResult) -> Any:
         "lr_finder_": prepared.lr_finder,  # None (no finder ran) removes an earlier fit's
         "init_report_": report.summary() if report is not None else None,
         "lineage_": lineage if lineage is not None else list(result.lineage),
-        "conformal_": _calibration(prepared, result.module),
+        "conformal_": calibration(prepared, result.module),
     })
 
 
-def _calibration(prepared: Prepared, module: Any) -> Any:
+def calibration(prepared: Prepared, module: Any) -> Any:
     """A regressor's interval calibration (archtune.conformal) on the validation rows its fit
-    held out, in the target's units; None for a classifier or a fit without validation rows."""
+    held out, in the target's units; None for a classifier, a fit without validation rows, or
+    validation targets that are not the target's values (a distillation's packed targets:
+    archtune.shrink.distill calibrates on the labels itself)."""
     from archtune.conformal import calibrate
     from archtune.train.loop import predict_tensor
     from archtune.train.threads import inference_threads
 
     target = prepared.fitted.target
     if target.kind != "regression" or prepared.X_val is None or prepared.y_val is None or not len(prepared.y_val):
+        return None
+    if tuple(prepared.y_val.shape[1:]) != (target.n_outputs,):
         return None
     X_val = prepared.X_val
     with inference_threads([module], len(X_val)) if prepared.device.type == "cpu" else nullcontext():

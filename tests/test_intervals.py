@@ -146,3 +146,16 @@ def test_a_tampered_calibration_is_refused_by_name(tmp_path):
     meta_file.write_text(json.dumps(meta))
     with pytest.raises(BundleError, match="interval calibration is not valid"):
         Calibration.from_json(meta["conformal"], str(meta_file))
+
+
+def test_a_distilled_student_is_calibrated_on_its_validation_labels_not_the_teachers_outputs():
+    from archtune.shrink.distill import distill
+
+    rng = np.random.default_rng(6)
+    X = rng.normal(size=(300, 3))
+    y = X[:, 0] * 3 + rng.normal(scale=0.5, size=300)
+    teacher = NeuralRegressor(max_epochs=3, random_state=0).fit(X[:200], y[:200])
+    student = distill(teacher, X[:200], y[:200], NeuralRegressor(max_epochs=3, units=16, random_state=0),
+                      validation_data=(X[200:], y[200:]), random_state=0)
+    expected = np.sort(np.abs(y[200:] - student.predict(X[200:])))
+    np.testing.assert_allclose(student.conformal_.scores[:, 0], expected, rtol=1e-5, atol=1e-4)

@@ -28,7 +28,7 @@ from archtune.doctor.lr_finder import resolve_learning_rate
 from archtune.data.table import Table
 from archtune.errors import InvalidParameterError
 from archtune.estimators import NeuralClassifier, NeuralRegressor
-from archtune.fitting import finish, prepare, set_fitted, train, transform_rows
+from archtune.fitting import calibration, finish, prepare, set_fitted, train, transform_rows
 from archtune.prepared import Prepared
 from archtune.shrink.augment import AUGMENTATIONS, swap_noise
 from archtune.shrink.distill_loss import DistillationTask, targets
@@ -180,10 +180,12 @@ def distill(teacher: Any, X: Any, y: Any, student: NeuralClassifier | NeuralRegr
             w_train = torch.cat([w_train, torch.full((n_extra,), float(w_train.mean()), dtype=w_train.dtype)])
         prepared = dataclasses.replace(prepared, X_train=torch.cat([prepared.X_train, extra_X]),
                                        w_train=w_train).for_estimator(student)  # its batches count the new rows
+    labels_val = prepared.y_val  # the validation rows' own targets: the student's interval calibration
     prepared = dataclasses.replace(prepared, y_train=y_train, y_val=y_val, task=distillation)
     prepared = resolve_learning_rate(prepared)
     set_fitted(student, {"lineage_": None})  # an earlier fit's record must not pass for this one's
     finish(student, prepared, train(prepared, list(callbacks or [])))
+    set_fitted(student, {"conformal_": calibration(dataclasses.replace(prepared, y_val=labels_val), student.module_)})
     entry: dict[str, Any] = {"step": "distilled", "from": describe(teacher), "temperature": float(temperature),
                              "alpha": float(alpha), "augment": augment, "rows": counts}
     if getattr(teacher, "lineage_", None):
