@@ -167,6 +167,86 @@ def test_oracle_categorical_embeddings():
     _assert_same(_train_alone(modules, configs, data), _train_together(modules, configs, data), 1e-8)
 
 
+def _embedded_members(dtype, *, feature_scale, others):
+    """Three networks of different widths with piecewise-linear embeddings of 4 numeric columns,
+    parametric activations and (``feature_scale``) the feature scale; ``others``: 2 more numeric
+    columns and 2 categorical ones beside the embedded block. Every parameter is perturbed: the
+    feature scale starts at 1 and the encoding's weights at 0, where a misplaced factor would
+    not show. Returns the members and inputs X."""
+    from archtune.config_groups import NumericEmbeddingConfig
+    from archtune.models.embeddings import compute_bins
+
+    rng = np.random.default_rng(0)
+    numeric = rng.normal(size=(300, 4))
+    columns = [numeric]
+    if others:
+        columns += [rng.integers(0, 2, size=(300, 2)), rng.integers(0, 5, size=(300, 2))]
+    X = torch.tensor(np.hstack(columns), dtype=dtype)
+    bins = tuple(tuple(edges) for edges in compute_bins(numeric, n_bins=7))
+    spec = InputSpec.auto(6 if others else 4, (5, 5) if others else (), n_continuous=4, bins=bins)
+    members = []
+    for i, width in enumerate((16, 12, 16)):
+        config = ModelConfig(hidden_sizes=(width, width), activation="relu", dropout=0.0, parametric_activation=True,
+                             feature_scale=feature_scale,
+                             numeric=NumericEmbeddingConfig("piecewise_linear", d_embedding=3, n_bins=7))
+        member = build_model(config, spec, 1, "binary", torch.Generator().manual_seed(i)).to(dtype)
+        with torch.no_grad():
+            for p in member.parameters():
+                p.add_(torch.randn(p.shape, generator=torch.Generator().manual_seed(10 + i), dtype=dtype) * 0.3)
+        members.append(member)
+    return members, X
+
+
+@pytest.mark.parametrize("feature_scale,others", [(True, False), (True, True), (False, True)])
+@pytest.mark.parametrize("dtype,tol", [(torch.float64, 1e-12), (torch.float32, 1e-5)])
+def test_stacked_piecewise_linear_embedding_and_feature_scale_equal_each_network(dtype, tol, feature_scale, others):
+    """The stack embeds shared rows with one matrix product per feature, the value and the bias
+    folded into it as two more bins and the feature scale into its weights (not, as a network
+    alone, as passes over the activations): the same sums in another order. Each member's
+    outputs and gradients equal its network's to rounding, with other numeric and categorical
+    columns beside the embedded block (scaled apart) or not."""
+    members, X = _embedded_members(dtype, feature_scale=feature_scale, others=others)
+    stack = StackedNetwork(copy.deepcopy(members)).to(dtype)
+    g = torch.randn(len(members), len(X), 1, generator=torch.Generator().manual_seed(1), dtype=dtype)
+    out = stack(X)
+    (out * g).sum().backward()
+    for k, member in enumerate(members):
+        alone = member(X)
+        (alone * g[k]).sum().backward()
+        assert float((out[k] - alone).detach().abs().max()) <= tol * float(alone.detach().abs().max()), k
+        for name, p in member.named_parameters():
+            slot = stack.slots[name]
+            grad = slot.member_view(stack.flat.grad[k, slot.offset:slot.offset + slot.size].view(slot.shape),
+                                    tuple(p.shape))
+            assert p.grad is not None and float(p.grad.abs().max()) > 0, (k, name)
+            assert float((grad - p.grad).abs().max()) <= tol * float(p.grad.abs().max()), (k, name)
+
+
+def test_a_cpu_stack_validates_wide_members_in_batches_that_fit_the_cache(monkeypatch):
+    """Validation of a stack of wide members runs in shorter batches on a CPU (its activations
+    would not stay in the cache), and gives what each network gives on all rows at once."""
+    import archtune.models.stacked as stacked_module
+    from archtune.train.engines import StackedEngine
+
+    members, X = _embedded_members(torch.float64, feature_scale=True, others=True)
+    y = (X[:, :1] > 0).to(torch.float64)
+    configs = [TrainConfig(batch_size=32, loss="cross_entropy") for _ in members]
+    engine = StackedEngine(copy.deepcopy(members), configs, make_member_loss("binary", "cross_entropy"),
+                           make_member_metric("binary"), torch.device("cpu"))
+    assert engine.net.eval_rows(8192) == stacked_module.EVAL_CACHE_VALUES // (3 * engine.net.widest)
+    monkeypatch.setattr(stacked_module, "EVAL_MIN_ROWS", 64)
+    monkeypatch.setattr(stacked_module, "EVAL_CACHE_VALUES", 64 * 3 * engine.net.widest)
+    assert engine.net.eval_rows(8192) == 64  # 300 rows: 5 batches
+    losses, accuracies, _ = engine.evaluate(X, y)
+    loss, metric = make_loss("binary", "cross_entropy"), make_metric("binary")
+    for k, member in enumerate(members):
+        member.eval()
+        with torch.no_grad():
+            outputs = member(X)
+        assert losses[k] == pytest.approx(float(loss(outputs, y)), rel=1e-12), k
+        assert accuracies[k] == pytest.approx(float(metric(outputs, y)), abs=1e-12), k
+
+
 class _StopAt(Callback):
     """Stops its member at a given epoch, as a pruner would."""
 

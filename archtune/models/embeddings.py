@@ -159,12 +159,8 @@ def piecewise_linear_encoding(x: torch.Tensor, left: torch.Tensor, width: torch.
 def piecewise_linear(x: torch.Tensor, left: torch.Tensor, width: torch.Tensor, lower: torch.Tensor,
                      upper: torch.Tensor, mask: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor,
                      encoding_weight: torch.Tensor) -> torch.Tensor:
-    """One network ([B, F] -> [B, F*d]) or a stack of K (weights with a leading K dimension;
-    the bin buffers are the same for every member and passed unstacked)."""
+    """One network's embedding, [B, F] -> [B, F*d] (a stack's: `StackedNetwork._piecewise_linear`)."""
     encoded = piecewise_linear_encoding(x, left, width, lower, upper, mask)  # [B, F, T]
-    if weight.dim() == 3:  # stacked: [K, F, d]
-        linear = bias.unsqueeze(1) + weight.unsqueeze(1) * x.unsqueeze(-1)
-        return (linear + torch.einsum("bft,kftd->kbfd", encoded, encoding_weight)).flatten(-2)
     linear = bias + weight * x.unsqueeze(-1)
     return (linear + torch.einsum("bft,ftd->bfd", encoded, encoding_weight)).flatten(-2)
 
