@@ -110,8 +110,9 @@ def calibrate(y_true: Any, prediction: Any, source: str) -> Calibration | None:
     return Calibration(np.sort(errors, axis=0), source, one_d)
 
 
-def predict_interval(model: Any, X: Any, coverage: float) -> tuple[np.ndarray, np.ndarray]:
-    """(lower, upper) of ``model.predict(X)`` by ``model.conformal_``.
+def predict_interval(model: Any, X: Any, coverage: float, **predict_params: Any) -> tuple[np.ndarray, np.ndarray]:
+    """(lower, upper) of ``model.predict(X, **predict_params)`` by ``model.conformal_``
+    (``predict_params``: ``n_threads`` and ``device``, archtune.predicting).
 
     Raises
     ------
@@ -124,7 +125,7 @@ def predict_interval(model: Any, X: Any, coverage: float) -> tuple[np.ndarray, n
         raise InvalidParameterError(
             f"{type(model).__name__} has no interval calibration: it was fitted without held-out rows "
             "(validation_fraction=0 and no validation_data), or is a classifier; refit with validation rows")
-    return calibration.interval(model.predict(X), coverage)
+    return calibration.interval(model.predict(X, **predict_params), coverage)
 
 
 __all__ = ["Calibration", "calibrate", "check_coverage", "predict_interval"]

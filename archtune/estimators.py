@@ -565,13 +565,15 @@ class _NeuralBase(BaseEstimator):
 
     # ------------------------------------------------------------------ predict
 
-    def _outputs(self, X: Any) -> torch.Tensor:
+    def _outputs(self, X: Any, n_threads: int | None = None, device: str | None = None) -> torch.Tensor:
+        """The network's outputs for X, on ``n_threads`` and ``device`` (archtune.predicting)."""
         check_is_fitted(self, "module_")
-        matrix = input_matrix(self, X, "X")
-        device = next(self.module_.parameters()).device
-        threads = inference_threads([self.module_], len(matrix)) if device.type == "cpu" else nullcontext()
-        with threads:
-            return predict_tensor(self.module_, matrix.to(device)).cpu().double()
+        with predicting([self], n_threads, device):
+            matrix = input_matrix(self, X, "X")
+            where = next(self.module_.parameters()).device
+            threads = inference_threads([self.module_], len(matrix)) if where.type == "cpu" else nullcontext()
+            with threads:
+                return predict_tensor(self.module_, matrix.to(where)).cpu().double()
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -608,8 +610,7 @@ class NeuralClassifier(ClassifierMixin, _NeuralBase):
     def predict_proba(self, X: Any, n_threads: int | None = None, device: str | None = None) -> np.ndarray:
         """Class probabilities, array of shape (n_samples, n_classes), columns in the order of
         ``classes_``. ``n_threads`` and ``device`` as in `predict`."""
-        with predicting([self], n_threads, device):
-            logits = self._outputs(X)
+        logits = self._outputs(X, n_threads, device)
         if len(self.classes_) == 2:
             p = torch.sigmoid(logits)
             return torch.cat([1 - p, p], dim=1).numpy()
@@ -632,8 +633,7 @@ class NeuralClassifier(ClassifierMixin, _NeuralBase):
         InvalidParameterError
             A bad ``n_threads`` or ``device`` (a CUDA device on a machine without one).
         """
-        with predicting([self], n_threads, device):
-            logits = self._outputs(X)
+        logits = self._outputs(X, n_threads, device)
         if len(self.classes_) == 2:
             return self.classes_[(logits[:, 0] > 0).long().numpy()]
         return self.classes_[logits.argmax(dim=1).numpy()]
@@ -660,9 +660,7 @@ class NeuralRegressor(RegressorMixin, _NeuralBase):
         (n_samples, n_features). ``n_threads`` (for this call, restored after it) and
         ``device`` (the network moves there and stays) as in `NeuralClassifier.predict`; a bad
         one is an InvalidParameterError."""
-        with predicting([self], n_threads, device):
-            outputs = self._outputs(X).numpy()
-        return self.target_encoder_.decode(outputs)
+        return self.target_encoder_.decode(self._outputs(X, n_threads, device).numpy())
 
     def predict_interval(self, X: Any, coverage: float = 0.9, n_threads: int | None = None,
                          device: str | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -693,8 +691,7 @@ class NeuralRegressor(RegressorMixin, _NeuralBase):
         """
         from archtune.conformal import predict_interval
 
-        with predicting([self], n_threads, device):
-            return predict_interval(self, X, coverage)
+        return predict_interval(self, X, coverage, n_threads=n_threads, device=device)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

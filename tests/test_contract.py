@@ -187,3 +187,30 @@ def test_cli_export_writes_onnx_or_refuses_by_name(artefacts, task, kind, tmp_pa
 
     session = onnxruntime.InferenceSession(str(target))
     assert session.get_inputs()  # a graph that loads; tests/test_export.py compares its outputs with predict
+
+
+@pytest.mark.parametrize("task, kind", CELLS)
+def test_cli_intervals_equal_python_or_are_refused_by_name(artefacts, task, kind):
+    """`archtune predict --interval 0.9`: every regressor calibrated on rows it did not train
+    on gives Python's `predict_interval`; an ensemble made by `make_ensemble` alone has no
+    calibration and a classifier has no intervals, both refused by name."""
+    _, X_test, directory, data = artefacts[task, kind]
+    result = CliRunner().invoke(cli, ["predict", str(directory), str(data), "--interval", "0.9"])
+    loaded = archtune.load(directory)
+    if task in ("binary", "multiclass"):
+        assert result.exit_code != 0 and "--interval:" in result.output and "holds a classifier" in result.output
+        assert not hasattr(loaded, "predict_interval")
+        return
+    if kind == "ensemble":  # make_ensemble alone: nothing held out to calibrate on
+        assert result.exit_code != 0 and "regressor without a calibration" in result.output
+        return
+    assert result.exit_code == 0, result.output
+    printed = pd.read_csv(__import__("io").StringIO(result.stdout))
+    lower, upper = loaded.predict_interval(X_test, coverage=0.9)
+    if task == "two-output":
+        np.testing.assert_allclose(printed[["lower_0", "lower_1"]].to_numpy(), lower)
+        np.testing.assert_allclose(printed[["upper_0", "upper_1"]].to_numpy(), upper)
+    else:
+        np.testing.assert_allclose(printed["lower"].to_numpy(), lower)
+        np.testing.assert_allclose(printed["upper"].to_numpy(), upper)
+    assert (upper > lower).all()

@@ -221,11 +221,11 @@ def predict(bundle: Path, data: str, output: Path | None, best_network: bool, in
             check_coverage(interval)
         except InvalidParameterError as exc:
             raise InvalidParameterError(f"--interval: {exc}") from None
-    model = load(bundle, best_network=best_network)
+    model = load(bundle, best_network=best_network)  # what archtune.load gives Python: the same predictions
     if interval is not None and (is_classifier(model) or getattr(model, "conformal_", None) is None):
         raise InvalidParameterError(
             f"--interval: {bundle} holds a {'classifier' if is_classifier(model) else 'regressor without a calibration'}"
-            "; intervals are for regressors fitted with held-out rows (archtune fit and tune hold them out)")  # what archtune.load gives Python: the same predictions
+            "; intervals are for regressors fitted with held-out rows (archtune fit and tune hold them out)")
     frame = resolve_image_paths(load_table(data), data)
     name = source_name(data)
     target = model.bundle_metadata_.get("target")

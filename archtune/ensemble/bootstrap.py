@@ -12,6 +12,7 @@ library calls the scorer itself.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 from typing import Any
 
@@ -41,13 +42,15 @@ ROW_SUM_SCORERS = {"accuracy": "accuracy_score", "r2": "r2_score", "neg_mean_squ
 def _scorer_kind(scorer: Any) -> str | None:
     """The score function of a scorer made of row sums (`bootstrap_scores` computes it), or
     None. Recognised by its repr, which names the function, its sign and any arguments."""
+    return _known_reprs().get(repr(scorer))
+
+
+@functools.cache
+def _known_reprs() -> dict[str, str]:
+    """repr of each `ROW_SUM_SCORERS` scorer -> its score function (made once per process)."""
     from sklearn.metrics import get_scorer
 
-    shown = repr(scorer)
-    for name, function in ROW_SUM_SCORERS.items():
-        if shown == repr(get_scorer(name)):
-            return function
-    return None
+    return {repr(get_scorer(name)): function for name, function in ROW_SUM_SCORERS.items()}
 
 
 def bootstrap_scores(scorer: Any, prediction: np.ndarray, y: np.ndarray, classes: np.ndarray | None,

@@ -233,10 +233,8 @@ class EnsembleRegressor(RegressorMixin, Ensemble):
             A bad coverage, or an ensemble built without a calibration (`make_ensemble` alone).
         """
         from archtune.conformal import predict_interval
-        from archtune.predicting import predicting
 
-        with predicting(self.all_networks(), n_threads, device):
-            return predict_interval(self, X, coverage)
+        return predict_interval(self, X, coverage, n_threads=n_threads, device=device)
 
 
 def make_ensemble(task: str, members: list[Member], weights: np.ndarray, classes: np.ndarray | None = None,

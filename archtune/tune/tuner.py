@@ -147,21 +147,35 @@ class Search:
     def refit_reserve(self) -> float:
         """Seconds kept for the final refit (`refit_estimate` with a margin; 0 when no refit is
         planned). Trials stop early enough to leave it."""
-        try:
-            subsample = self._rows_scale(best_by_score(self.study).user_attrs.get(TRAIN_ROWS)) > 1
-        except ValueError:
-            subsample = False
-        return self._reserve(self.refit_estimate(), subsample)
+        return self._reserve(*self._refit_plan())
 
     def refit_planned(self) -> bool:
         """Whether the best configuration so far is to be refitted on all rows: always, but
         with refit="auto" (``refit_cap``) only when its refit takes at most the cap or its
         trial trained on a first stage's subsample (such a network is not one to ship)."""
+        return self._planned(*self._refit_plan())
+
+    def refit_estimate(self) -> float:
+        """Expected seconds of the final refit: the best configuration's own fit on all rows,
+        up to its best epoch plus its patience (where early stopping would end it), scaled
+        to all rows (0 before any trial completed)."""
+        return self._refit_plan()[0]
+
+    def _refit_plan(self) -> tuple[float, bool]:
+        """(`refit_estimate`, whether the best trial trained on a first stage's subsample) of
+        the best trial so far, read once: (0.0, False) before any completed."""
         try:
             best = best_by_score(self.study)
         except ValueError:
-            return True
-        return self._planned(self.refit_estimate(), self._rows_scale(best.user_attrs.get(TRAIN_ROWS)) > 1)
+            return 0.0, False
+        epochs = max(1, int(best.user_attrs.get("epochs_run") or 1))
+        # A cohort member's share of the cohort's time understates what it costs alone.
+        per_epoch = best.user_attrs.get("solo_epoch_seconds") or float(best.user_attrs.get("fit_seconds") or 0.0) / epochs
+        scale = self._rows_scale(best.user_attrs.get(TRAIN_ROWS))
+        config = trial_config(best)
+        planned = int(config.get("max_epochs") or epochs)
+        expected = min(planned, int(best.user_attrs.get("best_epoch") or epochs) + int(config.get("patience") or planned))
+        return self.refit_factor * per_epoch * scale * expected, scale > 1
 
     def _planned(self, estimate: float, subsample: bool) -> bool:
         return self.refit_cap is None or subsample or estimate <= self.refit_cap
@@ -173,50 +187,39 @@ class Search:
         # estimate, were cut 1-5 epochs short of their best epoch count.
         return 1.15 * estimate + 1.0
 
-    def refit_estimate(self) -> float:
-        """Expected seconds of the final refit: the best configuration's own fit on all rows,
-        up to its best epoch plus its patience (where early stopping would end it), scaled
-        to all rows (0 before any trial completed)."""
-        try:
-            best = best_by_score(self.study)
-        except ValueError:
-            return 0.0
-        epochs = max(1, int(best.user_attrs.get("epochs_run") or 1))
-        # A cohort member's share of the cohort's time understates what it costs alone.
-        per_epoch = best.user_attrs.get("solo_epoch_seconds") or float(best.user_attrs.get("fit_seconds") or 0.0) / epochs
-        per_epoch *= self._rows_scale(best.user_attrs.get(TRAIN_ROWS))
-        config = trial_config(best)
-        planned = int(config.get("max_epochs") or epochs)
-        expected = min(planned, int(best.user_attrs.get("best_epoch") or epochs) + int(config.get("patience") or planned))
-        return self.refit_factor * per_epoch * expected
-
     def _rows_scale(self, rows: int | None) -> float:
         """All training rows per row a trial trained on (1 for a trial on all rows): a
         first-stage trial's seconds, scaled to what its refit on all rows takes."""
         full = len(self.splits[0].y_train)
         return full / rows if rows else 1.0
 
-    def trial_deadline(self) -> float | None:
+    def trial_deadline(self, promoted: bool = False) -> float | None:
+        """When running trials stop: the deadline less the time kept for the refit. A
+        ``promoted`` trial while the best trained on a first stage's rows is the training on
+        all rows that time is kept for (`_promotion_instead_of_refit`): the deadline itself."""
         if self.deadline is None:
             return None
+        estimate, subsample = self._refit_plan()
+        if promoted and subsample:
+            return self.deadline
         # The first trial of a search whose budget went to reading the data and the baselines
         # still gets its minimum time: a search returns a trained network, not an error.
-        return max(self.deadline - self.refit_reserve(), self._first_trial_until)
+        return max(self.deadline - self._reserve(estimate, subsample), self._first_trial_until)
 
     def _out_of_time(self, own_seconds: float, subsample: bool = False, promoted: bool = False) -> bool:
         """A running trial stops when the time left would not cover the final refit: of the
         best trial so far, or of this trial itself if it became the best (``own_seconds``: what
         its epochs so far would take alone on all rows; ``subsample``: it trains on a first
-        stage's rows, so its refit is planned whatever it costs). A ``promoted`` trial while the
-        best trained on a first stage's rows is the training on all rows that time is kept for
-        (`_promotion_instead_of_refit`): only the deadline stops it."""
+        stage's rows, so its refit is planned whatever it costs). A ``promoted`` trial: see
+        `trial_deadline`."""
         if self.deadline is None:
             return False
         now = time.monotonic()
         if now < self._first_trial_until:
             return False
+        estimate, best_subsample = self._refit_plan()
+        kept = 0.0 if promoted and best_subsample else self._reserve(estimate, best_subsample)
         own = self._reserve(self.refit_factor * own_seconds, subsample)
-        kept = 0.0 if promoted and not self._best_is_full() else self.refit_reserve()
         return now + max(kept, own) >= self.deadline
 
     # ------------------------------------------------------------------ the loop
@@ -276,18 +279,12 @@ class Search:
         promotion is due (archtune.tune.halving), and what is left covers its estimate. A
         promoted trial trains on all training rows: it is that training, with a validation score
         and a place among the ensemble's candidates; when it becomes the best, no refit is due."""
-        if self.stages is None or self._best_is_full():
+        if self.stages is None:
             return False
+        estimate, subsample = self._refit_plan()
         left = self.time_left()
-        return (left is not None and left >= self.refit_estimate() and not self._in_flight
+        return (subsample and left is not None and left >= estimate and not self._in_flight
                 and bool(self.stages.due(self.study.get_trials(deepcopy=False))))
-
-    def _best_is_full(self) -> bool:
-        """Whether the best trial so far trained on all training rows (True before any)."""
-        try:
-            return self._rows_scale(best_by_score(self.study).user_attrs.get(TRAIN_ROWS)) <= 1
-        except ValueError:
-            return True
 
     def _stops_itself(self) -> bool:
         """budget="auto": whether the stopping rule (archtune.tune.stopping.StoppingRule) ends
@@ -493,9 +490,7 @@ class Search:
         # A cohort's epoch lasts K members' epochs: at the time the best trial's refit needs,
         # training stops mid-epoch rather than at the end of a long one.
         promoted = self._promoted(group[0])  # a promoted trial may use the time kept for a refit
-        interrupt = None if self.deadline is None else (
-            lambda: time.monotonic() >= (self.deadline if promoted and not self._best_is_full()
-                                         else self.trial_deadline()))
+        interrupt = None if self.deadline is None else (lambda: time.monotonic() >= self.trial_deadline(promoted))
         for fold, split in enumerate(splits):
             alive = [t for t in group if t.number not in outcomes]
             if not alive:
