@@ -660,7 +660,8 @@ class NeuralRegressor(RegressorMixin, _NeuralBase):
         (n_samples, n_features). ``n_threads`` (for this call, restored after it) and
         ``device`` (the network moves there and stays) as in `NeuralClassifier.predict`; a bad
         one is an InvalidParameterError."""
-        return self.target_encoder_.decode(self._outputs(X, n_threads, device).numpy())
+        outputs = self._outputs(X, n_threads, device).numpy()  # first: it says when the model is unfitted
+        return self.target_encoder_.decode(outputs)
 
     def predict_interval(self, X: Any, coverage: float = 0.9, n_threads: int | None = None,
                          device: str | None = None) -> tuple[np.ndarray, np.ndarray]:
