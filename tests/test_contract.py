@@ -214,3 +214,28 @@ def test_cli_intervals_equal_python_or_are_refused_by_name(artefacts, task, kind
         np.testing.assert_allclose(printed["lower"].to_numpy(), lower)
         np.testing.assert_allclose(printed["upper"].to_numpy(), upper)
     assert (upper > lower).all()
+
+
+@pytest.mark.parametrize("task, kind", CELLS)
+def test_cli_prediction_sets_equal_python_or_are_refused_by_name(artefacts, task, kind):
+    """`archtune predict --set 0.9`: every classifier calibrated on rows it did not train on
+    gives Python's `predict_set` (a set_<label> column per class, the predicted class always in
+    its set); an ensemble made by `make_ensemble` alone has no calibration and a regressor has
+    no prediction sets, both refused by name."""
+    _, X_test, directory, data = artefacts[task, kind]
+    result = CliRunner().invoke(cli, ["predict", str(directory), str(data), "--set", "0.9"])
+    loaded = archtune.load(directory)
+    if task not in ("binary", "multiclass"):
+        assert result.exit_code != 0 and "--set:" in result.output and "holds a regressor" in result.output
+        assert not hasattr(loaded, "predict_set")
+        return
+    if kind == "ensemble":  # make_ensemble alone: nothing held out to calibrate on
+        assert result.exit_code != 0 and "classifier without a calibration" in result.output
+        return
+    assert result.exit_code == 0, result.output
+    printed = pd.read_csv(__import__("io").StringIO(result.stdout))
+    inside = loaded.predict_set(X_test, coverage=0.9)
+    columns = [f"set_{label}" for label in loaded.classes_]
+    np.testing.assert_array_equal(printed[columns].to_numpy(), inside.astype(int))
+    predicted = np.searchsorted(loaded.classes_, loaded.predict(X_test))
+    assert inside[np.arange(len(predicted)), predicted].all()

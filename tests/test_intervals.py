@@ -88,9 +88,9 @@ def test_a_fit_without_held_out_rows_and_a_classifier_refuse_intervals_by_name()
         model.predict_interval(X)
     with pytest.raises(InvalidParameterError, match="coverage must be"):
         NeuralRegressor(max_epochs=2, random_state=0).fit(X, y).predict_interval(X, coverage=0)
-    assert not hasattr(NeuralClassifier(), "predict_interval")  # classifiers: prediction sets are not built
+    assert not hasattr(NeuralClassifier(), "predict_interval")  # classifiers: prediction sets instead
     classifier = NeuralClassifier(max_epochs=2, random_state=0).fit(X, (y > 0).astype(int))
-    assert getattr(classifier, "conformal_", None) is None
+    assert type(classifier.conformal_).__name__ == "SetCalibration"
 
 
 def test_a_bag_is_calibrated_on_its_out_of_fold_errors():

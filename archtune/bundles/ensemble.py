@@ -116,7 +116,7 @@ def save_ensemble(ensemble: Ensemble, directory: str | os.PathLike, metadata: di
         "columns": ensemble.columns_, "val_score": ensemble.val_score, "members": entries,
         "metadata": metadata or {},
     }
-    if getattr(ensemble, "conformal_", None) is not None:  # a regressor's interval calibration
+    if getattr(ensemble, "conformal_", None) is not None:  # intervals or prediction sets
         meta["conformal"] = ensemble.conformal_.to_json()
     atomic_write_bytes(directory / META_FILE, json_bytes(meta, indent=1))  # strict: NaN as null
     _remove_stale(directory, entries)
@@ -201,9 +201,9 @@ def load_ensemble(directory: str | os.PathLike) -> Ensemble:
     ensemble = make_ensemble(task, members, np.asarray(weights), classes, meta.get("val_score"), meta.get("columns"))
     ensemble.bundle_metadata_ = meta.get("metadata") or {}
     if meta.get("conformal") is not None:
-        from archtune.conformal import Calibration
+        from archtune.prediction_sets import calibration_from_json
 
-        ensemble.conformal_ = Calibration.from_json(meta["conformal"], str(path))
+        ensemble.conformal_ = calibration_from_json(meta["conformal"], str(path))
     return ensemble
 
 

@@ -184,6 +184,11 @@ def bag(make_estimator: Callable[[dict[str, Any]], Any], params: dict[str, Any],
         from archtune.conformal import calibrate
 
         ensemble.conformal_ = calibrate(y, oof, "the bag's out-of-fold rows")
+    elif np.asarray(y).ndim == 1:  # each row's class probabilities by the member that did not train on it
+        from archtune.prediction_sets import calibrate_sets
+
+        position = {label: j for j, label in enumerate(classes)}
+        ensemble.conformal_ = calibrate_sets([position[v] for v in y], oof, "the bag's out-of-fold rows")
     return Bag(ensemble, folds, oof, score, stacked)
 
 

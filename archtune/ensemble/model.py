@@ -207,6 +207,36 @@ class EnsembleClassifier(ClassifierMixin, Ensemble):
         ``device``: where the network members predict (archtune.predicting)."""
         return self.classes_[np.argmax(self._average(X, n_threads, device), axis=1)]
 
+    def predict_set(self, X: Any, coverage: float = 0.9, n_threads: int | None = None,
+                    device: str | None = None) -> np.ndarray:
+        """Prediction sets that hold the true class with probability ``coverage``: adaptive
+        prediction sets (archtune.prediction_sets) of `predict_proba`, calibrated on rows the
+        members did not train on (``conformal_``: a search's validation rows, a bag's
+        out-of-fold rows).
+
+        Parameters
+        ----------
+        X : array-like or DataFrame of shape (n_samples, n_features)
+        coverage : float, default 0.9
+            In (0, 1).
+        n_threads, device :
+            As in `predict`.
+
+        Returns
+        -------
+        ndarray of bool of shape (n_samples, n_classes)
+            Whether each class (columns in the order of ``classes_``) is in each row's set;
+            never an empty row.
+
+        Raises
+        ------
+        InvalidParameterError
+            A bad coverage, or an ensemble built without a calibration (`make_ensemble` alone).
+        """
+        from archtune.prediction_sets import predict_set
+
+        return predict_set(self, X, coverage, n_threads=n_threads, device=device)
+
 
 class EnsembleRegressor(RegressorMixin, Ensemble):
     """An ensemble of regressors: the weighted average of their predicted values, of shape

@@ -87,17 +87,23 @@ def finalise(config: SearchConfig, data: SearchData, opened: OpenedStudy, search
         choice = library.choose() if library is not None else None
         if library is not None and len(splits) == 1:  # the leaderboard's intervals (one hold-out split)
             study.set_user_attr("intervals", {name: list(bounds) for name, bounds in library.intervals().items()})
-        if choice is not None and choice.final is not None and config.task.name == "regression":
-            # Intervals: calibrated on the validation rows before the members train on them,
-            # with the library's predictions (a bag's are out-of-fold).
+        if choice is not None and choice.final is not None:
+            # Intervals (regression) or prediction sets (classes): calibrated on the validation
+            # rows before the members train on them, with the library's predictions (a bag's
+            # are out-of-fold).
             from archtune.conformal import calibrate
             from archtune.ensemble.selection import combine
+            from archtune.prediction_sets import calibrate_sets
 
             known = {m.name: p for m, p in zip(library.members, library.predictions)}
             final = choice.final
             if all(m.name in known for m in final.members):
-                final.conformal_ = calibrate(library.y_val, combine([known[m.name] for m in final.members],
-                                                                    final.weights), "the search's validation rows")
+                combined = combine([known[m.name] for m in final.members], final.weights)
+                source = "the search's validation rows"
+                if config.task.name == "regression":
+                    final.conformal_ = calibrate(library.y_val, combined, source)
+                elif library.targets.ndim == 1:  # one class per row
+                    final.conformal_ = calibrate_sets(library.targets, combined, source)
         if choice is not None and choice.final is not None:
             # Refit policy (measured in bench/search_quality.py): the selected weights are kept,
             # and the members are trained on all rows where that is cheap or already done:
