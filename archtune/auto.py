@@ -373,5 +373,23 @@ class AutoNeuralRegressor(RegressorMixin, _AutoBase):
         check_is_fitted(self, "final_estimator_")
         return self.final_estimator_.predict_interval(self._table(X), coverage, n_threads=n_threads, device=device)
 
+    def predict_quantiles(self, X: Any, n_threads: int | None = None, device: str | None = None) -> np.ndarray:
+        """The quantiles ``final_estimator_`` predicts (`NeuralRegressor.predict_quantiles`):
+        a search with ``space={"loss": "quantile", ...}`` ships its best quantile network.
+
+        Raises
+        ------
+        InvalidParameterError
+            The final model has no quantile outputs (the space did not fix loss="quantile").
+        """
+        from archtune.errors import InvalidParameterError
+
+        check_is_fitted(self, "final_estimator_")
+        final = self.final_estimator_
+        if not hasattr(final, "predict_quantiles"):
+            raise InvalidParameterError(f"predict_quantiles needs a search with space={{'loss': 'quantile'}}; the "
+                                        f"final model is a {type(final).__name__}")
+        return final.predict_quantiles(self._table(X), n_threads=n_threads, device=device)
+
 
 __all__ = ["AutoNeuralClassifier", "AutoNeuralRegressor"]

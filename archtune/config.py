@@ -24,6 +24,7 @@ from archtune.blocks import (
 )
 from archtune.config_groups import ConvConfig, NumericEmbeddingConfig, SequenceConfig, WideConfig
 from archtune.families import FAMILIES, family_params, list_families
+from archtune.quantiles import check_quantiles, resolve_quantiles
 
 SHAPES = ("constant", "funnel", "pyramid")
 NORMS = (None, "batch", "layer")
@@ -32,7 +33,7 @@ SCHEDULES = ("constant", "step", "exponential", "cosine", "one_cycle", "plateau"
 REGULARISATION_SCHEDULES = ("constant", "flat_cos")
 # Mixed precision of a training step's forward pass (archtune.train.engines._forward).
 MIXED_PRECISION = (None, "bf16")
-REGRESSION_LOSSES = ("mse", "mae", "huber")
+REGRESSION_LOSSES = ("mse", "mae", "huber", "quantile")
 CLASSIFICATION_LOSSES = ("cross_entropy",)
 # learning_rate="auto" until the finder has run: it only lets the other values be checked.
 AUTO_LR_PLACEHOLDER = 1e-3
@@ -123,6 +124,9 @@ class ModelConfig:
     conv_filters: tuple[int, ...] = ()
     image_shape: tuple[int, ...] = ()
     series_shape: tuple[int, ...] = ()
+    # loss="quantile": the levels of the non-crossing quantile head (archtune.quantiles); the
+    # output layer has one unit per target and level. Empty: one unit per target.
+    quantiles: tuple[float, ...] = ()
 
     def __post_init__(self) -> None:
         check_choice("arch", self.arch, tuple(list_families()))
@@ -147,6 +151,7 @@ class ModelConfig:
                                         f"conv blocks; got conv_filters={self.conv_filters}")
         object.__setattr__(self, "image_shape", tuple(int(v) for v in self.image_shape))
         object.__setattr__(self, "series_shape", tuple(int(v) for v in self.series_shape))
+        object.__setattr__(self, "quantiles", check_quantiles(self.quantiles) if len(self.quantiles) else ())
         # Each family's rules (the declared layers: objects, every argument checked, the JSON
         # form {"type": "Dense", ...} converted).
         for param in family_params():
@@ -164,6 +169,7 @@ class ModelConfig:
                    numeric=NumericEmbeddingConfig(**{name: params[name] for name in PARAM_GROUPS["numeric_embedding"]}),
                    conv=ConvConfig(**{name: params[name] for name in PARAM_GROUPS["conv"]}),
                    sequence=SequenceConfig(**{name: params[name] for name in PARAM_GROUPS["sequence"]}),
+                   quantiles=resolve_quantiles(params.get("loss"), params.get("quantiles")),
                    **{p.name: params[p.name] for p in family_params()}, **data)
 
     def to_dict(self) -> dict[str, Any]:

@@ -28,6 +28,7 @@ from archtune.pretraining.semi_supervised import check_labelled, take_rows, unla
 from archtune.train import Callback
 from archtune.train.loop import predict_tensor
 from archtune.predicting import predicting
+from archtune.quantiles import point_index
 from archtune.train.threads import inference_threads
 
 
@@ -144,7 +145,14 @@ class _NeuralBase(BaseEstimator):
         Share of the training rows held out for early stopping, unless ``validation_data``
         is passed to ``fit``.
     loss : str
-        "auto" (cross-entropy for classification, mse for regression), or mse, mae, huber.
+        "auto" (cross-entropy for classification, mse for regression), or mse, mae, huber,
+        or (regressor only) "quantile": quantile regression with the pinball loss (Koenker &
+        Bassett 1978), one output per target and level of ``quantiles``, which never cross
+        (archtune.quantiles); ``predict`` gives the level nearest the median,
+        ``predict_quantiles`` every level, and ``predict_interval`` conformalised quantile
+        regression (Romano et al. 2019).
+    quantiles : tuple of float, optional
+        loss="quantile" only: the levels, strictly increasing in (0, 1); None: (0.1, 0.5, 0.9).
     label_smoothing : float
         Classifier only: the targets mix ``label_smoothing`` of a uniform distribution in
         (Szegedy et al. 2016; RealMLP uses 0.1).
@@ -353,6 +361,7 @@ class _NeuralBase(BaseEstimator):
         min_delta: float = 0.0,
         validation_fraction: float = 0.1,
         loss: str = "auto",
+        quantiles: tuple[float, ...] | None = None,
         label_smoothing: float | str = "auto",
         class_weight: str | dict | None = None,
         clamp_outputs: bool | str = "auto",
@@ -425,6 +434,7 @@ class _NeuralBase(BaseEstimator):
         self.min_delta = min_delta
         self.validation_fraction = validation_fraction
         self.loss = loss
+        self.quantiles = quantiles
         self.label_smoothing = label_smoothing
         self.class_weight = class_weight
         self.clamp_outputs = clamp_outputs
@@ -661,7 +671,39 @@ class NeuralRegressor(RegressorMixin, _NeuralBase):
         ``device`` (the network moves there and stays) as in `NeuralClassifier.predict`; a bad
         one is an InvalidParameterError."""
         outputs = self._outputs(X, n_threads, device).numpy()  # first: it says when the model is unfitted
+        quantiles = self.model_config_.quantiles
+        if quantiles:  # loss="quantile": the level nearest the median
+            outputs = outputs.reshape(len(outputs), -1, len(quantiles))[..., point_index(quantiles)]
         return self.target_encoder_.decode(outputs)
+
+    def predict_quantiles(self, X: Any, n_threads: int | None = None, device: str | None = None) -> np.ndarray:
+        """The predicted quantiles of a ``loss="quantile"`` regressor, at the levels of
+        ``quantiles``; they never cross (archtune.quantiles).
+
+        Parameters
+        ----------
+        X : array-like or DataFrame of shape (n_samples, n_features)
+        n_threads, device :
+            As in `predict`.
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_quantiles), or (n_samples, n_outputs, n_quantiles) for a
+        multi-output target; in the target's units, non-decreasing along the last axis.
+
+        Raises
+        ------
+        InvalidParameterError
+            The regressor was not fitted with loss="quantile".
+        """
+        from archtune.quantiles import decode
+
+        outputs = self._outputs(X, n_threads, device).numpy()
+        quantiles = self.model_config_.quantiles
+        if not quantiles:
+            raise InvalidParameterError(f"predict_quantiles needs a regressor fitted with loss='quantile'; this one "
+                                        f"was fitted with loss={self.loss!r}")
+        return decode(self.target_encoder_, outputs, len(quantiles))
 
     def predict_interval(self, X: Any, coverage: float = 0.9, n_threads: int | None = None,
                          device: str | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -670,7 +712,11 @@ class NeuralRegressor(RegressorMixin, _NeuralBase):
         Split-conformal calibration (archtune.conformal; Lei et al. 2018): the absolute errors
         on the validation rows the fit held out (``validation_fraction`` or
         ``validation_data``) set the half-width, ``conformal_``. The guarantee is marginal,
-        over rows exchangeable with the validation rows.
+        over rows exchangeable with the validation rows. A ``loss="quantile"`` regressor gets
+        conformalised quantile regression instead (Romano et al. 2019): the pair of levels
+        nearest (alpha/2, 1 - alpha/2) for alpha = 1 - coverage, each widened (or narrowed) by
+        the conformal quantile of max(q_lo - y, y - q_hi) on the validation rows; the
+        interval then follows each row's own spread.
 
         Parameters
         ----------

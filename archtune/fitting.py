@@ -161,7 +161,9 @@ def prepare(estimator: Any, X: Any, y: Any, validation_data: tuple[Any, ...] | N
         train_rows, val_rows = rows[idx_tr], None if idx_va is None else rows[idx_va]  # positions in X
 
     if matched is not None:
-        pre, model_config = matched.preprocessor, source.model_config
+        # The source's architecture, with this fit's output head (loss="quantile": its levels).
+        pre, model_config = matched.preprocessor, dataclasses.replace(source.model_config,
+                                                                      quantiles=model_config.quantiles)
         _warn_architecture(estimator, source, params)
     else:
         pre = fit_preprocessor(params, model_config, arch, train_part, kinds)
@@ -173,7 +175,8 @@ def prepare(estimator: Any, X: Any, y: Any, validation_data: tuple[Any, ...] | N
     target = target.fit_scale(targets_tr, clamp=params["clamp_outputs"] in (True, "auto"))
     train_config = TrainConfig.from_params(params, len(X_tr), seed, target.losses)
     task = TaskSpec(target.task, target.n_outputs, train_config.loss, target.metric,
-                    target.loss_weights(targets_tr, params["class_weight"], w_tr), train_config.label_smoothing)
+                    target.loss_weights(targets_tr, params["class_weight"], w_tr), train_config.label_smoothing,
+                    model_config.quantiles)
     embeds = (model_config.numeric.kind is not None and "numeric_embedding" in get_family(arch).uses
               and source is None)  # a source's bins come with its input spec
     n_continuous = len(pre.numeric_) if embeds else 0
@@ -422,6 +425,13 @@ def calibration(prepared: Prepared, module: Any) -> Any:
         with torch.no_grad():
             outputs = predict_tensor(module.eval(), X_val.to(prepared.device)).cpu().double().numpy()
     truth = prepared.y_val.cpu().double().numpy() * target.scale + target.mean
+    levels = prepared.model_config.quantiles
+    if levels:  # loss="quantile": conformalised quantile regression (archtune.conformal)
+        from archtune.conformal import calibrate_quantiles
+        from archtune.quantiles import decode
+
+        return calibrate_quantiles(truth.ravel() if target.one_d else truth, decode(target, outputs, len(levels)),
+                                   levels, "the validation rows of the fit")
     return calibrate(truth.ravel() if target.one_d else truth, target.decode(outputs),
                      "the validation rows of the fit")
 
@@ -470,7 +480,7 @@ def task_spec(estimator: Any) -> TaskSpec:
     target = fitted_data(estimator).target
     params = estimator.get_params()
     loss = params["loss"] if params["loss"] != "auto" else target.losses[0]
-    return TaskSpec(target.task, target.n_outputs, loss, target.metric)
+    return TaskSpec(target.task, target.n_outputs, loss, target.metric, quantiles=estimator.model_config_.quantiles)
 
 
 __all__ = ["data_params", "finish", "fit_preprocessor", "fitted_data", "input_matrix", "prepare", "set_fitted",

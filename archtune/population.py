@@ -61,10 +61,11 @@ def can_stack(prepared: Prepared) -> bool:
     """Whether networks of this prepared fit can train as one stack: the family says so
     (its registry entry), no text or image-column encoder needs training per member, and the
     fit does not start from a trained network (the stack has no frozen layers, learning-rate
-    factors or phases: such members train one at a time)."""
+    factors or phases: such members train one at a time), and it is not a quantile regression
+    (the stacked layers have no non-crossing quantile head: such members train one at a time)."""
     spec = get_family(prepared.model_config.arch).spec
     return (spec.stackable and spec.can_stack(prepared.model_config) and not prepared.input_spec.text
-            and not prepared.input_spec.images and prepared.source is None)
+            and not prepared.input_spec.images and prepared.source is None and not prepared.model_config.quantiles)
 
 
 def cohort_key(estimator: Any, n_train: int) -> tuple | None:
@@ -82,8 +83,8 @@ def cohort_key(estimator: Any, n_train: int) -> tuple | None:
     params = estimator.get_params()
     spec = get_family(model_config.arch).spec
     if not (spec.stackable and spec.can_stack(model_config)) or not model_config.hidden_sizes \
-            or params["init_from"] is not None:
-        return None  # a fit from a trained network trains alone (see can_stack)
+            or params["init_from"] is not None or model_config.quantiles:
+        return None  # a fit from a trained network, or a quantile regression, trains alone (see can_stack)
     data = tuple(repr(params[name]) for name in DATA_PARAMS)
     signature = structure_signature(model_config, train_config, model_config.hidden_sizes)
     # Members are padded to the widest, so widths in one stack stay within a factor sqrt(2)

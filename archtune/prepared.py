@@ -21,6 +21,7 @@ from archtune.parameters import check_params, recipe_params
 from archtune.train.batches import Rows
 from archtune.train.losses import (constant_prediction_loss, make_loss, make_member_loss, make_member_metric,
                                    make_metric, make_padded_member_loss)
+from archtune.quantiles import make_pinball_loss, make_point_metric
 from archtune.transfer.copy import CopyReport, copy_matching
 from archtune.transfer.freeze import FineTuning
 from archtune.transfer.source import Source
@@ -42,6 +43,9 @@ class TaskSpec:
         "accuracy" or "r2": the validation metric in the history (``val_<metric_name>``).
     class_weights : tuple of float, optional
         Per-class weights of a weighted cross-entropy.
+    quantiles : tuple of float
+        loss="quantile": the levels of the pinball loss (archtune.quantiles); the network has
+        ``n_outputs * len(quantiles)`` outputs and the metric reads the point prediction.
     """
 
     task: str
@@ -50,12 +54,15 @@ class TaskSpec:
     metric_name: str
     class_weights: tuple[float, ...] | None = None
     label_smoothing: float = 0.0
+    quantiles: tuple[float, ...] = ()
 
     def _weights(self) -> torch.Tensor | None:
         return None if self.class_weights is None else torch.tensor(self.class_weights, dtype=torch.float32)
 
     def loss_fn(self, device: torch.device | str = "cpu") -> Any:
         """``loss(outputs, targets) -> scalar``."""
+        if self.loss == "quantile":
+            return make_pinball_loss(self.quantiles, device)
         return make_loss(self.task, self.loss, self._weights(), device, self.label_smoothing)
 
     def member_loss_fn(self, device: torch.device | str = "cpu") -> Any:
@@ -68,6 +75,8 @@ class TaskSpec:
         return make_padded_member_loss(self.task, self.loss, self._weights(), device, self.label_smoothing)
 
     def metric_fn(self) -> Any:
+        if self.quantiles:
+            return make_point_metric(make_metric(self.task), self.quantiles)
         return make_metric(self.task)
 
     def member_metric_fn(self) -> Any:

@@ -242,7 +242,9 @@ def predict(bundle: Path, data: str, output: Path | None, best_network: bool, in
     else:
         result = pd.DataFrame({"prediction": pred}, index=frame.index)
     if interval is not None:
-        lower, upper = model.conformal_.interval(pred, interval)
+        from archtune.conformal import interval_of
+
+        lower, upper = interval_of(model, model.conformal_, pred, frame, interval, n_threads=n_threads, device=device)
         if pred.ndim == 2:
             for j in range(pred.shape[1]):
                 result[f"lower_{j}"], result[f"upper_{j}"] = lower[:, j], upper[:, j]

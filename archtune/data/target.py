@@ -234,7 +234,7 @@ class RegressionTarget:
     """
 
     kind = "regression"
-    losses = ("mse", "mae", "huber")
+    losses = ("mse", "mae", "huber", "quantile")
     metric = "r2"
     task = "regression"
 

@@ -119,7 +119,7 @@ def full_graph(model: Any) -> tuple[Any, Signature]:
         raise InvalidParameterError(f"format='onnx': column {clash[0]!r} has the name of an output of the graph; "
                                     "rename that column and refit, or export with include_preprocessing=False")
     inputs = [name for name, n in (("numeric", len(sig.numeric)), ("codes", len(sig.categorical))) if n]
-    outputs = ["label_index", "probabilities"] if sig.classes is not None else ["prediction"]
+    outputs = ["label_index", "probabilities"] if sig.classes is not None else [o[0] for o in sig.outputs]
     net = export_module(serving_module(model), example_inputs(model), inputs, outputs,
                         f"the network with its preprocessing (arch={model.model_config_.arch!r})")
     graph_model = compose.add_prefix(net, PREFIX)
@@ -164,6 +164,12 @@ def full_graph(model: Any) -> tuple[Any, Signature]:
         target = model.target_encoder_
         new_outputs.append(helper.make_tensor_value_info("prediction", TensorProto.DOUBLE,
                                                          ["rows"] if target.one_d else ["rows", target.n_outputs]))
+        levels = model.model_config_.quantiles
+        if levels:  # loss="quantile": every level too, as predict_quantiles
+            back.append(helper.make_node("Identity", [f"{PREFIX}quantiles"], ["quantiles"], name=f"{PREFIX}quantiles"))
+            new_outputs.append(helper.make_tensor_value_info(
+                "quantiles", TensorProto.DOUBLE,
+                ["rows", len(levels)] if target.one_d else ["rows", target.n_outputs, len(levels)]))
     nodes = front + list(graph.node) + back
     del graph.node[:]
     graph.node.extend(nodes)

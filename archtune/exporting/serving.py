@@ -20,6 +20,7 @@ from torch import nn
 from archtune.data.preprocess import SMOOTH_CLIP
 from archtune.errors import InvalidParameterError
 from archtune.exporting.ops import f64, interp, interp_table, ndtri
+from archtune.quantiles import point_index
 from archtune.task import task_of
 
 # What `include_preprocessing=False` says in every refusal below.
@@ -149,6 +150,10 @@ class ServingModule(nn.Module):
             self.register_buffer("target_mean", torch.tensor(np.asarray(target.mean, dtype="float64")))
             self.register_buffer("target_scale", torch.tensor(np.asarray(target.scale, dtype="float64")))
             self.clamp = target.low is not None
+            # loss="quantile" (archtune.quantiles): the network gives every output's levels, and
+            # the graph gives the point prediction and the quantiles.
+            levels = model.model_config_.quantiles
+            self.n_quantiles, self.point = len(levels), point_index(levels) if levels else 0
             if self.clamp:
                 self.register_buffer("target_low", torch.tensor(np.asarray(target.low, dtype="float64")))
                 self.register_buffer("target_high", torch.tensor(np.asarray(target.high, dtype="float64")))
@@ -193,10 +198,23 @@ class ServingModule(nn.Module):
                 p = torch.sigmoid(out)
                 return (out[:, 0] > 0).to(torch.int64), torch.cat([1 - p, p], dim=1)
             return torch.argmax(out, dim=1), torch.softmax(out, dim=1)
+        if self.n_quantiles:
+            return self.quantile_outputs(out)
         values = out * self.target_scale + self.target_mean
         if self.clamp:
             values = torch.minimum(torch.maximum(values, self.target_low), self.target_high)
         return (values[:, 0] if self.one_d else values,)
+
+
+    def quantile_outputs(self, out: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(point, quantiles) of quantile outputs [B, n_outputs * n_q], as `NeuralRegressor.predict`
+        and `predict_quantiles` give them: [B] and [B, n_q] for a 1-D target, [B, n_outputs] and
+        [B, n_outputs, n_q] otherwise."""
+        values = out.unflatten(1, (-1, self.n_quantiles)) * self.target_scale[:, None] + self.target_mean[:, None]
+        if self.clamp:
+            values = torch.minimum(torch.maximum(values, self.target_low[:, None]), self.target_high[:, None])
+        point = values[:, :, self.point]
+        return (point[:, 0], values[:, 0]) if self.one_d else (point, values)
 
 
 class NumericOnly(nn.Module):
@@ -234,6 +252,10 @@ def signature(model: Any) -> Signature:
         return Signature(numeric, categorical, outputs, np.asarray(model.classes_).tolist())
     target = model.target_encoder_
     shape = "[rows]" if target.one_d else f"[rows, {target.n_outputs}]"
+    levels = model.model_config_.quantiles
+    if levels:  # loss="quantile": the point prediction and every level (archtune.quantiles)
+        q_shape = f"[rows, {len(levels)}]" if target.one_d else f"[rows, {target.n_outputs}, {len(levels)}]"
+        return Signature(numeric, categorical, (("prediction", "float64", shape), ("quantiles", "float64", q_shape)))
     return Signature(numeric, categorical, (("prediction", "float64", shape),))
 
 

@@ -21,6 +21,7 @@ from archtune.models.registry import get_family
 from archtune.models.sequence import SequenceEncoder
 from archtune.models.tabm import LinearEnsemble
 from archtune.models.wide import WideLevels
+from archtune.quantiles import monotone
 
 if TYPE_CHECKING:
     from archtune.config import ModelConfig
@@ -125,6 +126,9 @@ class TabularNetwork(nn.Module):
         # TabM: a body of k members ([B, k, width]) gets k output layers, and its outputs are
         # averaged at prediction (see forward).
         self.ensemble_size = int(getattr(body, "ensemble_size", 0))  # 0: not an ensemble
+        # Quantile regression: n_outputs is targets x levels, made non-crossing in forward
+        # (archtune.quantiles.monotone); build_model sets it. 0: plain outputs.
+        self.n_quantiles = 0
         self.head = (nn.Linear(body_width, n_outputs) if not self.ensemble_size
                      else LinearEnsemble(body_width, n_outputs, self.ensemble_size))
         if self.wide:
@@ -165,6 +169,8 @@ class TabularNetwork(nn.Module):
             out = self.head(self.body(self.encode(x)))
         else:
             out = self.head(self.body(self.encode(x[:, list(self.deep)]))) + WIDE_GAIN * self.wide_part(x)
+        if self.n_quantiles > 1:  # before TabM's mean: a mean of non-crossing members does not cross
+            out = monotone(out, self.n_quantiles)
         if not self.ensemble_size or self.training:
             return out
         return ensemble_mean(out, self.task)
@@ -235,12 +241,15 @@ def build_model(
         # conv_blocks, filters, ... as arch='cnn'): after them, the dense layers.
         arch = "mlp"
     body, width = get_family(arch).build(config, in_width, generator)
+    n_targets = n_outputs
+    n_outputs = n_targets * max(1, len(config.quantiles))  # one unit per target and quantile level
     wide = config.wide
     levels = (WideLevels(wide.wide_categorical, wide.wide_category_crosses, wide.wide_mixed_crosses, n_outputs)
               if wide.wide_categorical else None)
     net = TabularNetwork(spec, body, width, n_outputs, task, wide.wide_columns, wide.deep_columns,
                          wide.crosses, encoders, [encoder for encoder, _ in images], embedding,
                          in_width if config.feature_scale else 0, levels)
+    net.n_quantiles = len(config.quantiles)
     for emb in net.embeddings:
         with torch.no_grad():
             emb.weight.normal_(0.0, 1.0, generator=generator)

@@ -131,6 +131,7 @@ class SearchConfig:
             check_number("bagging", params["bagging"], 2, 20, integer=True)
         check_number("validation_fraction", params["validation_fraction"], 0.0, 1.0, low_open=True, high_open=True)
         check_min_resources(params["min_resources"])
+        ensemble = quantile_ensemble(space, params["ensemble"], params["bagging"])
         for name in ("storage", "study_name"):
             if params[name] is not None and not isinstance(params[name], str):
                 raise InvalidParameterError(f"{name} must be a string; got {name}={params[name]!r}")
@@ -143,7 +144,7 @@ class SearchConfig:
                    objectives=objectives, prefer=params["prefer"], cv=params["cv"], scoring=scoring,
                    storage=params["storage"], study_name=params["study_name"], n_jobs=int(params["n_jobs"]),
                    backend=params["backend"], population=params["population"], refit=params["refit"] if params["refit"] == "auto" else bool(params["refit"]),
-                   ensemble=params["ensemble"], bagging=params["bagging"], baselines=bool(params["baselines"]),
+                   ensemble=ensemble, bagging=params["bagging"], baselines=bool(params["baselines"]),
                    validation_fraction=float(params["validation_fraction"]),
                    min_resources=params["min_resources"], random_state=params["random_state"],
                    seed=seed_from(params["random_state"]), device=params["device"], verbose=int(params["verbose"]),
@@ -304,6 +305,28 @@ def check_backend(backend: Any) -> str:
         return backend
     raise InvalidParameterError(f"backend must be 'threads', 'processes', 'ray' or 'ray:ADDRESS' (an existing Ray "
                                 f"cluster, e.g. 'ray:auto'); got backend={backend!r}")
+
+
+
+def quantile_ensemble(space: Any, ensemble: Any, bagging: Any) -> Any:
+    """The ``ensemble`` of a search: as asked, except that a space that fixes
+    ``loss="quantile"`` ships its best network (or refit) without the ensemble step, whose
+    selection averages point predictions of networks and baselines (archtune.ensemble.build):
+    the quantiles and their CQR intervals would be lost.
+
+    Raises
+    ------
+    InvalidParameterError
+        ``ensemble=True`` or ``bagging`` with ``loss="quantile"`` fixed.
+    """
+    if space.fixed_values().get("loss") != "quantile":
+        return ensemble
+    for name, value in (("ensemble", ensemble), ("bagging", bagging)):
+        if value not in (None, False):
+            raise InvalidParameterError(f"{name}={value!r} is not supported with loss='quantile': an ensemble or a bag "
+                                        "averages point predictions, and the quantiles would be lost; leave "
+                                        f"{name} at its default (the best quantile network predicts)")
+    return False
 
 
 __all__ = ["BACKENDS", "COHORT_SIZE", "PARAMS", "SearchConfig", "check_backend"]
