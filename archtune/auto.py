@@ -270,13 +270,15 @@ class _AutoBase(BaseEstimator):
         import time
 
         from archtune.tune.config import SearchConfig
-        from archtune.tune.data import SearchData
+        from archtune.tune.data import SearchData, multilabel_config
         from archtune.tune.search import run_search
 
         started = time.monotonic()  # the budget covers everything the search does, reading the data included
         config = SearchConfig.from_estimator(self)  # every parameter checked before any data is read
         # X is read once here (a sparse matrix refused), its kinds inferred once: `SearchData.read`.
         data = SearchData.read(config.task, X, y, sample_weight)
+        if data.multilabel:
+            config = multilabel_config(config)
         result = run_search(config, data, started)
         self.study_ = result.study
         self.baselines_ = result.baselines

@@ -18,6 +18,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from archtune.config import ModelConfig, TrainConfig
 from archtune.data.target import TARGETS
+from archtune.data.multilabel import is_multilabel
 from archtune.doctor.lr_finder import resolve_learning_rate
 from archtune.errors import InvalidParameterError
 from archtune.fitting import finish, input_matrix, prepare, set_fitted, train
@@ -611,23 +612,33 @@ add_family_parameters(_NeuralBase)
 class NeuralClassifier(ClassifierMixin, _NeuralBase):
     __doc__ = ("A feed-forward network for classification, with expert defaults.\n\n"
                "Binary targets get one sigmoid output and binary cross-entropy; more classes get\n"
-               "softmax and cross-entropy. Labels may be of any hashable type.\n"
                + _NeuralBase.__doc__.split("\n", 1)[1]
+               "softmax and cross-entropy. Labels may be of any hashable type. A 2-D 0/1 target\n"
+               "(n_samples, n_labels) or a list of label sets is multi-label: one sigmoid and\n"
+               "binary cross-entropy per label (archtune.data.multilabel).\n"
                + "    classes_ : ndarray\n        The class labels.\n")
 
     target_kind = "classification"
 
     def predict_proba(self, X: Any, n_threads: int | None = None, device: str | None = None) -> np.ndarray:
         """Class probabilities, array of shape (n_samples, n_classes), columns in the order of
-        ``classes_``. ``n_threads`` and ``device`` as in `predict`."""
+        ``classes_``. ``n_threads`` and ``device`` as in `predict`.
+
+        A multi-label classifier returns each label's probability, shape (n_samples,
+        n_labels), as scikit-learn's `MLPClassifier` (not `MultiOutputClassifier`'s list of
+        (n_samples, 2) arrays)."""
         logits = self._outputs(X, n_threads, device)
+        if is_multilabel(self):
+            return torch.sigmoid(logits).numpy()
         if len(self.classes_) == 2:
             p = torch.sigmoid(logits)
             return torch.cat([1 - p, p], dim=1).numpy()
         return torch.softmax(logits, dim=1).numpy()
 
     def predict(self, X: Any, n_threads: int | None = None, device: str | None = None) -> np.ndarray:
-        """The most probable class label of each row, array of shape (n_samples,).
+        """The most probable class label of each row, array of shape (n_samples,); for a
+        multi-label classifier the 0/1 indicator matrix (n_samples, n_labels) of int64, a label
+        set where its probability exceeds 0.5.
 
         Parameters
         ----------
@@ -644,13 +655,17 @@ class NeuralClassifier(ClassifierMixin, _NeuralBase):
             A bad ``n_threads`` or ``device`` (a CUDA device on a machine without one).
         """
         logits = self._outputs(X, n_threads, device)
+        if is_multilabel(self):
+            return (logits > 0).long().numpy()
         if len(self.classes_) == 2:
             return self.classes_[(logits[:, 0] > 0).long().numpy()]
         return self.classes_[logits.argmax(dim=1).numpy()]
 
     def score(self, X: Any, y: Any, sample_weight: Any = None) -> float:
         """Accuracy of ``predict(X)`` against ``y`` of shape (n_samples,); labels held in an
-        object array of numbers compare as those numbers."""
+        object array of numbers compare as those numbers. A multi-label classifier scores the
+        subset accuracy (every label of a row right) against a 0/1 matrix or label sets, as
+        scikit-learn's `ClassifierMixin.score`."""
         from sklearn.metrics import accuracy_score
 
         from archtune.data.target import plain_labels, target_array
@@ -688,6 +703,9 @@ class NeuralRegressor(RegressorMixin, _NeuralBase):
 
         Returns
         -------
+        if is_multilabel(self):
+            truth = self.target_encoder_.encode(target_array(y), "y")
+            return float(accuracy_score(truth, self.predict(X), sample_weight=sample_weight))
         ndarray of shape (n_samples, n_quantiles), or (n_samples, n_outputs, n_quantiles) for a
         multi-output target; in the target's units, non-decreasing along the last axis.
 

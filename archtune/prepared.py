@@ -34,9 +34,9 @@ DIVERGENCE_FACTOR = 100  # a loss this many times a constant prediction's has ex
 class TaskSpec:
     """The task a network is trained for: its loss, metric, outputs and divergence limit.
 
-    task : "binary", "multiclass" or "regression"
+    task : "binary", "multiclass", "multilabel" or "regression"
     n_outputs : int
-        Width of the output layer (1 for binary classification).
+        Width of the output layer (1 for binary classification, one per label for multi-label).
     loss : str
         cross_entropy, mse, mae or huber.
     metric_name : str

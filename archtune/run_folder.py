@@ -33,6 +33,8 @@ def holdout_metrics(model: Any, X: Any, y: Any) -> dict[str, float]:
     regressor."""
     from sklearn import metrics
 
+    if getattr(getattr(model, "target_encoder_", None), "task", None) == "multilabel":
+        return multilabel_metrics(model, X, y)
     if task_of(model).is_classification:
         proba = model.predict_proba(X)
         pred = model.classes_[proba.argmax(axis=1)]
@@ -46,6 +48,24 @@ def holdout_metrics(model: Any, X: Any, y: Any) -> dict[str, float]:
     return {"r2": float(metrics.r2_score(y, pred)),
             "rmse": float(np.sqrt(metrics.mean_squared_error(y, pred))),
             "mae": float(metrics.mean_absolute_error(y, pred))}
+
+
+def multilabel_metrics(model: Any, X: Any, y: Any) -> dict[str, float]:
+    """A multi-label classifier's held-out metrics (scikit-learn's multilabel conventions):
+    subset accuracy, Hamming loss, F1 averaged over rows ("samples") and the macro mean of the
+    per-label ROC AUCs (over labels with both values in ``y``)."""
+    from sklearn import metrics
+
+    from archtune.data.target import target_array
+
+    truth = model.target_encoder_.encode(target_array(y), "y")
+    proba, pred = model.predict_proba(X), model.predict(X)
+    both = [j for j in range(truth.shape[1]) if 0 < truth[:, j].sum() < len(truth)]
+    out = {"accuracy": metrics.accuracy_score(truth, pred), "hamming_loss": metrics.hamming_loss(truth, pred),
+           "f1_samples": metrics.f1_score(truth, pred, average="samples", zero_division=0.0)}
+    if both:
+        out["roc_auc_macro"] = float(np.mean([metrics.roc_auc_score(truth[:, j], proba[:, j]) for j in both]))
+    return {k: float(v) for k, v in out.items()}
 
 
 def save_search_run(search: Any, out: Path, metadata: dict[str, Any], X_hold: Any = None, y_hold: Any = None,
@@ -103,7 +123,9 @@ def save_evaluation(out: Path, model: Any, X_hold: Any, y_hold: Any, seed: int) 
     from archtune.report.evaluation import EVALUATION_FILE, evaluate
 
     path = out / EVALUATION_FILE
-    if X_hold is None:
+    if X_hold is None or getattr(getattr(model, "target_encoder_", None), "task", None) == "multilabel":
+        # A multi-label model's held-out figures are its metrics (multilabel_metrics): the
+        # confusion matrix and calibration of evaluation.json are for one label per row.
         path.unlink(missing_ok=True)
         return
     try:
@@ -115,5 +137,6 @@ def save_evaluation(out: Path, model: Any, X_hold: Any, y_hold: Any, seed: int) 
                       "leaves it out", RuntimeWarning, stacklevel=2)
 
 
-__all__ = ["JOURNAL_FILE", "LEADERBOARD_FILE", "METRICS_FILE", "STUDY_FILE", "holdout_metrics", "save_evaluation",
+__all__ = ["JOURNAL_FILE", "LEADERBOARD_FILE", "METRICS_FILE", "STUDY_FILE", "holdout_metrics", "multilabel_metrics",
+           "save_evaluation",
            "save_lr_finder", "save_search_run"]

@@ -279,3 +279,49 @@ def test_a_search_with_loss_quantile_fixed_ships_its_best_quantile_network():
     assert q.shape == (5, 3) and np.all(np.diff(q, axis=1) >= 0)
     lower, upper = model.predict_interval(X.iloc[:5], 0.8)
     assert isinstance(final.conformal_, QuantileCalibration) and np.all(upper >= lower)
+
+
+@pytest.fixture(scope="module")
+def small_quantile():
+    """A small quantile network on 400 rows whose noise doubles with the sign of x1."""
+    rng = np.random.default_rng(6)
+    X = rng.normal(size=(400, 4))
+    y = X[:, 0] + rng.normal(scale=0.3 + 0.3 * (X[:, 1] > 0), size=400)
+    return X, y, NeuralRegressor(loss="quantile", max_epochs=3, units=32, random_state=0).fit(X, y)
+
+
+def _non_crossing_and_calibrated(model, X):
+    q = model.predict_quantiles(X)
+    assert q.shape == (len(X), 3) and np.all(np.diff(q, axis=1) >= 0)
+    assert isinstance(model.conformal_, QuantileCalibration)
+    lower, upper = model.predict_interval(X, 0.9)
+    np.testing.assert_array_equal(lower, model.conformal_.interval(q, 0.9)[0])
+
+
+def test_pruned_fine_tuned_and_tabm_quantile_networks_keep_non_crossing_quantiles(small_quantile, tmp_path):
+    from archtune.shrink.prune import prune
+
+    X, y, model = small_quantile
+    pruned, _ = prune(model, X, y, max_rounds=1, max_score_drop=1.0, random_state=0)
+    assert pruned.model_config_.hidden_sizes[0] < model.model_config_.hidden_sizes[0]
+    _non_crossing_and_calibrated(pruned, X[:50])
+    archtune.save(pruned, tmp_path / "pruned")
+    np.testing.assert_array_equal(archtune.load(tmp_path / "pruned").predict_quantiles(X[:5]),
+                                  pruned.predict_quantiles(X[:5]))
+    # Fine-tuned from a point regressor: its body, and a new quantile head.
+    source = NeuralRegressor(max_epochs=2, units=32, random_state=0).fit(X, y)
+    tuned = NeuralRegressor(loss="quantile", max_epochs=2, init_from=source, random_state=0).fit(X, y)
+    assert tuned.lineage_[0]["step"] == "init_from"
+    _non_crossing_and_calibrated(tuned, X[:50])
+    tabm = NeuralRegressor(loss="quantile", arch="tabm", max_epochs=2, random_state=0).fit(X, y)
+    _non_crossing_and_calibrated(tabm, X[:50])
+
+
+def test_a_quantile_teacher_teaches_its_median_and_a_quantile_student_is_refused(small_quantile):
+    from archtune.shrink.distill import distill
+
+    X, y, model = small_quantile
+    with pytest.raises(InvalidParameterError, match="a student with loss='quantile' cannot be distilled"):
+        distill(model, X, y, NeuralRegressor(loss="quantile", max_epochs=1))
+    student = distill(model, X, y, NeuralRegressor(max_epochs=2, units=16), random_state=0)
+    assert student.predict(X[:4]).shape == (4,)

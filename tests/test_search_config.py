@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from archtune.auto import AutoNeuralClassifier, AutoNeuralRegressor
-from archtune.errors import InvalidParameterError
+from archtune.errors import DataError, InvalidParameterError
 from archtune.task import CLASSIFICATION, REGRESSION, task_of
 from archtune.tune.config import PARAMS, SearchConfig
 from tests.conftest import load_shared
@@ -137,7 +137,8 @@ def test_the_search_reads_its_data_once_into_search_data():
     X, y = load_shared("574_house_16H.tsv.gz", n=200, seed=0)
     data = SearchData.read(REGRESSION, X, np.column_stack([y, X["P1"]]))
     assert data.n_outputs == 2 and data.codes is None and data.kinds == {c: "numeric" for c in X.columns}
-    with pytest.raises(Exception, match="one label per row"):
+    # A 2-D classification target is multi-label (archtune.data.multilabel): 0/1 values only.
+    with pytest.raises(DataError, match="is not 0 or 1; a 2-D classifier target is a multi-label indicator"):
         SearchData.read(CLASSIFICATION, X, np.column_stack([y, y]))
     with pytest.raises(Exception, match="X has 200 rows but y has 10"):
         SearchData.read(REGRESSION, X, y[:10])

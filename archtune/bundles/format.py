@@ -227,7 +227,7 @@ class NetworkBundle:
     model_config : ModelConfig
     input_spec : InputSpec
     preprocessor : Preprocessor
-    target : ClassificationTarget or RegressionTarget
+    target : ClassificationTarget, MultiLabelTarget or RegressionTarget
     inputs : FittedInputs
     module : TabularNetwork
         In evaluation mode, with the saved weights.
@@ -256,6 +256,7 @@ def read_network(directory: str | os.PathLike) -> NetworkBundle:
     """
     from archtune.data.inputs import FittedInputs
     from archtune.data.preprocess import Preprocessor
+    from archtune.data.multilabel import MultiLabelTarget
     from archtune.data.target import ClassificationTarget, RegressionTarget
     from archtune.models import build_model
 
@@ -272,6 +273,8 @@ def read_network(directory: str | os.PathLike) -> NetworkBundle:
         target_d = expect(meta.get("target"), dict, "target")
         if TARGET_KINDS[name] == "classification":
             target: Any = ClassificationTarget(decode_labels(target_d.get("classes"), "target.classes"))
+            if target_d.get("multilabel"):
+                target = MultiLabelTarget(target.classes, bool(target_d.get("from_sets")))
         else:
             bounds = [np.asarray(expect(target_d[key], list, f"target.{key}"), dtype="float64")
                       if key in target_d else None for key in ("low", "high")]

@@ -86,6 +86,8 @@ def save(model: Any, directory: str | os.PathLike, metadata: dict[str, Any] | No
     target = model.target_encoder_
     if target.kind == "classification":
         meta["target"] = {"classes": encode_labels(target.classes, "classes_")}
+        if target.task == "multilabel":  # one sigmoid per label (archtune.data.multilabel)
+            meta["target"].update(multilabel=True, from_sets=bool(target.from_sets))
     else:
         meta["target"] = {"mean": target.mean.tolist(), "scale": target.scale.tolist(),
                           "one_d": bool(target.one_d), "n_outputs": int(target.n_outputs)}

@@ -155,8 +155,13 @@ def resolve_image_paths(frame: pd.DataFrame, data: str) -> pd.DataFrame:
     return out
 
 
-def check_target(y: pd.Series, source: str) -> None:
-    """Reject missing and infinite targets, naming the file, the column and the row."""
+def check_target(y: pd.Series | pd.DataFrame, source: str) -> None:
+    """Reject missing and infinite targets, naming the file, the column and the row (each
+    column of a target of several)."""
+    if isinstance(y, pd.DataFrame):
+        for column in y.columns:
+            check_target(y[column], source)
+        return
     missing = y.isna().to_numpy()
     if missing.any():
         pos = int(np.flatnonzero(missing)[0])
@@ -170,8 +175,20 @@ def check_target(y: pd.Series, source: str) -> None:
                             f"infinite ({y.iloc[pos]}); fix or remove that row")
 
 
-def check_task_target(y: pd.Series, task: str, source: str) -> None:
-    """The target suits the task: two classes or more, or numbers for regression."""
+def check_task_target(y: pd.Series | pd.DataFrame, task: str, source: str) -> None:
+    """The target suits the task: two classes or more, or numbers for regression; a target of
+    several columns is a multi-label one of 0/1 columns (classification) or several outputs."""
+    if isinstance(y, pd.DataFrame):
+        for column in y.columns:
+            values = y[column]
+            if task == "classification" and not values.isin([0, 1]).all():
+                pos = int(np.flatnonzero(~values.isin([0, 1]).to_numpy())[0])
+                raise DataError(f"{source}: target column {column!r} {row_label(y.index, pos)}: {values.iloc[pos]!r} "
+                                "is not 0 or 1; a classification target of several columns is multi-label, one 0/1 "
+                                "column per label")
+            if task != "classification":
+                check_task_target(values, task, source)
+        return
     if task == "classification":
         n_classes = y.nunique()
         if n_classes < 2:
@@ -212,8 +229,13 @@ def select_features(frame: pd.DataFrame, model: Any, source: str) -> pd.DataFram
     return frame[fitted]
 
 
-def infer_task(y: pd.Series) -> tuple[str, str]:
-    """("classification" | "regression", reason)."""
+def infer_task(y: pd.Series | pd.DataFrame) -> tuple[str, str]:
+    """("classification" | "regression", reason); several columns all of 0/1 values are a
+    multi-label classification, other columns several regression outputs."""
+    if isinstance(y, pd.DataFrame):
+        if all(y[c].dropna().isin([0, 1]).all() for c in y.columns):
+            return "classification", f"the {y.shape[1]} target columns hold 0/1 values (multi-label)"
+        return "regression", f"the {y.shape[1]} target columns are several outputs"
     values = y.dropna()
     if not pd.api.types.is_numeric_dtype(values) or values.dtype == bool:
         return "classification", f"target {y.name!r} holds labels"
@@ -234,7 +256,7 @@ def holdout_split(X: pd.DataFrame | Table, y: pd.Series, fraction: float, task: 
     if fraction <= 0:
         return X, None, y, None
     stratify = None
-    if task == "classification":
+    if task == "classification" and not isinstance(y, pd.DataFrame):  # multi-label rows: not stratified
         counts = y.value_counts()
         if counts.min() >= 2 and int(round(fraction * len(y))) >= len(counts):
             stratify = y

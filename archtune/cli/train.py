@@ -201,7 +201,8 @@ def predict(bundle: Path, data: str, output: Path | None, best_network: bool, in
     from sklearn.base import is_classifier
 
     from archtune.bundles.dispatch import load
-    from archtune.data.readers import load_table, source_name
+    from archtune.data.multilabel import is_multilabel
+    from archtune.data.readers import load_table, source_name, target_columns
     from archtune.files import atomic_write_bytes
 
     from archtune.bundles.paths import check_path
@@ -229,15 +230,20 @@ def predict(bundle: Path, data: str, output: Path | None, best_network: bool, in
     frame = resolve_image_paths(load_table(data), data)
     name = source_name(data)
     target = model.bundle_metadata_.get("target")
-    if target in frame.columns:
-        frame = frame.drop(columns=[target])
+    targets = target_columns(target, frame.columns) if isinstance(target, str) else [target]
+    frame = frame.drop(columns=[t for t in targets if t in frame.columns])
     frame = select_features(frame, model, name)
     # Values are checked here so that errors name the file and its rows (for an ensemble, by
     # its networks' preprocessing).
     for network in getattr(model, "networks", [model]):
         network.preprocessor_.transform(frame.set_axis(network.preprocessor_.columns_, axis=1), where=name)
     pred = model.predict(frame, n_threads=n_threads, device=device)
-    if pred.ndim == 2:  # a multi-output regressor saved from Python: one column per output
+    labels = None
+    if is_multilabel(model):  # one 0/1 column per label, named by --target's columns when it named them
+        parts = str(target).split(",") if isinstance(target, str) else []
+        labels = [p.strip() for p in parts] if len(parts) == pred.shape[1] else list(model.classes_)
+        result = pd.DataFrame(pred, columns=[f"prediction_{label}" for label in labels], index=frame.index)
+    elif pred.ndim == 2:  # a multi-output regressor saved from Python: one column per output
         result = pd.DataFrame(pred, columns=[f"prediction_{j}" for j in range(pred.shape[1])], index=frame.index)
     else:
         result = pd.DataFrame({"prediction": pred}, index=frame.index)
@@ -252,7 +258,7 @@ def predict(bundle: Path, data: str, output: Path | None, best_network: bool, in
             result["lower"], result["upper"] = lower, upper
     if is_classifier(model):
         proba = model.predict_proba(frame, n_threads=n_threads, device=device)
-        for j, label in enumerate(model.classes_):
+        for j, label in enumerate(model.classes_ if labels is None else labels):
             result[f"proba_{label}"] = proba[:, j]
     from archtune.data.images import is_image_folder
 

@@ -12,7 +12,7 @@ import os
 import re
 import zlib
 from pathlib import Path
-from typing import overload
+from typing import Any, overload
 
 import pandas as pd
 
@@ -51,10 +51,27 @@ def load_table(source: str | os.PathLike, target: str | None = None) -> pd.DataF
     return split_target(frame, target, source_name(source))
 
 
+def target_columns(target: str, columns: Any) -> list[str]:
+    """The target's column names: ``target`` itself when it is a column, else its comma-
+    separated parts when each is one (``--target a,b,c``: several outputs, or the 0/1
+    columns of a multi-label target), else ``[target]`` (which the caller reports missing)."""
+    if target in columns or "," not in str(target):
+        return [target]
+    parts = [part.strip() for part in str(target).split(",")]
+    return parts if all(part in columns for part in parts) else [target]
+
+
 def split_target(frame: pd.DataFrame, target: str, source: str) -> tuple[pd.DataFrame, pd.Series]:
-    """(features, target column) of ``frame``; errors name the file and suggest a column."""
+    """(features, target column) of ``frame``; errors name the file and suggest a column.
+    Several comma-separated columns (`target_columns`) give the target as a DataFrame."""
     from archtune.errors import nearest
 
+    several = target_columns(target, frame.columns)
+    if len(several) > 1:
+        X = frame.drop(columns=several)
+        if X.shape[1] == 0:
+            raise DataError(f"{source}: no feature columns besides the target columns {several}")
+        return X, frame[several]
     if target not in frame.columns:
         columns = [str(c) for c in frame.columns]
         hint = nearest(target, columns)

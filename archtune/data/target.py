@@ -21,7 +21,13 @@ def _plain(value: Any) -> Any:
 
 
 def target_array(y: Any, what: str = "y") -> np.ndarray:
-    """y as a NumPy array (1-D, or 2-D for multi-output), warning on a column vector."""
+    """y as a NumPy array (1-D, or 2-D for multi-output), warning on a column vector; a
+    sequence of label sets (archtune.data.multilabel) as a 1-D object array of frozensets."""
+    from archtune.data.multilabel import label_sets
+
+    sets = label_sets(y)
+    if sets is not None:
+        return sets
     if isinstance(y, (pd.Series, pd.DataFrame)):
         y = y.to_numpy()
     arr = np.asarray(y)
@@ -132,7 +138,12 @@ class ClassificationTarget:
 
     @classmethod
     def fit(cls, y: np.ndarray) -> tuple["ClassificationTarget", np.ndarray]:
-        """The labels of every row (validation rows too): (target, codes)."""
+        """The labels of every row (validation rows too): (target, codes); a 2-D y or label sets
+        give a `MultiLabelTarget` and its indicator matrix instead (archtune.data.multilabel)."""
+        from archtune.data.multilabel import MultiLabelTarget, is_indicator
+
+        if is_indicator(y) or (y.ndim == 1 and len(y) and isinstance(y[0], frozenset)):
+            return MultiLabelTarget.fit(y)
         if y.dtype.kind == "f" and np.isfinite(y).all() and np.any(np.mod(y, 1) != 0):
             raise DataError("Unknown label type: y holds continuous values (e.g. "
                             f"{y[np.flatnonzero(np.mod(y, 1) != 0)[0]]!r}); use NeuralRegressor for a continuous target")

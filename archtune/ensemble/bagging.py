@@ -107,6 +107,12 @@ def bag(make_estimator: Callable[[dict[str, Any]], Any], params: dict[str, Any],
     -------
     Bag, or None when a member cannot be trained (the error is warned, naming the fold).
 
+    Raises
+    ------
+    InvalidParameterError
+        A multi-label classification y (archtune.data.multilabel): the folds are stratified
+        and the members combined by one-label probabilities.
+
     Notes
     -----
     Reproducibility: the same rows, parameters and seed give the same members (weights,
@@ -122,6 +128,10 @@ def bag(make_estimator: Callable[[dict[str, Any]], Any], params: dict[str, Any],
     from archtune.doctor.lr_finder import resolve_learning_rate
     from archtune.fitting import finish, prepare, train
     from archtune.train.callbacks import StopAtDeadline
+    from archtune.data.multilabel import refuse_multilabel
+
+    if task == "classification":
+        refuse_multilabel("bagging", y)
 
     classes = np.unique(y) if task == "classification" else None
     folds = make_folds(y, n_folds, seed, stratify=task == "classification")

@@ -270,7 +270,17 @@ class EnsembleRegressor(RegressorMixin, Ensemble):
 def make_ensemble(task: str, members: list[Member], weights: np.ndarray, classes: np.ndarray | None = None,
                   val_score: float | None = None, columns: list[str] | None = None) -> Ensemble:
     """An `EnsembleClassifier` (``task="classification"``, with ``classes``) or an
-    `EnsembleRegressor` (``task="regression"``) of ``members`` with ``weights``."""
+    `EnsembleRegressor` (``task="regression"``) of ``members`` with ``weights``.
+
+    Raises
+    ------
+    InvalidParameterError
+        A member is a multi-label classifier (archtune.data.multilabel): the ensemble combines
+        one-label probabilities.
+    """
+    from archtune.data.multilabel import refuse_multilabel
+
+    refuse_multilabel("an ensemble", models=[m.model for m in members])
     if task == "classification":
         return EnsembleClassifier(members, weights, classes, val_score, columns)
     if task == "regression":

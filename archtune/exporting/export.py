@@ -124,8 +124,9 @@ def export(model: Any, path: str | os.PathLike, format: str = "onnx", include_pr
         content, description = trace(network, include_preprocessing)
         inputs = [(spec["name"], _matrix_text(spec)) for spec in description["inputs"]]
         outputs = [(name, f"{dtype} {shape}") for name, dtype, shape in description["outputs"]]
-        if description.get("classes") is not None:
-            outputs[0] = (outputs[0][0], outputs[0][1] + f", index into classes {description['classes']}")
+        if description.get("classes") is not None:  # a multi-label indicator's columns are the classes
+            what = "index into" if description["outputs"][0][0] == "label_index" else "columns:"
+            outputs[0] = (outputs[0][0], outputs[0][1] + f", {what} classes {description['classes']}")
     path = Path(path)
     if path.is_dir():
         raise InvalidParameterError(f"path {str(path)!r} is a directory; give the file to write, e.g. model.{format}")

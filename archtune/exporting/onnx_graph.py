@@ -108,7 +108,8 @@ def full_graph(model: Any) -> tuple[Any, Signature]:
     numeric column (NaN for missing), string for a categorical one (its values as archtune
     names levels: ``str(value)``, integers without ".0", booleans "True"/"False"; an unknown
     or missing value becomes code 0). Outputs: "label" [rows] and "probabilities" float64
-    [rows, n_classes] for a classifier, "prediction" float64 for a regressor.
+    [rows, n_classes] for a classifier ("label" int64 [rows, n_labels], the 0/1 indicator
+    matrix, for a multi-label one), "prediction" float64 for a regressor.
     """
     onnx = require_onnx()
     from onnx import TensorProto, compose, helper
@@ -149,7 +150,14 @@ def full_graph(model: Any) -> tuple[Any, Signature]:
         front.append(helper.make_node("Concat", columns_2d, [f"{PREFIX}{part}"], axis=1, name=f"{PREFIX}concat/{part}"))
     back = []
     new_outputs = []
-    if sig.classes is not None:
+    if sig.classes is not None and sig.outputs[0][2] != "[rows]":  # multi-label: the indicator matrix as it is
+        back.append(helper.make_node("Identity", [f"{PREFIX}label_index"], ["label"], name=f"{PREFIX}label"))
+        back.append(helper.make_node("Identity", [f"{PREFIX}probabilities"], ["probabilities"],
+                                     name=f"{PREFIX}probabilities"))
+        new_outputs += [helper.make_tensor_value_info("label", TensorProto.INT64, ["rows", len(sig.classes)]),
+                        helper.make_tensor_value_info("probabilities", TensorProto.DOUBLE,
+                                                      ["rows", len(sig.classes)])]
+    elif sig.classes is not None:
         classes, label_type = _classes_tensor(np.asarray(model.classes_), f"{PREFIX}classes")
         graph.initializer.append(classes)
         back.append(helper.make_node("Gather", [classes.name, f"{PREFIX}label_index"], ["label"], axis=0,

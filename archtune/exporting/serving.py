@@ -99,7 +99,8 @@ class ServingModule(nn.Module):
     "maxabs" or none), adds one-hot columns and embedding codes, casts to float32 as
     `Preprocessor.transform` does, runs the network, and returns ``(label_index [B] int64,
     probabilities [B, K] float64)`` for a classifier (the label as `predict` chooses it:
-    the logit's sign for two classes, the first largest logit for more) or
+    the logit's sign for two classes, the first largest logit for more; for a multi-label
+    classifier ``(indicator [B, K] int64, probabilities [B, K])``, each label's sigmoid) or
     ``(values,)`` for a regressor, float64 in the target's units, clipped to the training
     range where the model clamps, [B] for a 1-D target and [B, n_outputs] otherwise.
     """
@@ -144,7 +145,8 @@ class ServingModule(nn.Module):
         self.classifier = task_of(model).is_classification
         target = model.target_encoder_
         if self.classifier:
-            self.binary = len(model.classes_) == 2
+            self.multilabel = target.task == "multilabel"
+            self.binary = len(model.classes_) == 2 and not self.multilabel
         else:
             self.one_d = bool(target.one_d)
             self.register_buffer("target_mean", torch.tensor(np.asarray(target.mean, dtype="float64")))
@@ -194,6 +196,8 @@ class ServingModule(nn.Module):
     def forward(self, numeric: torch.Tensor, codes: torch.Tensor) -> tuple[torch.Tensor, ...]:
         out = self.network(self.preprocess(numeric, codes)).to(torch.float64)
         if self.classifier:
+            if self.multilabel:  # the 0/1 indicator matrix [B, n_labels] and each label's probability
+                return (out > 0).to(torch.int64), torch.sigmoid(out)
             if self.binary:
                 p = torch.sigmoid(out)
                 return (out[:, 0] > 0).to(torch.int64), torch.cat([1 - p, p], dim=1)
@@ -248,6 +252,9 @@ def signature(model: Any) -> Signature:
     categorical = {name: list(pre.categories_[name]) for name in pre.categorical_ if name not in filled}
     if task_of(model).is_classification:
         k = len(model.classes_)
+        if model.target_encoder_.task == "multilabel":  # "label": the 0/1 indicator matrix, one column per label
+            outputs = (("label", "int64", f"[rows, {k}]"), ("probabilities", "float64", f"[rows, {k}]"))
+            return Signature(numeric, categorical, outputs, np.asarray(model.classes_).tolist())
         outputs = (("label", label_type(model.classes_), "[rows]"), ("probabilities", "float64", f"[rows, {k}]"))
         return Signature(numeric, categorical, outputs, np.asarray(model.classes_).tolist())
     target = model.target_encoder_

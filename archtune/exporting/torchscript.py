@@ -45,7 +45,7 @@ def describe(model: Any, include_preprocessing: bool) -> dict[str, Any]:
                        "columns": list(sig.categorical), "levels": sig.categorical,
                        "code": "position in levels + 1; 0 for a missing or unknown value"})
     outputs = [list(o) for o in sig.outputs]
-    if sig.classes is not None:  # the module returns the label's index into classes
+    if sig.classes is not None and sig.outputs[0][2] == "[rows]":  # the label's index into classes
         outputs[0] = ["label_index", "int64", "[rows]"]
     return {"format": FORMAT, "inputs": inputs, "outputs": outputs, "classes": sig.classes}
 

@@ -188,6 +188,8 @@ class TabularNetwork(nn.Module):
 
     def predict_proba(self, x: torch.Tensor) -> torch.Tensor:
         logits = self.forward(x)
+        if self.task == "multilabel":
+            return torch.sigmoid(logits)
         if self.task == "binary":
             p = torch.sigmoid(logits)
             return torch.cat([1 - p, p], dim=1)
@@ -204,7 +206,7 @@ def ensemble_mean(out: torch.Tensor, task: str) -> torch.Tensor:
     k = math.log(out.shape[1])
     if task == "multiclass":
         return torch.logsumexp(torch.log_softmax(out, dim=-1), dim=1) - k
-    if task == "binary":
+    if task in ("binary", "multilabel"):  # per label: the logit of the members' mean probability
         log_p = torch.logsumexp(F.logsigmoid(out), dim=1) - k
         log_q = torch.logsumexp(F.logsigmoid(-out), dim=1) - k
         return log_p - log_q

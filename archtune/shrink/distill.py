@@ -153,6 +153,10 @@ def distill(teacher: Any, X: Any, y: Any, student: NeuralClassifier | NeuralRegr
                                     f"{type(student).__name__}; distil a {_kind(student.target_kind)} into a "
                                     f"{type(student).__name__}, or a {_kind(task)} into a "
                                     f"{'NeuralClassifier' if task == 'classification' else 'NeuralRegressor'}")
+    if student.get_params().get("loss") == "quantile":
+        raise InvalidParameterError("a student with loss='quantile' cannot be distilled: the distillation loss "
+                                    "matches the teacher's point predictions, not quantiles; distil into a student "
+                                    "with loss mse, mae or huber (a quantile teacher teaches its median)")
     if random_state is not None:
         student.set_params(random_state=random_state)
 

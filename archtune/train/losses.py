@@ -1,7 +1,8 @@
 """Losses and validation metrics, matched to the task.
 
 Binary classification: one logit per row and binary cross-entropy (the sigmoid is fused into
-the loss); multiclass: logits and softmax cross-entropy; regression: mse, mae or huber on the
+the loss); multi-label: one logit and binary cross-entropy per label (the metric is the subset
+accuracy); multiclass: logits and softmax cross-entropy; regression: mse, mae or huber on the
 standardised target.
 
 Sample weights: every loss and metric takes an optional ``weight`` (one value per row, from
@@ -52,7 +53,7 @@ def make_loss(task: str, name: str, class_weights: torch.Tensor | None = None, d
     the members' losses, as the TabM paper trains them."""
     weights = class_weights.to(device) if class_weights is not None else None
     smoothing = float(label_smoothing)
-    if task == "binary":
+    if task in ("binary", "multilabel"):  # multilabel: one logit and BCE per label, no class weights
         def binary(logits: torch.Tensor, y: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:
             target = y.unsqueeze(1).expand_as(logits) if logits.dim() == 3 else y
             if smoothing:
@@ -101,6 +102,12 @@ def make_metric(task: str) -> Callable[..., float]:
     """The validation metric ``metric(outputs, targets, weight=None)``: accuracy for
     classification, R^2 (mean over outputs) for regression; weighted as scikit-learn weights
     them."""
+    if task == "multilabel":  # subset accuracy: scikit-learn's accuracy_score on indicator matrices
+        def subset(logits: torch.Tensor, y: torch.Tensor, weight: torch.Tensor | None = None) -> float:
+            correct = ((logits > 0).float() == y).all(dim=-1).float()
+            return float(correct.mean() if weight is None else weighted_mean(correct, weight, weight))
+
+        return subset
     if task == "binary":
         def binary(logits: torch.Tensor, y: torch.Tensor, weight: torch.Tensor | None = None) -> float:
             correct = ((logits > 0).float() == y).float()
@@ -139,6 +146,8 @@ def constant_prediction_loss(task: str, n_classes: int = 2) -> float:
     regression): the yardstick against which a loss counts as exploded."""
     import math
 
+    if task == "multilabel":  # the mean BCE of each label's prior is at most log 2
+        return math.log(2)
     if task in ("binary", "multiclass"):
         return math.log(max(2, n_classes))
     return 1.0
@@ -152,7 +161,7 @@ def make_member_loss(task: str, name: str, class_weights: torch.Tensor | None = 
     """Like `make_loss`, for stacked outputs [K, batch, outputs]: one loss per member, [K]."""
     weights = class_weights.to(device) if class_weights is not None else None
     smoothing = float(label_smoothing)
-    if task == "binary":
+    if task in ("binary", "multilabel"):  # multilabel: one logit and BCE per label, no class weights
         def binary(logits: torch.Tensor, y: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:
             target = y.expand_as(logits)
             if smoothing:
@@ -192,6 +201,12 @@ def make_member_loss(task: str, name: str, class_weights: torch.Tensor | None = 
 
 def make_member_metric(task: str) -> Callable[..., torch.Tensor]:
     """Like `make_metric`, for stacked outputs: accuracy or mean R^2 per member, [K]."""
+    if task == "multilabel":
+        def subset(logits: torch.Tensor, y: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:
+            correct = ((logits > 0).float() == y).all(dim=2).float()
+            return correct.mean(dim=1) if weight is None else weighted_mean(correct, weight, weight, True)
+
+        return subset
     if task == "binary":
         def binary(logits: torch.Tensor, y: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:
             correct = ((logits > 0).float() == y).float()
@@ -228,7 +243,7 @@ def make_padded_member_loss(task: str, name: str, class_weights: torch.Tensor | 
     def normalised(total: torch.Tensor, denominator: torch.Tensor) -> torch.Tensor:
         return total / torch.where(denominator > 0, denominator, torch.ones_like(denominator))
 
-    if task == "binary":
+    if task in ("binary", "multilabel"):
         def binary(logits: torch.Tensor, y: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
             target = y * (1 - smoothing) + smoothing / 2 if smoothing else y
             per_row = F.binary_cross_entropy_with_logits(logits, target, reduction="none").sum(dim=2)

@@ -132,17 +132,21 @@ def baseline_models(task: str, n_rows: int, seed: int, kinds: dict[str, str] | N
     categorical columns (by ``kinds``) as LightGBM or CatBoost categoricals
     (`archtune.ensemble.gbm`). A regression of ``n_outputs`` > 1 columns: ridge, k-NN and the
     random forest fit them natively, LightGBM one booster each, histogram gradient boosting
-    one model each (scikit-learn's ``MultiOutputRegressor``)."""
+    one model each (scikit-learn's ``MultiOutputRegressor``). A multi-label classification
+    (``n_outputs`` > 1 label columns): k-NN and the random forest fit it natively, logistic
+    regression and histogram gradient boosting one model per label (``MultiOutputClassifier``),
+    and the gradient-boosting portfolio is left out (`run_baselines` names it)."""
     from sklearn import ensemble, linear_model, neighbors
-    from sklearn.multioutput import MultiOutputRegressor
+    from sklearn.multioutput import MultiOutputClassifier, MultiOutputRegressor
     from sklearn.pipeline import make_pipeline
 
     classify = task != "regression"
+    per_label = (lambda model: MultiOutputClassifier(model)) if classify and n_outputs > 1 else (lambda model: model)
     k = int(min(30, max(5, np.sqrt(n_rows) / 4)))
     models: dict[str, Callable[[pd.DataFrame], Any]] = {
         ("logistic_regression" if classify else "ridge"): lambda f: make_pipeline(
             _column_transformer(f, scale=True),
-            linear_model.LogisticRegression(max_iter=2000) if classify else linear_model.RidgeCV()),
+            per_label(linear_model.LogisticRegression(max_iter=2000)) if classify else linear_model.RidgeCV()),
         "k_nearest_neighbors": lambda f: make_pipeline(
             _column_transformer(f, scale=True),
             (neighbors.KNeighborsClassifier if classify else neighbors.KNeighborsRegressor)(n_neighbors=k, weights="distance")),
@@ -152,12 +156,13 @@ def baseline_models(task: str, n_rows: int, seed: int, kinds: dict[str, str] | N
                 n_estimators=100, n_jobs=-1, random_state=seed, min_samples_leaf=1 if classify else 2)),
         "hist_gradient_boosting": lambda f: make_pipeline(
             _column_transformer(f, scale=False),
-            ensemble.HistGradientBoostingClassifier(random_state=seed) if classify
+            per_label(ensemble.HistGradientBoostingClassifier(random_state=seed)) if classify
             else ensemble.HistGradientBoostingRegressor(random_state=seed) if n_outputs == 1
             else MultiOutputRegressor(ensemble.HistGradientBoostingRegressor(random_state=seed))),
     }
     configs = load_portfolio() if portfolio is None else portfolio
-    boosting = {config.name: (lambda f, c=config: c.model(task, kinds, seed)) for config in configs}
+    boosting = ({} if classify and n_outputs > 1 else  # multi-label: not in the portfolio's models
+                {config.name: (lambda f, c=config: c.model(task, kinds, seed)) for config in configs})
     # The order they run in when a time budget may not reach them all: the cheap linear
     # model, then the gradient-boosting portfolio in its order (the reference a network is
     # judged against), then the rest.
@@ -211,6 +216,9 @@ def run_baselines(
                       for name, factory in models.items()}),
                   ("tfidf_logistic_regression" if task != "regression" else "tfidf_ridge"):
                       lambda f: _tfidf_model(f, text, task != "regression")}
+    if task != "regression" and n_outputs > 1:  # multi-label: the portfolio is left out, by name
+        results += [BaselineResult(c.name, float("nan"), 0.0, "", kind=c.family,
+                                   error=f"skipped: {c.family} does not fit multi-label targets") for c in portfolio]
     for name, factory in models.items():
         if deadline is not None and time.monotonic() > deadline:
             results.append(BaselineResult(name, float("nan"), 0.0, "", error="skipped: its share of the time budget was spent"))

@@ -81,12 +81,15 @@ class SearchData:
     y : ndarray of shape (n_samples,) or (n_samples, n_outputs)
     codes : ndarray of shape (n_samples,), or None
         The class of each row as a code (classification), to stratify the splits.
+    multilabel : bool
+        y is a multi-label target (archtune.data.multilabel): a 0/1 matrix or label sets.
     """
 
     table: Table
     images: np.ndarray | None
     y: np.ndarray
     codes: np.ndarray | None
+    multilabel: bool = False
 
     @classmethod
     def read(cls, task: Task, X: Any, y: Any, sample_weight: Any = None) -> "SearchData":
@@ -121,12 +124,11 @@ class SearchData:
         y_arr = target_array(y, "y")
         if table.n_rows != len(y_arr):
             raise DataError(f"X has {table.n_rows} rows but y has {len(y_arr)}; they must match row for row")
-        if y_arr.ndim == 2 and task.is_classification:
-            raise DataError(f"{task.auto_name} takes one label per row; y has shape {y_arr.shape} (several "
-                            "outputs are for AutoNeuralRegressor)")
         weights = check_sample_weight(sample_weight, table.n_rows, min_positive=2)
-        _, codes = task.target_class.fit(y_arr)
-        return cls(table.with_weights(weights), images, y_arr, codes if task.is_classification else None)
+        target, codes = task.target_class.fit(y_arr)  # a 2-D y or label sets: multi-label (not stratified)
+        stratify = task.is_classification and target.task != "multilabel"
+        return cls(table.with_weights(weights), images, y_arr, codes if stratify else None,
+                   multilabel=target.task == "multilabel")
 
     @property
     def frame(self) -> pd.DataFrame:
@@ -166,6 +168,26 @@ class SearchData:
         networks = [Split(s.train, s.y_train, s.val, s.y_val, self.images[position.get_indexer(s.X_train.index)],
                           self.images[position.get_indexer(s.X_val.index)]) for s in table]
         return networks, table
+
+
+def multilabel_config(config: Any) -> Any:
+    """A search's `SearchConfig` for a multi-label target: without the ensemble step, whose
+    selection combines one-label probabilities (archtune.ensemble.build), so the best network
+    (or the refit) predicts; baselines run where scikit-learn fits multi-label targets
+    natively (the rest are left out by name, archtune.tune.baselines).
+
+    Raises
+    ------
+    InvalidParameterError
+        ``ensemble=True`` or ``bagging`` was asked for.
+    """
+    from archtune.errors import InvalidParameterError
+
+    for name, value in (("ensemble", config.ensemble), ("bagging", config.bagging)):
+        if value not in (None, False):
+            raise InvalidParameterError(f"{name}={value!r} is not supported for multi-label targets (y is a 0/1 "
+                                        f"matrix or label sets); leave {name} at its default")
+    return dataclasses.replace(config, ensemble=False)
 
 
 def fold_positions(n_rows: int, stratify: np.ndarray | None, seed: int, cv: int | None,
@@ -223,4 +245,4 @@ def _some_weight(weights: np.ndarray, what: str) -> np.ndarray:
     return weights
 
 
-__all__ = ["SearchData", "Split", "fold_positions", "search_splits", "split_at"]
+__all__ = ["SearchData", "Split", "fold_positions", "multilabel_config", "search_splits", "split_at"]
