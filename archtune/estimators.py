@@ -612,10 +612,10 @@ add_family_parameters(_NeuralBase)
 class NeuralClassifier(ClassifierMixin, _NeuralBase):
     __doc__ = ("A feed-forward network for classification, with expert defaults.\n\n"
                "Binary targets get one sigmoid output and binary cross-entropy; more classes get\n"
-               + _NeuralBase.__doc__.split("\n", 1)[1]
                "softmax and cross-entropy. Labels may be of any hashable type. A 2-D 0/1 target\n"
                "(n_samples, n_labels) or a list of label sets is multi-label: one sigmoid and\n"
                "binary cross-entropy per label (archtune.data.multilabel).\n"
+               + _NeuralBase.__doc__.split("\n", 1)[1]
                + "    classes_ : ndarray\n        The class labels.\n")
 
     target_kind = "classification"

@@ -81,6 +81,11 @@ def best_so_far(study: optuna.Study, search: Search, budget: Any) -> tuple[Any, 
     counts = search.counts()
     reasons = sorted({str(t.user_attrs.get("fail_reason", "")).split(":")[0] for t in trials
                       if t.state == optuna.trial.TrialState.FAIL} - {""})
+    invalid = [str(t.user_attrs["fail_reason"]) for t in trials if t.state == optuna.trial.TrialState.FAIL
+               and str(t.user_attrs.get("fail_reason", "")).startswith("invalid:")]
+    if invalid and reasons == ["invalid"]:  # every trial refused its parameters: say how (the first)
+        raise DataError(f"no trial trained within budget={budget!r}: {counts['failed']} failed, the first as "
+                        f"{invalid[0].removeprefix('invalid: ')}")
     raise DataError(
         f"no trial trained within budget={budget!r} ({counts['failed']} failed"
         f"{': ' + ', '.join(reasons) if reasons else ''}); give a larger budget or a smaller space")
