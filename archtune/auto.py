@@ -338,6 +338,22 @@ class AutoNeuralClassifier(ClassifierMixin, _AutoBase):
         check_is_fitted(self, "final_estimator_")
         return self.final_estimator_.predict_proba(self._table(X), n_threads=n_threads, device=device)
 
+    def predict_set(self, X: Any, coverage: float = 0.9, n_threads: int | None = None,
+                    device: str | None = None) -> np.ndarray:
+        """Prediction sets from ``final_estimator_``: boolean array of shape (n_samples,
+        n_classes), whether each class of ``classes_`` is in each row's set, holding the true
+        class with probability ``coverage`` (adaptive prediction sets, archtune.prediction_sets,
+        calibrated on rows the final model did not train on). ``n_threads`` and ``device`` as
+        in `predict`.
+
+        Raises
+        ------
+        InvalidParameterError
+            A bad coverage, or a final model without a calibration.
+        """
+        check_is_fitted(self, "final_estimator_")
+        return self.final_estimator_.predict_set(self._table(X), coverage, n_threads=n_threads, device=device)
+
     def score(self, X: Any, y: Any, sample_weight: Any = None) -> float:
         """Accuracy of ``predict(X)``; labels held in an object array of numbers compare as
         those numbers."""

@@ -615,7 +615,7 @@ class NeuralClassifier(ClassifierMixin, _NeuralBase):
                "softmax and cross-entropy. Labels may be of any hashable type. A 2-D 0/1 target\n"
                "(n_samples, n_labels) or a list of label sets is multi-label: one sigmoid and\n"
                "binary cross-entropy per label (archtune.data.multilabel).\n"
-               + _NeuralBase.__doc__.split("\n", 1)[1]
+               + _NeuralBase.__doc__.split("\n", 1)[1].rstrip(" ")
                + "    classes_ : ndarray\n        The class labels.\n")
 
     target_kind = "classification"
@@ -661,6 +661,39 @@ class NeuralClassifier(ClassifierMixin, _NeuralBase):
             return self.classes_[(logits[:, 0] > 0).long().numpy()]
         return self.classes_[logits.argmax(dim=1).numpy()]
 
+    def predict_set(self, X: Any, coverage: float = 0.9, n_threads: int | None = None,
+                    device: str | None = None) -> np.ndarray:
+        """Prediction sets that hold the true class with probability ``coverage``.
+
+        Adaptive prediction sets (archtune.prediction_sets; Romano, Sesia & Candes 2020): the
+        classes in decreasing probability until their mass reaches a threshold set on the
+        validation rows the fit held out (``validation_fraction`` or ``validation_data``),
+        ``conformal_``. Confident rows get one class, ambiguous rows several. The guarantee is
+        marginal, over rows exchangeable with the validation rows.
+
+        Parameters
+        ----------
+        X : array-like or DataFrame of shape (n_samples, n_features)
+        coverage : float, default 0.9
+            In (0, 1).
+        n_threads, device :
+            As in `predict`.
+
+        Returns
+        -------
+        ndarray of bool of shape (n_samples, n_classes)
+            Whether each class (columns in the order of ``classes_``) is in each row's set;
+            never an empty row.
+
+        Raises
+        ------
+        InvalidParameterError
+            A bad coverage, or a fit without validation rows (nothing to calibrate on).
+        """
+        from archtune.prediction_sets import predict_set
+
+        return predict_set(self, X, coverage, n_threads=n_threads, device=device)
+
     def score(self, X: Any, y: Any, sample_weight: Any = None) -> float:
         """Accuracy of ``predict(X)`` against ``y`` of shape (n_samples,); labels held in an
         object array of numbers compare as those numbers. A multi-label classifier scores the
@@ -670,6 +703,9 @@ class NeuralClassifier(ClassifierMixin, _NeuralBase):
 
         from archtune.data.target import plain_labels, target_array
 
+        if is_multilabel(self):
+            truth = self.target_encoder_.encode(target_array(y), "y")
+            return float(accuracy_score(truth, self.predict(X), sample_weight=sample_weight))
         return float(accuracy_score(plain_labels(target_array(y)), self.predict(X), sample_weight=sample_weight))
 
 
@@ -703,9 +739,6 @@ class NeuralRegressor(RegressorMixin, _NeuralBase):
 
         Returns
         -------
-        if is_multilabel(self):
-            truth = self.target_encoder_.encode(target_array(y), "y")
-            return float(accuracy_score(truth, self.predict(X), sample_weight=sample_weight))
         ndarray of shape (n_samples, n_quantiles), or (n_samples, n_outputs, n_quantiles) for a
         multi-output target; in the target's units, non-decreasing along the last axis.
 

@@ -407,23 +407,21 @@ def finish(estimator: Any, prepared: Prepared, result: TrainResult) -> Any:
 
 
 def calibration(prepared: Prepared, module: Any) -> Any:
-    """A regressor's interval calibration (archtune.conformal) on the validation rows its fit
-    held out, in the target's units; None for a classifier, a fit without validation rows, or
-    validation targets that are not the target's values (a distillation's packed targets:
-    archtune.shrink.distill calibrates on the labels itself)."""
+    """The calibration of a fit on the validation rows it held out: a regressor's intervals
+    (archtune.conformal, in the target's units), a classifier's prediction sets
+    (archtune.prediction_sets); None for a fit without validation rows, or validation targets
+    that are not the target's values (a distillation's packed targets: archtune.shrink.distill
+    calibrates on the labels itself)."""
     from archtune.conformal import calibrate
-    from archtune.train.loop import predict_tensor
-    from archtune.train.threads import inference_threads
 
     target = prepared.fitted.target
-    if target.kind != "regression" or prepared.X_val is None or prepared.y_val is None or not len(prepared.y_val):
+    if prepared.X_val is None or prepared.y_val is None or not len(prepared.y_val):
         return None
-    if tuple(prepared.y_val.shape[1:]) != (target.n_outputs,):
+    if target.kind == "classification":
+        return _set_calibration(prepared, module)
+    if target.kind != "regression" or tuple(prepared.y_val.shape[1:]) != (target.n_outputs,):
         return None
-    X_val = prepared.X_val
-    with inference_threads([module], len(X_val)) if prepared.device.type == "cpu" else nullcontext():
-        with torch.no_grad():
-            outputs = predict_tensor(module.eval(), X_val.to(prepared.device)).cpu().double().numpy()
+    outputs = _validation_outputs(prepared, module)
     truth = prepared.y_val.cpu().double().numpy() * target.scale + target.mean
     levels = prepared.model_config.quantiles
     if levels:  # loss="quantile": conformalised quantile regression (archtune.conformal)
@@ -434,6 +432,36 @@ def calibration(prepared: Prepared, module: Any) -> Any:
                                    levels, "the validation rows of the fit")
     return calibrate(truth.ravel() if target.one_d else truth, target.decode(outputs),
                      "the validation rows of the fit")
+
+
+def _validation_outputs(prepared: Prepared, module: Any) -> np.ndarray:
+    """The network's outputs on the fit's validation rows, float64 on the CPU."""
+    from archtune.train.loop import predict_tensor
+    from archtune.train.threads import inference_threads
+
+    X_val = prepared.X_val
+    with inference_threads([module], len(X_val)) if prepared.device.type == "cpu" else nullcontext():
+        with torch.no_grad():
+            return predict_tensor(module.eval(), X_val.to(prepared.device)).cpu().double().numpy()
+
+
+def _set_calibration(prepared: Prepared, module: Any) -> Any:
+    """A binary or multiclass classifier's prediction-set calibration (archtune.prediction_sets)
+    on its validation rows, from the probabilities `NeuralClassifier.predict_proba` gives; None
+    for other classification tasks (several labels per row)."""
+    from archtune.prediction_sets import calibrate_sets
+
+    target = prepared.fitted.target
+    if target.task not in ("binary", "multiclass") or prepared.y_val[0].numel() != 1:
+        return None  # several labels per row, or a distillation's packed targets
+    logits = torch.from_numpy(_validation_outputs(prepared, module))
+    if target.task == "binary":
+        p = torch.sigmoid(logits[:, :1])
+        proba = torch.cat([1 - p, p], dim=1)
+    else:
+        proba = torch.softmax(logits, dim=1)
+    codes = prepared.y_val.cpu().numpy().reshape(-1).astype("int64")
+    return calibrate_sets(codes, proba.numpy(), "the validation rows of the fit")
 
 
 def set_fitted(estimator: Any, attributes: Mapping[str, Any]) -> Any:

@@ -81,7 +81,7 @@ def save(model: Any, directory: str | os.PathLike, metadata: dict[str, Any] | No
     meta["final"] = final if final is not None else {"kind": "network"}
     if getattr(model, "lineage_", None):  # where the weights came from (init_from, pretraining)
         meta["lineage"] = [dict(step) for step in model.lineage_]
-    if getattr(model, "conformal_", None) is not None:  # a regressor's interval calibration
+    if getattr(model, "conformal_", None) is not None:  # intervals or prediction sets
         meta["conformal"] = model.conformal_.to_json()
     target = model.target_encoder_
     if target.kind == "classification":
@@ -106,9 +106,9 @@ def load(directory: str | os.PathLike) -> Any:
     Raises `BundleError` (naming the file and the field) for anything that is not a valid
     bundle: nothing is unpickled, weights come from safetensors and everything else from JSON.
     """
-    from archtune.conformal import Calibration
     from archtune.estimators import ESTIMATORS
     from archtune.fitting import set_fitted
+    from archtune.prediction_sets import calibration_from_json
     from archtune.prepared import FittedData
 
     directory = Path(directory)
@@ -137,7 +137,7 @@ def load(directory: str | os.PathLike) -> Any:
         "lineage_": [dict(expect(step, dict, "lineage[]")) for step in expect(lineage, list, "lineage")]
                     if lineage is not None else None,
         "conformal_": None if meta.get("conformal") is None
-                      else Calibration.from_json(meta["conformal"], str(directory / META_FILE)),
+                      else calibration_from_json(meta["conformal"], str(directory / META_FILE)),
     }
     check_description(directory, meta)  # last: a field of the wrong type is named first
     return set_fitted(model, attributes)

@@ -173,11 +173,18 @@ def transfer_params(init_from: Path | None, freeze: str | None, freeze_epochs: s
     return params
 
 
+def _has_set_calibration(model: Any) -> bool:
+    from archtune.prediction_sets import SetCalibration
+
+    return isinstance(getattr(model, "conformal_", None), SetCalibration)
+
+
 @cli.command(epilog="""\b
 Examples:
   archtune predict runs/bc breast_cancer -o predictions.csv
   archtune predict runs/magic new_rows.csv          (CSV to standard output)
   archtune predict runs/price new_rows.csv --interval 0.9   (with 90% prediction intervals)
+  archtune predict runs/bc breast_cancer --set 0.9          (with 90% prediction sets of classes)
   archtune predict runs/price new_rows.csv --threads 1 --device cpu   (serving: one thread, on a CPU)""")
 @click.argument("bundle", type=click.Path(path_type=Path))
 @click.argument("data")
@@ -187,13 +194,17 @@ Examples:
 @click.option("--interval", type=float, metavar="COVERAGE",
               help="A regressor's prediction intervals holding the true value with this probability (0.9: "
                    "90%), by split-conformal calibration on held-out rows: columns lower and upper.")
+@click.option("--set", "set_coverage", type=float, metavar="COVERAGE",
+              help="A classifier's prediction sets holding the true class with this probability (0.9: 90%), "
+                   "by adaptive prediction sets calibrated on held-out rows: a column set_<label> per class, 1 "
+                   "when the class is in the row's set.")
 @click.option("--threads", "n_threads", type=click.IntRange(1), metavar="N",
               help="Threads for the prediction (torch and the native pools); default: what the work pays for.")
 @click.option("--device", metavar="DEVICE",
               help="Where the networks predict: cpu, cuda, cuda:N or auto (a model trained on a GPU predicts on a "
                    "CPU); default: where the weights were loaded (cpu).")
 def predict(bundle: Path, data: str, output: Path | None, best_network: bool, interval: float | None,
-            n_threads: int | None, device: str | None) -> None:
+            set_coverage: float | None, n_threads: int | None, device: str | None) -> None:
     """Predict DATA with the model saved in BUNDLE (the target column, if present, is ignored).
 
     A run of `archtune tune` predicts with the model its search selected (an ensemble, saved
@@ -215,18 +226,24 @@ def predict(bundle: Path, data: str, output: Path | None, best_network: bool, in
             check_device(device)
         except InvalidParameterError as exc:
             raise InvalidParameterError(f"--device: {exc}") from None
-    if interval is not None:
-        from archtune.conformal import check_coverage
+    from archtune.conformal import check_coverage
 
+    for option, coverage in (("--interval", interval), ("--set", set_coverage)):
         try:
-            check_coverage(interval)
+            if coverage is not None:
+                check_coverage(coverage)
         except InvalidParameterError as exc:
-            raise InvalidParameterError(f"--interval: {exc}") from None
+            raise InvalidParameterError(f"{option}: {exc}") from None
     model = load(bundle, best_network=best_network)  # what archtune.load gives Python: the same predictions
     if interval is not None and (is_classifier(model) or getattr(model, "conformal_", None) is None):
         raise InvalidParameterError(
             f"--interval: {bundle} holds a {'classifier' if is_classifier(model) else 'regressor without a calibration'}"
             "; intervals are for regressors fitted with held-out rows (archtune fit and tune hold them out)")
+    if set_coverage is not None and not _has_set_calibration(model):
+        raise InvalidParameterError(
+            f"--set: {bundle} holds a {'classifier without a calibration' if is_classifier(model) else 'regressor'}"
+            "; prediction sets are for classifiers of one class per row fitted with held-out rows (archtune fit "
+            "and tune hold them out; --interval gives a regressor's intervals)")
     frame = resolve_image_paths(load_table(data), data)
     name = source_name(data)
     target = model.bundle_metadata_.get("target")
@@ -260,6 +277,10 @@ def predict(bundle: Path, data: str, output: Path | None, best_network: bool, in
         proba = model.predict_proba(frame, n_threads=n_threads, device=device)
         for j, label in enumerate(model.classes_ if labels is None else labels):
             result[f"proba_{label}"] = proba[:, j]
+        if set_coverage is not None:
+            inside = model.conformal_.sets(proba, set_coverage)
+            for j, label in enumerate(model.classes_):
+                result[f"set_{label}"] = inside[:, j].astype("int64")
     from archtune.data.images import is_image_folder
 
     if is_image_folder(data):

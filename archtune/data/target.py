@@ -204,11 +204,20 @@ class ClassificationTarget:
             raise InvalidParameterError(f"class_weight must be None, 'balanced' or a dict {{label: weight}}; "
                                         f"got class_weight={class_weight!r}")
         known = set(self.classes.tolist())
+        by_text = {str(c): c for c in known}
         for label, weight in class_weight.items():
-            if label not in known:
+            if label not in known and not (isinstance(label, str) and label in by_text):
                 raise InvalidParameterError(f"class_weight has label {label!r}, which is not one of the classes "
                                             f"{sorted(known, key=str)}")
             check_number(f"class_weight[{label!r}]", weight, 0.0)
+
+    def _class_weight_of(self, class_weight: dict[Any, Any], label: Any) -> float:
+        """A class's weight in a dict keyed by its label, or by the label's text (the keys of a
+        dict read from JSON, such as ``archtune tune --set 'class_weight={"0": 1, "1": 3}'``,
+        are always strings); 1 for a class the dict leaves out."""
+        if label in class_weight:
+            return float(class_weight[label])
+        return float(class_weight.get(str(label), 1.0))
 
     def loss_weights(self, codes: np.ndarray, class_weight: Any,
                      sample_weight: np.ndarray | None = None) -> tuple[float, ...] | None:
@@ -223,7 +232,7 @@ class ClassificationTarget:
             smallest = 1.0 if sample_weight is None else float(np.min(sample_weight[sample_weight > 0]))
             weights = total / (len(self.classes) * np.maximum(counts, smallest))
         else:
-            weights = np.array([float(class_weight.get(c, 1.0)) for c in self.classes.tolist()])
+            weights = np.array([self._class_weight_of(class_weight, c) for c in self.classes.tolist()])
         return tuple(float(w) for w in weights)
 
     def attributes(self) -> dict[str, Any]:
