@@ -25,6 +25,7 @@ import torch
 
 from archtune.checks import check_choice, check_number
 from archtune.doctor.lr_finder import resolve_learning_rate
+from archtune.data.multilabel import refuse_multilabel
 from archtune.data.table import Table
 from archtune.errors import InvalidParameterError
 from archtune.estimators import NeuralClassifier, NeuralRegressor
@@ -120,7 +121,8 @@ def distill(teacher: Any, X: Any, y: Any, student: NeuralClassifier | NeuralRegr
     InvalidParameterError
         A parameter out of range; a teacher without ``predict_proba``/``predict``; a teacher
         of the other task than the student (a regressor teacher for a classifier student);
-        the teacher's classes not those of y; X_unlabeled or augment with sparse X.
+        the teacher's classes not those of y; X_unlabeled or augment with sparse X; a
+        multi-label teacher or y (archtune.data.multilabel).
     DataError
         X, y, X_unlabeled or validation_data cannot be used (named), as in ``fit``.
 
@@ -143,6 +145,8 @@ def distill(teacher: Any, X: Any, y: Any, student: NeuralClassifier | NeuralRegr
     augment_size = check_number("augment_size", augment_size, 1, integer=True)
     swap_probability = check_number("swap_probability", swap_probability, 0.0, 1.0, low_open=True, high_open=True)
     task = teacher_task(teacher)
+    if task == "classification":  # the distillation loss is for one label per row
+        refuse_multilabel("distillation", y, [teacher])
     if student is None:
         student = default_student(task, random_state)
     elif not isinstance(student, (NeuralClassifier, NeuralRegressor)):
