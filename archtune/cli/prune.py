@@ -42,7 +42,7 @@ Examples:
 @click.option("--max-drop", type=float, default=0.005, show_default=True,
               help="Largest drop of the validation score (accuracy or R^2) the pruned network may have.")
 @click.option("--importance", type=click.Choice(["taylor", "magnitude"]), default="taylor", show_default=True,
-              help="How units are ranked: first-order Taylor (|activation x gradient|) or weight magnitude (L1).")
+              help="How units are ranked: first-order Taylor (the mean absolute activation x gradient) or weight magnitude (L1).")
 @click.option("--target-params", type=click.IntRange(min=1), default=None,
               help="Stop once the network has at most this many parameters.")
 @click.option("--step", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.2, show_default=True,

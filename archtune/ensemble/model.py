@@ -27,6 +27,8 @@ from archtune.ensemble.selection import combine
 class Member:
     """One model of an ensemble.
 
+    Attributes
+    ----------
     name : str
         As in the leaderboard ("network #12 (mlp)", "lightgbm").
     model : fitted estimator

@@ -23,7 +23,7 @@ Rule = Callable[[str, Any], "str | None"]
 
 class LayerError(InvalidParameterError):
     """What is wrong with one layer; `check_layers` and `compile_layers` re-raise it as an
-    `InvalidParameterError` that starts with the layer's position, ``layers[i]: ``."""
+    `InvalidParameterError` that starts with the layer's position, ``layers[i]:``."""
 
 
 def positive_int(name: str, value: Any) -> str | None:

@@ -96,7 +96,7 @@ def prune(model: Any, X: Any, y: Any, *, importance: str = "taylor", step: float
     method : {"structured", "unstructured"}
         "structured" removes whole units (the network really shrinks: fewer parameters and
         less time). "unstructured" sets single weights of the body's layers to zero
-        (torch.nn.utils.prune; by |weight| for "magnitude", by |weight x gradient| for
+        (torch.nn.utils.prune; by ``|weight|`` for "magnitude", by ``|weight x gradient|`` for
         "taylor"): the network keeps its shape and, on a CPU, its speed, since dense kernels
         multiply zeros as fast as other numbers; it saves memory only if the weights are
         stored sparse (the bundle stores them dense).

@@ -58,6 +58,8 @@ def auto_lr_factor(source_task: str | None) -> float:
 class FineTuning:
     """The transfer parameters of an estimator, validated (see the estimators' docstring).
 
+    Attributes
+    ----------
     freeze : None, "body" or int >= 1
     freeze_epochs : int >= 1 or None
         Length of phase one (frozen); None keeps the frozen parameters frozen throughout

@@ -22,6 +22,8 @@ PRETRAINED = "Pretrained"  # the "estimator" of a pretraining bundle (archtune.p
 class Source:
     """A trained network and what it needs to be reused.
 
+    Attributes
+    ----------
     module : TabularNetwork
         The trained network (its ``head`` is the source task's output layer).
     preprocessor : Preprocessor
