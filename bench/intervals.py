@@ -11,6 +11,9 @@ calibration and test rows (seeded). Two methods at the same nominal coverage (0.
                  quantile models (alpha 0.05 and 0.95, LightGBM's defaults otherwise) fitted on
                  the training rows, their interval widened by the conformity score
                  max(lo - y, y - hi) at the same order statistic on the calibration rows.
+    archtune CQR with ``--quantile``: ``NeuralRegressor(loss="quantile", quantiles=(0.05, 0.5,
+                 0.95))`` fitted as "archtune", its ``predict_interval`` conformalised quantile
+                 regression on the calibration rows (archtune.conformal.QuantileCalibration).
 
 Printed: coverage (share of test rows inside the interval) and mean width (in the target's
 units, and relative to the target's standard deviation), per table and averaged over seeds.
@@ -20,6 +23,7 @@ Reproduce (from the repository root; ~10 minutes on 2 cores)::
 
     .venv/bin/python bench/intervals.py                       # 3 tables x 5 seeds
     .venv/bin/python bench/intervals.py --tables cpu_act --seeds 2 --max-epochs 8   # quick
+    .venv/bin/python bench/intervals.py --quantile            # and archtune's own CQR
 """
 
 from __future__ import annotations
@@ -66,6 +70,17 @@ def archtune_interval(X, y, tr, ca, te, seed: int, max_epochs: int | None) -> tu
     return model.predict_interval(X.iloc[te], COVERAGE)
 
 
+def archtune_cqr(X, y, tr, ca, te, seed: int, max_epochs: int | None) -> tuple[np.ndarray, np.ndarray]:
+    from archtune import NeuralRegressor
+
+    alpha = 1 - COVERAGE
+    params = {"random_state": seed, "verbose": 0, "loss": "quantile", "quantiles": (alpha / 2, 0.5, 1 - alpha / 2)}
+    if max_epochs:
+        params["max_epochs"] = max_epochs
+    model = NeuralRegressor(**params).fit(X.iloc[tr], y[tr], validation_data=(X.iloc[ca], y[ca]))
+    return model.predict_interval(X.iloc[te], COVERAGE)
+
+
 def lightgbm_cqr(X, y, tr, ca, te, seed: int) -> tuple[np.ndarray, np.ndarray]:
     import lightgbm as lgb
 
@@ -86,6 +101,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--max-rows", type=int, default=20000)
     parser.add_argument("--max-epochs", type=int, default=None, help="cap the network's epochs (default: its own)")
+    parser.add_argument("--quantile", action="store_true", help="also archtune's quantile network with CQR")
     args = parser.parse_args(argv)
     rows = []
     started = time.time()
@@ -97,7 +113,9 @@ def main(argv: list[str] | None = None) -> int:
         for seed in range(args.seeds):
             tr, ca, te = split(len(y), seed)
             for method, make in (("archtune", lambda: archtune_interval(X, y, tr, ca, te, seed, args.max_epochs)),
-                                 ("LightGBM CQR", lambda: lightgbm_cqr(X, y, tr, ca, te, seed))):
+                                 ("LightGBM CQR", lambda: lightgbm_cqr(X, y, tr, ca, te, seed)),
+                                 *([("archtune CQR", lambda: archtune_cqr(X, y, tr, ca, te, seed, args.max_epochs))]
+                                   if args.quantile else [])):
                 lo, hi = make()
                 covered = float(np.mean((y[te] >= lo) & (y[te] <= hi)))
                 width = float(np.mean(hi - lo))
