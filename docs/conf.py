@@ -11,9 +11,8 @@ from __future__ import annotations
 
 import os
 import sys
+from importlib.metadata import version as _version
 from pathlib import Path
-
-import archtune
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -24,7 +23,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 project = "archtune"
 author = "the archtune authors"
 copyright = "2026, the archtune authors"
-release = version = archtune.__version__
+release = version = _version("archtune")
 
 extensions = [
     "myst_parser",
@@ -72,14 +71,6 @@ html_theme = "furo"
 html_title = f"archtune {release}"
 html_static_path: list[str] = []
 html_show_sourcelink = False
-
-# docs/install.md (the table of extras) belongs to the packaging work; until it exists, a
-# placeholder keeps the table of contents whole (it is not committed).
-_INSTALL = Path(__file__).with_name("install.md")
-if not _INSTALL.exists():
-    _INSTALL.write_text("# Installation\n\nThe set-up commands are in [Getting started](getting-started.md); "
-                        "`pyproject.toml`'s `[project.optional-dependencies]` lists the extras.\n",
-                        encoding="utf-8")
 
 
 def _skip_foreign_members(app, what, name, obj, skip, options):
