@@ -14,6 +14,7 @@ from typing import Any
 
 from archtune.checks import check_choice, check_number
 from archtune.errors import InvalidParameterError
+from archtune.custom_loss import is_custom
 from archtune.blocks import (
     ACTIVATIONS,
     INITIALIZERS,
@@ -255,7 +256,8 @@ class TrainConfig:
             )
         check_number("patience", self.patience, 1, integer=True)
         check_number("min_delta", self.min_delta, 0.0)
-        check_choice("loss", self.loss, REGRESSION_LOSSES + CLASSIFICATION_LOSSES + ("binary_cross_entropy",))
+        if not is_custom(self.loss):  # a user's callable (archtune.train.custom_loss)
+            check_choice("loss", self.loss, REGRESSION_LOSSES + CLASSIFICATION_LOSSES + ("binary_cross_entropy",))
         check_number("label_smoothing", self.label_smoothing, 0.0, 1.0, high_open=True)
         check_choice("dropout_schedule", self.dropout_schedule, REGULARISATION_SCHEDULES)
         check_choice("weight_decay_schedule", self.weight_decay_schedule, REGULARISATION_SCHEDULES)
@@ -286,7 +288,8 @@ class TrainConfig:
             raise InvalidParameterError(f"learning_rate must be a positive number or 'auto'; "
                                         f"got learning_rate={rate!r}")
         loss = params["loss"]
-        check_choice("loss", loss, ("auto", *task_losses))
+        if not is_custom(loss):
+            check_choice("loss", loss, ("auto", *task_losses))
         return cls(
             optimizer=params["optimizer"], learning_rate=AUTO_LR_PLACEHOLDER if rate == "auto" else rate,
             momentum=params["momentum"], beta2=params["beta2"], weight_decay=params["weight_decay"], l1=params["l1"],

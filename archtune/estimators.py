@@ -145,13 +145,17 @@ class _NeuralBase(BaseEstimator):
     validation_fraction : float
         Share of the training rows held out for early stopping, unless ``validation_data``
         is passed to ``fit``.
-    loss : str
+    loss : str or callable
         "auto" (cross-entropy for classification, mse for regression), or mse, mae, huber,
         or (regressor only) "quantile": quantile regression with the pinball loss (Koenker &
         Bassett 1978), one output per target and level of ``quantiles``, which never cross
         (archtune.quantiles); ``predict`` gives the level nearest the median,
         ``predict_quantiles`` every level, and ``predict_interval`` conformalised quantile
-        regression (Romano et al. 2019).
+        regression (Romano et al. 2019). Or a callable ``loss(outputs, targets)`` (with a
+        third argument, the rows' weights, for ``sample_weight``) returning a scalar torch
+        tensor, given the tensors archtune's losses get (archtune.custom_loss: logits and
+        class codes, or standardised values); it trains alone rather than in a cohort, and a
+        bundle saves it by its import path (a lambda or a local function cannot be saved).
     quantiles : tuple of float, optional
         loss="quantile" only: the levels, strictly increasing in (0, 1); None: (0.1, 0.5, 0.9).
     label_smoothing : float

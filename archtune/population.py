@@ -31,6 +31,7 @@ import torch
 
 from archtune.doctor.lr_finder import resolve_learning_rate
 from archtune.config import PARAM_GROUPS
+from archtune.custom_loss import is_custom
 from archtune.errors import InvalidParameterError
 from archtune.families import FAMILIES
 from archtune.fitting import finish, prepare, set_fitted, train, with_progress
@@ -65,7 +66,8 @@ def can_stack(prepared: Prepared) -> bool:
     (the stacked layers have no non-crossing quantile head: such members train one at a time)."""
     spec = get_family(prepared.model_config.arch).spec
     return (spec.stackable and spec.can_stack(prepared.model_config) and not prepared.input_spec.text
-            and not prepared.input_spec.images and prepared.source is None and not prepared.model_config.quantiles)
+            and not prepared.input_spec.images and prepared.source is None and not prepared.model_config.quantiles
+            and not is_custom(prepared.train_config.loss))  # a user's loss sees one network's outputs
 
 
 def cohort_key(estimator: Any, n_train: int) -> tuple | None:
@@ -83,7 +85,7 @@ def cohort_key(estimator: Any, n_train: int) -> tuple | None:
     params = estimator.get_params()
     spec = get_family(model_config.arch).spec
     if not (spec.stackable and spec.can_stack(model_config)) or not model_config.hidden_sizes \
-            or params["init_from"] is not None or model_config.quantiles:
+            or params["init_from"] is not None or model_config.quantiles or is_custom(params["loss"]):
         return None  # a fit from a trained network, or a quantile regression, trains alone (see can_stack)
     data = tuple(repr(params[name]) for name in DATA_PARAMS)
     signature = structure_signature(model_config, train_config, model_config.hidden_sizes)

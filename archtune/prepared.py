@@ -21,6 +21,8 @@ from archtune.parameters import check_params, recipe_params
 from archtune.train.batches import Rows
 from archtune.train.losses import (constant_prediction_loss, make_loss, make_member_loss, make_member_metric,
                                    make_metric, make_padded_member_loss)
+from archtune.custom_loss import describe, is_custom, make_custom_loss
+from archtune.errors import InvalidParameterError
 from archtune.quantiles import make_pinball_loss, make_point_metric
 from archtune.transfer.copy import CopyReport, copy_matching
 from archtune.transfer.freeze import FineTuning
@@ -61,6 +63,12 @@ class TaskSpec:
 
     def loss_fn(self, device: torch.device | str = "cpu") -> Any:
         """``loss(outputs, targets) -> scalar``."""
+        if is_custom(self.loss):  # a user's callable: the class weights are theirs to apply
+            if self.class_weights is not None:
+                raise InvalidParameterError(f"class_weight applies to archtune's cross-entropy; with "
+                                            f"loss={describe(self.loss)} weigh the classes in the callable (it gets "
+                                            "the class codes) and leave class_weight=None")
+            return make_custom_loss(self.loss)
         if self.loss == "quantile":
             return make_pinball_loss(self.quantiles, device)
         return make_loss(self.task, self.loss, self._weights(), device, self.label_smoothing)
@@ -88,8 +96,10 @@ class TaskSpec:
         return float(constant_prediction_loss(self.task, self.n_outputs))
 
     @property
-    def divergence_limit(self) -> float:
-        return DIVERGENCE_FACTOR * self.constant_loss
+    def divergence_limit(self) -> float | None:
+        """The training loss that counts as exploded; None (only a non-finite loss does) for a
+        user's callable, whose scale archtune cannot know."""
+        return None if is_custom(self.loss) else DIVERGENCE_FACTOR * self.constant_loss
 
     def build_network(self, model_config: ModelConfig, input_spec: InputSpec, seed: int) -> TabularNetwork:
         """The initial network: the same seed gives the same weights, alone or in a cohort."""

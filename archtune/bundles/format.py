@@ -26,6 +26,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from archtune.custom_loss import import_path, is_custom, resolve
 from archtune.config import ModelConfig
 from archtune.errors import BundleError, InvalidParameterError
 from archtune.files import atomic_write_bytes
@@ -101,6 +102,8 @@ def params_to_json(params: dict[str, Any]) -> dict[str, Any]:
             # A path stays a path; an object (a fitted estimator, a Source) has no JSON form:
             # the lineage records where the weights came from.
             value = os.fspath(value) if isinstance(value, (str, os.PathLike)) else None
+        elif key == "loss" and is_custom(value):  # a user's callable: its import path, or refused by name
+            value = {"callable": import_path(value)}
         elif isinstance(value, np.random.RandomState):
             value = None
         elif isinstance(value, np.generic):
@@ -117,6 +120,8 @@ def params_from_json(params: dict[str, Any]) -> dict[str, Any]:
         out["layers"] = [layer_from_dict(expect(d, dict, "params.layers[]")) for d in out["layers"]]
     if isinstance(out.get("hidden_sizes"), list):
         out["hidden_sizes"] = tuple(out["hidden_sizes"])
+    if isinstance(out.get("loss"), dict):
+        out["loss"] = resolve(expect(out["loss"].get("callable"), str, "params.loss.callable"), "params.loss")
     cw = out.get("class_weight")
     if isinstance(cw, dict):
         labels = decode_labels(cw.get("labels"), "params.class_weight.labels").tolist()

@@ -45,6 +45,21 @@ def parse_value(text: str) -> Any:
     return text.strip()
 
 
+def setting_value(key: str, text: str) -> Any:
+    """A ``--set`` value: `parse_value`'s, except that ``loss=module:function`` names a loss
+    written in Python (archtune.custom_loss), imported here."""
+    value = parse_value(text)
+    if key == "loss" and isinstance(value, str) and ":" in value:
+        from archtune.custom_loss import resolve
+        from archtune.errors import BundleError
+
+        try:
+            return resolve(value, "--set loss")
+        except BundleError as exc:
+            raise InvalidParameterError(str(exc)) from None
+    return value
+
+
 def parse_settings(settings: tuple[str, ...], estimator_cls: type) -> dict[str, Any]:
     known = sorted(estimator_cls().get_params())
     params: dict[str, Any] = {}
@@ -56,7 +71,7 @@ def parse_settings(settings: tuple[str, ...], estimator_cls: type) -> dict[str, 
         if key not in known:
             raise InvalidParameterError(f"unknown parameter {key!r}{nearest(key, known)}; "
                                         f"see `archtune fit --help` for the list of parameters")
-        params[key] = parse_value(value)
+        params[key] = setting_value(key, value)
         if key == "hidden_sizes" and isinstance(params[key], int) and not isinstance(params[key], bool):
             params[key] = (params[key],)  # "--set hidden_sizes=64" means one hidden layer of 64
     return params

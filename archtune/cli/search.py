@@ -24,6 +24,7 @@ from archtune.cli.common import (
     open_existing_study,
     parse_value,
     require_tracking,
+    setting_value,
 )
 from archtune.errors import InvalidParameterError
 
@@ -49,7 +50,7 @@ def parse_space(items: tuple[str, ...], fixed: tuple[str, ...]) -> dict[str, Any
         if "=" not in item:
             raise InvalidParameterError(f"--set expects PARAM=VALUE, got {item!r}")
         name, text = (part.strip() for part in item.split("=", 1))
-        overrides[name] = Fixed(parse_value(text))
+        overrides[name] = Fixed(setting_value(name, text))
     return overrides
 
 

@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from archtune.custom_loss import describe as describe_loss, is_custom
 from archtune.checks import check_choice, check_number
 from archtune.doctor.lr_finder import resolve_learning_rate
 from archtune.data.multilabel import refuse_multilabel
@@ -157,6 +158,10 @@ def distill(teacher: Any, X: Any, y: Any, student: NeuralClassifier | NeuralRegr
                                     f"{type(student).__name__}; distil a {_kind(student.target_kind)} into a "
                                     f"{type(student).__name__}, or a {_kind(task)} into a "
                                     f"{'NeuralClassifier' if task == 'classification' else 'NeuralRegressor'}")
+    if is_custom(student.get_params().get("loss")):
+        raise InvalidParameterError(f"a student with loss={describe_loss(student.get_params()['loss'])} cannot be "
+                                    "distilled: distillation trains on its own loss (the teacher's soft targets and "
+                                    "the labels); give the student a loss archtune names, such as the default 'auto'")
     if student.get_params().get("loss") == "quantile":
         raise InvalidParameterError("a student with loss='quantile' cannot be distilled: the distillation loss "
                                     "matches the teacher's point predictions, not quantiles; distil into a student "
