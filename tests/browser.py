@@ -12,6 +12,9 @@ port are needed, and everything comes from the browser itself:
   frame or worker it starts (auto-attached before they run), minus the file itself and the
   in-memory ``data:`` and ``blob:`` URLs;
 - the DOM: ``document.documentElement.outerHTML`` once the page has loaded and gone quiet;
+- measurements: JavaScript expressions the test gives (``measure``), evaluated by the browser in the
+  loaded page (``Runtime.evaluate``: where an element was laid out, what its text is), so a page
+  without scripts of its own can still be measured;
 - the screenshot: ``Page.captureScreenshot`` of a ``width`` x ``height`` viewport.
 
 Chromium is found on PATH (``apt-get install chromium``; scripts/test installs it as root).
@@ -72,6 +75,7 @@ class PageResult:
     requests: list[str] = field(default_factory=list)
     screenshot: Path | None = None
     dom: str = ""
+    measured: dict[str, object] = field(default_factory=dict)  # name -> the value of its expression
     ink_share: float = 0.0  # share of screenshot pixels that differ from the dominant colour
     not_blank: bool = False
 
@@ -236,11 +240,14 @@ def ink_share(png: Path) -> float:
     return 1.0 - max(count for count, _ in colours) / total
 
 
-def open_page(path: Path, out_dir: Path, width: int = 1280, height: int = 2000, timeout: float = 60.0) -> PageResult:
+def open_page(path: Path, out_dir: Path, width: int = 1280, height: int = 2000, timeout: float = 60.0,
+              measure: dict[str, str] | None = None) -> PageResult:
     """Load `path` in headless Chromium and collect its console errors, requests, DOM and screenshot.
 
-    The screenshot is written to `out_dir`/<stem>.png. Raises BrowserError when Chromium is
-    missing, fails to start, or the page does not load within `timeout` seconds.
+    The screenshot is written to `out_dir`/<stem>.png. `measure` maps names to JavaScript
+    expressions evaluated in the loaded page; their JSON values land in `PageResult.measured`
+    (an expression that throws is a BrowserError). Raises BrowserError when Chromium is missing,
+    fails to start, or the page does not load within `timeout` seconds.
     """
     binary = find_chromium()
     if binary is None:
@@ -252,7 +259,7 @@ def open_page(path: Path, out_dir: Path, width: int = 1280, height: int = 2000, 
     with tempfile.TemporaryDirectory(prefix="archtune-chromium-") as profile:
         pipe = _Pipe(binary, profile, timeout)
         try:
-            png = _drive(pipe, result, width, height)
+            png = _drive(pipe, result, width, height, measure or {})
         finally:
             pipe.close()
     result.screenshot = out_dir / f"{path.stem}.png"
@@ -262,8 +269,9 @@ def open_page(path: Path, out_dir: Path, width: int = 1280, height: int = 2000, 
     return result
 
 
-def _drive(pipe: _Pipe, result: PageResult, width: int, height: int) -> bytes:
-    """Load the page, fill in its console errors, requests and DOM; returns the screenshot PNG."""
+def _drive(pipe: _Pipe, result: PageResult, width: int, height: int, measure: dict[str, str]) -> bytes:
+    """Load the page, fill in its console errors, requests, DOM and measurements; returns the
+    screenshot PNG."""
     target = pipe.call("Target.createTarget", {"url": "about:blank"})["targetId"]
     session = pipe.call("Target.attachToTarget", {"targetId": target, "flatten": True})["sessionId"]
     for method in ("Runtime.enable", "Log.enable", "Network.enable", "Page.enable"):
@@ -324,6 +332,11 @@ def _drive(pipe: _Pipe, result: PageResult, width: int, height: int) -> bytes:
     dom = pipe.call("Runtime.evaluate",
                     {"expression": "document.documentElement.outerHTML", "returnByValue": True}, session)
     result.dom = dom["result"].get("value", "")
+    for name, expression in measure.items():
+        found = pipe.call("Runtime.evaluate", {"expression": expression, "returnByValue": True}, session)
+        if "exceptionDetails" in found:
+            raise BrowserError(f"measuring {name!r} failed: {_exception_text(found['exceptionDetails'])}")
+        result.measured[name] = found["result"].get("value")
     shot = pipe.call("Page.captureScreenshot", {"format": "png"}, session)
     return base64.b64decode(shot["data"])
 

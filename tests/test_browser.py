@@ -42,6 +42,25 @@ def test_static_page_loads_clean_and_is_drawn(tmp_path):
     assert result.not_blank
 
 
+def test_measurements_are_the_layout_the_browser_made(tmp_path):
+    require_chromium()
+    # Known geometry: body margin 0, a 100 px spacer, then a 300 x 50 box; a 1300 x 900 viewport.
+    page = _page(tmp_path, '<div style="height:100px"></div><div id="box" style="width:300px;height:50px">'
+                           'held-out 0.83</div><details><summary>more</summary><p id="hidden">x</p></details>'
+                           '<style>body{margin:0}</style>')
+    result = open_page(page, tmp_path, width=1300, height=900, measure={
+        "box": "(r => [r.left, r.top, r.width, r.height])(document.getElementById('box').getBoundingClientRect())",
+        "text": "document.getElementById('box').textContent",
+        # A closed <details> still lays its content out (Chromium hides it by content-visibility):
+        # checkVisibility, not the box, says whether a reader sees it.
+        "seen": "[document.getElementById('box').checkVisibility(), document.getElementById('hidden').checkVisibility()]",
+        "viewport": "[innerWidth, innerHeight]"})
+    assert result.measured == {"box": [0, 100, 300, 50], "text": "held-out 0.83", "seen": [True, False],
+                               "viewport": [1300, 900]}
+    with pytest.raises(BrowserError, match="measuring 'broken' failed"):
+        open_page(page, tmp_path, measure={"broken": "document.getElementById('nowhere').textContent"})
+
+
 def test_console_errors_and_uncaught_exceptions_are_caught(tmp_path):
     require_chromium()
     page = _page(tmp_path, "<p>text</p><script>console.log('fine'); console.warn('careful');"

@@ -4,6 +4,7 @@ fails its run. (Opening the page in a browser is tested elsewhere.)"""
 
 from __future__ import annotations
 
+import html
 import re
 import sys
 import warnings
@@ -386,3 +387,163 @@ def test_a_fit_with_the_learning_rate_finder_shows_its_curve(tmp_path):
                     "units=16", "-q", "--out", out)
     assert again.exit_code == 0, again.output
     assert not (out / "lr_finder.json").exists() and "lr-finder" not in section_ids((out / "report.html").read_text())
+
+
+# --------------------------------------------------------------------------- read first as pictures
+
+
+def _outside_details(section: str) -> str:
+    """A section's HTML without its <details> blocks (what a reader sees before opening any)."""
+    return re.sub(r"<details>.*?</details>", "", section, flags=re.S)
+
+
+def _section(page: str, sid: str) -> str:
+    start = page.index(f'<section id="{sid}"')
+    return page[start:page.index("</section>", start)]
+
+
+def test_the_verdict_opens_with_the_key_numbers_and_the_leaderboards_chart(search_run):
+    page, data = _page(search_run[1])
+    metrics = archtune.load(search_run[1]).bundle_metadata_
+    keys = data["verdict"]["key_numbers"]
+    held = next(k for k in keys if k["label"] == "held-out accuracy")  # the search's metric, of what predicts
+    assert held["value"] == pytest.approx(data["verdict"]["holdout"]["accuracy"])
+    interval = data["holdout"]["interval"]
+    assert held["detail"] == f"95% interval {interval['low']:.4g} to {interval['high']:.4g} (300 rows)"
+    search = next(k for k in keys if k["label"] == "search")
+    assert search["value"] == f"{len(data['optimization-history']['trials'])} trials"
+    verdict = _section(page, "verdict")
+    # Seen before anything is opened: the numbers, the verdict's sentence and one chart; the
+    # table of every metric waits behind a <details>.
+    seen = _outside_details(verdict)
+    assert f"{held['value']:.4g}" in seen and html.escape(metrics["verdict"]) in seen
+    assert seen.count("<img") == 1 and "<table" not in seen
+    assert "<details><summary>Every metric" in verdict and "<table" in verdict
+
+
+def test_the_leaderboard_is_compact_with_the_full_table_behind_details(search_run):
+    from archtune.report.build import LEADERBOARD_TOP, SHORT_CELL
+
+    page, data = _page(search_run[1])
+    rows = data["leaderboard"]["rows"]
+    assert len(rows) > LEADERBOARD_TOP  # the search and its baselines: enough rows to cut
+    board = _section(page, "leaderboard")
+    compact = _outside_details(board)
+    assert compact.count("<table") == 1 and compact.count("<tr>") == 1 + LEADERBOARD_TOP
+    shown = re.findall(r"<tr><td[^>]*>([\d,]+)</td><td>([^<]*)</td>", compact)
+    assert [int(rank) for rank, _ in shown] == [r["rank"] for r in rows[:LEADERBOARD_TOP]]
+    cells = re.findall(r"<td>([^<]*)</td>", compact)
+    assert max(len(html.unescape(c)) for c in cells) <= SHORT_CELL + 3  # "..." marks a cut
+    full = re.search(r"<details><summary>The full leaderboard \((\d+) rows, every column\)</summary>(.*?)</details>",
+                     board, re.S)
+    assert full and int(full.group(1)) == len(rows) and full.group(2).count("<tr>") == 1 + len(rows)
+    longest = max((r["params"] or "" for r in rows), key=len)
+    assert len(longest) > SHORT_CELL and html.escape(longest) in full.group(2)  # uncut behind the summary
+
+
+def test_every_charts_table_is_collapsed(search_run, fit_run):
+    for run in (search_run, fit_run):
+        page, _ = _page(run[1])
+        for sid in ("learning-curves", "optimization-history", "importances", "holdout", "permutation-importance",
+                    "network", "settings"):
+            if f'<section id="{sid}"' not in page:
+                continue
+            section = _section(page, sid)
+            assert "<table" not in _outside_details(section), sid
+            assert "<details><summary>" in section and "<table" in section, sid
+
+
+def test_a_regressors_report_draws_its_prediction_intervals_on_held_out_rows(fit_run):
+    """The interval chart's numbers are the saved regressor's own predict_interval(X, 0.9) on the
+    held-out rows: the empirical coverage over all of them, and the drawn rows sorted by
+    prediction."""
+    data_path, out, _ = fit_run
+    page, data = _page(out)
+    found = data["holdout"]["prediction_interval"]
+    evaluation = rd.load_run(out).evaluation
+    rows = pd.read_csv(data_path).loc[evaluation["index"]]
+    model = archtune.load(out)
+    lower, upper = model.predict_interval(rows.drop(columns="target"), coverage=0.9)
+    truth = rows["target"].to_numpy()
+    assert found["coverage"] == 0.9 and found["n_rows"] == 300
+    assert found["covered"] == pytest.approx(np.mean((truth >= lower) & (truth <= upper)))
+    assert found["mean_width"] == pytest.approx(np.mean(upper - lower), rel=1e-5)
+    drawn = found["rows"]
+    assert len(drawn["predicted"]) == 150 and drawn["predicted"] == sorted(drawn["predicted"])
+    assert np.all(np.array(drawn["lower"]) <= np.array(drawn["predicted"]))
+    assert np.all(np.array(drawn["predicted"]) <= np.array(drawn["upper"]))
+    # Each drawn row is a held-out row with its own interval (rows matched by their true value).
+    for actual, low in zip(drawn["actual"][:20], drawn["lower"][:20]):
+        assert np.any(np.isclose(truth, actual) & np.isclose(lower, low, rtol=1e-5))
+    holdout = _section(page, "holdout")
+    assert 'alt="prediction intervals on held-out rows"' in holdout
+    assert f"hold the true value of {found['covered']:.1%} of the 300 held-out rows" in holdout
+
+
+def test_a_classifiers_report_has_no_interval_chart(search_run):
+    page, data = _page(search_run[1])
+    assert data["holdout"]["prediction_interval"] is None
+    assert "prediction intervals on held-out rows" not in page
+
+
+def test_why_a_self_stopping_search_stopped_is_said_at_the_top(search_run):
+    from archtune.tune.stopping import STOPPED_ATTR, stop_text
+
+    run = rd.load_run(search_run[1])
+    study = optuna.create_study(direction="maximize")  # a copy in memory: the run's study.db is shared
+    for trial in run.study.trials:
+        study.add_trial(trial)
+    record = {"reason": "rule", "trials": 23, "noise": 0.004, "expected_gain": 0.001, "seconds": 61.5}
+    study.set_user_attr(STOPPED_ATTR, record)
+    run.study = study
+    page = build_report(run)
+    sentence = f"The search (budget auto) stopped: {stop_text(record)}, 61.5 s into the search."
+    assert html.escape(sentence) in _outside_details(_section(page, "verdict"))
+    assert html.escape(sentence) in _section(page, "optimization-history")
+    assert section_data(page)["verdict"]["stopped"] == record
+    assert section_data(build_report(search_run[1]))["verdict"]["stopped"] is None  # a search given a budget
+
+
+def test_the_first_screen_shows_the_verdict_the_held_out_score_and_a_chart(search_run, tmp_path):
+    """What a reader sees first, in Chromium at 1300 x 900: the verdict's sentence, the held-out
+    score and a chart wholly inside the first 900 pixels, the chart drawn at a readable size
+    (at least 500 pixels wide, not shrunk below its own width), and the long tables closed."""
+    from tests.browser import open_page, require_chromium
+
+    require_chromium()
+    out = search_run[1]
+    _, data = _page(out)
+    box = "(e => (r => [r.top, r.bottom, r.width])(e.getBoundingClientRect()))"
+    result = open_page(out / "report.html", tmp_path, width=1300, height=900, measure={
+        "verdict": f"{box}(document.querySelector('#verdict p.verdict'))",
+        "verdict_text": "document.querySelector('#verdict p.verdict').textContent",
+        "score": f"{box}(document.querySelector('#verdict .key .value'))",
+        "score_label": "document.querySelector('#verdict .key .label').textContent",
+        "score_text": "document.querySelector('#verdict .key .value').textContent",
+        "chart": f"{box}(document.querySelector('#verdict img'))",
+        "chart_pixels": "(i => [i.complete, i.naturalWidth, i.width])(document.querySelector('#verdict img'))",
+        "full_board_seen": "document.querySelector('#leaderboard details table').checkVisibility()",
+        "metrics_seen": "document.querySelector('#verdict details table').checkVisibility()",
+        "scroll": "[scrollX, scrollY]"})
+    m = result.measured
+    assert result.console_errors == [] and result.requests == [] and m["scroll"] == [0, 0]
+    assert m["verdict_text"] == data["verdict"]["verdict"]
+    assert m["score_label"] == "held-out accuracy"
+    assert m["score_text"] == f"{data['verdict']['holdout']['accuracy']:.4g}"
+    for name in ("verdict", "score", "chart"):
+        top, bottom, _ = m[name]
+        assert 0 <= top < bottom <= 900, (name, m[name])
+    complete, natural, shown = m["chart_pixels"]
+    assert complete and natural >= 500 and shown == natural and m["chart"][2] >= 500
+    assert m["full_board_seen"] is False and m["metrics_seen"] is False
+    # The screenshot really shows the chart where the browser put it (not a blank box).
+    from PIL import Image
+
+    from tests.browser import ink_share
+
+    top, bottom, _ = m["chart"]
+    with Image.open(result.screenshot) as shot:
+        assert shot.size == (1300, 900)
+        crop = tmp_path / "chart.png"
+        shot.crop((0, int(top), 1300, int(bottom))).save(crop)
+    assert ink_share(crop) > 0.02

@@ -8,6 +8,7 @@ out, with a note in the page's ``notes`` section and a warning; a chart that can
 
 from __future__ import annotations
 
+import math
 import os
 import warnings
 from collections.abc import Callable
@@ -19,9 +20,13 @@ from typing import Any
 from archtune.report import data as rd
 from archtune.report import plots
 from archtune.report.data_types import HoldoutData
-from archtune.report.html import Section, image, paragraph, render, table
+from archtune.report.html import Section, details, image, key_numbers, paragraph, render, side_by_side, table
 
 REPORT_FILE = "report.html"
+# The compact leaderboard's rows (the full table is behind a <details>), and the characters of
+# a parameter summary or note shown in it.
+LEADERBOARD_TOP = 10
+SHORT_CELL = 70
 # The section ids, in page order (tests and the DESIGN notes name them).
 SECTION_IDS = ("verdict", "leaderboard", "learning-curves", "optimization-history", "importances", "lr-finder",
                "doctor", "holdout", "permutation-importance", "network", "settings", "notes")
@@ -99,12 +104,24 @@ def _chart(draw: Callable[[Any], Any], data: Any, alt: str, notes: list[str]) ->
 
 
 def _verdict(run: rd.Run, notes: list[str]) -> Section:
+    """The first screen: the key numbers, the verdict, why a self-stopping search stopped, and
+    one chart (a search's leaderboard scores); every metric behind a <details>."""
     m = run.metrics
-    body = []
-    if m.get("verdict"):
-        body.append(paragraph(m["verdict"], "verdict"))
+    holdout = rd.holdout_data(run) if run.evaluation else None
+    keys = _key_numbers(run, holdout)
+    body = [key_numbers(keys)] if keys else []
+    words = [paragraph(m["verdict"] if m.get("verdict") else "One network, trained without a search (archtune fit).",
+                       "verdict")]
+    stopped = _stopped(run)
+    if stopped is not None:
+        words.append(paragraph(_stopped_text(stopped)))
+    board = rd.leaderboard_data(run)
+    if board is not None and any(r.get("val_score") is not None for r in board.rows):
+        # The verdict's sentence beside the picture of what it compares.
+        chart = _chart(plots.draw_leaderboard, board, "validation scores of the leaderboard's first rows", notes)
+        body.append(side_by_side("<div>" + "".join(words) + "</div>", chart))
     else:
-        body.append(paragraph("One network, trained without a search (archtune fit).", "verdict"))
+        body += words
     rows = [[f"validation (early-stopping split) {k.removeprefix('val_')}", v]
             for k, v in (m.get("validation") or {}).items()]
     # "holdout" is the model that predicts; a search whose ensemble predicts also keeps its best
@@ -114,19 +131,62 @@ def _verdict(run: rd.Run, notes: list[str]) -> Section:
              for k, v in (m.get("holdout") or {}).items()]
     rows += [[f"held-out {k} (best network alone)", v] for k, v in (m.get("holdout_network") or {}).items()]
     rows += [[f"held-out {k} (ensemble)", v] for k, v in (m.get("holdout_ensemble") or {}).items()]
-    if rows:
-        body.append(table(["metric", "value"], rows))
-    holdout = run.evaluation and rd.holdout_data(run)
+    more = [table(["metric", "value"], rows)] if rows else []
     if holdout and holdout.interval:
-        body.append(paragraph(_interval_text(holdout)))
+        more.append(paragraph(_interval_text(holdout)))
+    if more:
+        body.append(details(f"Every metric ({len(rows)})", *more))
     if m.get("network"):
         body.append(paragraph(f"Saved network: {m['network']}.", "note"))
     data = {k: rd.to_json(m.get(k)) for k in ("verdict", "metric", "validation", "holdout", "holdout_network",
                                               "holdout_ensemble", "final")}
+    data["key_numbers"] = rd.to_json(keys)
+    data["stopped"] = rd.to_json(stopped)
     return Section("verdict", "Verdict", body, data)
 
 
+def _key_numbers(run: rd.Run, holdout: HoldoutData | None) -> list[dict[str, Any]]:
+    """The few numbers a reader wants first: the held-out score of the model that predicts (with
+    its bootstrap interval), what predicts, the best network's validation score, and the search's
+    size or the fit's time. Each ``{"label", "value", "detail"}``; those the run lacks are left out."""
+    m = run.metrics
+    metric = m.get("metric")
+    keys: list[dict[str, Any]] = []
+    held = m.get("holdout") or (holdout.metrics if holdout else {}) or {}
+    interval = holdout.interval if holdout else None
+    name = metric if metric in held else next(iter(held), None)
+    if name is None and interval:  # an estimator given from Python: the evaluation's own score
+        name, held = interval["metric"], {interval["metric"]: interval["value"]}
+    if name is not None:
+        rows = holdout.n_rows if holdout else None
+        detail = f"{rows} rows kept out of training and search" if rows else None
+        if interval and interval["metric"] == name:
+            detail = f"95% interval {interval['low']:.4g} to {interval['high']:.4g} ({rows} rows)"
+        keys.append({"label": f"held-out {name}", "value": held[name], "detail": detail})
+    final = m.get("final") or {}
+    if final.get("kind") and final["kind"] != "network":
+        keys.append({"label": "predicts", "value": final["kind"], "detail": final.get("summary")})
+    validation, scored = m.get("best_score"), metric
+    if validation is None:  # a plain fit: its early-stopping split's first metric (val_r2, ...)
+        scored, validation = next(iter((m.get("validation") or {}).items()), (None, None))
+        scored = scored and scored.removeprefix("val_")
+    if validation is not None:
+        label = "best network, validation" if "study" in m or run.study is not None else "validation"
+        keys.append({"label": f"{label} {scored or ''}".strip(), "value": validation,
+                     "detail": "on the early-stopping split" if "study" not in m else None})
+    history = rd.optimization_history(run)
+    if history is not None:
+        done = sum(t["state"] == "COMPLETE" for t in history.trials)
+        seconds = m.get("search_seconds")
+        keys.append({"label": "search", "value": f"{len(history.trials)} trials",
+                     "detail": f"{done} completed" + (f", {seconds:.0f} s" if seconds is not None else "")})
+    elif m.get("fit_seconds") is not None:
+        keys.append({"label": "training time", "value": f"{m['fit_seconds']:.1f} s", "detail": None})
+    return keys
+
+
 def _leaderboard(run: rd.Run, notes: list[str]) -> Section | None:
+    """The first rows with short parameter summaries; every row and column behind a <details>."""
     data = rd.leaderboard_data(run)
     if data is None:
         return None
@@ -136,12 +196,33 @@ def _leaderboard(run: rd.Run, notes: list[str]) -> Section | None:
                "params", "note"]
     rows = [[_front_mark(row.get(c)) if c == "pareto" else row.get(c) for c in columns] for row in data.rows]
     title = "Leaderboard" + (f" (validation {data.metric})" if data.metric else "")
-    body = [table(columns, rows)]
+    compact = ["rank", "model", "val_score", "95% interval", "fit_seconds", *extra, "state", "params", "note"]
+    top = [[row.get("rank"), _cut(row.get("model")), row.get("val_score"), _span(row),
+            row.get("fit_seconds"), *(_front_mark(row.get(c)) if c == "pareto" else row.get(c) for c in extra),
+            row.get("state"), _cut(row.get("params")), _cut(row.get("note"))]
+           for row in data.rows[:LEADERBOARD_TOP]]
+    shown = "" if len(rows) <= LEADERBOARD_TOP else f"the first {LEADERBOARD_TOP} of {len(rows)} rows; "
+    body = [paragraph(f"Best first; {shown}parameters and notes cut to {SHORT_CELL} characters.", "note"),
+            table(compact, top), details(f"The full leaderboard ({len(rows)} rows, every column)", table(columns, rows))]
     if "pareto" in extra:
         cost = "latency (ms per 1000 rows)" if "latency_ms" in extra else "parameter count"
         body.append(paragraph(f"Rows marked front are on the Pareto front of the validation score and the {cost}: "
                               "no other completed trial is as good in both and better in one.", "note"))
     return Section("leaderboard", title, body, rd.to_json(data))
+
+
+def _cut(text: Any, limit: int = SHORT_CELL) -> str | None:
+    """A text cell of the compact leaderboard: cut to ``limit`` characters, "..." marking the cut."""
+    if text is None:
+        return None
+    text = str(text)
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def _span(row: dict[str, Any]) -> str | None:
+    """A leaderboard row's 95% bootstrap interval as one cell, or None without one."""
+    low, high = row.get("val_low"), row.get("val_high")
+    return None if low is None or high is None else f"{low:.4g} to {high:.4g}"
 
 
 def _front_mark(value: Any) -> str:
@@ -155,7 +236,9 @@ def _learning_curves(run: rd.Run, notes: list[str]) -> Section | None:
         return None
     body = [_chart(plots.draw_learning_curves, data, "learning curves", notes)]
     shown = [c for c in data.series if c in ("train_loss", "val_loss") or c.startswith("val_") or c == "lr"]
-    body.append(table(["epoch", *shown], [[e, *(data.series[c][i] for c in shown)] for i, e in enumerate(data.epochs)]))
+    body.append(details(f"The values per epoch ({len(data.epochs)} epochs)",
+                        table(["epoch", *shown], [[e, *(data.series[c][i] for c in shown)]
+                                                  for i, e in enumerate(data.epochs)])))
     if data.best_epoch:
         body.append(paragraph(f"The saved weights are those of epoch {data.best_epoch}.", "note"))
     return Section("learning-curves", "Learning curves", body, rd.to_json(data))
@@ -175,9 +258,10 @@ def _optimization_history(run: rd.Run, notes: list[str]) -> Section | None:
     if stopped is not None:  # budget="auto": why the search stopped itself
         body.append(paragraph(_stopped_text(stopped), "verdict"))
     body += [_chart(plots.draw_optimization_history, data, "optimisation history", notes),
-             table(["trial", "state", "value", "seconds", "best so far", "note"],
-                   [[t["number"], t["state"], t["value"], t["seconds"], t["best_so_far"], t["note"]]
-                    for t in data.trials])]
+             details(f"Every trial ({len(data.trials)})",
+                     table(["trial", "state", "value", "seconds", "best so far", "note"],
+                           [[t["number"], t["state"], t["value"], t["seconds"], t["best_so_far"], t["note"]]
+                            for t in data.trials]))]
     found = rd.to_json(data)
     if stopped is not None:
         found["stopped"] = rd.to_json(stopped)
@@ -208,7 +292,8 @@ def _importances(run: rd.Run, notes: list[str]) -> Section | None:
                          "parameters vary")
         return None
     body = [_chart(plots.draw_param_importances, data, "hyperparameter importances", notes),
-            table(["parameter", "importance"], [[k, v] for k, v in data.importances.items()])]
+            details("The importances as a table",
+                    table(["parameter", "importance"], [[k, v] for k, v in data.importances.items()]))]
     return Section("importances", f"Hyperparameter importances ({data.evaluator})", body, rd.to_json(data))
 
 
@@ -221,8 +306,9 @@ def _lr_finder(run: rd.Run, notes: list[str]) -> Section | None:
         body.append(_chart(plots.draw_lr_finder, data, "learning-rate finder", notes))
         body.append(paragraph(f"Suggested learning rate: {data.suggestion:.3g}."))
     if data.trials:
-        body.append(table(["trial", "finder's suggestion", "learning rate trained with"],
-                          [[t["number"], t["suggestion"], t["learning_rate"]] for t in data.trials]))
+        body.append(details(f"Each trial's suggestion ({len(data.trials)} trials)",
+                            table(["trial", "finder's suggestion", "learning rate trained with"],
+                                  [[t["number"], t["suggestion"], t["learning_rate"]] for t in data.trials])))
     return Section("lr-finder", "Learning-rate finder", body, rd.to_json(data))
 
 
@@ -244,8 +330,9 @@ def _doctor(run: rd.Run, notes: list[str]) -> Section:
         body.append(paragraph(f"{len(flagged)} of {len(data.trials)} diagnosed trials had findings."))
         if flagged:
             body.append(_chart(plots.draw_doctor, data, "findings per trial", notes))
-            body.append(table(["trial", "worst", "codes"], [[t["number"], t["worst"], ", ".join(t["codes"])]
-                                                           for t in flagged]))
+            body.append(details(f"The flagged trials ({len(flagged)})",
+                                table(["trial", "worst", "codes"], [[t["number"], t["worst"], ", ".join(t["codes"])]
+                                                                   for t in flagged])))
     return Section("doctor", "Doctor's findings", body, rd.to_json(data))
 
 
@@ -259,11 +346,16 @@ def _holdout(run: rd.Run, notes: list[str]) -> Section | None:
     if data.interval:
         body.append(paragraph(_interval_text(data)))
     if data.metrics:
-        body.append(table(["metric", "value"], [[k, v] for k, v in data.metrics.items()]))
+        body.append(details(f"The held-out metrics ({len(data.metrics)})",
+                            table(["metric", "value"], [[k, v] for k, v in data.metrics.items()])))
+    if data.prediction_interval is not None:
+        body.append(_chart(plots.draw_prediction_intervals, data, "prediction intervals on held-out rows", notes))
+        body.append(paragraph(_prediction_interval_text(data.prediction_interval), "note"))
     if data.confusion is not None:
         body.append(_chart(plots.draw_confusion_matrix, data, "confusion matrix", notes))
         labels = [str(v) for v in data.labels or range(len(data.confusion))]
-        body.append(table(["true \\ predicted", *labels], [[label, *row] for label, row in zip(labels, data.confusion)]))
+        body.append(details("The counts as a table", table(["true \\ predicted", *labels],
+                                                             [[label, *row] for label, row in zip(labels, data.confusion)])))
     if data.calibration is not None:
         body.append(_chart(plots.draw_calibration, data, "calibration curve", notes))
     if data.points is not None:
@@ -276,8 +368,9 @@ def _permutation(run: rd.Run, notes: list[str]) -> Section | None:
     if data is None:
         return None
     body = [_chart(plots.draw_permutation_importance, data, "permutation importance", notes),
-            table(["feature", f"mean drop in {data.metric}", "std"],
-                  [[f, m, s] for f, m, s in zip(data.features, data.mean, data.std)]),
+            details(f"The drops as a table ({len(data.features)} features)",
+                    table(["feature", f"mean drop in {data.metric}", "std"],
+                          [[f, m, s] for f, m, s in zip(data.features, data.mean, data.std)])),
             paragraph(f"{data.n_rows} held-out rows, {data.n_repeats} shuffles per feature, "
                       f"{data.seconds:.1f}s.", "note")]
     return Section("permutation-importance", "Permutation feature importance", body, rd.to_json(data))
@@ -286,18 +379,22 @@ def _permutation(run: rd.Run, notes: list[str]) -> Section | None:
 def _network(run: rd.Run, notes: list[str]) -> Section:
     data = rd.network_data(run.model)
     body = [paragraph(f"{type(run.model).__name__}: {data.input_width} inputs, {data.total_params:,} parameters."),
-            table(["module", "type", "output shape", "parameters"],
-                  [[layer["name"], layer["type"],
-                    "" if layer["output_shape"] is None else "x".join(map(str, layer["output_shape"])),
-                    layer["n_params"]] for layer in data.layers])]
+            details(f"The {len(data.layers)} modules in forward order",
+                    table(["module", "type", "output shape", "parameters"],
+                          [[layer["name"], layer["type"],
+                            "" if layer["output_shape"] is None else "x".join(map(str, layer["output_shape"])),
+                            layer["n_params"]] for layer in data.layers]))]
     return Section("network", "Network", body, rd.to_json(data))
 
 
 def _settings(run: rd.Run, notes: list[str]) -> Section:
     data = rd.settings_data(run)
-    body = [table(["package", "version"], [[k, v] for k, v in data.versions.items()]),
-            table(["setting", "value"], [[k, _short(v)] for k, v in data.run.items()]),
-            table(["parameter", "value"], [[k, _short(v)] for k, v in data.params.items()])]
+    body = [details(f"Package versions ({len(data.versions)})",
+                    table(["package", "version"], [[k, v] for k, v in data.versions.items()])),
+            details(f"The run's settings ({len(data.run)})",
+                    table(["setting", "value"], [[k, _short(v)] for k, v in data.run.items()])),
+            details(f"The network's parameters ({len(data.params)})",
+                    table(["parameter", "value"], [[k, _short(v)] for k, v in data.params.items()]))]
     return Section("settings", "Settings and versions", body, rd.to_json(data))
 
 
@@ -305,6 +402,18 @@ def _interval_text(data: HoldoutData) -> str:
     i = data.interval
     return (f"Held-out {i['metric']} {i['value']:.4f}, {i['level']:.0%} bootstrap interval {i['low']:.4f} to "
             f"{i['high']:.4f} ({data.n_rows} rows, {i['n_boot']} resamples).")
+
+
+def _prediction_interval_text(found: dict[str, Any]) -> str:
+    covered, coverage, n = found["covered"], found["coverage"], found["n_rows"]
+    # The binomial standard deviation of a share of n rows: how far the empirical coverage
+    # strays from the asked one by chance alone.
+    chance = math.sqrt(coverage * (1 - coverage) / n)
+    return (f"Prediction intervals (predict_interval with coverage={coverage}: split-conformal, calibrated on the "
+            f"validation rows) hold the true value of {covered:.1%} of the {n} held-out rows, against "
+            f"{coverage:.0%} asked (on {n} rows chance alone moves that share by about {chance:.1%}); their mean "
+            f"width is {found['mean_width']:.4g}. The chart draws {len(found['rows']['predicted'])} of the rows, "
+            "sorted by prediction.")
 
 
 def _short(value: Any, limit: int = 200) -> Any:

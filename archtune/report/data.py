@@ -226,7 +226,7 @@ def holdout_data(run: Run) -> HoldoutData | None:
     return HoldoutData(task=e["task"], n_rows=int(e["n_rows"]), metrics=dict(run.metrics.get("holdout") or {}),
                        interval=interval,
                        labels=e.get("labels"), confusion=e.get("confusion"), calibration=e.get("calibration"),
-                       points=e.get("points"))
+                       points=e.get("points"), prediction_interval=e.get("prediction_interval"))
 
 
 def evaluate_rows(run: Run, X: Any, y: Any, *, permutation: bool) -> dict[str, Any]:

@@ -69,7 +69,9 @@ class HoldoutData:
     """The held-out evaluation of the saved network (see `archtune.report.evaluation.evaluate`):
     ``task``, ``n_rows``, the run's held-out ``metrics``, ``interval`` (accuracy or R^2 with
     its 95% bootstrap interval, `archtune.report.evaluation.bootstrap_interval`), and
-    ``labels`` + ``confusion`` + ``calibration`` (classification) or ``points`` (regression)."""
+    ``labels`` + ``confusion`` + ``calibration`` (classification) or ``points`` (regression), and
+    for a regressor with a conformal calibration ``prediction_interval`` (its intervals on the
+    held-out rows and their empirical coverage, `archtune.report.evaluation.prediction_intervals`)."""
 
     task: str
     n_rows: int
@@ -79,6 +81,7 @@ class HoldoutData:
     confusion: list[list[int]] | None = None
     calibration: dict[str, list[float]] | None = None
     points: dict[str, list[float]] | None = None
+    prediction_interval: dict[str, Any] | None = None
 
 
 @dataclass

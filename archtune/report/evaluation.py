@@ -27,6 +27,10 @@ PERMUTATION_SECONDS = 3.0
 MIN_PERMUTATION_ROWS = 200
 CALIBRATION_BINS = 10
 BOOTSTRAP_SAMPLES = 1000
+# The prediction-interval chart: the coverage asked of the conformal intervals (predict_interval's
+# default), and the rows drawn (one bar each: more would merge into a band).
+INTERVAL_COVERAGE = 0.9
+INTERVAL_POINTS = 150
 
 
 def evaluate(model: Any, X: pd.DataFrame, y: pd.Series, task: str, *, seed: int = 0,
@@ -60,7 +64,9 @@ def evaluate(model: Any, X: pd.DataFrame, y: pd.Series, task: str, *, seed: int 
         `sklearn.calibration.calibration_curve` (10 uniform bins of the positive class's
         probability; ``counts`` rows per non-empty bin). Regression: ``points``
         ``{"actual", "predicted", "residual"}`` on at most MAX_POINTS rows (residual =
-        actual - predicted, in the target's units). With ``permutation``:
+        actual - predicted, in the target's units), and for a model with a conformal
+        calibration (``conformal_``) ``prediction_interval`` (`prediction_intervals`). With
+        ``permutation``:
         ``permutation_importance`` ``{"features", "mean", "std", "metric", "n_rows",
         "n_repeats", "seconds"}``, features by decreasing mean drop in the score.
     """
@@ -92,17 +98,68 @@ def _evaluate(model: Any, X: pd.DataFrame, y: Any, task: str, seed: int, permuta
         if len(labels) == 2:
             out["calibration"] = calibration(np.asarray(y) == labels[1], proba[:, 1])
     else:
-        pred = np.asarray(model.predict(X), dtype=float)
+        full = np.asarray(model.predict(X), dtype=float)
         actual = np.asarray(y, dtype=float)
+        pred = full
         if pred.ndim > 1:  # multi-output: the points are the first output's
             pred, actual = pred[:, 0], actual.reshape(len(actual), -1)[:, 0]
         out.update(y_true=actual.tolist(), y_pred=pred.tolist())
         keep = np.sort(rng.choice(len(actual), size=min(MAX_POINTS, len(actual)), replace=False))
         out["points"] = {"actual": actual[keep].tolist(), "predicted": pred[keep].tolist(),
                          "residual": (actual[keep] - pred[keep]).tolist()}
+        conformal = getattr(model, "conformal_", None)
+        if conformal is not None:
+            found = prediction_intervals(conformal, full, actual, rng)
+            if found is not None:
+                out["prediction_interval"] = found
     if permutation:
         out["permutation_importance"] = permutation_importances(model, X, y, task, seed)
     return out
+
+
+def prediction_intervals(calibration: Any, prediction: np.ndarray, actual: np.ndarray, rng: np.random.Generator,
+                         coverage: float = INTERVAL_COVERAGE) -> dict[str, Any] | None:
+    """The conformal prediction intervals (`archtune.conformal.Calibration`: what
+    ``predict_interval`` gives) of the held-out rows, and how many of them they hold.
+
+    Parameters
+    ----------
+    calibration : Calibration
+        The model's ``conformal_``.
+    prediction : ndarray of shape (n_rows,) or (n_rows, n_outputs)
+        The model's predictions (the first output's intervals are kept).
+    actual : ndarray of shape (n_rows,)
+        The first output's true values.
+    rng : Generator
+        Draws the rows kept for the chart.
+    coverage : float
+        The coverage asked of the intervals.
+
+    Returns
+    -------
+    dict or None
+        ``{"coverage", "covered", "n_rows", "mean_width", "rows": {"predicted", "lower", "upper",
+        "actual"}}``: ``covered`` is the share of all held-out rows whose true value lies in its
+        interval (the empirical coverage), ``rows`` at most INTERVAL_POINTS of them sorted by
+        prediction. None when the calibration has too few rows for ``coverage`` (an unbounded
+        interval has nothing to draw).
+    """
+    import warnings
+
+    with warnings.catch_warnings():  # too few calibration rows: said by returning None
+        warnings.simplefilter("ignore", RuntimeWarning)
+        lower, upper = calibration.interval(prediction, coverage)
+    if lower.ndim > 1:
+        lower, upper, prediction = lower[:, 0], upper[:, 0], prediction[:, 0]
+    if not (np.all(np.isfinite(lower)) and np.all(np.isfinite(upper))):
+        return None
+    inside = (actual >= lower) & (actual <= upper)
+    keep = rng.choice(len(actual), size=min(INTERVAL_POINTS, len(actual)), replace=False)
+    keep = keep[np.argsort(prediction[keep], kind="stable")]
+    return {"coverage": coverage, "covered": float(inside.mean()), "n_rows": int(len(actual)),
+            "mean_width": float(np.mean(upper - lower)),
+            "rows": {"predicted": prediction[keep].tolist(), "lower": lower[keep].tolist(),
+                     "upper": upper[keep].tolist(), "actual": actual[keep].tolist()}}
 
 
 def calibration(positive: np.ndarray, probability: np.ndarray, n_bins: int = CALIBRATION_BINS) -> dict[str, Any]:
@@ -215,4 +272,5 @@ def _plain(values: list[Any]) -> list[Any]:
     return [v.item() if isinstance(v, np.generic) else v for v in values]
 
 
-__all__ = ["EVALUATION_FILE", "bootstrap_interval", "calibration", "evaluate", "permutation_importances"]
+__all__ = ["EVALUATION_FILE", "INTERVAL_COVERAGE", "bootstrap_interval", "calibration", "evaluate",
+           "permutation_importances", "prediction_intervals"]

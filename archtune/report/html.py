@@ -1,11 +1,14 @@
 """The report page: one self-contained HTML file.
 
 No JavaScript and nothing fetched: styles are inline, every chart is a PNG in a ``data:`` URI
-with its numbers beside it as a table where they fit, so the page opens anywhere, offline,
-with scripts off. Structure (stable, for people and for tests)::
+with its numbers in a table collapsed under it (``<details>``, which opens without a script), so
+the page opens anywhere, offline, with scripts off. It reads as pictures first: the verdict
+section opens with the key numbers (`key_numbers`) and a chart, and long tables wait behind a
+``<details>``. Structure (stable, for people and for tests)::
 
     <main>
-      <section id="SECTION"><h2>...</h2> text, tables, <img src="data:image/png;base64,...">
+      <section id="SECTION"><h2>...</h2> text, tables, <img src="data:image/png;base64,...">,
+        <details><summary>...</summary> a table </details>
         <script type="application/json" id="data-SECTION">{the section's data}</script>
       </section> ...
     </main>
@@ -24,10 +27,18 @@ from typing import Any
 
 STYLE = """
 body{font-family:system-ui,-apple-system,"Segoe UI",sans-serif;margin:0;color:#1d2433;background:#f6f7f9}
-main{max-width:1000px;margin:0 auto;padding:1.5rem}
-h1{font-size:1.5rem;margin:0 0 .3rem}h2{font-size:1.15rem;margin:0 0 .6rem}
-section{background:#fff;border:1px solid #dde1e7;border-radius:6px;padding:1rem 1.2rem;margin:1rem 0}
-table{border-collapse:collapse;font-size:.85rem;margin:.5rem 0;max-width:100%}
+main{max-width:1100px;margin:0 auto;padding:1rem 1.5rem}
+h1{font-size:1.4rem;margin:0 0 .2rem}h2{font-size:1.15rem;margin:0 0 .6rem}
+section{background:#fff;border:1px solid #dde1e7;border-radius:6px;padding:.9rem 1.2rem;margin:.8rem 0}
+.wide{overflow-x:auto}
+table{border-collapse:collapse;font-size:.85rem;margin:.5rem 0}
+details{margin:.4rem 0}summary{cursor:pointer;color:#175cd3;font-size:.9rem}
+.keys{display:grid;grid-template-columns:repeat(auto-fit,minmax(11rem,1fr));gap:.7rem;margin:.2rem 0 .6rem}
+.key{border:1px solid #dde1e7;border-radius:6px;padding:.45rem .8rem}
+.lead{display:flex;flex-wrap:wrap;gap:0 1.2rem;align-items:flex-start}.lead>*{flex:1 1 20rem}
+.lead>img{flex:0 1 auto;min-width:0}
+.key .label{color:#6b7280;font-size:.8rem}.key .value{font-size:1.45rem;font-weight:600}
+.key .detail{color:#6b7280;font-size:.8rem}
 th,td{border-bottom:1px solid #e6e8ec;padding:.25rem .6rem;text-align:left;vertical-align:top}
 th{background:#f0f2f5}td.num{text-align:right;font-variant-numeric:tabular-nums}
 img{max-width:100%;height:auto;display:block;margin:.5rem 0}
@@ -62,7 +73,32 @@ def table(columns: list[str], rows: list[list[Any]]) -> str:
     digits (whole ones from 10,000 up as integers), None as an empty cell."""
     head = "".join(f"<th>{html.escape(str(c))}</th>" for c in columns)
     body = "".join("<tr>" + "".join(_cell(v) for v in row) + "</tr>" for row in rows)
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    # A table wider than its section scrolls inside it instead of running past its border.
+    return f'<div class="wide"><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>'
+
+
+def details(summary: str, *fragments: str) -> str:
+    """HTML ``fragments`` collapsed under a line of plain ``summary`` text: closed until the
+    reader opens it (by the browser itself: no script)."""
+    return f"<details><summary>{html.escape(summary)}</summary>{''.join(fragments)}</details>"
+
+
+def side_by_side(*fragments: str) -> str:
+    """HTML ``fragments`` in a row (text beside a chart), wrapping onto lines on a narrow screen."""
+    return f'<div class="lead">{"".join(fragments)}</div>'
+
+
+def key_numbers(items: list[dict[str, Any]]) -> str:
+    """The numbers a reader wants first, each as a box: ``{"label", "value", "detail"}`` (plain
+    text; a float value is written with 4 significant digits, ``detail`` may be None)."""
+    boxes = []
+    for item in items:
+        value = item["value"]
+        text = f"{value:.4g}" if isinstance(value, float) else str(value)
+        detail = f'<div class="detail">{html.escape(item["detail"])}</div>' if item.get("detail") else ""
+        boxes.append(f'<div class="key"><div class="label">{html.escape(item["label"])}</div>'
+                     f'<div class="value">{html.escape(text)}</div>{detail}</div>')
+    return f'<div class="keys">{"".join(boxes)}</div>'
 
 
 def image(png: bytes, alt: str) -> str:
@@ -127,4 +163,5 @@ def _cell(value: Any) -> str:
     return f"<td>{html.escape(str(value))}</td>"
 
 
-__all__ = ["Section", "image", "json_block", "paragraph", "render", "section_data", "section_ids", "table"]
+__all__ = ["Section", "details", "image", "json_block", "key_numbers", "paragraph", "render", "section_data",
+           "section_ids", "side_by_side", "table"]

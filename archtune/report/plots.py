@@ -12,12 +12,22 @@ import math
 from typing import Any
 
 from archtune.errors import ArchtuneError
-from archtune.report.data_types import (DoctorData, HoldoutData, Importances, LearningCurves, LRFinderData,
-                                        OptimizationHistory, PermutationData)
+from archtune.report.data_types import (DoctorData, HoldoutData, Importances, LeaderboardData, LearningCurves,
+                                        LRFinderData, OptimizationHistory, PermutationData)
 
 PLOT_EXTRA = "pip install 'archtune[plot]'"
 FIG_SIZE = (6.4, 3.6)
-DPI = 80  # a report's PNGs stay small (tens of kB each) yet readable on screen
+# 640 x 360 pixels for FIG_SIZE, shown at that size: matplotlib's 10-point labels come out at
+# about 14 pixels, as large as the page's table text (at 80 dpi they were 11, below it); a PNG
+# stays a few tens of kB.
+DPI = 100
+# The leaderboard chart: its first rows (the candidates a reader compares) and the longest name.
+LEADERBOARD_ROWS = 8
+NAME_CHARS = 38
+# The leaderboard's states and their colours in its chart (networks, classical models, the
+# ensemble, bagged refits): matplotlib's default cycle, so that they match the other charts.
+STATE_COLOURS = {"COMPLETE": "C0", "BASELINE": "C7", "ENSEMBLE": "C2", "BAG": "C1"}
+STATE_NAMES = {"COMPLETE": "network", "BASELINE": "classical model", "ENSEMBLE": "ensemble", "BAG": "bag"}
 
 
 class PlottingUnavailableError(ArchtuneError, ImportError):
@@ -163,6 +173,64 @@ def draw_residuals(data: HoldoutData) -> Any:
     return fig
 
 
+def draw_prediction_intervals(data: HoldoutData) -> Any:
+    """A regressor's conformal prediction intervals on held-out rows: one bar per row from its
+    lower to its upper bound, rows sorted by prediction (the line), the true values as dots, red
+    where outside their interval; the title gives the empirical coverage."""
+    found = data.prediction_interval
+    if found is None:
+        raise ValueError("the held-out evaluation has no prediction intervals (a classifier, or no calibration)")
+    rows = found["rows"]
+    order = list(range(len(rows["predicted"])))
+    outside = [not (lo <= a <= hi) for lo, a, hi in zip(rows["lower"], rows["actual"], rows["upper"])]
+    fig = figure()
+    ax = fig.add_subplot()
+    ax.vlines(order, rows["lower"], rows["upper"], color="C0", alpha=0.35, linewidth=2,
+              label=f"{found['coverage']:.0%} interval")
+    ax.plot(order, rows["predicted"], color="C0", linewidth=1.2, label="prediction")
+    for miss, colour, label in ((False, "k", "true value, inside"), (True, "C3", "true value, outside")):
+        points = [(i, a) for i, a, m in zip(order, rows["actual"], outside) if m == miss]
+        if points:
+            ax.scatter(*zip(*points), s=9, color=colour, zorder=3, label=label)
+    ax.set_xlabel(f"held-out rows sorted by prediction ({len(order)} of {found['n_rows']} drawn)")
+    ax.set_ylabel("target")
+    ax.set_title(f"{found['coverage']:.0%} intervals hold {found['covered']:.1%} of {found['n_rows']} held-out rows",
+                 fontsize="medium")
+    ax.legend(fontsize="x-small", loc="upper left")
+    return fig
+
+
+def draw_leaderboard(data: LeaderboardData, top: int = LEADERBOARD_ROWS) -> Any:
+    """The validation score of the leaderboard's first ``top`` scored rows (best at the top)
+    with their 95% bootstrap intervals where the search kept them; networks, classical models
+    and the ensemble in their own colours. The best network is always drawn (last when it is
+    below the first rows): the verdict compares it."""
+    scored = [r for r in data.rows if r.get("val_score") is not None]
+    if not scored:
+        raise ValueError("no leaderboard row has a validation score")
+    rows = scored[:top]
+    network = next((r for r in scored if r.get("state") == "COMPLETE"), None)
+    if network is not None and network not in rows:
+        rows = rows[:top - 1] + [network]
+    fig = figure((6.4, max(2.4, 0.3 * len(rows) + 1.4)))
+    ax = fig.add_subplot()
+    positions = list(range(len(rows)))[::-1]
+    seen: set[str] = set()
+    for y, row in zip(positions, rows):
+        state = row.get("state") or ""
+        colour = STATE_COLOURS.get(state, "C4")
+        label = STATE_NAMES.get(state, state.lower())
+        low, high = row.get("val_low"), row.get("val_high")
+        if low is not None and high is not None:
+            ax.hlines(y, low, high, color=colour, linewidth=2, alpha=0.5)
+        ax.scatter([row["val_score"]], [y], color=colour, zorder=3, label=None if label in seen else label)
+        seen.add(label)
+    ax.set_yticks(positions, [_cut(str(r.get("model")), NAME_CHARS) for r in rows], fontsize="small")
+    ax.set_xlabel(f"validation {data.metric or 'score'} (lines: 95% bootstrap interval)")
+    fig.legend(fontsize="x-small", loc="outside upper center", ncols=len(seen), frameon=False)
+    return fig
+
+
 def draw_permutation_importance(data: PermutationData, top: int = 20) -> Any:
     """The mean drop in the score per shuffled feature (error bars: one standard deviation),
     the ``top`` features."""
@@ -203,11 +271,17 @@ def draw_doctor(data: DoctorData) -> Any:
     return fig
 
 
+def _cut(text: str, limit: int) -> str:
+    """``text`` cut to ``limit`` characters, an ellipsis marking the cut."""
+    return text if len(text) <= limit else text[:limit - 1] + "\u2026"
+
+
 def _nan(values: list[float | None]) -> list[float]:
     """None (a missing value in the JSON) as NaN, which matplotlib leaves as a gap."""
     return [math.nan if v is None else v for v in values]
 
 
 __all__ = ["PLOT_EXTRA", "PlottingUnavailableError", "draw_calibration", "draw_confusion_matrix", "draw_doctor",
-           "draw_learning_curves", "draw_lr_finder", "draw_optimization_history", "draw_param_importances",
-           "draw_permutation_importance", "draw_residuals", "figure", "png_bytes"]
+           "draw_leaderboard", "draw_learning_curves", "draw_lr_finder", "draw_optimization_history",
+           "draw_param_importances", "draw_permutation_importance", "draw_prediction_intervals", "draw_residuals",
+           "figure", "png_bytes"]
