@@ -23,7 +23,7 @@ DOCUMENTS = [ROOT / "README.md", *sorted(p for p in DOCS.rglob("*.md") if "_buil
 # Documents whose blocks train searches or many networks: together they take minutes, so
 # they run with the slow tests; the rest (README.md, getting started, most guides) stay fast.
 SLOW = {"docs/guide/search.md", "docs/guide/doctor.md", "docs/guide/report.md", "docs/guide/tracking.md",
-        "docs/guide/distillation.md", "docs/guide/export.md", "docs/guide/pruning.md"}
+        "docs/guide/export.md", "docs/guide/pruning.md"}
 
 NO_RUN = re.compile(r"<!--\s*no-run:\s*(?P<reason>\S.*?)\s*-->")
 
