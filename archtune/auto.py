@@ -155,6 +155,10 @@ class _AutoBase(BaseEstimator):
     best_estimator_ : NeuralClassifier or NeuralRegressor
         The best configuration refitted on all rows (or, without a refit, as trained in its
         trial).
+    label_names_ : ndarray or None
+        A multi-label search fitted on label sets (archtune.data.multilabel) searches their 0/1
+        matrix: these are the labels of its columns, sorted (the models' ``classes_`` are the
+        column positions); None otherwise.
     final_estimator_ : estimator
         The one model the search returns: what ``predict``, ``predict_proba`` and ``score``
         use and what `archtune.save` writes (and `archtune.load` gives back). The ensemble
@@ -280,6 +284,7 @@ class _AutoBase(BaseEstimator):
         if data.multilabel:
             config = multilabel_config(config)
         result = run_search(config, data, started)
+        self.label_names_ = data.labels  # label sets: the labels of the indicator columns predict gives
         self.study_ = result.study
         self.baselines_ = result.baselines
         self.leaderboard_ = result.leaderboard
@@ -356,11 +361,17 @@ class AutoNeuralClassifier(ClassifierMixin, _AutoBase):
 
     def score(self, X: Any, y: Any, sample_weight: Any = None) -> float:
         """Accuracy of ``predict(X)``; labels held in an object array of numbers compare as
-        those numbers."""
+        those numbers. Multi-label: the subset accuracy against the 0/1 matrix, or against
+        label sets when the search was fitted on label sets (``label_names_``)."""
         from sklearn.metrics import accuracy_score
 
+        from archtune.data.multilabel import label_sets
         from archtune.data.target import plain_labels, target_array
 
+        if getattr(self, "label_names_", None) is not None and label_sets(y) is not None:
+            from sklearn.preprocessing import MultiLabelBinarizer
+
+            y = MultiLabelBinarizer(classes=list(self.label_names_)).fit_transform(y)
         return float(accuracy_score(plain_labels(target_array(y)), self.predict(X), sample_weight=sample_weight))
 
     @property

@@ -284,6 +284,18 @@ def test_a_search_saves_and_reports(search, data, tmp_path):
     assert write_report(search, tmp_path / "r.html").stat().st_size > 1000
 
 
+def test_a_search_on_label_sets_searches_their_matrix(data):
+    X, Y = data
+    sets = _sets(Y)
+    found = archtune.AutoNeuralClassifier(budget=2, space={"max_epochs": 2, "units": [16], "hidden_layers": [1]},
+                                          baselines=False, random_state=0).fit(X, sets)
+    assert list(found.label_names_) == sorted(NAMES)
+    matrix = MultiLabelBinarizer(classes=found.label_names_).fit_transform(sets)
+    predicted = found.predict(X)
+    assert predicted.shape == matrix.shape
+    assert found.score(X, sets) == found.score(X, matrix) == pytest.approx(accuracy_score(matrix, predicted))
+
+
 @pytest.mark.parametrize("asked", [{"ensemble": True}, {"bagging": 2}])
 def test_a_search_refuses_ensembles_and_bags_by_name(data, asked):
     X, Y = data

@@ -82,7 +82,8 @@ class SearchData:
     codes : ndarray of shape (n_samples,), or None
         The class of each row as a code (classification), to stratify the splits.
     multilabel : bool
-        y is a multi-label target (archtune.data.multilabel): a 0/1 matrix or label sets.
+        y is a multi-label target (archtune.data.multilabel): a 0/1 matrix, or label sets, which
+        ``y`` then holds as their 0/1 matrix (columns in the sorted labels' order).
     """
 
     table: Table
@@ -90,6 +91,7 @@ class SearchData:
     y: np.ndarray
     codes: np.ndarray | None
     multilabel: bool = False
+    labels: np.ndarray | None = None  # label sets' sorted labels: the names of y's columns
 
     @classmethod
     def read(cls, task: Task, X: Any, y: Any, sample_weight: Any = None) -> "SearchData":
@@ -127,8 +129,13 @@ class SearchData:
         weights = check_sample_weight(sample_weight, table.n_rows, min_positive=2)
         target, codes = task.target_class.fit(y_arr)  # a 2-D y or label sets: multi-label (not stratified)
         stratify = task.is_classification and target.task != "multilabel"
+        labels = None
+        if target.task == "multilabel" and target.from_sets:
+            # Label sets are searched as their indicator matrix (columns: the sorted labels), which
+            # scikit-learn's scorers and the baselines read; the models' classes_ are the columns.
+            y_arr, labels = codes, target.classes
         return cls(table.with_weights(weights), images, y_arr, codes if stratify else None,
-                   multilabel=target.task == "multilabel")
+                   multilabel=target.task == "multilabel", labels=labels)
 
     @property
     def frame(self) -> pd.DataFrame:
