@@ -108,7 +108,7 @@ def _verdict(run: rd.Run, notes: list[str]) -> Section:
     one chart (a search's leaderboard scores); every metric behind a <details>."""
     m = run.metrics
     holdout = rd.holdout_data(run) if run.evaluation else None
-    keys = _key_numbers(run, holdout)
+    keys = rd.key_numbers(run, holdout)
     body = [key_numbers(keys)] if keys else []
     words = [paragraph(m["verdict"] if m.get("verdict") else "One network, trained without a search (archtune fit).",
                        "verdict")]
@@ -143,46 +143,6 @@ def _verdict(run: rd.Run, notes: list[str]) -> Section:
     data["key_numbers"] = rd.to_json(keys)
     data["stopped"] = rd.to_json(stopped)
     return Section("verdict", "Verdict", body, data)
-
-
-def _key_numbers(run: rd.Run, holdout: HoldoutData | None) -> list[dict[str, Any]]:
-    """The few numbers a reader wants first: the held-out score of the model that predicts (with
-    its bootstrap interval), what predicts, the best network's validation score, and the search's
-    size or the fit's time. Each ``{"label", "value", "detail"}``; those the run lacks are left out."""
-    m = run.metrics
-    metric = m.get("metric")
-    keys: list[dict[str, Any]] = []
-    held = m.get("holdout") or (holdout.metrics if holdout else {}) or {}
-    interval = holdout.interval if holdout else None
-    name = metric if metric in held else next(iter(held), None)
-    if name is None and interval:  # an estimator given from Python: the evaluation's own score
-        name, held = interval["metric"], {interval["metric"]: interval["value"]}
-    if name is not None:
-        rows = holdout.n_rows if holdout else None
-        detail = f"{rows} rows kept out of training and search" if rows else None
-        if interval and interval["metric"] == name:
-            detail = f"95% interval {interval['low']:.4g} to {interval['high']:.4g} ({rows} rows)"
-        keys.append({"label": f"held-out {name}", "value": held[name], "detail": detail})
-    final = m.get("final") or {}
-    if final.get("kind") and final["kind"] != "network":
-        keys.append({"label": "predicts", "value": final["kind"], "detail": final.get("summary")})
-    validation, scored = m.get("best_score"), metric
-    if validation is None:  # a plain fit: its early-stopping split's first metric (val_r2, ...)
-        scored, validation = next(iter((m.get("validation") or {}).items()), (None, None))
-        scored = scored and scored.removeprefix("val_")
-    if validation is not None:
-        label = "best network, validation" if "study" in m or run.study is not None else "validation"
-        keys.append({"label": f"{label} {scored or ''}".strip(), "value": validation,
-                     "detail": "on the early-stopping split" if "study" not in m else None})
-    history = rd.optimization_history(run)
-    if history is not None:
-        done = sum(t["state"] == "COMPLETE" for t in history.trials)
-        seconds = m.get("search_seconds")
-        keys.append({"label": "search", "value": f"{len(history.trials)} trials",
-                     "detail": f"{done} completed" + (f", {seconds:.0f} s" if seconds is not None else "")})
-    elif m.get("fit_seconds") is not None:
-        keys.append({"label": "training time", "value": f"{m['fit_seconds']:.1f} s", "detail": None})
-    return keys
 
 
 def _leaderboard(run: rd.Run, notes: list[str]) -> Section | None:

@@ -229,6 +229,46 @@ def holdout_data(run: Run) -> HoldoutData | None:
                        points=e.get("points"), prediction_interval=e.get("prediction_interval"))
 
 
+def key_numbers(run: Run, holdout: HoldoutData | None) -> list[dict[str, Any]]:
+    """The few numbers a reader wants first: the held-out score of the model that predicts (with
+    its bootstrap interval), what predicts, the best network's validation score, and the search's
+    size or the fit's time. Each ``{"label", "value", "detail"}``; those the run lacks are left out."""
+    m = run.metrics
+    metric = m.get("metric")
+    keys: list[dict[str, Any]] = []
+    held = m.get("holdout") or (holdout.metrics if holdout else {}) or {}
+    interval = holdout.interval if holdout else None
+    name = metric if metric in held else next(iter(held), None)
+    if name is None and interval:  # an estimator given from Python: the evaluation's own score
+        name, held = interval["metric"], {interval["metric"]: interval["value"]}
+    if name is not None:
+        rows = holdout.n_rows if holdout else None
+        detail = f"{rows} rows kept out of training and search" if rows else None
+        if interval and interval["metric"] == name:
+            detail = f"95% interval {interval['low']:.4g} to {interval['high']:.4g} ({rows} rows)"
+        keys.append({"label": f"held-out {name}", "value": held[name], "detail": detail})
+    final = m.get("final") or {}
+    if final.get("kind") and final["kind"] != "network":
+        keys.append({"label": "predicts", "value": final["kind"], "detail": final.get("summary")})
+    validation, scored = m.get("best_score"), metric
+    if validation is None:  # a plain fit: its early-stopping split's first metric (val_r2, ...)
+        scored, validation = next(iter((m.get("validation") or {}).items()), (None, None))
+        scored = scored and scored.removeprefix("val_")
+    if validation is not None:
+        label = "best network, validation" if "study" in m or run.study is not None else "validation"
+        keys.append({"label": f"{label} {scored or ''}".strip(), "value": validation,
+                     "detail": "on the early-stopping split" if "study" not in m else None})
+    history = optimization_history(run)
+    if history is not None:
+        done = sum(t["state"] == "COMPLETE" for t in history.trials)
+        seconds = m.get("search_seconds")
+        keys.append({"label": "search", "value": f"{len(history.trials)} trials",
+                     "detail": f"{done} completed" + (f", {seconds:.0f} s" if seconds is not None else "")})
+    elif m.get("fit_seconds") is not None:
+        keys.append({"label": "training time", "value": f"{m['fit_seconds']:.1f} s", "detail": None})
+    return keys
+
+
 def evaluate_rows(run: Run, X: Any, y: Any, *, permutation: bool) -> dict[str, Any]:
     """The held-out evaluation (`archtune.report.evaluation.evaluate`) of what the run predicts
     with (its network, or a search's final model) on rows (X, y) given from Python, for a run
@@ -387,6 +427,6 @@ def _json_safe(value: Any) -> Any:
     return str(value)
 
 
-__all__ = ["Run", "doctor_data", "evaluate_rows", "holdout_data", "importances_data", "is_run_folder",
+__all__ = ["Run", "doctor_data", "evaluate_rows", "holdout_data", "importances_data", "is_run_folder", "key_numbers",
            "leaderboard_data", "learning_curves", "load_run", "lr_finder_data", "lr_finder_from_result",
            "network_data", "optimization_history", "permutation_data", "run_of", "settings_data", "to_json"]
