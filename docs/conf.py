@@ -16,8 +16,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-# The gallery's examples write their runs under docs/auto_examples (never the user's runs/) and
-# train on one thread: the site builds on a 2-core CI runner.
+# The gallery's examples (each writes only into a temporary folder) train on one thread: the site
+# builds on a 2-core CI runner beside other jobs, where a second thread waits more than it helps.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 project = "archtune"
