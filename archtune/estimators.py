@@ -712,6 +712,11 @@ class NeuralClassifier(ClassifierMixin, _NeuralBase):
             return float(accuracy_score(truth, self.predict(X), sample_weight=sample_weight))
         return float(accuracy_score(plain_labels(target_array(y)), self.predict(X), sample_weight=sample_weight))
 
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.classifier_tags.multi_label = True  # a 2-D 0/1 y: one sigmoid per label (archtune.data.multilabel)
+        return tags
+
 
 class NeuralRegressor(RegressorMixin, _NeuralBase):
     __doc__ = ("A feed-forward network for regression (one or several outputs), with expert\n"
