@@ -156,18 +156,58 @@ def test_label_sets_survive_a_bundle(data, tmp_path):
     assert loaded.score(X, _sets(Y)) == model.score(X, _sets(Y))
 
 
-def test_pruned_and_fine_tuned_networks_stay_multilabel(network, data, tmp_path):
+def test_pruned_and_fine_tuned_networks_stay_multilabel(saved, data):
+    X, _ = data
+    tuned = saved["fine-tuned"][0]
+    assert "copied" in tuned.init_report_
+    for kind in ("pruned", "fine-tuned"):
+        model, directory, _ = saved[kind]
+        np.testing.assert_array_equal(model.predict(X), (model.predict_proba(X) > 0.5).astype(int))
+        np.testing.assert_allclose(archtune.load(directory).predict_proba(X), model.predict_proba(X), atol=1e-9)
+
+
+@pytest.fixture(scope="module")
+def saved(network, data, tmp_path_factory):
+    """The artefacts of tests/test_contract.py a multi-label network has, saved: kind -> (model,
+    directory, the test rows' CSV)."""
     X, Y = data
     pruned, _ = archtune.prune(network, X, Y, step=0.5, max_score_drop=1.0, max_rounds=1, fine_tune_epochs=1,
                                random_state=0)
-    archtune.save(network, tmp_path / "source")
-    tuned = NeuralClassifier(**SMALL, init_from=str(tmp_path / "source")).fit(X, Y)
-    assert "copied" in tuned.init_report_
-    for model in (pruned, tuned):
-        np.testing.assert_array_equal(model.predict(X), (model.predict_proba(X) > 0.5).astype(int))
-        archtune.save(model, tmp_path / "again")
-        np.testing.assert_allclose(archtune.load(tmp_path / "again").predict_proba(X), model.predict_proba(X),
-                                   atol=1e-9)
+    source = tmp_path_factory.mktemp("source")
+    archtune.save(network, source)
+    tuned = NeuralClassifier(**SMALL, init_from=str(source)).fit(X, Y)
+    built = {}
+    for kind, model in (("network", network), ("pruned", pruned), ("fine-tuned", tuned)):
+        directory = tmp_path_factory.mktemp(kind)
+        archtune.save(model, directory)
+        rows = directory.parent / f"{directory.name}.csv"
+        X.iloc[:50].to_csv(rows, index=False)
+        built[kind] = (model, directory, rows)
+    return built
+
+
+@pytest.mark.parametrize("kind", ["network", "pruned", "fine-tuned"])
+def test_cli_predict_info_and_export_of_every_artefact(saved, data, kind, tmp_path):
+    X, _ = data
+    model, directory, rows = saved[kind]
+    runner = CliRunner()
+    result = runner.invoke(cli, ["predict", str(directory), str(rows)])
+    assert result.exit_code == 0, result.output
+    printed = pd.read_csv(io.StringIO(result.stdout))
+    np.testing.assert_array_equal(printed[[f"prediction_{j}" for j in range(4)]].to_numpy(), model.predict(X[:50]))
+    np.testing.assert_allclose(printed[[f"proba_{j}" for j in range(4)]].to_numpy(), model.predict_proba(X[:50]))
+    info = runner.invoke(cli, ["info", str(directory)])
+    assert info.exit_code == 0 and "NeuralClassifier" in info.output, info.output
+    if kind == "network":
+        return  # its ONNX file is compared with predict_proba below
+    ort = pytest.importorskip("onnxruntime", reason="onnxruntime is not installed: pip install 'archtune[onnx]'")
+    target = tmp_path / "model.onnx"
+    result = runner.invoke(cli, ["export", str(directory), "--out", str(target)])
+    assert result.exit_code == 0, result.output
+    session = ort.InferenceSession(str(target), providers=["CPUExecutionProvider"])
+    out = dict(zip([o.name for o in session.get_outputs()],
+                   session.run(None, {c: X[c].to_numpy("float64")[:50] for c in X.columns})))
+    np.testing.assert_array_equal(out["label"], model.predict(X[:50]))
 
 
 def test_bag_ensemble_and_distillation_are_refused_by_name(network, data):
