@@ -45,8 +45,9 @@ the 1 h cap lowered to 8 minutes, 60 s fixed budgets instead of 180 s)::
 
 Both auto searches stopped by the rule well before their cap (noise 0.0123 on magic's 800
 validation rows, expected improvement 0.0045), in 1.9-2.5x the fixed budget's time, with the
-same test accuracy on magic (inside the noise) and +0.0006 R^2 on cpu_act. Not measured: the
-six tables at their full size against 180 s (the issue's comparison, hours on this machine).
+same test accuracy on magic (inside the noise) and +0.0006 R^2 on cpu_act. The six tables
+(5000-row samples) against 180 s, ``--max-rows 5000 --budget 180 --auto auto:10m``: in
+bench/README.md. Not measured: the six tables at their full size (hours on this machine).
 
 ``--replay --seeds 10`` (30 synthetic searches, sigma 0.002 / 0.005 / 0.01; median stop
 trial of 160, mean true regret against the 160-trial search in sigma, runs within 1 sigma):
