@@ -325,3 +325,35 @@ def test_a_quantile_teacher_teaches_its_median_and_a_quantile_student_is_refused
         distill(model, X, y, NeuralRegressor(loss="quantile", max_epochs=1))
     student = distill(model, X, y, NeuralRegressor(max_epochs=2, units=16), random_state=0)
     assert student.predict(X[:4]).shape == (4,)
+
+
+def test_one_level_is_a_quantile_regression_with_absolute_residual_intervals():
+    from archtune.conformal import Calibration
+
+    rng = np.random.default_rng(7)
+    X = rng.normal(size=(120, 3))
+    y = X[:, 0] + rng.normal(scale=0.2, size=120)
+    model = NeuralRegressor(loss="quantile", quantiles=(0.5,), max_epochs=2, random_state=0).fit(X, y)
+    q = model.predict_quantiles(X[:4])
+    assert q.shape == (4, 1)
+    np.testing.assert_array_equal(model.predict(X[:4]), q[:, 0])
+    assert type(model.conformal_) is Calibration  # no pair of levels: the median's absolute residual
+    lower, upper = model.predict_interval(X[:4], 0.8)
+    np.testing.assert_allclose((lower + upper) / 2, q[:, 0])
+
+
+def test_the_cli_tunes_quantile_networks_and_saves_the_best_one(tmp_path):
+    rng = np.random.default_rng(8)
+    frame = pd.DataFrame(rng.normal(size=(200, 3)), columns=["a", "b", "c"])
+    frame["y"] = frame["a"] + rng.normal(scale=0.3, size=200)
+    frame.to_csv(tmp_path / "train.csv", index=False)
+    result = CliRunner().invoke(cli, ["tune", str(tmp_path / "train.csv"), "--target", "y", "--budget", "2",
+                                      "--no-baselines", "--set", "loss=quantile", "--set", "max_epochs=2",
+                                      "--no-report", "--out", str(tmp_path / "run")])
+    assert result.exit_code == 0, result.output
+    model = archtune.load(tmp_path / "run")
+    assert model.model_config_.quantiles == (0.1, 0.5, 0.9) and isinstance(model.conformal_, QuantileCalibration)
+    result = CliRunner().invoke(cli, ["tune", str(tmp_path / "train.csv"), "--target", "y", "--budget", "2",
+                                      "--task", "regression", "--set", "loss=quantile", "--ensemble", "--out",
+                                      str(tmp_path / "other")])
+    assert result.exit_code != 0 and "ensemble=True is not supported with loss='quantile'" in result.output
