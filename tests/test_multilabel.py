@@ -106,6 +106,28 @@ def test_a_tabm_network_and_sample_weights_train(data):
     assert model.predict_proba(X).shape == Y.shape
 
 
+def test_a_cohort_trains_the_networks_that_fitting_alone_trains(data, monkeypatch):
+    """Cohorts (archtune.population) stack multi-label networks: the member loss is the binary
+    one, per label; each member ends where its fit alone ends."""
+    import archtune.population as population
+    from archtune.population import fit_population
+
+    def not_stacked(*args, **kwargs):
+        raise AssertionError("the cohort fell back to one network at a time")
+
+    monkeypatch.setattr(population, "_one_at_a_time", not_stacked)
+
+    X, Y = data
+    configs = [dict(units=16, learning_rate=1e-3), dict(units=20, learning_rate=3e-3)]
+    common = {**SMALL, "max_epochs": 3, "dropout": 0.0}
+    alone = [NeuralClassifier(**{**common, **c}).fit(X, Y) for c in configs]
+    together = [NeuralClassifier(**{**common, **c}) for c in configs]
+    assert fit_population(together, X, Y) == [None, None]
+    for a, b in zip(alone, together):
+        assert list(b.history_["val_loss"]) == pytest.approx(list(a.history_["val_loss"]), rel=1e-4)
+        np.testing.assert_allclose(b.predict_proba(X), a.predict_proba(X), atol=1e-4)
+
+
 # --------------------------------------------------------------------------- loss and metric
 
 
