@@ -288,6 +288,8 @@ def test_cli_fit_and_predict_name_the_label_columns(table_file, data, tmp_path):
     loaded = archtune.load(out)
     np.testing.assert_array_equal(printed[[f"prediction_{n}" for n in NAMES]].to_numpy(), loaded.predict(X))
     np.testing.assert_allclose(printed[[f"proba_{n}" for n in NAMES]].to_numpy(), loaded.predict_proba(X))
+    info = runner.invoke(cli, ["info", str(out)])
+    assert info.exit_code == 0 and f"labels:       {', '.join(NAMES)} (multi-label" in info.output, info.output
     report = runner.invoke(cli, ["report", str(out), "-o", str(tmp_path / "r.html")])
     assert report.exit_code == 0, report.output
 

@@ -305,6 +305,8 @@ def info(bundle: Path) -> None:
     weights came from (a bundle of `archtune pretrain`: its pretext task, epochs and rows)."""
     from sklearn.base import is_classifier
 
+    from archtune.data.multilabel import is_multilabel
+
     from archtune.bundles.dispatch import load
     from archtune.bundles.paths import check_path
     from archtune.bundles.search import final_ensemble_dir
@@ -344,7 +346,12 @@ def info(bundle: Path) -> None:
     if model.preprocessor_.dropped_:
         click.echo(f"dropped:      {', '.join(map(repr, model.preprocessor_.dropped_))} (no values at fit; "
                    "ignored when predicting)")
-    if is_classifier(model):
+    if is_multilabel(model):  # the columns of predict's 0/1 matrix, by --target's names when it named them
+        parts = str(meta.get("target") or "").split(",")
+        labels = parts if len(parts) == len(model.classes_) else list(map(str, model.classes_))
+        click.echo(f"labels:       {', '.join(labels[:10])}{' ...' if len(labels) > 10 else ''} (multi-label: one "
+                   "sigmoid each)")
+    elif is_classifier(model):
         click.echo(f"classes:      {', '.join(map(str, model.classes_[:10]))}")
     if meta.get("target"):
         click.echo(f"target:       {meta['target']} ({meta.get('task')}), trained on {meta.get('data')}")
