@@ -40,7 +40,7 @@ class TaskSpec:
     n_outputs : int
         Width of the output layer (1 for binary classification, one per label for multi-label).
     loss : str
-        cross_entropy, mse, mae or huber.
+        cross_entropy, mse, mae, huber or quantile.
     metric_name : str
         "accuracy" or "r2": the validation metric in the history (``val_<metric_name>``).
     class_weights : tuple of float, optional

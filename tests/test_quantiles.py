@@ -354,6 +354,5 @@ def test_the_cli_tunes_quantile_networks_and_saves_the_best_one(tmp_path):
     model = archtune.load(tmp_path / "run")
     assert model.model_config_.quantiles == (0.1, 0.5, 0.9) and isinstance(model.conformal_, QuantileCalibration)
     result = CliRunner().invoke(cli, ["tune", str(tmp_path / "train.csv"), "--target", "y", "--budget", "2",
-                                      "--task", "regression", "--set", "loss=quantile", "--ensemble", "--out",
-                                      str(tmp_path / "other")])
+                                      "--set", "loss=quantile", "--ensemble", "--out", str(tmp_path / "other")])
     assert result.exit_code != 0 and "ensemble=True is not supported with loss='quantile'" in result.output

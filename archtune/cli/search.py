@@ -329,15 +329,20 @@ def _check_before_reading(params: dict[str, Any], task: str, preset: str, overri
     from archtune.task import TASKS
     from archtune.tune.config import SearchConfig
 
-    first_error: ArchtuneError | None = None
+    from archtune.data.target import TARGETS
+
+    errors: dict[str, ArchtuneError] = {}
     for candidate in ([TASKS[task]] if task != "auto" else list(TASKS.values())):
         try:
             SearchConfig.from_params(candidate, {**params, "space": _space_for(preset, overrides, candidate)})
             return
         except InvalidParameterError as exc:
-            first_error = first_error or exc
-    assert first_error is not None
-    raise first_error
+            errors[candidate.neural_class.target_kind] = exc
+    # A fixed loss says the task (--set loss=quantile is a regression's): its error is the one
+    # that names what is wrong, not the other task's refusal of that loss.
+    loss = getattr(overrides.get("loss"), "value", overrides.get("loss"))  # --set gives a Fixed
+    owner = [kind for kind in errors if isinstance(loss, str) and loss in TARGETS[kind].losses]
+    raise errors[owner[0]] if owner else next(iter(errors.values()))
 
 
 def _predicts(model: Any) -> str:

@@ -123,7 +123,8 @@ def distill(teacher: Any, X: Any, y: Any, student: NeuralClassifier | NeuralRegr
         A parameter out of range; a teacher without ``predict_proba``/``predict``; a teacher
         of the other task than the student (a regressor teacher for a classifier student);
         the teacher's classes not those of y; X_unlabeled or augment with sparse X; a
-        multi-label teacher or y (archtune.data.multilabel).
+        multi-label teacher or y (archtune.data.multilabel); a student with loss="quantile"
+        (a quantile teacher teaches its median to a point student).
     DataError
         X, y, X_unlabeled or validation_data cannot be used (named), as in ``fit``.
 
