@@ -220,6 +220,9 @@ def test_cli_predict_info_and_export_of_every_artefact(saved, data, kind, tmp_pa
     np.testing.assert_allclose(printed[[f"proba_{j}" for j in range(4)]].to_numpy(), model.predict_proba(X[:50]))
     info = runner.invoke(cli, ["info", str(directory)])
     assert info.exit_code == 0 and "NeuralClassifier" in info.output, info.output
+    page = tmp_path / "report.html"
+    report = runner.invoke(cli, ["report", str(directory), "-o", str(page)])
+    assert report.exit_code == 0 and page.stat().st_size > 1000, report.output
     if kind == "network":
         return  # its ONNX file is compared with predict_proba below
     ort = pytest.importorskip("onnxruntime", reason="onnxruntime is not installed: pip install 'archtune[onnx]'")
