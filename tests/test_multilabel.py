@@ -148,6 +148,15 @@ def test_the_loss_is_the_mean_binary_cross_entropy_of_every_label():
     assert float(members[1]) == pytest.approx(float(loss(logits * 2, y)), rel=1e-5)
 
 
+def test_tabm_members_average_each_labels_probability():
+    from archtune.models.network import ensemble_mean
+
+    torch.manual_seed(0)
+    out = torch.randn(5, 4, 3, dtype=torch.float64)  # [rows, members, labels]
+    np.testing.assert_allclose(torch.sigmoid(ensemble_mean(out, "multilabel")).numpy(),
+                               torch.sigmoid(out).mean(dim=1).numpy(), atol=1e-12)
+
+
 def test_the_metric_is_the_subset_accuracy():
     logits = torch.tensor([[1.0, -1.0], [1.0, 1.0], [-1.0, -1.0], [2.0, -3.0]])
     y = torch.tensor([[1.0, 0.0], [1.0, 0.0], [0.0, 0.0], [0.0, 0.0]])
