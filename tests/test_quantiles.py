@@ -213,6 +213,19 @@ def test_multi_output_quantiles_have_one_axis_per_output_and_level(tmp_path):
     assert lower.shape == upper.shape == (9, 2)
     archtune.save(model, tmp_path / "net")
     np.testing.assert_array_equal(archtune.load(tmp_path / "net").predict_quantiles(X[:9]), q)
+    # TorchScript gives (prediction, quantiles) too, in the same float64 arithmetic.
+    import json
+
+    from archtune.exporting.torchscript import encode
+
+    exported = archtune.export(model, tmp_path / "model.pt", format="torchscript")
+    description = json.loads(exported.description_path.read_text())
+    assert [o[0] for o in description["outputs"]] == ["prediction", "quantiles"]
+    frame = pd.DataFrame(X[:9], columns=[f"x{j}" for j in range(4)])  # the names fit gives an array's columns
+    with torch.no_grad():
+        point, levels = torch.jit.load(str(exported.path))(*encode(description, frame))
+    np.testing.assert_allclose(levels.numpy(), q, rtol=0, atol=1e-9)
+    np.testing.assert_allclose(point.numpy(), q[:, :, 1], rtol=0, atol=1e-9)
 
 
 def test_quantile_regression_is_refused_by_name_where_it_does_not_apply():
