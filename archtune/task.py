@@ -8,8 +8,8 @@ the pruner watches, the target encoder and the ensemble class. A search decides 
 `is_classifier` (`task_of`), never by probing for ``predict_proba`` or ``classes_``.
 
 Within a network, the task is refined by its target (`archtune.prepared.TaskSpec`: binary,
-multiclass, or regression with one or several outputs), which picks the loss and the output
-layer. This module imports neither PyTorch nor the estimators until a property asks for them.
+multiclass, multilabel (a classifier's 0/1 matrix or label sets, archtune.data.multilabel), or
+regression with one or several outputs), which picks the loss and the output layer. This module imports neither PyTorch nor the estimators until a property asks for them.
 """
 
 from __future__ import annotations
