@@ -160,8 +160,10 @@ def _leaderboard(run: rd.Run, notes: list[str]) -> Section | None:
     top = [[row.get("rank"), _cut(row.get("model")), row.get("val_score"), _span(row),
             row.get("fit_seconds"), *(_front_mark(row.get(c)) if c == "pareto" else row.get(c) for c in extra),
             row.get("state"), _cut(row.get("params")), _cut(row.get("note"))]
-           for row in data.rows[:LEADERBOARD_TOP]]
+           for row in _compact_rows(data.rows)]
     shown = "" if len(rows) <= LEADERBOARD_TOP else f"the first {LEADERBOARD_TOP} of {len(rows)} rows; "
+    if len(top) > LEADERBOARD_TOP:
+        shown += "the best network, which the verdict compares, last; "
     body = [paragraph(f"Best first; {shown}parameters and notes cut to {SHORT_CELL} characters.", "note"),
             table(compact, top), details(f"The full leaderboard ({len(rows)} rows, every column)", table(columns, rows))]
     if "pareto" in extra:
@@ -169,6 +171,14 @@ def _leaderboard(run: rd.Run, notes: list[str]) -> Section | None:
         body.append(paragraph(f"Rows marked front are on the Pareto front of the validation score and the {cost}: "
                               "no other completed trial is as good in both and better in one.", "note"))
     return Section("leaderboard", title, body, rd.to_json(data))
+
+
+def _compact_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The compact leaderboard's rows: the first LEADERBOARD_TOP, and the best network after
+    them when it is further down (the verdict compares it with the best gradient boosting)."""
+    top = rows[:LEADERBOARD_TOP]
+    network = next((r for r in rows if r.get("state") == "COMPLETE"), None)
+    return top if network is None or any(r is network for r in top) else [*top, network]
 
 
 def _cut(text: Any, limit: int = SHORT_CELL) -> str | None:
