@@ -33,6 +33,10 @@ def loaded_machine():
             hog.wait()
 
 
+# A reference fit and a 10 s search beside two busy processes: slow. The budget's decisions
+# stay in CI (tests/test_search.py::test_no_trial_starts_after_the_time_budget and
+# test_a_budget_spent_before_the_first_trial_still_trains_one).
+@pytest.mark.slow
 def test_a_time_budget_is_kept_within_the_refit_allowance_on_a_loaded_machine(magic_small, loaded_machine):
     X, y = magic_small
     started = time.monotonic()

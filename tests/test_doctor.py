@@ -26,6 +26,10 @@ def _accuracy(lr, magic):
     return NeuralClassifier(random_state=0, learning_rate=lr, max_epochs=20).fit(X, y).score(Xt, yt)
 
 
+# Seven fits of 7000 rows (the range test's suggestion against a grid of six rates): slow. The
+# range test itself stays in CI (test_estimator_is_unchanged_and_the_plot_is_written), and so
+# does the divide-by-three method on the same rows.
+@pytest.mark.slow
 def test_range_test_suggestion_is_within_one_point_of_the_best_fixed_rate(magic):
     X, y, _, _ = magic
     result = lr_find(NeuralClassifier(random_state=0), X, y)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from sklearn.model_selection import train_test_split
 
 from archtune import NeuralClassifier, NeuralRegressor
@@ -16,6 +17,9 @@ def test_default_classifier_on_magic_reaches_85_percent():
     assert model.score(X_te, y_te) >= 0.85
 
 
+# The whole of house_16H (17,000 training rows) to the default's early stop: the longest fit of the
+# suite. Slow; the classifier above keeps the defaults' quality on full real data in CI.
+@pytest.mark.slow
 def test_default_regressor_clearly_beats_the_mean_on_house_16h():
     X, y = load_shared("574_house_16H.tsv.gz")
     X_tr, X_te, y_tr, y_te = train_test_split(X, y, test_size=0.2, random_state=0)

@@ -94,6 +94,11 @@ def test_a_worker_refuses_bad_options(tmp_path):
         run_worker(f"journal:///{tmp_path}/s.log", "s", threads=0, wait=0)
 
 
+# A worker killed mid-cohort and a heartbeat that fails its trials: about a minute. Slow; workers
+# stay in CI with test_two_workers_started_first_and_the_coordinator_finish_the_budget_once and
+# the stored searches, and a killed process's trials with tests/test_search.py's
+# test_resume_after_sigkill_finishes_exactly_the_requested_trials.
+@pytest.mark.slow
 def test_a_worker_killed_mid_cohort_has_its_trials_failed_by_heartbeat_and_retried(tmp_path):
     import signal
     import threading
