@@ -184,8 +184,9 @@ def test_image_search_weighs_the_dense_family_too():
     from archtune import AutoNeuralClassifier
 
     X, y = _toy_images(160)
+    # No baselines: the networks are under test (the pixel baselines are the test above's).
     model = AutoNeuralClassifier(budget=2, space={"max_epochs": 3, "conv_blocks": 0, "units": 32},
-                                 population=False, random_state=0).fit(X, y)
+                                 population=False, baselines=False, random_state=0).fit(X, y)
     best = model.best_estimator_
     assert best.arch == "cnn" and best.conv_blocks == 0 and best.hidden_layers >= 1
     kinds = {type(m).__name__ for m in best.module_.modules()}
