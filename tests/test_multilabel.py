@@ -386,6 +386,8 @@ def test_a_search_refuses_ensembles_and_bags_by_name(data, asked):
     (lambda Y: Y * 2, r"row \d+, column \d: 2 is not 0 or 1"),
     (lambda Y: np.where(Y == 1, "yes", "no"), "'yes' is not 0 or 1"),
     (lambda Y: [set()] * len(Y), "0 label"),
+    # Rows of one length are a matrix, as scikit-learn reads them; the message says how to give sets.
+    (lambda Y: [["a", "b"]] * len(Y), r"'a' is not 0 or 1.*give each row as a set"),
     (lambda Y: [{1, "a"}] + [{1}] * (len(Y) - 1), "mix label types"),
 ])
 def test_bad_targets_are_named(data, target, match):

@@ -99,7 +99,8 @@ def indicator_matrix(y: np.ndarray, what: str = "y") -> np.ndarray:
         value = values[bad].item() if isinstance(values[bad], np.generic) else values[bad]
         raise DataError(f"{what} row {bad[0] + 1}, column {bad[1]}: {value!r} is not 0 or 1; a 2-D classifier "
                         "target is a multi-label indicator matrix (n_samples, n_labels) of 0/1 values "
-                        "(or pass a list of label sets)")
+                        "(for label sets, give each row as a set, e.g. {'a', 'b'}: rows of one length are read "
+                        "as a matrix)")
     good = (values == 0) | (values == 1)
     if not good.all():
         i, j = (int(k[0]) for k in np.nonzero(~good))
