@@ -3,7 +3,7 @@ trains one sigmoid per label (archtune.data.multilabel).
 
 The cells: the estimator (shapes, the 0.5 threshold, label sets, scikit-learn's scorers),
 the loss and metric against their definitions, every artefact of tests/test_contract.py
-(network, pruned and fine-tuned work; bag, ensemble and distilled are refused by name), the
+(network, pruned, fine-tuned and distilled work; bag and ensemble are refused by name), the
 entry points (Python save/load and ONNX; the CLI's fit, tune and predict), a tiny search,
 and the errors a bad target gets. The data are scikit-learn's
 ``make_multilabel_classification`` (no shared table is multi-label); the networks train two
@@ -208,7 +208,8 @@ def saved(network, data, tmp_path_factory):
     archtune.save(network, source)
     tuned = NeuralClassifier(**SMALL, init_from=str(source)).fit(X, Y)
     built = {}
-    for kind, model in (("network", network), ("pruned", pruned), ("fine-tuned", tuned)):
+    distilled = archtune.distill(network, X, Y, NeuralClassifier(**SMALL), random_state=0)
+    for kind, model in (("network", network), ("pruned", pruned), ("fine-tuned", tuned), ("distilled", distilled)):
         directory = tmp_path_factory.mktemp(kind)
         archtune.save(model, directory)
         rows = directory.parent / f"{directory.name}.csv"
@@ -217,7 +218,7 @@ def saved(network, data, tmp_path_factory):
     return built
 
 
-@pytest.mark.parametrize("kind", ["network", "pruned", "fine-tuned"])
+@pytest.mark.parametrize("kind", ["network", "pruned", "fine-tuned", "distilled"])
 def test_cli_predict_info_and_export_of_every_artefact(saved, data, kind, tmp_path):
     X, _ = data
     model, directory, rows = saved[kind]
@@ -244,7 +245,7 @@ def test_cli_predict_info_and_export_of_every_artefact(saved, data, kind, tmp_pa
     np.testing.assert_array_equal(out["label"], model.predict(X[:50]))
 
 
-def test_bag_ensemble_and_distillation_are_refused_by_name(network, data):
+def test_bag_and_ensemble_are_refused_by_name(network, data):
     from sklearn.metrics import get_scorer
 
     from archtune.ensemble.bagging import bag
@@ -256,8 +257,37 @@ def test_bag_ensemble_and_distillation_are_refused_by_name(network, data):
     with pytest.raises(InvalidParameterError, match="an ensemble is not supported for multi-label"):
         make_ensemble("classification", [Member("network #0 (mlp)", network, "network", 0.5, 0)], np.ones(1),
                       network.classes_)
-    with pytest.raises(InvalidParameterError, match="distillation is not supported for multi-label"):
-        archtune.distill(network, X, Y, NeuralClassifier(**SMALL))
+
+
+def test_distillation_with_alpha_1_is_the_ordinary_fit(network, data):
+    X, Y = data
+    ordinary = NeuralClassifier(**SMALL).fit(X, Y)
+    student = archtune.distill(network, X, Y, NeuralClassifier(**SMALL), alpha=1.0, random_state=0)
+    np.testing.assert_array_equal(student.predict_proba(X), ordinary.predict_proba(X))
+
+
+def test_the_soft_loss_is_each_labels_bernoulli_kl():
+    from archtune.shrink.distill_loss import DistillationTask, targets
+
+    torch.manual_seed(0)
+    student, teacher, hard = torch.randn(8, 3), torch.randn(8, 3), (torch.rand(8, 3) > 0.5).float()
+    task = DistillationTask("multilabel", 3, "cross_entropy", "accuracy", temperature=2.0, alpha=0.0)
+    p, q = torch.sigmoid(teacher / 2), torch.sigmoid(student / 2)
+    kl = p * torch.log(p / q) + (1 - p) * torch.log((1 - p) / (1 - q))
+    value = task.loss_fn()(student, targets(hard, torch.ones(8), teacher))
+    assert float(value) == pytest.approx(float(4 * kl.mean()), rel=1e-5)
+
+
+def test_a_scikit_learn_multioutput_teacher_teaches_and_mismatches_are_named(network, data):
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.multioutput import MultiOutputClassifier
+
+    X, Y = data
+    teacher = MultiOutputClassifier(LogisticRegression(max_iter=500)).fit(X, Y)
+    student = archtune.distill(teacher, X, Y, NeuralClassifier(**SMALL), alpha=0.0, random_state=0)
+    assert student.predict(X).shape == Y.shape
+    with pytest.raises(InvalidParameterError, match="is multi-label but y is not"):
+        archtune.distill(network, X, Y[:, 0], NeuralClassifier(**SMALL))
 
 
 def test_onnx_equals_predict_proba(network, data, tmp_path):

@@ -26,7 +26,7 @@ import torch
 from archtune.custom_loss import describe as describe_loss, is_custom
 from archtune.checks import check_choice, check_number
 from archtune.doctor.lr_finder import resolve_learning_rate
-from archtune.data.multilabel import refuse_multilabel
+from archtune.data.multilabel import is_multilabel, is_multilabel_target
 from archtune.data.table import Table
 from archtune.errors import InvalidParameterError
 from archtune.estimators import NeuralClassifier, NeuralRegressor
@@ -34,7 +34,7 @@ from archtune.fitting import calibration, finish, prepare, set_fitted, train, tr
 from archtune.prepared import Prepared
 from archtune.shrink.augment import AUGMENTATIONS, swap_noise
 from archtune.shrink.distill_loss import DistillationTask, targets
-from archtune.shrink.teacher import describe, teacher_logits, teacher_task, teacher_values
+from archtune.shrink.teacher import describe, label_logits, teacher_logits, teacher_task, teacher_values
 from archtune.train import Callback
 
 # The default student: two hidden layers of 64 units, without the piecewise-linear numeric
@@ -123,8 +123,8 @@ def distill(teacher: Any, X: Any, y: Any, student: NeuralClassifier | NeuralRegr
         A parameter out of range; a teacher without ``predict_proba``/``predict``; a teacher
         of the other task than the student (a regressor teacher for a classifier student);
         the teacher's classes not those of y; X_unlabeled or augment with sparse X; a
-        multi-label teacher or y (archtune.data.multilabel); a student with loss="quantile"
-        (a quantile teacher teaches its median to a point student).
+        multi-label teacher with a single-label y or the reverse (archtune.data.multilabel); a
+        student with loss="quantile" (a quantile teacher teaches its median to a point student).
     DataError
         X, y, X_unlabeled or validation_data cannot be used (named), as in ``fit``.
 
@@ -147,8 +147,13 @@ def distill(teacher: Any, X: Any, y: Any, student: NeuralClassifier | NeuralRegr
     augment_size = check_number("augment_size", augment_size, 1, integer=True)
     swap_probability = check_number("swap_probability", swap_probability, 0.0, 1.0, low_open=True, high_open=True)
     task = teacher_task(teacher)
-    if task == "classification":  # the distillation loss is for one label per row
-        refuse_multilabel("distillation", y, [teacher])
+    # A multi-label teacher: archtune's, or scikit-learn's MultiOutputClassifier (a classes_ per label).
+    multi = is_multilabel(teacher) or isinstance(getattr(teacher, "classes_", None), list)
+    if task == "classification" and multi != is_multilabel_target(y):
+        raise InvalidParameterError(
+            f"teacher {describe(teacher)} is {'' if multi else 'not '}multi-label but y is "
+            f"{'' if is_multilabel_target(y) else 'not '}(a 0/1 matrix or label sets): a student learns the "
+            "teacher's task on the same labels")
     if student is None:
         student = default_student(task, random_state)
     elif not isinstance(student, (NeuralClassifier, NeuralRegressor)):
@@ -222,6 +227,8 @@ def _teacher_outputs(teacher: Any, prepared: Prepared) -> Any:
 
         return values
     classes = target.attributes()["classes_"]
+    if prepared.task.task == "multilabel":  # one Bernoulli logit per label
+        return lambda rows: label_logits(teacher, rows, classes)
     return lambda rows: teacher_logits(teacher, rows, classes)
 
 

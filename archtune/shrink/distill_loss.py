@@ -10,7 +10,8 @@ Each row's target is one float vector: ``[hard target(s), hard-label weight, tea
 with the student's own cross-entropy (its label smoothing and class weights) on the hard
 labels, the teacher's logits t and the student's s. The T^2 keeps the soft term's gradients on
 the hard term's scale as T changes (Hinton et al., section 2). Two classes use one logit and the
-Bernoulli KL divergence. For regression, in the student's standardised target space,
+Bernoulli KL divergence, as does each label of a multi-label student (the mean over labels).
+For regression, in the student's standardised target space,
 
     loss = alpha * loss(y, student) + (1 - alpha) * loss(teacher, student)
 
@@ -64,7 +65,7 @@ class DistillationTask(TaskSpec):
     @property
     def n_hard(self) -> int:
         """Columns of the hard target in a row of `targets`."""
-        return self.n_outputs if self.task == "regression" else 1
+        return self.n_outputs if self.task in ("regression", "multilabel") else 1
 
     def split(self, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(hard targets in the ordinary loss's form, hard weights [B], teacher outputs [B, k])."""
@@ -128,7 +129,7 @@ def _soft_loss(task: str, loss: str, temperature: float) -> Any:
     def like(teacher: torch.Tensor, outputs: torch.Tensor) -> torch.Tensor:
         return teacher.unsqueeze(1).expand_as(outputs) if outputs.dim() == 3 else teacher
 
-    if task == "binary":
+    if task in ("binary", "multilabel"):  # multi-label: the Bernoulli KL of each label, averaged
         def binary(outputs: torch.Tensor, teacher: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:
             t = like(teacher, outputs) / T
             p = torch.sigmoid(t)

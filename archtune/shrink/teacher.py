@@ -81,6 +81,31 @@ def teacher_logits(teacher: Any, X: Any, classes: np.ndarray) -> np.ndarray:
     return log_p.astype("float32")
 
 
+def label_logits(teacher: Any, X: Any, labels: np.ndarray) -> np.ndarray:
+    """A multi-label teacher's logits ``log p - log(1 - p)`` per label, columns in the order of
+    the student's ``labels`` (archtune.data.multilabel), float32 (n_samples, n_labels).
+    ``predict_proba`` may be the (n_samples, n_labels) matrix (archtune, `MLPClassifier`) or
+    `MultiOutputClassifier`'s list of (n_samples, 2) arrays.
+
+    Raises
+    ------
+    InvalidParameterError
+        The teacher's labels (``classes_``) are not the student's.
+    """
+    own = getattr(teacher, "classes_", None)
+    if isinstance(own, list):  # MultiOutputClassifier: one classes_ per label, the labels are its columns
+        if len(own) != len(labels):
+            raise InvalidParameterError(f"teacher {describe(teacher)} has {len(own)} labels but y has {len(labels)}")
+        order = np.arange(len(labels))
+    else:
+        order = class_order(teacher, labels)
+    proba = teacher.predict_proba(X)
+    if isinstance(proba, list):
+        proba = np.column_stack([np.asarray(p)[:, -1] for p in proba])
+    p = np.clip(np.asarray(proba, dtype="float64")[:, order], EPS, 1 - EPS)
+    return (np.log(p) - np.log1p(-p)).astype("float32")
+
+
 def class_order(teacher: Any, classes: np.ndarray) -> np.ndarray:
     """For each of the student's classes, the column of the teacher's ``predict_proba``.
 
@@ -141,4 +166,4 @@ def describe(teacher: Any) -> str:
     return name
 
 
-__all__ = ["EPS", "class_order", "describe", "teacher_logits", "teacher_task", "teacher_values"]
+__all__ = ["EPS", "class_order", "describe", "label_logits", "teacher_logits", "teacher_task", "teacher_values"]
