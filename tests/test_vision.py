@@ -131,6 +131,10 @@ def test_cnn_parameter_and_input_errors():
         NeuralClassifier(arch="cnn").fit(X, y)
 
 
+# Six epochs of the default CNN on 2000 Fashion-MNIST images against an accuracy floor: a
+# benchmark-like fit, slow. Convolutional networks train, search, save and load in CI through
+# the toy-image tests of this file.
+@pytest.mark.slow
 @needs_fashion
 def test_default_cnn_learns_a_fashion_mnist_subset():
     X, y = load_fashion_mnist("train", n=2000)
