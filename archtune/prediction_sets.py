@@ -142,10 +142,16 @@ def predict_set(model: Any, X: Any, coverage: float, **predict_params: Any) -> n
     Raises
     ------
     InvalidParameterError
-        A bad coverage, or a model without a set calibration (it held out no rows).
+        A bad coverage, a model without a set calibration (it held out no rows), or a
+        multi-label classifier.
     """
+    from archtune.data.multilabel import is_multilabel
+
     coverage = check_coverage(coverage)
     calibration = getattr(model, "conformal_", None)
+    if is_multilabel(model):
+        raise InvalidParameterError(f"{type(model).__name__} is multi-label: prediction sets are for one class per "
+                                    "row (a set of labels per row is not the same guarantee); use predict_proba")
     if not isinstance(calibration, SetCalibration):
         raise InvalidParameterError(
             f"{type(model).__name__} has no prediction-set calibration: it was fitted without held-out rows "

@@ -334,6 +334,12 @@ def test_cli_fit_and_predict_name_the_label_columns(table_file, data, tmp_path):
     assert info.exit_code == 0 and f"labels:       {', '.join(NAMES)} (multi-label" in info.output, info.output
     report = runner.invoke(cli, ["report", str(out), "-o", str(tmp_path / "r.html")])
     assert report.exit_code == 0, report.output
+    # Prediction sets are for one class per row: refused by name in the CLI and in Python.
+    refused = runner.invoke(cli, ["predict", str(out), str(table_file), "--set", "0.9"])
+    assert refused.exit_code != 0 and "holds a multi-label classifier; prediction sets are for one class" \
+        in refused.output, refused.output
+    with pytest.raises(InvalidParameterError, match="is multi-label: prediction sets are for one class per row"):
+        loaded.predict_set(X[:3])
 
 
 def test_cli_tune_searches_a_multilabel_target_and_predicts(table_file, data, tmp_path):

@@ -240,6 +240,11 @@ def predict(bundle: Path, data: str, output: Path | None, best_network: bool, in
             f"--interval: {bundle} holds a {'classifier' if is_classifier(model) else 'regressor without a calibration'}"
             "; intervals are for regressors fitted with held-out rows (archtune fit and tune hold them out)")
     if set_coverage is not None and not _has_set_calibration(model):
+        from archtune.data.multilabel import is_multilabel
+
+        if any(is_multilabel(network) for network in getattr(model, "networks", [model])):
+            raise InvalidParameterError(f"--set: {bundle} holds a multi-label classifier; prediction sets are for "
+                                        "one class per row (its proba_<label> columns give each label's probability)")
         raise InvalidParameterError(
             f"--set: {bundle} holds a {'classifier without a calibration' if is_classifier(model) else 'regressor'}"
             "; prediction sets are for classifiers of one class per row fitted with held-out rows (archtune fit "
