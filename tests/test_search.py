@@ -250,7 +250,10 @@ def _training_after(db: Path, n_finished: int) -> bool:
     return len(done) >= n_finished and bool(running)
 
 
-@pytest.mark.parametrize("population", [False, True], ids=["one-at-a-time", "cohorts"])
+# Two processes, a kill and a resume (about 30 s each): one at a time is slow; the cohorts
+# cell (the default) keeps the kill-and-resume path in CI.
+@pytest.mark.parametrize("population", [pytest.param(False, marks=pytest.mark.slow), True],
+                         ids=["one-at-a-time", "cohorts"])
 def test_resume_after_sigkill_finishes_exactly_the_requested_trials(magic, tmp_path, population):
     X, y = magic
     # 800 rows and, one at a time, 5 trials: the kill lands mid-trial all the same (each trial
