@@ -46,6 +46,20 @@ def check_coverage(coverage: Any) -> float:
     return float(coverage)
 
 
+def conformal_rank(n_rows: int, coverage: float, source: str, unbounded: str) -> int | None:
+    """The rank k (1-based) of the split-conformal order statistic, ceil((n + 1) * coverage),
+    among ``n_rows`` sorted scores; None, with a RuntimeWarning that names ``source`` and says
+    what follows (``unbounded``), when the rows are too few for that coverage."""
+    coverage = check_coverage(coverage)
+    k = math.ceil((n_rows + 1) * coverage)
+    if k > n_rows:
+        warnings.warn(f"{n_rows} calibration rows ({source}) are too few for coverage={coverage}: at least "
+                      f"{math.ceil(coverage / (1 - coverage))} are needed, and {unbounded}", RuntimeWarning,
+                      stacklevel=4)
+        return None
+    return k
+
+
 @dataclass(frozen=True)
 class Calibration:
     """Conformity scores of a regressor.
@@ -71,12 +85,8 @@ class Calibration:
     def radius(self, coverage: float) -> np.ndarray:
         """The half-width for ``coverage``, one per output: the ceil((n + 1) * coverage)-th
         smallest score; infinite (with a warning) when n is too small for that coverage."""
-        coverage = check_coverage(coverage)
-        k = math.ceil((self.n_rows + 1) * coverage)
-        if k > self.n_rows:
-            warnings.warn(f"{self.n_rows} calibration rows ({self.source}) are too few for coverage={coverage}: "
-                          f"at least {math.ceil(coverage / (1 - coverage))} are needed, and the interval is "
-                          "unbounded", RuntimeWarning, stacklevel=3)
+        k = conformal_rank(self.n_rows, coverage, self.source, "the interval is unbounded")
+        if k is None:
             return np.full(self.scores.shape[1], np.inf)
         return self.scores[k - 1].copy()
 
@@ -253,5 +263,5 @@ def predict_interval(model: Any, X: Any, coverage: float, **predict_params: Any)
     return calibration.interval(model.predict(X, **predict_params), coverage)
 
 
-__all__ = ["Calibration", "QuantileCalibration", "calibrate", "calibrate_quantiles", "check_coverage", "interval_of",
-           "predict_interval"]
+__all__ = ["Calibration", "QuantileCalibration", "calibrate", "calibrate_quantiles", "check_coverage", "conformal_rank",
+           "interval_of", "predict_interval"]

@@ -22,13 +22,12 @@ makes them slightly optimistic.
 from __future__ import annotations
 
 import math
-import warnings
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from archtune.conformal import check_coverage
+from archtune.conformal import check_coverage, conformal_rank
 from archtune.errors import BundleError, InvalidParameterError
 
 METHOD = "adaptive prediction sets"
@@ -74,12 +73,8 @@ class SetCalibration:
     def threshold(self, coverage: float) -> float:
         """The mass a set must reach for ``coverage``: the ceil((n + 1) * coverage)-th smallest
         score; 1 (every class, with a warning) when n is too small for that coverage."""
-        coverage = check_coverage(coverage)
-        k = math.ceil((self.n_rows + 1) * coverage)
-        if k > self.n_rows:
-            warnings.warn(f"{self.n_rows} calibration rows ({self.source}) are too few for coverage={coverage}: "
-                          f"at least {math.ceil(coverage / (1 - coverage))} are needed, and every set holds "
-                          "every class", RuntimeWarning, stacklevel=3)
+        k = conformal_rank(self.n_rows, coverage, self.source, "every set holds every class")
+        if k is None:
             return math.inf
         return float(self.scores[k - 1])
 
