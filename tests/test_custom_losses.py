@@ -32,7 +32,7 @@ def test_a_search_takes_a_class_weight_dict_in_python_and_from_the_cli_and_names
     frame.to_csv(tmp_path / "rows.csv", index=False)
     run = CliRunner().invoke(cli, ["tune", str(tmp_path / "rows.csv"), "--target", "label", "--budget", "3",
                                    "--set", 'class_weight={"0": 1, "1": 3}', "--set", "max_epochs=2",
-                                   "--no-ensemble", "--out", str(tmp_path / "run")])
+                                   "--no-ensemble", "--no-report", "--out", str(tmp_path / "run")])
     assert run.exit_code == 0, run.output
     assert archtune.load(tmp_path / "run").class_weight == {"0": 1, "1": 3}
     with pytest.raises(DataError, match=r"the first as InvalidParameterError: class_weight has label 7, which is not "
@@ -119,7 +119,7 @@ def test_a_callable_loss_trains_alone_in_a_cohort_and_runs_in_a_search_and_the_c
     frame.to_csv(tmp_path / "rows.csv", index=False)
     fitted = CliRunner().invoke(cli, ["fit", str(tmp_path / "rows.csv"), "--target", "target", "--set",
                                       "loss=tests.losses_for_tests:log_cosh", "--set", "max_epochs=2",
-                                      "--out", str(tmp_path / "run")])
+                                      "--no-report", "--out", str(tmp_path / "run")])
     assert fitted.exit_code == 0, fitted.output
     assert archtune.load(tmp_path / "run").loss is losses.log_cosh
     missing = CliRunner().invoke(cli, ["fit", str(tmp_path / "rows.csv"), "--target", "target", "--set",
