@@ -21,7 +21,7 @@ from archtune.data.target import TARGETS
 from archtune.data.multilabel import is_multilabel
 from archtune.doctor.lr_finder import resolve_learning_rate
 from archtune.errors import InvalidParameterError
-from archtune.fitting import finish, input_matrix, prepare, set_fitted, train
+from archtune.fitting import class_probabilities, finish, input_matrix, prepare, set_fitted, train
 from archtune.parameters import add_family_parameters, check_params, seed_from, set_family_parameters
 from archtune.pretraining.run import PRETRAIN_EPOCHS
 from archtune.pretraining.run import pretrain as pretrain_rows
@@ -29,7 +29,7 @@ from archtune.pretraining.semi_supervised import check_labelled, take_rows, unla
 from archtune.train import Callback
 from archtune.train.loop import predict_tensor
 from archtune.predicting import predicting
-from archtune.quantiles import point_index
+from archtune.quantiles import point
 from archtune.train.threads import inference_threads
 
 
@@ -634,10 +634,7 @@ class NeuralClassifier(ClassifierMixin, _NeuralBase):
         logits = self._outputs(X, n_threads, device)
         if is_multilabel(self):
             return torch.sigmoid(logits).numpy()
-        if len(self.classes_) == 2:
-            p = torch.sigmoid(logits)
-            return torch.cat([1 - p, p], dim=1).numpy()
-        return torch.softmax(logits, dim=1).numpy()
+        return class_probabilities(logits, len(self.classes_) == 2).numpy()
 
     def predict(self, X: Any, n_threads: int | None = None, device: str | None = None) -> np.ndarray:
         """The most probable class label of each row, array of shape (n_samples,); for a
@@ -730,11 +727,11 @@ class NeuralRegressor(RegressorMixin, _NeuralBase):
         (n_samples, n_features). ``n_threads`` (for this call, restored after it) and
         ``device`` (the network moves there and stays) as in `NeuralClassifier.predict`; a bad
         one is an InvalidParameterError."""
-        outputs = self._outputs(X, n_threads, device).numpy()  # first: it says when the model is unfitted
+        outputs = self._outputs(X, n_threads, device)  # first: it says when the model is unfitted
         quantiles = self.model_config_.quantiles
         if quantiles:  # loss="quantile": the level nearest the median
-            outputs = outputs.reshape(len(outputs), -1, len(quantiles))[..., point_index(quantiles)]
-        return self.target_encoder_.decode(outputs)
+            outputs = point(outputs, quantiles)
+        return self.target_encoder_.decode(outputs.numpy())
 
     def predict_quantiles(self, X: Any, n_threads: int | None = None, device: str | None = None) -> np.ndarray:
         """The predicted quantiles of a ``loss="quantile"`` regressor, at the levels of

@@ -445,6 +445,15 @@ def _validation_outputs(prepared: Prepared, module: Any) -> np.ndarray:
             return predict_tensor(module.eval(), X_val.to(prepared.device)).cpu().double().numpy()
 
 
+def class_probabilities(logits: torch.Tensor, binary: bool) -> torch.Tensor:
+    """Class probabilities [n, n_classes] of a classifier's logits: the sigmoid of a binary
+    network's one logit [n, 1] as (1 - p, p), else the softmax."""
+    if binary:
+        p = torch.sigmoid(logits)
+        return torch.cat([1 - p, p], dim=1)
+    return torch.softmax(logits, dim=1)
+
+
 def _set_calibration(prepared: Prepared, module: Any) -> Any:
     """A binary or multiclass classifier's prediction-set calibration (archtune.prediction_sets)
     on its validation rows, from the probabilities `NeuralClassifier.predict_proba` gives; None
@@ -454,12 +463,7 @@ def _set_calibration(prepared: Prepared, module: Any) -> Any:
     target = prepared.fitted.target
     if target.task not in ("binary", "multiclass") or prepared.y_val[0].numel() != 1:
         return None  # several labels per row, or a distillation's packed targets
-    logits = torch.from_numpy(_validation_outputs(prepared, module))
-    if target.task == "binary":
-        p = torch.sigmoid(logits[:, :1])
-        proba = torch.cat([1 - p, p], dim=1)
-    else:
-        proba = torch.softmax(logits, dim=1)
+    proba = class_probabilities(torch.from_numpy(_validation_outputs(prepared, module)), target.task == "binary")
     codes = prepared.y_val.cpu().numpy().reshape(-1).astype("int64")
     return calibrate_sets(codes, proba.numpy(), "the validation rows of the fit")
 

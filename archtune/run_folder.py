@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from archtune.data.multilabel import is_multilabel
 from archtune.files import atomic_write_bytes, json_bytes
 from archtune.task import task_of
 
@@ -33,7 +34,7 @@ def holdout_metrics(model: Any, X: Any, y: Any) -> dict[str, float]:
     regressor."""
     from sklearn import metrics
 
-    if getattr(getattr(model, "target_encoder_", None), "task", None) == "multilabel":
+    if is_multilabel(model):
         return multilabel_metrics(model, X, y)
     if task_of(model).is_classification:
         proba = model.predict_proba(X)
@@ -123,7 +124,7 @@ def save_evaluation(out: Path, model: Any, X_hold: Any, y_hold: Any, seed: int) 
     from archtune.report.evaluation import EVALUATION_FILE, evaluate
 
     path = out / EVALUATION_FILE
-    if X_hold is None or getattr(getattr(model, "target_encoder_", None), "task", None) == "multilabel":
+    if X_hold is None or is_multilabel(model):
         # A multi-label model's held-out figures are its metrics (multilabel_metrics): the
         # confusion matrix and calibration of evaluation.json are for one label per row.
         path.unlink(missing_ok=True)

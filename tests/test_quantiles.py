@@ -369,3 +369,15 @@ def test_the_cli_tunes_quantile_networks_and_saves_the_best_one(tmp_path):
     result = CliRunner().invoke(cli, ["tune", str(tmp_path / "train.csv"), "--target", "y", "--budget", "2",
                                       "--set", "loss=quantile", "--ensemble", "--out", str(tmp_path / "other")])
     assert result.exit_code != 0 and "ensemble=True is not supported with loss='quantile'" in result.output
+
+
+def test_the_reports_held_out_intervals_of_a_quantile_network_are_its_cqr_intervals():
+    from archtune.report.evaluation import evaluate
+
+    X, y = load_shared("574_house_16H.tsv.gz", n=500, seed=3)
+    model = NeuralRegressor(loss="quantile", quantiles=(0.05, 0.5, 0.95), max_epochs=3, random_state=0).fit(
+        X.iloc[:400], y.iloc[:400])
+    found = evaluate(model, X.iloc[400:], y.iloc[400:], "regression", permutation=False)["prediction_interval"]
+    lower, upper = model.predict_interval(X.iloc[400:], coverage=0.9)
+    truth = y.iloc[400:].to_numpy()
+    assert found["covered"] == pytest.approx(float(np.mean((truth >= lower) & (truth <= upper))))

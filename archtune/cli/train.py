@@ -240,9 +240,7 @@ def predict(bundle: Path, data: str, output: Path | None, best_network: bool, in
             f"--interval: {bundle} holds a {'classifier' if is_classifier(model) else 'regressor without a calibration'}"
             "; intervals are for regressors fitted with held-out rows (archtune fit and tune hold them out)")
     if set_coverage is not None and not _has_set_calibration(model):
-        from archtune.data.multilabel import is_multilabel
-
-        if any(is_multilabel(network) for network in getattr(model, "networks", [model])):
+        if is_multilabel(model):  # an ensemble never holds a multi-label member (make_ensemble refuses one)
             raise InvalidParameterError(f"--set: {bundle} holds a multi-label classifier; prediction sets are for "
                                         "one class per row (its proba_<label> columns give each label's probability)")
         raise InvalidParameterError(

@@ -109,7 +109,7 @@ def _evaluate(model: Any, X: pd.DataFrame, y: Any, task: str, seed: int, permuta
                          "residual": (actual[keep] - pred[keep]).tolist()}
         conformal = getattr(model, "conformal_", None)
         if conformal is not None:
-            found = prediction_intervals(conformal, full, actual, rng)
+            found = prediction_intervals(model, X, conformal, full, actual, rng)
             if found is not None:
                 out["prediction_interval"] = found
     if permutation:
@@ -117,14 +117,18 @@ def _evaluate(model: Any, X: pd.DataFrame, y: Any, task: str, seed: int, permuta
     return out
 
 
-def prediction_intervals(calibration: Any, prediction: np.ndarray, actual: np.ndarray, rng: np.random.Generator,
-                         coverage: float = INTERVAL_COVERAGE) -> dict[str, Any] | None:
+def prediction_intervals(model: Any, X: Any, calibration: Any, prediction: np.ndarray, actual: np.ndarray,
+                         rng: np.random.Generator, coverage: float = INTERVAL_COVERAGE) -> dict[str, Any] | None:
     """The conformal prediction intervals (`archtune.conformal.Calibration`: what
     ``predict_interval`` gives) of the held-out rows, and how many of them they hold.
 
     Parameters
     ----------
-    calibration : Calibration
+    model : regressor
+        The fitted model (a quantile network's intervals come from its predicted quantiles).
+    X : array-like of shape (n_rows, n_features)
+        The held-out rows.
+    calibration : Calibration or QuantileCalibration
         The model's ``conformal_``.
     prediction : ndarray of shape (n_rows,) or (n_rows, n_outputs)
         The model's predictions (the first output's intervals are kept).
@@ -146,9 +150,12 @@ def prediction_intervals(calibration: Any, prediction: np.ndarray, actual: np.nd
     """
     import warnings
 
+    from archtune.conformal import interval_of
+
     with warnings.catch_warnings():  # too few calibration rows: said by returning None
         warnings.simplefilter("ignore", RuntimeWarning)
-        lower, upper = calibration.interval(prediction, coverage)
+        # interval_of: a quantile network's calibration reads its predicted quantiles of X
+        lower, upper = interval_of(model, calibration, prediction, X, coverage)
     if lower.ndim > 1:
         lower, upper, prediction = lower[:, 0], upper[:, 0], prediction[:, 0]
     if not (np.all(np.isfinite(lower)) and np.all(np.isfinite(upper))):

@@ -49,6 +49,26 @@ class Finalised:
     bag: Any = None
 
 
+def _calibrate(final: Any, library: Any, task: str) -> None:
+    """The selected ensemble's intervals (regression) or prediction sets (classes), calibrated
+    on the validation rows before its members train on them, with the library's predictions
+    (a bag's are out-of-fold). Multi-label searches build no ensemble, so a classifier's
+    library targets are one class code per row."""
+    from archtune.conformal import calibrate
+    from archtune.ensemble.selection import combine
+    from archtune.prediction_sets import calibrate_sets
+
+    known = {m.name: p for m, p in zip(library.members, library.predictions)}
+    if not all(m.name in known for m in final.members):
+        return
+    combined = combine([known[m.name] for m in final.members], final.weights)
+    source = "the search's validation rows"
+    if task == "regression":
+        final.conformal_ = calibrate(library.y_val, combined, source)
+    else:
+        final.conformal_ = calibrate_sets(library.targets, combined, source)
+
+
 def finalise(config: SearchConfig, data: SearchData, opened: OpenedStudy, search: Search,
              baselines: list[Any], splits: list[Split], started: float) -> Finalised:
     """The best network, the bag and the ensemble of a search whose trials have run."""
@@ -88,23 +108,7 @@ def finalise(config: SearchConfig, data: SearchData, opened: OpenedStudy, search
         if library is not None and len(splits) == 1:  # the leaderboard's intervals (one hold-out split)
             study.set_user_attr("intervals", {name: list(bounds) for name, bounds in library.intervals().items()})
         if choice is not None and choice.final is not None:
-            # Intervals (regression) or prediction sets (classes): calibrated on the validation
-            # rows before the members train on them, with the library's predictions (a bag's
-            # are out-of-fold).
-            from archtune.conformal import calibrate
-            from archtune.ensemble.selection import combine
-            from archtune.prediction_sets import calibrate_sets
-
-            known = {m.name: p for m, p in zip(library.members, library.predictions)}
-            final = choice.final
-            if all(m.name in known for m in final.members):
-                combined = combine([known[m.name] for m in final.members], final.weights)
-                source = "the search's validation rows"
-                if config.task.name == "regression":
-                    final.conformal_ = calibrate(library.y_val, combined, source)
-                elif library.targets.ndim == 1:  # one class per row
-                    final.conformal_ = calibrate_sets(library.targets, combined, source)
-        if choice is not None and choice.final is not None:
+            _calibrate(choice.final, library, config.task.name)
             # Refit policy (measured in bench/search_quality.py): the selected weights are kept,
             # and the members are trained on all rows where that is cheap or already done:
             # LightGBM again (seconds), the best trial's network replaced by its refit.
